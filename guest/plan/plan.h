@@ -1,0 +1,130 @@
+/* guest/plan/plan.h — the contract between the pure per-format resize
+ * planners and their callers (guest/ops/resize in the guest; tests and fuzzers
+ * on the host). A planner reads metadata only through struct plan_io and emits
+ * an ordered stream of operations into struct plan's sink; it has no I/O of its
+ * own, no globals, and uses only the bounded scratch it is given. */
+#ifndef INSTAR_PLAN_H
+#define INSTAR_PLAN_H
+
+#include "abi.h"
+
+/* Reads len bytes at byte offset off of the image. Bytes past the file's end
+ * (within the device) read as zero. Returns 0 or a negative errno. */
+typedef int (*plan_read_fn)(void *ctx, uint64_t off, void *buf, uint32_t len);
+
+struct plan_io {
+	plan_read_fn read;
+	void *ctx;
+	uint64_t file_size; /* image file length in bytes before the resize */
+};
+
+enum plan_op_kind {
+	PLAN_OP_WRITE = 1,   /* write len bytes of data at off */
+	PLAN_OP_ZERO = 2,    /* make [off, off+len) read as zeros (allocated) */
+	PLAN_OP_DISCARD = 3, /* bytes no longer referenced; may be punched */
+	PLAN_OP_FLUSH = 4,   /* barrier: everything before is durable first */
+};
+
+struct plan_op {
+	uint32_t kind;      /* enum plan_op_kind */
+	uint32_t reserved;
+	uint64_t off;       /* byte offset in the image file */
+	uint64_t len;       /* bytes; 0 for FLUSH */
+	const void *data;   /* WRITE only; valid only during the sink call */
+};
+
+/* Receives each operation in order. Returns 0 or a negative errno; a failing
+ * sink aborts the plan (the planner returns INSTAR_ERR_WRITE_FAILED). */
+typedef int (*plan_sink_fn)(void *ctx, const struct plan_op *op);
+
+#define PLAN_MAX_OPS_DEFAULT (1u << 20)
+
+struct plan {
+	plan_sink_fn sink;
+	void *sink_ctx;
+	uint32_t nops;          /* operations emitted so far */
+	uint32_t max_ops;       /* bound; exceeding it is SCRATCH_TOO_SMALL */
+	uint64_t file_size_after; /* set by the planner: final file length */
+};
+
+/* Bump allocator over caller-provided memory. */
+struct plan_scratch {
+	uint8_t *base;
+	size_t len;
+	size_t used;
+};
+
+struct plan_opts {
+	uint64_t new_size;          /* resolved absolute virtual size, bytes */
+	uint64_t expected_old_size; /* host probe's view; mismatch -> HEADER_MISMATCH */
+	uint32_t prealloc;          /* enum instar_prealloc */
+	uint32_t flags;             /* INSTAR_RESIZE_SHRINK_ALLOWED */
+};
+
+/* ---- helpers (guest/plan/plan.c) ---- */
+void plan_init(struct plan *p, plan_sink_fn sink, void *ctx, uint32_t max_ops);
+/* Each returns 0, INSTAR_ERR_SCRATCH_TOO_SMALL (op bound) or
+ * INSTAR_ERR_WRITE_FAILED (sink failed). */
+int plan_write(struct plan *p, uint64_t off, const void *data, uint64_t len);
+int plan_zero(struct plan *p, uint64_t off, uint64_t len);
+int plan_discard(struct plan *p, uint64_t off, uint64_t len);
+int plan_flush(struct plan *p);
+
+void plan_scratch_init(struct plan_scratch *s, void *base, size_t len);
+/* Returns zeroed memory aligned to align (power of two), or NULL. */
+void *plan_alloc(struct plan_scratch *s, size_t len, size_t align);
+
+/* Reads through io; 0 or INSTAR_ERR_READ_FAILED. */
+int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len);
+
+/* Sets ret->detail from a NUL-terminated string (truncating). */
+void plan_set_detail(struct instar_resize_result *ret, const char *msg);
+
+/* Endian helpers (unaligned-safe). */
+uint16_t plan_be16(const void *p);
+uint32_t plan_be32(const void *p);
+uint64_t plan_be64(const void *p);
+uint16_t plan_le16(const void *p);
+uint32_t plan_le32(const void *p);
+uint64_t plan_le64(const void *p);
+void plan_put_be16(void *p, uint16_t v);
+void plan_put_be32(void *p, uint32_t v);
+void plan_put_be64(void *p, uint64_t v);
+void plan_put_le16(void *p, uint16_t v);
+void plan_put_le32(void *p, uint32_t v);
+void plan_put_le64(void *p, uint64_t v);
+
+/* Freestanding-safe mem helpers (the guest has no libc). */
+void plan_memcpy(void *dst, const void *src, size_t n);
+void plan_memset(void *dst, int c, size_t n);
+int plan_memcmp(const void *a, const void *b, size_t n);
+
+/* CRC-32C (Castagnoli), as VHDX uses; crc starts at 0. */
+uint32_t plan_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ---- planners: one per format ----
+ * Each validates the header it reads against opts (expected_old_size),
+ * fills ret (error, action, old/new virtual size, file sizes, detail) and
+ * returns ret->error (0 on success). On error nothing must have been
+ * emitted after the first FLUSH that precedes the commit write; callers
+ * discard the whole stream on error anyway. The plan's crash-safe order:
+ * prepare -> FLUSH -> commit write -> FLUSH -> cleanup. */
+int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io,
+		      struct plan_scratch *s, struct plan *p,
+		      struct instar_resize_result *ret);
+int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io,
+		     struct plan_scratch *s, struct plan *p,
+		     struct instar_resize_result *ret);
+int plan_resize_vhd(const struct plan_opts *o, const struct plan_io *io,
+		    struct plan_scratch *s, struct plan *p,
+		    struct instar_resize_result *ret);
+int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io,
+		     struct plan_scratch *s, struct plan *p,
+		     struct instar_resize_result *ret);
+
+/* Dispatch on enum instar_format; UNSUPPORTED_FORMAT for others. */
+int plan_resize(uint32_t format, const struct plan_opts *o,
+		const struct plan_io *io, struct plan_scratch *s, struct plan *p,
+		struct instar_resize_result *ret);
+
+#endif

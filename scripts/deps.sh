@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — install what instar needs to build, test and benchmark.
+# As root: apt-get update + install of whatever is missing. Otherwise: print the
+# apt-get line to run. Runtime needs only libfuse3, inih, libseccomp, jansson;
+# qemu-utils and hyperfine are for tests and benchmarks only.
+set -eu
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libfuse3-dev fuse3 libinih-dev libseccomp-dev libjansson-dev libcmocka-dev
+  qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
+  python3 time util-linux e2fsprogs
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "deps: missing packages; run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
