@@ -1,0 +1,232 @@
+/* tests/tools/plan_apply.c — host harness for the planners: runs a planner
+ * against an image file (reads through pread), records the op stream, then
+ * applies it the way the host commit does (writes in order, fdatasync at each
+ * FLUSH, final length). Used by unit and compat tests of every format.
+ *
+ *   plan-apply [--shrink] [--prealloc MODE] [--ops] [--dry-run]
+ *              [--stop-after K] FORMAT IMAGE NEWSIZE
+ *
+ * Prints one line "error=NAME action=A old=N new=N before=N after=N detail=..."
+ * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "abi_names.h"
+#include "plan.h"
+
+struct rec_op {
+	struct plan_op op;
+	uint8_t *data;
+};
+
+struct recorder {
+	struct rec_op *ops;
+	size_t n, cap;
+};
+
+static int file_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	int fd = *(int *)ctx;
+	uint8_t *b = buf;
+
+	while (len) {
+		ssize_t r = pread(fd, b, len, (off_t)off);
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* past EOF reads as zeros */
+			memset(b, 0, len);
+			return 0;
+		}
+		b += r;
+		off += (uint64_t)r;
+		len -= (uint32_t)r;
+	}
+	return 0;
+}
+
+static int rec_sink(void *ctx, const struct plan_op *op)
+{
+	struct recorder *r = ctx;
+	struct rec_op *ro;
+
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 64;
+		struct rec_op *n = realloc(r->ops, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		r->ops = n;
+		r->cap = nc;
+	}
+	ro = &r->ops[r->n];
+	ro->op = *op;
+	ro->data = NULL;
+	if (op->kind == PLAN_OP_WRITE) {
+		ro->data = malloc(op->len);
+		if (!ro->data)
+			return -ENOMEM;
+		memcpy(ro->data, op->data, op->len);
+	}
+	r->n++;
+	return 0;
+}
+
+static const char *kind_name(uint32_t k)
+{
+	switch (k) {
+	case PLAN_OP_WRITE:
+		return "write";
+	case PLAN_OP_ZERO:
+		return "zero";
+	case PLAN_OP_DISCARD:
+		return "discard";
+	case PLAN_OP_FLUSH:
+		return "flush";
+	}
+	return "?";
+}
+
+static int apply(int fd, const struct recorder *r, long stop_after)
+{
+	long writes = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct plan_op *op = &r->ops[i].op;
+
+		if (op->kind != PLAN_OP_FLUSH && stop_after >= 0 && writes >= stop_after)
+			return 1;
+		switch (op->kind) {
+		case PLAN_OP_WRITE:
+			if (pwrite(fd, r->ops[i].data, op->len, (off_t)op->off) != (ssize_t)op->len)
+				return -1;
+			writes++;
+			break;
+		case PLAN_OP_ZERO:
+			if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)op->off, (off_t)op->len) != 0)
+				return -1;
+			writes++;
+			break;
+		case PLAN_OP_DISCARD: {
+			struct stat st;
+			if (fstat(fd, &st) != 0)
+				return -1;
+			if (op->off < (uint64_t)st.st_size &&
+			    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)op->off, (off_t)op->len) != 0)
+				return -1;
+			writes++;
+			break;
+		}
+		case PLAN_OP_FLUSH:
+			if (fdatasync(fd) != 0)
+				return -1;
+			break;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{"shrink", no_argument, NULL, 's'},     {"prealloc", required_argument, NULL, 'p'},
+		{"ops", no_argument, NULL, 'o'},        {"dry-run", no_argument, NULL, 'n'},
+		{"stop-after", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
+	};
+	struct plan_opts po = {0};
+	struct instar_resize_result res = {0};
+	struct recorder rec = {0};
+	struct plan_scratch sc;
+	struct plan p;
+	struct plan_io io;
+	struct stat st;
+	bool show_ops = false, dry = false;
+	long stop_after = -1;
+	int c, fd, fmt, prealloc;
+	size_t scratch_len = 24u << 20;
+	void *scratch;
+
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			po.flags |= INSTAR_RESIZE_SHRINK_ALLOWED;
+			break;
+		case 'p':
+			prealloc = instar_prealloc_from_name(optarg);
+			if (prealloc < 0)
+				return 1;
+			po.prealloc = (uint32_t)prealloc;
+			break;
+		case 'o':
+			show_ops = true;
+			break;
+		case 'n':
+			dry = true;
+			break;
+		case 'k':
+			stop_after = strtol(optarg, NULL, 10);
+			break;
+		default:
+			return 1;
+		}
+	}
+	if (argc - optind != 3) {
+		fprintf(stderr, "usage: plan-apply [--shrink] [--prealloc M] [--ops] [--dry-run] "
+				"[--stop-after K] FORMAT IMAGE NEWSIZE\n");
+		return 1;
+	}
+	fmt = instar_format_from_name(argv[optind]);
+	if (fmt < 0) {
+		fprintf(stderr, "unknown format %s\n", argv[optind]);
+		return 1;
+	}
+	fd = open(argv[optind + 1], dry ? O_RDONLY : O_RDWR);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		perror(argv[optind + 1]);
+		return 1;
+	}
+	po.new_size = strtoull(argv[optind + 2], NULL, 0);
+	po.expected_old_size = UINT64_MAX; /* "unknown": planners skip the check */
+	io.read = file_read;
+	io.ctx = &fd;
+	io.file_size = (uint64_t)st.st_size;
+	scratch = malloc(scratch_len);
+	if (!scratch)
+		return 1;
+	plan_scratch_init(&sc, scratch, scratch_len);
+	plan_init(&p, rec_sink, &rec, 0);
+	res.file_size_before = (uint64_t)st.st_size;
+	plan_resize((uint32_t)fmt, &po, &io, &sc, &p, &res);
+	res.detail[INSTAR_DETAIL_MAX - 1] = '\0';
+	printf("error=%s action=%s old=%" PRIu64 " new=%" PRIu64 " before=%" PRIu64
+	       " after=%" PRIu64 " ops=%zu detail=%s\n",
+	       instar_err_name(res.error), instar_action_name(res.action), res.old_virtual_size,
+	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, res.detail);
+	if (show_ops)
+		for (size_t i = 0; i < rec.n; i++)
+			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i, kind_name(rec.ops[i].op.kind),
+			       rec.ops[i].op.off, rec.ops[i].op.len);
+	if (res.error != INSTAR_OK)
+		return 2;
+	if (!dry) {
+		int a = apply(fd, &rec, stop_after);
+		if (a < 0) {
+			perror("apply");
+			return 1;
+		}
+		if (a == 0 && ftruncate(fd, (off_t)res.file_size_after) != 0) {
+			perror("ftruncate");
+			return 1;
+		}
+		if (fsync(fd) != 0)
+			return 1;
+	}
+	close(fd);
+	return 0;
+}

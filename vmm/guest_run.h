@@ -1,0 +1,30 @@
+/* vmm/guest_run.h — run one resize operation in a guest and commit it. */
+#ifndef VMM_GUEST_RUN_H
+#define VMM_GUEST_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "abi.h"
+
+struct vmm_guest_opts {
+	const char *guest_dir;  /* NULL: $INSTAR_GUEST_DIR, build tree, libexecdir */
+	uint32_t timeout_ms;    /* watchdog; 0 = default 30 s */
+	uint64_t overlay_limit; /* staged-write bound in bytes; 0 = default */
+	uint64_t ram_size;      /* guest RAM; 0 = default (32 MiB) */
+	bool debug;             /* forward guest log text to stderr */
+};
+
+/* Boots core.bin + resize.bin with fd as virtio-blk device 0 and runs the
+ * resize cfg describes. When the guest reports success, applies the staged
+ * writes to fd in the guest's order (fdatasync at each guest flush), sets the
+ * file length to ret->file_size_after and fsyncs. Returns 0 whenever ret is
+ * filled: ret->error is INSTAR_OK or the error (guest-reported, or TIMEOUT,
+ * GUEST_FAULT, OVERLAY_LIMIT, IO found by the host) with ret->detail set.
+ * Unless ret->error == INSTAR_OK the file is byte-identical to before.
+ * Returns a negative errno only when it could not even start (no KVM,
+ * guest binaries missing), with ret->detail saying what. */
+int vmm_guest_resize(int fd, const struct instar_resize_config *cfg,
+		     const struct vmm_guest_opts *o, struct instar_resize_result *ret);
+
+#endif
