@@ -27,3 +27,19 @@ install: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Fuzzing: clang + libFuzzer builds in build-fuzz; each target runs
+# FUZZ_SECONDS over a work corpus seeded from tests/fuzz/corpus/NAME.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	@test -f $(FUZZ_BUILD)/build.ninja || CC=clang-14 meson setup $(FUZZ_BUILD) \
+		-Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+	meson compile -C $(FUZZ_BUILD)
+	@set -e; for t in $(FUZZ_BUILD)/tests/fuzz/fuzz-*; do \
+		case $$t in *-regress|*.p) continue;; esac; [ -x $$t ] || continue; \
+		name=$${t##*/fuzz-}; mkdir -p $(FUZZ_BUILD)/corpus-$$name $(FUZZ_BUILD)/crashes; \
+		echo "== fuzz $$name for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/crashes/$$name- \
+			$(FUZZ_BUILD)/corpus-$$name tests/fuzz/corpus/$$name; \
+	done
