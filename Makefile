@@ -43,3 +43,14 @@ fuzz: deps
 		$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/crashes/$$name- \
 			$(FUZZ_BUILD)/corpus-$$name tests/fuzz/corpus/$$name; \
 	done
+
+# Side-by-side benchmark with qemu-img; writes BENCHMARKS.md.
+bench: build
+	bash bench/run.sh $(BUILD)
+
+# Differential random testing against qemu-img: make difftest N=500 SEED=7
+N ?= 500
+SEED ?= 1
+DIFF_FORMATS ?= raw,qcow2,vmdk,vhd,vhdx
+difftest: build
+	python3 tests/difftest/difftest.py --instar $(BUILD)/vmm/instar --seed $(SEED) --cases $(N) --formats $(DIFF_FORMATS)

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD] — side-by-side benchmark of instar and qemu-img resize.
+# Each case runs both tools on fresh copies of the same image (hyperfine
+# --prepare recreates it before every run) in one hyperfine invocation, then
+# bench/report.py writes BENCHMARKS.md (medians, min/max, ratio, peak RSS,
+# instar's phase breakdown, scaling table). Rerun: `make bench`.
+set -eu
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+instar=$(cd "$build" && pwd)/vmm/instar
+runs=${BENCH_RUNS:-30}
+out=${BENCH_OUT:-$root/bench/out}
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+# bench_case NAME "SETUP (makes t.img)" "OPTIONS" SIZE [RUNS] [TOOLS]
+bench_case() {
+	local name=$1 setup=$2 opts=$3 size=$4 n=${5:-$runs} tools=${6:-"instar qemu-img"}
+	local cmds=() tool bin
+	rm -f base.img t.img
+	eval "$setup"
+	mv t.img base.img
+	for tool in $tools; do
+		bin=$instar; [ "$tool" = qemu-img ] && bin=qemu-img
+		cmds+=(-n "$tool" "$bin resize $opts $tmp/t.img $size")
+	done
+	hyperfine -N -w 2 -r "$n" --export-json "$out/$name.json" \
+		--prepare "cp --sparse=always $tmp/base.img $tmp/t.img" "${cmds[@]}" >/dev/null
+	for tool in $tools; do # peak RSS of one run of each tool
+		bin=$instar; [ "$tool" = qemu-img ] && bin=qemu-img
+		cp --sparse=always base.img t.img
+		/usr/bin/time -f '%M' -o "$out/$name.$tool.rss" $bin resize $opts t.img $size >/dev/null
+	done
+	# instar's own phase breakdown (INSTAR_TIMING=1 prints phases to stderr)
+	cp --sparse=always base.img t.img
+	INSTAR_TIMING=1 "$instar" resize $opts t.img $size 2>"$out/$name.timing" >/dev/null || true
+	echo "bench: $name done" >&2
+}
+
+q() { qemu-img create -q -f qcow2 t.img "$1"; }
+data64() { qemu-io -c 'write -P 0xab 0 32M' -c 'write -P 0xcd 1536M 32M' t.img >/dev/null; }
+
+rm -f "$out"/*.json "$out"/*.rss "$out"/*.timing
+bench_case qcow2-grow-header "qemu-img create -q -f qcow2 t.img 2G && qemu-img resize -q --shrink t.img 1G" "-f qcow2" +1G
+bench_case qcow2-grow-1g-2g "q 1G" "-f qcow2" 2G
+bench_case qcow2-grow-64t "q 1G" "-f qcow2" 64T
+bench_case qcow2-shrink-2g-1g "q 2G && data64" "-f qcow2 --shrink" 1G
+bench_case raw-grow-falloc "qemu-img create -q -f raw t.img 1G" "-f raw --preallocation=falloc" 2G
+# scaling: cost follows the metadata touched, not the virtual size
+for sz in 1G 1T 64T; do
+	bench_case "scale-grow-$sz" "q $sz" "-f qcow2" +1G 10
+done
+bench_case scale-shrink-1G "q 1G" "-f qcow2 --shrink" 512M 10
+bench_case scale-shrink-1T "q 1T" "-f qcow2 --shrink" 1G 3
+if [ "${BENCH_SLOW:-0}" = 1 ]; then # qemu-img needs ~5 minutes per run here
+	bench_case scale-shrink-64T "q 64T" "-f qcow2 --shrink" 1G 1
+else
+	bench_case scale-shrink-64T "q 64T" "-f qcow2 --shrink" 1G 10 instar
+fi
+python3 "$root/bench/report.py" "$out" "$root/BENCHMARKS.md"
