@@ -64,7 +64,7 @@ one_case() {
 
 one_case qcow2-grow qcow2 "" 1G "2G"
 one_case qcow2-grow-64t qcow2 "cluster_size=65536" 1G "64T"
-one_case qcow2-512-grow qcow2 "cluster_size=512" 64M "16G"
+one_case qcow2-512-grow qcow2 "cluster_size=512" 64M "1G"
 one_case qcow2-shrink qcow2 "" 1G "--shrink 2M"
 one_case vmdk-grow vmdk "" 1G "8G"
 one_case vmdk-shrink vmdk "" 1G "--shrink 2M"
