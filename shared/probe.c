@@ -1,0 +1,444 @@
+/* shared/probe.c — bounded host-side format probe (see probe.h). Every read
+ * goes through win(), which hands out a pointer only when the whole range
+ * lies inside one window the caller supplied. */
+#include "probe.h"
+
+#define SECTOR 512u
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static bool bytes_eq(const uint8_t *p, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)s[i])
+			return false;
+	return true;
+}
+
+/* [off, off + len) of the file if one window holds all of it, else NULL. */
+static const uint8_t *win(const struct instar_probe_input *in, uint64_t off, uint64_t len)
+{
+	if (len == 0 || off > in->file_size || len > in->file_size - off)
+		return NULL;
+	for (unsigned i = 0; i < in->nwindows; i++) {
+		const struct instar_probe_window *w = &in->windows[i];
+
+		if (off >= w->offset && off - w->offset <= w->len &&
+		    len <= w->len - (off - w->offset))
+			return w->data + (off - w->offset);
+	}
+	return NULL;
+}
+
+/* Asks the caller for [off, off + len) unless the file cannot hold it. */
+static void need(const struct instar_probe_input *in, struct instar_probe_info *ret, uint64_t off,
+		 uint64_t len)
+{
+	if (len == 0 || len > INSTAR_PROBE_MAX_EXTRA || off > in->file_size ||
+	    len > in->file_size - off || in->nwindows >= INSTAR_PROBE_MAX_WINDOWS)
+		return;
+	ret->need_offset = off;
+	ret->need_len = (uint32_t)len;
+}
+
+static void set_sub(struct instar_probe_info *ret, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < sizeof(ret->subformat) - 1 && s[i]; i++)
+		ret->subformat[i] = s[i];
+	ret->subformat[i] = '\0';
+}
+
+/* ---- vmdk ---- */
+
+/* The first 512 bytes as qemu's probe sees them: zero-padded. */
+static uint8_t probe_byte(const struct instar_probe_input *in, uint64_t off)
+{
+	const uint8_t *p = win(in, off, 1);
+
+	return p ? *p : 0;
+}
+
+/* qemu's text-descriptor rule: comment lines and blank lines, then a line
+ * "version=1|2|3" (with \n or \r\n), all within the first 512 bytes. */
+static bool vmdk_text_probe(const struct instar_probe_input *in)
+{
+	uint64_t p = 0, end = SECTOR;
+
+	while (p < end) {
+		uint8_t c = probe_byte(in, p);
+
+		if (c == '#') {
+			while (p < end && probe_byte(in, p) != '\n')
+				p++;
+			p++;
+			continue;
+		}
+		if (c == ' ') {
+			while (p < end && probe_byte(in, p) == ' ')
+				p++;
+			if (p < end && probe_byte(in, p) == '\r')
+				p++;
+			if (p == end || probe_byte(in, p) != '\n')
+				return false;
+			p++;
+			continue;
+		}
+		if (end - p >= 10 && probe_byte(in, p) == 'v') {
+			static const char v[] = "version=";
+			uint64_t i;
+
+			for (i = 0; i < 8; i++)
+				if (probe_byte(in, p + i) != (uint8_t)v[i])
+					return false;
+			c = probe_byte(in, p + 8);
+			if (c < '1' || c > '3')
+				return false;
+			if (probe_byte(in, p + 9) == '\n')
+				return true;
+			return end - p >= 11 && probe_byte(in, p + 9) == '\r' &&
+			       probe_byte(in, p + 10) == '\n';
+		}
+		return false;
+	}
+	return false;
+}
+
+static bool is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Walks a descriptor text: createType="..." and the sum of the extent sizes
+ * (lines "RW|RDONLY|NOACCESS <sectors> <type> ..."). */
+static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info *ret,
+			    bool want_size)
+{
+	uint64_t sectors = 0;
+	bool any_extent = false, bad = false;
+	size_t i = 0;
+
+	while (i < n && d[i]) {
+		size_t ls = i, le;
+
+		while (i < n && d[i] && d[i] != '\n')
+			i++;
+		le = i;
+		if (i < n && d[i] == '\n')
+			i++;
+		if (le - ls > 12 && bytes_eq(d + ls, "createType=\"", 12)) {
+			size_t q = ls + 12, qe = q;
+
+			while (qe < le && d[qe] != '"')
+				qe++;
+			if (qe < le)
+				set_sub(ret, (const char *)d + q, qe - q);
+			continue;
+		}
+		size_t k = ls, kw;
+
+		if (le - ls >= 3 && bytes_eq(d + ls, "RW ", 3))
+			kw = 3;
+		else if (le - ls >= 7 && bytes_eq(d + ls, "RDONLY ", 7))
+			kw = 7;
+		else if (le - ls >= 9 && bytes_eq(d + ls, "NOACCESS ", 9))
+			kw = 9;
+		else
+			continue;
+		k += kw;
+		uint64_t v = 0;
+
+		if (k >= le || !is_digit(d[k])) {
+			bad = true;
+			continue;
+		}
+		for (; k < le && is_digit(d[k]); k++) {
+			if (v > (UINT64_MAX - 9) / 10) {
+				bad = true;
+				break;
+			}
+			v = v * 10 + (d[k] - '0');
+		}
+		if (sectors + v < sectors)
+			bad = true;
+		sectors += v;
+		any_extent = true;
+	}
+	if (want_size && any_extent && !bad && sectors <= UINT64_MAX / SECTOR)
+		ret->virtual_size = sectors * SECTOR;
+}
+
+static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t *h,
+			      struct instar_probe_info *ret)
+{
+	uint64_t cap = le64(h + 12), grain = le64(h + 20);
+	uint64_t doff = le64(h + 28), dsize = le64(h + 36);
+	const uint8_t *d;
+
+	ret->version = le32(h + 4);
+	if (cap <= UINT64_MAX / SECTOR)
+		ret->virtual_size = cap * SECTOR;
+	if (grain && grain <= UINT32_MAX / SECTOR)
+		ret->cluster_size = (uint32_t)(grain * SECTOR);
+	/* The embedded descriptor: only for its createType, and only if it
+	 * lies in what we already have. */
+	if (doff && dsize && doff <= UINT64_MAX / SECTOR && dsize <= 64 * 1024 / SECTOR) {
+		d = win(in, doff * SECTOR, dsize * SECTOR);
+		if (d)
+			vmdk_descriptor(d, (size_t)(dsize * SECTOR), ret, false);
+	}
+}
+
+/* ---- vhd ---- */
+
+static void probe_vhd(const struct instar_probe_input *in, const uint8_t *footer,
+		      struct instar_probe_info *ret)
+{
+	uint32_t type = be32(footer + 60);
+	uint64_t doff = be64(footer + 16);
+	const uint8_t *dyn;
+
+	ret->virtual_size = be64(footer + 48);
+	if (type == 2)
+		set_sub(ret, "fixed", 5);
+	else if (type == 3)
+		set_sub(ret, "dynamic", 7);
+	else if (type == 4)
+		set_sub(ret, "differencing", 12);
+	ret->has_backing = type == 4;
+	if (type == 3 || type == 4) {
+		/* dynamic header: block_size @32 */
+		dyn = win(in, doff, 1024);
+		if (dyn && bytes_eq(dyn, "cxsparse", 8))
+			ret->cluster_size = be32(dyn + 32);
+	}
+}
+
+/* ---- vhdx ---- */
+
+static const uint8_t guid_metadata_region[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
+						 0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
+static const uint8_t guid_virtual_disk_size[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
+						   0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
+static const uint8_t guid_file_parameters[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
+						 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
+
+static bool guid_eq(const uint8_t *a, const uint8_t *b)
+{
+	for (int i = 0; i < 16; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+#define VHDX_REGION_TABLE1 (192u * 1024)
+#define VHDX_TABLE_LEN (64u * 1024)
+#define VHDX_MAX_ENTRIES 2047u
+
+static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_info *ret)
+{
+	const uint8_t *rt, *mt, *item;
+	uint64_t md_off = 0, md_len = 0, vds_off = 0, fp_off = 0;
+	bool vds = false, fp = false;
+	uint32_t n, i;
+
+	ret->version = 1;
+	rt = win(in, VHDX_REGION_TABLE1, VHDX_TABLE_LEN);
+	if (!rt) {
+		need(in, ret, VHDX_REGION_TABLE1, VHDX_TABLE_LEN);
+		return;
+	}
+	n = le32(rt + 8);
+	if (!bytes_eq(rt, "regi", 4) || n > VHDX_MAX_ENTRIES)
+		return;
+	for (i = 0; i < n; i++) {
+		const uint8_t *e = rt + 16 + (size_t)i * 32;
+
+		if (guid_eq(e, guid_metadata_region)) {
+			md_off = le64(e + 16);
+			md_len = le32(e + 24);
+		}
+	}
+	if (md_len < VHDX_TABLE_LEN)
+		return;
+	mt = win(in, md_off, VHDX_TABLE_LEN);
+	if (!mt) {
+		need(in, ret, md_off, VHDX_TABLE_LEN);
+		return;
+	}
+	n = le16(mt + 10);
+	if (!bytes_eq(mt, "metadata", 8) || n > VHDX_MAX_ENTRIES)
+		return;
+	for (i = 0; i < n; i++) {
+		const uint8_t *e = mt + 32 + (size_t)i * 32;
+		uint32_t off = le32(e + 16), len = le32(e + 20);
+
+		if (off < VHDX_TABLE_LEN || len < 8 || off > md_len || md_len - off < 8)
+			continue;
+		if (guid_eq(e, guid_virtual_disk_size)) {
+			vds = true;
+			vds_off = md_off + off;
+		} else if (guid_eq(e, guid_file_parameters)) {
+			fp = true;
+			fp_off = md_off + off;
+		}
+	}
+	if (fp) {
+		item = win(in, fp_off, 8);
+		if (item) {
+			uint32_t flags = le32(item + 4);
+
+			ret->cluster_size = le32(item);
+			ret->has_backing = flags & 2;
+			if (flags & 2)
+				set_sub(ret, "differencing", 12);
+			else if (flags & 1)
+				set_sub(ret, "fixed", 5);
+			else
+				set_sub(ret, "dynamic", 7);
+		} else {
+			need(in, ret, fp_off, 8);
+		}
+	}
+	if (vds) {
+		item = win(in, vds_off, 8);
+		if (item)
+			ret->virtual_size = le64(item);
+		else
+			need(in, ret, vds_off, 8);
+	}
+}
+
+/* ---- entry ---- */
+
+uint64_t instar_probe_raw_size(uint64_t file_size)
+{
+	if (file_size > UINT64_MAX - (SECTOR - 1))
+		return UINT64_MAX & ~(uint64_t)(SECTOR - 1);
+	return (file_size + SECTOR - 1) & ~(uint64_t)(SECTOR - 1);
+}
+
+int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *ret)
+{
+	const uint8_t *h;
+	uint32_t magic;
+
+	*ret = (struct instar_probe_info){0};
+	ret->format = INSTAR_FMT_UNKNOWN;
+	ret->virtual_size = INSTAR_PROBE_UNKNOWN;
+	ret->file_size = in->file_size;
+	if (in->nwindows > INSTAR_PROBE_MAX_WINDOWS)
+		return -1;
+	for (unsigned i = 0; i < in->nwindows; i++) {
+		const struct instar_probe_window *w = &in->windows[i];
+
+		if (w->len &&
+		    (!w->data || w->offset > in->file_size || w->len > in->file_size - w->offset))
+			return -1;
+	}
+
+	h = win(in, 0, 8);
+	magic = h ? be32(h) : 0;
+
+	if (magic == 0x514649fb) { /* "QFI\xfb" */
+		h = win(in, 0, 104);
+		if (h && be32(h + 4) >= 2) {
+			uint32_t bits = be32(h + 20);
+
+			ret->format = INSTAR_FMT_QCOW2;
+			ret->version = be32(h + 4);
+			ret->virtual_size = be64(h + 24);
+			if (bits >= 9 && bits <= 21)
+				ret->cluster_size = 1u << bits;
+			ret->has_backing = be64(h + 8) != 0;
+			return 0;
+		}
+		if (h && be32(h + 4) == 1) {
+			ret->other = "qcow";
+			return 0;
+		}
+	} else if (h && (bytes_eq(h, "KDMV", 4) || bytes_eq(h, "COWD", 4))) {
+		ret->format = INSTAR_FMT_VMDK;
+		h = win(in, 0, 512);
+		if (h && bytes_eq(h, "KDMV", 4))
+			probe_vmdk_sparse(in, h, ret);
+		return 0;
+	} else if (h && bytes_eq(h, "conectix", 8)) {
+		h = win(in, 0, 512);
+		ret->format = INSTAR_FMT_VHD;
+		if (h)
+			probe_vhd(in, h, ret);
+		return 0;
+	} else if (h && bytes_eq(h, "vhdxfile", 8)) {
+		ret->format = INSTAR_FMT_VHDX;
+		probe_vhdx(in, ret);
+		return 0;
+	} else if (h && bytes_eq(h, "QED\0", 4)) {
+		ret->other = "qed";
+		return 0;
+	} else if (h && bytes_eq(h, "LUKS\xba\xbe", 6)) {
+		ret->other = "luks";
+		return 0;
+	}
+	h = win(in, 0, 68);
+	if (h && le32(h + 0x40) == 0xbeda107f) {
+		ret->other = "vdi";
+		return 0;
+	}
+	h = win(in, 0, 20);
+	if (h && (bytes_eq(h, "WithoutFreeSpace", 16) || bytes_eq(h, "WithouFreSpacExt", 16)) &&
+	    le32(h + 16) == 2) {
+		ret->other = "parallels";
+		return 0;
+	}
+	h = win(in, 0, 22);
+	if (h && bytes_eq(h, "Bochs Virtual HD Image", 22)) {
+		ret->other = "bochs";
+		return 0;
+	}
+	if (in->file_size && vmdk_text_probe(in)) {
+		ret->format = INSTAR_FMT_VMDK;
+		set_sub(ret, "", 0);
+		/* A whole descriptor file that we hold gives the size. */
+		h = in->file_size <= INSTAR_PROBE_HEAD_LEN ? win(in, 0, in->file_size) : NULL;
+		if (h)
+			vmdk_descriptor(h, (size_t)in->file_size, ret, true);
+		return 0;
+	}
+	/* A fixed VHD has its only footer in the last sector. */
+	if (in->file_size >= SECTOR) {
+		h = win(in, in->file_size - SECTOR, SECTOR);
+		if (h && bytes_eq(h, "conectix", 8)) {
+			ret->format = INSTAR_FMT_VHD;
+			probe_vhd(in, h, ret);
+			return 0;
+		}
+	}
+	ret->format = INSTAR_FMT_RAW;
+	ret->virtual_size = instar_probe_raw_size(in->file_size);
+	return 0;
+}

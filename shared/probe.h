@@ -1,0 +1,61 @@
+/* shared/probe.h — the host's format probe: format and (where cheap and safe)
+ * virtual size from a few bounded windows of an untrusted image. Pure and
+ * freestanding; every offset and length read from the image is checked
+ * against the windows, so a hostile image can only make the answer
+ * "unknown". The guest re-reads and validates the real header; this probe is
+ * only advisory (a disagreement there is HEADER_MISMATCH). */
+#ifndef INSTAR_PROBE_H
+#define INSTAR_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi.h"
+
+#define INSTAR_PROBE_HEAD_LEN (64u * 1024) /* the caller reads [0, 64 KiB) */
+#define INSTAR_PROBE_TAIL_LEN 1024u	   /* and the last 1 KiB */
+#define INSTAR_PROBE_MAX_WINDOWS 8
+#define INSTAR_PROBE_MAX_EXTRA 65536u /* largest extra window ever asked for */
+#define INSTAR_PROBE_UNKNOWN UINT64_MAX
+
+/* A copy of bytes [offset, offset + len) of the file. */
+struct instar_probe_window {
+	uint64_t offset;
+	const uint8_t *data;
+	size_t len;
+};
+
+struct instar_probe_input {
+	uint64_t file_size;
+	unsigned nwindows; /* <= INSTAR_PROBE_MAX_WINDOWS; the head and the tail
+			      first, then any windows asked for (need_*) */
+	struct instar_probe_window windows[INSTAR_PROBE_MAX_WINDOWS];
+};
+
+struct instar_probe_info {
+	uint32_t format;       /* enum instar_format; UNKNOWN with other set */
+	const char *other;     /* a qemu format instar does not handle ("qed",
+				  "vdi", "luks", "qcow", ...), else NULL */
+	uint64_t virtual_size; /* INSTAR_PROBE_UNKNOWN when not known */
+	uint64_t file_size;
+	/* Details for `instar info`; 0 / "" when not known. */
+	uint32_t version;      /* qcow2 2/3, vmdk sparse version, vhdx 1 */
+	uint32_t cluster_size; /* qcow2 cluster, vmdk grain, vhd/vhdx block */
+	bool has_backing;      /* qcow2 backing file, vhd/vhdx differencing */
+	char subformat[32];    /* vmdk createType; vhd/vhdx fixed, dynamic,
+				  differencing */
+	/* When not 0: reading [need_offset, need_offset + need_len) and probing
+	 * again with that window added would tell more (vhdx metadata). */
+	uint64_t need_offset;
+	uint32_t need_len;
+};
+
+/* Probes in. Always fills ret (raw is the fallback, as in qemu) and returns
+ * 0; returns -1 only for an input that breaks the rules above. */
+int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *ret);
+
+/* The size qemu reports for a raw file: file_size rounded up to 512. */
+uint64_t instar_probe_raw_size(uint64_t file_size);
+
+#endif

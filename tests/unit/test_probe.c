@@ -1,0 +1,427 @@
+/* tests/unit/test_probe.c — the host format probe against images made by
+ * qemu-img (the oracle for format and virtual size), plus hostile headers
+ * built in memory. The qemu-img cases skip when qemu-img is missing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "probe.h"
+
+static char tmpdir[] = "/tmp/instar-probe-XXXXXX";
+static bool have_qemu_img;
+
+struct probe_buf {
+	uint8_t head[INSTAR_PROBE_HEAD_LEN];
+	uint8_t tail[INSTAR_PROBE_TAIL_LEN];
+	uint8_t extra[INSTAR_PROBE_MAX_WINDOWS][INSTAR_PROBE_MAX_EXTRA];
+};
+
+static struct probe_buf pb;
+
+static size_t read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	return done;
+}
+
+/* What the CLI does: head + tail, then the windows the probe asks for. */
+static void probe_file(const char *path, struct instar_probe_info *ret)
+{
+	struct instar_probe_input in = {0};
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	unsigned extra = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	in.file_size = (uint64_t)st.st_size;
+	in.windows[0].data = pb.head;
+	in.windows[0].len = read_at(fd, pb.head, sizeof(pb.head), 0);
+	in.nwindows = 1;
+	if (in.file_size) {
+		uint64_t tl =
+		    in.file_size < INSTAR_PROBE_TAIL_LEN ? in.file_size : INSTAR_PROBE_TAIL_LEN;
+
+		in.windows[1].offset = in.file_size - tl;
+		in.windows[1].data = pb.tail;
+		in.windows[1].len = read_at(fd, pb.tail, tl, in.file_size - tl);
+		in.nwindows = 2;
+	}
+	for (;;) {
+		assert_int_equal(instar_probe(&in, ret), 0);
+		if (!ret->need_len || in.nwindows >= INSTAR_PROBE_MAX_WINDOWS)
+			break;
+		struct instar_probe_window *w = &in.windows[in.nwindows++];
+
+		w->offset = ret->need_offset;
+		w->data = pb.extra[extra];
+		w->len = read_at(fd, pb.extra[extra], ret->need_len, ret->need_offset);
+		extra++;
+	}
+	close(fd);
+}
+
+static int run(const char *cmd)
+{
+	int r = system(cmd);
+
+	return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+static uint64_t qemu_virtual_size(const char *path, const char *fmt)
+{
+	char cmd[512], line[512];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "qemu-img info -f %s --output=json '%s'", fmt, path);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " \"virtual-size\": %llu", &v) == 1)
+			break;
+	pclose(f);
+	return v;
+}
+
+struct qcase {
+	const char *name;
+	const char *fmt; /* qemu-img -f */
+	const char *opts;
+	const char *size;
+	uint32_t want_format;
+	const char *want_sub;
+	uint32_t want_cluster;
+};
+
+static const struct qcase qcases[] = {
+    {"a.qcow2", "qcow2", "", "1G", INSTAR_FMT_QCOW2, "", 65536},
+    {"v2.qcow2", "qcow2", "-o compat=0.10,cluster_size=4096", "100M", INSTAR_FMT_QCOW2, "", 4096},
+    {"big.qcow2", "qcow2", "-o cluster_size=2M", "64T", INSTAR_FMT_QCOW2, "", 2u << 20},
+    {"s.vmdk", "vmdk", "", "1G", INSTAR_FMT_VMDK, "monolithicSparse", 65536},
+    {"so.vmdk", "vmdk", "-o subformat=streamOptimized", "3G", INSTAR_FMT_VMDK, "streamOptimized",
+     65536},
+    {"f.vmdk", "vmdk", "-o subformat=monolithicFlat", "10M", INSTAR_FMT_VMDK, "monolithicFlat", 0},
+    {"d.vhd", "vpc", "", "1G", INSTAR_FMT_VHD, "dynamic", 2u << 20},
+    {"f.vhd", "vpc", "-o subformat=fixed", "10M", INSTAR_FMT_VHD, "fixed", 0},
+    {"d.vhdx", "vhdx", "", "1G", INSTAR_FMT_VHDX, "dynamic", 8u << 20},
+    {"f.vhdx", "vhdx", "-o subformat=fixed,block_size=1M", "3M", INSTAR_FMT_VHDX, "fixed",
+     1u << 20},
+    {"b.vhdx", "vhdx", "", "2T", INSTAR_FMT_VHDX, "dynamic", 32u << 20},
+    {"r.raw", "raw", "", "1M", INSTAR_FMT_RAW, "", 0},
+    {"odd.raw", "raw", "", "1000", INSTAR_FMT_RAW, "", 0},
+};
+
+static void test_qemu_images(void **state)
+{
+	char path[256], cmd[768];
+
+	(void)state;
+	if (!have_qemu_img)
+		skip();
+	for (size_t i = 0; i < sizeof(qcases) / sizeof(qcases[0]); i++) {
+		const struct qcase *c = &qcases[i];
+		struct instar_probe_info info;
+		uint64_t want;
+
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, c->name);
+		snprintf(cmd, sizeof(cmd), "qemu-img create -q -f %s %s '%s' %s", c->fmt, c->opts,
+			 path, c->size);
+		assert_int_equal(run(cmd), 0);
+		probe_file(path, &info);
+		want = qemu_virtual_size(path, c->fmt);
+		if (c->want_format == INSTAR_FMT_RAW)
+			want = (want + 511) & ~511ull;
+		if (info.format != c->want_format || info.virtual_size != want ||
+		    strcmp(info.subformat, c->want_sub) != 0 ||
+		    info.cluster_size != c->want_cluster)
+			fail_msg(
+			    "%s: format %u size %llu sub '%s' cluster %u; want %u %llu '%s' %u",
+			    c->name, info.format, (unsigned long long)info.virtual_size,
+			    info.subformat, info.cluster_size, c->want_format,
+			    (unsigned long long)want, c->want_sub, c->want_cluster);
+	}
+}
+
+static void test_qcow2_fields(void **state)
+{
+	char path[256], cmd[768];
+	struct instar_probe_info info;
+
+	(void)state;
+	if (!have_qemu_img)
+		skip();
+	snprintf(path, sizeof(path), "%s/base.qcow2", tmpdir);
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 64M", path);
+	assert_int_equal(run(cmd), 0);
+	snprintf(path, sizeof(path), "%s/ovl.qcow2", tmpdir);
+	snprintf(cmd, sizeof(cmd),
+		 "qemu-img create -q -f qcow2 -o compat=0.10 -b base.qcow2 -F qcow2 '%s'", path);
+	assert_int_equal(run(cmd), 0);
+	probe_file(path, &info);
+	assert_int_equal(info.format, INSTAR_FMT_QCOW2);
+	assert_int_equal(info.version, 2);
+	assert_true(info.has_backing);
+	assert_int_equal(info.virtual_size, 64ull << 20);
+}
+
+/* ---- in-memory cases: no qemu-img needed ---- */
+
+static uint8_t mem[512 * 1024];
+
+static void probe_mem(uint64_t file_size, size_t head_len, struct instar_probe_info *ret)
+{
+	struct instar_probe_input in = {0};
+
+	in.file_size = file_size;
+	in.windows[0].data = mem;
+	in.windows[0].len = head_len;
+	in.nwindows = 1;
+	assert_int_equal(instar_probe(&in, ret), 0);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_empty_and_small(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, sizeof(mem));
+	probe_mem(0, 0, &info);
+	assert_int_equal(info.format, INSTAR_FMT_RAW);
+	assert_int_equal(info.virtual_size, 0);
+
+	/* a qcow2 magic in a file too short for the header is raw, as in qemu */
+	memcpy(mem, "QFI\xfb\0\0\0\3", 8);
+	probe_mem(50, 50, &info);
+	assert_int_equal(info.format, INSTAR_FMT_RAW);
+	assert_int_equal(info.virtual_size, 512);
+
+	/* qcow v1 and version 0 */
+	memset(mem, 0, 512);
+	memcpy(mem, "QFI\xfb\0\0\0\1", 8);
+	probe_mem(512, 512, &info);
+	assert_int_equal(info.format, INSTAR_FMT_UNKNOWN);
+	assert_string_equal(info.other, "qcow");
+	memcpy(mem, "QFI\xfb\0\0\0\0", 8);
+	probe_mem(512, 512, &info);
+	assert_int_equal(info.format, INSTAR_FMT_RAW);
+}
+
+static void test_other_formats(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, 4096);
+	memcpy(mem, "QED\0", 4);
+	probe_mem(4096, 4096, &info);
+	assert_string_equal(info.other, "qed");
+
+	memset(mem, 0, 4096);
+	memcpy(mem, "LUKS\xba\xbe", 6);
+	probe_mem(4096, 4096, &info);
+	assert_string_equal(info.other, "luks");
+
+	memset(mem, 0, 4096);
+	mem[0x40] = 0x7f;
+	mem[0x41] = 0x10;
+	mem[0x42] = 0xda;
+	mem[0x43] = 0xbe;
+	probe_mem(4096, 4096, &info);
+	assert_string_equal(info.other, "vdi");
+}
+
+static void test_hostile_qcow2(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, 4096);
+	memcpy(mem, "QFI\xfb", 4);
+	put_be32(mem + 4, 3);
+	put_be32(mem + 20, 99); /* absurd cluster_bits */
+	put_be64(mem + 24, UINT64_MAX);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.format, INSTAR_FMT_QCOW2);
+	assert_int_equal(info.cluster_size, 0);
+	assert_int_equal(info.virtual_size, UINT64_MAX); /* the CLI reports it */
+}
+
+static void test_hostile_vmdk(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, 4096);
+	memcpy(mem, "KDMV", 4);
+	put_le64(mem + 12, UINT64_MAX);	    /* capacity overflows * 512 */
+	put_le64(mem + 20, UINT64_MAX);	    /* grain */
+	put_le64(mem + 28, UINT64_MAX / 2); /* descriptor far away */
+	put_le64(mem + 36, 20);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.format, INSTAR_FMT_VMDK);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	assert_int_equal(info.cluster_size, 0);
+
+	/* descriptor without a closing quote and with a huge extent */
+	memset(mem, 0, 4096);
+	memcpy(mem, "KDMV", 4);
+	put_le64(mem + 12, 2048);
+	put_le64(mem + 28, 1);
+	put_le64(mem + 36, 1);
+	strcpy((char *)mem + 512, "createType=\"monolithicSparse\nRW 99999999999999999999999 X\n");
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, 2048 * 512);
+	assert_string_equal(info.subformat, "");
+
+	/* text descriptor: qemu's rule, then extents summed */
+	memset(mem, 0, 4096);
+	strcpy((char *)mem, "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\n"
+			    "RW 2048 FLAT \"x-flat.vmdk\" 0\nRW 2048 FLAT \"y-flat.vmdk\" 0\n");
+	probe_mem(strlen((char *)mem), strlen((char *)mem), &info);
+	assert_int_equal(info.format, INSTAR_FMT_VMDK);
+	assert_string_equal(info.subformat, "monolithicFlat");
+	assert_int_equal(info.virtual_size, 4096 * 512);
+
+	/* "# Disk DescriptorFile" without version= is raw for qemu */
+	memset(mem, 0, 4096);
+	strcpy((char *)mem, "# Disk DescriptorFile\nhello\n");
+	probe_mem(strlen((char *)mem), strlen((char *)mem), &info);
+	assert_int_equal(info.format, INSTAR_FMT_RAW);
+}
+
+static void test_hostile_vhdx(void **state)
+{
+	struct instar_probe_input in = {0};
+	struct instar_probe_info info;
+	uint8_t *rt = mem + 192 * 1024;
+
+	(void)state;
+	memset(mem, 0, sizeof(mem));
+	memcpy(mem, "vhdxfile", 8);
+	/* head only: asks for region table 1 */
+	probe_mem(sizeof(mem), 65536, &info);
+	assert_int_equal(info.format, INSTAR_FMT_VHDX);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	assert_int_equal(info.need_offset, 192 * 1024);
+	assert_int_equal(info.need_len, 65536);
+
+	/* region table with too many entries */
+	memcpy(rt, "regi", 4);
+	rt[8] = 0xff;
+	rt[9] = 0xff;
+	probe_mem(sizeof(mem), sizeof(mem), &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	assert_int_equal(info.need_len, 0);
+
+	/* metadata region pointing past the end of the file */
+	rt[8] = 1;
+	rt[9] = 0;
+	memcpy(rt + 16, "\x06\xa2\x7c\x8b\x90\x47\x9a\x4b\xb8\xfe\x57\x5f\x05\x0f\x88\x6e", 16);
+	put_le64(rt + 32, UINT64_MAX - 4096);
+	rt[40] = 0;
+	rt[41] = 0;
+	rt[42] = 0x10; /* 1 MiB */
+	probe_mem(sizeof(mem), sizeof(mem), &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	assert_int_equal(info.need_len, 0);
+
+	/* too many windows is a caller error */
+	in.nwindows = INSTAR_PROBE_MAX_WINDOWS + 1;
+	assert_int_equal(instar_probe(&in, &info), -1);
+	/* a window past the end of the file as well */
+	in.nwindows = 1;
+	in.file_size = 10;
+	in.windows[0].data = mem;
+	in.windows[0].len = 20;
+	assert_int_equal(instar_probe(&in, &info), -1);
+}
+
+static void test_vhd_tail_footer(void **state)
+{
+	struct instar_probe_input in = {0};
+	struct instar_probe_info info;
+	uint8_t tail[1024] = {0};
+
+	(void)state;
+	memset(mem, 0, 4096);
+	memcpy(tail + 512, "conectix", 8);
+	put_be64(tail + 512 + 48, 10 << 20);
+	put_be32(tail + 512 + 60, 2);
+	in.file_size = (10 << 20) + 512;
+	in.windows[0] = (struct instar_probe_window){0, mem, 4096};
+	in.windows[1] = (struct instar_probe_window){in.file_size - 1024, tail, 1024};
+	in.nwindows = 2;
+	assert_int_equal(instar_probe(&in, &info), 0);
+	assert_int_equal(info.format, INSTAR_FMT_VHD);
+	assert_int_equal(info.virtual_size, 10 << 20);
+	assert_string_equal(info.subformat, "fixed");
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(tmpdir))
+		return -1;
+	have_qemu_img = run("qemu-img --version >/dev/null 2>&1") == 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return run(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_qemu_images),	    cmocka_unit_test(test_qcow2_fields),
+	    cmocka_unit_test(test_empty_and_small), cmocka_unit_test(test_other_formats),
+	    cmocka_unit_test(test_hostile_qcow2),   cmocka_unit_test(test_hostile_vmdk),
+	    cmocka_unit_test(test_hostile_vhdx),    cmocka_unit_test(test_vhd_tail_footer),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
