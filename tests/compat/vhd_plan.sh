@@ -1,0 +1,201 @@
+#!/bin/bash
+# tests/compat/vhd_plan.sh — the VHD (vpc) planner against qemu-img/qemu-io as
+# the oracle: fixed and dynamic disks, several creators, grow (in place and
+# with BAT relocation), shrink (data past the cut, a cut block), and a crash
+# run (--stop-after K for every K) for each kind of plan.
+#   vhd_plan.sh PLAN_APPLY QEMU_IMG
+set -euo pipefail
+
+PA=$1
+QI=${2:-qemu-img}
+QIO=$(dirname "$(command -v "$QI")")/qemu-io
+[ -x "$QIO" ] || QIO=qemu-io
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+M=$((1 << 20))
+NCHECK=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+vsize() {
+	"$QI" info -f vpc --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'
+}
+
+# Size qemu-img create -f vpc gives for a request (the CHS round-up).
+create_size() {
+	"$QI" create -q -f vpc "$T/cs.vhd" "$1"
+	vsize "$T/cs.vhd"
+}
+
+# patch_footer IMG CREATOR [TYPE]: sets creator (and disk type) in both
+# footer copies and fixes the checksum, to simulate other tools' images.
+patch_footer() {
+	python3 - "$@" <<'EOF'
+import struct, sys
+f, cr = sys.argv[1], sys.argv[2].encode().ljust(4, b'\0')[:4]
+if sys.argv[2] == 'tap':
+    cr = b'tap\0'
+typ = int(sys.argv[3]) if len(sys.argv) > 3 else None
+with open(f, 'r+b') as fh:
+    fh.seek(0, 2)
+    offs = [fh.tell() - 512]
+    fh.seek(0)
+    if fh.read(8) == b'conectix':
+        offs.append(0)
+    for o in offs:
+        fh.seek(o)
+        d = bytearray(fh.read(512))
+        d[28:32] = cr
+        if typ is not None:
+            d[60:64] = struct.pack('>I', typ)
+        d[64:68] = b'\0' * 4
+        d[64:68] = struct.pack('>I', ~sum(d) & 0xffffffff)
+        fh.seek(o)
+        fh.write(d)
+EOF
+}
+
+# mkimg IMG SUBFORMAT SIZE CREATOR WRITES...: creates and fills an image.
+mkimg() {
+	local img=$1 sub=$2 size=$3 cr=$4
+	shift 4
+	"$QI" create -q -f vpc -o subformat="$sub" "$img" "$size"
+	[ "$cr" = qemu ] || patch_footer "$img" "$cr"
+	local args=()
+	for w in "$@"; do
+		args+=(-c "write -P $w")
+	done
+	[ ${#args[@]} -eq 0 ] || "$QIO" -f vpc "${args[@]}" "$img" >/dev/null
+}
+
+# expect_raw ORIGRAW SIZE OUT: original data below min(old, SIZE), zeros above.
+expect_raw() {
+	cp --sparse=always "$1" "$3"
+	truncate -s "$2" "$3"
+}
+
+# verify IMG ORIGRAW SIZE: qemu opens IMG at SIZE with the expected bytes.
+verify() {
+	local img=$1 raw=$2 size=$3 got
+	got=$(vsize "$img")
+	[ "$got" = "$size" ] || fail "$img: virtual size $got, want $size"
+	"$QI" convert -f vpc -O raw "$img" "$T/out.raw" || fail "$img: convert"
+	expect_raw "$raw" "$size" "$T/exp.raw"
+	cmp -s "$T/out.raw" "$T/exp.raw" || fail "$img: data differs from the expected bytes"
+	NCHECK=$((NCHECK + 1))
+}
+
+# resize_case NAME SUB SIZE CREATOR NEWREQ WANT [plan-apply flags] -- WRITES
+resize_case() {
+	local name=$1 sub=$2 size=$3 cr=$4 req=$5 want=$6
+	shift 6
+	local flags=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		flags+=("$1")
+		shift
+	done
+	shift
+	local img="$T/$name.vhd" out
+	mkimg "$img" "$sub" "$size" "$cr" "$@"
+	"$QI" convert -f vpc -O raw "$img" "$T/$name.orig.raw"
+	cp "$img" "$T/$name.orig.vhd"
+	out=$("$PA" "${flags[@]}" vpc "$img" "$req") || fail "$name: plan-apply: $out"
+	echo "$name: $out"
+	case "$out" in *" new=$want "*) ;; *) fail "$name: reported size, want $want" ;; esac
+	verify "$img" "$T/$name.orig.raw" "$want"
+	# qemu can allocate and write past the resize (dynamic free offset, BAT)
+	if [ "$want" -ge $((2 * M)) ]; then
+		"$QIO" -f vpc -c "write -P 0x5a $((want - M)) 512k" "$img" >/dev/null
+		out=$("$QIO" -f vpc -c "read -P 0x5a $((want - M)) 512k" "$img")
+		case "$out" in *failed*) fail "$name: write after resize: $out" ;; esac
+		truncate -s "$want" "$T/$name.orig.raw"
+		python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); f.write(b'\x5a' * 524288)
+" "$T/$name.orig.raw" $((want - M))
+		verify "$img" "$T/$name.orig.raw" "$want"
+		"$QI" convert -f vpc -O raw "$T/$name.orig.vhd" "$T/$name.orig.raw"
+	fi
+	crash_case "$name" "$want" "${flags[@]}"
+}
+
+# crash_case NAME NEW [flags]: for every K, stop after K ops; qemu must see the
+# old or the new disk with its data.
+crash_case() {
+	local name=$1 new=$2
+	shift 2
+	local orig="$T/$name.orig.vhd" old nops out size
+	old=$(vsize "$orig")
+	nops=$("$PA" --dry-run --ops "$@" vpc "$orig" "$new" | grep -cE '^[0-9]+ (write|zero|discard)')
+	for ((k = 0; k <= nops; k++)); do
+		cp --sparse=always "$orig" "$T/crash.vhd"
+		out=$("$PA" --stop-after "$k" "$@" vpc "$T/crash.vhd" "$new") ||
+			fail "$name: stop-after $k: $out"
+		size=$(vsize "$T/crash.vhd") || fail "$name: stop-after $k: qemu cannot open"
+		[ "$size" = "$old" ] || [ "$size" = "$new" ] ||
+			fail "$name: stop-after $k: size $size is neither $old nor $new"
+		verify "$T/crash.vhd" "$T/$name.orig.raw" "$size"
+	done
+	echo "$name: crash order ok for K=0..$nops"
+}
+
+# --- dynamic disks ---
+S10=$(create_size 10M)
+resize_case dyn-grow-inplace dynamic 10M qemu $((20 * M)) "$(create_size 20M)" -- \
+	"0xab 0 3M" "0xcd 9M 1M"
+resize_case dyn-grow-reloc dynamic 10M qemu $((300 * M)) "$(create_size 300M)" -- \
+	"0xab 0 3M" "0xcd $((S10 - 512)) 512"
+resize_case dyn-grow-1g-unaligned dynamic 1G qemu 1500000000 "$(create_size 1500000000)" -- \
+	"0x11 0 1M" "0x22 1000M 24M"
+resize_case dyn-shrink-cut dynamic 10M qemu $((5 * M)) "$(create_size 5M)" --shrink -- \
+	"0xab 0 1M" "0xcd 4M 2M" "0xef 8M 2M"
+resize_case dyn-shrink-aligned dynamic 64M qemu $((8 * M)) "$(create_size 8M)" --shrink -- \
+	"0xab 0 8M" "0xcd 20M 30M"
+resize_case dyn-vpc-creator dynamic 10M "vpc " $((100 * M)) "$(create_size 100M)" -- "0x33 0 10M"
+resize_case dyn-unknown-creator dynamic 10M xyzw 123456789 "$(create_size 123456789)" -- "0x34 1M 1M"
+# creators whose readers use current_size: no CHS round-up, only to 512
+resize_case dyn-win-grow dynamic 10M "win " 300000001 300000256 -- "0x44 0 10M"
+resize_case dyn-win-shrink dynamic 10M "win " 3333121 3333632 --shrink -- "0x45 0 10M"
+resize_case dyn-tap-grow dynamic 10M tap 50000000 50000384 -- "0x46 5M 1M"
+
+# shrink then grow back: the cut data must not come back
+mkimg "$T/sg.vhd" dynamic 64M qemu "0x77 0 64M"
+"$QI" convert -f vpc -O raw "$T/sg.vhd" "$T/sg.raw"
+"$PA" --shrink vpc "$T/sg.vhd" 3000000 >/dev/null || fail "sg shrink"
+"$PA" vpc "$T/sg.vhd" $((64 * M)) >/dev/null || fail "sg grow"
+S3=$(create_size 3000000)
+head -c "$S3" "$T/sg.raw" >"$T/sg.cut.raw"
+verify "$T/sg.vhd" "$T/sg.cut.raw" "$(create_size 64M)"
+
+# refusals: no shrink flag, differencing type, preallocation on dynamic
+mkimg "$T/r.vhd" dynamic 10M qemu "0x12 0 1M"
+cp "$T/r.vhd" "$T/r.orig"
+out=$("$PA" vpc "$T/r.vhd" $((5 * M))) && fail "shrink without flag succeeded"
+case "$out" in *SHRINK_WITHOUT_FLAG*) ;; *) fail "no-flag: $out" ;; esac
+out=$("$PA" --prealloc falloc vpc "$T/r.vhd" $((20 * M))) && fail "dynamic prealloc succeeded"
+case "$out" in *PREALLOCATION_UNSUPPORTED*) ;; *) fail "prealloc: $out" ;; esac
+cmp -s "$T/r.vhd" "$T/r.orig" || fail "refused resize changed the image"
+patch_footer "$T/r.vhd" qemu 4
+out=$("$PA" vpc "$T/r.vhd" $((20 * M))) && fail "differencing resize succeeded"
+case "$out" in *UNSUPPORTED_SUBFORMAT*) ;; *) fail "diff: $out" ;; esac
+
+# --- fixed disks ---
+resize_case fix-grow fixed 10M qemu $((20 * M)) "$(create_size 20M)" -- "0xab 0 1M" "0xcd 9M 1M"
+resize_case fix-grow-falloc fixed 10M qemu $((30 * M)) "$(create_size 30M)" \
+	--prealloc falloc -- "0xab 0 1M" "0xcd $((S10 - 4096)) 4096"
+resize_case fix-shrink fixed 10M qemu $((4 * M)) "$(create_size 4M)" --shrink -- \
+	"0xab 0 1M" "0xcd 3M 7M"
+resize_case fix-win-grow fixed 10M "win " 20000000 20000256 -- "0xab 0 10M"
+resize_case fix-win-shrink fixed 10M "win " 7000000 7000064 --shrink -- "0xab 0 10M"
+
+# noop: same size
+mkimg "$T/n.vhd" dynamic 10M qemu "0x12 0 1M"
+cp "$T/n.vhd" "$T/n.orig"
+out=$("$PA" vpc "$T/n.vhd" $((10 * M)))
+case "$out" in *"action=noop"*) ;; *) fail "noop: $out" ;; esac
+cmp -s "$T/n.vhd" "$T/n.orig" || fail "noop changed the image"
+
+echo "vhd_plan: all ok ($NCHECK image checks)"
