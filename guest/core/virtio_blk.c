@@ -1,0 +1,358 @@
+/* guest/core/virtio_blk.c — guest core: polled virtio-mmio block driver. The
+ * host completes a request during the QueueNotify exit, so every request is
+ * synchronous and the queue needs only one chain of three descriptors. */
+#include <errno.h>
+#include <stdbool.h>
+
+#include "lib.h"
+#include "virtio_blk.h"
+
+/* virtio-mmio registers (virtio 1.x, 4.2.2) */
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_DEVICE_FEATURES 0x010
+#define R_DEVICE_FEATURES_SEL 0x014
+#define R_DRIVER_FEATURES 0x020
+#define R_DRIVER_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_INTERRUPT_STATUS 0x060
+#define R_INTERRUPT_ACK 0x064
+#define R_STATUS 0x070
+#define R_QUEUE_DESC_LOW 0x080
+#define R_QUEUE_DESC_HIGH 0x084
+#define R_QUEUE_DRIVER_LOW 0x090
+#define R_QUEUE_DRIVER_HIGH 0x094
+#define R_QUEUE_DEVICE_LOW 0x0a0
+#define R_QUEUE_DEVICE_HIGH 0x0a4
+#define R_CONFIG_GENERATION 0x0fc
+#define R_CONFIG 0x100
+
+#define ST_ACKNOWLEDGE 1u
+#define ST_DRIVER 2u
+#define ST_DRIVER_OK 4u
+#define ST_FEATURES_OK 8u
+#define ST_NEEDS_RESET 64u
+#define ST_FAILED 128u
+
+#define F_BLK_FLUSH (1ull << 9)
+#define F_BLK_DISCARD (1ull << 13)
+#define F_BLK_WRITE_ZEROES (1ull << 14)
+#define F_VERSION_1 (1ull << 32)
+
+#define C_CAPACITY 0
+#define C_MAX_DISCARD_SECTORS 36
+#define C_MAX_DISCARD_SEG 40
+#define C_MAX_WZ_SECTORS 48
+#define C_MAX_WZ_SEG 52
+
+#define T_IN 0u
+#define T_OUT 1u
+#define T_FLUSH 4u
+#define T_DISCARD 11u
+#define T_WRITE_ZEROES 13u
+#define S_OK 0u
+#define S_UNSUPP 2u
+
+#define DESC_F_NEXT 1u
+#define DESC_F_WRITE 2u
+
+#define QSIZE 8u /* one request in flight needs three descriptors */
+#define SECTOR 512u
+#define POLL_LIMIT 100000000u
+
+struct vq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vq_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[QSIZE];
+	uint16_t used_event;
+};
+
+struct vq_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vq_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vq_used_elem ring[QSIZE];
+	uint16_t avail_event;
+};
+
+struct blk_req_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+struct blk_zero_seg {
+	uint64_t sector;
+	uint32_t num;
+	uint32_t flags;
+};
+
+/* Spec alignment: descriptors 16, driver area 2, device area 4. */
+static struct vq_desc vq_desc[QSIZE] __attribute__((aligned(16)));
+static struct vq_avail vq_avail __attribute__((aligned(2)));
+static struct vq_used vq_used __attribute__((aligned(4)));
+static struct blk_req_hdr req_hdr __attribute__((aligned(16)));
+static struct blk_zero_seg req_seg __attribute__((aligned(16)));
+static volatile uint8_t req_status;
+
+static struct {
+	volatile uint8_t *mmio;
+	bool ready;
+	uint32_t qsize;
+	uint16_t avail_idx, used_idx;
+	uint64_t features;
+	uint64_t capacity;
+	uint32_t max_discard, max_wz;
+} blk;
+
+#define barrier() __asm__ volatile("" ::: "memory")
+
+static uint32_t mmio_rd(uint32_t off)
+{
+	return *(volatile uint32_t *)(blk.mmio + off);
+}
+
+static void mmio_wr(uint32_t off, uint32_t v)
+{
+	*(volatile uint32_t *)(blk.mmio + off) = v;
+}
+
+static void set_addr(uint32_t lo_reg, const volatile void *p)
+{
+	uint64_t a = (uint64_t)(uintptr_t)p; /* identity-mapped: pointer == gpa */
+
+	mmio_wr(lo_reg, (uint32_t)a);
+	mmio_wr(lo_reg + 4, (uint32_t)(a >> 32));
+}
+
+static uint32_t config_rd32(uint32_t off)
+{
+	return mmio_rd(R_CONFIG + off);
+}
+
+int guest_blk_init(uint64_t mmio_base)
+{
+	uint64_t want = F_VERSION_1 | F_BLK_FLUSH | F_BLK_DISCARD | F_BLK_WRITE_ZEROES, dev;
+	uint32_t gen, nmax, status;
+
+	blk.ready = false;
+	blk.mmio = (volatile uint8_t *)(uintptr_t)mmio_base;
+	if (mmio_rd(R_MAGIC) != 0x74726976u || mmio_rd(R_VERSION) != 2 || mmio_rd(R_DEVICE_ID) != 2)
+		return -ENODEV;
+
+	mmio_wr(R_STATUS, 0);
+	if (mmio_rd(R_STATUS) != 0)
+		return -EIO;
+	mmio_wr(R_STATUS, ST_ACKNOWLEDGE);
+	mmio_wr(R_STATUS, ST_ACKNOWLEDGE | ST_DRIVER);
+
+	mmio_wr(R_DEVICE_FEATURES_SEL, 0);
+	dev = mmio_rd(R_DEVICE_FEATURES);
+	mmio_wr(R_DEVICE_FEATURES_SEL, 1);
+	dev |= (uint64_t)mmio_rd(R_DEVICE_FEATURES) << 32;
+	/* Without flush barriers the staged order could not be crash safe. */
+	if ((dev & (F_VERSION_1 | F_BLK_FLUSH)) != (F_VERSION_1 | F_BLK_FLUSH))
+		goto fail;
+	blk.features = dev & want;
+	mmio_wr(R_DRIVER_FEATURES_SEL, 0);
+	mmio_wr(R_DRIVER_FEATURES, (uint32_t)blk.features);
+	mmio_wr(R_DRIVER_FEATURES_SEL, 1);
+	mmio_wr(R_DRIVER_FEATURES, (uint32_t)(blk.features >> 32));
+	status = ST_ACKNOWLEDGE | ST_DRIVER | ST_FEATURES_OK;
+	mmio_wr(R_STATUS, status);
+	if (!(mmio_rd(R_STATUS) & ST_FEATURES_OK))
+		goto fail;
+
+	mmio_wr(R_QUEUE_SEL, 0);
+	nmax = mmio_rd(R_QUEUE_NUM_MAX);
+	if (mmio_rd(R_QUEUE_READY) != 0 || nmax < 4)
+		goto fail;
+	/* Largest power of two that fits both sides. */
+	blk.qsize = QSIZE;
+	while (blk.qsize > nmax)
+		blk.qsize /= 2;
+	memset(vq_desc, 0, sizeof(vq_desc));
+	memset(&vq_avail, 0, sizeof(vq_avail));
+	memset(&vq_used, 0, sizeof(vq_used));
+	blk.avail_idx = blk.used_idx = 0;
+	mmio_wr(R_QUEUE_NUM, blk.qsize);
+	set_addr(R_QUEUE_DESC_LOW, vq_desc);
+	set_addr(R_QUEUE_DRIVER_LOW, &vq_avail);
+	set_addr(R_QUEUE_DEVICE_LOW, &vq_used);
+	barrier();
+	mmio_wr(R_QUEUE_READY, 1);
+	if (mmio_rd(R_QUEUE_READY) != 1)
+		goto fail;
+
+	do {
+		gen = mmio_rd(R_CONFIG_GENERATION);
+		blk.capacity = config_rd32(C_CAPACITY) | (uint64_t)config_rd32(C_CAPACITY + 4)
+							     << 32;
+		blk.max_discard = config_rd32(C_MAX_DISCARD_SECTORS);
+		blk.max_wz = config_rd32(C_MAX_WZ_SECTORS);
+	} while (gen != mmio_rd(R_CONFIG_GENERATION));
+	if (!blk.max_discard || !config_rd32(C_MAX_DISCARD_SEG))
+		blk.features &= ~F_BLK_DISCARD;
+	if (!blk.max_wz || !config_rd32(C_MAX_WZ_SEG))
+		blk.features &= ~F_BLK_WRITE_ZEROES;
+
+	mmio_wr(R_STATUS, status | ST_DRIVER_OK);
+	if (mmio_rd(R_STATUS) & ST_NEEDS_RESET)
+		goto fail;
+	blk.ready = true;
+	return 0;
+fail:
+	mmio_wr(R_STATUS, mmio_rd(R_STATUS) | ST_FAILED);
+	return -EIO;
+}
+
+uint64_t guest_blk_capacity(void)
+{
+	return blk.ready ? blk.capacity : 0;
+}
+
+/* Sends the chain hdr -> [data] -> status and waits for its completion. */
+static int submit(uint32_t type, uint64_t sector, const volatile void *data, uint32_t len,
+		  bool device_writes)
+{
+	volatile struct vq_desc *d = vq_desc;
+	volatile struct vq_avail *av = &vq_avail;
+	volatile struct vq_used *us = &vq_used;
+	uint32_t n = 0, spins;
+	uint8_t st;
+
+	if (!blk.ready)
+		return -ENODEV;
+	req_hdr.type = type;
+	req_hdr.reserved = 0;
+	req_hdr.sector = sector;
+	req_status = 0xff; /* a device that never answers is not "OK" */
+
+	d[n].addr = (uint64_t)(uintptr_t)&req_hdr;
+	d[n].len = sizeof(req_hdr);
+	d[n].flags = DESC_F_NEXT;
+	d[n].next = (uint16_t)(n + 1);
+	n++;
+	if (len) {
+		d[n].addr = (uint64_t)(uintptr_t)data;
+		d[n].len = len;
+		d[n].flags = DESC_F_NEXT | (device_writes ? DESC_F_WRITE : 0);
+		d[n].next = (uint16_t)(n + 1);
+		n++;
+	}
+	d[n].addr = (uint64_t)(uintptr_t)&req_status;
+	d[n].len = 1;
+	d[n].flags = DESC_F_WRITE;
+	d[n].next = 0;
+
+	av->ring[blk.avail_idx % blk.qsize] = 0;
+	barrier(); /* descriptors and ring entry before the index */
+	blk.avail_idx++;
+	av->idx = blk.avail_idx;
+	barrier();
+	mmio_wr(R_QUEUE_NOTIFY, 0);
+
+	for (spins = 0; us->idx == blk.used_idx; spins++) {
+		if (spins >= POLL_LIMIT || (mmio_rd(R_STATUS) & ST_NEEDS_RESET)) {
+			blk.ready = false;
+			return -EIO;
+		}
+		__asm__ volatile("pause" ::: "memory");
+	}
+	barrier(); /* the used entry after seeing the index */
+	if (us->idx != (uint16_t)(blk.used_idx + 1) || us->ring[blk.used_idx % blk.qsize].id != 0) {
+		blk.ready = false; /* more completions than requests: give up */
+		return -EIO;
+	}
+	blk.used_idx++;
+	mmio_wr(R_INTERRUPT_ACK, mmio_rd(R_INTERRUPT_STATUS));
+	st = req_status;
+	if (st == S_OK)
+		return 0;
+	return st == S_UNSUPP ? -EOPNOTSUPP : -EIO;
+}
+
+static int check_range(uint64_t sector, uint64_t nsect)
+{
+	if (!blk.ready)
+		return -ENODEV;
+	if (sector > blk.capacity || nsect > blk.capacity - sector)
+		return -ERANGE;
+	return 0;
+}
+
+static int rw(uint32_t type, uint64_t sector, const volatile uint8_t *buf, uint32_t nsect)
+{
+	const uint32_t max = GUEST_BLK_MAX_REQ_BYTES / SECTOR;
+	int r = check_range(sector, nsect);
+
+	while (r == 0 && nsect) {
+		uint32_t n = nsect < max ? nsect : max;
+
+		r = submit(type, sector, buf, n * SECTOR, type == T_IN);
+		sector += n;
+		buf += (uint64_t)n * SECTOR;
+		nsect -= n;
+	}
+	return r;
+}
+
+int guest_blk_read(uint64_t sector, void *buf, uint32_t nsect)
+{
+	return rw(T_IN, sector, buf, nsect);
+}
+
+int guest_blk_write(uint64_t sector, const void *buf, uint32_t nsect)
+{
+	return rw(T_OUT, sector, buf, nsect);
+}
+
+static int zero_like(uint32_t type, uint64_t feature, uint32_t max, uint64_t sector, uint64_t nsect)
+{
+	int r = check_range(sector, nsect);
+
+	if (r == 0 && !(blk.features & feature))
+		return -EOPNOTSUPP;
+	while (r == 0 && nsect) {
+		uint32_t n = nsect < max ? (uint32_t)nsect : max;
+
+		req_seg.sector = sector;
+		req_seg.num = n;
+		req_seg.flags = 0;
+		r = submit(type, 0, &req_seg, sizeof(req_seg), false);
+		sector += n;
+		nsect -= n;
+	}
+	return r;
+}
+
+int guest_blk_write_zeroes(uint64_t sector, uint64_t nsect)
+{
+	return zero_like(T_WRITE_ZEROES, F_BLK_WRITE_ZEROES, blk.max_wz, sector, nsect);
+}
+
+int guest_blk_discard(uint64_t sector, uint64_t nsect)
+{
+	return zero_like(T_DISCARD, F_BLK_DISCARD, blk.max_discard, sector, nsect);
+}
+
+int guest_blk_flush(void)
+{
+	return submit(T_FLUSH, 0, 0, 0, false);
+}

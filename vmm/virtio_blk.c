@@ -1,0 +1,734 @@
+/* vmm/virtio_blk.c — host side: virtio-mmio v2 block device (one split queue)
+ * over the image fd, every guest-controlled value checked here, writes staged
+ * in the overlay. Written from the virtio 1.x specification. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "overlay.h"
+#include "virtio_blk.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "virtio is little-endian, so is the host");
+
+/* virtio-mmio register offsets (spec 4.2.2) */
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_VENDOR_ID 0x00c
+#define R_DEVICE_FEATURES 0x010
+#define R_DEVICE_FEATURES_SEL 0x014
+#define R_DRIVER_FEATURES 0x020
+#define R_DRIVER_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_INTERRUPT_STATUS 0x060
+#define R_INTERRUPT_ACK 0x064
+#define R_STATUS 0x070
+#define R_QUEUE_DESC_LOW 0x080
+#define R_QUEUE_DESC_HIGH 0x084
+#define R_QUEUE_DRIVER_LOW 0x090
+#define R_QUEUE_DRIVER_HIGH 0x094
+#define R_QUEUE_DEVICE_LOW 0x0a0
+#define R_QUEUE_DEVICE_HIGH 0x0a4
+#define R_CONFIG_GENERATION 0x0fc
+#define R_CONFIG 0x100
+
+#define MMIO_MAGIC 0x74726976u /* "virt" */
+#define MMIO_VERSION 2u
+#define DEVICE_ID_BLOCK 2u
+#define VENDOR_ID 0x54534e49u /* "INST" */
+
+#define ST_ACKNOWLEDGE 1u
+#define ST_DRIVER 2u
+#define ST_DRIVER_OK 4u
+#define ST_FEATURES_OK 8u
+#define ST_NEEDS_RESET 64u
+#define ST_FAILED 128u
+
+#define INT_USED_BUFFER 1u
+#define INT_CONFIG_CHANGE 2u
+
+#define F_BLK_SEG_MAX (1ull << 2)
+#define F_BLK_FLUSH (1ull << 9)
+#define F_BLK_DISCARD (1ull << 13)
+#define F_BLK_WRITE_ZEROES (1ull << 14)
+#define F_VERSION_1 (1ull << 32)
+#define DEVICE_FEATURES                                                                            \
+	(F_VERSION_1 | F_BLK_SEG_MAX | F_BLK_FLUSH | F_BLK_DISCARD | F_BLK_WRITE_ZEROES)
+
+/* Split virtqueue layout (spec 2.7) */
+#define DESC_SIZE 16u
+#define DESC_F_NEXT 1u
+#define DESC_F_WRITE 2u
+#define DESC_F_INDIRECT 4u
+
+/* virtio-blk requests (spec 5.2.6) */
+#define T_IN 0u
+#define T_OUT 1u
+#define T_FLUSH 4u
+#define T_GET_ID 8u
+#define T_DISCARD 11u
+#define T_WRITE_ZEROES 13u
+#define S_OK 0u
+#define S_IOERR 1u
+#define S_UNSUPP 2u
+#define REQ_HDR_SIZE 16u
+#define SEG_SIZE 16u /* discard / write-zeroes segment */
+#define WZ_F_UNMAP 1u
+#define ID_BYTES 20u
+#define SECTOR 512u
+
+/* virtio_blk_config offsets (spec 5.2.4) */
+#define C_CAPACITY 0
+#define C_SEG_MAX 12
+#define C_MAX_DISCARD_SECTORS 36
+#define C_MAX_DISCARD_SEG 40
+#define C_DISCARD_ALIGN 44
+#define C_MAX_WZ_SECTORS 48
+#define C_MAX_WZ_SEG 52
+#define C_WZ_MAY_UNMAP 56
+#define CONFIG_SIZE 60
+
+/* One guest buffer, already checked against guest RAM. */
+struct seg {
+	uint8_t *p;
+	uint64_t len;
+};
+
+struct chain {
+	struct seg out[VMM_BLK_QUEUE_MAX]; /* device-readable, in order */
+	struct seg in[VMM_BLK_QUEUE_MAX];  /* device-writable, without the status byte */
+	unsigned nout, nin;
+	uint64_t out_len, in_len;
+	uint8_t *status;
+};
+
+struct blk_queue {
+	uint32_t num;
+	bool ready;
+	uint64_t desc, driver, device; /* as written; checked when made ready */
+	uint8_t *desc_h, *avail_h, *used_h;
+	uint16_t last_avail, used_idx;
+};
+
+struct vmm_blk {
+	struct vmm_guestmem mem;
+	int fd;
+	uint64_t file_size;
+	uint64_t capacity; /* bytes, a multiple of SECTOR */
+	uint32_t status, isr;
+	uint32_t dev_feat_sel, drv_feat_sel, queue_sel;
+	uint64_t driver_features;
+	struct blk_queue q;
+	struct vmm_overlay ovl;
+	struct chain chain; /* scratch of the request being handled */
+	uint8_t config[CONFIG_SIZE];
+};
+
+static uint16_t ld16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t ld64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static void st16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void st32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void st64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void set_needs_reset(struct vmm_blk *b)
+{
+	b->status |= ST_NEEDS_RESET;
+	b->isr |= INT_CONFIG_CHANGE;
+}
+
+static void device_reset(struct vmm_blk *b)
+{
+	/* The overlay survives: requests already completed stay completed. */
+	b->status = 0;
+	b->isr = 0;
+	b->dev_feat_sel = b->drv_feat_sel = b->queue_sel = 0;
+	b->driver_features = 0;
+	memset(&b->q, 0, sizeof(b->q));
+}
+
+int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
+		   const struct vmm_blk_opts *o)
+{
+	struct vmm_blk *b;
+	uint64_t cap;
+
+	if (!ret || !mem || !o)
+		return -EINVAL;
+	if (__builtin_add_overflow(o->capacity_bytes, SECTOR - 1, &cap))
+		return -EOVERFLOW;
+	cap -= cap % SECTOR;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->mem = *mem;
+	b->fd = o->fd;
+	b->file_size = o->file_size;
+	b->capacity = cap;
+	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : VMM_BLK_OVERLAY_DEFAULT,
+			 VMM_BLK_OVERLAY_MAX_OPS);
+
+	st64(b->config + C_CAPACITY, cap / SECTOR);
+	st32(b->config + C_SEG_MAX, VMM_BLK_QUEUE_MAX - 2);
+	st32(b->config + C_MAX_DISCARD_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	st32(b->config + C_MAX_DISCARD_SEG, VMM_BLK_MAX_SEGS);
+	st32(b->config + C_DISCARD_ALIGN, 1);
+	st32(b->config + C_MAX_WZ_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	st32(b->config + C_MAX_WZ_SEG, VMM_BLK_MAX_SEGS);
+	b->config[C_WZ_MAY_UNMAP] = 0;
+	device_reset(b);
+	*ret = b;
+	return 0;
+}
+
+void vmm_blk_destroy(struct vmm_blk *b)
+{
+	if (!b)
+		return;
+	vmm_overlay_fini(&b->ovl);
+	free(b);
+}
+
+bool vmm_blk_overlay_exceeded(const struct vmm_blk *b)
+{
+	return b->ovl.exceeded;
+}
+
+bool vmm_blk_needs_reset(const struct vmm_blk *b)
+{
+	return b->status & ST_NEEDS_RESET;
+}
+
+/* ---- requests ---- */
+
+/* Copy len bytes starting skip bytes into the gathered stream segs. */
+static void gather(const struct seg *segs, unsigned n, uint64_t skip, uint8_t *dst, uint64_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < n && len; i++) {
+		uint64_t take;
+
+		if (skip >= segs[i].len) {
+			skip -= segs[i].len;
+			continue;
+		}
+		take = segs[i].len - skip;
+		if (take > len)
+			take = len;
+		memcpy(dst, segs[i].p + skip, take);
+		dst += take;
+		len -= take;
+		skip = 0;
+	}
+}
+
+/* Byte range of a sector-addressed request, or -EIO if it leaves the device. */
+static int sector_range(const struct vmm_blk *b, uint64_t sector, uint64_t len, uint64_t *ret_off)
+{
+	uint64_t off, end;
+
+	if (__builtin_mul_overflow(sector, SECTOR, &off) ||
+	    __builtin_add_overflow(off, len, &end) || end > b->capacity)
+		return -EIO;
+	*ret_off = off;
+	return 0;
+}
+
+/* File contents (zeros past file_size) with the staged ops on top. */
+static int blk_read(struct vmm_blk *b, uint64_t off, uint8_t *p, uint64_t len)
+{
+	uint64_t done = 0, base = 0;
+
+	if (off < b->file_size)
+		base = b->file_size - off < len ? b->file_size - off : len;
+	while (done < base) {
+		ssize_t n = pread(b->fd, p + done, base - done, (off_t)(off + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break; /* the file shrank under us: the rest reads as zeros */
+		done += (uint64_t)n;
+	}
+	memset(p + done, 0, len - done);
+	vmm_overlay_read(&b->ovl, off, p, len);
+	return 0;
+}
+
+static uint8_t req_in(struct vmm_blk *b, const struct chain *c, uint64_t sector, uint32_t *used)
+{
+	uint64_t off;
+	unsigned i;
+
+	if (c->out_len != REQ_HDR_SIZE || c->in_len % SECTOR || c->in_len > VMM_BLK_MAX_REQ_BYTES ||
+	    sector_range(b, sector, c->in_len, &off) < 0)
+		return S_IOERR;
+	for (i = 0; i < c->nin; i++) {
+		if (blk_read(b, off, c->in[i].p, c->in[i].len) < 0)
+			return S_IOERR;
+		off += c->in[i].len;
+	}
+	*used += (uint32_t)c->in_len;
+	return S_OK;
+}
+
+static uint8_t req_out(struct vmm_blk *b, const struct chain *c, uint64_t sector)
+{
+	uint64_t len = c->out_len - REQ_HDR_SIZE, off;
+	uint8_t *data;
+
+	if (c->in_len || len % SECTOR || len > VMM_BLK_MAX_REQ_BYTES ||
+	    sector_range(b, sector, len, &off) < 0)
+		return S_IOERR;
+	if (len == 0)
+		return S_OK;
+	data = malloc(len);
+	if (!data)
+		return S_IOERR;
+	gather(c->out, c->nout, REQ_HDR_SIZE, data, len);
+	if (vmm_overlay_write(&b->ovl, off, data, len) < 0) {
+		free(data);
+		return S_IOERR;
+	}
+	return S_OK;
+}
+
+static uint8_t req_zero(struct vmm_blk *b, const struct chain *c, uint32_t type)
+{
+	uint8_t raw[VMM_BLK_MAX_SEGS * SEG_SIZE];
+	uint64_t off[VMM_BLK_MAX_SEGS], len[VMM_BLK_MAX_SEGS];
+	uint64_t dlen = c->out_len - REQ_HDR_SIZE, nseg = dlen / SEG_SIZE, i;
+	uint32_t allowed = type == T_WRITE_ZEROES ? WZ_F_UNMAP : 0;
+
+	if (c->in_len || dlen == 0 || dlen % SEG_SIZE || nseg > VMM_BLK_MAX_SEGS)
+		return S_IOERR;
+	gather(c->out, c->nout, REQ_HDR_SIZE, raw, dlen);
+	/* Check every segment before staging any. */
+	for (i = 0; i < nseg; i++) {
+		const uint8_t *s = raw + i * SEG_SIZE;
+		uint32_t num = ld32(s + 8), flags = ld32(s + 12);
+
+		if (flags & ~allowed)
+			return S_UNSUPP;
+		len[i] = (uint64_t)num * SECTOR;
+		if (num > VMM_BLK_MAX_ZERO_SECTORS || sector_range(b, ld64(s), len[i], &off[i]) < 0)
+			return S_IOERR;
+	}
+	for (i = 0; i < nseg; i++) {
+		int r = type == T_WRITE_ZEROES ? vmm_overlay_zero(&b->ovl, off[i], len[i])
+					       : vmm_overlay_discard(&b->ovl, off[i], len[i]);
+		if (r < 0)
+			return S_IOERR;
+	}
+	return S_OK;
+}
+
+static uint8_t req_get_id(const struct chain *c, uint32_t *used)
+{
+	uint8_t id[ID_BYTES] = "instar";
+	uint64_t left = c->in_len < ID_BYTES ? c->in_len : ID_BYTES;
+	const uint8_t *src = id;
+	unsigned i;
+
+	if (c->out_len != REQ_HDR_SIZE)
+		return S_IOERR;
+	*used += (uint32_t)left;
+	for (i = 0; i < c->nin && left; i++) {
+		uint64_t take = c->in[i].len < left ? c->in[i].len : left;
+
+		memcpy(c->in[i].p, src, take);
+		src += take;
+		left -= take;
+	}
+	return S_OK;
+}
+
+/* Walk and check one descriptor chain. -EPROTO when it cannot even be
+ * answered (bad index, loop or overlong chain, indirect descriptor, no usable
+ * status byte): the device then needs a reset. Otherwise 0, with *ret_ok
+ * false if a buffer was outside guest RAM or in the wrong direction. */
+static int chain_parse(struct vmm_blk *b, uint16_t head, struct chain *c, bool *ret_ok)
+{
+	uint64_t addr[VMM_BLK_QUEUE_MAX];
+	uint32_t len[VMM_BLK_QUEUE_MAX];
+	uint16_t flags[VMM_BLK_QUEUE_MAX];
+	unsigned n = 0, i;
+	uint32_t idx = head;
+	bool ok = true, seen_write = false;
+	uint8_t *st;
+
+	for (;;) {
+		const uint8_t *d;
+
+		/* A chain longer than the queue must revisit a slot: a loop. */
+		if (idx >= b->q.num || n >= b->q.num)
+			return -EPROTO;
+		d = b->q.desc_h + (uint64_t)idx * DESC_SIZE;
+		addr[n] = ld64(d);
+		len[n] = ld32(d + 8);
+		flags[n] = ld16(d + 12);
+		if (flags[n] & DESC_F_INDIRECT)
+			return -EPROTO; /* not negotiated */
+		n++;
+		if (!(flags[n - 1] & DESC_F_NEXT))
+			break;
+		idx = ld16(d + 14);
+	}
+
+	/* The status byte is the last byte of the last, device-writable buffer. */
+	st = vmm_gpa(&b->mem, addr[n - 1], len[n - 1]);
+	if (!(flags[n - 1] & DESC_F_WRITE) || len[n - 1] == 0 || !st)
+		return -EPROTO;
+	c->status = st + len[n - 1] - 1;
+
+	c->nout = c->nin = 0;
+	c->out_len = c->in_len = 0;
+	for (i = 0; i < n; i++) {
+		uint64_t l = i == n - 1 ? len[i] - 1u : len[i];
+		uint8_t *p = vmm_gpa(&b->mem, addr[i], len[i]);
+
+		if (!p) {
+			ok = false;
+			continue;
+		}
+		if (flags[i] & DESC_F_WRITE) {
+			seen_write = true;
+			c->in[c->nin++] = (struct seg){.p = p, .len = l};
+			c->in_len += l;
+		} else {
+			/* Readable buffers must all come first (spec 2.7.4.2). */
+			if (seen_write)
+				ok = false;
+			c->out[c->nout++] = (struct seg){.p = p, .len = l};
+			c->out_len += l;
+		}
+	}
+	*ret_ok = ok;
+	return 0;
+}
+
+/* One request; returns the byte count for the used ring or -EPROTO. */
+static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
+{
+	struct chain *c = &b->chain;
+	uint8_t hdr[REQ_HDR_SIZE], status = S_IOERR;
+	uint32_t used = 1; /* the status byte */
+	bool ok;
+	int r;
+
+	r = chain_parse(b, head, c, &ok);
+	if (r < 0)
+		return r;
+	if (!ok || c->out_len < REQ_HDR_SIZE)
+		goto done;
+	gather(c->out, c->nout, 0, hdr, REQ_HDR_SIZE);
+
+	switch (ld32(hdr)) {
+	case T_IN:
+		status = req_in(b, c, ld64(hdr + 8), &used);
+		break;
+	case T_OUT:
+		status = req_out(b, c, ld64(hdr + 8));
+		break;
+	case T_FLUSH:
+		if (c->out_len == REQ_HDR_SIZE && c->in_len == 0)
+			status = vmm_overlay_flush(&b->ovl) < 0 ? S_IOERR : S_OK;
+		break;
+	case T_GET_ID:
+		status = req_get_id(c, &used);
+		break;
+	case T_DISCARD:
+	case T_WRITE_ZEROES: {
+		uint64_t f = ld32(hdr) == T_DISCARD ? F_BLK_DISCARD : F_BLK_WRITE_ZEROES;
+
+		status = b->driver_features & f ? req_zero(b, c, ld32(hdr)) : S_UNSUPP;
+		break;
+	}
+	default:
+		status = S_UNSUPP;
+		break;
+	}
+done:
+	*c->status = status;
+	*ret_used = used;
+	return 0;
+}
+
+int vmm_blk_process_queue(struct vmm_blk *b)
+{
+	struct blk_queue *q = &b->q;
+	uint16_t avail_idx;
+
+	if ((b->status & (ST_DRIVER_OK | ST_FEATURES_OK | ST_NEEDS_RESET)) !=
+		(ST_DRIVER_OK | ST_FEATURES_OK) ||
+	    !q->ready)
+		return 0;
+	avail_idx = ld16(q->avail_h + 2);
+	/* The driver can be at most a queue's worth ahead of us. */
+	if ((uint16_t)(avail_idx - q->last_avail) > q->num) {
+		set_needs_reset(b);
+		return -EPROTO;
+	}
+	while (q->last_avail != avail_idx) {
+		uint16_t head = ld16(q->avail_h + 4 + 2u * (q->last_avail % q->num));
+		uint8_t *u;
+		uint32_t used = 0;
+		int r;
+
+		r = handle_chain(b, head, &used);
+		if (r < 0) {
+			set_needs_reset(b);
+			return -EPROTO;
+		}
+		u = q->used_h + 4 + 8u * (q->used_idx % q->num);
+		st32(u, head);
+		st32(u + 4, used);
+		q->used_idx++;
+		st16(q->used_h + 2, q->used_idx);
+		q->last_avail++;
+		b->isr |= INT_USED_BUFFER;
+	}
+	return 0;
+}
+
+/* ---- registers ---- */
+
+/* Ring addresses are checked once, when the driver makes the queue ready;
+ * the host pointers stay valid since guest RAM never moves. */
+static bool queue_enable(struct vmm_blk *b)
+{
+	struct blk_queue *q = &b->q;
+	uint64_t n = q->num;
+
+	if (!(b->status & ST_FEATURES_OK) || n == 0 || n > VMM_BLK_QUEUE_MAX || (n & (n - 1)) ||
+	    q->desc % 16 || q->driver % 2 || q->device % 4)
+		return false;
+	q->desc_h = vmm_gpa(&b->mem, q->desc, n * DESC_SIZE);
+	q->avail_h = vmm_gpa(&b->mem, q->driver, 6 + 2 * n);
+	q->used_h = vmm_gpa(&b->mem, q->device, 6 + 8 * n);
+	if (!q->desc_h || !q->avail_h || !q->used_h)
+		return false;
+	q->last_avail = ld16(q->avail_h + 2);
+	q->used_idx = ld16(q->used_h + 2);
+	q->ready = true;
+	return true;
+}
+
+static void status_write(struct vmm_blk *b, uint32_t v)
+{
+	uint32_t keep = b->status & ST_NEEDS_RESET;
+
+	if (v == 0) {
+		device_reset(b);
+		return;
+	}
+	v &= ST_ACKNOWLEDGE | ST_DRIVER | ST_DRIVER_OK | ST_FEATURES_OK | ST_FAILED;
+	/* Only a reset may clear bits. */
+	if ((b->status & ~ST_NEEDS_RESET) & ~v)
+		return;
+	if ((v & ST_FEATURES_OK) && !(b->status & ST_FEATURES_OK)) {
+		if ((b->driver_features & ~DEVICE_FEATURES) || !(b->driver_features & F_VERSION_1))
+			v &= ~ST_FEATURES_OK;
+	}
+	if ((v & ST_DRIVER_OK) && !(v & ST_FEATURES_OK))
+		v &= ~ST_DRIVER_OK;
+	b->status = v | keep;
+}
+
+static uint32_t reg_read(struct vmm_blk *b, uint64_t off)
+{
+	switch (off) {
+	case R_MAGIC:
+		return MMIO_MAGIC;
+	case R_VERSION:
+		return MMIO_VERSION;
+	case R_DEVICE_ID:
+		return DEVICE_ID_BLOCK;
+	case R_VENDOR_ID:
+		return VENDOR_ID;
+	case R_DEVICE_FEATURES:
+		if (b->dev_feat_sel > 1)
+			return 0;
+		return (uint32_t)(DEVICE_FEATURES >> (32 * b->dev_feat_sel));
+	case R_QUEUE_NUM_MAX:
+		return b->queue_sel == 0 ? VMM_BLK_QUEUE_MAX : 0;
+	case R_QUEUE_READY:
+		return b->queue_sel == 0 && b->q.ready;
+	case R_INTERRUPT_STATUS:
+		return b->isr;
+	case R_STATUS:
+		return b->status;
+	case R_CONFIG_GENERATION:
+		return 0; /* the config never changes */
+	default:
+		return 0;
+	}
+}
+
+static void set_half(uint64_t *v, bool high, uint32_t x)
+{
+	if (high)
+		*v = (*v & 0xffffffffull) | ((uint64_t)x << 32);
+	else
+		*v = (*v & ~0xffffffffull) | x;
+}
+
+static void reg_write(struct vmm_blk *b, uint64_t off, uint32_t v)
+{
+	struct blk_queue *q = &b->q;
+	bool qcfg = b->queue_sel == 0 && !q->ready;
+
+	switch (off) {
+	case R_DEVICE_FEATURES_SEL:
+		b->dev_feat_sel = v;
+		break;
+	case R_DRIVER_FEATURES:
+		/* Features are fixed once FEATURES_OK was accepted. */
+		if (b->drv_feat_sel <= 1 && !(b->status & ST_FEATURES_OK))
+			set_half(&b->driver_features, b->drv_feat_sel == 1, v);
+		break;
+	case R_DRIVER_FEATURES_SEL:
+		b->drv_feat_sel = v;
+		break;
+	case R_QUEUE_SEL:
+		b->queue_sel = v;
+		break;
+	case R_QUEUE_NUM:
+		if (qcfg)
+			q->num = v;
+		break;
+	case R_QUEUE_DESC_LOW:
+	case R_QUEUE_DESC_HIGH:
+		if (qcfg)
+			set_half(&q->desc, off == R_QUEUE_DESC_HIGH, v);
+		break;
+	case R_QUEUE_DRIVER_LOW:
+	case R_QUEUE_DRIVER_HIGH:
+		if (qcfg)
+			set_half(&q->driver, off == R_QUEUE_DRIVER_HIGH, v);
+		break;
+	case R_QUEUE_DEVICE_LOW:
+	case R_QUEUE_DEVICE_HIGH:
+		if (qcfg)
+			set_half(&q->device, off == R_QUEUE_DEVICE_HIGH, v);
+		break;
+	case R_QUEUE_READY:
+		if (b->queue_sel != 0)
+			break;
+		if (v == 0) {
+			q->ready = false;
+		} else if (!q->ready && !queue_enable(b)) {
+			set_needs_reset(b);
+		}
+		break;
+	case R_QUEUE_NOTIFY:
+		if (v == 0)
+			vmm_blk_process_queue(b);
+		break;
+	case R_INTERRUPT_ACK:
+		b->isr &= ~v;
+		break;
+	case R_STATUS:
+		status_write(b, v);
+		break;
+	default:
+		break;
+	}
+}
+
+void vmm_blk_mmio_read(struct vmm_blk *b, uint64_t off, void *data, uint32_t len)
+{
+	if (!data || len == 0)
+		return;
+	memset(data, 0, len);
+	if (len > 8)
+		return;
+	if (off < R_CONFIG) {
+		uint32_t v;
+
+		if (len != 4 || off % 4)
+			return;
+		v = reg_read(b, off);
+		memcpy(data, &v, 4);
+		return;
+	}
+	if (off - R_CONFIG >= CONFIG_SIZE || len > CONFIG_SIZE - (off - R_CONFIG))
+		return;
+	memcpy(data, b->config + (off - R_CONFIG), len);
+}
+
+void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint32_t len)
+{
+	uint32_t v;
+
+	/* The config space is read-only (no writeback toggle offered). */
+	if (!data || len != 4 || off % 4 || off >= R_CONFIG)
+		return;
+	memcpy(&v, data, 4);
+	reg_write(b, off, v);
+}
+
+static uint64_t commit_stop_after(void)
+{
+	const char *s = getenv("INSTAR_TEST_COMMIT_STOP_AFTER");
+	unsigned long long k;
+	char *end;
+
+	if (!s || !*s)
+		return VMM_OVL_NO_STOP;
+	errno = 0;
+	k = strtoull(s, &end, 10);
+	if (errno || *end || *s == '-')
+		return VMM_OVL_NO_STOP;
+	return k;
+}
+
+int vmm_blk_commit(struct vmm_blk *b)
+{
+	if (b->ovl.exceeded)
+		return -ENOSPC;
+	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after());
+}
