@@ -1,17 +1,447 @@
-/* vmm/guest_run.c — guest launch and commit (placeholder until the KVM host
- * lands: every non-raw format reports UNSUPPORTED_FORMAT). */
+/* vmm/guest_run.c — one resize in a guest: VM + device + binaries, watchdog,
+ * sandbox, run loop, result frame, and the commit that only a successful guest
+ * earns. */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "guest_op.h"
 #include "guest_run.h"
+#include "kvm.h"
+#include "loader.h"
+#include "sandbox.h"
+#include "serial.h"
+#include "virtio_blk.h"
 
-int vmm_guest_resize(int fd, const struct instar_resize_config *cfg,
-		     const struct vmm_guest_opts *o, struct instar_resize_result *ret)
+#define VMM_TIMEOUT_DEFAULT_MS 30000u
+#define VMM_OVERLAY_DEFAULT (1ull << 30)
+#define VMM_CAPACITY_SLACK (256ull << 20)
+#define VMM_WATCHDOG_SIGNAL SIGALRM
+
+struct vmm_run {
+	struct vmm_kvm kvm;
+	struct vmm_blk *blk;
+	struct vmm_frame_decoder dec;
+	bool debug;
+	uint32_t nresults;
+	struct instar_resize_result result;
+	char fault[INSTAR_DETAIL_MAX]; /* first reason to call the run a guest fault */
+	char dbg[256];		       /* debug-port line being assembled */
+	size_t dbglen;
+};
+
+/* The watchdog signal handler reaches the vCPU through these. */
+static struct vmm_kvm *vmm_watchdog_kvm;
+static volatile sig_atomic_t vmm_watchdog_fired;
+
+static void vmm_watchdog_handler(int sig)
 {
-	(void)fd;
-	(void)cfg;
-	(void)o;
-	memset(ret, 0, sizeof(*ret));
-	ret->error = INSTAR_ERR_UNSUPPORTED_FORMAT;
+	(void)sig;
+	vmm_watchdog_fired = 1;
+	if (vmm_watchdog_kvm)
+		vmm_kvm_kick(vmm_watchdog_kvm);
+}
+
+static void vmm_run_fault(struct vmm_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void vmm_run_fault(struct vmm_run *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->fault[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->fault, sizeof(r->fault), fmt, ap);
+	va_end(ap);
+}
+
+/* Guest text is shown only in debug mode, with control bytes masked. */
+static void vmm_run_print_guest(const char *what, const uint8_t *s, size_t len)
+{
+	fprintf(stderr, "instar: guest %s: ", what);
+	for (size_t i = 0; i < len; i++)
+		fputc(s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?', stderr);
+	fputc('\n', stderr);
+}
+
+static int vmm_run_frame(void *ctx, const struct vmm_frame *f)
+{
+	struct vmm_run *r = ctx;
+
+	switch (f->type) {
+	case INSTAR_FRAME_RESULT:
+		if (r->nresults++) {
+			vmm_run_fault(r, "guest sent more than one result");
+			return -EPROTO;
+		}
+		if (f->len != sizeof(r->result)) {
+			vmm_run_fault(r, "guest result frame of %u bytes", f->len);
+			return -EPROTO;
+		}
+		memcpy(&r->result, f->payload, sizeof(r->result));
+		return 0;
+	case INSTAR_FRAME_LOG:
+		if (r->debug)
+			vmm_run_print_guest("log", f->payload, f->len);
+		return 0;
+	case INSTAR_FRAME_EXCEPTION: {
+		struct instar_exception e;
+
+		if (f->len != sizeof(e)) {
+			vmm_run_fault(r, "guest exception frame of %u bytes", f->len);
+			return -EPROTO;
+		}
+		memcpy(&e, f->payload, sizeof(e));
+		vmm_run_fault(r, "guest exception vector %llu at RIP 0x%llx",
+			      (unsigned long long)e.vector, (unsigned long long)e.rip);
+		if (r->debug)
+			fprintf(stderr,
+				"instar: guest exception vector %llu error 0x%llx rip 0x%llx cr2 "
+				"0x%llx\n",
+				(unsigned long long)e.vector, (unsigned long long)e.error_code,
+				(unsigned long long)e.rip, (unsigned long long)e.cr2);
+		return -EFAULT;
+	}
+	case INSTAR_FRAME_PANIC: {
+		char msg[96];
+		size_t n = f->len < sizeof(msg) - 1 ? f->len : sizeof(msg) - 1;
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = f->payload[i] >= 0x20 && f->payload[i] < 0x7f ? (char)f->payload[i]
+									       : '?';
+		msg[n] = '\0';
+		vmm_run_fault(r, "guest panic: %s", msg);
+		return -EFAULT;
+	}
+	default:
+		vmm_run_fault(r, "guest frame of unknown type %u", f->type);
+		return -EPROTO;
+	}
+}
+
+static void vmm_run_debug_text(struct vmm_run *r, const uint8_t *s, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (s[i] == '\n' || r->dbglen == sizeof(r->dbg)) {
+			vmm_run_print_guest("debug", (const uint8_t *)r->dbg, r->dbglen);
+			r->dbglen = 0;
+			if (s[i] == '\n')
+				continue;
+		}
+		r->dbg[r->dbglen++] = (char)s[i];
+	}
+}
+
+static int vmm_run_io(void *ctx, uint16_t port, bool is_out, uint32_t size, uint32_t count,
+		      uint8_t *data)
+{
+	struct vmm_run *r = ctx;
+	int e;
+
+	if (!is_out || size != 1)
+		return -EINVAL;
+	if (port == INSTAR_COM1_PORT) {
+		e = vmm_frame_feed(&r->dec, data, count, vmm_run_frame, r);
+		if (e == -EBADMSG)
+			vmm_run_fault(r, "malformed guest frame: %s", r->dec.what);
+		return e;
+	}
+	if (port == INSTAR_DEBUG_PORT) {
+		if (r->debug)
+			vmm_run_debug_text(r, data, count);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int vmm_run_mmio(void *ctx, uint64_t gpa, bool is_write, uint32_t len, uint8_t *data)
+{
+	struct vmm_run *r = ctx;
+	uint64_t off = gpa - INSTAR_VIRTIO_MMIO_BASE;
+
+	if (gpa < INSTAR_VIRTIO_MMIO_BASE || off >= INSTAR_VIRTIO_MMIO_SIZE ||
+	    len > INSTAR_VIRTIO_MMIO_SIZE - off)
+		return -EFAULT;
+	if (is_write)
+		vmm_blk_mmio_write(r->blk, off, data, len);
+	else
+		vmm_blk_mmio_read(r->blk, off, data, len);
 	return 0;
+}
+
+static const struct vmm_exit_ops vmm_run_exit_ops = {
+    .io = vmm_run_io,
+    .mmio = vmm_run_mmio,
+};
+
+/* Room for the plan to append metadata and preallocated ranges. */
+static uint64_t vmm_run_capacity(uint64_t file_size, uint64_t new_size)
+{
+	const uint64_t cap = (uint64_t)INT64_MAX & ~511ull;
+	uint64_t c = file_size;
+
+	if (__builtin_add_overflow(c, 511, &c))
+		return cap;
+	c &= ~511ull;
+	if (__builtin_add_overflow(c, new_size, &c) ||
+	    __builtin_add_overflow(c, new_size / 16, &c) ||
+	    __builtin_add_overflow(c, VMM_CAPACITY_SLACK, &c) || c > cap)
+		return cap;
+	return (c + 511) & ~511ull;
+}
+
+static uint32_t vmm_run_err_of(int e)
+{
+	return e == -ENOSPC || e == -EDQUOT ? INSTAR_ERR_NO_SPACE : INSTAR_ERR_IO;
+}
+
+/* Writes the staged plan and the final length; only after guest success. */
+static void vmm_run_commit(struct vmm_run *r, int fd, struct instar_resize_result *ret)
+{
+	int e = vmm_blk_commit(r->blk);
+	const char *what = "applying the staged writes";
+
+	if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0) {
+		e = -errno;
+		what = "setting the file length";
+	}
+	if (!e && fsync(fd) < 0) {
+		e = -errno;
+		what = "syncing the image";
+	}
+	if (e) {
+		ret->error = vmm_run_err_of(e);
+		snprintf(ret->detail, sizeof(ret->detail), "%s failed: %s", what, strerror(-e));
+	}
+}
+
+/* Decides the outcome of a finished run. */
+static void vmm_run_outcome(struct vmm_run *r, enum vmm_stop stop, const char *stopdetail,
+			    uint32_t timeout_ms, uint64_t capacity,
+			    struct instar_resize_result *ret)
+{
+	struct instar_resize_result *g = &r->result;
+
+	memset(ret, 0, sizeof(*ret));
+	if (stop == VMM_STOP_TIMEOUT) {
+		ret->error = INSTAR_ERR_TIMEOUT;
+		snprintf(ret->detail, sizeof(ret->detail), "guest did not finish within %u ms",
+			 timeout_ms);
+		return;
+	}
+	if (!r->fault[0] && stop != VMM_STOP_HLT)
+		vmm_run_fault(r, "%s", stopdetail);
+	if (!r->fault[0] && !vmm_frame_decoder_idle(&r->dec))
+		vmm_run_fault(r, "guest halted inside a frame");
+	if (!r->fault[0] && vmm_blk_needs_reset(r->blk))
+		vmm_run_fault(r, "guest left the virtio-blk queue malformed");
+	if (r->fault[0]) {
+		ret->error = INSTAR_ERR_GUEST_FAULT;
+		snprintf(ret->detail, sizeof(ret->detail), "%s", r->fault);
+		return;
+	}
+	if (vmm_blk_overlay_exceeded(r->blk)) {
+		ret->error = INSTAR_ERR_OVERLAY_LIMIT;
+		snprintf(ret->detail, sizeof(ret->detail), "staged writes exceeded the limit");
+		return;
+	}
+	if (!r->nresults) {
+		ret->error = INSTAR_ERR_GUEST_FAULT;
+		snprintf(ret->detail, sizeof(ret->detail), "guest halted without a result");
+		return;
+	}
+	g->detail[sizeof(g->detail) - 1] = '\0';
+	if (g->error >= INSTAR_ERR_COUNT || g->action > INSTAR_ACTION_SHRINK ||
+	    (g->error == INSTAR_OK && g->file_size_after > capacity)) {
+		ret->error = INSTAR_ERR_GUEST_FAULT;
+		snprintf(ret->detail, sizeof(ret->detail), "guest result out of range");
+		return;
+	}
+	*ret = *g;
+}
+
+/* Created before the sandbox (timer_create is not allowed in it), started
+ * after it by vmm_watchdog_start(). */
+static int vmm_watchdog_create(timer_t *ret_timer, struct sigaction *old)
+{
+	struct sigevent sev;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = vmm_watchdog_handler;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VMM_WATCHDOG_SIGNAL, &sa, old) < 0)
+		return -errno;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = VMM_WATCHDOG_SIGNAL;
+	sev._sigev_un._tid = gettid(); /* the vCPU thread, not any thread */
+	if (timer_create(CLOCK_MONOTONIC, &sev, ret_timer) < 0) {
+		int e = -errno;
+		sigaction(VMM_WATCHDOG_SIGNAL, old, NULL);
+		return e;
+	}
+	return 0;
+}
+
+static int vmm_watchdog_start(timer_t t, uint32_t ms)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+	return timer_settime(t, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+static void vmm_watchdog_disarm(timer_t t, const struct sigaction *old)
+{
+	timer_delete(t);
+	sigaction(VMM_WATCHDOG_SIGNAL, old, NULL);
+	vmm_watchdog_kvm = NULL;
+}
+
+int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
+		     const char *op_path, struct instar_resize_result *ret)
+{
+	static const struct vmm_guest_opts defaults;
+	char dir[PATH_MAX], core_path[PATH_MAX + 16], op_buf[PATH_MAX + 16];
+	char stopdetail[INSTAR_DETAIL_MAX] = "";
+	uint32_t timeout_ms;
+	struct instar_resize_config gcfg;
+	struct vmm_blk_opts bo;
+	struct vmm_load_spec ls;
+	struct sigaction old_sa;
+	struct vmm_run *r;
+	enum vmm_stop stop;
+	struct stat st;
+	timer_t timer;
+	int e, kerr;
+
+	if (!o)
+		o = &defaults;
+	memset(ret, 0, sizeof(*ret));
+	timeout_ms = o->timeout_ms ? o->timeout_ms : VMM_TIMEOUT_DEFAULT_MS;
+	if (fstat(fd, &st) < 0) {
+		e = -errno;
+		snprintf(ret->detail, sizeof(ret->detail), "cannot stat the image: %s",
+			 strerror(-e));
+		return e;
+	}
+	e = vmm_loader_find_dir(o->guest_dir, dir, sizeof(dir));
+	if (e) {
+		snprintf(ret->detail, sizeof(ret->detail), "guest directory path too long");
+		return e;
+	}
+	snprintf(core_path, sizeof(core_path), "%s/core.bin", dir);
+	if (!op_path) {
+		snprintf(op_buf, sizeof(op_buf), "%s/resize.bin", dir);
+		op_path = op_buf;
+	}
+
+	/* The guest sees the real length, whatever the caller believed. */
+	gcfg = *cfg;
+	gcfg.file_size = (uint64_t)st.st_size;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(ret->detail, sizeof(ret->detail), "out of memory");
+		return -ENOMEM;
+	}
+	r->debug = o->debug;
+	vmm_frame_decoder_init(&r->dec);
+
+	e = vmm_kvm_create(&r->kvm, o->ram_size ? o->ram_size : INSTAR_RAM_DEFAULT, ret->detail,
+			   sizeof(ret->detail));
+	if (e)
+		goto err_free;
+
+	ls = (struct vmm_load_spec){
+	    .core_path = core_path,
+	    .op_path = op_path,
+	    .config = &gcfg,
+	    .config_len = sizeof(gcfg),
+	    .boot_flags = o->debug ? INSTAR_BOOT_DEBUG : 0,
+	    .mmio_base = INSTAR_VIRTIO_MMIO_BASE,
+	};
+	e = vmm_loader_setup(&r->kvm.mem, &ls, ret->detail, sizeof(ret->detail));
+	if (e)
+		goto err_kvm;
+
+	bo = (struct vmm_blk_opts){
+	    .fd = fd,
+	    .file_size = gcfg.file_size,
+	    .capacity_bytes = vmm_run_capacity(gcfg.file_size, gcfg.new_virtual_size),
+	    .overlay_limit = o->overlay_limit ? o->overlay_limit : VMM_OVERLAY_DEFAULT,
+	};
+	e = vmm_blk_create(&r->blk, &r->kvm.mem, &bo);
+	if (e) {
+		snprintf(ret->detail, sizeof(ret->detail), "cannot create the block device: %s",
+			 strerror(-e));
+		goto err_kvm;
+	}
+
+	vmm_watchdog_fired = 0;
+	vmm_watchdog_kvm = &r->kvm;
+	e = vmm_watchdog_create(&timer, &old_sa);
+	if (e) {
+		snprintf(ret->detail, sizeof(ret->detail), "cannot create the watchdog: %s",
+			 strerror(-e));
+		goto err_blk;
+	}
+	{
+		const int keep[] = {fd, r->kvm.vm_fd, r->kvm.vcpu_fd};
+
+		e = vmm_sandbox_enter(keep, sizeof(keep) / sizeof(keep[0]), r->kvm.vcpu_fd);
+	}
+	if (e) {
+		snprintf(ret->detail, sizeof(ret->detail), "cannot enter the sandbox: %s",
+			 strerror(-e));
+		goto err_timer;
+	}
+	/* Started last so setup time does not count against the guest. */
+	e = vmm_watchdog_start(timer, timeout_ms);
+	if (e) {
+		snprintf(ret->detail, sizeof(ret->detail), "cannot arm the watchdog: %s",
+			 strerror(-e));
+		goto err_timer;
+	}
+
+	stop = vmm_kvm_run(&r->kvm, &vmm_run_exit_ops, r, &vmm_watchdog_fired, &kerr, stopdetail,
+			   sizeof(stopdetail));
+	vmm_watchdog_disarm(timer, &old_sa);
+
+	vmm_run_outcome(r, stop, stopdetail, timeout_ms, bo.capacity_bytes, ret);
+	if (ret->error == INSTAR_OK)
+		vmm_run_commit(r, fd, ret);
+
+	vmm_blk_destroy(r->blk);
+	vmm_kvm_destroy(&r->kvm);
+	free(r);
+	return 0;
+
+err_timer:
+	vmm_watchdog_disarm(timer, &old_sa);
+err_blk:
+	vmm_watchdog_kvm = NULL;
+	vmm_blk_destroy(r->blk);
+err_kvm:
+	vmm_kvm_destroy(&r->kvm);
+err_free:
+	free(r);
+	return e;
+}
+
+int vmm_guest_resize(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
+		     struct instar_resize_result *ret)
+{
+	return vmm_guest_run_op(fd, cfg, o, NULL, ret);
 }

@@ -1,0 +1,67 @@
+/* guest/core/entry.S — guest core: entry point (own stack, clear bss, call
+ * guest_main) and the exception stubs the IDT points at. */
+	.code64
+
+	.section .text.entry, "ax"
+	.globl _start
+_start:
+	cli
+	cld
+	movq %rdi, %r12			/* boot info pointer from the host */
+	leaq guest_stack_top(%rip), %rsp
+	leaq __bss_start(%rip), %rdi
+	leaq __bss_end(%rip), %rcx
+	subq %rdi, %rcx
+	xorl %eax, %eax
+	rep stosb			/* the stack lives in bss: nothing on it yet */
+	movq %r12, %rdi
+	call guest_main
+1:	cli
+	hlt
+	jmp 1b
+
+	.text
+/* Every stub leaves [vector, error code, RIP, CS, RFLAGS, RSP, SS] on the stack. */
+.macro exc_noerr n
+guest_exc_\n:
+	pushq $0
+	pushq $\n
+	jmp guest_exc_common
+.endm
+.macro exc_err n
+guest_exc_\n:
+	pushq $\n
+	jmp guest_exc_common
+.endm
+
+.irp n, 0, 1, 2, 3, 4, 5, 6, 7, 9, 15, 16, 18, 19, 20, 22, 23, 24, 25, 26, 27, 28, 31
+	exc_noerr \n
+.endr
+.irp n, 8, 10, 11, 12, 13, 14, 17, 21, 29, 30
+	exc_err \n
+.endr
+
+guest_exc_common:
+	cld
+	movq %rsp, %rdi
+	andq $-16, %rsp
+	call guest_exception
+2:	cli
+	hlt
+	jmp 2b
+
+	.section .rodata
+	.balign 8
+	.globl guest_exc_stubs
+guest_exc_stubs:
+.irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+	.quad guest_exc_\n
+.endr
+
+	.section .bss
+	.balign 16
+guest_stack:
+	.skip 65536
+guest_stack_top:
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,37 @@
+/* tests/kvm/ops/testop.h — helpers for the kvm suite's small operation
+ * binaries (guest side, freestanding): each op provokes one host path. */
+#ifndef TESTOP_H
+#define TESTOP_H
+
+#include "abi.h"
+#include "lib.h"
+
+#define TESTOP_ENTRY                                                                               \
+	int _start(const struct instar_calltab *ct) __attribute__((section(".text.entry")))
+
+static inline const struct instar_resize_config *testop_cfg(const struct instar_calltab *ct)
+{
+	uint32_t len;
+
+	return ct->get_config(&len);
+}
+
+/* A result that leaves the file as it was: the host commits nothing. */
+static inline int testop_ok(const struct instar_calltab *ct, uint64_t file_size_after, uint64_t tag)
+{
+	struct instar_resize_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.error = INSTAR_OK;
+	res.file_size_before = testop_cfg(ct)->file_size;
+	res.file_size_after = file_size_after;
+	res.old_virtual_size = tag;
+	return ct->send_result(&res, sizeof(res));
+}
+
+static inline void testop_outsb(uint16_t port, const void *buf, uint64_t n)
+{
+	__asm__ volatile("rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
+}
+
+#endif

@@ -1,0 +1,420 @@
+/* vmm/kvm.c — KVM VM + vCPU setup straight into 64-bit long mode, and the
+ * exit loop. No firmware: the host builds the GDT and the identity page
+ * tables the guest core starts on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "abi.h"
+#include "kvm.h"
+
+#define KVM_API_EXPECTED 12
+
+struct vmm_kvm_ext {
+	int cap;
+	const char *name;
+};
+
+/* What the run loop relies on; a host missing one is named, not guessed at. */
+static const struct vmm_kvm_ext vmm_kvm_required[] = {
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_NR_MEMSLOTS, "KVM_CAP_NR_MEMSLOTS"},
+};
+
+#define X86_CR0_PE (1ull << 0)
+#define X86_CR0_MP (1ull << 1)
+#define X86_CR0_ET (1ull << 4)
+#define X86_CR0_NE (1ull << 5)
+#define X86_CR0_WP (1ull << 16)
+#define X86_CR0_PG (1ull << 31)
+#define X86_CR4_PAE (1ull << 5)
+#define X86_EFER_LME (1ull << 8)
+#define X86_EFER_LMA (1ull << 10)
+
+#define PTE_P (1ull << 0)
+#define PTE_RW (1ull << 1)
+#define PTE_PS (1ull << 7)
+
+#define GDT_SEL_CODE 0x08
+#define GDT_SEL_DATA 0x10
+
+static const char *const vmm_kvm_exit_names[] = {
+    [KVM_EXIT_UNKNOWN] = "UNKNOWN",
+    [KVM_EXIT_EXCEPTION] = "EXCEPTION",
+    [KVM_EXIT_IO] = "IO",
+    [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+    [KVM_EXIT_DEBUG] = "DEBUG",
+    [KVM_EXIT_HLT] = "HLT",
+    [KVM_EXIT_MMIO] = "MMIO",
+    [KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+    [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+    [KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+    [KVM_EXIT_INTR] = "INTR",
+    [KVM_EXIT_SET_TPR] = "SET_TPR",
+    [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+    [KVM_EXIT_S390_SIEIC] = "S390_SIEIC",
+    [KVM_EXIT_S390_RESET] = "S390_RESET",
+    [KVM_EXIT_DCR] = "DCR",
+    [KVM_EXIT_NMI] = "NMI",
+    [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+    [KVM_EXIT_OSI] = "OSI",
+    [KVM_EXIT_PAPR_HCALL] = "PAPR_HCALL",
+    [KVM_EXIT_S390_UCONTROL] = "S390_UCONTROL",
+    [KVM_EXIT_WATCHDOG] = "WATCHDOG",
+    [KVM_EXIT_S390_TSCH] = "S390_TSCH",
+    [KVM_EXIT_EPR] = "EPR",
+    [KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+    [KVM_EXIT_S390_STSI] = "S390_STSI",
+    [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+    [KVM_EXIT_HYPERV] = "HYPERV",
+};
+
+const char *vmm_kvm_exit_name(uint32_t reason)
+{
+	if (reason < sizeof(vmm_kvm_exit_names) / sizeof(vmm_kvm_exit_names[0]) &&
+	    vmm_kvm_exit_names[reason])
+		return vmm_kvm_exit_names[reason];
+	return "unknown exit";
+}
+
+static int vmm_kvm_check(struct vmm_kvm *k, char *err, size_t errlen)
+{
+	int v = ioctl(k->sys_fd, KVM_GET_API_VERSION, 0);
+
+	if (v < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "KVM_GET_API_VERSION: %s", strerror(-r));
+		return r;
+	}
+	if (v != KVM_API_EXPECTED) {
+		snprintf(err, errlen, "KVM API version %d, need %d", v, KVM_API_EXPECTED);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(vmm_kvm_required) / sizeof(vmm_kvm_required[0]); i++) {
+		if (ioctl(k->sys_fd, KVM_CHECK_EXTENSION, vmm_kvm_required[i].cap) <= 0) {
+			snprintf(err, errlen, "KVM lacks required extension %s",
+				 vmm_kvm_required[i].name);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* The host's supported CPUID as is: the core uses nothing model-specific,
+ * but a guest with no CPUID set would see no long mode at all. */
+static int vmm_kvm_set_cpuid(struct vmm_kvm *k)
+{
+	struct kvm_cpuid2 *c = NULL;
+	int nent = 64, r;
+
+	for (;;) {
+		free(c);
+		c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+		if (!c)
+			return -ENOMEM;
+		c->nent = (uint32_t)nent;
+		if (ioctl(k->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			break;
+		r = -errno;
+		if (r != -E2BIG || nent >= 4096) {
+			free(c);
+			return r;
+		}
+		nent *= 2;
+	}
+	r = ioctl(k->vcpu_fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	free(c);
+	return r;
+}
+
+static void vmm_kvm_build_tables(struct vmm_kvm *k)
+{
+	uint64_t *gdt = vmm_gpa(&k->mem, INSTAR_GDT_ADDR, 3 * 8);
+	uint64_t *pml4 = vmm_gpa(&k->mem, INSTAR_PAGETABLE_ADDR, 0x3000);
+	uint64_t *pdpt = pml4 + 512;
+	uint64_t *pd = pdpt + 512;
+
+	gdt[0] = 0;
+	gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, present, accessed */
+	gdt[2] = 0x00cf93000000ffffull; /* data, writable, accessed */
+
+	/* 512 x 2 MiB = the first 1 GiB, which covers the virtio-mmio window. */
+	memset(pml4, 0, 0x3000);
+	pml4[0] = (INSTAR_PAGETABLE_ADDR + 0x1000) | PTE_P | PTE_RW;
+	pdpt[0] = (INSTAR_PAGETABLE_ADDR + 0x2000) | PTE_P | PTE_RW;
+	for (uint64_t i = 0; i < 512; i++)
+		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_PS;
+}
+
+static void vmm_kvm_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->dpl = 0;
+	s->s = 1;
+	s->g = 1;
+	s->l = code ? 1 : 0;
+	s->db = code ? 0 : 1;
+}
+
+static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(k->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	vmm_kvm_seg(&sregs.cs, GDT_SEL_CODE, 0xb, 1);
+	vmm_kvm_seg(&sregs.ds, GDT_SEL_DATA, 0x3, 0);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.gdt.base = INSTAR_GDT_ADDR;
+	sregs.gdt.limit = 3 * 8 - 1;
+	sregs.idt.base = 0;
+	sregs.idt.limit = 0;
+	sregs.cr3 = INSTAR_PAGETABLE_ADDR;
+	sregs.cr4 = X86_CR4_PAE;
+	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG;
+	sregs.efer = X86_EFER_LME | X86_EFER_LMA;
+	if (ioctl(k->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = INSTAR_CORE_ADDR;
+	regs.rdi = INSTAR_BOOTINFO_ADDR;
+	regs.rsp = INSTAR_CORE_ADDR; /* free low memory below core; core sets its own */
+	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
+int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen)
+{
+	struct kvm_userspace_memory_region region;
+	int r, mmap_size;
+	void *ram;
+
+	memset(k, 0, sizeof(*k));
+	k->sys_fd = k->vm_fd = k->vcpu_fd = -1;
+	if (ram_size < INSTAR_HEAP_ADDR + (1ull << 20) || ram_size > INSTAR_VIRTIO_MMIO_BASE ||
+	    ram_size % 4096) {
+		snprintf(err, errlen, "guest RAM size %llu out of range",
+			 (unsigned long long)ram_size);
+		return -EINVAL;
+	}
+
+	k->sys_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (k->sys_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-r));
+		return r;
+	}
+	r = vmm_kvm_check(k, err, errlen);
+	if (r)
+		goto err_sys;
+
+	k->vm_fd = ioctl(k->sys_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
+		goto err_sys;
+	}
+
+	ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ram == MAP_FAILED) {
+		r = -errno;
+		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
+			 (unsigned long long)ram_size, strerror(-r));
+		goto err_vm;
+	}
+	k->mem.host = ram;
+	k->mem.size = ram_size;
+
+	region = (struct kvm_userspace_memory_region){
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = ram_size,
+	    .userspace_addr = (uint64_t)(uintptr_t)ram,
+	};
+	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+		goto err_ram;
+	}
+
+	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
+	if (k->vcpu_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(-r));
+		goto err_ram;
+	}
+	mmap_size = ioctl(k->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < (int)sizeof(struct kvm_run)) {
+		r = mmap_size < 0 ? -errno : -EINVAL;
+		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
+		goto err_vcpu;
+	}
+	k->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
+	if (k->run == MAP_FAILED) {
+		r = -errno;
+		k->run = NULL;
+		snprintf(err, errlen, "cannot map kvm_run: %s", strerror(-r));
+		goto err_vcpu;
+	}
+	k->run_size = (size_t)mmap_size;
+
+	r = vmm_kvm_set_cpuid(k);
+	if (r) {
+		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(-r));
+		goto err_run;
+	}
+	vmm_kvm_build_tables(k);
+	r = vmm_kvm_setup_vcpu(k);
+	if (r) {
+		snprintf(err, errlen, "vCPU register setup: %s", strerror(-r));
+		goto err_run;
+	}
+	/* Only the VM and vCPU fds are needed from here on. */
+	close(k->sys_fd);
+	k->sys_fd = -1;
+	return 0;
+
+err_run:
+	munmap(k->run, k->run_size);
+	k->run = NULL;
+err_vcpu:
+	close(k->vcpu_fd);
+	k->vcpu_fd = -1;
+err_ram:
+	munmap(k->mem.host, k->mem.size);
+	k->mem.host = NULL;
+err_vm:
+	close(k->vm_fd);
+	k->vm_fd = -1;
+err_sys:
+	close(k->sys_fd);
+	k->sys_fd = -1;
+	return r;
+}
+
+void vmm_kvm_destroy(struct vmm_kvm *k)
+{
+	if (k->run)
+		munmap(k->run, k->run_size);
+	if (k->vcpu_fd >= 0)
+		close(k->vcpu_fd);
+	if (k->mem.host)
+		munmap(k->mem.host, k->mem.size);
+	if (k->vm_fd >= 0)
+		close(k->vm_fd);
+	if (k->sys_fd >= 0)
+		close(k->sys_fd);
+	memset(k, 0, sizeof(*k));
+	k->sys_fd = k->vm_fd = k->vcpu_fd = -1;
+}
+
+void vmm_kvm_kick(struct vmm_kvm *k)
+{
+	if (k->run)
+		__atomic_store_n(&k->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+}
+
+static int vmm_kvm_exit_io(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx)
+{
+	struct kvm_run *run = k->run;
+	uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+	uint64_t end;
+
+	if (run->io.size != 1 && run->io.size != 2 && run->io.size != 4)
+		return -EINVAL;
+	if (__builtin_add_overflow(run->io.data_offset, bytes, &end) || end > k->run_size)
+		return -EINVAL;
+	return ops->io(ctx, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, run->io.size,
+		       run->io.count, (uint8_t *)run + run->io.data_offset);
+}
+
+enum vmm_stop vmm_kvm_run(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx,
+			  volatile sig_atomic_t *timed_out, int *ret_err, char *detail,
+			  size_t detaillen)
+{
+	struct kvm_run *run = k->run;
+	int r;
+
+	*ret_err = 0;
+	for (;;) {
+		if (*timed_out)
+			return VMM_STOP_TIMEOUT;
+		if (ioctl(k->vcpu_fd, KVM_RUN, 0) < 0) {
+			r = -errno;
+			if (r == -EINTR || r == -EAGAIN) {
+				/* Clear first: a kick landing after this is seen next round. */
+				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			*ret_err = r;
+			snprintf(detail, detaillen, "KVM_RUN failed: %s", strerror(-r));
+			return VMM_STOP_ERROR;
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_HLT:
+			return VMM_STOP_HLT;
+		case KVM_EXIT_IO:
+			r = vmm_kvm_exit_io(k, ops, ctx);
+			if (r) {
+				*ret_err = r;
+				snprintf(detail, detaillen,
+					 "guest port I/O rejected: port 0x%x %s size %u count %u",
+					 run->io.port,
+					 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
+					 run->io.size, run->io.count);
+				return VMM_STOP_HANDLER;
+			}
+			break;
+		case KVM_EXIT_MMIO:
+			if (run->mmio.len == 0 || run->mmio.len > 8)
+				r = -EINVAL;
+			else
+				r = ops->mmio(ctx, run->mmio.phys_addr, run->mmio.is_write,
+					      run->mmio.len, run->mmio.data);
+			if (r) {
+				*ret_err = r;
+				snprintf(detail, detaillen,
+					 "guest MMIO rejected: %s of %u bytes at 0x%llx",
+					 run->mmio.is_write ? "write" : "read", run->mmio.len,
+					 (unsigned long long)run->mmio.phys_addr);
+				return VMM_STOP_HANDLER;
+			}
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			snprintf(detail, detaillen, "guest shut down (triple fault)");
+			return VMM_STOP_EXIT;
+		case KVM_EXIT_FAIL_ENTRY:
+			snprintf(detail, detaillen, "VM entry failed: hardware reason 0x%llx",
+				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			return VMM_STOP_EXIT;
+		case KVM_EXIT_INTERNAL_ERROR:
+			snprintf(detail, detaillen, "KVM internal error, suberror %u",
+				 run->internal.suberror);
+			return VMM_STOP_EXIT;
+		case KVM_EXIT_INTR:
+			break;
+		default:
+			snprintf(detail, detaillen, "unexpected KVM exit %s (%u)",
+				 vmm_kvm_exit_name(run->exit_reason), run->exit_reason);
+			return VMM_STOP_EXIT;
+		}
+	}
+}

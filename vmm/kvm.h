@@ -1,0 +1,64 @@
+/* vmm/kvm.h — one KVM VM with one vCPU entered straight into 64-bit long mode,
+ * and the exit loop that dispatches port and MMIO exits to callbacks. */
+#ifndef VMM_KVM_H
+#define VMM_KVM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guestmem.h"
+
+struct kvm_run;
+
+struct vmm_kvm {
+	int sys_fd;
+	int vm_fd;
+	int vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	struct vmm_guestmem mem;
+};
+
+/* Handlers of the exits the run loop does not decide itself. Each returns 0 to
+ * resume the guest or a negative errno to stop the loop with that value. */
+struct vmm_exit_ops {
+	/* Port I/O: count items of size bytes each at data (count > 1 for rep
+	 * outs/ins); for IN the handler fills data. */
+	int (*io)(void *ctx, uint16_t port, bool is_out, uint32_t size, uint32_t count,
+		  uint8_t *data);
+	/* MMIO access of len (1..8) bytes; for reads the handler fills data. */
+	int (*mmio)(void *ctx, uint64_t gpa, bool is_write, uint32_t len, uint8_t *data);
+};
+
+/* Why vmm_kvm_run() stopped. */
+enum vmm_stop {
+	VMM_STOP_HLT = 0,     /* guest executed hlt: normal end */
+	VMM_STOP_TIMEOUT = 1, /* *timed_out was set (watchdog) */
+	VMM_STOP_HANDLER = 2, /* a handler returned an error */
+	VMM_STOP_EXIT = 3,    /* shutdown, failed entry, unknown exit... */
+	VMM_STOP_ERROR = 4,   /* KVM_RUN itself failed */
+};
+
+/* Opens /dev/kvm, checks the API version and required extensions, creates
+ * the VM with ram_size bytes of RAM at guest-physical 0 and one vCPU in
+ * long mode (GDT, identity page tables for the first 1 GiB, RIP =
+ * INSTAR_CORE_ADDR, RDI = INSTAR_BOOTINFO_ADDR). On failure returns a
+ * negative errno and writes what failed to err. */
+int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen);
+void vmm_kvm_destroy(struct vmm_kvm *k);
+
+/* Runs until hlt, a handler error, a fatal exit or *timed_out. Sets
+ * run->immediate_exit via vmm_kvm_kick() from a signal handler to stop a
+ * spinning guest. Writes a description of non-HLT stops to detail. */
+enum vmm_stop vmm_kvm_run(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx,
+			  volatile sig_atomic_t *timed_out, int *ret_err, char *detail,
+			  size_t detaillen);
+
+/* Async-signal-safe: makes the current or next KVM_RUN return EINTR. */
+void vmm_kvm_kick(struct vmm_kvm *k);
+
+const char *vmm_kvm_exit_name(uint32_t reason);
+
+#endif
