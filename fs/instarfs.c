@@ -1,40 +1,339 @@
-/* fs/instarfs.c — instarfs (foundation stage: mounts an empty directory). */
-#define FUSE_USE_VERSION 35
+/* fs/instarfs.c — instarfs main: command line and config, sanity checks with
+ * clear messages, mount, the SIGUSR1 reload thread, the FUSE loop. */
 #include <errno.h>
-#include <fuse.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
-static int ifs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
-{
-	(void)fi;
-	memset(st, 0, sizeof(*st));
-	if (strcmp(path, "/") != 0)
-		return -ENOENT;
-	st->st_mode = S_IFDIR | 0755;
-	st->st_nlink = 2;
-	return 0;
-}
+#include "abi_names.h"
+#include "config.h"
+#include "instarfs.h"
+#include <fuse_lowlevel.h>
 
-static int ifs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	(void)off;
-	(void)fi;
-	(void)flags;
-	if (strcmp(path, "/") != 0)
-		return -ENOENT;
-	fill(buf, ".", NULL, 0, 0);
-	fill(buf, "..", NULL, 0, 0);
-	return 0;
-}
-
-static const struct fuse_operations ifs_ops = {
-	.getattr = ifs_getattr,
-	.readdir = ifs_readdir,
+struct cmdline {
+	char *source;
+	char *config;
+	char *timeout;
+	char *preallocation;
+	char *max_jobs;
+	char *log_level;
+	char *instar;
+	int help;
+	int version;
 };
+
+enum { KEY_HELP, KEY_VERSION };
+
+#define OPT(t, m)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct cmdline, m), 0                                                  \
+	}
+static const struct fuse_opt cmdline_spec[] = {
+    OPT("config=%s", config),
+    OPT("timeout=%s", timeout),
+    OPT("preallocation=%s", preallocation),
+    OPT("max_jobs=%s", max_jobs),
+    OPT("log_level=%s", log_level),
+    OPT("instar=%s", instar),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static int cmdline_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct cmdline *c = data;
+
+	(void)out;
+	switch (key) {
+	case KEY_HELP:
+		c->help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->version = 1;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		/* The first bare word is SOURCE_DIR; the next one, the mount
+		 * point, goes on to fuse_parse_cmdline. */
+		if (!c->source) {
+			c->source = strdup(arg);
+			return c->source ? 0 : -1;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] SOURCE_DIR MOUNTPOINT\n"
+	       "\n"
+	       "Shows every regular file in SOURCE_DIR as a folder under MOUNTPOINT with the\n"
+	       "control files size (rw), result.json, info.json and format. Writing e.g.\n"
+	       "'+10G' to size resizes the image with instar.\n"
+	       "\n"
+	       "instarfs options (also keys of the config file, [instarfs] section):\n"
+	       "    -o config=FILE         config file (default " IFS_CONFIG_DEFAULT
+	       " if present)\n"
+	       "    -o timeout=SECONDS     per-resize limit, passed to instar (default %u)\n"
+	       "    -o preallocation=MODE  default for +SIZE grows: off, metadata, falloc, full\n"
+	       "    -o max_jobs=N          resizes running at once; more wait (default %u)\n"
+	       "    -o log_level=LEVEL     error, warning, info, debug (default info)\n"
+	       "    -o instar=PATH         the instar binary (default: next to instarfs, PATH)\n"
+	       "    -o allow_other         let other users use the mount\n"
+	       "SIGUSR1 re-reads the config file.\n"
+	       "\n",
+	       prog, IFS_TIMEOUT_DEFAULT, IFS_MAX_JOBS_DEFAULT);
+}
+
+/* ---- SIGUSR1: reload, in a thread of its own (no work in a handler) ---- */
+static int reload_stop_fd = -1;
+static pthread_t reload_thread;
+
+static void *reload_main(void *arg)
+{
+	int sfd = *(int *)arg;
+
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+					{.fd = reload_stop_fd, .events = POLLIN}};
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			log_info("SIGUSR1 from pid %u: reloading the config", si.ssi_pid);
+			ifs_config_reload();
+		}
+	}
+	close(sfd);
+	return NULL;
+}
+
+static int reload_start(void)
+{
+	static int sfd;
+	sigset_t set;
+	int r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	reload_stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (reload_stop_fd < 0) {
+		r = -errno;
+		close(sfd);
+		return r;
+	}
+	r = pthread_create(&reload_thread, NULL, reload_main, &sfd);
+	if (r) {
+		close(sfd);
+		close(reload_stop_fd);
+		reload_stop_fd = -1;
+		return -r;
+	}
+	return 0;
+}
+
+static void reload_stop(void)
+{
+	uint64_t one = 1;
+
+	if (reload_stop_fd < 0)
+		return;
+	if (write(reload_stop_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(reload_thread, NULL);
+	close(reload_stop_fd);
+	reload_stop_fd = -1;
+}
+
+/* ---- checks that turn kernel errnos into sentences ---- */
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st, parent;
+	char up[PATH_MAX + 4];
+
+	if (stat(mnt, &st) < 0) {
+		int e = errno;
+
+		if (e == ENOTCONN)
+			log_err("mountpoint %s: %s (a stale FUSE mount? try 'fusermount3 -u %s')",
+				mnt, strerror(e), mnt);
+		else
+			log_err("mountpoint %s: %s", mnt, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("mountpoint %s: not a directory", mnt);
+		return -ENOTDIR;
+	}
+	snprintf(up, sizeof(up), "%s/..", mnt);
+	if (stat(up, &parent) == 0 && (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino))
+		log_warn("mountpoint %s is already a mount point; instarfs will be mounted over it",
+			 mnt);
+	return 0;
+}
+
+static int check_dev_fuse(void)
+{
+	struct stat st;
+
+	if (stat("/dev/fuse", &st) == 0 && S_ISCHR(st.st_mode))
+		return 0;
+	log_err("/dev/fuse is missing: load the fuse module (modprobe fuse), or in a container "
+		"pass the device in (e.g. --device /dev/fuse)");
+	return -ENODEV;
+}
 
 int main(int argc, char *argv[])
 {
-	return fuse_main(argc, argv, &ifs_ops, NULL);
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fopts = {0};
+	struct cmdline cl = {0};
+	struct ifs_config cfg;
+	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 10};
+	struct fuse *fuse = NULL;
+	const char *source, *mountpoint;
+	sigset_t usr1;
+	int ret = 1, r;
+
+	ifs_log_init();
+	if (fuse_opt_parse(&args, &cl, cmdline_spec, cmdline_proc) < 0)
+		return 1;
+	if (cl.help) {
+		usage(argv[0]);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lib_help(&args);
+		ret = 0;
+		goto out_args;
+	}
+	if (cl.version) {
+		printf("instarfs version %s (libfuse %s)\n", INSTAR_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (fuse_parse_cmdline(&args, &fopts) < 0)
+		goto out_args;
+
+	/* -o settings override the config file, now and on every reload. */
+	{
+		const struct {
+			const char *key;
+			const char *value;
+		} ov[] = {{"timeout", cl.timeout},
+			  {"preallocation", cl.preallocation},
+			  {"max_jobs", cl.max_jobs},
+			  {"log_level", cl.log_level},
+			  {"instar", cl.instar}};
+
+		for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
+			if (ov[i].value && ifs_config_set_override(ov[i].key, ov[i].value) < 0)
+				goto out_args;
+	}
+	if (ifs_config_load(cl.config) < 0)
+		goto out_args;
+	ifs_config_get(&cfg);
+	if (fopts.debug)
+		ifs_log_set_level(IFS_LOG_DEBUG);
+
+	source = cl.source;
+	mountpoint = fopts.mountpoint;
+	if (!mountpoint && source && cfg.source[0]) {
+		/* One bare word and a source in the config: it is the mount point. */
+		mountpoint = source;
+		source = cfg.source;
+	}
+	if (!source || !mountpoint) {
+		fprintf(stderr, "usage: %s [options] SOURCE_DIR MOUNTPOINT (see --help)\n",
+			argv[0]);
+		goto out_args;
+	}
+	r = ifs_source_open_dir(source);
+	if (r < 0) {
+		log_err("source directory %s: %s", source, strerror(-r));
+		goto out_args;
+	}
+	if (check_dev_fuse() < 0 || check_mountpoint(mountpoint) < 0)
+		goto out_args;
+
+	/* Kernel-side permission checks against the modes we report; without
+	 * this anyone allowed into the mount could resize any image. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0 ||
+	    (cfg.allow_other && fuse_opt_add_arg(&args, "-oallow_other") < 0))
+		goto out_args;
+
+	/* Block SIGUSR1 before any thread exists; the reload thread reads it
+	 * from a signalfd. Children get a clean mask (jobs.c). */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+
+	fuse = fuse_new(&args, &ifs_ops, sizeof(ifs_ops), NULL);
+	if (!fuse)
+		goto out_args;
+	if (fuse_mount(fuse, mountpoint) != 0) {
+		log_err("cannot mount on %s (see the fuse message above)", mountpoint);
+		goto out_destroy;
+	}
+	/* Never leak /dev/fuse into a child (posix_spawn also closes fds > 3). */
+	fcntl(fuse_session_fd(fuse_get_session(fuse)), F_SETFD, FD_CLOEXEC);
+	if (fuse_daemonize(fopts.foreground) != 0)
+		goto out_unmount;
+	if (!fopts.foreground)
+		ifs_log_use_syslog();
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+		goto out_unmount;
+	ifs_jobs_init();
+	r = ifs_notify_start();
+	if (r == 0)
+		r = reload_start();
+	if (r < 0) {
+		log_err("cannot start threads: %s", strerror(-r));
+		goto out_signals;
+	}
+	log_info("serving %s on %s (instar %s, timeout %u s, max_jobs %u)", source, mountpoint,
+		 cfg.instar, cfg.timeout, cfg.max_jobs);
+	if (fopts.singlethread)
+		ret = fuse_loop(fuse) ? 1 : 0;
+	else
+		ret = fuse_loop_mt(fuse, &loop) ? 1 : 0;
+	log_info("unmounting %s", mountpoint);
+	reload_stop();
+	ifs_notify_stop();
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+	fuse_unmount(fuse);
+out_destroy:
+	fuse_destroy(fuse);
+out_args:
+	free(fopts.mountpoint);
+	free(cl.source);
+	free(cl.config);
+	free(cl.timeout);
+	free(cl.preallocation);
+	free(cl.max_jobs);
+	free(cl.log_level);
+	free(cl.instar);
+	fuse_opt_free_args(&args);
+	return ret;
 }

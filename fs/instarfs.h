@@ -1,0 +1,184 @@
+/* fs/instarfs.h — instarfs internals shared by its files: logging, config,
+ * the source directory and image table, the job runner, the control files. */
+#ifndef IFS_INSTARFS_H
+#define IFS_INSTARFS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* ---- log.c ---- */
+enum ifs_log_level { IFS_LOG_ERR = 0, IFS_LOG_WARN, IFS_LOG_INFO, IFS_LOG_DEBUG };
+
+/* Routes our messages and libfuse's to stderr, or to syslog once daemonized. */
+void ifs_log_init(void);
+void ifs_log_use_syslog(void);
+void ifs_log_set_level(int level);
+/* "error"/"err", "warning"/"warn", "info", "debug"; -1 if unknown. */
+int ifs_log_level_from_name(const char *name);
+const char *ifs_log_level_name(int level);
+void ifs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_err(...) ifs_log(IFS_LOG_ERR, __VA_ARGS__)
+#define log_warn(...) ifs_log(IFS_LOG_WARN, __VA_ARGS__)
+#define log_info(...) ifs_log(IFS_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) ifs_log(IFS_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- config.c ---- */
+#define IFS_CONFIG_DEFAULT "/etc/instar/instarfs.ini"
+#define IFS_TIMEOUT_DEFAULT 30u
+#define IFS_TIMEOUT_MAX 86400u
+#define IFS_MAX_JOBS_DEFAULT 4u
+#define IFS_MAX_JOBS_MAX 1024u
+/* Extra seconds the watchdog grants the child past its own --timeout, so that
+ * a child that times out itself can still report it. */
+#define IFS_GRACE_SECONDS 5u
+
+struct ifs_config {
+	unsigned timeout;      /* seconds; the child's --timeout */
+	int prealloc;	       /* enum instar_prealloc: default for "+SIZE" writes */
+	unsigned max_jobs;     /* concurrent resizes, all images */
+	bool allow_other;      /* mount option; read at mount time only */
+	int log_level;	       /* enum ifs_log_level */
+	char instar[PATH_MAX]; /* the instar binary, resolved to a path */
+	char source[PATH_MAX]; /* source dir from the ini; "" if not set */
+};
+
+/* Records a command-line setting (key=value); it overrides the ini file at
+ * load and at every reload. Returns 0 or -EINVAL (message logged). */
+int ifs_config_set_override(const char *key, const char *value);
+/* Loads defaults, then the ini file (path NULL: the default file if it
+ * exists), then the overrides; on success makes it current. 0 / -errno. */
+int ifs_config_load(const char *path);
+/* Re-reads the file given to ifs_config_load. Keeps the old config on error. */
+int ifs_config_reload(void);
+/* A copy of the current config. */
+void ifs_config_get(struct ifs_config *ret);
+
+/* ---- source.c: the source directory and the per-image table ---- */
+struct ifs_handle;
+
+struct ifs_info {
+	bool valid;
+	dev_t dev; /* stat of the image the info was probed from */
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	uint64_t virtual_size;
+	char format[32];
+	char *json; /* info.json text */
+};
+
+struct ifs_image {
+	struct ifs_image *next;
+	char *name;
+	bool busy;    /* a resize holds this image */
+	char *result; /* result.json text, NULL before any resize */
+	uint64_t gen; /* bumped by every published result */
+	struct timespec result_time;
+	struct ifs_handle *pollers; /* open handles with a pending poll */
+	struct ifs_info info;	    /* probe cache, valid while the stat matches */
+};
+
+int ifs_source_open_dir(const char *path);
+int ifs_source_fd(void);
+/* True for names instarfs exposes: non-empty, no '/', not hidden. */
+bool ifs_source_name_ok(const char *name);
+/* lstat-like stat of an exposed image: -ENOENT unless a regular file. */
+int ifs_source_stat(const char *name, struct stat *ret);
+/* Opens an exposed image (O_NOFOLLOW, regular files only, O_CLOEXEC).
+ * Returns the fd or -errno. */
+int ifs_source_open(const char *name, int flags, struct stat *ret_st);
+
+/* The image table (entries are created on demand and never freed, so
+ * pointers stay valid). All fields are guarded by ifs_images_lock(). */
+struct ifs_image *ifs_image_get(const char *name);
+void ifs_images_lock(void);
+void ifs_images_unlock(void);
+/* Marks img busy; -EBUSY if a resize already runs on it. */
+int ifs_image_claim(struct ifs_image *img);
+/* Stores a new result.json (takes ownership of json), drops the info cache,
+ * clears busy and wakes pollers. */
+void ifs_image_publish(struct ifs_image *img, char *json);
+void ifs_image_release(struct ifs_image *img);
+
+/* ---- request.c: the words written to `size` ---- */
+#define IFS_WRITE_MAX 4096u
+
+struct ifs_request {
+	bool shrink;
+	bool quiet;
+	int prealloc;	  /* enum instar_prealloc, -1: not given */
+	const char *size; /* points into buf */
+	const char *code; /* on error: INVALID_OPTION or INVALID_NEW_SIZE */
+	char buf[IFS_WRITE_MAX + 1];
+};
+
+/* Splits and checks one write. Returns 0 or -EINVAL with a message in err. */
+int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, char *err,
+		      size_t errlen);
+
+/* ---- jobs.c: children running instar ---- */
+void ifs_jobs_init(void);
+/* Wakes slot waiters after max_jobs changed. */
+void ifs_jobs_config_changed(void);
+/* Runs `instar resize` on img (which the caller claimed) and publishes the
+ * outcome. Returns 0 or the negative errno of the write. */
+int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req);
+/* Fills img->info by running `instar info` unless the image is unchanged
+ * since the last probe. Takes the image lock itself. Returns 0 or -errno;
+ * on failure *ret_error (if not NULL) gets a malloc'ed JSON error object. */
+int ifs_job_info(struct ifs_image *img, char **ret_error);
+
+/* ---- result.c: JSON documents the daemon writes itself ---- */
+/* A result.json error object in the schema of `instar resize --output=json`
+ * (sizes unknown). Returns malloc'ed text ending in "\n", or NULL. */
+char *ifs_result_error(const char *filename, const char *code, int errnum, const char *message);
+/* "EINVAL" etc. -> errno; unknown names give EIO. */
+int ifs_errno_from_name(const char *name);
+const char *ifs_errno_name(int errnum);
+
+/* ---- control.c: the files in each image folder ---- */
+enum ifs_ctl_kind { IFS_CTL_SIZE, IFS_CTL_RESULT, IFS_CTL_INFO, IFS_CTL_FORMAT, IFS_CTL_COUNT };
+
+struct ifs_control {
+	const char *name;
+	enum ifs_ctl_kind kind;
+	mode_t mask;   /* permission bits taken from the image's mode */
+	bool writable; /* write() is a request */
+	bool pollable; /* poll() wakes after each resize */
+};
+
+extern const struct ifs_control ifs_controls[IFS_CTL_COUNT];
+const struct ifs_control *ifs_control_find(const char *name);
+
+/* One open control file: its snapshot and poll state. */
+struct ifs_handle {
+	const struct ifs_control *ctl;
+	struct ifs_image *img;
+	char *buf; /* snapshot rendered at open */
+	size_t len;
+	uint64_t gen; /* img->gen the snapshot belongs to */
+	struct fuse_pollhandle *ph;
+	struct ifs_handle *poll_next; /* on img->pollers, under the image lock */
+	bool polling;
+};
+
+/* Renders the snapshot of h (h->ctl, h->img set). Returns 0 or -errno. */
+int ifs_control_render(struct ifs_handle *h);
+
+/* ---- notify.c: poll wake-ups, sent from their own thread ---- */
+int ifs_notify_start(void);
+void ifs_notify_stop(void);
+/* Queues ph for fuse_notify_poll + destroy. Callable under the image lock. */
+void ifs_notify_queue(struct fuse_pollhandle *ph);
+
+/* ---- ops.c ---- */
+extern const struct fuse_operations ifs_ops;
+
+#endif

@@ -1,0 +1,541 @@
+/* fs/jobs.c — the job runner: every resize (and every probe) is a child
+ * `instar` process started with posix_spawn, handed the already-open image as
+ * fd IFS_CHILD_FD (/dev/fd/3), watched by a deadline and a global job limit.
+ * Whatever the child does — crash, hang, print garbage — ends as an error
+ * object in result.json and an errno for the writer; the daemon carries on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "abi_names.h"
+#include "instarfs.h"
+
+extern char **environ;
+
+#define IFS_CHILD_FD 3
+#define IFS_CHILD_FD_PATH "/dev/fd/3"
+#define OUT_MAX (64u * 1024u) /* more stdout than this is not a valid result */
+#define ERR_TAIL 512u	      /* stderr bytes kept for messages */
+
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
+static unsigned jobs_running;
+static unsigned jobs_max = IFS_MAX_JOBS_DEFAULT;
+
+struct child {
+	pid_t pid;
+	int spawn_err; /* posix_spawn failed: positive errno */
+	bool timed_out;
+	int status; /* waitpid status */
+	char *out;
+	size_t out_len;
+	bool out_overflow;
+	char err[ERR_TAIL + 1];
+	size_t err_len;
+};
+
+void ifs_jobs_config_changed(void)
+{
+	struct ifs_config c;
+
+	ifs_config_get(&c);
+	pthread_mutex_lock(&jobs_lock);
+	jobs_max = c.max_jobs;
+	pthread_cond_broadcast(&jobs_cond);
+	pthread_mutex_unlock(&jobs_lock);
+}
+
+void ifs_jobs_init(void)
+{
+	ifs_jobs_config_changed();
+}
+
+/* Waits (never fails) until fewer than max_jobs resizes run. */
+static void slot_acquire(const char *name)
+{
+	bool waited = false;
+
+	pthread_mutex_lock(&jobs_lock);
+	while (jobs_running >= jobs_max) {
+		if (!waited)
+			log_debug("%s: waiting for a job slot (%u running, max_jobs=%u)", name,
+				  jobs_running, jobs_max);
+		waited = true;
+		pthread_cond_wait(&jobs_cond, &jobs_lock);
+	}
+	jobs_running++;
+	pthread_mutex_unlock(&jobs_lock);
+}
+
+static void slot_release(void)
+{
+	pthread_mutex_lock(&jobs_lock);
+	jobs_running--;
+	pthread_cond_broadcast(&jobs_cond);
+	pthread_mutex_unlock(&jobs_lock);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void child_read(struct child *c, int *fd, bool is_out)
+{
+	char buf[4096];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	if (is_out) {
+		if (c->out_len + (size_t)n > OUT_MAX) {
+			c->out_overflow = true;
+			return;
+		}
+		char *p = realloc(c->out, c->out_len + (size_t)n + 1);
+
+		if (!p) {
+			c->out_overflow = true;
+			return;
+		}
+		c->out = p;
+		memcpy(c->out + c->out_len, buf, (size_t)n);
+		c->out_len += (size_t)n;
+		c->out[c->out_len] = '\0';
+		return;
+	}
+	/* stderr: keep the tail, where the final message is. */
+	if ((size_t)n >= ERR_TAIL) {
+		memcpy(c->err, buf + n - ERR_TAIL, ERR_TAIL);
+		c->err_len = ERR_TAIL;
+	} else {
+		size_t keep = c->err_len + (size_t)n > ERR_TAIL ? ERR_TAIL - (size_t)n : c->err_len;
+
+		memmove(c->err, c->err + c->err_len - keep, keep);
+		memcpy(c->err + keep, buf, (size_t)n);
+		c->err_len = keep + (size_t)n;
+	}
+	c->err[c->err_len] = '\0';
+}
+
+static int spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, int out_w, int err_w,
+		       int img_fd)
+{
+	sigset_t none, all;
+	int r;
+
+	sigemptyset(&none);
+	sigfillset(&all);
+	r = posix_spawn_file_actions_init(fa);
+	if (r)
+		return r;
+	r = posix_spawnattr_init(at);
+	if (r) {
+		posix_spawn_file_actions_destroy(fa);
+		return r;
+	}
+	/* Order matters: the image goes to fd 3 last, after the pipes (which
+	 * may have been fd 3 themselves) are in place on 1 and 2. */
+	r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(fa, out_w, 1);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(fa, err_w, 2);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(fa, img_fd, IFS_CHILD_FD);
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(fa, IFS_CHILD_FD + 1);
+	/* Our mask blocks SIGUSR1 and libfuse ignores SIGPIPE: reset both. A
+	 * process group of its own lets the watchdog kill all of it. */
+	if (!r)
+		r = posix_spawnattr_setsigmask(at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(at, &all);
+	if (!r)
+		r = posix_spawnattr_setpgroup(at, 0);
+	if (!r)
+		r = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						     POSIX_SPAWN_SETPGROUP);
+	if (r) {
+		posix_spawn_file_actions_destroy(fa);
+		posix_spawnattr_destroy(at);
+	}
+	return r;
+}
+
+/* Runs argv with img_fd as fd 3 and waits at most limit_s seconds. */
+static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct child *c)
+{
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, pidfd = -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int64_t deadline;
+	bool exited = false;
+
+	memset(c, 0, sizeof(*c));
+	c->pid = -1;
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		c->spawn_err = errno;
+		goto out;
+	}
+	c->spawn_err = spawn_setup(&fa, &at, outp[1], errp[1], img_fd);
+	if (c->spawn_err)
+		goto out;
+	c->spawn_err = posix_spawn(&c->pid, argv[0], &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	if (c->spawn_err) {
+		c->pid = -1;
+		goto out;
+	}
+	log_debug("started %s %s (pid %d)", argv[0], argv[1], (int)c->pid);
+	/* A pidfd tells us when the child exits even if something it started
+	 * keeps the pipes open. Without one (old kernel) we wait for EOF. */
+	pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	deadline = now_ms() + (int64_t)limit_s * 1000;
+	while (!exited && (outp[0] >= 0 || errp[0] >= 0 || pidfd >= 0)) {
+		struct pollfd pfd[3];
+		int n = 0, left = (int)(deadline - now_ms());
+
+		if (left <= 0) {
+			c->timed_out = true;
+			break;
+		}
+		if (outp[0] >= 0)
+			pfd[n++] = (struct pollfd){.fd = outp[0], .events = POLLIN};
+		if (errp[0] >= 0)
+			pfd[n++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+		if (pidfd >= 0)
+			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+		if (poll(pfd, (nfds_t)n, left) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (pfd[i].fd == pidfd) {
+				exited = true;
+				continue;
+			}
+			if (pfd[i].fd == outp[0])
+				child_read(c, &outp[0], true);
+			else
+				child_read(c, &errp[0], false);
+		}
+	}
+	if (exited) {
+		/* Take what is already in the pipes, without waiting for writers
+		 * the child may have left behind. */
+		if (outp[0] >= 0)
+			fcntl(outp[0], F_SETFL, O_NONBLOCK);
+		if (errp[0] >= 0)
+			fcntl(errp[0], F_SETFL, O_NONBLOCK);
+		while (outp[0] >= 0 && c->out_len < OUT_MAX) {
+			size_t before = c->out_len;
+
+			child_read(c, &outp[0], true);
+			if (c->out_len == before)
+				break;
+		}
+		for (int i = 0; i < 64 && errp[0] >= 0; i++)
+			child_read(c, &errp[0], false);
+	}
+	/* No pidfd (kernel before 5.3): the pipes are closed, poll for the exit. */
+	while (!exited && !c->timed_out && pidfd < 0) {
+		siginfo_t si = {0};
+
+		if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == c->pid)
+			break;
+		if (now_ms() >= deadline)
+			c->timed_out = true;
+		else
+			usleep(10000);
+	}
+	if (c->timed_out)
+		log_warn("%s %s (pid %d) ran past %u s: killing it", argv[0], argv[1], (int)c->pid,
+			 limit_s);
+	/* Kill the whole group while the (possibly zombie) leader still holds
+	 * the pid, so the group id cannot have been reused. */
+	kill(-c->pid, SIGKILL);
+	while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+		;
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (c->err_len)
+		log_info("%s %s said: %s", argv[0], argv[1], c->err);
+}
+
+static const char *last_line(struct child *c)
+{
+	char *p;
+
+	while (c->err_len && (c->err[c->err_len - 1] == '\n' || c->err[c->err_len - 1] == ' '))
+		c->err[--c->err_len] = '\0';
+	p = strrchr(c->err, '\n');
+	return p ? p + 1 : c->err;
+}
+
+/* The outcome of a child that did not give a usable answer; NULL if it did
+ * (then *ret_doc holds its JSON object). */
+static char *child_failure(const char *name, const char *what, struct child *c, unsigned limit_s,
+			   json_t **ret_doc, int *ret_errno)
+{
+	char msg[1024];
+	json_error_t jerr;
+	json_t *doc;
+
+	*ret_doc = NULL;
+	*ret_errno = EIO;
+	if (c->spawn_err) {
+		snprintf(msg, sizeof(msg), "cannot start %s: %s", what, strerror(c->spawn_err));
+		return ifs_result_error(name, "INTERNAL", EIO, msg);
+	}
+	if (c->timed_out) {
+		*ret_errno = ETIMEDOUT;
+		snprintf(msg, sizeof(msg),
+			 "%s did not finish within %u s (timeout + %u s grace) and was killed",
+			 what, limit_s, IFS_GRACE_SECONDS);
+		return ifs_result_error(name, "TIMEOUT", ETIMEDOUT, msg);
+	}
+	if (WIFSIGNALED(c->status)) {
+		int sig = WTERMSIG(c->status);
+		const char *abbrev = sigabbrev_np(sig);
+
+		snprintf(msg, sizeof(msg), "%s was killed by signal %d (SIG%s: %s)", what, sig,
+			 abbrev ? abbrev : "?", strsignal(sig));
+		return ifs_result_error(name, "INTERNAL", EIO, msg);
+	}
+	doc = c->out && !c->out_overflow ? json_loadb(c->out, c->out_len, 0, &jerr) : NULL;
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		snprintf(msg, sizeof(msg), "%s printed no valid JSON (exit status %d)%s%.400s",
+			 what, WEXITSTATUS(c->status), c->err_len ? ": " : "", last_line(c));
+		return ifs_result_error(name, "INTERNAL", EIO, msg);
+	}
+	*ret_doc = doc;
+	return NULL;
+}
+
+/* Dumps doc with "filename" set to the image's name in the source dir (the
+ * child only saw /dev/fd/3). */
+static char *doc_dump(json_t *doc, const char *name, size_t flags)
+{
+	json_t *fn = json_string(name);
+	char *s, *out;
+	size_t n;
+
+	/* Names that are not UTF-8 cannot be JSON strings: null. */
+	json_object_set_new(doc, "filename", fn ? fn : json_null());
+	s = json_dumps(doc, flags | JSON_PRESERVE_ORDER);
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	out = malloc(n + 2);
+	if (out) {
+		memcpy(out, s, n);
+		memcpy(out + n, "\n", 2);
+	}
+	free(s);
+	return out;
+}
+
+int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
+{
+	char timeout[16], *argv[16], *json = NULL, msg[512];
+	struct ifs_config cfg;
+	struct child c;
+	json_t *doc = NULL, *err;
+	unsigned limit;
+	int fd, prealloc, errnum = 0, n = 0;
+
+	ifs_config_get(&cfg);
+	fd = ifs_source_open(img->name, O_RDWR, NULL);
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "cannot open the image: %s", strerror(-fd));
+		ifs_image_publish(img, ifs_result_error(img->name, "OPEN_FAILED", EIO, msg));
+		return fd == -ENOENT || fd == -EACCES ? fd : -EIO;
+	}
+	/* The configured default applies to plain grows only: qemu-img refuses
+	 * preallocation for anything that is not growing the image. */
+	prealloc = req->prealloc;
+	if (prealloc < 0 && req->size[0] == '+' && cfg.prealloc != INSTAR_PREALLOC_OFF)
+		prealloc = cfg.prealloc;
+	snprintf(timeout, sizeof(timeout), "%u", cfg.timeout);
+	argv[n++] = cfg.instar;
+	argv[n++] = "resize";
+	argv[n++] = "--output=json";
+	if (req->quiet)
+		argv[n++] = "-q";
+	argv[n++] = "--timeout";
+	argv[n++] = timeout;
+	if (prealloc >= 0) {
+		argv[n++] = "--preallocation";
+		argv[n++] = (char *)instar_prealloc_name((uint32_t)prealloc);
+	}
+	if (req->shrink)
+		argv[n++] = "--shrink";
+	argv[n++] = IFS_CHILD_FD_PATH;
+	argv[n++] = (char *)req->size;
+	argv[n] = NULL;
+
+	limit = cfg.timeout + IFS_GRACE_SECONDS;
+	slot_acquire(img->name);
+	log_info("%s: resize %s%s%s%s", img->name, req->shrink ? "--shrink " : "",
+		 prealloc >= 0 ? "--preallocation=" : "",
+		 prealloc >= 0 ? instar_prealloc_name((uint32_t)prealloc) : "",
+		 prealloc >= 0 ? " " : "");
+	child_run(argv, fd, limit, &c);
+	slot_release();
+	close(fd);
+
+	json = child_failure(img->name, "instar resize", &c, limit, &doc, &errnum);
+	if (doc) {
+		err = json_object_get(doc, "error");
+		if (json_is_object(err)) {
+			errnum =
+			    ifs_errno_from_name(json_string_value(json_object_get(err, "errno")));
+		} else if (WEXITSTATUS(c.status) != 0) {
+			snprintf(msg, sizeof(msg),
+				 "instar resize exited with status %d without an error object",
+				 WEXITSTATUS(c.status));
+			json = ifs_result_error(img->name, "INTERNAL", EIO, msg);
+			errnum = EIO;
+		}
+		if (!json)
+			json = doc_dump(doc, img->name, JSON_COMPACT);
+		json_decref(doc);
+	}
+	free(c.out);
+	if (errnum)
+		log_info("%s: resize failed: %s", img->name, json ? json : strerror(errnum));
+	else
+		log_info("%s: resized", img->name);
+	ifs_image_publish(img, json);
+	return -errnum;
+}
+
+static bool info_matches(const struct ifs_info *i, const struct stat *st)
+{
+	return i->valid && i->dev == st->st_dev && i->ino == st->st_ino && i->size == st->st_size &&
+	       i->mtim.tv_sec == st->st_mtim.tv_sec && i->mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	       i->ctim.tv_sec == st->st_ctim.tv_sec && i->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+int ifs_job_info(struct ifs_image *img, char **ret_error)
+{
+	char *argv[5], *json = NULL, msg[256];
+	struct ifs_config cfg;
+	struct stat st;
+	struct child c;
+	json_t *doc = NULL, *vs = NULL, *fmt = NULL, *err;
+	unsigned limit;
+	int fd, errnum = 0;
+	bool fresh;
+
+	if (ret_error)
+		*ret_error = NULL;
+	fd = ifs_source_open(img->name, O_RDONLY, &st);
+	if (fd < 0)
+		return fd;
+	ifs_images_lock();
+	fresh = info_matches(&img->info, &st);
+	ifs_images_unlock();
+	if (fresh) {
+		close(fd);
+		return 0;
+	}
+	ifs_config_get(&cfg);
+	argv[0] = cfg.instar;
+	argv[1] = "info";
+	argv[2] = "--output=json";
+	argv[3] = IFS_CHILD_FD_PATH;
+	argv[4] = NULL;
+	limit = cfg.timeout + IFS_GRACE_SECONDS;
+	child_run(argv, fd, limit, &c);
+	close(fd);
+
+	json = child_failure(img->name, "instar info", &c, limit, &doc, &errnum);
+	if (doc) {
+		err = json_object_get(doc, "error");
+		vs = json_object_get(doc, "virtual-size");
+		if (!vs)
+			vs = json_object_get(doc, "virtual_size");
+		fmt = json_object_get(doc, "format");
+		if (json_is_object(err)) {
+			errnum =
+			    ifs_errno_from_name(json_string_value(json_object_get(err, "errno")));
+			json = doc_dump(doc, img->name, JSON_COMPACT);
+		} else if (!json_is_integer(vs) || json_integer_value(vs) < 0 ||
+			   !json_is_string(fmt) ||
+			   json_string_length(fmt) >= sizeof(img->info.format)) {
+			snprintf(msg, sizeof(msg),
+				 "instar info printed no virtual-size and format (exit status %d)",
+				 WEXITSTATUS(c.status));
+			json = ifs_result_error(img->name, "INTERNAL", EIO, msg);
+			errnum = EIO;
+		}
+	}
+	if (errnum) {
+		log_info("%s: info failed: %s", img->name, json ? json : strerror(errnum));
+		if (ret_error)
+			*ret_error = json;
+		else
+			free(json);
+		json_decref(doc);
+		free(c.out);
+		return -errnum;
+	}
+	json = doc_dump(doc, img->name, JSON_INDENT(4));
+	if (!json) {
+		json_decref(doc);
+		free(c.out);
+		return -ENOMEM;
+	}
+	ifs_images_lock();
+	free(img->info.json);
+	img->info.json = json;
+	img->info.virtual_size = (uint64_t)json_integer_value(vs);
+	snprintf(img->info.format, sizeof(img->info.format), "%s", json_string_value(fmt));
+	img->info.dev = st.st_dev;
+	img->info.ino = st.st_ino;
+	img->info.size = st.st_size;
+	img->info.mtim = st.st_mtim;
+	img->info.ctim = st.st_ctim;
+	img->info.valid = true;
+	ifs_images_unlock();
+	json_decref(doc);
+	free(c.out);
+	return 0;
+}
