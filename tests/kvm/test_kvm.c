@@ -40,36 +40,76 @@ struct scenario {
 	const char *want_detail; /* substring */
 	enum check check;
 	bool after_forbidden; /* child tries open() after the run: must die by SIGSYS */
+	bool debug;	      /* opts->debug: guest text must reach stderr, else must not */
 };
 
+#define Q2 INSTAR_FMT_QCOW2
+#define FAULT INSTAR_ERR_GUEST_FAULT
 static const struct scenario scenarios[] = {
-    {"boot-halt", "ok.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_OK, "", CHECK_UNCHANGED, false},
-    {"write-commit", "write.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_OK, "", CHECK_WRITE, false},
-    {"exception", "fault.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "guest exception vector 6 at RIP 0x2", CHECK_UNCHANGED, false},
-    {"pagefault", "pagefault.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "guest exception vector 14 at RIP 0x", CHECK_UNCHANGED, false},
-    {"spin-timeout", "spin.bin", INSTAR_FMT_QCOW2, 1000, 0, INSTAR_ERR_TIMEOUT, "1000 ms",
-     CHECK_UNCHANGED, false},
-    {"bad-crc", "badframe.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "malformed guest frame: frame CRC mismatch", CHECK_UNCHANGED, false},
-    {"garbage-frame", "garbage.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "malformed guest frame: bad frame magic", CHECK_UNCHANGED, false},
-    {"no-result", "noresult.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "without a result", CHECK_UNCHANGED, false},
-    {"two-results", "tworesults.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "more than one result", CHECK_UNCHANGED, false},
-    {"bad-port", "badport.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT, "port 0x80",
-     CHECK_UNCHANGED, false},
-    {"bad-mmio", "badmmio.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "MMIO rejected: write of 4 bytes at 0x20000000", CHECK_UNCHANGED, false},
-    {"lying-result", "bigresult.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_ERR_GUEST_FAULT,
-     "result out of range", CHECK_UNCHANGED, false},
-    {"resize-unsupported", NULL, INSTAR_FMT_RAW, 0, 0, INSTAR_ERR_UNSUPPORTED_FORMAT, "",
-     CHECK_UNCHANGED, false},
-    {"missing-binary", "does-not-exist.bin", INSTAR_FMT_QCOW2, 0, -ENOENT, INSTAR_OK,
-     "does-not-exist.bin", CHECK_UNCHANGED, false},
-    {"sandbox", "ok.bin", INSTAR_FMT_QCOW2, 0, 0, INSTAR_OK, "", CHECK_NONE, true},
+    {.name = "boot-halt", .op = "ok.bin", .format = Q2},
+    {.name = "debug-log", .op = "ok.bin", .format = Q2, .debug = true},
+    {.name = "write-commit", .op = "write.bin", .format = Q2, .check = CHECK_WRITE},
+    {.name = "exception",
+     .op = "fault.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "guest exception vector 6 at RIP 0x2"},
+    {.name = "pagefault",
+     .op = "pagefault.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "guest exception vector 14 at RIP 0x"},
+    {.name = "spin-timeout",
+     .op = "spin.bin",
+     .format = Q2,
+     .timeout_ms = 1000,
+     .want_err = INSTAR_ERR_TIMEOUT,
+     .want_detail = "1000 ms"},
+    {.name = "bad-crc",
+     .op = "badframe.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "malformed guest frame: frame CRC mismatch"},
+    {.name = "garbage-frame",
+     .op = "garbage.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "malformed guest frame: bad frame magic"},
+    {.name = "no-result",
+     .op = "noresult.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "without a result"},
+    {.name = "two-results",
+     .op = "tworesults.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "more than one result"},
+    {.name = "bad-port",
+     .op = "badport.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "port 0x80"},
+    {.name = "bad-mmio",
+     .op = "badmmio.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "MMIO rejected: write of 4 bytes at 0x20000000"},
+    {.name = "lying-result",
+     .op = "bigresult.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "result out of range"},
+    {.name = "resize-unsupported",
+     .op = NULL,
+     .format = INSTAR_FMT_RAW,
+     .want_err = INSTAR_ERR_UNSUPPORTED_FORMAT},
+    {.name = "missing-binary",
+     .op = "does-not-exist.bin",
+     .format = Q2,
+     .want_rc = -ENOENT,
+     .want_detail = "does-not-exist.bin"},
+    {.name = "sandbox", .op = "ok.bin", .format = Q2, .check = CHECK_NONE, .after_forbidden = true},
 };
 
 struct child_report {
@@ -129,7 +169,8 @@ static int read_all(int fd, void *buf, size_t n)
 /* Runs the guest in a child and returns how it ended; the child prints its
  * result with stdio and leaves with exit(), as the CLI will. */
 static int run_child(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
-		     const char *op_path, bool forbidden, struct child_report *rep, int *ret_status)
+		     const char *op_path, bool forbidden, int errfd, struct child_report *rep,
+		     int *ret_status)
 {
 	int p[2];
 	pid_t pid;
@@ -147,6 +188,8 @@ static int run_child(int fd, const struct instar_resize_config *cfg, const struc
 		int keep_pipe = p[1];
 
 		close(p[0]);
+		if (errfd >= 0 && dup2(errfd, STDERR_FILENO) < 0)
+			_exit(3);
 		/* The sandbox closes every fd but 0-2 and the VM's: report via stdout. */
 		if (dup2(keep_pipe, STDOUT_FILENO) < 0)
 			_exit(3);
@@ -235,14 +278,15 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	    .new_virtual_size = 2 * IMG_SIZE,
 	    .file_size = IMG_SIZE,
 	};
-	struct vmm_guest_opts o = {.timeout_ms = s->timeout_ms,
-				   .debug = getenv("INSTAR_DEBUG") != NULL};
-	char path[4096], op_path[4096];
+	struct vmm_guest_opts o = {.timeout_ms = s->timeout_ms, .debug = s->debug};
+	char path[4096], op_path[4096], errtext[4096];
 	struct child_report rep;
 	uint8_t *orig = malloc(IMG_SIZE);
+	FILE *err = tmpfile();
 	int fd, status, fail = 0;
+	size_t nerr;
 
-	if (!orig)
+	if (!orig || !err)
 		return 1;
 	fd = make_image(path, sizeof(path), orig);
 	if (fd < 0) {
@@ -251,11 +295,23 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	}
 	if (s->op)
 		snprintf(op_path, sizeof(op_path), "%s/%s", ops_dir, s->op);
-	if (run_child(fd, &cfg, &o, s->op ? op_path : NULL, s->after_forbidden, &rep, &status)) {
+	if (run_child(fd, &cfg, &o, s->op ? op_path : NULL, s->after_forbidden, fileno(err), &rep,
+		      &status)) {
 		perror("child");
 		return 1;
 	}
 	close(fd);
+	rewind(err);
+	nerr = fread(errtext, 1, sizeof(errtext) - 1, err);
+	errtext[nerr] = '\0';
+	fclose(err);
+	fputs(errtext, stderr);
+	/* Guest text reaches stderr with a prefix in debug mode, and only then. */
+	if (s->debug != (strstr(errtext, "instar: guest debug: core: up") != NULL) ||
+	    s->debug != (strstr(errtext, "instar: guest log: ok op ran") != NULL)) {
+		fprintf(stderr, "FAIL: guest text on stderr does not match debug=%d\n", s->debug);
+		fail = 1;
+	}
 
 	if (s->after_forbidden) {
 		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS) {
@@ -278,7 +334,7 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 			rep.ret.detail);
 		fail = 1;
 	}
-	if (!strstr(rep.ret.detail, s->want_detail)) {
+	if (!strstr(rep.ret.detail, s->want_detail ? s->want_detail : "")) {
 		fprintf(stderr, "FAIL: detail \"%s\" lacks \"%s\"\n", rep.ret.detail,
 			s->want_detail);
 		fail = 1;
@@ -293,7 +349,8 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 			rep.elapsed_ms, s->timeout_ms);
 		fail = 1;
 	}
-	if (!strcmp(s->name, "boot-halt") && memcmp(&rep.ret.old_virtual_size, "INSTARv1", 8)) {
+	if (!strcmp(s->op ? s->op : "", "ok.bin") &&
+	    memcmp(&rep.ret.old_virtual_size, "INSTARv1", 8)) {
 		fprintf(stderr, "FAIL: guest did not read sector 0 through virtio-blk\n");
 		fail = 1;
 	}
@@ -332,7 +389,7 @@ static int run_resize(int argc, char **argv)
 		perror(argv[2]);
 		return 1;
 	}
-	if (run_child(fd, &cfg, &o, NULL, false, &rep, &status))
+	if (run_child(fd, &cfg, &o, NULL, false, -1, &rep, &status))
 		return 1;
 	close(fd);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || rep.rc != 0) {
