@@ -345,6 +345,7 @@ static char *child_failure(const char *name, const char *what, struct child *c, 
 		return ifs_result_error(name, "INTERNAL", EIO, msg);
 	}
 	*ret_doc = doc;
+	*ret_errno = 0;
 	return NULL;
 }
 
@@ -412,10 +413,10 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 
 	limit = cfg.timeout + IFS_GRACE_SECONDS;
 	slot_acquire(img->name);
-	log_info("%s: resize %s%s%s%s", img->name, req->shrink ? "--shrink " : "",
+	log_info("%s: resize %s%s%s%s%s (timeout %u s)", img->name, req->shrink ? "--shrink " : "",
 		 prealloc >= 0 ? "--preallocation=" : "",
 		 prealloc >= 0 ? instar_prealloc_name((uint32_t)prealloc) : "",
-		 prealloc >= 0 ? " " : "");
+		 prealloc >= 0 ? " " : "", req->size, cfg.timeout);
 	child_run(argv, fd, limit, &c);
 	slot_release();
 	close(fd);

@@ -1,0 +1,97 @@
+# tests/fs/lib.sh — sourced by the instarfs tests: a real mount on a temp
+# dir, torn down by a trap whatever happens. Needs /dev/fuse: without it the
+# test is skipped (77), unless CI is set, where that is a failure.
+# Environment (set by tests/fs/meson.build): INSTARFS, INSTAR, FAKE_INSTAR,
+# TESTS_FS.
+set -u
+
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -s "${T:-/nonexistent}/instarfs.log" ]; then
+		echo "--- instarfs log (tail)" >&2
+		tail -n 40 "$T/instarfs.log" >&2
+	fi
+	exit 1
+}
+
+need_fuse() {
+	if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+		if [ -n "${CI:-}" ]; then
+			fail "/dev/fuse or fusermount3 missing under CI"
+		fi
+		echo "SKIP: /dev/fuse or fusermount3 missing"
+		exit 77
+	fi
+}
+
+need_fuse
+T=$(mktemp -d /tmp/instarfs-test.XXXXXX) || exit 1
+SRC=$T/src
+MNT=$T/mnt
+FAKE=$T/fake
+mkdir -p "$SRC" "$MNT" "$FAKE"
+PID=
+
+unmount_fs() {
+	if mountpoint -q "$MNT" 2>/dev/null || grep -q " $MNT fuse" /proc/mounts; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	if [ -n "$PID" ]; then
+		for _ in $(seq 50); do
+			kill -0 "$PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+		PID=
+	fi
+}
+
+cleanup() {
+	# Children still blocked in a write to the mount must not keep it busy.
+	jobs -p | xargs -r kill 2>/dev/null
+	unmount_fs
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# write_ini KEY=VALUE... : the config file used by start_fs.
+write_ini() {
+	{
+		echo "[instarfs]"
+		for kv in "$@"; do echo "$kv"; done
+	} >"$T/instarfs.ini"
+}
+
+# start_fs [instarfs options...]: mounts SRC on MNT in the foreground.
+start_fs() {
+	[ -f "$T/instarfs.ini" ] || write_ini
+	IFS_FAKE_DIR=$FAKE "$INSTARFS" -f -o "config=$T/instarfs.ini" "$@" "$SRC" "$MNT" \
+		>>"$T/instarfs.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 100); do
+		grep -q " $MNT fuse" /proc/mounts && return 0
+		kill -0 "$PID" 2>/dev/null || fail "instarfs exited before mounting"
+		sleep 0.05
+	done
+	fail "instarfs did not mount within 5 s"
+}
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+# wr IMAGE DATA [OFFSET]: one write to IMAGE's size file; prints OK/errno name.
+wr() {
+	python3 "$TESTS_FS/ifs-write" "$MNT/$1/size" "$2" ${3:+"$3"}
+}
+
+# json FILE EXPR: evaluates a python expression over the parsed JSON as 'j'.
+json() {
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+mkraw() { # mkraw NAME BYTES
+	truncate -s "$2" "$SRC/$1"
+}
