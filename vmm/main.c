@@ -1,15 +1,61 @@
-/* vmm/main.c — the `instar` command line (foundation stage). */
+/* vmm/main.c — the `instar` command line: global options and dispatch. */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
+
+void cli_help(FILE *f)
+{
+	fprintf(f,
+		"instar version %s\n"
+		"usage: instar [standard options] command [command options]\n"
+		"Resize virtual-disk images; every format but raw is parsed in a KVM guest.\n"
+		"\n"
+		"    '-h', '--help'       display this help and exit\n"
+		"    '-V', '--version'    output version information and exit\n"
+		"\n"
+		"Command syntax:\n"
+		"  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc]"
+		" [-q] [--shrink] [--output=human|json] [--timeout=seconds] [--guest-dir=dir]"
+		" filename [+ | -]size\n"
+		"  info [--output=human|json] [-f fmt] filename\n"
+		"\n"
+		"Command parameters:\n"
+		"  'fmt' is raw, qcow2, vmdk, vpc (also 'vhd') or vhdx; probed when omitted\n"
+		"  'prealloc' is off, metadata, falloc or full\n"
+		"  'size' is bytes, or a number with a suffix k, M, G, T, P or E (powers of\n"
+		"    1024, 'b' is ignored); '+' grows by and '-' shrinks by that much\n"
+		"  '--shrink' is required to make an image smaller\n"
+		"  '-q' suppresses 'Image resized.'\n"
+		"  '--output=json' prints one result object on stdout\n"
+		"\n"
+		"'instar resize' takes the arguments of 'qemu-img resize' (7.2) and prints\n"
+		"its messages; see 'instar resize --help'.\n",
+		INSTAR_VERSION);
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+	if (argc < 2) {
+		fprintf(stderr, "instar: Not enough arguments\n%s\n", CLI_TRY_HELP);
+		return 1;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		cli_help(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		printf("instar version %s\n", INSTAR_VERSION);
 		return 0;
 	}
-	fprintf(stderr, "usage: instar resize [options] FILE [+-]SIZE\n");
+	if (strcmp(argv[1], "resize") == 0)
+		return cli_resize(argc - 1, argv + 1);
+	if (strcmp(argv[1], "info") == 0)
+		return cli_info(argc - 1, argv + 1);
+	if (argv[1][0] == '-')
+		fprintf(stderr, "instar: unrecognized option '%s'\n%s\n", argv[1], CLI_TRY_HELP);
+	else
+		fprintf(stderr, "instar: Command not found: %s\n%s\n", argv[1], CLI_TRY_HELP);
 	return 1;
 }

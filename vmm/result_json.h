@@ -22,16 +22,16 @@
 #define VMM_RESULT_UNKNOWN UINT64_MAX
 
 struct vmm_result {
-	const char *filename;               /* NULL: null (e.g. a usage error) */
-	int target_format;                  /* enum instar_format; <= 0: null */
-	int action;                         /* enum instar_action; < 0: null */
-	uint64_t old_virtual_size;          /* VMM_RESULT_UNKNOWN: null */
+	const char *filename;		    /* NULL: null (e.g. a usage error) */
+	int target_format;		    /* enum instar_format; <= 0: null */
+	int action;			    /* enum instar_action; < 0: null */
+	uint64_t old_virtual_size;	    /* VMM_RESULT_UNKNOWN: null */
 	uint64_t resolved_new_virtual_size; /* VMM_RESULT_UNKNOWN: null */
-	uint64_t file_size_before;          /* VMM_RESULT_UNKNOWN: null */
-	uint64_t file_size_after;           /* VMM_RESULT_UNKNOWN: null */
-	uint32_t error;                     /* enum instar_err; INSTAR_OK: no "error" */
-	int errnum;                         /* positive errno; 0: vmm_result_errno(error) */
-	const char *message;                /* human text without "instar: "; NULL: "" */
+	uint64_t file_size_before;	    /* VMM_RESULT_UNKNOWN: null */
+	uint64_t file_size_after;	    /* VMM_RESULT_UNKNOWN: null */
+	uint32_t error;			    /* enum instar_err; INSTAR_OK: no "error" */
+	int errnum;			    /* positive errno; 0: vmm_result_errno(error) */
+	const char *message;		    /* human text without "instar: "; NULL: "" */
 };
 
 /* Fills r with "nothing known yet": all numbers unknown, no error. */

@@ -1,0 +1,48 @@
+/* vmm/cli.h — the `instar` command line: subcommands and shared helpers. */
+#ifndef VMM_CLI_H
+#define VMM_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "probe.h"
+#include "result_json.h"
+
+#define CLI_TRY_HELP "Try 'instar --help' for more information"
+
+/* Subcommands; argv[0] is the subcommand name. Return the exit status. */
+int cli_resize(int argc, char **argv);
+int cli_info(int argc, char **argv);
+void cli_help(FILE *f);
+
+/* One failure, reported once: to stderr as qemu-img would (with "instar: ")
+ * and kept (without the prefix) for the JSON result. */
+struct cli_ctx {
+	bool json;
+	char *msg; /* error text for JSON, lines joined by '\n' */
+	struct vmm_result res;
+};
+
+void cli_ctx_init(struct cli_ctx *c, bool json);
+void cli_ctx_free(struct cli_ctx *c);
+/* "instar: <text>" on stderr; records code, errno (0: default) and text. */
+void cli_error(struct cli_ctx *c, unsigned code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A hint line: no prefix on stderr, appended to the recorded text. */
+void cli_hint(struct cli_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "instar: warning: <text>" on stderr; not part of the result. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error: the message, then "Try 'instar --help' ...". */
+void cli_usage(struct cli_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes the JSON result when asked for; returns the exit status (0/1). */
+int cli_finish(struct cli_ctx *c);
+
+/* True when argv asks for --output=json (scanned before parsing, so that
+ * even a usage error produces exactly one JSON object). */
+bool cli_wants_json(int argc, char **argv);
+
+/* Reads the probe windows of fd (head, tail, then what the probe asks for)
+ * and probes. Returns 0 or a negative errno from pread. */
+int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret);
+
+#endif

@@ -1,0 +1,186 @@
+/* vmm/cli_common.c — messages, JSON result and the probe reader shared by
+ * the `instar` subcommands. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+void cli_ctx_init(struct cli_ctx *c, bool json)
+{
+	memset(c, 0, sizeof(*c));
+	c->json = json;
+	vmm_result_init(&c->res);
+}
+
+void cli_ctx_free(struct cli_ctx *c)
+{
+	free(c->msg);
+	c->msg = NULL;
+}
+
+static void append(struct cli_ctx *c, const char *fmt, va_list ap)
+{
+	char *line = NULL, *joined = NULL;
+
+	if (vasprintf(&line, fmt, ap) < 0)
+		return;
+	if (!c->msg) {
+		c->msg = line;
+		return;
+	}
+	if (asprintf(&joined, "%s\n%s", c->msg, line) >= 0) {
+		free(c->msg);
+		c->msg = joined;
+	}
+	free(line);
+}
+
+void cli_error(struct cli_ctx *c, unsigned code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("instar: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	va_start(ap, fmt);
+	append(c, fmt, ap);
+	va_end(ap);
+	c->res.error = code;
+	c->res.errnum = errnum;
+}
+
+void cli_hint(struct cli_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	va_start(ap, fmt);
+	append(c, fmt, ap);
+	va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("instar: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void cli_usage(struct cli_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *line = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%s", line ? line : fmt);
+	cli_hint(c, "%s", CLI_TRY_HELP);
+	free(line);
+}
+
+int cli_finish(struct cli_ctx *c)
+{
+	int failed = c->res.error != INSTAR_OK;
+
+	if (c->json) {
+		c->res.message = c->msg;
+		if (vmm_result_json_write(&c->res, stdout) < 0 && !failed) {
+			fputs("instar: Could not write the JSON result\n", stderr);
+			failed = 1;
+		}
+	}
+	if (fflush(stdout) == EOF && !failed) {
+		fprintf(stderr, "instar: Could not write to stdout: %s\n", strerror(errno));
+		failed = 1;
+	}
+	cli_ctx_free(c);
+	return failed ? 1 : 0;
+}
+
+bool cli_wants_json(int argc, char **argv)
+{
+	bool json = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--output=json") == 0)
+			json = true;
+		else if (strncmp(argv[i], "--output=", 9) == 0)
+			json = false;
+		else if (strcmp(argv[i], "--output") == 0 && i + 1 < argc)
+			json = strcmp(argv[++i], "json") == 0;
+	}
+	return json;
+}
+
+static ssize_t read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret)
+{
+	static uint8_t head[INSTAR_PROBE_HEAD_LEN], tail[INSTAR_PROBE_TAIL_LEN];
+	static uint8_t extra[INSTAR_PROBE_MAX_WINDOWS - 2][INSTAR_PROBE_MAX_EXTRA];
+	struct instar_probe_input in = {.file_size = file_size};
+	unsigned nextra = 0;
+	ssize_t n;
+
+	n = read_full(fd, head, sizeof(head), 0);
+	if (n < 0)
+		return (int)n;
+	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
+	if (file_size > 0) {
+		uint64_t tl = file_size < sizeof(tail) ? file_size : sizeof(tail);
+
+		n = read_full(fd, tail, (size_t)tl, file_size - tl);
+		if (n < 0)
+			return (int)n;
+		in.windows[in.nwindows++] =
+		    (struct instar_probe_window){file_size - tl, tail, (size_t)n};
+	}
+	for (;;) {
+		if (instar_probe(&in, ret) < 0)
+			return -EINVAL;
+		if (!ret->need_len || in.nwindows >= INSTAR_PROBE_MAX_WINDOWS ||
+		    ret->need_len > INSTAR_PROBE_MAX_EXTRA)
+			return 0;
+		n = read_full(fd, extra[nextra], ret->need_len, ret->need_offset);
+		if (n < 0)
+			return (int)n;
+		if ((size_t)n < ret->need_len)
+			return 0; /* the file shrank meanwhile: keep what we know */
+		in.windows[in.nwindows++] =
+		    (struct instar_probe_window){ret->need_offset, extra[nextra], (size_t)n};
+		nextra++;
+	}
+}

@@ -1,0 +1,624 @@
+/* vmm/cli_resize.c — `instar resize`, a drop-in for `qemu-img resize` 7.2:
+ * same argument handling, checks in the same order, same messages (with
+ * "instar: "), exit 0/1. Raw is resized on the host; every other format is
+ * handed to the guest (vmm_guest_resize). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "abi_names.h"
+#include "cli.h"
+#include "guest_run.h"
+#include "lock.h"
+#include "raw.h"
+#include "size.h"
+
+/* qemu's BDRV_MAX_LENGTH: the block layer refuses larger offsets. */
+#define BDRV_MAX_LENGTH 0x7fffffffc0000000ull
+
+enum {
+	OPT_OBJECT = 256,
+	OPT_IMAGE_OPTS,
+	OPT_PREALLOCATION,
+	OPT_SHRINK,
+	OPT_OUTPUT,
+	OPT_TIMEOUT,
+	OPT_GUEST_DIR,
+};
+
+static const struct option resize_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"object", required_argument, NULL, OPT_OBJECT},
+    {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
+    {"preallocation", required_argument, NULL, OPT_PREALLOCATION},
+    {"shrink", no_argument, NULL, OPT_SHRINK},
+    /* instar's own */
+    {"output", required_argument, NULL, OPT_OUTPUT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"guest-dir", required_argument, NULL, OPT_GUEST_DIR},
+    {NULL, 0, NULL, 0},
+};
+
+struct resize_args {
+	const char *filename;
+	const char *fmt;
+	const char *size_arg;
+	uint32_t prealloc;
+	bool shrink, quiet, object, image_opts;
+	uint32_t timeout_ms;
+	const char *guest_dir;
+};
+
+/* Block drivers qemu 7.2 knows but instar does not resize: -f NAME opens
+ * the file (so open errors come first) and then fails like an unsupported
+ * format; any other name is "Unknown driver". */
+static const char *const qemu_other_drivers[] = {
+    "blkdebug",
+    "blklogwrites",
+    "blkverify",
+    "bochs",
+    "cloop",
+    "compress",
+    "copy-before-write",
+    "copy-on-read",
+    "dmg",
+    "ftp",
+    "ftps",
+    "gluster",
+    "http",
+    "https",
+    "iscsi",
+    "iser",
+    "luks",
+    "nbd",
+    "nfs",
+    "null-aio",
+    "null-co",
+    "nvme",
+    "parallels",
+    "preallocate",
+    "qcow",
+    "qed",
+    "quorum",
+    "rbd",
+    "replication",
+    "snapshot-access",
+    "ssh",
+    "throttle",
+    "vdi",
+    "vvfat",
+};
+
+static void resize_help(void)
+{
+	printf("usage: instar resize [--object objectdef] [--image-opts] [-f fmt]\n"
+	       "                     [--preallocation=prealloc] [-q] [--shrink]\n"
+	       "                     [--output=human|json] [--timeout=seconds]\n"
+	       "                     [--guest-dir=dir] filename [+ | -]size\n"
+	       "\n"
+	       "Resize the image FILENAME to SIZE, or grow (+) or shrink (-) it by SIZE.\n"
+	       "Every format other than raw is parsed and rewritten inside a KVM guest.\n"
+	       "\n"
+	       "  -f fmt                   image format: raw, qcow2, vmdk, vpc (vhd), vhdx;\n"
+	       "                           probed when not given\n"
+	       "  --preallocation=mode     off, metadata, falloc or full (growing only)\n"
+	       "  --shrink                 allow the new size to be smaller\n"
+	       "  -q                       quiet: no \"Image resized.\"\n"
+	       "  --output=human|json      json: one result object on stdout\n"
+	       "  --timeout=seconds        wall-clock limit of the guest (default 30)\n"
+	       "  --guest-dir=dir          where core.bin and resize.bin are\n"
+	       "  size                     bytes, or with a suffix b, k, M, G, T, P, E\n"
+	       "                           (powers of 1024); fractions like 1.5G allowed\n");
+}
+
+static int parse_timeout(const char *s, uint32_t *ret_ms)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v == 0 || v > 24ul * 3600)
+		return -EINVAL;
+	*ret_ms = (uint32_t)(v * 1000);
+	return 0;
+}
+
+/* Returns 0 when parsing is done, 1 to exit 0 (help), -1 on error (reported). */
+static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_args *a)
+{
+	int opt;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		/* qemu-img 7.2 says "Not enough arguments" here; help is kinder. */
+		resize_help();
+		return 1;
+	}
+	if (argc < 3) {
+		cli_usage(c, "Not enough arguments");
+		return -1;
+	}
+	/* As qemu-img 7.2: the last argument is SIZE, taken out before getopt
+	 * so that "-1G" is not an option. */
+	a->size_arg = argv[--argc];
+
+	optind = 0; /* full getopt reset, permutation state included */
+	while ((opt = getopt_long(argc, argv, ":f:hq", resize_options, NULL)) != -1) {
+		switch (opt) {
+		case ':':
+			cli_usage(c, "missing argument for option '%s'", argv[optind - 1]);
+			return -1;
+		case '?':
+			cli_usage(c, "unrecognized option '%s'", argv[optind - 1]);
+			return -1;
+		case 'h':
+			cli_help(stdout);
+			return 1;
+		case 'f':
+			a->fmt = optarg;
+			break;
+		case 'q':
+			a->quiet = true;
+			break;
+		case OPT_OBJECT:
+			a->object = true;
+			break;
+		case OPT_IMAGE_OPTS:
+			a->image_opts = true;
+			break;
+		case OPT_PREALLOCATION: {
+			int p = instar_prealloc_from_name(optarg);
+
+			if (p < 0) {
+				cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+					  "Invalid preallocation mode '%s'", optarg);
+				return -1;
+			}
+			a->prealloc = (uint32_t)p;
+			break;
+		}
+		case OPT_SHRINK:
+			a->shrink = true;
+			break;
+		case OPT_OUTPUT:
+			if (strcmp(optarg, "json") == 0) {
+				c->json = true;
+			} else if (strcmp(optarg, "human") == 0) {
+				c->json = false;
+			} else {
+				cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+					  "--output must be used with human or json as argument.");
+				return -1;
+			}
+			break;
+		case OPT_TIMEOUT:
+			if (parse_timeout(optarg, &a->timeout_ms) < 0) {
+				cli_error(
+				    c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+				    "Invalid timeout '%s': expected whole seconds, 1 to 86400",
+				    optarg);
+				return -1;
+			}
+			break;
+		case OPT_GUEST_DIR:
+			a->guest_dir = optarg;
+			break;
+		}
+	}
+	if (optind != argc - 1) {
+		cli_usage(c, "Expecting image file name and size");
+		return -1;
+	}
+	a->filename = argv[optind];
+	c->res.filename = a->filename;
+	return 0;
+}
+
+static int parse_size(struct cli_ctx *c, const char *arg, struct instar_size *ret)
+{
+	int r = instar_size_parse(arg, ret);
+
+	if (ret->hex_suffix)
+		cli_warn("Using a multiplier suffix on hex numbers is deprecated: %s", ret->number);
+	if (r == INSTAR_SIZE_OUT_OF_RANGE) {
+		cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, ERANGE,
+			  "Value '%s' is out of range for parameter 'size'", ret->number);
+		return -1;
+	}
+	if (r != INSTAR_SIZE_OK) {
+		cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, EINVAL,
+			  "Parameter 'size' expects a non-negative number below 2^64");
+		cli_hint(c, "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, "
+			    "tera-, peta-");
+		cli_hint(c, "and exabytes, respectively.");
+		return -1;
+	}
+	return 0;
+}
+
+/* -f NAME: one of ours (>0), a qemu driver instar does not resize (0), or
+ * unknown (-1, reported). */
+static int resolve_format(struct cli_ctx *c, const struct resize_args *a)
+{
+	int f;
+
+	if (strcmp(a->fmt, "file") == 0 || strcmp(a->fmt, "host_device") == 0)
+		return INSTAR_FMT_RAW; /* the protocol alone acts like raw */
+	f = instar_format_from_name(a->fmt);
+	if (f > 0)
+		return f;
+	for (size_t i = 0; i < sizeof(qemu_other_drivers) / sizeof(qemu_other_drivers[0]); i++)
+		if (strcmp(a->fmt, qemu_other_drivers[i]) == 0)
+			return 0;
+	cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "Could not open '%s': Unknown driver '%s'",
+		  a->filename, a->fmt);
+	return -1;
+}
+
+static void report_lock(struct cli_ctx *c, const char *filename, int r,
+			const struct vmm_lock_error *le)
+{
+	char errtext[160] = "";
+
+	if (le->err)
+		snprintf(errtext, sizeof(errtext), ": %s", strerror(le->err));
+	switch (le->kind) {
+	case VMM_LOCK_FAIL_BYTE:
+		cli_error(c, INSTAR_ERR_LOCKED, EBUSY,
+			  "Could not open '%s': Failed to lock byte %u%s", filename, le->byte,
+			  errtext);
+		return;
+	case VMM_LOCK_FAIL_PERM:
+		cli_error(c, INSTAR_ERR_LOCKED, EBUSY,
+			  "Could not open '%s': Failed to get \"%s\" lock%s", filename, le->perm,
+			  errtext);
+		break;
+	case VMM_LOCK_FAIL_SHARED:
+		cli_error(c, INSTAR_ERR_LOCKED, EBUSY,
+			  "Could not open '%s': Failed to get shared \"%s\" lock%s", filename,
+			  le->perm, errtext);
+		break;
+	default:
+		cli_error(c, INSTAR_ERR_LOCKED, EBUSY, "Could not open '%s': %s", filename,
+			  strerror(-r));
+		return;
+	}
+	cli_hint(c, "Is another process using the image [%s]?", filename);
+}
+
+/* Guest text is untrusted: keep printable ASCII only, bounded. */
+static void sanitize_detail(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < INSTAR_DETAIL_MAX && in[i] && o + 1 < outlen; i++)
+		out[o++] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+	out[o] = '\0';
+}
+
+static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
+			       const struct instar_resize_result *gr)
+{
+	char detail[INSTAR_DETAIL_MAX + 1];
+	const char *f = a->filename;
+
+	sanitize_detail(gr->detail, detail, sizeof(detail));
+	switch (gr->error) {
+	case INSTAR_ERR_UNSUPPORTED_FORMAT:
+		cli_error(c, gr->error, 0, "Image format driver does not support resize");
+		return;
+	case INSTAR_ERR_HEADER_MISMATCH:
+		cli_error(c, gr->error, 0,
+			  "Could not resize '%s': image changed while we looked; retry%s%s", f,
+			  detail[0] ? ": " : "", detail);
+		return;
+	case INSTAR_ERR_PREALLOCATION_UNSUPPORTED:
+		if (!detail[0]) {
+			cli_error(c, gr->error, 0, "Unsupported preallocation mode '%s'",
+				  instar_prealloc_name(a->prealloc));
+			return;
+		}
+		break;
+	case INSTAR_ERR_NOT_MULTIPLE_512:
+		cli_error(c, gr->error, 0, "The new size must be a multiple of 512");
+		return;
+	case INSTAR_ERR_TIMEOUT:
+		cli_error(c, gr->error, 0, "Could not resize '%s': timed out%s%s", f,
+			  detail[0] ? ": " : "", detail);
+		return;
+	case INSTAR_ERR_GUEST_FAULT:
+		cli_error(c, gr->error, 0, "Could not resize '%s': the resize guest failed%s%s", f,
+			  detail[0] ? ": " : "", detail);
+		return;
+	default:
+		break;
+	}
+	if (detail[0]) {
+		cli_error(c, gr->error, 0, "%s", detail);
+		return;
+	}
+	switch (gr->error) {
+	case INSTAR_ERR_UNSUPPORTED_SUBFORMAT:
+	case INSTAR_ERR_UNSUPPORTED_SHRINK:
+		cli_error(c, gr->error, 0, "Image format driver does not support resize");
+		break;
+	case INSTAR_ERR_SHRINK_BELOW_ALLOCATED:
+		cli_error(c, gr->error, 0, "Could not shrink '%s' below its allocated data", f);
+		break;
+	case INSTAR_ERR_REQUIRES_CHECK:
+		cli_error(c, gr->error, 0,
+			  "Could not open '%s': image needs repair; run 'qemu-img check -r all'",
+			  f);
+		break;
+	case INSTAR_ERR_CORRUPT:
+		cli_error(c, gr->error, 0,
+			  "Could not open '%s': Image is corrupt; cannot be opened read/write", f);
+		break;
+	case INSTAR_ERR_TOO_LARGE:
+		cli_error(c, gr->error, 0, "Could not resize image: File too large");
+		break;
+	case INSTAR_ERR_NO_SPACE:
+		cli_error(c, gr->error, 0, "Could not resize image: No space left on device");
+		break;
+	case INSTAR_ERR_OVERLAY_LIMIT:
+		cli_error(c, gr->error, 0, "Could not resize '%s': the resize writes too much", f);
+		break;
+	case INSTAR_ERR_PARSE_FAILED:
+		cli_error(c, gr->error, 0, "Could not open '%s': invalid image header", f);
+		break;
+	case INSTAR_ERR_UNSUPPORTED_FEATURE:
+		cli_error(c, gr->error, 0,
+			  "Could not resize '%s': image uses an unsupported feature", f);
+		break;
+	default:
+		cli_error(c, gr->error, 0, "Could not resize '%s': %s", f,
+			  instar_err_name(gr->error));
+		break;
+	}
+}
+
+static int resize_raw(struct cli_ctx *c, const struct resize_args *a, int fd, uint64_t new_size)
+{
+	struct vmm_raw_result rr;
+	int r;
+
+	r = vmm_raw_resize(fd, new_size, a->prealloc, &rr);
+	c->res.file_size_before = rr.file_size_before;
+	c->res.file_size_after = rr.file_size_after;
+	if (r == 0)
+		return 0;
+	if (r == -ENOTSUP && !rr.what) {
+		cli_error(c, INSTAR_ERR_PREALLOCATION_UNSUPPORTED, EOPNOTSUPP,
+			  "Unsupported preallocation mode: %s", instar_prealloc_name(a->prealloc));
+	} else if (r == -EFBIG) {
+		cli_error(c, INSTAR_ERR_TOO_LARGE, ERANGE, "%s: %s", rr.what, strerror(-r));
+	} else if (r == -ENOSPC || r == -EDQUOT) {
+		cli_error(c, INSTAR_ERR_NO_SPACE, ENOSPC, "%s: %s", rr.what, strerror(-r));
+	} else if (r == -ENOTSUP) {
+		cli_error(c, INSTAR_ERR_PREALLOC_NOT_GROWING, EINVAL, "%s", rr.what);
+	} else {
+		cli_error(c, INSTAR_ERR_IO, EIO, "%s: %s", rr.what, strerror(-r));
+	}
+	return -1;
+}
+
+static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
+			uint64_t probed_size, uint64_t file_size, uint64_t new_size)
+{
+	struct instar_resize_config cfg = {
+	    .magic = INSTAR_RESIZE_MAGIC,
+	    .abi_version = INSTAR_ABI_VERSION,
+	    .format = format,
+	    .prealloc = a->prealloc,
+	    .flags = a->shrink ? INSTAR_RESIZE_SHRINK_ALLOWED : 0,
+	    .expected_old_virtual_size = probed_size,
+	    .new_virtual_size = new_size,
+	    .file_size = file_size,
+	};
+	struct vmm_guest_opts o = {
+	    .guest_dir = a->guest_dir,
+	    .timeout_ms = a->timeout_ms,
+	    .debug = getenv("INSTAR_DEBUG") != NULL,
+	};
+	struct instar_resize_result gr;
+	char detail[INSTAR_DETAIL_MAX + 1];
+	int r;
+
+	memset(&gr, 0, sizeof(gr));
+	r = vmm_guest_resize(fd, &cfg, &o, &gr);
+	if (r < 0) {
+		sanitize_detail(gr.detail, detail, sizeof(detail));
+		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
+			  detail[0] ? detail : strerror(-r));
+		return -1;
+	}
+	if (gr.error != INSTAR_OK) {
+		report_guest_error(c, a, &gr);
+		return -1;
+	}
+	c->res.file_size_before = gr.file_size_before;
+	c->res.file_size_after = gr.file_size_after;
+	if (gr.old_virtual_size != probed_size || gr.new_virtual_size != new_size) {
+		/* committed: report what the guest did, but say so */
+		c->res.old_virtual_size = gr.old_virtual_size;
+		c->res.resolved_new_virtual_size = gr.new_virtual_size;
+	}
+	return 0;
+}
+
+static void warn_probed_raw(const char *filename)
+{
+	fprintf(stderr,
+		"WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+		"         Automatically detecting the format is dangerous for raw images, "
+		"write operations on block 0 will be restricted.\n"
+		"         Specify the 'raw' format explicitly to remove the restrictions.\n",
+		filename);
+}
+
+static int do_resize(struct cli_ctx *c, struct resize_args *a)
+{
+	struct instar_probe_info info;
+	struct vmm_lock_error le;
+	struct instar_size size;
+	struct stat st;
+	int64_t total;
+	uint64_t cur, probed;
+	int fd, r, forced = -1;
+	uint32_t format;
+
+	if (parse_size(c, a->size_arg, &size) < 0)
+		return -1;
+	if (a->object) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+			  "--object is not yet supported");
+		return -1;
+	}
+	if (a->image_opts) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+			  "--image-opts is not yet supported");
+		return -1;
+	}
+	if (a->fmt) {
+		forced = resolve_format(c, a);
+		if (forced < 0)
+			return -1;
+	}
+
+	fd = open(a->filename, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = errno;
+		cli_error(c, INSTAR_ERR_OPEN_FAILED, r == EACCES || r == EPERM ? EPERM : EIO,
+			  "Could not open '%s': Could not open '%s': %s", a->filename, a->filename,
+			  strerror(r));
+		return -1;
+	}
+	/* fd stays open (and locked) until exit. */
+	if (fstat(fd, &st) < 0) {
+		cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", a->filename,
+			  strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+			  "Cannot resize device files");
+		return -1;
+	}
+	c->res.file_size_before = (uint64_t)st.st_size;
+	c->res.file_size_after = (uint64_t)st.st_size; /* until something changes */
+	r = cli_probe_fd(fd, (uint64_t)st.st_size, &info);
+	if (r < 0) {
+		cli_error(c, INSTAR_ERR_READ_FAILED, EIO,
+			  "Could not open '%s': Could not read image: %s", a->filename,
+			  strerror(-r));
+		return -1;
+	}
+
+	if (forced == 0 || (forced < 0 && info.other)) {
+		/* a format qemu knows and instar does not resize */
+		format = INSTAR_FMT_UNKNOWN;
+	} else {
+		format = forced > 0 ? (uint32_t)forced : info.format;
+	}
+	if (format != INSTAR_FMT_UNKNOWN)
+		c->res.target_format = (int)format;
+
+	r = vmm_image_lock(fd, format != INSTAR_FMT_RAW, &le);
+	if (r < 0) {
+		report_lock(c, a->filename, r, &le);
+		return -1;
+	}
+	if (forced < 0 && format == INSTAR_FMT_RAW)
+		warn_probed_raw(a->filename);
+
+	if (format == INSTAR_FMT_UNKNOWN) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
+			  "Image format driver does not support resize");
+		return -1;
+	}
+	if (format == INSTAR_FMT_RAW) {
+		probed = instar_probe_raw_size((uint64_t)st.st_size);
+		cur = probed;
+	} else {
+		if (info.format != format) {
+			cli_error(c, INSTAR_ERR_PARSE_FAILED, EINVAL,
+				  "Could not open '%s': Image is not in %s format", a->filename,
+				  instar_format_name(format));
+			return -1;
+		}
+		probed = info.virtual_size;
+		if (probed == INSTAR_PROBE_UNKNOWN || probed > (uint64_t)INT64_MAX) {
+			cli_error(
+			    c, INSTAR_ERR_PARSE_FAILED, EIO,
+			    "Could not open '%s': Could not determine the image's virtual size",
+			    a->filename);
+			return -1;
+		}
+		/* qemu's length is whole sectors of the header's size */
+		cur = probed & ~511ull;
+	}
+	c->res.old_virtual_size = cur;
+
+	total = instar_size_resolve(&size, cur);
+	if (total <= 0) {
+		cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, EINVAL,
+			  "New image size must be positive");
+		return -1;
+	}
+	c->res.resolved_new_virtual_size = (uint64_t)total;
+	c->res.action = (uint64_t)total > cur	? INSTAR_ACTION_GROW
+			: (uint64_t)total < cur ? INSTAR_ACTION_SHRINK
+						: INSTAR_ACTION_NOOP;
+	if ((uint64_t)total <= cur && a->prealloc != INSTAR_PREALLOC_OFF) {
+		cli_error(c, INSTAR_ERR_PREALLOC_NOT_GROWING, EINVAL,
+			  "Preallocation can only be used for growing images");
+		return -1;
+	}
+	if ((uint64_t)total < cur && !a->shrink) {
+		cli_error(c, INSTAR_ERR_SHRINK_WITHOUT_FLAG, EPERM,
+			  "Use the --shrink option to perform a shrink operation.");
+		fputs("instar: ", stderr);
+		cli_hint(c, "warning: Shrinking an image will delete all data beyond the shrunken "
+			    "image's end. Before performing such an operation, make sure there is "
+			    "no important data there.");
+		return -1;
+	}
+	if ((uint64_t)total > BDRV_MAX_LENGTH) {
+		cli_error(c, INSTAR_ERR_TOO_LARGE, ERANGE, "offset(%lld) exceeds maximum(%lld)",
+			  (long long)total, (long long)BDRV_MAX_LENGTH);
+		return -1;
+	}
+
+	if (format == INSTAR_FMT_RAW)
+		return resize_raw(c, a, fd, (uint64_t)total);
+
+	if (format == INSTAR_FMT_QCOW2 && (total & 511)) {
+		cli_error(c, INSTAR_ERR_NOT_MULTIPLE_512, EINVAL,
+			  "The new size must be a multiple of 512");
+		return -1;
+	}
+	return resize_guest(c, a, fd, format, probed, (uint64_t)st.st_size, (uint64_t)total);
+}
+
+int cli_resize(int argc, char **argv)
+{
+	struct resize_args a = {.prealloc = INSTAR_PREALLOC_OFF};
+	struct cli_ctx c;
+	int r;
+
+	cli_ctx_init(&c, cli_wants_json(argc, argv));
+	r = parse_args(&c, argc, argv, &a);
+	if (r > 0) {
+		cli_ctx_free(&c);
+		return 0;
+	}
+	if (r == 0 && do_resize(&c, &a) == 0 && !a.quiet && !c.json)
+		printf("Image resized.\n");
+	return cli_finish(&c);
+}
