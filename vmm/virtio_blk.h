@@ -47,6 +47,10 @@ int vmm_blk_process_queue(struct vmm_blk *b);
 /* Status register bit DEVICE_NEEDS_RESET is set (the ring was malformed). */
 bool vmm_blk_needs_reset(const struct vmm_blk *b);
 
+/* Reads see the file (zeros past file_size) with the staged ops on top; a
+ * discarded range reads as zeros, though after commit it may keep its old
+ * bytes where the file system has no holes, so a guest must not rely on it. */
+
 /* A write hit the overlay bound and was failed with IOERR: the run must fail
  * with INSTAR_ERR_OVERLAY_LIMIT. Sticky. */
 bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
