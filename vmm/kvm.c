@@ -43,6 +43,10 @@ static const struct vmm_kvm_ext vmm_kvm_required[] = {
 #define PTE_RW (1ull << 1)
 #define PTE_PS (1ull << 7)
 
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MTRR_DEF_ENABLE (1ull << 11)
+#define MTRR_TYPE_WB 6ull
+
 #define GDT_SEL_CODE 0x08
 #define GDT_SEL_DATA 0x10
 
@@ -169,6 +173,24 @@ static void vmm_kvm_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int c
 	s->db = code ? 0 : 1;
 }
 
+/* At reset the MTRRs are off, which means all memory is uncacheable to any
+ * KVM that honours the guest's memory types. Default everything to WB. */
+static int vmm_kvm_set_mtrr(struct vmm_kvm *k)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e[0].index = MSR_MTRR_DEF_TYPE;
+	m.e[0].data = MTRR_DEF_ENABLE | MTRR_TYPE_WB;
+	if (ioctl(k->vcpu_fd, KVM_SET_MSRS, &m) != 1)
+		return -EINVAL;
+	return 0;
+}
+
 static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 {
 	struct kvm_sregs sregs;
@@ -282,6 +304,11 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 		goto err_run;
 	}
 	vmm_kvm_build_tables(k);
+	r = vmm_kvm_set_mtrr(k);
+	if (r) {
+		snprintf(err, errlen, "KVM_SET_MSRS (MTRRdefType): %s", strerror(-r));
+		goto err_run;
+	}
 	r = vmm_kvm_setup_vcpu(k);
 	if (r) {
 		snprintf(err, errlen, "vCPU register setup: %s", strerror(-r));
