@@ -501,6 +501,11 @@ static int plan_vmdk_check_desc(struct plan_vmdk *v)
 	const char *ct;
 	size_t ctn;
 
+	/* qemu's twoGbMaxExtent* extents carry an all-zero descriptor. */
+	if (v->desc_len == 0)
+		return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				      "vmdk sparse extent with an empty descriptor (part of a "
+				      "multi-file image) is not supported");
 	if (!plan_vmdk_find_create_type(v->desc, v->desc_len, &ct, &ctn))
 		return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
 				      "vmdk descriptor has no createType");
@@ -941,14 +946,16 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	v.hdr = plan_vmdk_alloc(&v, VMDK_SEC);
 	if (!v.hdr)
 		return plan_vmdk_fail(&v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-	if (io->file_size < VMDK_SEC)
-		return plan_vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED,
-				      "vmdk: file shorter than a header");
-	r = plan_vmdk_read(&v, 0, v.hdr, VMDK_SEC);
+	/* A descriptor file may be shorter than a sector; past EOF reads 0. */
+	r = plan_vmdk_read(&v, 0, v.hdr,
+			   io->file_size < VMDK_SEC ? (uint32_t)io->file_size : VMDK_SEC);
 	if (r)
 		return r;
 	if (plan_le32(v.hdr) != VMDK_MAGIC)
 		return plan_vmdk_probe_text(&v);
+	if (io->file_size < VMDK_SEC)
+		return plan_vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED,
+				      "vmdk: file shorter than a header");
 	r = plan_vmdk_parse_header(&v);
 	if (r)
 		return r;

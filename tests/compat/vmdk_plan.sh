@@ -1,0 +1,271 @@
+#!/bin/bash
+# tests/compat/vmdk_plan.sh — the VMDK planner against qemu-img/qemu-io as the
+# oracle: monolithicSparse around grain-directory sector boundaries, adapter
+# types (geometry), zeroed grains, qemu's streamOptimized, multi-file
+# refusals, and a crash run (--stop-after K for every K) per kind of plan.
+# After each resize: check clean, virtual size, data (old bytes below
+# min(old,new), zeros above), geometry equal to a fresh qemu-img image of the
+# new size, and a qemu-io write into the grown area that must not touch the
+# header or the descriptor (qemu writes at offset 0 on a GD entry of 0).
+#   vmdk_plan.sh PLAN_APPLY QEMU_IMG
+set -euo pipefail
+[ -n "${VMDK_DEBUG:-}" ] && set -x
+
+PA=$1
+QI=${2:-qemu-img}
+QIO=$(dirname "$(command -v "$QI")")/qemu-io
+[ -x "$QIO" ] || QIO=qemu-io
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+# The harness itself does not free its op recorder; only the planner matters.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0
+M=$((1 << 20))
+G=$((1 << 30))
+NCHECK=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+vsize() {
+	"$QI" info -f vmdk --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p' | head -n1
+}
+
+# hdr IMG: the 512-byte sparse header as hex.
+hdr() {
+	od -An -v -tx1 -N512 "$1" | tr -d ' \n'
+}
+
+# desc IMG: the embedded descriptor text (sectors 1..20 in qemu's layout).
+desc() {
+	dd if="$1" bs=512 skip=1 count=20 status=none | tr -d '\0'
+}
+
+# geom IMG: extent sectors and geometry lines of the descriptor.
+geom() {
+	desc "$1" | sed -n -e 's/^RW \([0-9]*\) SPARSE.*/RW \1/p' -e '/^ddb.geometry/p'
+}
+
+# mkimg IMG SIZE OPTS WRITES...: creates a vmdk and writes "PAT OFF LEN".
+mkimg() {
+	local img=$1 size=$2 opts=$3
+	shift 3
+	"$QI" create -q -f vmdk ${opts:+-o "$opts"} "$img" "$size"
+	local args=()
+	for w in "$@"; do
+		args+=(-c "write -P $w")
+	done
+	[ ${#args[@]} -eq 0 ] || "$QIO" -f vmdk "${args[@]}" "$img" >/dev/null
+}
+
+# expect_raw IMG SIZE OUT: IMG's current bytes cut or zero-extended to SIZE.
+expect_raw() {
+	"$QI" convert -f vmdk -O raw "$1" "$3"
+	truncate -s "$2" "$3"
+}
+
+check_clean() {
+	local out
+	out=$("$QI" check -f vmdk "$1" 2>&1) || fail "$1: qemu-img check failed: $out"
+	case $out in
+	*"No errors were found"*) ;;
+	*) fail "$1: qemu-img check: $out" ;;
+	esac
+}
+
+# verify IMG EXPRAW SIZE: qemu opens IMG at SIZE with exactly EXPRAW's bytes.
+verify() {
+	local img=$1 exp=$2 size=$3 got
+	check_clean "$img"
+	got=$(vsize "$img")
+	[ "$got" = "$size" ] || fail "$img: virtual size $got, want $size"
+	"$QI" compare -q -f vmdk -F raw "$img" "$exp" || fail "$img: data differs from $exp"
+	NCHECK=$((NCHECK + 1))
+}
+
+# geometry_like IMG SIZE OPTS: descriptor geometry equals a fresh qemu image.
+geometry_like() {
+	"$QI" create -q -f vmdk ${3:+-o "$3"} "$T/ref.vmdk" "$2"
+	[ "$(geom "$1")" = "$(geom "$T/ref.vmdk")" ] ||
+		fail "$1: geometry '$(geom "$1" | tr '\n' ' ')' != qemu's '$(geom "$T/ref.vmdk" | tr '\n' ' ')'"
+}
+
+# hazard IMG OLD NEW [LEN]: write LEN bytes (default 4096; a stream takes only
+# whole grains) past the old end and at the new end with qemu-io; the header
+# and the descriptor (but for qemu's CID update) must survive.
+hazard() {
+	local img=$1 old=$2 new=$3 len=${4:-4096} h d
+	h=$(hdr "$img")
+	d=$(desc "$img" | grep -v '^CID=')
+	"$QIO" -f vmdk -c "write -P 0x5a $old $len" -c "write -P 0xa5 $((new - len)) $len" \
+		"$img" >/dev/null || fail "$img: qemu-io write into the grown area failed"
+	"$QIO" -f vmdk -r -c "read -P 0x5a $old $len" -c "read -P 0xa5 $((new - len)) $len" \
+		-c "read -P 0 $((old + len)) $len" "$img" | grep -q 'Pattern verification failed' &&
+		fail "$img: read back after a write into the grown area"
+	[ "$(hdr "$img")" = "$h" ] || fail "$img: header changed by a qemu write (offset-0 hazard)"
+	[ "$(desc "$img" | grep -v '^CID=')" = "$d" ] || fail "$img: descriptor damaged by a qemu write"
+	check_clean "$img"
+}
+
+# resize IMG NEWSIZE [ARGS]: plan-apply, expecting success.
+resize() {
+	local img=$1 size=$2
+	shift 2
+	"$PA" "$@" vmdk "$img" "$size" >"$T/pa.out" || fail "$img -> $size: $(cat "$T/pa.out")"
+}
+
+# expect_err IMG NEWSIZE ERROR DETAIL-SUBSTRING [ARGS]: refused, image untouched.
+expect_err() {
+	local img=$1 size=$2 err=$3 sub=$4 out sum
+	shift 4
+	sum=$(md5sum <"$img")
+	out=$("$PA" "$@" vmdk "$img" "$size") && fail "$img -> $size: expected $err, got: $out"
+	case $out in
+	*"error=$err "*"$sub"*) ;;
+	*) fail "$img -> $size: expected $err ($sub), got: $out" ;;
+	esac
+	[ "$(md5sum <"$img")" = "$sum" ] || fail "$img changed by a refused resize"
+	NCHECK=$((NCHECK + 1))
+}
+
+# case_grow NAME SIZE NEW OPTS WRITES...: grow, verify, geometry, hazard.
+case_grow() {
+	local name=$1 size=$2 new opts=$4 img=$T/$1.vmdk old
+	new=$(numfmt --from=iec "$3")
+	shift 4
+	mkimg "$img" "$size" "$opts" "$@"
+	old=$(vsize "$img")
+	expect_raw "$img" "$new" "$T/$name.exp"
+	resize "$img" "$new"
+	grep -q 'action=grow' "$T/pa.out" || fail "$name: $(cat "$T/pa.out")"
+	verify "$img" "$T/$name.exp" "$new"
+	geometry_like "$img" "$new" "$opts"
+	hazard "$img" "$old" "$new"
+}
+
+# ---- grow: in place, GD sector boundary, relocation, adapters ----
+case_grow small 1G $((G + M)) "" "0x11 0 64k" "0x22 $((G - 4096)) 4096"
+case_grow m100 100M 1G "" "0x11 0 64k" "0x22 50M 64k" "0x33 $((100 * M - 512)) 512"
+case_grow g4to5 4G 5G "" "0x44 $((4 * G - 64 * 1024)) 64k" "0x45 1G 4k"
+case_grow reloc8 1G 8G "adapter_type=lsilogic" "0x11 0 64k" "0x22 $((G - 512)) 512"
+case_grow reloc100 1G 100G "adapter_type=buslogic" "0x11 0 64k" "0x22 $((G - 512)) 512"
+case_grow zg 1G 3G "zeroed_grain=on,adapter_type=ide" "0x11 0 64k" "0x22 $((G - 4096)) 4096"
+# a 5G image has a two-sector GD: growing to 6G stays in place
+case_grow g5to6 5G 6G "adapter_type=lsilogic" "0x55 $((5 * G - 4096)) 4096"
+
+# ---- zeroed grains (GTE 1) survive a shrink and a grow ----
+img=$T/zg2.vmdk
+mkimg "$img" 1G "zeroed_grain=on" "0x11 0 128k" "0x22 900M 64k"
+"$QIO" -f vmdk -c "write -z 800M 128k" -c "write -z 950M 64k" "$img" >/dev/null
+expect_raw "$img" $((920 * M)) "$T/zg2.exp"
+resize "$img" $((920 * M)) --shrink
+verify "$img" "$T/zg2.exp" $((920 * M))
+truncate -s $((2 * G)) "$T/zg2.exp"
+resize "$img" $((2 * G))
+verify "$img" "$T/zg2.exp" $((2 * G))
+
+# ---- shrink: data beyond the cut, then grow back: the cut reads zeros ----
+img=$T/shr.vmdk
+mkimg "$img" 5G "" "0x11 0 64k" "0x22 $((3 * G)) 1M" "0x33 $((5 * G - 4096)) 4096"
+expect_raw "$img" $((2 * G)) "$T/shr.exp"
+resize "$img" $((2 * G)) --shrink
+grep -q 'action=shrink' "$T/pa.out" || fail "shrink: $(cat "$T/pa.out")"
+verify "$img" "$T/shr.exp" $((2 * G))
+geometry_like "$img" $((2 * G)) ""
+truncate -s $((5 * G)) "$T/shr.exp"
+resize "$img" $((5 * G))
+verify "$img" "$T/shr.exp" $((5 * G))
+
+# a shrink cutting a grain (999,999,488 is not 64 KiB aligned) zeroes its tail
+img=$T/cut.vmdk
+mkimg "$img" 1G "" "0x77 $((999999488 - 65536)) 131072" "0x11 0 4096"
+expect_raw "$img" 999999488 "$T/cut.exp"
+resize "$img" 999999488 --shrink
+verify "$img" "$T/cut.exp" 999999488
+truncate -s $G "$T/cut.exp"
+resize "$img" $G
+verify "$img" "$T/cut.exp" $G
+hazard "$img" 999999488 $G
+
+# ---- streamOptimized (qemu's layout: GD pre-allocated, compressed grains) ----
+qemu_raw=$T/so.raw
+"$QI" create -q -f raw "$qemu_raw" 64M
+"$QIO" -f raw -c "write -P 0x33 1M 1M" -c "write -P 0x44 $((63 * M)) 1M" "$qemu_raw" >/dev/null
+"$QI" convert -O vmdk -o subformat=streamOptimized "$qemu_raw" "$T/so.vmdk"
+cp "$T/so.vmdk" "$T/so0.vmdk"
+expect_raw "$T/so.vmdk" $G "$T/so.exp"
+resize "$T/so.vmdk" $G
+verify "$T/so.vmdk" "$T/so.exp" $G
+geometry_like "$T/so.vmdk" $G "subformat=streamOptimized"
+# (no qemu-io write here: qemu 7.2 refuses any write to a stream made by
+# qemu-img convert, resized or not — "write failed: Invalid argument")
+cp "$T/so0.vmdk" "$T/so2.vmdk"
+expect_raw "$T/so2.vmdk" $((32 * M)) "$T/so2.exp"
+resize "$T/so2.vmdk" $((32 * M)) --shrink
+verify "$T/so2.vmdk" "$T/so2.exp" $((32 * M))
+# qemu-img create'd stream written by qemu-io, grown with GD relocation,
+# then written again by qemu
+mkimg "$T/so3.vmdk" 1G "subformat=streamOptimized" "0x11 0 64k" "0x22 $((G - 65536)) 64k"
+expect_raw "$T/so3.vmdk" $((8 * G)) "$T/so3.exp"
+resize "$T/so3.vmdk" $((8 * G))
+verify "$T/so3.vmdk" "$T/so3.exp" $((8 * G))
+hazard "$T/so3.vmdk" $G $((8 * G)) 65536
+# a compressed grain cut by the new end cannot be partly zeroed: refused
+# (qemu fails reads past a short compressed grain: verified with qemu-io)
+cp "$T/so0.vmdk" "$T/so4.vmdk"
+expect_err "$T/so4.vmdk" $((63 * M + 512)) UNSUPPORTED_SHRINK "compressed grain" --shrink
+"$QI" create -q -f raw "$T/sp.raw" $((M + 512))
+"$QIO" -f raw -c "write -P 0x77 $((M - 4096)) 4608" "$T/sp.raw" >/dev/null
+"$QI" convert -O vmdk -o subformat=streamOptimized "$T/sp.raw" "$T/sp.vmdk"
+expect_err "$T/sp.vmdk" $((2 * M)) UNSUPPORTED_FEATURE "compressed grain"
+
+# ---- refusals ----
+img=$T/ref1.vmdk
+mkimg "$img" 1G "" "0x11 0 4096"
+expect_err "$img" $((G / 2)) SHRINK_WITHOUT_FLAG "--shrink"
+expect_err "$img" $((2 * G + 1)) NOT_MULTIPLE_512 "multiple of 512"
+expect_err "$img" $((2 * G)) PREALLOCATION_UNSUPPORTED "preallocation" --prealloc full
+expect_err "$img" 0 INVALID_NEW_SIZE "capacity 0" --shrink
+for sub in monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+	"$QI" create -q -f vmdk -o subformat=$sub "$T/$sub.vmdk" 100M
+	expect_err "$T/$sub.vmdk" $G UNSUPPORTED_SUBFORMAT "vmdk subformat $sub is not supported"
+done
+# an extent of a twoGbMaxExtentSparse image has no embedded descriptor
+expect_err "$T/twoGbMaxExtentSparse-s001.vmdk" $G UNSUPPORTED_SUBFORMAT "multi-file"
+# same size: nothing to do
+resize "$img" $G
+grep -q 'action=noop' "$T/pa.out" || fail "noop: $(cat "$T/pa.out")"
+
+# ---- crash order: stop after every K writes; old or new image, never corrupt ----
+crash_case() {
+	local name=$1 size new flag=$4 img0=$T/crash0.vmdk n k got keep
+	size=$(numfmt --from=iec "$2")
+	new=$(numfmt --from=iec "$3")
+	shift 4
+	mkimg "$img0" "$size" "" "$@"
+	"$PA" --dry-run $flag vmdk "$img0" "$new" >"$T/pa.out" || fail "$name: $(cat "$T/pa.out")"
+	n=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$T/pa.out")
+	keep=$((new < size ? new : size))
+	expect_raw "$img0" "$keep" "$T/crash.exp"
+	for ((k = 0; k <= n; k++)); do
+		cp --sparse=always "$img0" "$T/crash.vmdk"
+		"$PA" --stop-after $k $flag vmdk "$T/crash.vmdk" "$new" >/dev/null ||
+			fail "$name K=$k: plan-apply failed"
+		check_clean "$T/crash.vmdk"
+		got=$(vsize "$T/crash.vmdk")
+		[ "$got" = "$size" ] || [ "$got" = "$new" ] || fail "$name K=$k: size $got"
+		"$QI" convert -f vmdk -O raw "$T/crash.vmdk" "$T/crash.raw"
+		cmp -n "$keep" "$T/crash.raw" "$T/crash.exp" >/dev/null ||
+			fail "$name K=$k: data below $keep changed"
+		# a committed grow must already be safe for qemu to write into
+		[ "$got" != "$new" ] || [ "$new" -le "$size" ] || hazard "$T/crash.vmdk" "$size" "$new"
+		NCHECK=$((NCHECK + 1))
+	done
+}
+crash_case grow-inplace 100M 300M "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
+crash_case grow-reloc 100M $((5 * G)) "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
+crash_case shrink-cut 200M 99999744 --shrink "0x11 0 64k" "0x77 $((99999744 - 4096)) 1M" \
+	"0x22 150M 64k"
+
+echo "vmdk_plan: $NCHECK checks passed"

@@ -1,0 +1,639 @@
+/* tests/unit/test_vmdk_plan.c — the vmdk planner on in-memory images: a
+ * qemu-like 64 MiB monolithicSparse (grow, shrink, op order, descriptor
+ * rewrite) and hostile headers and descriptors, which must end in an error
+ * code and never in a crash (run under ASan/UBSan in CI). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "abi_names.h"
+#include "plan.h"
+
+#define SEC 512u
+#define DISK_MAX (8u << 20)
+#define SCRATCH_LEN (4u << 20)
+#define MIB (1ull << 20)
+
+struct disk {
+	uint8_t *b;
+	uint64_t size;	/* file length */
+	bool fail_read; /* every read fails */
+};
+
+struct sink {
+	struct disk *d;
+	uint32_t n;
+	uint32_t kinds[64];
+	uint64_t offs[64];
+	uint64_t lens[64];
+	bool fail;
+	bool apply;
+};
+
+static int disk_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	struct disk *d = ctx;
+
+	if (d->fail_read)
+		return -5;
+	memset(buf, 0, len);
+	if (off < d->size) {
+		uint64_t n = d->size - off < len ? d->size - off : len;
+		memcpy(buf, d->b + off, n);
+	}
+	return 0;
+}
+
+static int sink_fn(void *ctx, const struct plan_op *op)
+{
+	struct sink *s = ctx;
+
+	if (s->fail)
+		return -28;
+	if (s->n < 64) {
+		s->kinds[s->n] = op->kind;
+		s->offs[s->n] = op->off;
+		s->lens[s->n] = op->len;
+	}
+	s->n++;
+	/* Every op must stay in a sane range: no wrap, sector-aligned. */
+	assert_true(op->off + op->len >= op->off);
+	if (op->kind != PLAN_OP_FLUSH) {
+		assert_int_equal(op->off % SEC, 0);
+		assert_int_equal(op->len % SEC, 0);
+	}
+	if (!s->apply || op->kind == PLAN_OP_FLUSH)
+		return 0;
+	assert_true(op->off + op->len <= DISK_MAX);
+	if (op->kind == PLAN_OP_WRITE)
+		memcpy(s->d->b + op->off, op->data, op->len);
+	else if (op->kind == PLAN_OP_ZERO)
+		memset(s->d->b + op->off, 0, op->len);
+	if (op->off + op->len > s->d->size)
+		s->d->size = op->off + op->len;
+	return 0;
+}
+
+static const char base_desc[] = "# Disk DescriptorFile\n"
+				"version=1\n"
+				"CID=2e1f034f\n"
+				"parentCID=ffffffff\n"
+				"createType=\"monolithicSparse\"\n"
+				"\n"
+				"# Extent description\n"
+				"RW 131072 SPARSE \"t.vmdk\"\n"
+				"\n"
+				"# The Disk Data Base\n"
+				"#DDB\n"
+				"\n"
+				"ddb.virtualHWVersion = \"4\"\n"
+				"ddb.geometry.cylinders = \"130\"\n"
+				"ddb.geometry.heads = \"16\"\n"
+				"ddb.geometry.sectors = \"63\"\n"
+				"ddb.adapterType = \"ide\"\n";
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	plan_put_le32(p, v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	plan_put_le64(p, v);
+}
+
+/* qemu's layout for 64 MiB: descriptor 1..20, RGD 21, its GTs 22..29, GD 30,
+ * its GTs 31..38, grains from sector 128. Grain 0 is allocated at 128 and
+ * grain 511 (the last before 32 MiB) at 256; the file is 320 sectors. */
+static void mk_image(struct disk *d, const char *desc)
+{
+	uint8_t *h = d->b;
+
+	memset(d->b, 0, DISK_MAX);
+	memcpy(h, "KDMV", 4);
+	put32(h + 4, 1);
+	put32(h + 8, 3);
+	put64(h + 12, 131072);
+	put64(h + 20, 128);
+	put64(h + 28, 1);
+	put64(h + 36, 20);
+	put32(h + 44, 512);
+	put64(h + 48, 21);
+	put64(h + 56, 30);
+	put64(h + 64, 128);
+	h[73] = 0x0a;
+	h[74] = 0x20;
+	h[75] = 0x0d;
+	h[76] = 0x0a;
+	memcpy(d->b + SEC, desc, strlen(desc));
+	put32(d->b + 21 * SEC, 22);
+	put32(d->b + 21 * SEC + 4, 26);
+	put32(d->b + 30 * SEC, 31);
+	put32(d->b + 30 * SEC + 4, 35);
+	put32(d->b + 22 * SEC, 128);
+	put32(d->b + 31 * SEC, 128);
+	put32(d->b + 22 * SEC + 511 * 4, 256);
+	put32(d->b + 31 * SEC + 511 * 4, 256);
+	memset(d->b + 128 * SEC, 0x11, 128 * SEC);
+	memset(d->b + 256 * SEC, 0x22, 128 * SEC);
+	d->size = 384 * SEC;
+}
+
+struct run {
+	struct plan_opts o;
+	struct instar_resize_result res;
+	struct sink sk;
+	struct plan p;
+	int rc;
+};
+
+static void *scratch_mem;
+
+static int run_plan(struct disk *d, struct run *r, uint64_t new_size, uint32_t flags,
+		    size_t scratch_len, bool apply)
+{
+	struct plan_io io = {.read = disk_read, .ctx = d, .file_size = d->size};
+	struct plan_scratch sc;
+	bool fail = r->sk.fail;
+
+	memset(&r->res, 0, sizeof(r->res));
+	memset(&r->sk, 0, sizeof(r->sk));
+	r->sk.d = d;
+	r->sk.apply = apply;
+	r->sk.fail = fail;
+	if (r->o.expected_old_size == 0) /* tests never expect 0: "don't check" */
+		r->o.expected_old_size = UINT64_MAX;
+	r->o.new_size = new_size;
+	r->o.flags = flags;
+	plan_scratch_init(&sc, scratch_mem, scratch_len);
+	plan_init(&r->p, sink_fn, &r->sk, 0);
+	r->rc = plan_resize_vmdk(&r->o, &io, &sc, &r->p, &r->res);
+	assert_int_equal(r->rc, (int)r->res.error);
+	assert_true(strlen(r->res.detail) < INSTAR_DETAIL_MAX);
+	return r->rc;
+}
+
+static struct disk *new_disk(void)
+{
+	struct disk *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	d->b = calloc(1, DISK_MAX);
+	assert_non_null(d->b);
+	mk_image(d, base_desc);
+	return d;
+}
+
+static void free_disk(struct disk *d)
+{
+	free(d->b);
+	free(d);
+}
+
+static int expect_err(struct disk *d, uint64_t new_size, uint32_t flags, int err, const char *sub)
+{
+	struct run r = {0};
+
+	run_plan(d, &r, new_size, flags, SCRATCH_LEN, false);
+	if (r.rc != err || (sub && !strstr(r.res.detail, sub))) {
+		fprintf(stderr, "got %s (%s), want %s (%s)\n", instar_err_name(r.res.error),
+			r.res.detail, instar_err_name((uint32_t)err), sub ? sub : "");
+		fail();
+	}
+	return 0;
+}
+
+/* ---- good images ---- */
+
+static void test_grow_in_place(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+	char *desc;
+	uint32_t n;
+
+	(void)state;
+	run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_GROW);
+	assert_true(r.res.old_virtual_size == 64 * MIB);
+	assert_true(r.res.new_virtual_size == 1ull << 30);
+	assert_true(r.res.file_size_before == 384 * SEC);
+	/* 30 new GTs per copy (4 sectors each) at the grain-aligned end. */
+	assert_true(r.res.file_size_after == (384 + 256) * SEC);
+	assert_true(r.p.file_size_after == r.res.file_size_after);
+	/* Crash order: ..., FLUSH, header, FLUSH, descriptor, FLUSH. */
+	n = r.sk.n;
+	assert_true(n >= 5);
+	assert_int_equal(r.sk.kinds[n - 1], PLAN_OP_FLUSH);
+	assert_int_equal(r.sk.kinds[n - 2], PLAN_OP_WRITE);
+	assert_true(r.sk.offs[n - 2] == SEC);
+	assert_int_equal(r.sk.kinds[n - 3], PLAN_OP_FLUSH);
+	assert_int_equal(r.sk.kinds[n - 4], PLAN_OP_WRITE);
+	assert_true(r.sk.offs[n - 4] == 0 && r.sk.lens[n - 4] == SEC);
+	assert_int_equal(r.sk.kinds[n - 5], PLAN_OP_FLUSH);
+	for (uint32_t i = 0; i < n - 5; i++)
+		assert_int_not_equal(r.sk.kinds[i], PLAN_OP_FLUSH);
+
+	assert_true(plan_le64(d->b + 12) == 2097152);
+	assert_true(plan_le64(d->b + 56) == 30); /* GD stayed: 32 entries fit */
+	for (uint32_t i = 0; i < 32; i++) {
+		uint32_t gt = plan_le32(d->b + 30 * SEC + i * 4);
+		uint32_t rgt = plan_le32(d->b + 21 * SEC + i * 4);
+
+		assert_true(gt != 0 && rgt != 0 && gt != rgt);
+		if (i >= 2) {
+			assert_true(gt >= 384 && gt + 4 <= 640);
+			assert_true(rgt >= 384 && rgt + 4 <= 640);
+		}
+	}
+	desc = (char *)d->b + SEC;
+	assert_non_null(strstr(desc, "\nRW 2097152 SPARSE \"t.vmdk\"\n"));
+	assert_non_null(strstr(desc, "ddb.geometry.cylinders = \"2080\"\n"));
+	assert_null(strstr(desc, "CID=2e1f034f"));
+	assert_non_null(strstr(desc, "parentCID=ffffffff\n"));
+	assert_non_null(strstr(desc, "ddb.adapterType = \"ide\"\n"));
+	free_disk(d);
+}
+
+static void test_grow_relocates_gd(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+	uint64_t gd, rgd;
+
+	(void)state;
+	/* 8 GiB needs 256 GD entries: two sectors, the GD moves to the end. */
+	run_plan(d, &r, 8ull << 30, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	gd = plan_le64(d->b + 56);
+	rgd = plan_le64(d->b + 48);
+	assert_true(gd >= 384 && rgd >= 384 && gd != rgd);
+	assert_true(plan_le32(d->b + gd * SEC) == 31);
+	assert_true(plan_le32(d->b + rgd * SEC) == 22);
+	assert_true(plan_le32(d->b + gd * SEC + 255 * 4) != 0);
+	assert_true(plan_le32(d->b + rgd * SEC + 255 * 4) != 0);
+	assert_true(r.res.file_size_after % (128 * SEC) == 0);
+	assert_true(r.res.file_size_after >= (gd + 2) * SEC);
+	free_disk(d);
+}
+
+static void test_shrink_cuts_grain(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+	/* 32 MiB - 32 KiB: the tail of grain 511 is zeroed, grains 512+ go. */
+	uint64_t ns = 32 * MIB - 32768;
+
+	(void)state;
+	put32(d->b + 26 * SEC, 320); /* grain 512 allocated too */
+	put32(d->b + 35 * SEC, 320);
+	d->size = 448 * SEC;
+	run_plan(d, &r, ns, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_SHRINK);
+	assert_true(r.res.file_size_after == 448 * SEC); /* not reclaimed */
+	assert_true(plan_le64(d->b + 12) == ns / SEC);
+	assert_int_equal(d->b[256 * SEC + 32768 - 1], 0x22);
+	assert_int_equal(d->b[256 * SEC + 32768], 0);
+	assert_int_equal(d->b[256 * SEC + 65535], 0);
+	assert_true(plan_le32(d->b + 22 * SEC + 511 * 4) == 256);
+	assert_true(plan_le32(d->b + 26 * SEC) == 0);
+	assert_true(plan_le32(d->b + 35 * SEC) == 0);
+	assert_non_null(strstr((char *)d->b + SEC, "RW 65472 SPARSE"));
+	assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"64\""));
+	free_disk(d);
+}
+
+static void test_zero_gd_entry_gets_a_gt(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+
+	(void)state;
+	put32(d->b + 30 * SEC + 4, 0); /* GD[1] = 0: qemu would write at 0 */
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_true(plan_le32(d->b + 30 * SEC + i * 4) != 0);
+	free_disk(d);
+}
+
+static void test_noop_and_options(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+
+	(void)state;
+	run_plan(d, &r, 64 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_NOOP);
+	assert_int_equal(r.sk.n, 0);
+	expect_err(d, 32 * MIB, 0, INSTAR_ERR_SHRINK_WITHOUT_FLAG, "--shrink");
+	expect_err(d, 64 * MIB + 1, 0, INSTAR_ERR_NOT_MULTIPLE_512, NULL);
+	expect_err(d, 0, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_INVALID_NEW_SIZE, NULL);
+	expect_err(d, UINT64_MAX - 511, 0, INSTAR_ERR_TOO_LARGE, NULL);
+
+	memset(&r, 0, sizeof(r));
+	r.o.prealloc = INSTAR_PREALLOC_FALLOC;
+	r.o.expected_old_size = UINT64_MAX;
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_PREALLOCATION_UNSUPPORTED);
+
+	memset(&r, 0, sizeof(r));
+	r.o.expected_old_size = 32 * MIB;
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+
+	memset(&r, 0, sizeof(r));
+	r.o.expected_old_size = 64 * MIB;
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, 0);
+	free_disk(d);
+}
+
+static void test_io_failures(void **state)
+{
+	struct disk *d = new_disk();
+	struct run r = {0};
+
+	(void)state;
+	d->fail_read = true;
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_READ_FAILED, NULL);
+	d->fail_read = false;
+	r.sk.fail = true;
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_WRITE_FAILED);
+	/* Every scratch size either fits or says so. */
+	for (size_t len = 0; len < 12000; len += 512) {
+		memset(&r, 0, sizeof(r));
+		run_plan(d, &r, 128 * MIB, 0, len, false);
+		assert_true(r.rc == 0 || r.rc == INSTAR_ERR_SCRATCH_TOO_SMALL);
+	}
+	free_disk(d);
+}
+
+/* ---- hostile images ---- */
+
+static void test_hostile_header(void **state)
+{
+	struct disk *d = new_disk();
+
+	(void)state;
+	put64(d->b + 20, 100); /* grainSize not a power of two */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
+	put64(d->b + 20, 0);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
+	put64(d->b + 20, 1ull << 40);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
+	mk_image(d, base_desc);
+	put32(d->b + 44, 513);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "numGTEsPerGT");
+	put32(d->b + 44, 0);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "numGTEsPerGT");
+	mk_image(d, base_desc);
+	put64(d->b + 12, UINT64_MAX);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "capacity");
+	mk_image(d, base_desc);
+	put64(d->b + 56, 1ull << 40); /* GD far beyond EOF */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "beyond end of file");
+	put64(d->b + 56, UINT64_MAX - 1); /* would wrap */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, NULL);
+	put64(d->b + 56, 21); /* GD == RGD */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "overlaps");
+	put64(d->b + 56, 5); /* inside the descriptor */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "overlaps");
+	put64(d->b + 56, 0);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, NULL);
+	mk_image(d, base_desc);
+	put64(d->b + 36, 1ull << 40); /* descriptorSize absurd */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "descriptorSize");
+	put64(d->b + 36, 0);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "descriptorSize");
+	put64(d->b + 36, 20);
+	put64(d->b + 28, 1000); /* descriptor beyond EOF */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "descriptor");
+	put64(d->b + 28, 0);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "multi-file");
+	mk_image(d, base_desc);
+	put32(d->b + 4, 4);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "version");
+	put32(d->b + 4, 1);
+	put32(d->b + 8, 3 | 1u << 9);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "flags");
+	put32(d->b + 8, 3);
+	d->b[75] = 0x0a; /* CRLF mangled */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "newline");
+	mk_image(d, base_desc);
+	put64(d->b + 56, UINT64_MAX); /* GD_AT_END: a VMware stream */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "footer");
+	mk_image(d, base_desc);
+	d->size = 100; /* truncated header */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
+	mk_image(d, base_desc);
+	memcpy(d->b, "COWD", 4);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmfsSparse");
+	free_disk(d);
+}
+
+static void test_hostile_tables(void **state)
+{
+	struct disk *d = new_disk();
+
+	(void)state;
+	put32(d->b + 30 * SEC, 0x7fffffff); /* GT beyond EOF */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "grain table");
+	mk_image(d, base_desc);
+	put32(d->b + 30 * SEC + 4, 2); /* GT inside the descriptor */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "grain table");
+	mk_image(d, base_desc);
+	put32(d->b + 21 * SEC, 30); /* RGD's GT on top of the GD */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "grain table");
+	mk_image(d, base_desc);
+	/* The grain cut by the new end points at the header. */
+	put32(d->b + 31 * SEC + 511 * 4, 0);
+	put32(d->b + 22 * SEC + 511 * 4, 0);
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
+	put32(d->b + 31 * SEC + 511 * 4, 1); /* v1: GTE 1 = sector 1 */
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_CORRUPT, "grain");
+	put32(d->b + 31 * SEC + 511 * 4, 0xfffffff0u);
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_CORRUPT, "grain");
+	/* With zeroed grains, GTE 1 is "reads as zero": nothing to zero. */
+	put32(d->b + 4, 2);
+	put32(d->b + 8, 7);
+	put32(d->b + 31 * SEC + 511 * 4, 1);
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
+	/* A compressed grain cannot be cut. */
+	mk_image(d, base_desc);
+	put32(d->b + 4, 3);
+	put32(d->b + 8, 0x30003);
+	plan_put_le16(d->b + 77, 1);
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_SHRINK,
+		   "compressed");
+	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
+	d->b[77] = 2;
+	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		   "compression");
+	free_disk(d);
+}
+
+static void set_desc(struct disk *d, const char *text)
+{
+	memset(d->b + SEC, 0, 20 * SEC);
+	memcpy(d->b + SEC, text, strlen(text));
+}
+
+static char *replace(const char *text, const char *from, const char *to)
+{
+	static char buf[20 * SEC + 1024];
+	const char *p = strstr(text, from);
+
+	assert_non_null(p);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+	return buf;
+}
+
+static void test_hostile_descriptor(void **state)
+{
+	struct disk *d = new_disk();
+	char big[20 * SEC + 1];
+	size_t n;
+
+	(void)state;
+	d->b[SEC + 30] = 0x01; /* binary */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "not text");
+	d->b[SEC + 30] = 0xc3;
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "not text");
+	set_desc(d, "");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "multi-file");
+	set_desc(d, replace(base_desc, "createType", "kreateType"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "createType");
+	set_desc(d, replace(base_desc, "monolithicSparse", "vmfsSparse"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmfsSparse");
+	set_desc(d, replace(base_desc, "parentCID=ffffffff", "parentCID=12345678"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "parent");
+	set_desc(d, replace(base_desc, "CID=2e1f034f", "CID=2e1f034f00"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "CID");
+	set_desc(d, replace(base_desc, "CID=2e1f034f", "CID=zz"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "CID");
+	set_desc(d, replace(base_desc, "RW 131072 SPARSE \"t.vmdk\"\n",
+			    "RW 131072 SPARSE \"t.vmdk\"\nRW 131072 SPARSE \"u.vmdk\"\n"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "extent lines");
+	set_desc(d, replace(base_desc, "RW 131072 SPARSE \"t.vmdk\"\n", ""));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "extent lines");
+	set_desc(d, replace(base_desc, "SPARSE", "FLAT"));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "FLAT");
+	set_desc(d, replace(base_desc, "heads = \"16\"", "heads = \"0\""));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "heads");
+	set_desc(d, replace(base_desc, "heads = \"16\"", "heads = \"99999999999999999999999\""));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "heads");
+	set_desc(d, replace(base_desc, "sectors = \"63\"", "sectors = \"x\""));
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "sectors");
+
+	/* Text filling descriptorSize exactly: a longer number cannot fit. */
+	n = strlen(base_desc);
+	memcpy(big, base_desc, n);
+	memset(big + n, '#', sizeof(big) - n - 2);
+	big[sizeof(big) - 2] = '\n';
+	big[sizeof(big) - 1] = '\0';
+	set_desc(d, big);
+	expect_err(d, 1ull << 30, 0, INSTAR_ERR_TOO_LARGE, "descriptorSize");
+
+	/* CRLF descriptors keep their line ends. */
+	set_desc(d, "# Disk DescriptorFile\r\nCID=1\r\nparentCID=ffffffff\r\n"
+		    "createType=\"monolithicSparse\"\r\nRW 131072 SPARSE \"t.vmdk\"\r\n"
+		    "ddb.geometry.cylinders = \"130\"\r\nddb.geometry.heads = \"16\"\r\n"
+		    "ddb.geometry.sectors = \"63\"\r\n");
+	{
+		struct run r = {0};
+
+		run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, true);
+		assert_int_equal(r.rc, 0);
+		assert_non_null(strstr((char *)d->b + SEC, "RW 2097152 SPARSE \"t.vmdk\"\r\n"));
+		assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"2080\"\r\n"));
+	}
+	free_disk(d);
+}
+
+static void test_text_descriptor_file(void **state)
+{
+	struct disk *d = new_disk();
+	static const char flat[] = "# Disk DescriptorFile\nversion=1\nCID=1\n"
+				   "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
+				   "RW 2048 FLAT \"x-flat.vmdk\" 0\n";
+
+	(void)state;
+	memset(d->b, 0, DISK_MAX);
+	memcpy(d->b, flat, sizeof(flat) - 1);
+	d->size = sizeof(flat) - 1;
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+		   "vmdk subformat monolithicFlat is not supported (multi-file)");
+	d->size = 0;
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
+	memset(d->b, 0xff, 8192);
+	d->size = 8192;
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
+	free_disk(d);
+}
+
+/* Random damage to the metadata: any error code is fine, a crash is not. */
+static void test_fuzz_metadata(void **state)
+{
+	struct disk *d = new_disk();
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (int it = 0; it < 3000; it++) {
+		struct run r = {0};
+		int flips = 1 + it % 4;
+
+		mk_image(d, base_desc);
+		for (int f = 0; f < flips; f++) {
+			uint32_t off;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* header, descriptor start, GDs, first GTs */
+			off = (uint32_t)(x % (40 * SEC));
+			if (it % 3 == 0)
+				off = (uint32_t)(x % 80);
+			d->b[off] = (uint8_t)(x >> 40);
+		}
+		run_plan(d, &r, (it % 2 ? 128 : 16) * MIB, INSTAR_RESIZE_SHRINK_ALLOWED,
+			 SCRATCH_LEN, false);
+		assert_true(r.rc >= 0 && r.rc < INSTAR_ERR_COUNT);
+	}
+	free_disk(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_grow_in_place),
+	    cmocka_unit_test(test_grow_relocates_gd),
+	    cmocka_unit_test(test_shrink_cuts_grain),
+	    cmocka_unit_test(test_zero_gd_entry_gets_a_gt),
+	    cmocka_unit_test(test_noop_and_options),
+	    cmocka_unit_test(test_io_failures),
+	    cmocka_unit_test(test_hostile_header),
+	    cmocka_unit_test(test_hostile_tables),
+	    cmocka_unit_test(test_hostile_descriptor),
+	    cmocka_unit_test(test_text_descriptor_file),
+	    cmocka_unit_test(test_fuzz_metadata),
+	};
+	int rc;
+
+	scratch_mem = malloc(SCRATCH_LEN);
+	if (!scratch_mem)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	free(scratch_mem);
+	return rc;
+}
