@@ -370,7 +370,12 @@ static int run_resize(int argc, char **argv)
 	    .magic = INSTAR_RESIZE_MAGIC,
 	    .abi_version = INSTAR_ABI_VERSION,
 	};
-	struct vmm_guest_opts o = {.debug = getenv("INSTAR_DEBUG") != NULL};
+	/* Hosts that emulate the guest (no VMX/SVM in nested setups) need longer. */
+	const char *tmo = getenv("INSTAR_KVM_TIMEOUT_MS");
+	struct vmm_guest_opts o = {
+	    .debug = getenv("INSTAR_DEBUG") != NULL,
+	    .timeout_ms = tmo ? (uint32_t)strtoul(tmo, NULL, 0) : 0,
+	};
 	struct child_report rep;
 	int fd, fmt, status;
 
