@@ -115,7 +115,7 @@ struct ifs_request {
 	bool quiet;
 	int prealloc;	  /* enum instar_prealloc, -1: not given */
 	const char *size; /* points into buf */
-	const char *code; /* on error: INVALID_OPTION or INVALID_NEW_SIZE */
+	uint32_t code;	  /* on error: INSTAR_ERR_INVALID_OPTION or _NEW_SIZE */
 	char buf[IFS_WRITE_MAX + 1];
 };
 
@@ -137,11 +137,11 @@ int ifs_job_info(struct ifs_image *img, char **ret_error);
 
 /* ---- result.c: JSON documents the daemon writes itself ---- */
 /* A result.json error object in the schema of `instar resize --output=json`
- * (sizes unknown). Returns malloc'ed text ending in "\n", or NULL. */
-char *ifs_result_error(const char *filename, const char *code, int errnum, const char *message);
+ * (sizes unknown), rendered by vmm's serializer: code is an enum instar_err.
+ * Returns malloc'ed text ending in "\n", or NULL. */
+char *ifs_result_error(const char *filename, uint32_t code, int errnum, const char *message);
 /* "EINVAL" etc. -> errno; unknown names give EIO. */
 int ifs_errno_from_name(const char *name);
-const char *ifs_errno_name(int errnum);
 
 /* ---- control.c: the files in each image folder ---- */
 enum ifs_ctl_kind { IFS_CTL_SIZE, IFS_CTL_RESULT, IFS_CTL_INFO, IFS_CTL_FORMAT, IFS_CTL_COUNT };

@@ -294,7 +294,8 @@ out:
 			close(errp[i]);
 	}
 	if (c->err_len)
-		log_info("%s %s said: %s", argv[0], argv[1], c->err);
+		ifs_log(c->status ? IFS_LOG_INFO : IFS_LOG_DEBUG, "%s %s (pid %d) said: %s",
+			argv[0], argv[1], (int)c->pid, c->err);
 }
 
 static const char *last_line(struct child *c)
@@ -320,14 +321,14 @@ static char *child_failure(const char *name, const char *what, struct child *c, 
 	*ret_errno = EIO;
 	if (c->spawn_err) {
 		snprintf(msg, sizeof(msg), "cannot start %s: %s", what, strerror(c->spawn_err));
-		return ifs_result_error(name, "INTERNAL", EIO, msg);
+		return ifs_result_error(name, INSTAR_ERR_INTERNAL, EIO, msg);
 	}
 	if (c->timed_out) {
 		*ret_errno = ETIMEDOUT;
 		snprintf(msg, sizeof(msg),
 			 "%s did not finish within %u s (timeout + %u s grace) and was killed",
 			 what, limit_s, IFS_GRACE_SECONDS);
-		return ifs_result_error(name, "TIMEOUT", ETIMEDOUT, msg);
+		return ifs_result_error(name, INSTAR_ERR_TIMEOUT, ETIMEDOUT, msg);
 	}
 	if (WIFSIGNALED(c->status)) {
 		int sig = WTERMSIG(c->status);
@@ -335,14 +336,14 @@ static char *child_failure(const char *name, const char *what, struct child *c, 
 
 		snprintf(msg, sizeof(msg), "%s was killed by signal %d (SIG%s: %s)", what, sig,
 			 abbrev ? abbrev : "?", strsignal(sig));
-		return ifs_result_error(name, "INTERNAL", EIO, msg);
+		return ifs_result_error(name, INSTAR_ERR_INTERNAL, EIO, msg);
 	}
 	doc = c->out && !c->out_overflow ? json_loadb(c->out, c->out_len, 0, &jerr) : NULL;
 	if (!json_is_object(doc)) {
 		json_decref(doc);
 		snprintf(msg, sizeof(msg), "%s printed no valid JSON (exit status %d)%s%.400s",
 			 what, WEXITSTATUS(c->status), c->err_len ? ": " : "", last_line(c));
-		return ifs_result_error(name, "INTERNAL", EIO, msg);
+		return ifs_result_error(name, INSTAR_ERR_INTERNAL, EIO, msg);
 	}
 	*ret_doc = doc;
 	*ret_errno = 0;
@@ -385,7 +386,8 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 	fd = ifs_source_open(img->name, O_RDWR, NULL);
 	if (fd < 0) {
 		snprintf(msg, sizeof(msg), "cannot open the image: %s", strerror(-fd));
-		ifs_image_publish(img, ifs_result_error(img->name, "OPEN_FAILED", EIO, msg));
+		ifs_image_publish(img,
+				  ifs_result_error(img->name, INSTAR_ERR_OPEN_FAILED, EIO, msg));
 		return fd == -ENOENT || fd == -EACCES ? fd : -EIO;
 	}
 	/* The configured default applies to plain grows only: qemu-img refuses
@@ -431,7 +433,7 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 			snprintf(msg, sizeof(msg),
 				 "instar resize exited with status %d without an error object",
 				 WEXITSTATUS(c.status));
-			json = ifs_result_error(img->name, "INTERNAL", EIO, msg);
+			json = ifs_result_error(img->name, INSTAR_ERR_INTERNAL, EIO, msg);
 			errnum = EIO;
 		}
 		if (!json)
@@ -504,7 +506,7 @@ int ifs_job_info(struct ifs_image *img, char **ret_error)
 			snprintf(msg, sizeof(msg),
 				 "instar info printed no virtual-size and format (exit status %d)",
 				 WEXITSTATUS(c.status));
-			json = ifs_result_error(img->name, "INTERNAL", EIO, msg);
+			json = ifs_result_error(img->name, INSTAR_ERR_INTERNAL, EIO, msg);
 			errnum = EIO;
 		}
 	}

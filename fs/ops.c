@@ -199,6 +199,20 @@ static int ifs_open(const char *path, struct fuse_file_info *fi)
 		free(h);
 		return -ENOMEM;
 	}
+	/* The kernel holds the inode lock for the whole of a write (and so for
+	 * the whole resize), and the truncate of '>' waits for it too: a second
+	 * writer would just queue. Refuse it here, before that lock, instead. */
+	if (acc != O_RDONLY) {
+		ifs_images_lock();
+		r = h->img->busy ? -EBUSY : 0;
+		ifs_images_unlock();
+		if (r < 0) {
+			log_info("%s: open of size for writing refused: a resize is running",
+				 w.name);
+			free(h);
+			return r;
+		}
+	}
 	if (acc != O_WRONLY) {
 		r = ifs_control_render(h);
 		if (r < 0) {

@@ -37,7 +37,7 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 
 	memset(ret, 0, offsetof(struct ifs_request, buf));
 	ret->prealloc = -1;
-	ret->code = "INVALID_OPTION";
+	ret->code = INSTAR_ERR_INVALID_OPTION;
 	if (len > IFS_WRITE_MAX) {
 		snprintf(err, errlen, "value longer than %u bytes", IFS_WRITE_MAX);
 		return -E2BIG;
@@ -90,7 +90,7 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 				 w);
 			return -EINVAL;
 		} else {
-			ret->code = "INVALID_NEW_SIZE";
+			ret->code = INSTAR_ERR_INVALID_NEW_SIZE;
 			snprintf(err, errlen, "invalid size '%.64s'", w);
 			return -EINVAL;
 		}
@@ -107,7 +107,7 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 		}
 	}
 	if (!ret->size) {
-		ret->code = "INVALID_NEW_SIZE";
+		ret->code = INSTAR_ERR_INVALID_NEW_SIZE;
 		snprintf(err, errlen, "no size given (e.g. +10G, 20G, --shrink -5G)");
 		return -EINVAL;
 	}

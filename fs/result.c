@@ -1,81 +1,43 @@
 /* fs/result.c — result.json documents the daemon writes itself (a child that
- * died, timed out or was never started), in the schema of
- * `instar resize --output=json`, and the errno names of that schema. */
+ * died, timed out or was never started, a request it refused), through the
+ * one serializer shared with `instar resize --output=json` (result_json_lib),
+ * and the errno names of that schema read back from a child. */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "instarfs.h"
+#include "result_json.h"
 
 static const struct {
 	int errnum;
 	const char *name;
 } errno_names[] = {
-    {EINVAL, "EINVAL"},		{ERANGE, "ERANGE"}, {EPERM, "EPERM"},	      {EBUSY, "EBUSY"},
-    {EOPNOTSUPP, "EOPNOTSUPP"}, {ENOSPC, "ENOSPC"}, {ETIMEDOUT, "ETIMEDOUT"}, {EIO, "EIO"},
-    {ENOENT, "ENOENT"},		{EACCES, "EACCES"},
+    {EINVAL, "EINVAL"}, {ERANGE, "ERANGE"},	    {EPERM, "EPERM"},
+    {EBUSY, "EBUSY"},	{EOPNOTSUPP, "EOPNOTSUPP"}, {ENOTSUP, "ENOTSUP"},
+    {ENOSPC, "ENOSPC"}, {ETIMEDOUT, "ETIMEDOUT"},   {EIO, "EIO"},
 };
 
 int ifs_errno_from_name(const char *name)
 {
 	if (!name)
 		return EIO;
-	if (strcmp(name, "ENOTSUP") == 0)
-		return EOPNOTSUPP;
 	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
 		if (strcmp(name, errno_names[i].name) == 0)
 			return errno_names[i].errnum;
 	return EIO;
 }
 
-const char *ifs_errno_name(int errnum)
+char *ifs_result_error(const char *filename, uint32_t code, int errnum, const char *message)
 {
-	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
-		if (errno_names[i].errnum == errnum)
-			return errno_names[i].name;
-	return "EIO";
-}
+	struct vmm_result r;
+	char *json;
 
-char *ifs_result_error(const char *filename, const char *code, int errnum, const char *message)
-{
-	json_t *o, *e;
-	char *s, *out = NULL;
-	size_t n;
-
-	o = json_object();
-	e = json_object();
-	if (!o || !e)
-		goto out;
-	/* json_string rejects invalid UTF-8: fall back to null rather than fail. */
-	json_object_set_new(o, "filename", filename ? json_string(filename) : json_null());
-	if (!json_object_get(o, "filename"))
-		json_object_set_new(o, "filename", json_null());
-	json_object_set_new(o, "target_format", json_null());
-	json_object_set_new(o, "action", json_null());
-	json_object_set_new(o, "old_virtual_size", json_null());
-	json_object_set_new(o, "resolved_new_virtual_size", json_null());
-	json_object_set_new(o, "file_size_before", json_null());
-	json_object_set_new(o, "file_size_after", json_null());
-	json_object_set_new(e, "code", json_string(code));
-	json_object_set_new(e, "errno", json_string(ifs_errno_name(errnum)));
-	json_object_set_new(e, "message", json_string(message ? message : ""));
-	if (!json_object_get(e, "message"))
-		json_object_set_new(e, "message", json_string("(message not UTF-8)"));
-	json_object_set(o, "error", e);
-	s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
-	if (!s)
-		goto out;
-	n = strlen(s);
-	out = malloc(n + 2);
-	if (out) {
-		memcpy(out, s, n);
-		memcpy(out + n, "\n", 2);
-	}
-	free(s);
-out:
-	json_decref(e);
-	json_decref(o);
-	return out;
+	vmm_result_init(&r);
+	r.filename = filename;
+	r.error = code;
+	r.errnum = errnum;
+	r.message = message;
+	if (vmm_result_json_render(&r, &json) < 0)
+		return NULL;
+	return json;
 }

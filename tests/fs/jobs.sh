@@ -1,0 +1,160 @@
+#!/bin/bash
+# tests/fs/jobs.sh — the job runner with instar's test double: one resize per
+# image (EBUSY), the global job limit (waiting, not failing), children that
+# crash, are killed, print garbage or hang (watchdog), poll wake-ups, and
+# SIGUSR1 reloads.
+. "$TESTS_FS/lib.sh"
+
+M=$((1024 * 1024))
+write_ini "instar = $FAKE_INSTAR" "timeout = 30" "max_jobs = 1"
+for n in a b c; do mkraw $n.raw $M; done
+start_fs
+
+wait_pid() { # waits for the fake to be running a resize
+	for _ in $(seq 100); do
+		[ -s "$FAKE/pid" ] && return 0
+		sleep 0.05
+	done
+	fail "the fake instar did not start"
+}
+now() { date +%s.%N; }
+elapsed_lt() { # elapsed_lt START SECONDS
+	python3 -c 'import sys,time; sys.exit(0 if time.time()-float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$1" "$2"
+}
+overlaps() { # prints how many resize runs in the fake log overlap another
+	python3 - "$FAKE/log" <<'PY'
+import sys
+runs = [tuple(map(float, l.split()[:2])) for l in open(sys.argv[1])]
+print(sum(1 for i, a in enumerate(runs) for b in runs[i + 1:] if a[0] < b[1] and b[0] < a[1]))
+PY
+}
+
+# ---- a second writer on the same image gets EBUSY at once ----
+echo 2 >"$FAKE/sleep"
+wr a.raw +1M >"$T/w1" &
+W1=$!
+wait_pid
+t0=$(now)
+expect_eq "$(wr a.raw +1M)" "EBUSY" "second writer"
+elapsed_lt "$t0" 1.5 || fail "EBUSY was not immediate"
+wait $W1
+expect_eq "$(cat "$T/w1")" "OK" "first writer"
+expect_eq "$(cat "$MNT/a.raw/size")" "$((2 * M))" "exactly one resize applied"
+
+# ---- max_jobs=1: three images, three writers, all succeed one after another ----
+echo 1 >"$FAKE/sleep"
+: >"$FAKE/log"
+WS=
+for n in a b c; do
+	wr $n.raw +1M >"$T/j$n" &
+	WS="$WS $!"
+done
+wait_pid
+# Queued writers hold no lock the rest of the fs needs.
+t0=$(now)
+expect_eq "$(timeout 5 cat "$MNT/c.raw/format")" "raw" "read while jobs queue"
+elapsed_lt "$t0" 1 || fail "reads stalled behind queued resizes"
+wait $WS
+for n in a b c; do expect_eq "$(cat "$T/j$n")" "OK" "queued writer $n"; done
+expect_eq "$(wc -l <"$FAKE/log")" "3" "three resizes ran"
+expect_eq "$(overlaps)" "0" "resizes overlapping with max_jobs=1"
+
+# ---- SIGUSR1: max_jobs=3 lets them run together ----
+write_ini "instar = $FAKE_INSTAR" "timeout = 30" "max_jobs = 3"
+kill -USR1 "$PID"
+for _ in $(seq 50); do grep -q "max_jobs=3" "$T/instarfs.log" && break; sleep 0.1; done
+grep -q "reloaded .*max_jobs=3" "$T/instarfs.log" || fail "no reload logged"
+: >"$FAKE/log"
+WS=
+for n in a b c; do
+	wr $n.raw +1M >"$T/j$n" &
+	WS="$WS $!"
+done
+wait $WS
+for n in a b c; do expect_eq "$(cat "$T/j$n")" "OK" "parallel writer $n"; done
+[ "$(overlaps)" -ge 1 ] || fail "no overlap with max_jobs=3"
+
+# ---- a child killed from outside: EIO, result.json says which signal ----
+echo 10 >"$FAKE/sleep"
+wr b.raw +1M >"$T/k" &
+W1=$!
+wait_pid
+kill -KILL "$(cat "$FAKE/pid")"
+wait $W1
+rm -f "$FAKE/pid" "$FAKE/sleep"
+expect_eq "$(cat "$T/k")" "EIO" "killed child"
+expect_eq "$(json "$MNT/b.raw/result.json" 'j["filename"], j["error"]["code"], j["error"]["errno"], "SIGKILL" in j["error"]["message"]')" \
+	"('b.raw', 'INTERNAL', 'EIO', True)" "result.json after a killed child"
+expect_eq "$(cat "$MNT/b.raw/size")" "$((3 * M))" "image unchanged by the killed child"
+expect_eq "$(wr b.raw +1M)" "OK" "daemon serves after a killed child"
+
+# ---- a child that crashes by itself, one that prints garbage ----
+echo crash >"$FAKE/mode"
+expect_eq "$(wr b.raw +1M)" "EIO" "crashing child"
+expect_eq "$(json "$MNT/b.raw/result.json" 'j["error"]["code"], "SIGSEGV" in j["error"]["message"]')" \
+	"('INTERNAL', True)" "result.json after a crash"
+rm -f "$FAKE/pid"
+echo garbage >"$FAKE/mode"
+expect_eq "$(wr b.raw +1M)" "EIO" "child printing no JSON"
+expect_eq "$(json "$MNT/b.raw/result.json" 'j["error"]["errno"], "no valid JSON" in j["error"]["message"]')" \
+	"('EIO', True)" "result.json after garbage"
+rm -f "$FAKE/mode"
+expect_eq "$(cat "$MNT/b.raw/size")" "$((4 * M))" "size after the failures"
+
+# ---- poll on result.json and size wakes a waiting reader ----
+python3 - "$MNT/c.raw" "$TESTS_FS/ifs-write" <<'PY' || fail "poll"
+import json, os, select, subprocess, sys, threading, time
+d, w = sys.argv[1], sys.argv[2]
+fds = [os.open(d + "/result.json", os.O_RDONLY), os.open(d + "/size", os.O_RDONLY)]
+old = os.read(fds[0], 4096)
+p = select.poll()
+for fd in fds:
+    p.register(fd, select.POLLIN | select.POLLPRI)
+assert p.poll(300) == [], "poll reported an event before any resize"
+out = {}
+def writer():
+    time.sleep(0.5)
+    out["w"] = subprocess.run([sys.executable, w, d + "/size", "+1M"], capture_output=True, text=True).stdout.strip()
+t = threading.Thread(target=writer)
+t.start()
+t0 = time.time()
+got = set()
+while len(got) < 2 and time.time() - t0 < 15:
+    for fd, ev in p.poll(15000):
+        got.add(fd)
+        p.unregister(fd)
+t.join()
+assert got == set(fds), "not every reader was woken: %r" % got
+assert time.time() - t0 >= 0.4, "woken before the resize"
+assert out["w"] == "OK", out
+new = json.load(open(d + "/result.json"))
+assert new["filename"] == "c.raw" and new["action"] == "grow", new
+assert os.pread(fds[0], 4096, 0) == old, "the old open must keep its snapshot"
+PY
+
+# ---- SIGUSR1: timeout=1; a child that hangs is killed after timeout + grace ----
+write_ini "instar = $FAKE_INSTAR" "timeout = 1" "max_jobs = 3"
+kill -USR1 "$PID"
+for _ in $(seq 50); do grep -q "timeout=1 " "$T/instarfs.log" && break; sleep 0.1; done
+echo ignore-timeout >"$FAKE/mode"
+t0=$(now)
+wr c.raw +1M >"$T/t" &
+W1=$!
+wait_pid
+tr '\0' ' ' <"/proc/$(cat "$FAKE/pid")/cmdline" | grep -q -- "--timeout 1 " ||
+	fail "child not started with --timeout 1: $(tr '\0' ' ' <"/proc/$(cat "$FAKE/pid")/cmdline")"
+wait $W1
+expect_eq "$(cat "$T/t")" "ETIMEDOUT" "hanging child"
+elapsed_lt "$t0" 12 || fail "watchdog too slow"
+expect_eq "$(json "$MNT/c.raw/result.json" 'j["error"]["code"], j["error"]["errno"]')" \
+	"('TIMEOUT', 'ETIMEDOUT')" "result.json after the watchdog"
+rm -f "$FAKE/mode" "$FAKE/pid"
+
+# ---- a broken config on reload keeps the old settings ----
+echo "timeout = banana" >>"$T/instarfs.ini"
+kill -USR1 "$PID"
+for _ in $(seq 50); do grep -q "keeping the current settings" "$T/instarfs.log" && break; sleep 0.1; done
+grep -q "keeping the current settings" "$T/instarfs.log" || fail "bad reload not reported"
+expect_eq "$(wr c.raw +1M)" "OK" "resize after a failed reload"
+kill -0 "$PID" || fail "daemon died"
+echo "PASS"
