@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "config.h"
 
@@ -37,6 +39,9 @@ void cli_help(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* jansson seeds its hash function from /dev/urandom on first use; do it
+	 * now, before the guest run's seccomp filter forbids open(). */
+	json_object_seed(0);
 	if (argc < 2) {
 		fprintf(stderr, "instar: Not enough arguments\n%s\n", CLI_TRY_HELP);
 		return 1;
