@@ -1,12 +1,39 @@
 #!/usr/bin/env bash
-# scripts/demo.sh BUILD — the main job on a sample image, in a temp dir.
+# scripts/demo.sh BUILD — the main job on sample images, in a temp dir:
+# a qcow2 grown through the sandboxed guest, a raw grown on the host, with
+# `qemu-img info` before and after, and the JSON result.
 set -eu
 build=${1:-build}
 instar="$(cd "$build" && pwd)/vmm/instar"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
+
+show() {
+	qemu-img info -U "$1" | grep -E '^(image|file format|virtual size|disk size):'
+}
+
+run() {
+	echo "\$ instar $*"
+	"$instar" "$@"
+}
+
 qemu-img create -q -f qcow2 disk.qcow2 1G
-echo "\$ instar resize disk.qcow2 +1G"
-"$instar" resize disk.qcow2 +1G
-qemu-img info disk.qcow2 | grep 'virtual size'
+echo "== qcow2, before"
+show disk.qcow2
+run resize disk.qcow2 +1G
+echo "== qcow2, after"
+show disk.qcow2
+qemu-img check -q disk.qcow2 && echo "qemu-img check: clean"
+echo
+
+qemu-img create -q -f raw disk.raw 1G
+echo "== raw, before"
+show disk.raw
+run resize -f raw disk.raw 3G
+echo "== raw, after"
+show disk.raw
+echo
+
+run resize --output=json -f raw --shrink disk.raw -1G
+run info --output=json disk.qcow2
