@@ -41,6 +41,19 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	grep -q "/dev/fuse is missing" "$T/out" || fail "/dev/fuse msg: $(cat "$T/out")"
 fi
 
+# The shipped example config is valid and its defaults are what it says.
+mkraw a.raw 1M
+"$INSTARFS" -f -o "config=$CONTRIB/instarfs.ini" -o "instar=$FAKE_INSTAR" -o log_level=debug \
+	"$SRC" "$MNT" >"$T/out" 2>&1 &
+P2=$!
+for _ in $(seq 100); do grep -q " $MNT fuse" /proc/mounts && break; sleep 0.05; done
+grep -q " $MNT fuse" /proc/mounts || fail "example config: $(cat "$T/out")"
+expect_eq "$(cat "$MNT/a.raw/size")" "1048576" "size with the example config"
+fusermount3 -u "$MNT"
+wait $P2
+grep -q "timeout 30 s, max_jobs 4" "$T/out" || fail "example config defaults: $(cat "$T/out")"
+rm "$SRC/a.raw"
+
 # -o settings override the ini; the mount works; a second mount on top warns.
 mkraw a.raw 1M
 write_ini "instar = $FAKE_INSTAR" "timeout = 7" "log_level = debug"
