@@ -15,8 +15,16 @@
  * - Shrink clears GT entries of grains past the new end (both copies) and
  *   zeroes the tail of a cut grain so a later grow cannot resurrect old data.
  *   File space is never reclaimed (the file does not get shorter).
- * - Compressed (stream) grains cannot be partly zeroed in place: a resize
- *   whose boundary cuts an allocated compressed grain is refused.
+ * - Compressed (stream) grains cannot be partly zeroed in place, and qemu
+ *   fails reads past the end of a short compressed grain (EINVAL): a resize
+ *   whose boundary cuts an allocated compressed grain is refused. Streams
+ *   otherwise get the same GT/GD treatment; the appended GTs carry no stream
+ *   markers, so only random-access readers (qemu) are known to see them.
+ * - Refused: text descriptor files (monolithicFlat, twoGbMaxExtent*, ...),
+ *   sparse extents without a descriptor of their own, VMware streams with
+ *   the GD at the end, delta disks (parentCID set), unknown header flags.
+ * - The new CID is derived from the old CID and the new capacity (a planner
+ *   has no entropy); it always differs from the old one.
  * - Order: new GTs / GD copies / GT clears / tail zeroing -> FLUSH -> header
  *   sector (capacity, GD offsets: the commit for qemu) -> FLUSH -> descriptor
  *   (extent sectors, geometry, new CID) -> FLUSH. qemu takes the size from
@@ -833,14 +841,14 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 		    v, INSTAR_ERR_TOO_LARGE,
 		    "vmdk metadata would lie beyond the 2 TiB extent offset limit");
 
-	/* Prepare: zeroed new GTs, the last sector written so the file really
-	 * reaches its new length before anything points there. */
+	/* Prepare: zeroed new GTs (and GD space), then the last sector of the
+	 * grain-aligned end written so the file really reaches its new length
+	 * before anything points there; the padding between stays a hole. */
 	if (next > base) {
 		zero_sec = plan_vmdk_alloc(v, VMDK_SEC);
 		if (!zero_sec)
 			return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-		r = plan_vmdk_emit(v,
-				   plan_zero(v->p, base * VMDK_SEC, (end - 1 - base) * VMDK_SEC));
+		r = plan_vmdk_emit(v, plan_zero(v->p, base * VMDK_SEC, (next - base) * VMDK_SEC));
 		if (!r)
 			r = plan_vmdk_emit(
 			    v, plan_write(v->p, (end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
