@@ -467,10 +467,9 @@ static int plan_vmdk_read_desc(struct plan_vmdk *v)
 	for (n = 0; n < len && v->desc[n]; n++) {
 		unsigned char c = (unsigned char)v->desc[n];
 
-		if (c < 0x20 && c != '\n' && c != '\r' && c != '\t')
-			return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-					      "vmdk descriptor is not text");
-		if (c >= 0x7f)
+		/* Bytes >= 0x80 pass: VMware writes encoding="UTF-8" and may
+		 * store non-ASCII file names; only control bytes are refused. */
+		if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f)
 			return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
 					      "vmdk descriptor is not text");
 	}

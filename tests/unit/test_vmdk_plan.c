@@ -508,7 +508,7 @@ static void test_hostile_descriptor(void **state)
 	(void)state;
 	d->b[SEC + 30] = 0x01; /* binary */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "not text");
-	d->b[SEC + 30] = 0xc3;
+	d->b[SEC + 30] = 0x7f;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "not text");
 	set_desc(d, "");
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "multi-file");
@@ -544,6 +544,27 @@ static void test_hostile_descriptor(void **state)
 	big[sizeof(big) - 1] = '\0';
 	set_desc(d, big);
 	expect_err(d, 1ull << 30, 0, INSTAR_ERR_TOO_LARGE, "descriptorSize");
+
+	/* A VMware-style descriptor: UTF-8 name, extra keys, lsilogic. */
+	set_desc(d, "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\n"
+		    "parentCID=ffffffff\nisNativeSnapshot=\"no\"\n"
+		    "createType=\"monolithicSparse\"\n\n# Extent description\n"
+		    "RW 131072 SPARSE \"d\xc3\xa9mo.vmdk\"\n\n# The Disk Data Base \n#DDB\n\n"
+		    "ddb.adapterType = \"lsilogic\"\nddb.geometry.cylinders = \"8\"\n"
+		    "ddb.geometry.heads = \"255\"\nddb.geometry.sectors = \"63\"\n"
+		    "ddb.virtualHWVersion = \"8\"\n");
+	{
+		struct run r = {0};
+
+		run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, true);
+		assert_int_equal(r.rc, 0);
+		assert_non_null(
+		    strstr((char *)d->b + SEC, "RW 2097152 SPARSE \"d\xc3\xa9mo.vmdk\"\n"));
+		assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"130\"\n"));
+		assert_null(strstr((char *)d->b + SEC, "CID=fffffffe"));
+		assert_non_null(strstr((char *)d->b + SEC, "isNativeSnapshot=\"no\"\n"));
+	}
+	mk_image(d, base_desc);
 
 	/* CRLF descriptors keep their line ends. */
 	set_desc(d, "# Disk DescriptorFile\r\nCID=1\r\nparentCID=ffffffff\r\n"
