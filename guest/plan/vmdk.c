@@ -706,12 +706,16 @@ static int plan_vmdk_find_tail(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 			return r;
 		if (gte == 0 || (gte == 1 && v->zgrain))
 			continue;
+		if (v->compressed && shrink)
+			return plan_vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
+					       "vmdk: the new end cuts a compressed grain; use a "
+					       "multiple of the grain size (",
+					       v->grain * VMDK_SEC, " bytes)");
+		/* qemu fails reads past a short compressed grain (EINVAL). */
 		if (v->compressed)
-			return plan_vmdk_fail(v,
-					      shrink ? INSTAR_ERR_UNSUPPORTED_SHRINK
-						     : INSTAR_ERR_UNSUPPORTED_FEATURE,
-					      "vmdk: the new end cuts a compressed grain; "
-					      "use a size aligned to the grain size");
+			return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					      "vmdk: the old end cuts a compressed grain, which "
+					      "cannot be grown");
 		if (!plan_vmdk_region_ok(v, gte, v->grain))
 			return plan_vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain at sector ", gte,
 					       " is out of range");
@@ -773,8 +777,8 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 	size_t nd_len = 0, wlen;
 	int r;
 
-	/* The descriptor first: refusing late would waste nothing, but a
-	 * descriptor we cannot rewrite must stop the plan before any op. */
+	/* The new descriptor first: one that cannot be written must stop the
+	 * plan before any op is emitted. */
 	nd = plan_vmdk_alloc(v, v->dsz * VMDK_SEC);
 	if (!nd)
 		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
