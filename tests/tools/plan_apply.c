@@ -77,6 +77,15 @@ static int rec_sink(void *ctx, const struct plan_op *op)
 	return 0;
 }
 
+static void recorder_free(struct recorder *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->ops[i].data);
+	free(r->ops);
+	r->ops = NULL;
+	r->n = r->cap = 0;
+}
+
 static const char *kind_name(uint32_t k)
 {
 	switch (k) {
@@ -212,8 +221,12 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < rec.n; i++)
 			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i, kind_name(rec.ops[i].op.kind),
 			       rec.ops[i].op.off, rec.ops[i].op.len);
-	if (res.error != INSTAR_OK)
+	if (res.error != INSTAR_OK) {
+		recorder_free(&rec);
+		free(scratch);
+		close(fd);
 		return 2;
+	}
 	if (!dry) {
 		int a = apply(fd, &rec, stop_after);
 		if (a < 0) {
@@ -228,5 +241,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	close(fd);
+	recorder_free(&rec);
+	free(scratch);
 	return 0;
 }
