@@ -4,7 +4,7 @@
 # the schema of vmm/result_json.h, the errno mapping of DESIGN.md, and the
 # message equal to stderr without the "instar: " prefixes.
 set -u
-instar=$1
+instar=$(realpath "$1")
 qemu_img=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -4,7 +4,7 @@
 # (or succeed) exactly as `qemu-img resize`; and while instar holds its
 # locks, qemu-img must be refused.
 set -u
-instar=$1
+instar=$(realpath "$1")
 qemu_img=$2
 tmp=$(mktemp -d)
 holder_pid=

@@ -6,7 +6,7 @@
 # before the guest plus a few grows/shrinks; the size grammar of QEMU.md §1.3
 # string by string.
 set -u
-instar=$1
+instar=$(realpath "$1")
 qemu_img=$2
 qemu_dir=$(dirname "$qemu_img")
 export PATH="$qemu_dir:$PATH"
