@@ -1,14 +1,1545 @@
-/* guest/plan/qcow2.c — the qcow2 resize planner (placeholder until it lands). */
+/* guest/plan/qcow2.c — the qcow2 resize planner (grow, shrink, preallocation).
+ * Pure: reads metadata through plan_io, emits ordered ops; freestanding.
+ *
+ * How it works: everything is decided and validated before the first op is
+ * emitted (reads, refcount arithmetic in an in-memory refblock cache), then
+ * the stream is written in crash-safe layers:
+ *   1. new clusters (tables, refblocks, reftable) and +1 refcounts -> FLUSH
+ *   2. reftable switch (entries in place or header @48)             -> FLUSH
+ *   3. L1/L2 links (header @36, entries in place), L2 clears        -> FLUSH
+ *   4. commit: header size @24                                      -> FLUSH
+ *   5. refcount decrements (refblocks in place)                    -> FLUSH
+ *   6. discards of clusters whose refcount fell to 0; final length.
+ * A crash anywhere leaves the old or the new image, at worst with leaks.
+ *
+ * All new clusters form one contiguous run at the end of the used file, laid
+ * out as [L1][L2 tables][data][new refblocks][new reftable]; the run counts
+ * itself (fixed point over the refblocks and reftable it needs).
+ *
+ * Choices (documented where qemu knows more than the guest can):
+ * - Backing file: the guest cannot see the backing file's length, so every
+ *   grow of an image with a backing file treats the whole new range as if the
+ *   backing file were longer: v3 gets zero-flag L2 entries (extended L2: all
+ *   subclusters "zero"); v2 is refused like qemu ("Failed to zero out new
+ *   clusters"). Costs L2 tables for the new range even when qemu would skip it.
+ * - Persistent bitmaps: not resized; an image with bitmaps is refused with a
+ *   clear detail (an in-use one with qemu's own "inconsistent" message).
+ * - External data file: refused (the guest cannot resize the other file).
+ * - Shrink zeroes the kept tail of a partially cut cluster when that cluster
+ *   is a plain allocated one owned only by the active image (qemu keeps the
+ *   stale bytes); compressed or snapshot-shared tails are left as qemu does.
+ * - Shrink never allocates L2 tables for unallocated L1 entries (qemu does),
+ *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1. */
 #include "plan.h"
 
-int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io,
-		   struct plan_scratch *s, struct plan *p,
-		   struct instar_resize_result *ret)
+#define Q2_MAGIC 0x514649fbu
+#define Q2_INC_DIRTY (1ull << 0)
+#define Q2_INC_CORRUPT (1ull << 1)
+#define Q2_INC_DATA_FILE (1ull << 2)
+#define Q2_INC_COMPRESSION (1ull << 3)
+#define Q2_INC_EXTL2 (1ull << 4)
+#define Q2_INC_KNOWN 0x1full
+#define Q2_AUTOCLEAR_BITMAPS (1ull << 0)
+#define Q2_COPIED (1ull << 63)
+#define Q2_COMPRESSED (1ull << 62)
+#define Q2_ZERO_FLAG 1ull
+#define Q2_OFF_MASK 0x00fffffffffffe00ull
+#define Q2_RT_MASK 0xfffffffffffffe00ull
+#define Q2_MAX_L1_ENTRIES ((32u << 20) / 8)
+#define Q2_MAX_RT_BYTES (8u << 20)
+#define Q2_MAX_SNAPSHOTS 65536u
+#define Q2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
+#define Q2_EXT_BITMAPS 0x23852875u
+#define Q2_BM_IN_USE 1u
+#define Q2_L1W_ENTRIES 8192u /* L1 window: 64 KiB */
+#define Q2_BATCH (256u << 10)
+#define Q2_ZBUF (64u << 10)
+#define Q2_FIXPOINT_MAX 64
+#define Q2_RELOCATE_MAX 1024
+
+enum { Q2_KIND_KEEP = 0, Q2_KIND_NEW = 1, Q2_KIND_INPLACE = 2, Q2_KIND_COW = 3 };
+
+/* A cached refblock: the phase-5 view (original + increments + decrements). */
+struct q2_rb {
+	uint64_t idx;
+	uint8_t *buf;
+	uint8_t *touched; /* bit per entry: decremented by this plan */
+	int dirty;
+};
+
+/* A phase-1 copy of an existing refblock: original + run increments. */
+struct q2_snap {
+	uint64_t idx;
+	uint8_t *buf;
+};
+
+struct q2 {
+	const struct plan_opts *o;
+	const struct plan_io *io;
+	struct plan_scratch *s;
+	struct plan *p;
+	struct instar_resize_result *ret;
+
+	/* header */
+	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
+	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off;
+	int ext_l2, backing;
+	uint64_t l2e; /* entries per L2 table */
+	uint32_t esz; /* bytes per L2 entry */
+	uint64_t rbe; /* refcounts per refblock */
+	uint64_t file_clusters;
+	const uint8_t *bm_ext; /* bitmaps extension data, or NULL */
+	uint32_t bm_len;
+
+	/* reftable (host-endian, old), refblock cache */
+	uint64_t *rt;
+	uint64_t rt_n;
+	uint32_t *slot; /* rt index -> 1-based cache entry */
+	struct q2_rb *rbs;
+	uint32_t nrbs, caprbs;
+	struct q2_snap *snaps;
+	uint32_t nsnaps, capsnaps;
+
+	/* L1 read window */
+	uint8_t *l1w;
+	uint64_t l1w_first, l1w_n;
+
+	/* op batching */
+	uint8_t *bat;
+	uint64_t bat_off;
+	uint32_t bat_len;
+	int pending;
+	uint8_t *zbuf; /* Q2_ZBUF zeros */
+	uint8_t *tbuf; /* one cluster of work space */
+
+	/* the run of new clusters */
+	uint64_t run_a, run_fixed, run_nrb, run_nrt, run_end;
+	uint64_t rt_new_n; /* entries of a relocated reftable; 0 if not moved */
+};
+
+static int q2_fail(struct q2 *q, int err, const char *msg)
 {
-	(void)o;
-	(void)io;
-	(void)s;
-	(void)p;
-	ret->error = INSTAR_ERR_UNSUPPORTED_FORMAT;
-	return ret->error;
+	q->ret->error = (uint32_t)err;
+	if (msg)
+		plan_set_detail(q->ret, msg);
+	return err;
+}
+
+static uint64_t q2_div_up(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+static void *q2_alloc(struct q2 *q, uint64_t len, size_t align)
+{
+	if (len > (uint64_t)SIZE_MAX)
+		return NULL;
+	return plan_alloc(q->s, (size_t)len, align);
+}
+
+/* ---- op emission ---- */
+
+static int q2_put_flush(struct q2 *q)
+{
+	int rc;
+
+	if (!q->bat_len)
+		return 0;
+	rc = plan_write(q->p, q->bat_off, q->bat, q->bat_len);
+	q->bat_len = 0;
+	q->pending = 1;
+	return rc;
+}
+
+/* Writes, coalescing contiguous pieces (new tables are laid out in a row). */
+static int q2_put(struct q2 *q, uint64_t off, const void *data, uint64_t len)
+{
+	int rc;
+
+	if (q->bat_len && off == q->bat_off + q->bat_len && q->bat_len + len <= Q2_BATCH) {
+		plan_memcpy(q->bat + q->bat_len, data, (size_t)len);
+		q->bat_len += (uint32_t)len;
+		return 0;
+	}
+	rc = q2_put_flush(q);
+	if (rc)
+		return rc;
+	if (len >= Q2_BATCH) {
+		q->pending = 1;
+		return plan_write(q->p, off, data, len);
+	}
+	plan_memcpy(q->bat, data, (size_t)len);
+	q->bat_off = off;
+	q->bat_len = (uint32_t)len;
+	return 0;
+}
+
+static int q2_zero(struct q2 *q, uint64_t off, uint64_t len)
+{
+	int rc = q2_put_flush(q);
+
+	if (rc)
+		return rc;
+	q->pending = 1;
+	return plan_zero(q->p, off, len);
+}
+
+/* Writes len zero bytes at off as WRITE ops (for small metadata ranges). */
+static int q2_put_zeros(struct q2 *q, uint64_t off, uint64_t len)
+{
+	while (len) {
+		uint64_t n = len < Q2_ZBUF ? len : Q2_ZBUF;
+		int rc = q2_put(q, off, q->zbuf, n);
+
+		if (rc)
+			return rc;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* FLUSH, but only when something was written since the last one. */
+static int q2_barrier(struct q2 *q)
+{
+	int rc = q2_put_flush(q);
+
+	if (rc || !q->pending)
+		return rc;
+	q->pending = 0;
+	return plan_flush(q->p);
+}
+
+/* ---- refcounts ---- */
+
+static uint64_t q2_rc_get(const struct q2 *q, const uint8_t *b, uint64_t i)
+{
+	uint32_t per, sh;
+
+	switch (q->rbits) {
+	case 64:
+		return plan_be64(b + i * 8);
+	case 32:
+		return plan_be32(b + i * 4);
+	case 16:
+		return plan_be16(b + i * 2);
+	case 8:
+		return b[i];
+	default: /* 1, 2, 4 bits: bit 0 is the LSB of the byte */
+		per = 8 / q->rbits;
+		sh = (uint32_t)(i % per) * q->rbits;
+		return (uint64_t)(b[i / per] >> sh) & ((1u << q->rbits) - 1);
+	}
+}
+
+static void q2_rc_set(const struct q2 *q, uint8_t *b, uint64_t i, uint64_t v)
+{
+	uint32_t per, sh, mask;
+
+	switch (q->rbits) {
+	case 64:
+		plan_put_be64(b + i * 8, v);
+		return;
+	case 32:
+		plan_put_be32(b + i * 4, (uint32_t)v);
+		return;
+	case 16:
+		plan_put_be16(b + i * 2, (uint16_t)v);
+		return;
+	case 8:
+		b[i] = (uint8_t)v;
+		return;
+	default:
+		per = 8 / q->rbits;
+		sh = (uint32_t)(i % per) * q->rbits;
+		mask = ((1u << q->rbits) - 1) << sh;
+		b[i / per] = (uint8_t)((b[i / per] & ~mask) | ((uint32_t)(v << sh) & mask));
+		return;
+	}
+}
+
+/* Validated offset of refblock r of the old reftable, or 0 if there is none. */
+static int q2_rb_off(struct q2 *q, uint64_t r, uint64_t *off)
+{
+	uint64_t o;
+
+	*off = 0;
+	if (r >= q->rt_n || q->rt[r] == 0)
+		return 0;
+	o = q->rt[r] & Q2_RT_MASK;
+	if (o & (q->cs - 1) || o < q->cs || o / q->cs >= q->file_clusters)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: refcount block offset invalid");
+	*off = o;
+	return 0;
+}
+
+/* The cached refblock r (loaded on first use), or *ret_rb = NULL if absent. */
+static int q2_rb_get(struct q2 *q, uint64_t r, struct q2_rb **ret_rb)
+{
+	struct q2_rb *e;
+	uint64_t off;
+	int rc;
+
+	*ret_rb = NULL;
+	rc = q2_rb_off(q, r, &off);
+	if (rc || !off)
+		return rc;
+	if (q->slot[r]) {
+		*ret_rb = &q->rbs[q->slot[r] - 1];
+		return 0;
+	}
+	if (q->nrbs >= q->caprbs)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: too many refcount blocks");
+	e = &q->rbs[q->nrbs];
+	e->buf = q2_alloc(q, q->cs, 64);
+	if (!e->buf)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+			       "qcow2: out of scratch for refcounts");
+	rc = plan_read(q->io, off, e->buf, (uint32_t)q->cs);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read refcount block");
+	e->idx = r;
+	e->touched = NULL;
+	e->dirty = 0;
+	q->slot[r] = ++q->nrbs;
+	*ret_rb = e;
+	return 0;
+}
+
+static int q2_ref_get(struct q2 *q, uint64_t c, uint64_t *v)
+{
+	struct q2_rb *e;
+	int rc = q2_rb_get(q, c / q->rbe, &e);
+
+	*v = 0;
+	if (rc || !e)
+		return rc;
+	*v = q2_rc_get(q, e->buf, c % q->rbe);
+	return 0;
+}
+
+static int q2_ref_dec(struct q2 *q, uint64_t c)
+{
+	struct q2_rb *e;
+	uint64_t i = c % q->rbe, v;
+	int rc = q2_rb_get(q, c / q->rbe, &e);
+
+	if (rc)
+		return rc;
+	if (!e || (v = q2_rc_get(q, e->buf, i)) == 0)
+		return q2_fail(
+		    q, INSTAR_ERR_CORRUPT,
+		    "qcow2: refcount of a referenced cluster is 0; run 'qemu-img check'");
+	if (!e->touched) {
+		e->touched = q2_alloc(q, q2_div_up(q->rbe, 8), 8);
+		if (!e->touched)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	}
+	q2_rc_set(q, e->buf, i, v - 1);
+	e->touched[i / 8] |= (uint8_t)(1u << (i % 8));
+	e->dirty = 1;
+	return 0;
+}
+
+/* Decrements a byte range's clusters (a table that is being freed). */
+static int q2_ref_dec_range(struct q2 *q, uint64_t off, uint64_t len)
+{
+	uint64_t c, last;
+	int rc;
+
+	if (!len)
+		return 0;
+	last = (off + len - 1) >> q->cb;
+	for (c = off >> q->cb; c <= last; c++) {
+		rc = q2_ref_dec(q, c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Host clusters an L2 entry (first word) holds a reference on. */
+static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_t *n)
+{
+	*first = 0;
+	*n = 0;
+	if (w0 & Q2_COMPRESSED) {
+		uint32_t x = 70 - q->cb; /* 62 - (cluster_bits - 8) */
+		uint64_t off = w0 & ((1ull << x) - 1);
+		uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
+		uint64_t end = (off & ~511ull) + (nsect + 1) * 512;
+
+		if (off >= Q2_MAX_OFFSET || off < q->cs)
+			return q2_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: compressed cluster offset invalid");
+		*first = off >> q->cb;
+		*n = ((end - 1) >> q->cb) - *first + 1;
+		return 0;
+	}
+	w0 &= Q2_OFF_MASK;
+	if (!w0)
+		return 0;
+	if (w0 & (q->cs - 1))
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset unaligned");
+	*first = w0 >> q->cb;
+	*n = 1;
+	return 0;
+}
+
+static int q2_dec_entry(struct q2 *q, uint64_t w0)
+{
+	uint64_t first, n;
+	int rc = q2_entry_clusters(q, w0, &first, &n);
+
+	for (uint64_t k = 0; !rc && k < n; k++)
+		rc = q2_ref_dec(q, first + k);
+	return rc;
+}
+
+/* ---- L1 / L2 access ---- */
+
+static int q2_l1_get(struct q2 *q, uint64_t i, uint64_t *v)
+{
+	int rc;
+
+	if (i >= q->l1_size) {
+		*v = 0;
+		return 0;
+	}
+	if (!q->l1w_n || i < q->l1w_first || i >= q->l1w_first + q->l1w_n) {
+		uint64_t first = i & ~(uint64_t)(Q2_L1W_ENTRIES - 1);
+		uint64_t n = q->l1_size - first;
+
+		if (n > Q2_L1W_ENTRIES)
+			n = Q2_L1W_ENTRIES;
+		rc = plan_read(q->io, q->l1_off + first * 8, q->l1w, (uint32_t)(n * 8));
+		if (rc)
+			return q2_fail(q, rc, "qcow2: cannot read the L1 table");
+		q->l1w_first = first;
+		q->l1w_n = n;
+	}
+	*v = plan_be64(q->l1w + (i - q->l1w_first) * 8);
+	return 0;
+}
+
+/* Validated L2 table offset of an L1 entry (0: no table). */
+static int q2_l2_off(struct q2 *q, uint64_t e, uint64_t *t)
+{
+	uint64_t o = e & Q2_OFF_MASK;
+
+	*t = o;
+	if (!o)
+		return 0;
+	if (o & (q->cs - 1) || o < q->cs || o / q->cs >= q->file_clusters)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L2 table offset invalid");
+	return 0;
+}
+
+static int q2_read_cluster(struct q2 *q, uint64_t off, uint8_t *buf)
+{
+	int rc = plan_read(q->io, off, buf, (uint32_t)q->cs);
+
+	return rc ? q2_fail(q, rc, "qcow2: cannot read an L2 table") : 0;
+}
+
+static void q2_l2_put(const struct q2 *q, uint8_t *t, uint64_t j, uint64_t w0, uint64_t w1)
+{
+	plan_put_be64(t + j * q->esz, w0);
+	if (q->ext_l2)
+		plan_put_be64(t + j * q->esz + 8, w1);
+}
+
+/* ---- header ---- */
+
+static void q2_cat(char *d, size_t cap, const char *a, const char *b, size_t blen, const char *c)
+{
+	size_t n = 0;
+
+	for (; *a && n + 1 < cap; a++)
+		d[n++] = *a;
+	for (size_t i = 0; i < blen && b[i] && n + 1 < cap; i++)
+		d[n++] = b[i];
+	for (; *c && n + 1 < cap; c++)
+		d[n++] = *c;
+	d[n] = '\0';
+}
+
+/* Persistent bitmaps: refuse (we do not resize their tables); an in-use one
+ * gets qemu's own message. */
+static int q2_check_bitmaps(struct q2 *q, const uint8_t *ext, uint32_t len)
+{
+	uint32_t nb;
+	uint64_t dsize, doff, pos = 0;
+	uint8_t *dir;
+	int rc;
+
+	if (!(q->autoclear & Q2_AUTOCLEAR_BITMAPS))
+		return 0; /* extension stale: bitmaps already inconsistent */
+	if (len < 24)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
+	nb = plan_be32(ext);
+	dsize = plan_be64(ext + 8);
+	doff = plan_be64(ext + 16);
+	if (nb == 0)
+		return 0;
+	if (dsize > (1u << 20) || dsize < 24 || doff & (q->cs - 1) || doff < q->cs ||
+	    doff / q->cs >= q->file_clusters)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
+	dir = q2_alloc(q, dsize, 8);
+	if (!dir)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read the bitmap directory");
+	for (uint32_t i = 0; i < nb && pos + 24 <= dsize; i++) {
+		uint32_t flags = plan_be32(dir + pos + 12);
+		uint32_t nlen = plan_be16(dir + pos + 18);
+		uint32_t xlen = plan_be32(dir + pos + 20);
+		uint64_t ent = 24 + (uint64_t)xlen + nlen;
+
+		if (pos + ent > dsize)
+			break;
+		if (flags & Q2_BM_IN_USE) {
+			char msg[INSTAR_DETAIL_MAX];
+
+			q2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
+			       nlen, "' is inconsistent and cannot be used");
+			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
+		}
+		pos += (ent + 7) & ~7ull;
+	}
+	return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		       "qcow2: resizing images with persistent bitmaps is not supported");
+}
+
+static int q2_parse(struct q2 *q)
+{
+	uint8_t h[112];
+	uint64_t fsz = q->io->file_size, fend, l1_bytes, rt_bytes, need;
+	uint32_t crypt, bsize, order = 4;
+	uint8_t *c0;
+	int rc;
+
+	if (fsz < 72)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: file too small for a header");
+	rc = plan_read(q->io, 0, h, sizeof(h));
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read the header");
+	if (plan_be32(h) != Q2_MAGIC)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bad magic");
+	q->version = plan_be32(h + 4);
+	if (q->version != 2 && q->version != 3)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, "qcow2: unsupported version");
+	q->cb = plan_be32(h + 20);
+	if (q->cb < 9 || q->cb > 21)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: cluster size out of range");
+	q->cs = 1ull << q->cb;
+	q->backing_off = plan_be64(h + 8);
+	bsize = plan_be32(h + 16);
+	q->size = plan_be64(h + 24);
+	crypt = plan_be32(h + 32);
+	q->l1_size = plan_be32(h + 36);
+	q->l1_off = plan_be64(h + 40);
+	q->rt_off = plan_be64(h + 48);
+	q->rt_clusters = plan_be32(h + 56);
+	q->nb_snap = plan_be32(h + 60);
+	q->hdr_len = 72;
+	if (q->version == 3) {
+		q->incompat = plan_be64(h + 72);
+		q->autoclear = plan_be64(h + 88);
+		order = plan_be32(h + 96);
+		q->hdr_len = plan_be32(h + 100);
+		if (q->hdr_len < 104 || q->hdr_len % 8 || q->hdr_len > q->cs)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: header length invalid");
+		if (order > 6)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: refcount order too large");
+	}
+	q->rbits = 1u << order;
+	q->rbe = (q->cs * 8) >> order;
+	if (q->incompat & ~Q2_INC_KNOWN)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: unsupported incompatible feature bits");
+	if (q->incompat & Q2_INC_CORRUPT)
+		return q2_fail(q, INSTAR_ERR_CORRUPT,
+			       "qcow2: Image is corrupt; cannot be opened read/write");
+	if (q->incompat & Q2_INC_DIRTY)
+		return q2_fail(
+		    q, INSTAR_ERR_REQUIRES_CHECK,
+		    "qcow2: image is dirty (lazy refcounts); run 'qemu-img check -r all'");
+	q->ext_l2 = (q->incompat & Q2_INC_EXTL2) != 0;
+	if (q->ext_l2 && q->cb < 14)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+			       "qcow2: extended L2 entries need clusters of 16 KiB or more");
+	if (crypt != 0)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: encrypted images are not supported");
+	q->esz = q->ext_l2 ? 16 : 8;
+	q->l2e = q->cs / q->esz;
+	q->file_clusters = q2_div_up(fsz, q->cs);
+	fend = q->file_clusters << q->cb;
+	if (q->size > (uint64_t)INT64_MAX)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: virtual size too large");
+
+	/* L1: big enough for the size, within qemu's limit, inside the file. */
+	if (q->l1_size > Q2_MAX_L1_ENTRIES)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: Active L1 table too large");
+	need = q2_div_up(q2_div_up(q->size, q->cs), q->l2e);
+	if (q->l1_size < need)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L1 table is too small");
+	l1_bytes = (uint64_t)q->l1_size * 8;
+	if (q->l1_size && (q->l1_off & (q->cs - 1) || q->l1_off < q->cs || q->l1_off > fend ||
+			   l1_bytes > fend - q->l1_off))
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: L1 table offset invalid");
+
+	/* Reftable: qemu's 8 MiB limit, aligned, not on the header nor the L1. */
+	if (q->rt_clusters == 0 || q->rt_clusters > (Q2_MAX_RT_BYTES >> q->cb))
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table size invalid");
+	rt_bytes = (uint64_t)q->rt_clusters << q->cb;
+	if (q->rt_off & (q->cs - 1) || q->rt_off < q->cs || q->rt_off > fend ||
+	    rt_bytes > fend - q->rt_off)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table offset invalid");
+	if (q->l1_size && q->l1_off < q->rt_off + rt_bytes && q->rt_off < q->l1_off + l1_bytes)
+		return q2_fail(q, INSTAR_ERR_CORRUPT,
+			       "qcow2: L1 table overlaps the refcount table");
+
+	if (q->nb_snap > Q2_MAX_SNAPSHOTS)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: too many snapshots");
+	if (q->backing_off) {
+		if (bsize == 0 || bsize > 1023 || q->backing_off >= q->cs ||
+		    bsize > q->cs - q->backing_off)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: backing file name invalid");
+		q->backing = 1;
+	}
+
+	/* Header extensions (bitmaps) live in cluster 0 after the header. */
+	c0 = q2_alloc(q, q->cs, 8);
+	if (!c0)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	rc = plan_read(q->io, 0, c0, (uint32_t)q->cs);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read the header cluster");
+	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs;) {
+		uint32_t type = plan_be32(c0 + pos), len = plan_be32(c0 + pos + 4);
+
+		if (type == 0)
+			break;
+		if (len > q->cs - pos - 8)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: header extension too long");
+		if (type == Q2_EXT_BITMAPS && !q->bm_ext) {
+			q->bm_ext = c0 + pos + 8;
+			q->bm_len = len;
+		}
+		pos += 8 + (((uint64_t)len + 7) & ~7ull);
+	}
+	return 0;
+}
+
+/* ---- the reftable and the refblock cache ---- */
+
+static int q2_load_reftable(struct q2 *q)
+{
+	uint64_t bytes = (uint64_t)q->rt_clusters << q->cb, room;
+	uint8_t *b;
+	int rc;
+
+	q->rt_n = bytes / 8;
+	b = q2_alloc(q, bytes, 8);
+	q->slot = q2_alloc(q, q->rt_n * sizeof(uint32_t), 8);
+	if (!b || !q->slot)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+			       "qcow2: out of scratch for the reftable");
+	rc = plan_read(q->io, q->rt_off, b, (uint32_t)bytes);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read the refcount table");
+	q->rt = (uint64_t *)(void *)b;
+	for (uint64_t i = 0; i < q->rt_n; i++)
+		q->rt[i] = plan_be64(b + i * 8); /* same slot: read before write */
+	room = (q->s->len - q->s->used) / (q->cs + sizeof(struct q2_rb));
+	q->caprbs = (uint32_t)(room < q->rt_n ? room : q->rt_n);
+	q->capsnaps = q->caprbs < 4096 ? q->caprbs : 4096;
+	q->rbs = q2_alloc(q, (uint64_t)q->caprbs * sizeof(struct q2_rb) + 1, 8);
+	q->snaps = q2_alloc(q, (uint64_t)q->capsnaps * sizeof(struct q2_snap) + 1, 8);
+	if (!q->rbs || !q->snaps)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	return 0;
+}
+
+static int q2_rb_new(const struct q2 *q, uint64_t r)
+{
+	return r >= q->rt_n || q->rt[r] == 0;
+}
+
+/* Places a run of `fixed` new clusters plus the refblocks and reftable it
+ * needs: a fixed point, since those count themselves too. The run starts
+ * after the file, the L1 and the reftable, and past any cluster that the
+ * refcounts already claim there (leaks beyond EOF are skipped, not reused). */
+static int q2_layout(struct q2 *q, uint64_t fixed)
+{
+	uint64_t a = q->file_clusters, e, nrb = 0, nrt = 0, rtn = 0, end = 0, r0 = 0, r1 = 0;
+
+	if (q->l1_size) {
+		e = q2_div_up(q->l1_off + (uint64_t)q->l1_size * 8, q->cs);
+		a = e > a ? e : a;
+	}
+	e = (q->rt_off >> q->cb) + q->rt_clusters;
+	a = e > a ? e : a;
+	q->run_fixed = fixed;
+	q->run_a = q->run_end = a;
+	q->run_nrb = q->run_nrt = q->rt_new_n = 0;
+	if (!fixed)
+		return 0;
+	for (int reloc = 0;; reloc++) {
+		int it, found = 0;
+		uint64_t hi = 0;
+
+		nrb = nrt = rtn = 0;
+		for (it = 0; it < Q2_FIXPOINT_MAX; it++) {
+			uint64_t total, cnt = 0, nrt2 = 0, rtn2 = 0;
+
+			if (__builtin_add_overflow(fixed, nrb, &total) ||
+			    __builtin_add_overflow(total, nrt, &total) ||
+			    __builtin_add_overflow(a, total, &end) ||
+			    end > (Q2_MAX_OFFSET >> q->cb))
+				return q2_fail(q, INSTAR_ERR_TOO_LARGE,
+					       "qcow2: image file would grow too large");
+			r0 = a / q->rbe;
+			r1 = (end - 1) / q->rbe;
+			for (uint64_t r = r0; r <= r1; r++)
+				cnt += (uint64_t)q2_rb_new(q, r);
+			if (r1 >= q->rt_n) {
+				rtn2 = r1 + 1;
+				if (rtn2 > Q2_MAX_RT_BYTES / 8)
+					return q2_fail(
+					    q, INSTAR_ERR_TOO_LARGE,
+					    "qcow2: refcount table would grow too large");
+				nrt2 = q2_div_up(rtn2 * 8, q->cs);
+			}
+			if (cnt == nrb && nrt2 == nrt) {
+				rtn = rtn2;
+				break;
+			}
+			nrb = cnt;
+			nrt = nrt2;
+		}
+		if (it == Q2_FIXPOINT_MAX)
+			return q2_fail(q, INSTAR_ERR_INTERNAL,
+				       "qcow2: refcount layout did not settle");
+		for (uint64_t r = r0; r <= r1 && r < q->rt_n; r++) {
+			struct q2_rb *rb;
+			uint64_t lo = r * q->rbe, c0 = a > lo ? a : lo;
+			uint64_t c1 = end < lo + q->rbe ? end : lo + q->rbe;
+			int rc = q2_rb_get(q, r, &rb);
+
+			if (rc)
+				return rc;
+			for (uint64_t c = c0; rb && c < c1; c++)
+				if (q2_rc_get(q, rb->buf, c - lo)) {
+					hi = c;
+					found = 1;
+				}
+		}
+		if (!found)
+			break;
+		if (reloc >= Q2_RELOCATE_MAX)
+			return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: no free clusters found");
+		a = hi + 1;
+	}
+	q->run_a = a;
+	q->run_end = end;
+	q->run_nrb = nrb;
+	q->run_nrt = nrt;
+	q->rt_new_n = rtn;
+	return 0;
+}
+
+/* +1 for every run cluster in the existing refblocks that cover the run; the
+ * result is kept as a phase-1 copy, the cache goes on to phase 5. */
+static int q2_apply_incs(struct q2 *q)
+{
+	uint64_t r0, r1;
+
+	if (q->run_end == q->run_a)
+		return 0;
+	r0 = q->run_a / q->rbe;
+	r1 = (q->run_end - 1) / q->rbe;
+	for (uint64_t r = r0; r <= r1 && r < q->rt_n; r++) {
+		struct q2_rb *rb;
+		struct q2_snap *sn;
+		uint64_t lo = r * q->rbe;
+		uint64_t c0 = q->run_a > lo ? q->run_a : lo;
+		uint64_t c1 = q->run_end < lo + q->rbe ? q->run_end : lo + q->rbe;
+		int rc = q2_rb_get(q, r, &rb);
+
+		if (rc)
+			return rc;
+		if (!rb)
+			continue;
+		for (uint64_t c = c0; c < c1; c++)
+			q2_rc_set(q, rb->buf, c - lo, 1);
+		if (q->nsnaps >= q->capsnaps)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				       "qcow2: too many refblocks");
+		sn = &q->snaps[q->nsnaps];
+		sn->buf = q2_alloc(q, q->cs, 64);
+		if (!sn->buf)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		plan_memcpy(sn->buf, rb->buf, (size_t)q->cs);
+		sn->idx = r;
+		q->nsnaps++;
+		rb->dirty = 0;
+	}
+	return 0;
+}
+
+/* Layer 1 refcount part: updated existing refblocks, new refblocks and the
+ * relocated reftable (all in the run, nothing references them yet). */
+static int q2_emit_refcounts(struct q2 *q)
+{
+	uint64_t r0, r1, k = 0, rb_base = q->run_a + q->run_fixed;
+	int rc;
+
+	for (uint32_t i = 0; i < q->nsnaps; i++) {
+		rc = q2_put(q, q->rt[q->snaps[i].idx] & Q2_RT_MASK, q->snaps[i].buf, q->cs);
+		if (rc)
+			return rc;
+	}
+	if (q->run_end == q->run_a)
+		return 0;
+	r0 = q->run_a / q->rbe;
+	r1 = (q->run_end - 1) / q->rbe;
+	for (uint64_t r = r0; r <= r1; r++) {
+		uint64_t lo = r * q->rbe;
+		uint64_t c0 = q->run_a > lo ? q->run_a : lo;
+		uint64_t c1 = q->run_end < lo + q->rbe ? q->run_end : lo + q->rbe;
+
+		if (!q2_rb_new(q, r))
+			continue;
+		plan_memset(q->tbuf, 0, (size_t)q->cs);
+		for (uint64_t c = c0; c < c1; c++)
+			q2_rc_set(q, q->tbuf, c - lo, 1);
+		rc = q2_put(q, (rb_base + k) << q->cb, q->tbuf, q->cs);
+		if (rc)
+			return rc;
+		k++;
+	}
+	if (!q->rt_new_n)
+		return 0;
+	k = 0;
+	for (uint64_t m = 0; m < q->run_nrt; m++) {
+		uint64_t per = q->cs / 8;
+
+		for (uint64_t j = 0; j < per; j++) {
+			uint64_t r = m * per + j, v = 0;
+
+			if (r < q->rt_n)
+				v = q->rt[r];
+			if (r >= r0 && r <= r1 && q2_rb_new(q, r))
+				v = (rb_base + k++) << q->cb;
+			plan_put_be64(q->tbuf + j * 8, v);
+		}
+		rc = q2_put(q, (rb_base + q->run_nrb + m) << q->cb, q->tbuf, q->cs);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Layer 2: make the new refblocks reachable. */
+static int q2_emit_reftable_switch(struct q2 *q)
+{
+	uint64_t r0, r1, k = 0, rb_base = q->run_a + q->run_fixed;
+	uint8_t b[12];
+	int rc;
+
+	if (q->run_end == q->run_a)
+		return 0;
+	if (q->rt_new_n) {
+		plan_put_be64(b, (rb_base + q->run_nrb) << q->cb);
+		plan_put_be32(b + 8, (uint32_t)q->run_nrt);
+		return q2_put(q, 48, b, 12);
+	}
+	r0 = q->run_a / q->rbe;
+	r1 = (q->run_end - 1) / q->rbe;
+	for (uint64_t r = r0; r <= r1; r++) {
+		if (!q2_rb_new(q, r))
+			continue;
+		plan_put_be64(b, (rb_base + k++) << q->cb);
+		rc = q2_put(q, q->rt_off + r * 8, b, 8);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Header size @24 between barriers: the commit point. */
+static int q2_commit(struct q2 *q)
+{
+	uint8_t b[8];
+	int rc = q2_barrier(q);
+
+	if (rc)
+		return rc;
+	plan_put_be64(b, q->o->new_size);
+	rc = q2_put(q, 24, b, 8);
+	if (!rc)
+		rc = q2_barrier(q);
+	return rc;
+}
+
+/* Phase 5: decremented refblocks, then discards of clusters now free. */
+static int q2_emit_cleanup(struct q2 *q, uint64_t file_after)
+{
+	uint64_t run_lo = 0, run_n = 0;
+	int rc;
+
+	for (uint64_t r = 0; r < q->rt_n; r++) {
+		struct q2_rb *rb;
+
+		if (!q->slot[r])
+			continue;
+		rb = &q->rbs[q->slot[r] - 1];
+		if (!rb->dirty)
+			continue;
+		rc = q2_put(q, q->rt[r] & Q2_RT_MASK, rb->buf, q->cs);
+		if (rc)
+			return rc;
+	}
+	rc = q2_barrier(q);
+	if (rc)
+		return rc;
+	for (uint64_t r = 0; r < q->rt_n; r++) {
+		struct q2_rb *rb;
+
+		if (!q->slot[r])
+			continue;
+		rb = &q->rbs[q->slot[r] - 1];
+		if (!rb->touched)
+			continue;
+		for (uint64_t i = 0; i < q->rbe; i++) {
+			uint64_t c = r * q->rbe + i;
+
+			if (!(rb->touched[i / 8] & (1u << (i % 8))) || q2_rc_get(q, rb->buf, i))
+				continue;
+			if ((c << q->cb) >= file_after)
+				continue;
+			if (run_n && run_lo + run_n == c) {
+				run_n++;
+				continue;
+			}
+			if (run_n && (rc = plan_discard(q->p, run_lo << q->cb, run_n << q->cb)))
+				return rc;
+			run_lo = c;
+			run_n = 1;
+		}
+	}
+	if (run_n)
+		return plan_discard(q->p, run_lo << q->cb, run_n << q->cb);
+	return 0;
+}
+
+/* Layer 3 extra: clear autoclear bits we do not understand (the spec asks a
+ * writer to), keeping "bitmaps consistent" which we leave valid. */
+static int q2_emit_autoclear(struct q2 *q)
+{
+	uint8_t b[8];
+
+	if (q->version < 3 || !(q->autoclear & ~Q2_AUTOCLEAR_BITMAPS))
+		return 0;
+	plan_put_be64(b, q->autoclear & Q2_AUTOCLEAR_BITMAPS);
+	return q2_put(q, 88, b, 8);
+}
+
+/* ---- grow ---- */
+
+/* The partial cluster at an unaligned old end: its bytes past the old size
+ * must read as zeros. Zero them in place when the cluster is ours alone;
+ * with a backing file, refuse what we cannot zero without its data. */
+static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *zoff, uint64_t *zlen)
+{
+	uint64_t old = q->size, gh = old >> q->cb, e, t, w0 = 0, w1 = 0, h, rc1;
+	uint64_t in = old & (q->cs - 1);
+	uint8_t ent[16];
+	int rc;
+
+	*head_alloc = 0;
+	*zoff = *zlen = 0;
+	rc = q2_l1_get(q, gh / q->l2e, &e);
+	if (!rc)
+		rc = q2_l2_off(q, e, &t);
+	if (rc)
+		return rc;
+	if (t) {
+		rc = plan_read(q->io, t + (gh % q->l2e) * q->esz, ent, q->esz);
+		if (rc)
+			return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+		w0 = plan_be64(ent);
+		w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
+	}
+	if (w0 & Q2_COMPRESSED)
+		goto unzeroable;
+	if (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))
+		return 0; /* reads as zeros already */
+	if (q->ext_l2 && q->backing) {
+		/* every subcluster from the one holding the old end must be
+		 * allocated or zero, else it reads the backing file */
+		for (uint32_t k = (uint32_t)(in / (q->cs / 32)); k < 32; k++)
+			if (!((w1 >> k) & 1) && !((w1 >> (32 + k)) & 1))
+				goto unzeroable;
+	}
+	h = w0 & Q2_OFF_MASK;
+	if (!h) {
+		if (q->ext_l2 && !q->backing && map_mode)
+			*head_alloc = 1;
+		else if (!q->ext_l2 && q->backing)
+			goto unzeroable;
+		else if (!q->ext_l2 && map_mode)
+			*head_alloc = 1;
+		return 0;
+	}
+	if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset invalid");
+	rc = q2_ref_get(q, h >> q->cb, &rc1);
+	if (rc)
+		return rc;
+	if (rc1 == 1) {
+		*zoff = h + in;
+		*zlen = q->cs - in;
+		return 0;
+	}
+	if (!q->backing)
+		return 0; /* shared with a snapshot: left as qemu leaves it */
+unzeroable:
+	if (!q->backing)
+		return 0;
+	return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		       "qcow2: cannot zero the partial cluster at the old end over a backing file");
+}
+
+/* An L2 entry of the grown range. With a backing file (v3) it must read as
+ * zeros: the zero flag (extended L2: every subcluster's zero bit), kept on
+ * preallocated clusters too, as qemu does. */
+static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t dc)
+{
+	uint64_t w0 = map_mode ? (dc << q->cb) | Q2_COPIED : 0, w1 = 0;
+
+	if (q->backing && q->version >= 3) {
+		if (q->ext_l2)
+			w1 = 0xffffffff00000000ull;
+		else
+			w0 |= Q2_ZERO_FLAG;
+	}
+	q2_l2_put(q, t, j, w0, w1);
+}
+
+static int q2_grow(struct q2 *q)
+{
+	const struct plan_opts *o = q->o;
+	uint64_t old = q->size, nsz = o->new_size;
+	uint64_t need_l1 = q2_div_up(q2_div_up(nsz, q->cs), q->l2e);
+	int relocate = need_l1 > q->l1_size;
+	uint64_t n_l1 = relocate ? q2_div_up(need_l1 * 8, q->cs) : 0;
+	int zero_mode = q->backing && o->prealloc == INSTAR_PREALLOC_OFF;
+	int map_mode = o->prealloc != INSTAR_PREALLOC_OFF;
+	uint64_t g_old = q2_div_up(old, q->cs), g_new = q2_div_up(nsz, q->cs), g_lo = g_old;
+	uint64_t hz_off = 0, hz_len = 0, i_lo = 0, i_hi = 0, n_idx = 0, n_l2 = 0, n_data = 0;
+	uint64_t fixed, a, l2_base, data_base, k, after;
+	uint8_t *kinds = NULL, b[12];
+	int head_alloc = 0, rc;
+
+	if (old & (q->cs - 1)) {
+		rc = q2_grow_head(q, map_mode, &head_alloc, &hz_off, &hz_len);
+		if (rc)
+			return rc;
+		if (head_alloc)
+			g_lo = g_old - 1;
+	}
+	if ((zero_mode || map_mode) && g_lo < g_new) {
+		i_lo = g_lo / q->l2e;
+		i_hi = (g_new - 1) / q->l2e;
+		n_idx = i_hi - i_lo + 1;
+		kinds = q2_alloc(q, n_idx, 8);
+		if (!kinds)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		for (uint64_t i = i_lo; i <= i_hi; i++) {
+			uint64_t e, t, refs;
+
+			rc = q2_l1_get(q, i, &e);
+			if (!rc)
+				rc = q2_l2_off(q, e, &t);
+			if (rc)
+				return rc;
+			if (!t) {
+				kinds[i - i_lo] = Q2_KIND_NEW;
+				n_l2++;
+				continue;
+			}
+			rc = q2_ref_get(q, t >> q->cb, &refs);
+			if (rc)
+				return rc;
+			if (refs == 0)
+				return q2_fail(
+				    q, INSTAR_ERR_CORRUPT,
+				    "qcow2: L2 table has refcount 0; run 'qemu-img check'");
+			kinds[i - i_lo] = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
+			n_l2 += refs != 1;
+		}
+		n_data = map_mode ? g_new - g_lo : 0;
+	}
+	if (__builtin_add_overflow(n_l1, n_l2, &fixed) ||
+	    __builtin_add_overflow(fixed, n_data, &fixed))
+		return q2_fail(q, INSTAR_ERR_TOO_LARGE, "qcow2: image file would grow too large");
+	rc = q2_layout(q, fixed);
+	if (!rc)
+		rc = q2_apply_incs(q);
+	if (rc)
+		return rc;
+
+	/* phase-5 decrements, computed before anything is emitted */
+	if (relocate && q->l1_size)
+		rc = q2_ref_dec_range(q, q->l1_off, (uint64_t)q->l1_size * 8);
+	if (!rc && q->rt_new_n)
+		rc = q2_ref_dec_range(q, q->rt_off, (uint64_t)q->rt_clusters << q->cb);
+	for (uint64_t i = i_lo; !rc && kinds && i <= i_hi; i++) {
+		uint64_t e, t;
+
+		if (kinds[i - i_lo] != Q2_KIND_COW)
+			continue;
+		rc = q2_l1_get(q, i, &e);
+		if (!rc)
+			rc = q2_l2_off(q, e, &t);
+		if (!rc)
+			rc = q2_ref_dec(q, t >> q->cb);
+	}
+	if (rc)
+		return rc;
+
+	a = q->run_a;
+	l2_base = a + n_l1;
+	data_base = l2_base + n_l2;
+	after = q->io->file_size;
+	if (q->run_end > q->run_a && (q->run_end << q->cb) > after)
+		after = q->run_end << q->cb;
+
+	/* layer 1: new L1, L2 tables, data, refcounts */
+	k = 0;
+	for (uint64_t m = 0; m < n_l1; m++) {
+		uint64_t per = q->cs / 8;
+
+		for (uint64_t j = 0; j < per; j++) {
+			uint64_t i = m * per + j, v = 0;
+
+			if (i < q->l1_size && (rc = q2_l1_get(q, i, &v)))
+				return rc;
+			if (kinds && i >= i_lo && i <= i_hi && kinds[i - i_lo] != Q2_KIND_INPLACE)
+				v = ((l2_base + k++) << q->cb) | Q2_COPIED;
+			plan_put_be64(q->tbuf + j * 8, v);
+		}
+		rc = q2_put(q, (a + m) << q->cb, q->tbuf, q->cs);
+		if (rc)
+			return rc;
+	}
+	k = 0;
+	for (uint64_t i = i_lo; kinds && i <= i_hi; i++) {
+		uint8_t kind = kinds[i - i_lo];
+		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
+		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
+
+		if (kind == Q2_KIND_INPLACE)
+			continue;
+		if (kind == Q2_KIND_COW) {
+			uint64_t e, t;
+
+			rc = q2_l1_get(q, i, &e);
+			if (!rc)
+				rc = q2_l2_off(q, e, &t);
+			if (!rc)
+				rc = q2_read_cluster(q, t, q->tbuf);
+			if (rc)
+				return rc;
+		} else {
+			plan_memset(q->tbuf, 0, (size_t)q->cs);
+		}
+		for (uint64_t g = glo; g < ghi; g++) {
+			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, data_base + g - g_lo);
+		}
+		rc = q2_put(q, (l2_base + k++) << q->cb, q->tbuf, q->cs);
+		if (rc)
+			return rc;
+	}
+	if (n_data && o->prealloc != INSTAR_PREALLOC_METADATA)
+		rc = q2_zero(q, data_base << q->cb, n_data << q->cb);
+	else if (n_data && q->run_end == data_base + n_data)
+		/* metadata: nothing else extends the file past the new data
+		 * clusters; do it now so no committed state points past EOF */
+		rc = q2_put(q, q->run_end << q->cb, q->zbuf, 512);
+	if (!rc && hz_len)
+		rc = q2_zero(q, hz_off, hz_len);
+	if (!rc)
+		rc = q2_emit_refcounts(q);
+	if (!rc)
+		rc = q2_barrier(q);
+	/* layer 2 */
+	if (!rc)
+		rc = q2_emit_reftable_switch(q);
+	if (!rc)
+		rc = q2_barrier(q);
+	if (rc)
+		return rc;
+	/* layer 3: link the new tables */
+	k = 0;
+	for (uint64_t i = i_lo; kinds && i <= i_hi; i++) {
+		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
+		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
+		uint64_t e, t;
+
+		if (kinds[i - i_lo] != Q2_KIND_INPLACE) {
+			if (!relocate) {
+				plan_put_be64(b, ((l2_base + k) << q->cb) | Q2_COPIED);
+				rc = q2_put(q, q->l1_off + i * 8, b, 8);
+				if (rc)
+					return rc;
+			}
+			k++;
+			continue;
+		}
+		rc = q2_l1_get(q, i, &e);
+		if (!rc)
+			rc = q2_l2_off(q, e, &t);
+		if (rc)
+			return rc;
+		for (uint64_t g = glo; g < ghi; g++) {
+			q2_new_entry(q, q->tbuf, g - glo, map_mode, data_base + g - g_lo);
+		}
+		rc = q2_put(q, t + (glo - i * q->l2e) * q->esz, q->tbuf, (ghi - glo) * q->esz);
+		if (rc)
+			return rc;
+	}
+	if (relocate) {
+		plan_put_be32(b, (uint32_t)need_l1);
+		plan_put_be64(b + 4, a << q->cb);
+		rc = q2_put(q, 36, b, 12);
+	}
+	if (!rc)
+		rc = q2_emit_autoclear(q);
+	if (!rc)
+		rc = q2_commit(q);
+	if (!rc)
+		rc = q2_emit_cleanup(q, after);
+	q->ret->file_size_after = after;
+	return rc;
+}
+
+/* ---- shrink ---- */
+
+static int q2_entry_nonzero(const struct q2 *q, const uint8_t *t, uint64_t j)
+{
+	return plan_be64(t + j * q->esz) != 0 || (q->ext_l2 && plan_be64(t + j * q->esz + 8) != 0);
+}
+
+/* Highest cluster below `limit` with a refcount, after this plan's changes. */
+static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
+{
+	uint8_t *tmp = NULL;
+
+	*last = 0;
+	for (uint64_t r = (limit - 1) / q->rbe + 1; r-- > 0;) {
+		uint64_t off, lo = r * q->rbe, n = limit - lo < q->rbe ? limit - lo : q->rbe;
+		const uint8_t *buf;
+		int rc = q2_rb_off(q, r, &off);
+
+		if (rc)
+			return rc;
+		if (!off)
+			continue;
+		if (q->slot[r]) {
+			buf = q->rbs[q->slot[r] - 1].buf;
+		} else {
+			if (!tmp && !(tmp = q2_alloc(q, q->cs, 64)))
+				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					       "qcow2: out of scratch");
+			rc = plan_read(q->io, off, tmp, (uint32_t)q->cs);
+			if (rc)
+				return q2_fail(q, rc, "qcow2: cannot read a refcount block");
+			buf = tmp;
+		}
+		for (uint64_t i = n; i-- > 0;)
+			if (q2_rc_get(q, buf, i)) {
+				*last = lo + i;
+				return 0;
+			}
+	}
+	return 0;
+}
+
+static int q2_shrink(struct q2 *q)
+{
+	uint64_t nsz = q->o->new_size, cut = q2_div_up(nsz, q->cs), new_l1 = q2_div_up(cut, q->l2e);
+	uint64_t s_idx = 0, s_t = 0, jcut = 0, tz_off = 0, tz_len = 0, z_lo = 0, z_hi = 0;
+	uint64_t last, limit, after, refs, e, t;
+	uint8_t *torig = NULL, *tnew = NULL, b[8];
+	int s_kind = Q2_KIND_KEEP, have_z = 0, rc;
+
+	/* the L2 table straddling the cut */
+	if (cut % q->l2e && (s_idx = cut / q->l2e) < q->l1_size) {
+		rc = q2_l1_get(q, s_idx, &e);
+		if (!rc)
+			rc = q2_l2_off(q, e, &s_t);
+		if (rc)
+			return rc;
+		jcut = cut % q->l2e;
+		if (s_t) {
+			int mod = 0;
+
+			torig = q2_alloc(q, q->cs, 64);
+			tnew = q2_alloc(q, q->cs, 64);
+			if (!torig || !tnew)
+				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					       "qcow2: out of scratch");
+			rc = q2_read_cluster(q, s_t, torig);
+			if (rc)
+				return rc;
+			for (uint64_t j = jcut; j < q->l2e && !mod; j++)
+				mod = q2_entry_nonzero(q, torig, j);
+			if (mod) {
+				rc = q2_ref_get(q, s_t >> q->cb, &refs);
+				if (rc)
+					return rc;
+				if (!refs)
+					return q2_fail(
+					    q, INSTAR_ERR_CORRUPT,
+					    "qcow2: L2 table has refcount 0; run 'qemu-img check'");
+				/* shared with a snapshot: copy it, drop our reference */
+				s_kind = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
+				plan_memcpy(tnew, torig, (size_t)q->cs);
+				plan_memset(tnew + jcut * q->esz, 0,
+					    (size_t)((q->l2e - jcut) * q->esz));
+			}
+		}
+	}
+
+	/* the kept tail of a partially cut cluster: zero it (qemu does not) */
+	if (nsz & (q->cs - 1)) {
+		uint64_t gt = cut - 1, w0 = 0, i = gt / q->l2e, j = gt % q->l2e;
+		uint8_t ent[8];
+
+		if (torig && i == s_idx) {
+			w0 = plan_be64(torig + j * q->esz);
+		} else {
+			rc = q2_l1_get(q, i, &e);
+			if (!rc)
+				rc = q2_l2_off(q, e, &t);
+			if (rc)
+				return rc;
+			if (t && (rc = plan_read(q->io, t + j * q->esz, ent, 8)))
+				return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+			if (t)
+				w0 = plan_be64(ent);
+		}
+		if (!(w0 & Q2_COMPRESSED) && (w0 & Q2_OFF_MASK) &&
+		    !(!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))) {
+			uint64_t h = w0 & Q2_OFF_MASK;
+
+			if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
+				return q2_fail(q, INSTAR_ERR_CORRUPT,
+					       "qcow2: cluster offset invalid");
+			rc = q2_ref_get(q, h >> q->cb, &refs);
+			if (rc)
+				return rc;
+			if (refs == 1) {
+				tz_off = h + (nsz & (q->cs - 1));
+				tz_len = q->cs - (nsz & (q->cs - 1));
+			}
+		}
+	}
+
+	rc = q2_layout(q, s_kind == Q2_KIND_COW ? 1 : 0);
+	if (!rc)
+		rc = q2_apply_incs(q);
+	if (rc)
+		return rc;
+
+	/* phase-5 decrements: cut entries, then whole tables past the new L1 */
+	if (s_kind != Q2_KIND_KEEP) {
+		for (uint64_t j = jcut; j < q->l2e && !rc; j++)
+			rc = q2_dec_entry(q, plan_be64(torig + j * q->esz));
+		if (!rc && s_kind == Q2_KIND_COW)
+			rc = q2_ref_dec(q, s_t >> q->cb);
+		if (rc)
+			return rc;
+	}
+	for (uint64_t i = new_l1; i < q->l1_size; i++) {
+		rc = q2_l1_get(q, i, &e);
+		if (rc)
+			return rc;
+		if (!e)
+			continue;
+		if (!have_z)
+			z_lo = i;
+		z_hi = i;
+		have_z = 1;
+		rc = q2_l2_off(q, e, &t);
+		if (rc)
+			return rc;
+		if (!t)
+			continue;
+		rc = q2_read_cluster(q, t, q->tbuf);
+		for (uint64_t j = 0; j < q->l2e && !rc; j++)
+			rc = q2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+		if (!rc)
+			rc = q2_ref_dec(q, t >> q->cb);
+		if (rc)
+			return rc;
+	}
+
+	/* the free tail of the file goes */
+	limit = q->file_clusters > q->run_end ? q->file_clusters : q->run_end;
+	rc = q2_last_used(q, limit, &last);
+	if (rc)
+		return rc;
+	if (q->run_end > q->run_a && q->run_end - 1 > last)
+		last = q->run_end - 1;
+	after = q->io->file_size;
+	if ((q->run_end << q->cb) > after)
+		after = q->run_end << q->cb;
+	if (((last + 1) << q->cb) < after)
+		after = (last + 1) << q->cb;
+
+	/* layer 1: a copy of a shared straddling table */
+	if (s_kind == Q2_KIND_COW)
+		rc = q2_put(q, q->run_a << q->cb, tnew, q->cs);
+	if (!rc)
+		rc = q2_emit_refcounts(q);
+	if (!rc)
+		rc = q2_barrier(q);
+	if (!rc)
+		rc = q2_emit_reftable_switch(q);
+	if (!rc)
+		rc = q2_barrier(q);
+	if (rc)
+		return rc;
+	/* layer 3: unlink what lies past the cut */
+	if (s_kind == Q2_KIND_INPLACE) {
+		rc = q2_put(q, s_t + jcut * q->esz, tnew + jcut * q->esz, (q->l2e - jcut) * q->esz);
+	} else if (s_kind == Q2_KIND_COW) {
+		plan_put_be64(b, (q->run_a << q->cb) | Q2_COPIED);
+		rc = q2_put(q, q->l1_off + s_idx * 8, b, 8);
+	}
+	if (!rc && have_z)
+		rc = q2_put_zeros(q, q->l1_off + z_lo * 8, (z_hi - z_lo + 1) * 8);
+	if (!rc && tz_len)
+		rc = q2_zero(q, tz_off, tz_len);
+	if (!rc)
+		rc = q2_emit_autoclear(q);
+	if (!rc)
+		rc = q2_commit(q);
+	if (!rc)
+		rc = q2_emit_cleanup(q, after);
+	q->ret->file_size_after = after;
+	return rc;
+}
+
+/* ---- entry ---- */
+
+static int q2_check_request(struct q2 *q)
+{
+	const struct plan_opts *o = q->o;
+	uint64_t need_l1;
+
+	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != q->size)
+		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+			       "qcow2: virtual size differs from the host's probe");
+	if (o->new_size == 0 || o->new_size > (uint64_t)INT64_MAX)
+		return q2_fail(q, INSTAR_ERR_INVALID_NEW_SIZE, "New image size must be positive");
+	if (o->prealloc > INSTAR_PREALLOC_FULL)
+		return q2_fail(q, INSTAR_ERR_INVALID_OPTION, "Invalid preallocation mode");
+	if (o->prealloc != INSTAR_PREALLOC_OFF && o->new_size <= q->size)
+		return q2_fail(q, INSTAR_ERR_PREALLOC_NOT_GROWING,
+			       "Preallocation can only be used for growing images");
+	if (o->new_size < q->size && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
+		return q2_fail(q, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
+			       "Use the --shrink option to perform a shrink operation.");
+	if (o->new_size % 512)
+		return q2_fail(q, INSTAR_ERR_NOT_MULTIPLE_512,
+			       "The new size must be a multiple of 512");
+	if (q->version < 3 && q->nb_snap)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "Can't resize a v2 image which has snapshots");
+	if (q->bm_ext) {
+		int rc = q2_check_bitmaps(q, q->bm_ext, q->bm_len);
+
+		if (rc)
+			return rc;
+	}
+	if (q->incompat & Q2_INC_DATA_FILE)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: images with an external data file are not supported");
+	need_l1 = q2_div_up(q2_div_up(o->new_size, q->cs), q->l2e);
+	if (need_l1 > q->l1_size && need_l1 > Q2_MAX_L1_ENTRIES)
+		return q2_fail(q, INSTAR_ERR_TOO_LARGE,
+			       "Failed to grow the L1 table: File too large");
+	if (q->version < 3 && q->backing && o->new_size > q->size &&
+	    o->prealloc == INSTAR_PREALLOC_OFF)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "Failed to zero out new clusters: Operation not supported");
+	return 0;
+}
+
+int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		      struct plan *p, struct instar_resize_result *ret)
+{
+	struct q2 qs;
+	struct q2 *q = &qs;
+	int rc;
+
+	plan_memset(q, 0, sizeof(*q));
+	q->o = o;
+	q->io = io;
+	q->s = s;
+	q->p = p;
+	q->ret = ret;
+	ret->error = INSTAR_OK;
+	ret->action = INSTAR_ACTION_NOOP;
+	ret->detail[0] = '\0';
+	ret->file_size_before = io->file_size;
+	ret->file_size_after = io->file_size;
+	ret->new_virtual_size = o->new_size;
+	p->file_size_after = io->file_size;
+
+	rc = q2_parse(q);
+	if (rc)
+		goto out;
+	ret->old_virtual_size = q->size;
+	rc = q2_check_request(q);
+	if (rc)
+		goto out;
+	q->l1w = q2_alloc(q, Q2_L1W_ENTRIES * 8, 64);
+	q->bat = q2_alloc(q, Q2_BATCH, 64);
+	q->zbuf = q2_alloc(q, Q2_ZBUF, 64);
+	q->tbuf = q2_alloc(q, q->cs, 64);
+	if (!q->l1w || !q->bat || !q->zbuf || !q->tbuf) {
+		rc = q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		goto out;
+	}
+	rc = q2_load_reftable(q);
+	if (rc)
+		goto out;
+	if (o->new_size > q->size) {
+		ret->action = INSTAR_ACTION_GROW;
+		rc = q2_grow(q);
+	} else if (o->new_size < q->size) {
+		ret->action = INSTAR_ACTION_SHRINK;
+		rc = q2_shrink(q);
+	} else {
+		/* same size: qemu still rewrites the size field */
+		rc = q2_commit(q);
+	}
+out:
+	if (rc && ret->error == INSTAR_OK)
+		ret->error = (uint32_t)rc;
+	if (ret->error == INSTAR_OK)
+		p->file_size_after = ret->file_size_after;
+	return (int)ret->error;
 }

@@ -1,0 +1,303 @@
+#!/bin/bash
+# tests/compat/qcow2_plan.sh — the qcow2 planner against qemu-img as the oracle.
+# For each variant: one copy is resized by qemu-img, one by plan-apply (the
+# planner + the host commit's way of applying ops); then qemu-img check must
+# be clean on ours, virtual sizes must match, qemu-img compare must find the
+# copies identical, and for preallocation qemu-img map must agree on what is
+# allocated. Crash order: every prefix (--stop-after K) of a grow and of a
+# shrink leaves the old or the new image, with no corruption (leaks allowed).
+#
+#   qcow2_plan.sh PLAN_APPLY QEMU_IMG
+set -euo pipefail
+
+PA=${1:?plan-apply}
+QIMG=${2:-qemu-img}
+QIO=$(dirname "$(command -v "$QIMG")")/qemu-io
+[ -x "$QIO" ] || QIO=qemu-io
+command -v "$QIO" >/dev/null || { echo "qemu-io missing"; exit 77; }
+
+T=$(mktemp -d /var/tmp/qcow2_plan.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+
+fails=0
+cases=0
+fail() {
+	echo "FAIL [$CASE]: $*" >&2
+	fails=$((fails + 1))
+}
+
+bytes() { # qemu-style size -> bytes
+	local v=$1 n u
+	n=${v%[KMGTP]}
+	u=${v#"$n"}
+	case $u in
+	K) echo $((n << 10)) ;; M) echo $((n << 20)) ;; G) echo $((n << 30)) ;;
+	T) echo $((n << 40)) ;; P) echo $((n << 50)) ;; *) echo "$n" ;;
+	esac
+}
+
+vsize() { "$QIMG" info --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'; }
+csize() { "$QIMG" info --output=json "$1" | sed -n 's/.*"cluster-size": \([0-9]*\).*/\1/p'; }
+
+# qemu-img check: 0 clean. Leaks (rc 3) only where allowed.
+check_ours() {
+	local img=$1 allow_leaks=${2:-0} rc=0 out
+	out=$("$QIMG" check "$img" 2>&1) || rc=$?
+	if [ $rc -eq 3 ] && [ "$allow_leaks" = 1 ] && ! grep -q -i corrupt <<<"$out"; then
+		return 0
+	fi
+	if [ $rc -ne 0 ]; then
+		fail "qemu-img check rc=$rc: $out"
+	fi
+}
+
+# Allocation map without host offsets (those legitimately differ), merged.
+# With metadata preallocation "zero" only tells holes from written zeros in
+# the host file, which depends on the host layout: dropped (NOZERO=1).
+map_shape() {
+	"$QIMG" map --output=json "$1" | tr -d '[]' | sed 's/, "offset": [0-9]*//' |
+		if [ "${2:-0}" = 1 ]; then sed 's/"zero": [a-z]*, //'; else cat; fi |
+		awk -F'[:,}]' '
+		/start/ {
+			s=$2+0; l=$4+0; key=$0; sub(/.*"depth"/, "", key); sub(/[},]+$/, "", key)
+			if (n && key == pk && ps + pl == s) { pl += l; next }
+			if (n) print ps, pl, pk
+			ps=s; pl=l; pk=key; n=1
+		}
+		END { if (n) print ps, pl, pk }'
+}
+
+# run_case NAME CREATE_OPTS SIZE PREP NEWSIZE [resize flags...]
+# PREP is a shell snippet run with $B as the base image.
+run_case() {
+	CASE=$1
+	local opts=$2 size=$3 prep=$4 new=$5 t0=$SECONDS
+	shift 5
+	local flags=("$@") paflags=() nb cs
+	[ -z "${VERBOSE:-}" ] || echo "  $CASE" >&2
+	cases=$((cases + 1))
+	rm -f base.qcow2 q.qcow2 o.qcow2 back.img
+	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
+	B=base.qcow2
+	eval "$prep"
+	cp --sparse=always base.qcow2 q.qcow2
+	cp --sparse=always base.qcow2 o.qcow2
+	for f in "${flags[@]}"; do
+		case $f in
+		--shrink) paflags+=(--shrink) ;;
+		--preallocation=*) paflags+=(--prealloc "${f#--preallocation=}") ;;
+		esac
+	done
+	nb=$(bytes "$new")
+	"$QIMG" resize -q "${flags[@]}" q.qcow2 "$nb" || { fail "qemu-img resize failed"; return; }
+	"$PA" "${paflags[@]}" qcow2 o.qcow2 "$nb" >pa.out || { fail "plan-apply: $(cat pa.out)"; return; }
+	check_ours o.qcow2 "${ALLOW_LEAKS:-0}"
+	[ "$(vsize o.qcow2)" = "$nb" ] || fail "virtual size $(vsize o.qcow2) != $nb"
+	"$QIMG" compare -q -f qcow2 -F qcow2 q.qcow2 o.qcow2 || fail "qemu-img compare differs"
+	case " ${flags[*]} " in
+	*--preallocation=metadata*)
+		[ "$(map_shape q.qcow2 1)" = "$(map_shape o.qcow2 1)" ] ||
+			fail "map differs: $(map_shape q.qcow2 1) VS $(map_shape o.qcow2 1)"
+		;;
+	*--preallocation=*)
+		[ "$(map_shape q.qcow2)" = "$(map_shape o.qcow2)" ] ||
+			fail "map differs: $(map_shape q.qcow2) VS $(map_shape o.qcow2)"
+		;;
+	esac
+	# Shrink to a partial cluster: qemu keeps the stale tail, we zero it.
+	cs=$(csize o.qcow2)
+	if [ $((nb % cs)) -ne 0 ] && [ "${CHECK_TAIL:-1}" = 1 ]; then
+		local up=$(((nb / cs + 1) * cs))
+		cp --sparse=always o.qcow2 t.qcow2
+		"$QIMG" resize -q t.qcow2 "$up"
+		"$QIO" -f qcow2 -c "read -q -P 0 $nb $((up - nb))" t.qcow2 >/dev/null ||
+			fail "kept tail of the cut cluster is not zero"
+		rm -f t.qcow2
+	fi
+}
+
+# expect_error NAME CREATE_OPTS SIZE PREP NEWSIZE ERRNAME [plan-apply flags]
+expect_error() {
+	CASE=$1
+	local opts=$2 size=$3 prep=$4 new=$5 err=$6 rc=0
+	shift 6
+	cases=$((cases + 1))
+	rm -f base.qcow2
+	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
+	B=base.qcow2
+	eval "$prep"
+	cp base.qcow2 o.qcow2
+	"$PA" "$@" qcow2 o.qcow2 "$(bytes "$new")" >pa.out || rc=$?
+	[ $rc -eq 2 ] && grep -q "error=$err " pa.out || fail "want $err, got rc=$rc $(cat pa.out)"
+	cmp -s base.qcow2 o.qcow2 || fail "image changed by a failed plan"
+}
+
+# crash_case NAME CREATE_OPTS SIZE PREP NEWSIZE [plan-apply flags]
+crash_case() {
+	CASE="crash $1"
+	local opts=$2 size=$3 prep=$4 new=$5 n k rc old
+	shift 5
+	cases=$((cases + 1))
+	rm -f base.qcow2
+	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
+	B=base.qcow2
+	eval "$prep"
+	old=$(vsize base.qcow2)
+	cp --sparse=always base.qcow2 final.qcow2
+	"$PA" "$@" qcow2 final.qcow2 "$(bytes "$new")" >/dev/null || { fail "plan failed"; return; }
+	n=$("$PA" --dry-run --ops "$@" qcow2 base.qcow2 "$(bytes "$new")" |
+		grep -cE '^[0-9]+ (write|zero|discard) ')
+	[ "$n" -ge 3 ] || fail "suspiciously short plan ($n ops)"
+	for ((k = 0; k <= n; k++)); do
+		cp --sparse=always base.qcow2 c.qcow2
+		"$PA" --stop-after "$k" "$@" qcow2 c.qcow2 "$(bytes "$new")" >/dev/null ||
+			{ fail "stop-after $k: plan-apply failed"; continue; }
+		rc=0
+		out=$("$QIMG" check c.qcow2 2>&1) || rc=$?
+		if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
+			fail "stop-after $k: check rc=$rc $out"
+			continue
+		fi
+		grep -qi corrupt <<<"$out" && fail "stop-after $k: $out"
+		case $(vsize c.qcow2) in
+		"$old" | "$(bytes "$new")") ;;
+		*) fail "stop-after $k: size $(vsize c.qcow2)" ;;
+		esac
+		if "$QIMG" compare -q -f qcow2 -F qcow2 base.qcow2 c.qcow2 2>/dev/null ||
+			"$QIMG" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 2>/dev/null; then
+			continue
+		fi
+		# A shrink drops the cut range before its size commit (as qemu
+		# does): an old-size image whose kept range is intact is fine.
+		if [ "$(vsize c.qcow2)" = "$old" ] && [ "$(bytes "$new")" -lt "$old" ]; then
+			"$QIMG" resize -q --shrink c.qcow2 "$(bytes "$new")"
+			"$QIMG" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 && continue
+		fi
+		fail "stop-after $k: neither the old nor the new image"
+	done
+	echo "  $CASE: $((n + 1)) prefixes"
+}
+
+wr() { "$QIO" -f qcow2 -c "write -q -P $1 $2 $3" "$B" >/dev/null; }
+
+# ---- grow ----
+run_case "v3 64K header-only" "" 64M "wr 0xab 0 1M" 128M
+run_case "v3 64K same size" "" 64M "wr 0xab 0 1M" 64M
+run_case "v3 64K L1 relocation 1G->2G" "" 1G "wr 0xab 1000M 2M" 2G
+run_case "v3 64K 1G->64T" "" 1G "wr 0xab 0 64K; wr 0xcd 1023M 1M" 64T
+run_case "v2 64K grow" "compat=0.10" 1G "wr 0xab 512M 1M" 3G
+run_case "v3 512B reftable growth 64M->8G" "cluster_size=512,refcount_bits=64" 64M \
+	"wr 0xab 0 256K; wr 0x11 63M 1M" 8G
+run_case "v3 512B refbits16 grow" "cluster_size=512" 64M "wr 0xab 1M 64K" 2G
+run_case "v3 4K refbits1 grow" "cluster_size=4096,refcount_bits=1" 256M "wr 0xab 0 3M" 64G
+run_case "v3 4K refbits2 grow" "cluster_size=4096,refcount_bits=2" 256M "wr 0xab 0 3M" 16G
+run_case "v3 2M refbits64 grow" "cluster_size=2M,refcount_bits=64" 1G "wr 0xab 5M 7M" 4T
+run_case "v3 extended_l2 grow" "extended_l2=on,cluster_size=128K" 1G "wr 0xab 0 100K" 3G
+run_case "v3 lazy_refcounts grow" "lazy_refcounts=on" 1G "wr 0xab 4M 1M" 5G
+run_case "v3 unaligned old size grow" "" 1000000K "wr 0xab 999000K 1000K" 2G
+run_case "v3 grow with snapshot" "" 1G "wr 0xab 0 2M; $QIMG snapshot -c s1 \$B; wr 0xcd 1M 2M" 3G
+
+# Backing file longer than the old size: the new range must read zeros.
+mkback() {
+	"$QIMG" create -q -f raw back.img 2G
+	"$QIO" -f raw -c "write -q -P 0x5a 0 1M" -c "write -q -P 0x5b 1G 64M" \
+		-c "write -q -P 0x5c 1500M 1M" -c "write -q -P 0x5d 2047M 1M" back.img >/dev/null
+	"$QIMG" rebase -q -u -b back.img -F raw "$B"
+}
+run_case "v3 backing grow" "" 1G "mkback; wr 0xab 0 1M" 3G
+run_case "v3 ext_l2 backing grow" "extended_l2=on" 1G "mkback" 1536M
+run_case "v3 backing prealloc" "" 1G "mkback" 1536M --preallocation=metadata
+
+# ---- compressed ----
+mkcomp() {
+	"$QIMG" create -q -f qcow2 ${1:+-o "$1"} plain.qcow2 64M
+	"$QIO" -f qcow2 -c "write -q -P 0xab 0 8M" -c "write -q -P 0x33 40M 20M" plain.qcow2 >/dev/null
+	"$QIMG" convert -c -O qcow2 ${1:+-o "$1"} plain.qcow2 "$B"
+	rm -f plain.qcow2
+}
+run_case "compressed grow" "" 64M "mkcomp" 3G
+run_case "compressed shrink" "" 64M "mkcomp" 33M --shrink
+
+# ---- shrink ----
+run_case "shrink data beyond cut" "" 1G "wr 0xab 0 1M; wr 0xcd 590M 40M; wr 0xef 1000M 24M" 600M --shrink
+run_case "shrink partial cluster" "" 1G "wr 0xab 0 1M; wr 0x77 540M 20M" $((550 * 1048576 + 512)) --shrink
+run_case "shrink partial 512B" "cluster_size=512,refcount_bits=4" 16M "wr 0x77 0 4M; wr 0x78 15M 1M" \
+	$((3 * 1048576 + 1536)) --shrink
+run_case "shrink v2" "compat=0.10" 1G "wr 0xab 100M 50M; wr 0xcd 280M 40M" 300M --shrink
+run_case "shrink ext_l2" "extended_l2=on" 1G "wr 0xab 290M 20M; wr 0x1 300M 4K; wr 0x2 900M 1M" \
+	$((300 * 1048576 + 2048)) --shrink
+run_case "shrink refbits1 4K" "cluster_size=4096,refcount_bits=1" 256M "wr 0xab 90M 20M; wr 0x1 250M 6M" 100M --shrink
+run_case "shrink 2M refbits64" "cluster_size=2M,refcount_bits=64" 1G "wr 0xab 40M 20M; wr 0xcd 900M 20M" \
+	$((50 * 1048576 + 4096)) --shrink
+# Snapshot-shared clusters keep their other reference; the straddling L2
+# table is shared and must be copied before it is cut.
+run_case "shrink with snapshot" "" 1G \
+	"wr 0xab 0 8M; wr 0xab 290M 20M; wr 0x12 700M 4M; $QIMG snapshot -c s1 \$B; wr 0xcd 1M 1M; wr 0xce 295M 1M" \
+	$((300 * 1048576 + 65536 * 3)) --shrink
+run_case "shrink then regrow" "" 128M "wr 0x77 0 128M" 65M --shrink
+run_case "v3 lazy shrink" "lazy_refcounts=on" 1G "wr 0xab 0 8M; wr 0xcd 500M 30M" 512M --shrink
+
+# snapshot still restores its own data after our shrink
+CASE="snapshot apply after shrink"
+cases=$((cases + 1))
+rm -f s.qcow2
+"$QIMG" create -q -f qcow2 s.qcow2 256M
+"$QIO" -f qcow2 -c "write -q -P 0x42 0 256M" s.qcow2 >/dev/null
+"$QIMG" snapshot -c s1 s.qcow2
+"$PA" --shrink qcow2 s.qcow2 $((100 << 20)) >/dev/null || fail "plan-apply"
+check_ours s.qcow2
+"$QIMG" snapshot -a s1 s.qcow2
+[ "$(vsize s.qcow2)" = $((256 << 20)) ] || fail "snapshot size"
+"$QIO" -f qcow2 -c "read -q -P 0x42 0 256M" s.qcow2 >/dev/null || fail "snapshot data lost"
+
+# Empty 64T -> 1G: qemu takes minutes (it allocates an L2 table per L1 entry);
+# we skip unallocated L1 entries. Checked on its own, and it must be fast.
+CASE="empty 64T shrink"
+cases=$((cases + 1))
+"$QIMG" create -q -f qcow2 e.qcow2 64T
+start=$(date +%s%N)
+"$PA" --shrink qcow2 e.qcow2 $((1 << 30)) >/dev/null || fail "plan-apply"
+ms=$((($(date +%s%N) - start) / 1000000))
+check_ours e.qcow2
+[ "$(vsize e.qcow2)" = $((1 << 30)) ] || fail "size"
+[ "$ms" -lt 2000 ] || fail "took ${ms} ms"
+echo "  empty 64T -> 1G shrink: ${ms} ms"
+
+# ---- preallocation ----
+for m in metadata falloc full; do
+	run_case "prealloc $m" "" 64M "wr 0xab 0 1M" 200M --preallocation=$m
+	run_case "prealloc $m L1 growth" "" 64M "wr 0xab 60M 4M" 1600M --preallocation=$m
+	run_case "prealloc $m unaligned" "" $((64 * 1048576 + 512)) "" $((100 * 1048576 + 1024)) \
+		--preallocation=$m
+	run_case "prealloc $m ext_l2" "extended_l2=on" 64M "" 130M --preallocation=$m
+	run_case "prealloc $m v2 512B" "compat=0.10,cluster_size=512" 16M "wr 0xab 0 1M" 24M \
+		--preallocation=$m
+done
+
+# ---- refusals ----
+expect_error "v2 with snapshots" "compat=0.10" 64M "$QIMG snapshot -c s1 \$B" 128M UNSUPPORTED_FEATURE
+expect_error "v2 backing grow" "compat=0.10" 1G "mkback" 2G UNSUPPORTED_FEATURE
+expect_error "not multiple of 512" "" 64M "" 100000001 NOT_MULTIPLE_512
+expect_error "shrink without flag" "" 64M "" 32M SHRINK_WITHOUT_FLAG
+expect_error "prealloc not growing" "" 64M "" 64M PREALLOC_NOT_GROWING --prealloc falloc
+expect_error "L1 too large" "cluster_size=512" 64M "" 128T TOO_LARGE
+expect_error "in-use bitmap" "" 64M \
+	"$QIMG bitmap --add \$B b0; { $QIO -c 'sigraise 9' \$B; } 2>/dev/null || true" 128M UNSUPPORTED_FEATURE
+expect_error "persistent bitmap" "" 64M "$QIMG bitmap --add \$B b0" 128M UNSUPPORTED_FEATURE
+expect_error "corrupt bit" "" 64M "printf '\\x02' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
+	128M CORRUPT
+expect_error "dirty bit" "" 64M "printf '\\x01' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
+	128M REQUIRES_CHECK
+
+# ---- crash order ----
+crash_case "grow L1+reftable 512B" "cluster_size=512,refcount_bits=64" 16M "wr 0xab 0 1M" 2G
+crash_case "grow L1 64K" "" 1G "wr 0xab 0 1M" 3G
+crash_case "grow backing" "" 1G "mkback; wr 0xab 0 64K" 1536M
+crash_case "grow prealloc" "" 64M "" 1600M --prealloc metadata
+crash_case "shrink" "" 1G "wr 0xab 0 16M; wr 0xcd 290M 20M; wr 0xef 600M 8M" $((300 * 1048576 + 512)) --shrink
+crash_case "shrink snapshot" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QIMG snapshot -c s1 \$B; wr 0xcd 0 1M" \
+	$((100 * 1048576 + 65536 * 5)) --shrink
+
+echo "qcow2_plan: $cases cases, $fails failures"
+[ "$fails" -eq 0 ]
