@@ -727,15 +727,15 @@ static int q2_layout(struct q2 *q, uint64_t fixed)
 		if (it == Q2_FIXPOINT_MAX)
 			return q2_fail(q, INSTAR_ERR_INTERNAL,
 				       "qcow2: refcount layout did not settle");
+		/* scan whole refblocks so one step skips all their claims */
 		for (uint64_t r = r0; r <= r1 && r < q->rt_n; r++) {
 			struct q2_rb *rb;
 			uint64_t lo = r * q->rbe, c0 = a > lo ? a : lo;
-			uint64_t c1 = end < lo + q->rbe ? end : lo + q->rbe;
 			int rc = q2_rb_get(q, r, &rb);
 
 			if (rc)
 				return rc;
-			for (uint64_t c = c0; rb && c < c1; c++)
+			for (uint64_t c = c0; rb && c < lo + q->rbe; c++)
 				if (q2_rc_get(q, rb->buf, c - lo)) {
 					hi = c;
 					found = 1;

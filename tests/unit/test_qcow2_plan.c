@@ -1,0 +1,466 @@
+/* tests/unit/test_qcow2_plan.c — the qcow2 planner on hand-built in-memory
+ * images: hostile headers and tables must give proper errors, never a crash;
+ * a small grow and shrink must produce the expected crash-safe stream. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "abi_names.h"
+#include "plan.h"
+
+#define CB 12
+#define CS (1u << CB)
+#define NCL 8
+#define MIB (1ull << 20)
+
+struct img {
+	uint8_t *b;
+	size_t len;
+};
+
+struct rec {
+	struct img *apply; /* NULL: only record */
+	uint32_t n;
+	int fail_at;
+	struct plan_op ops[512];
+};
+
+static int img_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	struct img *im = ctx;
+
+	memset(buf, 0, len);
+	if (off < im->len) {
+		uint64_t n = im->len - off < len ? im->len - off : len;
+		memcpy(buf, im->b + off, n);
+	}
+	return 0;
+}
+
+static int rec_sink(void *ctx, const struct plan_op *op)
+{
+	struct rec *r = ctx;
+
+	if (r->fail_at >= 0 && (int)r->n == r->fail_at)
+		return -5;
+	if (r->n < 512) {
+		r->ops[r->n] = *op;
+		r->ops[r->n].data = NULL;
+	}
+	r->n++;
+	if (r->apply && op->kind == PLAN_OP_WRITE) {
+		struct img *im = r->apply;
+		if (op->off + op->len > im->len) {
+			im->b = realloc(im->b, op->off + op->len);
+			assert_non_null(im->b);
+			memset(im->b + im->len, 0, op->off + op->len - im->len);
+			im->len = op->off + op->len;
+		}
+		memcpy(im->b + op->off, op->data, op->len);
+	}
+	if (r->apply && op->kind == PLAN_OP_ZERO && op->off + op->len <= r->apply->len)
+		memset(r->apply->b + op->off, 0, op->len);
+	return 0;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	plan_put_be32(p, v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	plan_put_be64(p, v);
+}
+
+/* A valid v3 image, 4 KiB clusters, 16-bit refcounts, 1 MiB virtual:
+ * 0 header, 1 reftable, 2 refblock, 3 L1, 4 L2, 5 data (guest cluster 200),
+ * 6 data (guest cluster 10). */
+static struct img mkimg(void)
+{
+	struct img im;
+	uint8_t *h;
+
+	im.len = NCL * CS;
+	im.b = calloc(1, im.len);
+	assert_non_null(im.b);
+	h = im.b;
+	put32(h, 0x514649fb);
+	put32(h + 4, 3);
+	put32(h + 20, CB);
+	put64(h + 24, MIB);
+	put32(h + 36, 1);
+	put64(h + 40, 3 * CS);
+	put64(h + 48, 1 * CS);
+	put32(h + 56, 1);
+	put32(h + 96, 4);
+	put32(h + 100, 112);
+	put64(im.b + 1 * CS, 2 * CS);
+	for (int c = 0; c < 7; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+	put64(im.b + 3 * CS, (4ull * CS) | (1ull << 63));
+	put64(im.b + 4 * CS + 200 * 8, (5ull * CS) | (1ull << 63));
+	put64(im.b + 4 * CS + 10 * 8, (6ull * CS) | (1ull << 63));
+	memset(im.b + 5 * CS, 0xab, CS);
+	memset(im.b + 6 * CS, 0xcd, CS);
+	return im;
+}
+
+struct run {
+	struct instar_resize_result res;
+	struct rec rec;
+	int rc;
+	uint64_t after;
+};
+
+static void run_plan(struct img *im, uint64_t new_size, uint32_t flags, uint32_t prealloc,
+		     size_t scratch_len, int apply, struct run *out)
+{
+	struct plan_opts o = {.new_size = new_size,
+			      .expected_old_size = UINT64_MAX,
+			      .prealloc = prealloc,
+			      .flags = flags};
+	struct plan_io io = {.read = img_read, .ctx = im, .file_size = im->len};
+	struct plan_scratch s;
+	struct plan p;
+	void *mem = malloc(scratch_len);
+
+	assert_non_null(mem);
+	memset(out, 0, sizeof(*out));
+	out->rec.fail_at = -1;
+	out->rec.apply = apply ? im : NULL;
+	plan_scratch_init(&s, mem, scratch_len);
+	plan_init(&p, rec_sink, &out->rec, 0);
+	out->rc = plan_resize_qcow2(&o, &io, &s, &p, &out->res);
+	out->after = p.file_size_after;
+	free(mem);
+}
+
+static int plan_err(struct img *im, uint64_t new_size, uint32_t flags)
+{
+	struct run r;
+
+	run_plan(im, new_size, flags, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, (int)r.res.error);
+	if (r.rc)
+		assert_int_equal(r.rec.n, 0); /* nothing emitted on error */
+	return r.rc;
+}
+
+static uint16_t refcount(const struct img *im, uint64_t c)
+{
+	uint64_t rt = plan_be64(im->b + 48), rb = plan_be64(im->b + rt + (c / (CS / 2)) * 8);
+
+	if (!rb)
+		return 0;
+	return plan_be16(im->b + rb + (c % (CS / 2)) * 2);
+}
+
+static void test_valid_grow(void **state)
+{
+	struct img im = mkimg();
+	struct run r;
+	uint64_t l1;
+	int size_at = -1, l1_at = -1;
+
+	(void)state;
+	/* 1 MiB -> 5 MiB needs 3 L1 entries: the L1 moves. */
+	run_plan(&im, 5 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_GROW);
+	assert_true(r.res.old_virtual_size == MIB);
+	assert_true(r.res.new_virtual_size == 5 * MIB);
+	for (uint32_t i = 0; i < r.rec.n; i++) {
+		if (r.rec.ops[i].kind == PLAN_OP_WRITE && r.rec.ops[i].off == 24)
+			size_at = (int)i;
+		if (r.rec.ops[i].kind == PLAN_OP_WRITE && r.rec.ops[i].off == 36)
+			l1_at = (int)i;
+	}
+	/* crash-safe order: ... FLUSH, L1 pointer, FLUSH, size, FLUSH ... */
+	assert_true(l1_at > 0 && size_at > l1_at + 1);
+	assert_int_equal(r.rec.ops[l1_at - 1].kind, PLAN_OP_FLUSH);
+	assert_int_equal(r.rec.ops[size_at - 1].kind, PLAN_OP_FLUSH);
+	assert_int_equal(r.rec.ops[size_at + 1].kind, PLAN_OP_FLUSH);
+	assert_true(plan_be64(im.b + 24) == 5 * MIB);
+	assert_int_equal(plan_be32(im.b + 36), 3);
+	l1 = plan_be64(im.b + 40);
+	assert_true(l1 >= NCL * CS && l1 % CS == 0);
+	assert_true(plan_be64(im.b + l1) == ((4ull * CS) | (1ull << 63)));
+	assert_int_equal(refcount(&im, l1 / CS), 1);
+	assert_int_equal(refcount(&im, 3), 0); /* old L1 freed */
+	assert_true(r.after == im.len);
+	free(im.b);
+}
+
+static void test_valid_shrink(void **state)
+{
+	struct img im = mkimg();
+	struct run r;
+
+	(void)state;
+	/* cut at guest cluster 100: drops cluster 200 (host 5), keeps 10 */
+	run_plan(&im, 100 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_SHRINK);
+	assert_true(plan_be64(im.b + 4 * CS + 200 * 8) == 0);
+	assert_true(plan_be64(im.b + 4 * CS + 10 * 8) != 0);
+	assert_int_equal(refcount(&im, 5), 0);
+	assert_int_equal(refcount(&im, 6), 1);
+	/* the free tail (clusters 5.. except 6) is trimmed to after cluster 6 */
+	assert_true(r.after == 7 * CS);
+	free(im.b);
+}
+
+static void test_noop(void **state)
+{
+	struct img im = mkimg();
+	struct run r;
+
+	(void)state;
+	run_plan(&im, MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.res.action, INSTAR_ACTION_NOOP);
+	assert_int_equal(r.rec.n, 2); /* the size write, then a flush */
+	assert_true(r.rec.ops[0].off == 24 && r.rec.ops[0].len == 8);
+	assert_int_equal(r.rec.ops[1].kind, PLAN_OP_FLUSH);
+	free(im.b);
+}
+
+static void test_request_errors(void **state)
+{
+	struct img im = mkimg();
+	struct run r;
+	struct plan_opts o = {.new_size = 2 * MIB, .expected_old_size = 3 * MIB};
+	struct plan_io io = {.read = img_read, .ctx = &im, .file_size = im.len};
+	struct plan_scratch s;
+	struct plan p;
+	struct rec rc = {.fail_at = -1};
+	static uint8_t mem[4 * 1024 * 1024];
+
+	(void)state;
+	assert_int_equal(plan_err(&im, MIB + 100, 0), INSTAR_ERR_NOT_MULTIPLE_512);
+	assert_int_equal(plan_err(&im, MIB / 2, 0), INSTAR_ERR_SHRINK_WITHOUT_FLAG);
+	assert_int_equal(plan_err(&im, 0, INSTAR_RESIZE_SHRINK_ALLOWED),
+			 INSTAR_ERR_INVALID_NEW_SIZE);
+	run_plan(&im, MIB, 0, INSTAR_PREALLOC_FALLOC, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_PREALLOC_NOT_GROWING);
+	/* 4 KiB clusters: 4M L1 entries cover 8 TiB */
+	assert_int_equal(plan_err(&im, 16ull << 40, 0), INSTAR_ERR_TOO_LARGE);
+	assert_string_equal(r.res.detail, "Preallocation can only be used for growing images");
+
+	plan_scratch_init(&s, mem, sizeof(mem));
+	plan_init(&p, rec_sink, &rc, 0);
+	assert_int_equal(plan_resize_qcow2(&o, &io, &s, &p, &r.res), INSTAR_ERR_HEADER_MISMATCH);
+
+	/* too little scratch: an error, not a crash */
+	run_plan(&im, 5 * MIB, 0, 0, 4096, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_SCRATCH_TOO_SMALL);
+
+	/* a failing sink */
+	o.expected_old_size = UINT64_MAX;
+	rc.fail_at = 0;
+	plan_scratch_init(&s, mem, sizeof(mem));
+	plan_init(&p, rec_sink, &rc, 0);
+	assert_int_equal(plan_resize_qcow2(&o, &io, &s, &p, &r.res), INSTAR_ERR_WRITE_FAILED);
+	free(im.b);
+}
+
+/* Header field patches: offset, width (4 or 8), value, expected error. */
+struct patch {
+	uint32_t off, width;
+	uint64_t val;
+	int err;
+};
+
+static void test_hostile_headers(void **state)
+{
+	static const struct patch patches[] = {
+	    {0, 4, 0x514649fa, INSTAR_ERR_PARSE_FAILED},	/* magic */
+	    {4, 4, 1, INSTAR_ERR_UNSUPPORTED_FEATURE},		/* version */
+	    {4, 4, 0xffffffff, INSTAR_ERR_UNSUPPORTED_FEATURE}, /* version */
+	    {20, 4, 8, INSTAR_ERR_PARSE_FAILED},		/* cluster_bits */
+	    {20, 4, 22, INSTAR_ERR_PARSE_FAILED},
+	    {20, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},
+	    {96, 4, 7, INSTAR_ERR_PARSE_FAILED}, /* refcount_order */
+	    {96, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},
+	    {100, 4, 100, INSTAR_ERR_PARSE_FAILED}, /* header_length */
+	    {100, 4, 108, INSTAR_ERR_PARSE_FAILED},
+	    {100, 4, 0xfffffff8, INSTAR_ERR_PARSE_FAILED},
+	    {36, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED}, /* absurd l1_size */
+	    {36, 4, 4194305, INSTAR_ERR_PARSE_FAILED},
+	    {36, 4, 0, INSTAR_ERR_CORRUPT},		  /* L1 too small */
+	    {24, 8, 1ull << 62, INSTAR_ERR_CORRUPT},	  /* size vs l1_size */
+	    {24, 8, UINT64_MAX, INSTAR_ERR_PARSE_FAILED}, /* overflow size */
+	    {40, 8, 0, INSTAR_ERR_PARSE_FAILED},	  /* L1 on the header */
+	    {40, 8, 3 * CS + 8, INSTAR_ERR_PARSE_FAILED}, /* unaligned */
+	    {40, 8, 1ull << 40, INSTAR_ERR_PARSE_FAILED}, /* beyond EOF */
+	    {40, 8, UINT64_MAX - CS + 1, INSTAR_ERR_PARSE_FAILED},
+	    {40, 8, 1 * CS, INSTAR_ERR_CORRUPT}, /* on the reftable */
+	    {48, 8, 0, INSTAR_ERR_PARSE_FAILED}, /* reftable */
+	    {48, 8, CS + 512, INSTAR_ERR_PARSE_FAILED},
+	    {48, 8, (uint64_t)NCL * CS, INSTAR_ERR_PARSE_FAILED},
+	    {48, 8, UINT64_MAX & ~(uint64_t)(CS - 1), INSTAR_ERR_PARSE_FAILED},
+	    {56, 4, 0, INSTAR_ERR_PARSE_FAILED},
+	    {56, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},
+	    {56, 4, NCL, INSTAR_ERR_PARSE_FAILED},		/* runs past EOF */
+	    {60, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},	/* snapshots */
+	    {8, 8, 4000, INSTAR_ERR_PARSE_FAILED},		/* backing name */
+	    {32, 4, 2, INSTAR_ERR_UNSUPPORTED_FEATURE},		/* encrypted */
+	    {72, 8, 1, INSTAR_ERR_REQUIRES_CHECK},		/* dirty */
+	    {72, 8, 2, INSTAR_ERR_CORRUPT},			/* corrupt */
+	    {72, 8, 1ull << 5, INSTAR_ERR_UNSUPPORTED_FEATURE}, /* unknown */
+	    {72, 8, 1ull << 63, INSTAR_ERR_UNSUPPORTED_FEATURE},
+	    {72, 8, 1ull << 4, INSTAR_ERR_PARSE_FAILED},	/* ext L2 on 4K */
+	    {72, 8, 1ull << 2, INSTAR_ERR_UNSUPPORTED_FEATURE}, /* data file */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+		struct img im = mkimg();
+		const struct patch *pt = &patches[i];
+
+		if (pt->width == 4)
+			put32(im.b + pt->off, (uint32_t)pt->val);
+		else
+			put64(im.b + pt->off, pt->val);
+		if (plan_err(&im, 2 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED) != pt->err)
+			fail_msg("patch %zu (off %u): got %d want %d", i, pt->off,
+				 plan_err(&im, 2 * MIB, 0), pt->err);
+		free(im.b);
+	}
+}
+
+static void test_corrupt_detail(void **state)
+{
+	struct img im = mkimg();
+	struct run r;
+
+	(void)state;
+	put64(im.b + 72, 2);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_CORRUPT);
+	assert_non_null(strstr(r.res.detail, "Image is corrupt; cannot be opened read/write"));
+	free(im.b);
+
+	im = mkimg();
+	put32(im.b + 4, 2); /* v2 with a snapshot */
+	put32(im.b + 60, 1);
+	put64(im.b + 64, 7 * CS);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE);
+	assert_string_equal(r.res.detail, "Can't resize a v2 image which has snapshots");
+	free(im.b);
+
+	im = mkimg();
+	put64(im.b + 8, 200); /* v2 with a backing file cannot zero the new range */
+	put32(im.b + 16, 4);
+	memcpy(im.b + 200, "base", 4);
+	put32(im.b + 4, 2);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE);
+	assert_string_equal(r.res.detail,
+			    "Failed to zero out new clusters: Operation not supported");
+	free(im.b);
+}
+
+/* Hostile tables reached while planning: L1/L2/reftable entries. */
+static void test_hostile_tables(void **state)
+{
+	struct img im;
+
+	(void)state;
+	im = mkimg(); /* L1 entry unaligned */
+	put64(im.b + 3 * CS, 4ull * CS + 512);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* L1 entry beyond EOF */
+	put64(im.b + 3 * CS, 1ull << 50);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* offset 0 with flags: no table (as qemu reads it) */
+	put64(im.b + 3 * CS, 1ull << 63);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), 0);
+	free(im.b);
+
+	im = mkimg(); /* data cluster with refcount 0 */
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* L2 entry unaligned */
+	put64(im.b + 4 * CS + 200 * 8, 5ull * CS + 512);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* compressed entry pointing into the header */
+	put64(im.b + 4 * CS + 200 * 8, (1ull << 62) | 100);
+	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* refblock beyond EOF */
+	put64(im.b + 1 * CS, 1ull << 45);
+	assert_int_equal(plan_err(&im, 5 * MIB, 0), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* refblock unaligned */
+	put64(im.b + 1 * CS, 2 * CS + 4096 / 2);
+	assert_int_equal(plan_err(&im, 5 * MIB, 0), INSTAR_ERR_CORRUPT);
+	free(im.b);
+
+	im = mkimg(); /* every refcount claimed beyond EOF: the run skips them */
+	for (uint32_t c = 7; c < CS / 2; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+	assert_int_equal(plan_err(&im, 5 * MIB, 0), 0);
+	free(im.b);
+}
+
+/* Random corruption of the metadata clusters: any outcome but a crash. */
+static void test_fuzz(void **state)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (int it = 0; it < 3000; it++) {
+		struct img im = mkimg();
+		struct run r;
+		int flips = 1 + it % 8;
+
+		for (int f = 0; f < flips; f++) {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			/* mostly the header, the reftable, refblock, L1, L2 starts */
+			uint32_t region = (uint32_t)(seed >> 40) % 5;
+			uint32_t off = region * CS + (uint32_t)(seed >> 8) % (region ? 256 : 112);
+			im.b[off] ^= (uint8_t)(1u << ((seed >> 3) % 8));
+		}
+		run_plan(&im, (it % 3 == 0) ? 64 * CS : (it % 3 == 1 ? 5 * MIB : 3 * MIB),
+			 INSTAR_RESIZE_SHRINK_ALLOWED, (uint32_t)(it % 7 == 0 ? 1 : 0), 4 * MIB, 0,
+			 &r);
+		assert_int_equal(r.rc, (int)r.res.error);
+		assert_true(r.res.error < INSTAR_ERR_COUNT);
+		free(im.b);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_valid_grow),
+	    cmocka_unit_test(test_valid_shrink),
+	    cmocka_unit_test(test_noop),
+	    cmocka_unit_test(test_request_errors),
+	    cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_corrupt_detail),
+	    cmocka_unit_test(test_hostile_tables),
+	    cmocka_unit_test(test_fuzz),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
