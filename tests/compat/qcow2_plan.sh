@@ -207,6 +207,7 @@ mkback() {
 }
 run_case "v3 backing grow" "" 1G "mkback; wr 0xab 0 1M" 3G
 run_case "v3 ext_l2 backing grow" "extended_l2=on" 1G "mkback" 1536M
+run_case "v3 backing grow shared L2" "" 700M "wr 0xab 600M 1M; $QIMG snapshot -c s1 \$B; mkback" 1536M
 run_case "v3 backing prealloc" "" 1G "mkback" 1536M --preallocation=metadata
 
 # ---- compressed ----
@@ -235,6 +236,12 @@ run_case "shrink 2M refbits64" "cluster_size=2M,refcount_bits=64" 1G "wr 0xab 40
 run_case "shrink with snapshot" "" 1G \
 	"wr 0xab 0 8M; wr 0xab 290M 20M; wr 0x12 700M 4M; $QIMG snapshot -c s1 \$B; wr 0xcd 1M 1M; wr 0xce 295M 1M" \
 	$((300 * 1048576 + 65536 * 3)) --shrink
+# No write after the snapshot: the active L1 shares its L2 tables (no COPIED
+# bit), so the straddling table is copied before it is cut. The kept partial
+# cluster is shared with the snapshot too, so its stale tail stays (as with
+# qemu): CHECK_TAIL=0.
+CHECK_TAIL=0 run_case "shrink shared L2" "" 1G "wr 0xab 0 4M; wr 0xab 290M 20M; wr 0x3 900M 1M; $QIMG snapshot -c s1 \$B" \
+	$((300 * 1048576 + 65536 * 3 + 512)) --shrink
 run_case "shrink then regrow" "" 128M "wr 0x77 0 128M" 65M --shrink
 run_case "v3 lazy shrink" "lazy_refcounts=on" 1G "wr 0xab 0 8M; wr 0xcd 500M 30M" 512M --shrink
 
@@ -296,6 +303,9 @@ crash_case "grow L1 64K" "" 1G "wr 0xab 0 1M" 3G
 crash_case "grow backing" "" 1G "mkback; wr 0xab 0 64K" 1536M
 crash_case "grow prealloc" "" 64M "" 1600M --prealloc metadata
 crash_case "shrink" "" 1G "wr 0xab 0 16M; wr 0xcd 290M 20M; wr 0xef 600M 8M" $((300 * 1048576 + 512)) --shrink
+crash_case "shrink shared L2" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QIMG snapshot -c s1 \$B" \
+	$((100 * 1048576 + 65536 * 5)) --shrink
+crash_case "grow backing shared L2" "" 700M "wr 0xab 600M 1M; $QIMG snapshot -c s1 \$B; mkback" 1536M
 crash_case "shrink snapshot" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QIMG snapshot -c s1 \$B; wr 0xcd 0 1M" \
 	$((100 * 1048576 + 65536 * 5)) --shrink
 
