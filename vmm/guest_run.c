@@ -18,6 +18,7 @@
 #include "loader.h"
 #include "sandbox.h"
 #include "serial.h"
+#include "timing.h"
 #include "virtio_blk.h"
 
 #define VMM_TIMEOUT_DEFAULT_MS 30000u
@@ -33,8 +34,6 @@ struct vmm_run {
 	uint32_t nresults;
 	struct instar_resize_result result;
 	char fault[INSTAR_DETAIL_MAX]; /* first reason to call the run a guest fault */
-	char dbg[256];		       /* debug-port line being assembled */
-	size_t dbglen;
 };
 
 /* The watchdog signal handler reaches the vCPU through these. */
@@ -87,6 +86,7 @@ static int vmm_run_frame(void *ctx, const struct vmm_frame *f)
 			return -EPROTO;
 		}
 		memcpy(&r->result, f->payload, sizeof(r->result));
+		vmm_timing_mark("guest_result");
 		return 0;
 	case INSTAR_FRAME_LOG:
 		if (r->debug)
@@ -127,48 +127,95 @@ static int vmm_run_frame(void *ctx, const struct vmm_frame *f)
 	}
 }
 
-static void vmm_run_debug_text(struct vmm_run *r, const uint8_t *s, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		if (s[i] == '\n' || r->dbglen == sizeof(r->dbg)) {
-			vmm_run_print_guest("debug", (const uint8_t *)r->dbg, r->dbglen);
-			r->dbglen = 0;
-			if (s[i] == '\n')
-				continue;
-		}
-		r->dbg[r->dbglen++] = (char)s[i];
-	}
-}
-
+/* COM1 is left for the CPL0 exception path (port I/O faults at CPL3). */
 static int vmm_run_io(void *ctx, uint16_t port, bool is_out, uint32_t size, uint32_t count,
 		      uint8_t *data)
 {
 	struct vmm_run *r = ctx;
 	int e;
 
-	if (!is_out || size != 1)
+	if (!is_out || size != 1 || port != INSTAR_COM1_PORT)
 		return -EINVAL;
-	if (port == INSTAR_COM1_PORT) {
-		e = vmm_frame_feed(&r->dec, data, count, vmm_run_frame, r);
-		if (e == -EBADMSG)
-			vmm_run_fault(r, "malformed guest frame: %s", r->dec.what);
-		return e;
+	e = vmm_frame_feed(&r->dec, data, count, vmm_run_frame, r);
+	if (e == -EBADMSG)
+		vmm_run_fault(r, "malformed guest frame: %s", r->dec.what);
+	return e;
+}
+
+/* FRAME doorbell: gpa names a whole frame in guest RAM. The header is checked
+ * by the decoder before its length is trusted; the payload range is then
+ * checked once and fed from guest memory (the vCPU is stopped meanwhile). */
+static int vmm_run_doorbell(struct vmm_run *r, uint64_t gpa)
+{
+	struct instar_frame_hdr h;
+	const void *p;
+	int e;
+
+	if (!vmm_frame_decoder_idle(&r->dec)) {
+		vmm_run_fault(r, "frame doorbell inside a COM1 frame");
+		return -EPROTO;
 	}
-	if (port == INSTAR_DEBUG_PORT) {
-		if (r->debug)
-			vmm_run_debug_text(r, data, count);
-		return 0;
+	p = vmm_gpa(&r->kvm.mem, gpa, sizeof(h));
+	if (!p) {
+		vmm_run_fault(r, "frame doorbell address 0x%llx outside guest RAM",
+			      (unsigned long long)gpa);
+		return -EFAULT;
 	}
+	memcpy(&h, p, sizeof(h));
+	e = vmm_frame_feed(&r->dec, &h, sizeof(h), vmm_run_frame, r);
+	if (e == 0) {
+		/* The decoder accepted h.len (<= INSTAR_FRAME_MAX_PAYLOAD). gpa +
+		 * sizeof(h) cannot wrap: that range was inside RAM. */
+		p = vmm_gpa(&r->kvm.mem, gpa + sizeof(h), h.len);
+		if (!p) {
+			vmm_run_fault(r, "frame at 0x%llx runs past guest RAM",
+				      (unsigned long long)gpa);
+			return -EFAULT;
+		}
+		if (h.len)
+			e = vmm_frame_feed(&r->dec, p, h.len, vmm_run_frame, r);
+	}
+	if (e == -EBADMSG)
+		vmm_run_fault(r, "malformed guest frame: %s", r->dec.what);
+	return e;
+}
+
+static int vmm_run_ctrl(struct vmm_run *r, uint64_t off, bool is_write, uint32_t len,
+			const uint8_t *data)
+{
+	uint64_t v = 0;
+
+	if (!is_write)
+		return -EINVAL; /* write-only page */
+	if (off == INSTAR_CTRL_FRAME && len == 8) {
+		memcpy(&v, data, 8); /* x86 host: little-endian like the guest */
+		return vmm_run_doorbell(r, v);
+	}
+	if (off >= INSTAR_CTRL_EXIT && off < INSTAR_CTRL_EXIT + 8 &&
+	    len <= INSTAR_CTRL_EXIT + 8 - off)
+		return VMM_EXIT_DONE;
 	return -EINVAL;
+}
+
+/* Each window is bounds-checked for the whole access before dispatch. */
+static bool vmm_run_in(uint64_t gpa, uint32_t len, uint64_t base, uint64_t size, uint64_t *ret_off)
+{
+	uint64_t off = gpa - base;
+
+	if (gpa < base || off >= size || len > size - off)
+		return false;
+	*ret_off = off;
+	return true;
 }
 
 static int vmm_run_mmio(void *ctx, uint64_t gpa, bool is_write, uint32_t len, uint8_t *data)
 {
 	struct vmm_run *r = ctx;
-	uint64_t off = gpa - INSTAR_VIRTIO_MMIO_BASE;
+	uint64_t off;
 
-	if (gpa < INSTAR_VIRTIO_MMIO_BASE || off >= INSTAR_VIRTIO_MMIO_SIZE ||
-	    len > INSTAR_VIRTIO_MMIO_SIZE - off)
+	if (vmm_run_in(gpa, len, INSTAR_CTRL_MMIO_BASE, INSTAR_CTRL_MMIO_SIZE, &off))
+		return vmm_run_ctrl(r, off, is_write, len, data);
+	if (!vmm_run_in(gpa, len, INSTAR_VIRTIO_MMIO_BASE, INSTAR_VIRTIO_MMIO_SIZE, &off))
 		return -EFAULT;
 	if (is_write)
 		vmm_blk_mmio_write(r->blk, off, data, len);
@@ -213,10 +260,12 @@ static void vmm_run_commit(struct vmm_run *r, int fd, struct instar_resize_resul
 		e = -errno;
 		what = "setting the file length";
 	}
+	vmm_timing_mark("committed");
 	if (!e && fsync(fd) < 0) {
 		e = -errno;
 		what = "syncing the image";
 	}
+	vmm_timing_mark("synced");
 	if (e) {
 		ret->error = vmm_run_err_of(e);
 		snprintf(ret->detail, sizeof(ret->detail), "%s failed: %s", what, strerror(-e));
@@ -363,6 +412,7 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 			   sizeof(ret->detail));
 	if (e)
 		goto err_free;
+	vmm_timing_mark("vm_created");
 
 	ls = (struct vmm_load_spec){
 	    .core_path = core_path,
@@ -375,6 +425,7 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	e = vmm_loader_setup(&r->kvm.mem, &ls, ret->detail, sizeof(ret->detail));
 	if (e)
 		goto err_kvm;
+	vmm_timing_mark("guest_loaded");
 
 	bo = (struct vmm_blk_opts){
 	    .fd = fd,
@@ -418,6 +469,7 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	stop = vmm_kvm_run(&r->kvm, &vmm_run_exit_ops, r, &vmm_watchdog_fired, &kerr, stopdetail,
 			   sizeof(stopdetail));
 	vmm_watchdog_disarm(timer, &old_sa);
+	vmm_timing_mark("guest_done");
 
 	vmm_run_outcome(r, stop, stopdetail, timeout_ms, bo.capacity_bytes, ret);
 	if (ret->error == INSTAR_OK)

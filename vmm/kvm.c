@@ -1,6 +1,8 @@
-/* vmm/kvm.c — KVM VM + vCPU setup straight into 64-bit long mode, and the
- * exit loop. No firmware: the host builds the GDT and the identity page
- * tables the guest core starts on. */
+/* vmm/kvm.c — KVM VM + vCPU setup straight into 64-bit long mode at CPL3, and
+ * the exit loop. No firmware: the host builds the GDT, the TSS and the
+ * identity page tables the guest core starts on, and points IDTR at the page
+ * whose gates the core fills. User mode because nested KVM without VMX
+ * (kvm_pvm) emulates every CPL0 instruction but runs CPL3 natively. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -41,14 +43,19 @@ static const struct vmm_kvm_ext vmm_kvm_required[] = {
 
 #define PTE_P (1ull << 0)
 #define PTE_RW (1ull << 1)
+#define PTE_US (1ull << 2)
 #define PTE_PS (1ull << 7)
 
 #define MSR_MTRR_DEF_TYPE 0x2ff
 #define MTRR_DEF_ENABLE (1ull << 11)
 #define MTRR_TYPE_WB 6ull
 
-#define GDT_SEL_CODE 0x08
-#define GDT_SEL_DATA 0x10
+#define SEG_TYPE_CODE 0xb /* execute/read, accessed */
+#define SEG_TYPE_DATA 0x3 /* read/write, accessed */
+#define SEG_TYPE_TSS_BUSY 0xb
+#define TSS_LIMIT 0x67u /* 104-byte 64-bit TSS, no I/O bitmap */
+#define TSS_OFF_RSP0 4u
+#define TSS_OFF_IOMAP 0x66u
 
 static const char *const vmm_kvm_exit_names[] = {
     [KVM_EXIT_UNKNOWN] = "UNKNOWN",
@@ -139,23 +146,49 @@ static int vmm_kvm_set_cpuid(struct vmm_kvm *k)
 	return r;
 }
 
-static void vmm_kvm_build_tables(struct vmm_kvm *k)
+/* A 16-byte 64-bit system descriptor for the TSS (SDM Vol. 3, 8.2.3). */
+static void vmm_kvm_tss_desc(uint64_t *d, uint64_t base, uint32_t limit)
 {
-	uint64_t *gdt = vmm_gpa(&k->mem, INSTAR_GDT_ADDR, 3 * 8);
+	d[0] = (limit & 0xffffull) | (base & 0xffffffull) << 16 |
+	       (0x80ull | SEG_TYPE_TSS_BUSY) << 40 | (uint64_t)(limit >> 16 & 0xf) << 48 |
+	       (base >> 24 & 0xff) << 56;
+	d[1] = base >> 32;
+}
+
+static int vmm_kvm_build_tables(struct vmm_kvm *k)
+{
+	uint64_t *gdt = vmm_gpa(&k->mem, INSTAR_GDT_ADDR, 8 * INSTAR_GDT_ENTRIES);
+	uint8_t *tss = vmm_gpa(&k->mem, INSTAR_TSS_ADDR, TSS_LIMIT + 1);
 	uint64_t *pml4 = vmm_gpa(&k->mem, INSTAR_PAGETABLE_ADDR, 0x3000);
-	uint64_t *pdpt = pml4 + 512;
-	uint64_t *pd = pdpt + 512;
+	uint64_t rsp0 = INSTAR_EXC_STACK_ADDR + INSTAR_EXC_STACK_SIZE;
+	uint16_t iomap = TSS_LIMIT + 1;
+	uint64_t *pdpt, *pd;
 
+	if (!gdt || !tss || !pml4)
+		return -EINVAL;
+	pdpt = pml4 + 512;
+	pd = pdpt + 512;
+	/* RAM is fresh anonymous memory: zero already, only entries are set. */
 	gdt[0] = 0;
-	gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, present, accessed */
-	gdt[2] = 0x00cf93000000ffffull; /* data, writable, accessed */
+	gdt[1] = 0x00af9b000000ffffull; /* kernel code 64, DPL0: IDT gates */
+	gdt[2] = 0x00cf93000000ffffull; /* kernel data, DPL0 */
+	gdt[3] = 0x00cff3000000ffffull; /* user data, DPL3 */
+	gdt[4] = 0x00affb000000ffffull; /* user code 64, DPL3: everything else */
+	gdt[5] = 0;
+	vmm_kvm_tss_desc(&gdt[INSTAR_SEL_TSS / 8], INSTAR_TSS_ADDR, TSS_LIMIT);
 
-	/* 512 x 2 MiB = the first 1 GiB, which covers the virtio-mmio window. */
-	memset(pml4, 0, 0x3000);
-	pml4[0] = (INSTAR_PAGETABLE_ADDR + 0x1000) | PTE_P | PTE_RW;
-	pdpt[0] = (INSTAR_PAGETABLE_ADDR + 0x2000) | PTE_P | PTE_RW;
+	/* RSP0: the stack an exception from CPL3 switches to. An I/O map
+	 * offset past the limit means no port is open to CPL3. */
+	memcpy(tss + TSS_OFF_RSP0, &rsp0, sizeof(rsp0));
+	memcpy(tss + TSS_OFF_IOMAP, &iomap, sizeof(iomap));
+
+	/* 512 x 2 MiB = the first 1 GiB, which covers the MMIO windows. U/S on
+	 * every level: the guest runs at CPL3. */
+	pml4[0] = (INSTAR_PAGETABLE_ADDR + 0x1000) | PTE_P | PTE_RW | PTE_US;
+	pdpt[0] = (INSTAR_PAGETABLE_ADDR + 0x2000) | PTE_P | PTE_RW | PTE_US;
 	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_PS;
+		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	return 0;
 }
 
 static void vmm_kvm_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
@@ -166,7 +199,7 @@ static void vmm_kvm_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int c
 	s->selector = sel;
 	s->type = type;
 	s->present = 1;
-	s->dpl = 0;
+	s->dpl = 3;
 	s->s = 1;
 	s->g = 1;
 	s->l = code ? 1 : 0;
@@ -198,13 +231,21 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 
 	if (ioctl(k->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	vmm_kvm_seg(&sregs.cs, GDT_SEL_CODE, 0xb, 1);
-	vmm_kvm_seg(&sregs.ds, GDT_SEL_DATA, 0x3, 0);
+	/* CPL is CS.DPL (= SS.DPL): the first instruction already runs in user
+	 * mode, so the guest never needs iretq, lidt or ltr. */
+	vmm_kvm_seg(&sregs.cs, INSTAR_SEL_USER_CS, SEG_TYPE_CODE, 1);
+	vmm_kvm_seg(&sregs.ds, INSTAR_SEL_USER_DS, SEG_TYPE_DATA, 0);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	memset(&sregs.tr, 0, sizeof(sregs.tr));
+	sregs.tr.base = INSTAR_TSS_ADDR;
+	sregs.tr.limit = TSS_LIMIT;
+	sregs.tr.selector = INSTAR_SEL_TSS;
+	sregs.tr.type = SEG_TYPE_TSS_BUSY;
+	sregs.tr.present = 1;
 	sregs.gdt.base = INSTAR_GDT_ADDR;
-	sregs.gdt.limit = 3 * 8 - 1;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0;
+	sregs.gdt.limit = 8 * INSTAR_GDT_ENTRIES - 1;
+	sregs.idt.base = INSTAR_IDT_ADDR;
+	sregs.idt.limit = 16 * INSTAR_IDT_VECTORS - 1;
 	sregs.cr3 = INSTAR_PAGETABLE_ADDR;
 	sregs.cr4 = X86_CR4_PAE;
 	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG;
@@ -217,6 +258,8 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 	regs.rip = INSTAR_CORE_ADDR;
 	regs.rdi = INSTAR_BOOTINFO_ADDR;
 	regs.rsp = INSTAR_CORE_ADDR; /* free low memory below core; core sets its own */
+	/* IF=0 (no interrupts are ever injected) and IOPL=0: port I/O, cli and
+	 * hlt fault at CPL3, which the exception path reports. */
 	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 	return 0;
@@ -303,7 +346,11 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(-r));
 		goto err_run;
 	}
-	vmm_kvm_build_tables(k);
+	r = vmm_kvm_build_tables(k);
+	if (r) {
+		snprintf(err, errlen, "guest RAM too small for the boot tables");
+		goto err_run;
+	}
 	r = vmm_kvm_set_mtrr(k);
 	if (r) {
 		snprintf(err, errlen, "KVM_SET_MSRS (MTRRdefType): %s", strerror(-r));
@@ -416,6 +463,8 @@ enum vmm_stop vmm_kvm_run(struct vmm_kvm *k, const struct vmm_exit_ops *ops, voi
 			else
 				r = ops->mmio(ctx, run->mmio.phys_addr, run->mmio.is_write,
 					      run->mmio.len, run->mmio.data);
+			if (r == VMM_EXIT_DONE)
+				return VMM_STOP_HLT;
 			if (r) {
 				*ret_err = r;
 				snprintf(detail, detaillen,

@@ -1,5 +1,5 @@
-/* vmm/kvm.h — one KVM VM with one vCPU entered straight into 64-bit long mode,
- * and the exit loop that dispatches port and MMIO exits to callbacks. */
+/* vmm/kvm.h — one KVM VM with one vCPU entered straight into 64-bit long mode
+ * at CPL3, and the exit loop that dispatches port and MMIO exits to callbacks. */
 #ifndef VMM_KVM_H
 #define VMM_KVM_H
 
@@ -22,7 +22,9 @@ struct vmm_kvm {
 };
 
 /* Handlers of the exits the run loop does not decide itself. Each returns 0 to
- * resume the guest or a negative errno to stop the loop with that value. */
+ * resume the guest, VMM_EXIT_DONE to end the run normally (as hlt), or a
+ * negative errno to stop the loop with that value. */
+#define VMM_EXIT_DONE 1
 struct vmm_exit_ops {
 	/* Port I/O: count items of size bytes each at data (count > 1 for rep
 	 * outs/ins); for IN the handler fills data. */
@@ -34,7 +36,7 @@ struct vmm_exit_ops {
 
 /* Why vmm_kvm_run() stopped. */
 enum vmm_stop {
-	VMM_STOP_HLT = 0,     /* guest executed hlt: normal end */
+	VMM_STOP_HLT = 0,     /* guest executed hlt or a handler said DONE: normal end */
 	VMM_STOP_TIMEOUT = 1, /* *timed_out was set (watchdog) */
 	VMM_STOP_HANDLER = 2, /* a handler returned an error */
 	VMM_STOP_EXIT = 3,    /* shutdown, failed entry, unknown exit... */
@@ -43,8 +45,9 @@ enum vmm_stop {
 
 /* Opens /dev/kvm, checks the API version and required extensions, creates
  * the VM with ram_size bytes of RAM at guest-physical 0 and one vCPU in
- * long mode (GDT, identity page tables for the first 1 GiB, RIP =
- * INSTAR_CORE_ADDR, RDI = INSTAR_BOOTINFO_ADDR). On failure returns a
+ * long mode at CPL3 (GDT, TSS, IDTR = INSTAR_IDT_ADDR, identity page tables
+ * for the first 1 GiB with U/S set, RIP = INSTAR_CORE_ADDR, RDI =
+ * INSTAR_BOOTINFO_ADDR). On failure returns a
  * negative errno and writes what failed to err. */
 int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen);
 void vmm_kvm_destroy(struct vmm_kvm *k);

@@ -1,5 +1,6 @@
 /* guest/core/core.c — guest core: checks the boot info, brings up the IDT and
- * the block driver, publishes the call table and runs the operation. */
+ * the block driver, publishes the call table and runs the operation. All of
+ * it at CPL3: no privileged instruction outside the exception stubs. */
 #include "abi.h"
 #include "frame.h"
 #include "idt.h"
@@ -48,7 +49,7 @@ void guest_main(const struct instar_boot_info *bi)
 	}
 	guest_boot = bi;
 	if (bi->flags & INSTAR_BOOT_DEBUG)
-		guest_debug_write("core: up\n", 9);
+		guest_log("core: up", 8);
 	if (guest_blk_init(bi->mmio_base) != 0) {
 		guest_panic("virtio-blk initialisation failed");
 		return;

@@ -1,12 +1,12 @@
 /* guest/core/entry.S — guest core: entry point (own stack, clear bss, call
- * guest_main) and the exception stubs the IDT points at. */
+ * guest_main, then the EXIT register) and the exception stubs the IDT points
+ * at. The host starts us at CPL3; only the stubs' path runs at CPL0. */
 	.code64
 
 	.section .text.entry, "ax"
 	.globl _start
 _start:
-	cli
-	cld
+	cld				/* no cli: it faults at CPL3 (IF is off anyway) */
 	movq %rdi, %r12			/* boot info pointer from the host */
 	leaq guest_stack_top(%rip), %rsp
 	leaq __bss_start(%rip), %rdi
@@ -16,12 +16,11 @@ _start:
 	rep stosb			/* the stack lives in bss: nothing on it yet */
 	movq %r12, %rdi
 	call guest_main
-1:	cli
-	hlt
-	jmp 1b
+	call guest_exit			/* the EXIT register; hlt would fault here */
 
 	.text
-/* Every stub leaves [vector, error code, RIP, CS, RFLAGS, RSP, SS] on the stack. */
+/* Every stub leaves [vector, error code, RIP, CS, RFLAGS, RSP, SS] on the
+ * stack: TSS.RSP0's exception stack when the fault came from CPL3. */
 .macro exc_noerr n
 guest_exc_\n:
 	pushq $0
@@ -41,6 +40,7 @@ guest_exc_\n:
 	exc_err \n
 .endr
 
+/* CPL0 (interrupt gate, so IF stays off): the only privileged code. */
 guest_exc_common:
 	cld
 	movq %rsp, %rdi

@@ -1,26 +1,53 @@
-/* guest/core/frame.c — guest core: the COM1 frame writer. */
+/* guest/core/frame.c — guest core: the frame writers (doorbell and COM1) and
+ * the EXIT register. */
 #include "crc32.h"
 #include "frame.h"
+#include "lib.h"
+
+/* The doorbell's frame: header and payload contiguous, as the host reads it. */
+static struct {
+	struct instar_frame_hdr h;
+	uint8_t payload[INSTAR_FRAME_MAX_PAYLOAD];
+} guest_frame __attribute__((aligned(16)));
 
 int guest_frame_send(uint16_t type, const void *buf, uint32_t len)
+{
+	if (len > INSTAR_FRAME_MAX_PAYLOAD)
+		return -22;
+	guest_frame.h = (struct instar_frame_hdr){
+	    .magic = INSTAR_FRAME_MAGIC,
+	    .type = type,
+	    .reserved = 0,
+	    .len = len,
+	    .crc32 = instar_crc32(0, buf, len),
+	};
+	memcpy(guest_frame.payload, buf, len);
+	/* Identity-mapped: the pointer is the guest-physical address. */
+	guest_ctrl_write64(INSTAR_CTRL_FRAME, (uint64_t)(uintptr_t)&guest_frame);
+	return 0;
+}
+
+void guest_frame_send_com1(uint16_t type, const void *buf, uint32_t len)
 {
 	struct instar_frame_hdr h = {
 	    .magic = INSTAR_FRAME_MAGIC,
 	    .type = type,
 	    .reserved = 0,
 	    .len = len,
+	    .crc32 = instar_crc32(0, buf, len),
 	};
 
-	if (len > INSTAR_FRAME_MAX_PAYLOAD)
-		return -22;
-	h.crc32 = instar_crc32(0, buf, len);
 	guest_outsb(INSTAR_COM1_PORT, &h, sizeof(h));
 	if (len)
 		guest_outsb(INSTAR_COM1_PORT, buf, len);
-	return 0;
 }
 
-void guest_debug_write(const char *s, uint32_t len)
+void guest_exit(void)
 {
-	guest_outsb(INSTAR_DEBUG_PORT, s, len);
+	/* The host never resumes after EXIT; spin (pause is unprivileged) in
+	 * case it does, until the watchdog ends it. */
+	for (;;) {
+		guest_ctrl_write64(INSTAR_CTRL_EXIT, 0);
+		__asm__ volatile("pause");
+	}
 }

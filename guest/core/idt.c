@@ -1,11 +1,12 @@
-/* guest/core/idt.c — guest core: the IDT. Any CPU exception sends one
- * EXCEPTION frame (vector, error code, RIP, CR2) and halts; the host turns it
- * into GUEST_FAULT. */
+/* guest/core/idt.c — guest core: the IDT gates. The host points IDTR at
+ * INSTAR_IDT_ADDR (lidt faults at CPL3); the core fills the gates with plain
+ * stores. Any CPU exception enters a CPL0 stub on the TSS.RSP0 stack, sends
+ * one EXCEPTION frame (vector, error code, RIP, CR2) on COM1 and halts; the
+ * host turns it into GUEST_FAULT. */
 #include "abi.h"
 #include "frame.h"
 #include "idt.h"
 
-#define GUEST_CODE_SEL 0x08  /* the host-built GDT's 64-bit code segment */
 #define GUEST_GATE_INTR 0x8e /* present, DPL 0, 64-bit interrupt gate */
 
 struct guest_idt_gate {
@@ -19,37 +20,29 @@ struct guest_idt_gate {
 } __attribute__((packed));
 _Static_assert(sizeof(struct guest_idt_gate) == 16, "IDT gate layout");
 
-struct guest_idt_ptr {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
+extern const uint64_t guest_exc_stubs[INSTAR_IDT_VECTORS];
 
-extern const uint64_t guest_exc_stubs[32];
-
-static struct guest_idt_gate guest_idt[32] __attribute__((aligned(16)));
 static volatile int guest_in_exception;
 
 void guest_idt_init(void)
 {
-	struct guest_idt_ptr p;
+	volatile struct guest_idt_gate *idt =
+	    (volatile struct guest_idt_gate *)(uintptr_t)INSTAR_IDT_ADDR;
 
-	for (int i = 0; i < 32; i++) {
+	for (uint32_t i = 0; i < INSTAR_IDT_VECTORS; i++) {
 		uint64_t a = guest_exc_stubs[i];
 
-		guest_idt[i] = (struct guest_idt_gate){
-		    .off_lo = (uint16_t)a,
-		    .sel = GUEST_CODE_SEL,
-		    .ist = 0,
-		    .type_attr = GUEST_GATE_INTR,
-		    .off_mid = (uint16_t)(a >> 16),
-		    .off_hi = (uint32_t)(a >> 32),
-		};
+		idt[i].off_lo = (uint16_t)a;
+		idt[i].sel = INSTAR_SEL_KERNEL_CS;
+		idt[i].ist = 0;
+		idt[i].off_mid = (uint16_t)(a >> 16);
+		idt[i].off_hi = (uint32_t)(a >> 32);
+		idt[i].zero = 0;
+		idt[i].type_attr = GUEST_GATE_INTR; /* present last */
 	}
-	p.limit = sizeof(guest_idt) - 1;
-	p.base = (uint64_t)(uintptr_t)guest_idt;
-	__asm__ volatile("lidt %0" : : "m"(p));
 }
 
+/* Runs at CPL0, so reading CR2, port I/O and hlt are allowed here. */
 void guest_exception(const uint64_t *frame)
 {
 	struct instar_exception e;
@@ -63,6 +56,6 @@ void guest_exception(const uint64_t *frame)
 	e.error_code = frame[1];
 	e.rip = frame[2];
 	e.cr2 = cr2;
-	guest_frame_send(INSTAR_FRAME_EXCEPTION, &e, sizeof(e));
+	guest_frame_send_com1(INSTAR_FRAME_EXCEPTION, &e, sizeof(e));
 	guest_halt_forever();
 }

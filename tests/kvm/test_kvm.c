@@ -85,11 +85,37 @@ static const struct scenario scenarios[] = {
      .format = Q2,
      .want_err = FAULT,
      .want_detail = "more than one result"},
+    /* Ops run at CPL3 with IOPL 0: port I/O faults before any exit. */
     {.name = "bad-port",
      .op = "badport.bin",
      .format = Q2,
      .want_err = FAULT,
-     .want_detail = "port 0x80"},
+     .want_detail = "guest exception vector 13 at RIP 0x2"},
+    {.name = "cpl3-exception",
+     .op = "cpl3.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "guest exception vector 6 at RIP 0x20000a"},
+    {.name = "privileged",
+     .op = "priv.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "guest exception vector 13 at RIP 0x2"},
+    {.name = "doorbell-outside",
+     .op = "doorbell_oob.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "frame doorbell address 0x8000000 outside guest RAM"},
+    {.name = "doorbell-wrap",
+     .op = "doorbell_wrap.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "frame doorbell address 0xfffffffffffffff8 outside guest RAM"},
+    {.name = "doorbell-tail",
+     .op = "doorbell_tail.bin",
+     .format = Q2,
+     .want_err = FAULT,
+     .want_detail = "runs past guest RAM"},
     {.name = "bad-mmio",
      .op = "badmmio.bin",
      .format = Q2,
@@ -307,7 +333,7 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	fclose(err);
 	fputs(errtext, stderr);
 	/* Guest text reaches stderr with a prefix in debug mode, and only then. */
-	if (s->debug != (strstr(errtext, "instar: guest debug: core: up") != NULL) ||
+	if (s->debug != (strstr(errtext, "instar: guest log: core: up") != NULL) ||
 	    s->debug != (strstr(errtext, "instar: guest log: ok op ran") != NULL)) {
 		fprintf(stderr, "FAIL: guest text on stderr does not match debug=%d\n", s->debug);
 		fail = 1;

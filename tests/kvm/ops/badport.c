@@ -1,4 +1,5 @@
-/* tests/kvm/ops/badport.c — port I/O outside COM1 and the debug port. */
+/* tests/kvm/ops/badport.c — port I/O at CPL3 (IOPL 0, no I/O bitmap): #GP,
+ * reported as vector 13 before the host ever sees the port. */
 #include "testop.h"
 
 TESTOP_ENTRY;

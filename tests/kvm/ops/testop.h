@@ -29,9 +29,19 @@ static inline int testop_ok(const struct instar_calltab *ct, uint64_t file_size_
 	return ct->send_result(&res, sizeof(res));
 }
 
-static inline void testop_outsb(uint16_t port, const void *buf, uint64_t n)
+/* Rings the FRAME doorbell with any address, as a hostile op would. */
+static inline void testop_doorbell(uint64_t gpa)
 {
-	__asm__ volatile("rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
+	volatile uint64_t *reg =
+	    (volatile uint64_t *)(uintptr_t)(INSTAR_CTRL_MMIO_BASE + INSTAR_CTRL_FRAME);
+
+	__asm__ volatile("movq %1, %0" : "=m"(*reg) : "r"(gpa) : "memory");
 }
+
+/* A frame laid out as the doorbell expects: header, then payload. */
+struct testop_frame {
+	struct instar_frame_hdr h;
+	uint8_t payload[64];
+};
 
 #endif
