@@ -6,6 +6,10 @@
 # `qemu-img check` no worse than before.
 set -u
 instar=$1
+if [ ! -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+	[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
+	echo "skip: no usable /dev/kvm"; exit 77
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
