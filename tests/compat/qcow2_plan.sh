@@ -10,7 +10,7 @@
 #   qcow2_plan.sh PLAN_APPLY QEMU_IMG
 set -euo pipefail
 
-PA=${1:?plan-apply}
+PA=$(readlink -f "${1:?plan-apply}")
 QIMG=${2:-qemu-img}
 QIO=$(dirname "$(command -v "$QIMG")")/qemu-io
 [ -x "$QIO" ] || QIO=qemu-io
