@@ -458,6 +458,7 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 			 strerror(-e));
 		goto err_timer;
 	}
+	vmm_timing_mark("sandboxed");
 	/* Started last so setup time does not count against the guest. */
 	e = vmm_watchdog_start(timer, timeout_ms);
 	if (e) {

@@ -265,6 +265,32 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 	return 0;
 }
 
+/* Guest RAM: fresh anonymous memory (already zero, never cleared again),
+ * 2 MiB-aligned and backed by transparent huge pages where the host allows,
+ * so that the guest's 2 MiB pages and the host's line up. On hosts that
+ * shadow the guest's page tables (kvm_pvm) every first touch of a 4 KiB page
+ * is a fault the hypervisor handles in software; huge pages cut the guest's
+ * run time roughly by half. */
+static void *vmm_kvm_map_ram(uint64_t ram_size)
+{
+	const uint64_t huge = 2ull << 20;
+	uint8_t *m, *ram;
+	uint64_t head;
+
+	m = mmap(NULL, ram_size + huge, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return MAP_FAILED;
+	head = (huge - (uint64_t)(uintptr_t)m % huge) % huge;
+	ram = m + head;
+	if (head)
+		munmap(m, head);
+	if (huge - head)
+		munmap(ram + ram_size, huge - head);
+	madvise(ram, ram_size, MADV_HUGEPAGE); /* a hint: failure is harmless */
+	return ram;
+}
+
 int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region region;
@@ -297,8 +323,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 		goto err_sys;
 	}
 
-	ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ram = vmm_kvm_map_ram(ram_size);
 	if (ram == MAP_FAILED) {
 		r = -errno;
 		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
