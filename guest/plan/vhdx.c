@@ -1,14 +1,695 @@
-/* guest/plan/vhdx.c — the vhdx resize planner (placeholder until it lands). */
+/* guest/plan/vhdx.c — the VHDX resize planner: fixed and dynamic disks, grow
+ * and shrink. Pure: reads through plan_io, emits ops; freestanding.
+ *
+ * Commit scheme (no log): the Virtual Disk Size item is one field inside one
+ * sector of the metadata region, so writing that sector is the atomic commit;
+ * everything it depends on is made valid first:
+ *   1. header: the non-current copy gets seq+1 and new FileWriteGuid and
+ *      DataWriteGuid (a torn write fails its CRC and the old copy stays
+ *      current) -> FLUSH
+ *   2. prepare, all invisible at the old size: BAT entries past the old count
+ *      (in place, or a new BAT region at the 1 MiB-aligned EOF holding a copy
+ *      of the table), new zeroed blocks of a fixed disk, the stale tail of a
+ *      cut block -> FLUSH
+ *   3. if the BAT moved: region table 1 (the one qemu reads), FLUSH, region
+ *      table 2, FLUSH. A BAT region larger than the entry count is valid, so
+ *      the disk is still the old one, with a bigger table.
+ *   4. commit: the sector holding Virtual Disk Size -> FLUSH
+ *   5. cleanup: shrink clears BAT entries past the new count, zeroes the kept
+ *      tail of a cut block, discards freed blocks and the old BAT region, and
+ *      gives back trailing space.
+ * The spec wants region-table and metadata updates to go through the log; a
+ * reader that replays nothing sees the same sequence of valid states here.
+ * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
 #include "plan.h"
 
-int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io,
-		   struct plan_scratch *s, struct plan *p,
-		   struct instar_resize_result *ret)
+#define MiB (1024ull * 1024)
+#define VHDX_HDR1 (64 * 1024ull)
+#define VHDX_HDR2 (128 * 1024ull)
+#define VHDX_HDR_LEN 4096u
+#define VHDX_RT1 (192 * 1024ull)
+#define VHDX_RT2 (256 * 1024ull)
+#define VHDX_RT_LEN 65536u
+#define VHDX_RT_MAX 2047u
+#define VHDX_MD_TABLE_LEN 65536u
+#define VHDX_MAX_SIZE (64ull << 40)
+#define VHDX_CHUNK 8192u /* BAT entries per read/write chunk */
+
+#define BAT_NOT_PRESENT 0u
+#define BAT_UNDEFINED 1u
+#define BAT_ZERO 2u
+#define BAT_UNMAPPED 3u
+#define BAT_UNMAPPED_V095 5u
+#define BAT_FULLY_PRESENT 6u
+#define BAT_OFF_MASK (~0xfffffull)
+
+static const uint8_t guid_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
+				     0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08};
+static const uint8_t guid_meta[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
+				      0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
+static const uint8_t guid_fparams[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
+					 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
+static const uint8_t guid_vds[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
+				     0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
+static const uint8_t guid_lss[16] = {0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
+				     0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f};
+static const uint8_t guid_parent[16] = {0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
+					0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c};
+
+struct vhdx {
+	const struct plan_io *io;
+	struct plan *p;
+	struct instar_resize_result *ret;
+	uint64_t file_size;
+	uint8_t *hdr;	    /* current header */
+	uint64_t hdr_other; /* offset of the non-current copy */
+	uint8_t *rt;	    /* region table 1 */
+	uint8_t *mdt;	    /* metadata table */
+	uint8_t *chunk;	    /* BAT chunk */
+	uint32_t bat_rt_idx;
+	uint64_t bat_off, bat_len, md_off, md_len, log_off, log_len;
+	uint64_t vds_pos; /* file offset of the Virtual Disk Size item */
+	uint32_t block_size, lss, cr;
+	bool fixed;
+	uint64_t old_size, new_size;
+	uint64_t old_entries, new_entries;
+	uint64_t kept_end; /* end of everything that stays */
+	bool tail_alloc;
+	uint64_t tail_off, tail_len;
+};
+
+static int vhdx_fail(struct vhdx *v, int err, const char *msg)
 {
-	(void)o;
-	(void)io;
-	(void)s;
-	(void)p;
-	ret->error = INSTAR_ERR_UNSUPPORTED_FORMAT;
-	return ret->error;
+	plan_set_detail(v->ret, msg);
+	return err;
+}
+
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static uint64_t round_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+static bool crc_ok(uint8_t *b, uint32_t len)
+{
+	uint32_t want = plan_le32(b + 4), got;
+
+	plan_put_le32(b + 4, 0);
+	got = plan_crc32c(0, b, len);
+	plan_put_le32(b + 4, want);
+	return got == want;
+}
+
+static void crc_set(uint8_t *b, uint32_t len)
+{
+	plan_put_le32(b + 4, 0);
+	plan_put_le32(b + 4, plan_crc32c(0, b, len));
+}
+
+static bool guid_zero(const uint8_t *g)
+{
+	for (int i = 0; i < 16; i++)
+		if (g[i])
+			return false;
+	return true;
+}
+
+static uint64_t entries_for(const struct vhdx *v, uint64_t size)
+{
+	uint64_t nb = size / v->block_size + (size % v->block_size != 0);
+
+	return nb ? nb + (nb - 1) / v->cr : 0;
+}
+
+static bool is_sb(const struct vhdx *v, uint64_t j)
+{
+	return j % (v->cr + 1) == v->cr;
+}
+
+static uint64_t payload_index(const struct vhdx *v, uint64_t j)
+{
+	return j - j / (v->cr + 1);
+}
+
+/* A fresh GUID without a random source: a CRC mix of the old one, the new
+ * sequence number and size; the sequence number differs on every update. */
+static void guid_next(uint8_t *g, uint64_t seq, uint64_t size, uint32_t salt)
+{
+	uint8_t in[36];
+
+	plan_memcpy(in, g, 16);
+	plan_put_le64(in + 16, seq);
+	plan_put_le64(in + 24, size);
+	plan_put_le32(in + 32, salt);
+	for (uint32_t k = 0; k < 4; k++)
+		plan_put_le32(g + 4 * k, plan_crc32c(k * 0x9e3779b9u + salt, in, sizeof(in)));
+	g[7] = (uint8_t)((g[7] & 0x0f) | 0x40); /* version 4 */
+	g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
+}
+
+static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
+{
+	uint8_t *h1 = plan_alloc(sc, VHDX_HDR_LEN, 8), *h2 = plan_alloc(sc, VHDX_HDR_LEN, 8);
+	bool ok1, ok2;
+	int r;
+
+	if (!h1 || !h2)
+		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
+	r = plan_read(v->io, VHDX_HDR1, h1, VHDX_HDR_LEN);
+	if (!r)
+		r = plan_read(v->io, VHDX_HDR2, h2, VHDX_HDR_LEN);
+	if (r)
+		return r;
+	ok1 = plan_memcmp(h1, "head", 4) == 0 && crc_ok(h1, VHDX_HDR_LEN);
+	ok2 = plan_memcmp(h2, "head", 4) == 0 && crc_ok(h2, VHDX_HDR_LEN);
+	if (!ok1 && !ok2)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
+	if (ok1 && ok2 && plan_le64(h1 + 8) == plan_le64(h2 + 8) &&
+	    plan_memcmp(h1, h2, VHDX_HDR_LEN) != 0)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx headers share a sequence number");
+	if (ok1 && (!ok2 || plan_le64(h1 + 8) >= plan_le64(h2 + 8))) {
+		v->hdr = h1;
+		v->hdr_other = VHDX_HDR2;
+	} else {
+		v->hdr = h2;
+		v->hdr_other = VHDX_HDR1;
+	}
+	if (plan_le16(v->hdr + 66) != 1)
+		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
+	if (plan_le64(v->hdr + 8) == UINT64_MAX)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
+	if (!guid_zero(v->hdr + 48))
+		return vhdx_fail(v, INSTAR_ERR_REQUIRES_CHECK,
+				 "vhdx log must be replayed first (qemu-img check -r all)");
+	v->log_len = plan_le32(v->hdr + 68);
+	v->log_off = plan_le64(v->hdr + 72);
+	if (v->log_len % MiB || v->log_off % MiB || v->log_off < MiB || v->log_off > v->file_size ||
+	    v->file_size - v->log_off < v->log_len)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx log outside the file");
+	return 0;
+}
+
+static int vhdx_regions(struct vhdx *v)
+{
+	uint32_t n;
+	bool have_bat = false, have_md = false;
+	int r = plan_read(v->io, VHDX_RT1, v->rt, VHDX_RT_LEN);
+
+	if (r)
+		return r;
+	/* qemu reads only table 1 and refuses the file when it is bad */
+	if (plan_memcmp(v->rt, "regi", 4) != 0 || !crc_ok(v->rt, VHDX_RT_LEN))
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
+	n = plan_le32(v->rt + 8);
+	if (n > VHDX_RT_MAX)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table too long");
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = v->rt + 16 + 32 * i;
+		uint64_t off = plan_le64(e + 16), len = plan_le32(e + 24);
+
+		if (off % MiB || off < MiB || len == 0 || len % MiB || off > v->file_size ||
+		    v->file_size - off < len)
+			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region outside the file");
+		if (overlap(off, len, v->log_off, v->log_len))
+			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region overlaps the log");
+		for (uint32_t k = 0; k < i; k++) {
+			const uint8_t *o = v->rt + 16 + 32 * k;
+
+			if (overlap(off, len, plan_le64(o + 16), plan_le32(o + 24)))
+				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx regions overlap");
+		}
+		if (off + len > v->kept_end)
+			v->kept_end = off + len;
+		if (plan_memcmp(e, guid_bat, 16) == 0) {
+			if (have_bat)
+				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "two vhdx BAT regions");
+			have_bat = true;
+			v->bat_rt_idx = i;
+			v->bat_off = off;
+			v->bat_len = len;
+		} else if (plan_memcmp(e, guid_meta, 16) == 0) {
+			if (have_md)
+				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+						 "two vhdx metadata regions");
+			have_md = true;
+			v->md_off = off;
+			v->md_len = len;
+		} else if (plan_le32(e + 28) & 1) {
+			return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					 "unknown required vhdx region");
+		}
+	}
+	if (!have_bat || !have_md)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT or metadata region missing");
+	if (v->md_len < VHDX_MD_TABLE_LEN)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata region too small");
+	return 0;
+}
+
+/* Finds a metadata item; returns its absolute offset or 0 when absent. */
+static int vhdx_md_item(struct vhdx *v, const uint8_t *guid, uint32_t want_len, uint64_t *ret_pos)
+{
+	uint16_t n = plan_le16(v->mdt + 10);
+
+	*ret_pos = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = v->mdt + 32 + 32 * i;
+		uint64_t off = plan_le32(e + 16), len = plan_le32(e + 20);
+
+		if (plan_memcmp(e, guid, 16) != 0)
+			continue;
+		if (*ret_pos)
+			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "duplicate vhdx metadata item");
+		if (off < VHDX_MD_TABLE_LEN || len < want_len || off > v->md_len ||
+		    v->md_len - off < len)
+			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata item out of range");
+		*ret_pos = v->md_off + off;
+	}
+	return 0;
+}
+
+static int vhdx_metadata(struct vhdx *v)
+{
+	uint64_t pos;
+	uint8_t b[8];
+	uint32_t fflags;
+	int r = plan_read(v->io, v->md_off, v->mdt, VHDX_MD_TABLE_LEN);
+
+	if (r)
+		return r;
+	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no vhdx metadata table");
+	if (plan_le16(v->mdt + 10) > VHDX_RT_MAX)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata table too long");
+	r = vhdx_md_item(v, guid_parent, 0, &pos);
+	if (r)
+		return r;
+	if (pos)
+		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhdx");
+
+	r = vhdx_md_item(v, guid_fparams, 8, &pos);
+	if (!r && !pos)
+		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx file parameters missing");
+	if (!r)
+		r = plan_read(v->io, pos, b, 8);
+	if (r)
+		return r;
+	v->block_size = plan_le32(b);
+	fflags = plan_le32(b + 4);
+	if (fflags & 2)
+		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhdx");
+	v->fixed = fflags & 1;
+	if (v->block_size < MiB || v->block_size > 256 * MiB ||
+	    (v->block_size & (v->block_size - 1)))
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx block size");
+
+	r = vhdx_md_item(v, guid_lss, 4, &pos);
+	if (!r && !pos)
+		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx logical sector size missing");
+	if (!r)
+		r = plan_read(v->io, pos, b, 4);
+	if (r)
+		return r;
+	v->lss = plan_le32(b);
+	if (v->lss != 512 && v->lss != 4096)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
+	v->cr = (uint32_t)(((uint64_t)1 << 23) * v->lss / v->block_size);
+
+	r = vhdx_md_item(v, guid_vds, 8, &v->vds_pos);
+	if (!r && !v->vds_pos)
+		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx virtual disk size missing");
+	if (!r)
+		r = plan_read(v->io, v->vds_pos, b, 8);
+	if (r)
+		return r;
+	v->old_size = plan_le64(b);
+	if (v->old_size % v->lss || v->old_size > VHDX_MAX_SIZE)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx virtual disk size");
+	v->old_entries = entries_for(v, v->old_size);
+	if (v->old_entries > v->bat_len / 8)
+		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT region too small");
+	return 0;
+}
+
+static int vhdx_read_chunk(struct vhdx *v, uint64_t first, uint64_t n)
+{
+	return plan_read(v->io, v->bat_off + first * 8, v->chunk, (uint32_t)(n * 8));
+}
+
+/* Pass 1 over the old entries: states and offsets must be sane; finds the
+ * end of the kept blocks and the block cut by min_size. */
+static int vhdx_scan(struct vhdx *v, uint64_t min_size)
+{
+	uint64_t keep = entries_for(v, min_size);
+	uint64_t cut = min_size / v->block_size;
+	int r;
+
+	v->tail_alloc = false;
+	for (uint64_t base = 0; base < v->old_entries; base += VHDX_CHUNK) {
+		uint64_t n = v->old_entries - base;
+
+		if (n > VHDX_CHUNK)
+			n = VHDX_CHUNK;
+		r = vhdx_read_chunk(v, base, n);
+		if (r)
+			return r;
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t j = base + k, e = plan_le64(v->chunk + 8 * k);
+			uint64_t st = e & 7, off = e & BAT_OFF_MASK, len;
+
+			if (is_sb(v, j)) {
+				if (st != BAT_NOT_PRESENT && st != BAT_FULLY_PRESENT)
+					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+							 "bad vhdx sector bitmap state");
+				len = MiB;
+			} else {
+				if (st == 4 || st == 7)
+					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+							 "bad vhdx payload block state");
+				if (st == BAT_FULLY_PRESENT && off == 0)
+					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+							 "vhdx present block at offset 0");
+				len = v->block_size;
+			}
+			if (off == 0)
+				continue;
+			if (off < MiB || off > v->file_size || v->file_size - off < len)
+				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+						 "vhdx block outside the file");
+			if (overlap(off, len, v->log_off, v->log_len) ||
+			    overlap(off, len, v->bat_off, v->bat_len) ||
+			    overlap(off, len, v->md_off, v->md_len))
+				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
+						 "vhdx block overlaps the metadata");
+			if (j < keep && off + len > v->kept_end)
+				v->kept_end = off + len;
+			if (!is_sb(v, j) && payload_index(v, j) == cut &&
+			    min_size % v->block_size) {
+				v->tail_alloc = true;
+				v->tail_off = off + min_size % v->block_size;
+				v->tail_len = v->block_size - min_size % v->block_size;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Writes BAT entries [from, to) of a table at bat_off, in whole 512-byte
+ * sectors: entries below `keep` keep their old value, the others get their
+ * initial state (new dynamic blocks read as zero, new fixed blocks are
+ * allocated at *next_block, entries past a shrunk end are not present).
+ * The neighbours sharing a sector keep what the table held. */
+static int vhdx_write_entries(struct vhdx *v, uint64_t bat_off, uint64_t from, uint64_t to,
+			      uint64_t keep, uint64_t *next_block)
+{
+	bool in_place = bat_off == v->bat_off;
+	uint64_t src_end = in_place ? v->bat_len / 8 : v->old_entries;
+	int r;
+
+	for (uint64_t base = from; base < to;) {
+		uint64_t n = VHDX_CHUNK - base % VHDX_CHUNK, first = base / 64 * 64, wend, have;
+
+		if (n > to - base)
+			n = to - base;
+		wend = round_up(base + n, 64);
+		have = first < src_end ? (src_end < wend ? src_end : wend) - first : 0;
+		r = have ? vhdx_read_chunk(v, first, have) : 0;
+		if (r)
+			return r;
+		plan_memset(v->chunk + 8 * have, 0, (wend - first - have) * 8);
+		for (uint64_t j = base; j < base + n; j++) {
+			uint8_t *e = v->chunk + 8 * (j - first);
+
+			if (j < keep && j < v->old_entries)
+				continue;
+			if (is_sb(v, j) || j >= v->new_entries) {
+				plan_put_le64(e, BAT_NOT_PRESENT);
+			} else if (v->fixed) {
+				plan_put_le64(e, *next_block | BAT_FULLY_PRESENT);
+				*next_block += v->block_size;
+			} else {
+				plan_put_le64(e, BAT_ZERO);
+			}
+		}
+		r = plan_write(v->p, bat_off + first * 8, v->chunk, (wend - first) * 8);
+		if (r)
+			return r;
+		base += n;
+	}
+	return 0;
+}
+
+/* Discards the blocks of old entries >= keep. Reads only the old table. */
+static int vhdx_discard_from(struct vhdx *v, uint64_t keep)
+{
+	uint64_t doff = 0, dlen = 0;
+	int r;
+
+	for (uint64_t base = keep; base < v->old_entries;) {
+		uint64_t n = v->old_entries - base;
+
+		if (n > VHDX_CHUNK)
+			n = VHDX_CHUNK;
+		r = vhdx_read_chunk(v, base, n);
+		if (r)
+			return r;
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t e = plan_le64(v->chunk + 8 * k), off = e & BAT_OFF_MASK;
+			uint64_t len = is_sb(v, base + k) ? MiB : v->block_size;
+
+			if (!off)
+				continue;
+			if (dlen && doff + dlen == off) {
+				dlen += len;
+				continue;
+			}
+			r = plan_discard(v->p, doff, dlen);
+			if (r)
+				return r;
+			doff = off;
+			dlen = len;
+		}
+		base += n;
+	}
+	return plan_discard(v->p, doff, dlen);
+}
+
+static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
+{
+	uint8_t *h = plan_alloc(sc, VHDX_HDR_LEN, 8);
+	uint64_t seq = plan_le64(v->hdr + 8) + 1;
+
+	if (!h)
+		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
+	plan_memcpy(h, v->hdr, VHDX_HDR_LEN);
+	plan_put_le64(h + 8, seq);
+	guid_next(h + 16, seq, v->new_size, 1);
+	guid_next(h + 32, seq, v->new_size, 2);
+	crc_set(h, VHDX_HDR_LEN);
+	return plan_write(v->p, v->hdr_other, h, VHDX_HDR_LEN);
+}
+
+/* Points the BAT region entry at [off, len) in both region tables. */
+static int vhdx_write_regions(struct vhdx *v, uint64_t off, uint64_t len)
+{
+	uint8_t *e = v->rt + 16 + 32 * v->bat_rt_idx;
+	uint64_t used = round_up(16 + 32ull * plan_le32(v->rt + 8), 512);
+	int r;
+
+	plan_put_le64(e + 16, off);
+	plan_put_le32(e + 24, (uint32_t)len);
+	crc_set(v->rt, VHDX_RT_LEN);
+	/* the rest of the 64 KiB is what table 1 already holds */
+	r = plan_write(v->p, VHDX_RT1, v->rt, used);
+	if (!r)
+		r = plan_flush(v->p);
+	if (!r)
+		r = plan_write(v->p, VHDX_RT2, v->rt, VHDX_RT_LEN);
+	if (!r)
+		r = plan_flush(v->p);
+	return r;
+}
+
+static int vhdx_write_size(struct vhdx *v)
+{
+	uint64_t first = v->vds_pos / 512 * 512, end = round_up(v->vds_pos + 8, 512);
+	uint8_t sec[1024];
+	int r = plan_read(v->io, first, sec, (uint32_t)(end - first));
+
+	if (r)
+		return r;
+	plan_put_le64(sec + (v->vds_pos - first), v->new_size);
+	return plan_write(v->p, first, sec, end - first);
+}
+
+static int vhdx_grow(struct vhdx *v, const struct plan_opts *o)
+{
+	uint64_t need = v->new_entries * 8, eof = round_up(v->file_size, MiB);
+	uint64_t bat_off = v->bat_off, bat_len = v->bat_len, next, last_block;
+	bool reloc = need > v->bat_len;
+	int r;
+
+	if (reloc) {
+		bat_off = eof;
+		bat_len = round_up(need, MiB);
+		if (bat_len > 0xfff00000ull)
+			return vhdx_fail(v, INSTAR_ERR_TOO_LARGE, "vhdx BAT region too large");
+		eof = bat_off + bat_len;
+	}
+	next = eof;
+	/* prepare */
+	if (reloc) {
+		r = vhdx_write_entries(v, bat_off, 0, v->new_entries, v->old_entries, &next);
+		if (!r)
+			r = plan_zero(v->p, bat_off + round_up(need, 512),
+				      bat_len - round_up(need, 512));
+	} else {
+		r = vhdx_write_entries(v, bat_off, v->old_entries, v->new_entries, v->old_entries,
+				       &next);
+	}
+	if (r)
+		return r;
+	last_block = next;
+	if (v->fixed && next > eof) {
+		/* new blocks of a fixed disk: sparse unless preallocating, but the
+		 * file must reach past the last one before any entry points there */
+		if (o->prealloc == INSTAR_PREALLOC_OFF)
+			r = plan_zero(v->p, next - v->lss, v->lss);
+		else
+			r = plan_zero(v->p, eof, next - eof);
+		if (r)
+			return r;
+	}
+	if (v->tail_alloc) {
+		r = plan_zero(v->p, v->tail_off, v->tail_len);
+		if (r)
+			return r;
+	}
+	r = plan_flush(v->p);
+	if (!r && reloc)
+		r = vhdx_write_regions(v, bat_off, bat_len);
+	if (!r)
+		r = vhdx_write_size(v);
+	if (!r)
+		r = plan_flush(v->p);
+	if (!r && reloc)
+		r = plan_discard(v->p, v->bat_off, v->bat_len);
+	v->p->file_size_after = v->file_size;
+	if (last_block > v->file_size)
+		v->p->file_size_after = last_block;
+	return r;
+}
+
+static int vhdx_shrink(struct vhdx *v)
+{
+	uint64_t next = 0;
+	int r = vhdx_write_size(v);
+
+	if (!r)
+		r = plan_flush(v->p);
+	/* cleanup: the entries past the new count are invisible now */
+	if (!r)
+		r = vhdx_discard_from(v, v->new_entries);
+	if (!r && v->new_entries < v->old_entries)
+		r = vhdx_write_entries(v, v->bat_off, v->new_entries, v->old_entries,
+				       v->new_entries, &next);
+	if (!r && v->tail_alloc)
+		r = plan_zero(v->p, v->tail_off, v->tail_len);
+	if (!r)
+		r = plan_flush(v->p);
+	v->p->file_size_after = v->file_size;
+	if (v->kept_end < v->file_size)
+		v->p->file_size_after = v->kept_end;
+	return r;
+}
+
+static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scratch *sc)
+{
+	uint8_t id[8];
+	int r;
+
+	v->rt = plan_alloc(sc, VHDX_RT_LEN, 8);
+	v->mdt = plan_alloc(sc, VHDX_MD_TABLE_LEN, 8);
+	v->chunk = plan_alloc(sc, VHDX_CHUNK * 8 + 512, 8);
+	if (!v->rt || !v->mdt || !v->chunk)
+		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
+	if (v->file_size < 2 * MiB)
+		return vhdx_fail(v, INSTAR_ERR_PARSE_FAILED, "file too small for vhdx");
+	r = plan_read(v->io, 0, id, 8);
+	if (r)
+		return r;
+	if (plan_memcmp(id, "vhdxfile", 8) != 0)
+		return vhdx_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhdx file identifier");
+	v->kept_end = MiB;
+	r = vhdx_headers(v, sc);
+	if (!r)
+		r = vhdx_regions(v);
+	if (!r)
+		r = vhdx_metadata(v);
+	if (r)
+		return r;
+	if (v->log_off + v->log_len > v->kept_end)
+		v->kept_end = v->log_off + v->log_len;
+	v->ret->old_virtual_size = v->old_size;
+	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != v->old_size)
+		return vhdx_fail(v, INSTAR_ERR_HEADER_MISMATCH, "vhdx size differs from the probe");
+	if (o->new_size > VHDX_MAX_SIZE)
+		return vhdx_fail(v, INSTAR_ERR_TOO_LARGE, "vhdx size limit is 64 TiB");
+	v->new_size = round_up(o->new_size, v->lss);
+	v->ret->new_virtual_size = v->new_size;
+	if (v->new_size < v->old_size) {
+		v->ret->action = INSTAR_ACTION_SHRINK;
+		if (!(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
+			return vhdx_fail(v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
+					 "shrinking needs the shrink flag");
+	} else {
+		v->ret->action =
+		    v->new_size > v->old_size ? INSTAR_ACTION_GROW : INSTAR_ACTION_NOOP;
+	}
+	if (o->prealloc != INSTAR_PREALLOC_OFF) {
+		if (!v->fixed || o->prealloc == INSTAR_PREALLOC_METADATA)
+			return vhdx_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+					 "vhdx supports only falloc/full on fixed disks");
+		if (o->prealloc > INSTAR_PREALLOC_FULL)
+			return vhdx_fail(v, INSTAR_ERR_INVALID_OPTION, "unknown preallocation");
+		if (v->ret->action == INSTAR_ACTION_SHRINK)
+			return vhdx_fail(v, INSTAR_ERR_PREALLOC_NOT_GROWING,
+					 "preallocation needs a growing size");
+	}
+	v->p->file_size_after = v->file_size;
+	if (v->ret->action == INSTAR_ACTION_NOOP)
+		return 0;
+	v->new_entries = entries_for(v, v->new_size);
+	r = vhdx_scan(v, v->new_size < v->old_size ? v->new_size : v->old_size);
+	if (r)
+		return r;
+	/* the header with new write GUIDs goes first; alone it changes nothing */
+	r = vhdx_write_header(v, sc);
+	if (!r)
+		r = plan_flush(v->p);
+	if (r)
+		return r;
+	if (v->ret->action == INSTAR_ACTION_GROW)
+		return vhdx_grow(v, o);
+	return vhdx_shrink(v);
+}
+
+int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		     struct plan *p, struct instar_resize_result *ret)
+{
+	struct vhdx v = {.io = io, .p = p, .ret = ret, .file_size = io->file_size};
+	int r;
+
+	ret->action = INSTAR_ACTION_NOOP;
+	ret->file_size_before = io->file_size;
+	ret->file_size_after = io->file_size;
+	r = vhdx_plan(&v, o, s);
+	if (r == 0)
+		ret->file_size_after = p->file_size_after;
+	ret->error = (uint32_t)r;
+	return r;
 }
