@@ -1,0 +1,251 @@
+/* tests/unit/test_vhdx_plan.c — the vhdx planner on in-memory images, many
+ * of them hostile: every bad structure must give an error, never a crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "plan.h"
+
+#define MB (1024u * 1024u)
+#define IMG_LEN (8 * MB)
+#define MD (3 * MB)
+
+static const uint8_t g_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
+				  0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08};
+static const uint8_t g_meta[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
+				   0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
+static const uint8_t g_fp[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
+				 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
+static const uint8_t g_vds[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
+				  0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
+static const uint8_t g_lss[16] = {0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
+				  0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f};
+
+struct mem {
+	uint8_t *b;
+	size_t len;
+};
+
+static int mem_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	struct mem *m = ctx;
+
+	memset(buf, 0, len);
+	if (off < m->len) {
+		size_t n = m->len - off < len ? m->len - off : len;
+		memcpy(buf, m->b + off, n);
+	}
+	return 0;
+}
+
+static int count_sink(void *ctx, const struct plan_op *op)
+{
+	(void)op;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void set_crc(uint8_t *b, size_t len)
+{
+	plan_put_le32(b + 4, 0);
+	plan_put_le32(b + 4, plan_crc32c(0, b, len));
+}
+
+static void md_item(uint8_t *img, int i, const uint8_t *g, uint32_t off, uint32_t len)
+{
+	uint8_t *e = img + MD + 32 + 32 * i;
+
+	memcpy(e, g, 16);
+	plan_put_le32(e + 16, off);
+	plan_put_le32(e + 20, len);
+}
+
+/* Dynamic 64 MiB disk, 1 MiB blocks: log at 1M, BAT at 2M, metadata at 3M,
+ * block 0 present at 4M. */
+static void build(uint8_t *img)
+{
+	memset(img, 0, IMG_LEN);
+	memcpy(img, "vhdxfile", 8);
+	for (int k = 0; k < 2; k++) {
+		uint8_t *h = img + (64u << 10) * (k + 1);
+
+		memcpy(h, "head", 4);
+		plan_put_le64(h + 8, 10 + k);
+		plan_put_le16(h + 66, 1);
+		plan_put_le32(h + 68, MB);
+		plan_put_le64(h + 72, MB);
+		set_crc(h, 4096);
+	}
+	for (int k = 0; k < 2; k++) {
+		uint8_t *r = img + (192u << 10) + (64u << 10) * k;
+
+		memcpy(r, "regi", 4);
+		plan_put_le32(r + 8, 2);
+		memcpy(r + 16, g_bat, 16);
+		plan_put_le64(r + 32, 2 * MB);
+		plan_put_le32(r + 40, MB);
+		memcpy(r + 48, g_meta, 16);
+		plan_put_le64(r + 64, MD);
+		plan_put_le32(r + 72, MB);
+		set_crc(r, 65536);
+	}
+	memcpy(img + MD, "metadata", 8);
+	plan_put_le16(img + MD + 10, 3);
+	md_item(img, 0, g_fp, 0x10000, 8);
+	md_item(img, 1, g_vds, 0x10008, 8);
+	md_item(img, 2, g_lss, 0x10010, 4);
+	plan_put_le32(img + MD + 0x10000, MB);
+	plan_put_le64(img + MD + 0x10008, 64ull * MB);
+	plan_put_le32(img + MD + 0x10010, 512);
+	plan_put_le64(img + 2 * MB, 4ull * MB | 6);
+	for (int i = 1; i < 64; i++)
+		plan_put_le64(img + 2 * MB + 8 * i, 2);
+}
+
+static void fix_rt(uint8_t *img)
+{
+	set_crc(img + (192u << 10), 65536);
+}
+
+static int run(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
+	       struct instar_resize_result *res)
+{
+	static uint8_t scratch[1 << 20];
+	struct mem m = {img, len};
+	struct plan_io io = {mem_read, &m, len};
+	struct plan_opts o = {
+	    .new_size = new_size, .expected_old_size = UINT64_MAX, .flags = flags};
+	struct plan_scratch s;
+	struct plan p;
+	int n = 0;
+
+	memset(res, 0, sizeof(*res));
+	plan_scratch_init(&s, scratch, sizeof(scratch));
+	plan_init(&p, count_sink, &n, 0);
+	return plan_resize_vhdx(&o, &io, &s, &p, res);
+}
+
+static void expect_err(uint8_t *img, int err)
+{
+	struct instar_resize_result r;
+
+	assert_int_equal(run(img, IMG_LEN, 128ull * MB, INSTAR_RESIZE_SHRINK_ALLOWED, &r), err);
+	assert_int_equal(r.error, err);
+	assert_true(r.detail[0] != '\0');
+}
+
+static void test_valid(void **state)
+{
+	uint8_t *img = malloc(IMG_LEN);
+	struct instar_resize_result r;
+
+	(void)state;
+	build(img);
+	assert_int_equal(run(img, IMG_LEN, 128ull * MB, 0, &r), 0);
+	assert_int_equal(r.action, INSTAR_ACTION_GROW);
+	assert_true(r.old_virtual_size == 64ull * MB);
+	assert_int_equal(run(img, IMG_LEN, 10 * MB + 1, INSTAR_RESIZE_SHRINK_ALLOWED, &r), 0);
+	assert_true(r.new_virtual_size == 10 * MB + 512);
+	assert_int_equal(run(img, IMG_LEN, 10 * MB, 0, &r), INSTAR_ERR_SHRINK_WITHOUT_FLAG);
+	/* past the 1 MiB BAT region: relocation */
+	assert_int_equal(run(img, IMG_LEN, 200ull << 30, 0, &r), 0);
+	assert_true(r.file_size_after > IMG_LEN);
+	assert_int_equal(run(img, IMG_LEN, (64ull << 40) + 1, 0, &r), INSTAR_ERR_TOO_LARGE);
+	free(img);
+}
+
+static void test_hostile(void **state)
+{
+	uint8_t *img = malloc(IMG_LEN);
+
+	(void)state;
+	build(img);
+	memcpy(img, "vhdxfilX", 8);
+	expect_err(img, INSTAR_ERR_PARSE_FAILED);
+	/* both headers with a bad CRC */
+	build(img);
+	img[(64u << 10) + 200] = 1;
+	img[(128u << 10) + 200] = 1;
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* a log to replay */
+	build(img);
+	memset(img + (128u << 10) + 48, 0x42, 16);
+	set_crc(img + (128u << 10), 4096);
+	expect_err(img, INSTAR_ERR_REQUIRES_CHECK);
+	/* log past EOF */
+	build(img);
+	plan_put_le64(img + (128u << 10) + 72, 1ull << 62);
+	set_crc(img + (128u << 10), 4096);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* bad region table CRC */
+	build(img);
+	img[(192u << 10) + 1000] = 1;
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* absurd region count */
+	build(img);
+	plan_put_le32(img + (192u << 10) + 8, 0xffffffffu);
+	fix_rt(img);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* BAT past EOF, unaligned, overlapping metadata, overlapping the log */
+	build(img);
+	plan_put_le64(img + (192u << 10) + 32, UINT64_MAX - MB + 1);
+	fix_rt(img);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	plan_put_le64(img + (192u << 10) + 32, 2 * MB + 4096);
+	fix_rt(img);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	plan_put_le64(img + (192u << 10) + 32, MD);
+	fix_rt(img);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	plan_put_le64(img + (192u << 10) + 32, MB);
+	fix_rt(img);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* BAT region too small for the size */
+	build(img);
+	plan_put_le64(img + MD + 0x10008, 1ull << 40);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* bad block size, sector size, size not a sector multiple */
+	build(img);
+	plan_put_le32(img + MD + 0x10000, 3 * MB);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	build(img);
+	plan_put_le32(img + MD + 0x10010, 1000);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	build(img);
+	plan_put_le64(img + MD + 0x10008, 64ull * MB + 1);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* metadata item outside its region; absurd item count */
+	build(img);
+	plan_put_le32(img + MD + 32 + 32 + 16, 0xfffffff0u);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	build(img);
+	plan_put_le16(img + MD + 10, 0xffff);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	/* differencing */
+	build(img);
+	plan_put_le32(img + MD + 0x10004, 2);
+	expect_err(img, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
+	/* block past EOF, over the BAT, bad state */
+	build(img);
+	plan_put_le64(img + 2 * MB + 8, 100ull * MB | 6);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	plan_put_le64(img + 2 * MB + 8, 2ull * MB | 6);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	plan_put_le64(img + 2 * MB + 8, 7);
+	expect_err(img, INSTAR_ERR_CORRUPT);
+	free(img);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_valid),
+	    cmocka_unit_test(test_hostile),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
