@@ -375,6 +375,7 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	timer_t timer;
 	int e, kerr;
 
+	vmm_timing_mark("guest_run");
 	if (!o)
 		o = &defaults;
 	memset(ret, 0, sizeof(*ret));

@@ -41,6 +41,7 @@ struct scenario {
 	enum check check;
 	bool after_forbidden; /* child tries open() after the run: must die by SIGSYS */
 	bool debug;	      /* opts->debug: guest text must reach stderr, else must not */
+	bool timing;	      /* run with INSTAR_TIMING=1 (meson sets it): phase lines */
 };
 
 #define Q2 INSTAR_FMT_QCOW2
@@ -136,6 +137,7 @@ static const struct scenario scenarios[] = {
      .want_rc = -ENOENT,
      .want_detail = "does-not-exist.bin"},
     {.name = "sandbox", .op = "ok.bin", .format = Q2, .check = CHECK_NONE, .after_forbidden = true},
+    {.name = "timing", .op = "write.bin", .format = Q2, .check = CHECK_WRITE, .timing = true},
 };
 
 struct child_report {
@@ -337,6 +339,34 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	    s->debug != (strstr(errtext, "instar: guest log: ok op ran") != NULL)) {
 		fprintf(stderr, "FAIL: guest text on stderr does not match debug=%d\n", s->debug);
 		fail = 1;
+	}
+
+	/* INSTAR_TIMING=1 prints every phase, in order; unset prints nothing. */
+	{
+		static const char *const phases[] = {"vm_created", "guest_loaded", "guest_done",
+						     "committed", "synced"};
+		const char *e = getenv("INSTAR_TIMING"), *at = errtext;
+		bool on = e && !strcmp(e, "1");
+		char want[64];
+
+		if (s->timing && !on) {
+			fprintf(stderr,
+				"FAIL: scenario needs INSTAR_TIMING=1 in its environment\n");
+			fail = 1;
+		}
+		if (!on && strstr(errtext, "instar-timing:")) {
+			fprintf(stderr, "FAIL: timing lines without INSTAR_TIMING=1\n");
+			fail = 1;
+		}
+		for (size_t i = 0; s->timing && i < sizeof(phases) / sizeof(phases[0]); i++) {
+			snprintf(want, sizeof(want), "instar-timing: %s ", phases[i]);
+			at = at ? strstr(at, want) : NULL;
+			if (!at) {
+				fprintf(stderr, "FAIL: no timing line for %s (in order)\n",
+					phases[i]);
+				fail = 1;
+			}
+		}
 	}
 
 	if (s->after_forbidden) {
