@@ -6,6 +6,8 @@
 # copies identical, and for preallocation qemu-img map must agree on what is
 # allocated. Crash order: every prefix (--stop-after K) of a grow and of a
 # shrink leaves the old or the new image, with no corruption (leaks allowed).
+# After a complete plan no case needs leaks allowed: qemu-img check must be
+# fully clean (ALLOW_LEAKS stays 0; qemu itself leaks nothing here either).
 #
 #   qcow2_plan.sh PLAN_APPLY QEMU_IMG
 set -euo pipefail
@@ -208,6 +210,10 @@ mkback() {
 run_case "v3 backing grow" "" 1G "mkback; wr 0xab 0 1M" 3G
 run_case "v3 ext_l2 backing grow" "extended_l2=on" 1G "mkback" 1536M
 run_case "v3 backing grow shared L2" "" 700M "wr 0xab 600M 1M; $QIMG snapshot -c s1 \$B; mkback" 1536M
+# qemu's shrink keeps l1_size: growing back links new L2 tables in place.
+run_case "regrow after qemu shrink" "" 2G "wr 0xab 0 1M; wr 0xcd 1500M 1M; $QIMG resize -q --shrink \$B 600M" 2G
+run_case "regrow after qemu shrink, backing" "" 2G \
+	"wr 0xab 0 1M; wr 0xcd 1500M 1M; $QIMG resize -q --shrink \$B 600M; mkback" 1800M
 run_case "v3 backing prealloc" "" 1G "mkback" 1536M --preallocation=metadata
 
 # ---- compressed ----
