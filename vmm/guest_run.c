@@ -25,6 +25,8 @@
 #define VMM_OVERLAY_DEFAULT (1ull << 30)
 #define VMM_CAPACITY_SLACK (256ull << 20)
 #define VMM_WATCHDOG_SIGNAL SIGALRM
+#define VMM_VIRTIO_NOTIFY_OFF 0x050u /* virtio-mmio QueueNotify: must exit */
+#define VMM_VIRTIO_CONFIG_OFF 0x100u /* device config: read-only here */
 
 struct vmm_run {
 	struct vmm_kvm kvm;
@@ -440,6 +442,15 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 			 strerror(-e));
 		goto err_kvm;
 	}
+
+	/* Every virtio register write but QueueNotify only changes device state
+	 * that the guest can observe by a later MMIO read or notify, both of
+	 * which exit and see the queued writes first: ~20 exits fewer per run
+	 * (each one costs ~20 us on emulating hosts). Optional: failure only
+	 * loses the speed-up. */
+	vmm_kvm_coalesce(&r->kvm, INSTAR_VIRTIO_MMIO_BASE, VMM_VIRTIO_NOTIFY_OFF);
+	vmm_kvm_coalesce(&r->kvm, INSTAR_VIRTIO_MMIO_BASE + VMM_VIRTIO_NOTIFY_OFF + 4,
+			 VMM_VIRTIO_CONFIG_OFF - VMM_VIRTIO_NOTIFY_OFF - 4);
 
 	vmm_watchdog_fired = 0;
 	vmm_watchdog_kvm = &r->kvm;

@@ -291,6 +291,29 @@ static void *vmm_kvm_map_ram(uint64_t ram_size)
 	return ram;
 }
 
+/* The coalesced-MMIO ring is a page of the vCPU mapping, if the host has it. */
+static void vmm_kvm_find_ring(struct vmm_kvm *k)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int off = ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+
+	if (off <= 0 || page <= 0 || ((size_t)off + 1) * (size_t)page > k->run_size)
+		return;
+	k->ring =
+	    (struct kvm_coalesced_mmio_ring *)((uint8_t *)k->run + (size_t)off * (size_t)page);
+	k->ring_max =
+	    (uint32_t)(((size_t)page - sizeof(*k->ring)) / sizeof(k->ring->coalesced_mmio[0]));
+}
+
+int vmm_kvm_coalesce(struct vmm_kvm *k, uint64_t gpa, uint64_t size)
+{
+	struct kvm_coalesced_mmio_zone z = {.addr = gpa, .size = (uint32_t)size};
+
+	if (!k->ring || size > UINT32_MAX)
+		return -ENOTSUP;
+	return ioctl(k->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0 ? -errno : 0;
+}
+
 int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region region;
@@ -365,6 +388,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 		goto err_vcpu;
 	}
 	k->run_size = (size_t)mmap_size;
+	vmm_kvm_find_ring(k);
 
 	r = vmm_kvm_set_cpuid(k);
 	if (r) {
@@ -445,19 +469,55 @@ static int vmm_kvm_exit_io(struct vmm_kvm *k, const struct vmm_exit_ops *ops, vo
 		       run->io.count, (uint8_t *)run + run->io.data_offset);
 }
 
+/* Hands the queued writes to the handler in guest order. The ring is written
+ * by KVM, not the guest, but its indexes and lengths are checked anyway. */
+static int vmm_kvm_drain(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx,
+			 uint64_t *ret_gpa)
+{
+	struct kvm_coalesced_mmio_ring *ring = k->ring;
+	uint32_t first;
+
+	if (!ring)
+		return 0;
+	for (first = __atomic_load_n(&ring->first, __ATOMIC_ACQUIRE);
+	     first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE);
+	     first = (first + 1) % k->ring_max) {
+		struct kvm_coalesced_mmio *m;
+		int r;
+
+		if (first >= k->ring_max)
+			return -EIO;
+		m = &ring->coalesced_mmio[first];
+		*ret_gpa = m->phys_addr;
+		r = m->len == 0 || m->len > 8 ? -EINVAL
+					      : ops->mmio(ctx, m->phys_addr, true, m->len, m->data);
+		__atomic_store_n(&ring->first, (first + 1) % k->ring_max, __ATOMIC_RELEASE);
+		if (r)
+			return r < 0 ? r : -EPROTO; /* DONE is never coalesced */
+	}
+	return 0;
+}
+
 enum vmm_stop vmm_kvm_run(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx,
 			  volatile sig_atomic_t *timed_out, int *ret_err, char *detail,
 			  size_t detaillen)
 {
 	struct kvm_run *run = k->run;
+	uint64_t gpa = 0;
 	int r;
 
 	*ret_err = 0;
 	for (;;) {
 		if (*timed_out)
 			return VMM_STOP_TIMEOUT;
-		if (ioctl(k->vcpu_fd, KVM_RUN, 0) < 0) {
-			r = -errno;
+		r = ioctl(k->vcpu_fd, KVM_RUN, 0) < 0 ? -errno : 0;
+		*ret_err = vmm_kvm_drain(k, ops, ctx, &gpa);
+		if (*ret_err) {
+			snprintf(detail, detaillen, "guest MMIO rejected: queued write at 0x%llx",
+				 (unsigned long long)gpa);
+			return VMM_STOP_HANDLER;
+		}
+		if (r) {
 			if (r == -EINTR || r == -EAGAIN) {
 				/* Clear first: a kick landing after this is seen next round. */
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

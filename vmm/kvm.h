@@ -11,6 +11,7 @@
 #include "guestmem.h"
 
 struct kvm_run;
+struct kvm_coalesced_mmio_ring;
 
 struct vmm_kvm {
 	int sys_fd;
@@ -19,6 +20,8 @@ struct vmm_kvm {
 	struct kvm_run *run;
 	size_t run_size;
 	struct vmm_guestmem mem;
+	struct kvm_coalesced_mmio_ring *ring; /* in the run mapping; NULL: none */
+	uint32_t ring_max;		      /* entries in the ring */
 };
 
 /* Handlers of the exits the run loop does not decide itself. Each returns 0 to
@@ -58,6 +61,13 @@ void vmm_kvm_destroy(struct vmm_kvm *k);
 enum vmm_stop vmm_kvm_run(struct vmm_kvm *k, const struct vmm_exit_ops *ops, void *ctx,
 			  volatile sig_atomic_t *timed_out, int *ret_err, char *detail,
 			  size_t detaillen);
+
+/* Lets guest MMIO writes to [gpa, gpa+size) complete without an exit: KVM
+ * queues them and vmm_kvm_run() hands them to ops->mmio, in order, before it
+ * handles the next exit. Only for registers whose writes have no effect the
+ * guest can see other than through a later MMIO access. Returns 0, or
+ * -ENOTSUP when the host lacks the ring (the caller just loses the speed-up). */
+int vmm_kvm_coalesce(struct vmm_kvm *k, uint64_t gpa, uint64_t size);
 
 /* Async-signal-safe: makes the current or next KVM_RUN return EINTR. */
 void vmm_kvm_kick(struct vmm_kvm *k);
