@@ -78,7 +78,8 @@ def create(rng, fmt, path):
         opts = ["cluster_size=%d" % cs]
         compat = rng.choice(["0.10", "1.1", "1.1"])
         opts.append("compat=" + compat)
-        opts.append("refcount_bits=%d" % rng.choice([1, 2, 8, 16, 16, 64]))
+        # qemu allows other refcount widths only from compat=1.1 on
+        opts.append("refcount_bits=%d" % (rng.choice([1, 2, 8, 16, 16, 64]) if compat == "1.1" else 16))
         if compat == "1.1" and cs >= 16384 and rng.random() < 0.3:
             opts.append("extended_l2=on")
         if compat == "1.1" and rng.random() < 0.2:
@@ -204,7 +205,7 @@ def one_case(args, seed, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--instar", required=True)
+    ap.add_argument("--instar", required=True, type=os.path.abspath)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=50)
     ap.add_argument("--formats", default="raw,qcow2")

@@ -6,7 +6,7 @@
 # virtual size is one of the two, the data below the smaller size reads back,
 # and `qemu-img check` reports no corruption (leaks are allowed).
 set -u
-instar=$1
+instar=$(realpath "$1")
 if [ ! -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
 	[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
 	echo "skip: no usable /dev/kvm"; exit 77

@@ -5,7 +5,7 @@
 # "instar: " message and leave the file byte-identical; a success must leave
 # `qemu-img check` no worse than before.
 set -u
-instar=$1
+instar=$(realpath "$1")
 if [ ! -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
 	[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
 	echo "skip: no usable /dev/kvm"; exit 77
