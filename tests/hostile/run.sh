@@ -20,7 +20,8 @@ sev() { case $1 in 0|63) echo 0;; 3) echo 1;; 2) echo 2;; *) echo 3;; esac; }
 
 fail=0 n=0 refused=0 resized=0
 while read -r img fmt; do
-	for args in "+1G" "--shrink -1M"; do
+	for spec in "|+1G" "--shrink|-1M" "|64T"; do
+		opt=${spec%|*} size=${spec#*|} args="$opt $size"
 		n=$((n + 1))
 		w=$tmp/w.$fmt
 		cp --sparse=always "$tmp/corpus/$img" "$w"
@@ -28,7 +29,7 @@ while read -r img fmt; do
 		qemu-img check -f "$fmt" "$w" >/dev/null 2>&1
 		cb=$?
 		# shellcheck disable=SC2086
-		timeout -s KILL 60 "$instar" resize -f "$fmt" $args "$w" >"$tmp/out" 2>"$tmp/err"
+		timeout -s KILL 60 "$instar" resize -f "$fmt" $opt "$w" "$size" >"$tmp/out" 2>"$tmp/err"
 		rc=$?
 		if grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$tmp/err"; then
 			echo "FAIL $img [$args]: sanitizer report"; sed 's/^/    /' "$tmp/err" | head -20; fail=$((fail + 1)); continue
@@ -58,4 +59,4 @@ while read -r img fmt; do
 	done
 done <"$tmp/corpus/manifest.txt"
 echo "hostile: $n runs, $resized resized, $refused refused, $fail failures"
-[ "$fail" -eq 0 ] && [ "$n" -ge 120 ]
+[ "$fail" -eq 0 ] && [ "$n" -ge 180 ] && [ "$resized" -gt 0 ] && [ "$refused" -gt 0 ]
