@@ -18,24 +18,26 @@ fail=0 total=0
 
 vsize() { qemu-img info -f "$1" --output=json "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
 
-# one_case NAME FMT "CREATE-OPTS" SIZE "RESIZE-ARGS"
+# one_case NAME FMT "CREATE-OPTS" SIZE "RESIZE-OPTS" NEWSIZE
 one_case() {
-	local name=$1 fmt=$2 copts=$3 size=$4 rargs=$5 k old new rc v completed=0
+	local name=$1 fmt=$2 copts=$3 size=$4 ropt=$5 rsize=$6 k old new rc v completed=0
 	rm -f base w
 	qemu-img create -q -f "$fmt" ${copts:+-o "$copts"} base "$size"
-	qemu-io -f "$fmt" -c 'write -P 0x5a 0 64k' -c 'write -P 0xa5 1M 64k' base >/dev/null
 	old=$(vsize "$fmt" base)
+	# data at the start (kept) and near the end (cut by a shrink)
+	qemu-io -f "$fmt" -c 'write -P 0x5a 0 64k' -c 'write -P 0xa5 1M 64k' \
+		-c "write -P 0x77 $((old - 192 * 1024)) 128k" base >/dev/null
 	# the uninterrupted resize tells the new size (vhd rounds to CHS)
 	cp --sparse=always base w
 	# shellcheck disable=SC2086
-	if ! "$instar" resize -q -f "$fmt" $rargs w 2>err; then
+	if ! "$instar" resize -q -f "$fmt" $ropt w "$rsize" 2>err; then
 		echo "FAIL $name: the uninterrupted resize failed"; cat err; fail=$((fail + 1)); return
 	fi
 	new=$(vsize "$fmt" w)
 	for k in $(seq 0 400); do
 		cp --sparse=always base w
 		# shellcheck disable=SC2086
-		INSTAR_TEST_COMMIT_STOP_AFTER=$k "$instar" resize -q -f "$fmt" $rargs w >/dev/null 2>"err"
+		INSTAR_TEST_COMMIT_STOP_AFTER=$k "$instar" resize -q -f "$fmt" $ropt w "$rsize" >/dev/null 2>"err"
 		rc=$?
 		total=$((total + 1))
 		if [ "$rc" -gt 1 ]; then
@@ -66,15 +68,15 @@ one_case() {
 	echo "ok $name: stopped after every k in 0..$((k - 1)), completed at k=$k"
 }
 
-one_case qcow2-grow qcow2 "" 1G "2G"
-one_case qcow2-grow-64t qcow2 "cluster_size=65536" 1G "64T"
-one_case qcow2-512-grow qcow2 "cluster_size=512" 64M "1G"
-one_case qcow2-shrink qcow2 "" 1G "--shrink 2M"
-one_case vmdk-grow vmdk "" 1G "8G"
-one_case vmdk-shrink vmdk "" 1G "--shrink 2M"
-one_case vhd-grow vpc "" 64M "1G"
-one_case vhd-shrink vpc "" 64M "--shrink 4M"
-one_case vhdx-grow vhdx "" 64M "2G"
-one_case vhdx-shrink vhdx "" 64M "--shrink 4M"
+one_case qcow2-grow qcow2 "" 1G "" "2G"
+one_case qcow2-grow-64t qcow2 "cluster_size=65536" 1G "" "64T"
+one_case qcow2-512-grow qcow2 "cluster_size=512" 64M "" "1G"
+one_case qcow2-shrink qcow2 "" 1G "--shrink" "2M"
+one_case vmdk-grow vmdk "" 1G "" "8G"
+one_case vmdk-shrink vmdk "" 1G "--shrink" "2M"
+one_case vhd-grow vpc "" 64M "" "1G"
+one_case vhd-shrink vpc "" 64M "--shrink" "4M"
+one_case vhdx-grow vhdx "" 64M "" "2G"
+one_case vhdx-shrink vhdx "" 64M "--shrink" "4M"
 echo "fault: $total runs, $fail failures"
 [ "$fail" -eq 0 ]
