@@ -10,11 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "abi.h"
 #include "kvm.h"
+#include "sandbox.h"
 
 #define KVM_API_EXPECTED 12
 
@@ -288,6 +293,8 @@ static void *vmm_kvm_map_ram(uint64_t ram_size)
 	if (huge - head)
 		munmap(ram + ram_size, huge - head);
 	madvise(ram, ram_size, MADV_HUGEPAGE); /* a hint: failure is harmless */
+	/* Never copied into a child (vmm_kvm_defer_teardown) nor made COW. */
+	madvise(ram, ram_size, MADV_DONTFORK);
 	return ram;
 }
 
@@ -321,7 +328,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 	void *ram;
 
 	memset(k, 0, sizeof(*k));
-	k->sys_fd = k->vm_fd = k->vcpu_fd = -1;
+	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
 	if (ram_size < INSTAR_HEAP_ADDR + (1ull << 20) || ram_size > INSTAR_VIRTIO_MMIO_BASE ||
 	    ram_size % 4096) {
 		snprintf(err, errlen, "guest RAM size %llu out of range",
@@ -445,8 +452,77 @@ void vmm_kvm_destroy(struct vmm_kvm *k)
 		close(k->vm_fd);
 	if (k->sys_fd >= 0)
 		close(k->sys_fd);
+	if (k->reaper_fd >= 0)
+		close(k->reaper_fd); /* the helper's EOF: it exits, KVM tears down */
 	memset(k, 0, sizeof(*k));
-	k->sys_fd = k->vm_fd = k->vcpu_fd = -1;
+	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
+}
+
+/* The helper: holds the VM until the parent closes the pipe or dies. Strict
+ * seccomp leaves it read and exit; it never sees guest-controlled data. */
+static void __attribute__((noreturn)) vmm_kvm_reaper(int rfd)
+{
+	char c;
+
+	prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT);
+	for (;;) {
+		ssize_t n = read(rfd, &c, 1);
+
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+	}
+	for (;;)
+		syscall(SYS_exit, 0); /* exit_group is not allowed in strict mode */
+}
+
+int vmm_kvm_defer_teardown(struct vmm_kvm *k)
+{
+	int p[2], status, r = 0;
+	pid_t pid;
+
+	if (k->reaper_fd >= 0 || k->vm_fd < 0 || k->vcpu_fd < 0)
+		return -EINVAL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		/* Intermediate child: drops every other fd (the image above all,
+		 * whose OFD locks must die with the parent) before the helper is
+		 * forked, then leaves so the helper is nobody's child to wait for. */
+		const int keep[] = {k->vm_fd, k->vcpu_fd, p[0]};
+
+		if (vmm_sandbox_close_fds(keep, sizeof(keep) / sizeof(keep[0])) < 0)
+			_exit(1);
+		close(STDIN_FILENO);
+		close(STDOUT_FILENO); /* a caller reading our output to EOF must not wait */
+		close(STDERR_FILENO);
+		if (chdir("/") < 0)
+			_exit(1);
+		if (fork() == 0)
+			vmm_kvm_reaper(p[0]);
+		_exit(0);
+	}
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			r = -errno;
+			break;
+		}
+	}
+	if (!r && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+		r = -ECHILD;
+	if (r) {
+		close(p[1]);
+		return r;
+	}
+	k->reaper_fd = p[1];
+	return 0;
 }
 
 void vmm_kvm_kick(struct vmm_kvm *k)
