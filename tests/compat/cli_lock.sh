@@ -94,7 +94,8 @@ slow_check() {
 	rm -f "$f"
 	"$qemu_img" create -q -f "$fmt" "$f" 1M
 	ino=$(stat -c %i "$f")
-	"$instar" resize --timeout 300 -f "$fmt" --preallocation=full "$f" +$grow >/dev/null 2>"$tmp/slow.err" &
+	# the guest path is fast now: hold the run (test-only hook) so the locks can be seen
+	INSTAR_TEST_GUEST_DELAY_MS=2000 "$instar" resize --timeout 300 -f "$fmt" --preallocation=full "$f" +$grow >/dev/null 2>"$tmp/slow.err" &
 	slow=$!
 	for _ in $(seq 1000); do
 		bytes=$(grep ":$ino " /proc/locks | awk '{print $7 "-" $8}' | sort -n | tr '\n' ' ')
