@@ -9,89 +9,27 @@
 
 #include "overlay.h"
 #include "virtio_blk.h"
+#include "virtio_mmio.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "virtio is little-endian, so is the host");
 
 /* virtio-mmio register offsets (spec 4.2.2) */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_VENDOR_ID 0x00c
-#define R_DEVICE_FEATURES 0x010
-#define R_DEVICE_FEATURES_SEL 0x014
-#define R_DRIVER_FEATURES 0x020
-#define R_DRIVER_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_INTERRUPT_STATUS 0x060
-#define R_INTERRUPT_ACK 0x064
-#define R_STATUS 0x070
-#define R_QUEUE_DESC_LOW 0x080
-#define R_QUEUE_DESC_HIGH 0x084
-#define R_QUEUE_DRIVER_LOW 0x090
-#define R_QUEUE_DRIVER_HIGH 0x094
-#define R_QUEUE_DEVICE_LOW 0x0a0
-#define R_QUEUE_DEVICE_HIGH 0x0a4
-#define R_CONFIG_GENERATION 0x0fc
-#define R_CONFIG 0x100
 
-#define MMIO_MAGIC 0x74726976u /* "virt" */
-#define MMIO_VERSION 2u
-#define DEVICE_ID_BLOCK 2u
 #define VENDOR_ID 0x54534e49u /* "INST" */
 
-#define ST_ACKNOWLEDGE 1u
-#define ST_DRIVER 2u
-#define ST_DRIVER_OK 4u
-#define ST_FEATURES_OK 8u
-#define ST_NEEDS_RESET 64u
-#define ST_FAILED 128u
-
-#define INT_USED_BUFFER 1u
-#define INT_CONFIG_CHANGE 2u
-
-#define F_BLK_SEG_MAX (1ull << 2)
-#define F_BLK_FLUSH (1ull << 9)
-#define F_BLK_DISCARD (1ull << 13)
-#define F_BLK_WRITE_ZEROES (1ull << 14)
-#define F_VERSION_1 (1ull << 32)
 #define DEVICE_FEATURES                                                                            \
-	(F_VERSION_1 | F_BLK_SEG_MAX | F_BLK_FLUSH | F_BLK_DISCARD | F_BLK_WRITE_ZEROES)
+	(VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_SEG_MAX | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |   \
+	 VIRTIO_F_BLK_WRITE_ZEROES)
 
 /* Split virtqueue layout (spec 2.7) */
-#define DESC_SIZE 16u
-#define DESC_F_NEXT 1u
-#define DESC_F_WRITE 2u
-#define DESC_F_INDIRECT 4u
 
 /* virtio-blk requests (spec 5.2.6) */
-#define T_IN 0u
-#define T_OUT 1u
-#define T_FLUSH 4u
-#define T_GET_ID 8u
-#define T_DISCARD 11u
-#define T_WRITE_ZEROES 13u
-#define S_OK 0u
-#define S_IOERR 1u
-#define S_UNSUPP 2u
-#define REQ_HDR_SIZE 16u
-#define SEG_SIZE 16u /* discard / write-zeroes segment */
-#define WZ_F_UNMAP 1u
-#define ID_BYTES 20u
 #define SECTOR 512u
 
 /* virtio_blk_config offsets (spec 5.2.4) */
-#define C_CAPACITY 0
 #define C_SEG_MAX 12
-#define C_MAX_DISCARD_SECTORS 36
-#define C_MAX_DISCARD_SEG 40
 #define C_DISCARD_ALIGN 44
-#define C_MAX_WZ_SECTORS 48
-#define C_MAX_WZ_SEG 52
 #define C_WZ_MAY_UNMAP 56
 #define CONFIG_SIZE 60
 
@@ -172,8 +110,8 @@ static void st64(uint8_t *p, uint64_t v)
 
 static void set_needs_reset(struct vmm_blk *b)
 {
-	b->status |= ST_NEEDS_RESET;
-	b->isr |= INT_CONFIG_CHANGE;
+	b->status |= VIRTIO_ST_NEEDS_RESET;
+	b->isr |= VIRTIO_INT_CONFIG_CHANGE;
 }
 
 static void device_reset(struct vmm_blk *b)
@@ -207,13 +145,13 @@ int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
 	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : VMM_BLK_OVERLAY_DEFAULT,
 			 VMM_BLK_OVERLAY_MAX_OPS);
 
-	st64(b->config + C_CAPACITY, cap / SECTOR);
+	st64(b->config + VIRTIO_C_CAPACITY, cap / SECTOR);
 	st32(b->config + C_SEG_MAX, VMM_BLK_QUEUE_MAX - 2);
-	st32(b->config + C_MAX_DISCARD_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
-	st32(b->config + C_MAX_DISCARD_SEG, VMM_BLK_MAX_SEGS);
+	st32(b->config + VIRTIO_C_MAX_DISCARD_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	st32(b->config + VIRTIO_C_MAX_DISCARD_SEG, VMM_BLK_MAX_SEGS);
 	st32(b->config + C_DISCARD_ALIGN, 1);
-	st32(b->config + C_MAX_WZ_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
-	st32(b->config + C_MAX_WZ_SEG, VMM_BLK_MAX_SEGS);
+	st32(b->config + VIRTIO_C_MAX_WZ_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	st32(b->config + VIRTIO_C_MAX_WZ_SEG, VMM_BLK_MAX_SEGS);
 	b->config[C_WZ_MAY_UNMAP] = 0;
 	device_reset(b);
 	*ret = b;
@@ -235,7 +173,7 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b)
 
 bool vmm_blk_needs_reset(const struct vmm_blk *b)
 {
-	return b->status & ST_NEEDS_RESET;
+	return b->status & VIRTIO_ST_NEEDS_RESET;
 }
 
 /* ---- requests ---- */
@@ -303,78 +241,79 @@ static uint8_t req_in(struct vmm_blk *b, const struct chain *c, uint64_t sector,
 	uint64_t off;
 	unsigned i;
 
-	if (c->out_len != REQ_HDR_SIZE || c->in_len % SECTOR || c->in_len > VMM_BLK_MAX_REQ_BYTES ||
-	    sector_range(b, sector, c->in_len, &off) < 0)
-		return S_IOERR;
+	if (c->out_len != VIRTIO_REQ_HDR_SIZE || c->in_len % SECTOR ||
+	    c->in_len > VMM_BLK_MAX_REQ_BYTES || sector_range(b, sector, c->in_len, &off) < 0)
+		return VIRTIO_S_IOERR;
 	for (i = 0; i < c->nin; i++) {
 		if (blk_read(b, off, c->in[i].p, c->in[i].len) < 0)
-			return S_IOERR;
+			return VIRTIO_S_IOERR;
 		off += c->in[i].len;
 	}
 	*used += (uint32_t)c->in_len;
-	return S_OK;
+	return VIRTIO_S_OK;
 }
 
 static uint8_t req_out(struct vmm_blk *b, const struct chain *c, uint64_t sector)
 {
-	uint64_t len = c->out_len - REQ_HDR_SIZE, off;
+	uint64_t len = c->out_len - VIRTIO_REQ_HDR_SIZE, off;
 	uint8_t *data;
 
 	if (c->in_len || len % SECTOR || len > VMM_BLK_MAX_REQ_BYTES ||
 	    sector_range(b, sector, len, &off) < 0)
-		return S_IOERR;
+		return VIRTIO_S_IOERR;
 	if (len == 0)
-		return S_OK;
+		return VIRTIO_S_OK;
 	data = malloc(len);
 	if (!data)
-		return S_IOERR;
-	gather(c->out, c->nout, REQ_HDR_SIZE, data, len);
+		return VIRTIO_S_IOERR;
+	gather(c->out, c->nout, VIRTIO_REQ_HDR_SIZE, data, len);
 	if (vmm_overlay_write(&b->ovl, off, data, len) < 0) {
 		free(data);
-		return S_IOERR;
+		return VIRTIO_S_IOERR;
 	}
-	return S_OK;
+	return VIRTIO_S_OK;
 }
 
 static uint8_t req_zero(struct vmm_blk *b, const struct chain *c, uint32_t type)
 {
-	uint8_t raw[VMM_BLK_MAX_SEGS * SEG_SIZE];
+	uint8_t raw[VMM_BLK_MAX_SEGS * VIRTIO_SEG_SIZE];
 	uint64_t off[VMM_BLK_MAX_SEGS], len[VMM_BLK_MAX_SEGS];
-	uint64_t dlen = c->out_len - REQ_HDR_SIZE, nseg = dlen / SEG_SIZE, i;
-	uint32_t allowed = type == T_WRITE_ZEROES ? WZ_F_UNMAP : 0;
+	uint64_t dlen = c->out_len - VIRTIO_REQ_HDR_SIZE, nseg = dlen / VIRTIO_SEG_SIZE, i;
+	uint32_t allowed = type == VIRTIO_T_WRITE_ZEROES ? VIRTIO_WZ_F_UNMAP : 0;
 
-	if (c->in_len || dlen == 0 || dlen % SEG_SIZE || nseg > VMM_BLK_MAX_SEGS)
-		return S_IOERR;
-	gather(c->out, c->nout, REQ_HDR_SIZE, raw, dlen);
+	if (c->in_len || dlen == 0 || dlen % VIRTIO_SEG_SIZE || nseg > VMM_BLK_MAX_SEGS)
+		return VIRTIO_S_IOERR;
+	gather(c->out, c->nout, VIRTIO_REQ_HDR_SIZE, raw, dlen);
 	/* Check every segment before staging any. */
 	for (i = 0; i < nseg; i++) {
-		const uint8_t *s = raw + i * SEG_SIZE;
+		const uint8_t *s = raw + i * VIRTIO_SEG_SIZE;
 		uint32_t num = ld32(s + 8), flags = ld32(s + 12);
 
 		if (flags & ~allowed)
-			return S_UNSUPP;
+			return VIRTIO_S_UNSUPP;
 		len[i] = (uint64_t)num * SECTOR;
 		if (num > VMM_BLK_MAX_ZERO_SECTORS || sector_range(b, ld64(s), len[i], &off[i]) < 0)
-			return S_IOERR;
+			return VIRTIO_S_IOERR;
 	}
 	for (i = 0; i < nseg; i++) {
-		int r = type == T_WRITE_ZEROES ? vmm_overlay_zero(&b->ovl, off[i], len[i])
-					       : vmm_overlay_discard(&b->ovl, off[i], len[i]);
+		int r = type == VIRTIO_T_WRITE_ZEROES
+			    ? vmm_overlay_zero(&b->ovl, off[i], len[i])
+			    : vmm_overlay_discard(&b->ovl, off[i], len[i]);
 		if (r < 0)
-			return S_IOERR;
+			return VIRTIO_S_IOERR;
 	}
-	return S_OK;
+	return VIRTIO_S_OK;
 }
 
 static uint8_t req_get_id(const struct chain *c, uint32_t *used)
 {
-	uint8_t id[ID_BYTES] = "instar";
-	uint64_t left = c->in_len < ID_BYTES ? c->in_len : ID_BYTES;
+	uint8_t id[VIRTIO_ID_BYTES] = "instar";
+	uint64_t left = c->in_len < VIRTIO_ID_BYTES ? c->in_len : VIRTIO_ID_BYTES;
 	const uint8_t *src = id;
 	unsigned i;
 
-	if (c->out_len != REQ_HDR_SIZE)
-		return S_IOERR;
+	if (c->out_len != VIRTIO_REQ_HDR_SIZE)
+		return VIRTIO_S_IOERR;
 	*used += (uint32_t)left;
 	for (i = 0; i < c->nin && left; i++) {
 		uint64_t take = c->in[i].len < left ? c->in[i].len : left;
@@ -383,7 +322,7 @@ static uint8_t req_get_id(const struct chain *c, uint32_t *used)
 		src += take;
 		left -= take;
 	}
-	return S_OK;
+	return VIRTIO_S_OK;
 }
 
 /* Walk and check one descriptor chain. -EPROTO when it cannot even be
@@ -406,21 +345,21 @@ static int chain_parse(struct vmm_blk *b, uint16_t head, struct chain *c, bool *
 		/* A chain longer than the queue must revisit a slot: a loop. */
 		if (idx >= b->q.num || n >= b->q.num)
 			return -EPROTO;
-		d = b->q.desc_h + (uint64_t)idx * DESC_SIZE;
+		d = b->q.desc_h + (uint64_t)idx * VIRTIO_DESC_SIZE;
 		addr[n] = ld64(d);
 		len[n] = ld32(d + 8);
 		flags[n] = ld16(d + 12);
-		if (flags[n] & DESC_F_INDIRECT)
+		if (flags[n] & VIRTIO_DESC_F_INDIRECT)
 			return -EPROTO; /* not negotiated */
 		n++;
-		if (!(flags[n - 1] & DESC_F_NEXT))
+		if (!(flags[n - 1] & VIRTIO_DESC_F_NEXT))
 			break;
 		idx = ld16(d + 14);
 	}
 
 	/* The status byte is the last byte of the last, device-writable buffer. */
 	st = vmm_gpa(&b->mem, addr[n - 1], len[n - 1]);
-	if (!(flags[n - 1] & DESC_F_WRITE) || len[n - 1] == 0 || !st)
+	if (!(flags[n - 1] & VIRTIO_DESC_F_WRITE) || len[n - 1] == 0 || !st)
 		return -EPROTO;
 	c->status = st + len[n - 1] - 1;
 
@@ -434,7 +373,7 @@ static int chain_parse(struct vmm_blk *b, uint16_t head, struct chain *c, bool *
 			ok = false;
 			continue;
 		}
-		if (flags[i] & DESC_F_WRITE) {
+		if (flags[i] & VIRTIO_DESC_F_WRITE) {
 			seen_write = true;
 			c->in[c->nin++] = (struct seg){.p = p, .len = l};
 			c->in_len += l;
@@ -454,7 +393,7 @@ static int chain_parse(struct vmm_blk *b, uint16_t head, struct chain *c, bool *
 static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
 {
 	struct chain *c = &b->chain;
-	uint8_t hdr[REQ_HDR_SIZE], status = S_IOERR;
+	uint8_t hdr[VIRTIO_REQ_HDR_SIZE], status = VIRTIO_S_IOERR;
 	uint32_t used = 1; /* the status byte */
 	bool ok;
 	int r;
@@ -462,33 +401,34 @@ static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
 	r = chain_parse(b, head, c, &ok);
 	if (r < 0)
 		return r;
-	if (!ok || c->out_len < REQ_HDR_SIZE)
+	if (!ok || c->out_len < VIRTIO_REQ_HDR_SIZE)
 		goto done;
-	gather(c->out, c->nout, 0, hdr, REQ_HDR_SIZE);
+	gather(c->out, c->nout, 0, hdr, VIRTIO_REQ_HDR_SIZE);
 
 	switch (ld32(hdr)) {
-	case T_IN:
+	case VIRTIO_T_IN:
 		status = req_in(b, c, ld64(hdr + 8), &used);
 		break;
-	case T_OUT:
+	case VIRTIO_T_OUT:
 		status = req_out(b, c, ld64(hdr + 8));
 		break;
-	case T_FLUSH:
-		if (c->out_len == REQ_HDR_SIZE && c->in_len == 0)
-			status = vmm_overlay_flush(&b->ovl) < 0 ? S_IOERR : S_OK;
+	case VIRTIO_T_FLUSH:
+		if (c->out_len == VIRTIO_REQ_HDR_SIZE && c->in_len == 0)
+			status = vmm_overlay_flush(&b->ovl) < 0 ? VIRTIO_S_IOERR : VIRTIO_S_OK;
 		break;
-	case T_GET_ID:
+	case VIRTIO_T_GET_ID:
 		status = req_get_id(c, &used);
 		break;
-	case T_DISCARD:
-	case T_WRITE_ZEROES: {
-		uint64_t f = ld32(hdr) == T_DISCARD ? F_BLK_DISCARD : F_BLK_WRITE_ZEROES;
+	case VIRTIO_T_DISCARD:
+	case VIRTIO_T_WRITE_ZEROES: {
+		uint64_t f = ld32(hdr) == VIRTIO_T_DISCARD ? VIRTIO_F_BLK_DISCARD
+							   : VIRTIO_F_BLK_WRITE_ZEROES;
 
-		status = b->driver_features & f ? req_zero(b, c, ld32(hdr)) : S_UNSUPP;
+		status = b->driver_features & f ? req_zero(b, c, ld32(hdr)) : VIRTIO_S_UNSUPP;
 		break;
 	}
 	default:
-		status = S_UNSUPP;
+		status = VIRTIO_S_UNSUPP;
 		break;
 	}
 done:
@@ -502,8 +442,8 @@ int vmm_blk_process_queue(struct vmm_blk *b)
 	struct blk_queue *q = &b->q;
 	uint16_t avail_idx;
 
-	if ((b->status & (ST_DRIVER_OK | ST_FEATURES_OK | ST_NEEDS_RESET)) !=
-		(ST_DRIVER_OK | ST_FEATURES_OK) ||
+	if ((b->status & (VIRTIO_ST_DRIVER_OK | VIRTIO_ST_FEATURES_OK | VIRTIO_ST_NEEDS_RESET)) !=
+		(VIRTIO_ST_DRIVER_OK | VIRTIO_ST_FEATURES_OK) ||
 	    !q->ready)
 		return 0;
 	avail_idx = ld16(q->avail_h + 2);
@@ -529,7 +469,7 @@ int vmm_blk_process_queue(struct vmm_blk *b)
 		q->used_idx++;
 		st16(q->used_h + 2, q->used_idx);
 		q->last_avail++;
-		b->isr |= INT_USED_BUFFER;
+		b->isr |= VIRTIO_INT_USED_BUFFER;
 	}
 	return 0;
 }
@@ -543,10 +483,10 @@ static bool queue_enable(struct vmm_blk *b)
 	struct blk_queue *q = &b->q;
 	uint64_t n = q->num;
 
-	if (!(b->status & ST_FEATURES_OK) || n == 0 || n > VMM_BLK_QUEUE_MAX || (n & (n - 1)) ||
-	    q->desc % 16 || q->driver % 2 || q->device % 4)
+	if (!(b->status & VIRTIO_ST_FEATURES_OK) || n == 0 || n > VMM_BLK_QUEUE_MAX ||
+	    (n & (n - 1)) || q->desc % 16 || q->driver % 2 || q->device % 4)
 		return false;
-	q->desc_h = vmm_gpa(&b->mem, q->desc, n * DESC_SIZE);
+	q->desc_h = vmm_gpa(&b->mem, q->desc, n * VIRTIO_DESC_SIZE);
 	q->avail_h = vmm_gpa(&b->mem, q->driver, 6 + 2 * n);
 	q->used_h = vmm_gpa(&b->mem, q->device, 6 + 8 * n);
 	if (!q->desc_h || !q->avail_h || !q->used_h)
@@ -559,49 +499,51 @@ static bool queue_enable(struct vmm_blk *b)
 
 static void status_write(struct vmm_blk *b, uint32_t v)
 {
-	uint32_t keep = b->status & ST_NEEDS_RESET;
+	uint32_t keep = b->status & VIRTIO_ST_NEEDS_RESET;
 
 	if (v == 0) {
 		device_reset(b);
 		return;
 	}
-	v &= ST_ACKNOWLEDGE | ST_DRIVER | ST_DRIVER_OK | ST_FEATURES_OK | ST_FAILED;
+	v &= VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_DRIVER_OK |
+	     VIRTIO_ST_FEATURES_OK | VIRTIO_ST_FAILED;
 	/* Only a reset may clear bits. */
-	if ((b->status & ~ST_NEEDS_RESET) & ~v)
+	if ((b->status & ~VIRTIO_ST_NEEDS_RESET) & ~v)
 		return;
-	if ((v & ST_FEATURES_OK) && !(b->status & ST_FEATURES_OK)) {
-		if ((b->driver_features & ~DEVICE_FEATURES) || !(b->driver_features & F_VERSION_1))
-			v &= ~ST_FEATURES_OK;
+	if ((v & VIRTIO_ST_FEATURES_OK) && !(b->status & VIRTIO_ST_FEATURES_OK)) {
+		if ((b->driver_features & ~DEVICE_FEATURES) ||
+		    !(b->driver_features & VIRTIO_F_VERSION_1))
+			v &= ~VIRTIO_ST_FEATURES_OK;
 	}
-	if ((v & ST_DRIVER_OK) && !(v & ST_FEATURES_OK))
-		v &= ~ST_DRIVER_OK;
+	if ((v & VIRTIO_ST_DRIVER_OK) && !(v & VIRTIO_ST_FEATURES_OK))
+		v &= ~VIRTIO_ST_DRIVER_OK;
 	b->status = v | keep;
 }
 
 static uint32_t reg_read(struct vmm_blk *b, uint64_t off)
 {
 	switch (off) {
-	case R_MAGIC:
-		return MMIO_MAGIC;
-	case R_VERSION:
-		return MMIO_VERSION;
-	case R_DEVICE_ID:
-		return DEVICE_ID_BLOCK;
-	case R_VENDOR_ID:
+	case VIRTIO_R_MAGIC:
+		return VIRTIO_MMIO_MAGIC;
+	case VIRTIO_R_VERSION:
+		return VIRTIO_MMIO_VERSION;
+	case VIRTIO_R_DEVICE_ID:
+		return VIRTIO_DEVICE_ID_BLOCK;
+	case VIRTIO_R_VENDOR_ID:
 		return VENDOR_ID;
-	case R_DEVICE_FEATURES:
+	case VIRTIO_R_DEVICE_FEATURES:
 		if (b->dev_feat_sel > 1)
 			return 0;
 		return (uint32_t)(DEVICE_FEATURES >> (32 * b->dev_feat_sel));
-	case R_QUEUE_NUM_MAX:
+	case VIRTIO_R_QUEUE_NUM_MAX:
 		return b->queue_sel == 0 ? VMM_BLK_QUEUE_MAX : 0;
-	case R_QUEUE_READY:
+	case VIRTIO_R_QUEUE_READY:
 		return b->queue_sel == 0 && b->q.ready;
-	case R_INTERRUPT_STATUS:
+	case VIRTIO_R_INTERRUPT_STATUS:
 		return b->isr;
-	case R_STATUS:
+	case VIRTIO_R_STATUS:
 		return b->status;
-	case R_CONFIG_GENERATION:
+	case VIRTIO_R_CONFIG_GENERATION:
 		return 0; /* the config never changes */
 	default:
 		return 0;
@@ -622,40 +564,40 @@ static void reg_write(struct vmm_blk *b, uint64_t off, uint32_t v)
 	bool qcfg = b->queue_sel == 0 && !q->ready;
 
 	switch (off) {
-	case R_DEVICE_FEATURES_SEL:
+	case VIRTIO_R_DEVICE_FEATURES_SEL:
 		b->dev_feat_sel = v;
 		break;
-	case R_DRIVER_FEATURES:
+	case VIRTIO_R_DRIVER_FEATURES:
 		/* Features are fixed once FEATURES_OK was accepted. */
-		if (b->drv_feat_sel <= 1 && !(b->status & ST_FEATURES_OK))
+		if (b->drv_feat_sel <= 1 && !(b->status & VIRTIO_ST_FEATURES_OK))
 			set_half(&b->driver_features, b->drv_feat_sel == 1, v);
 		break;
-	case R_DRIVER_FEATURES_SEL:
+	case VIRTIO_R_DRIVER_FEATURES_SEL:
 		b->drv_feat_sel = v;
 		break;
-	case R_QUEUE_SEL:
+	case VIRTIO_R_QUEUE_SEL:
 		b->queue_sel = v;
 		break;
-	case R_QUEUE_NUM:
+	case VIRTIO_R_QUEUE_NUM:
 		if (qcfg)
 			q->num = v;
 		break;
-	case R_QUEUE_DESC_LOW:
-	case R_QUEUE_DESC_HIGH:
+	case VIRTIO_R_QUEUE_DESC_LOW:
+	case VIRTIO_R_QUEUE_DESC_HIGH:
 		if (qcfg)
-			set_half(&q->desc, off == R_QUEUE_DESC_HIGH, v);
+			set_half(&q->desc, off == VIRTIO_R_QUEUE_DESC_HIGH, v);
 		break;
-	case R_QUEUE_DRIVER_LOW:
-	case R_QUEUE_DRIVER_HIGH:
+	case VIRTIO_R_QUEUE_DRIVER_LOW:
+	case VIRTIO_R_QUEUE_DRIVER_HIGH:
 		if (qcfg)
-			set_half(&q->driver, off == R_QUEUE_DRIVER_HIGH, v);
+			set_half(&q->driver, off == VIRTIO_R_QUEUE_DRIVER_HIGH, v);
 		break;
-	case R_QUEUE_DEVICE_LOW:
-	case R_QUEUE_DEVICE_HIGH:
+	case VIRTIO_R_QUEUE_DEVICE_LOW:
+	case VIRTIO_R_QUEUE_DEVICE_HIGH:
 		if (qcfg)
-			set_half(&q->device, off == R_QUEUE_DEVICE_HIGH, v);
+			set_half(&q->device, off == VIRTIO_R_QUEUE_DEVICE_HIGH, v);
 		break;
-	case R_QUEUE_READY:
+	case VIRTIO_R_QUEUE_READY:
 		if (b->queue_sel != 0)
 			break;
 		if (v == 0) {
@@ -664,14 +606,14 @@ static void reg_write(struct vmm_blk *b, uint64_t off, uint32_t v)
 			set_needs_reset(b);
 		}
 		break;
-	case R_QUEUE_NOTIFY:
+	case VIRTIO_R_QUEUE_NOTIFY:
 		if (v == 0)
 			vmm_blk_process_queue(b);
 		break;
-	case R_INTERRUPT_ACK:
+	case VIRTIO_R_INTERRUPT_ACK:
 		b->isr &= ~v;
 		break;
-	case R_STATUS:
+	case VIRTIO_R_STATUS:
 		status_write(b, v);
 		break;
 	default:
@@ -686,7 +628,7 @@ void vmm_blk_mmio_read(struct vmm_blk *b, uint64_t off, void *data, uint32_t len
 	memset(data, 0, len);
 	if (len > 8)
 		return;
-	if (off < R_CONFIG) {
+	if (off < VIRTIO_R_CONFIG) {
 		uint32_t v;
 
 		if (len != 4 || off % 4)
@@ -695,9 +637,9 @@ void vmm_blk_mmio_read(struct vmm_blk *b, uint64_t off, void *data, uint32_t len
 		memcpy(data, &v, 4);
 		return;
 	}
-	if (off - R_CONFIG >= CONFIG_SIZE || len > CONFIG_SIZE - (off - R_CONFIG))
+	if (off - VIRTIO_R_CONFIG >= CONFIG_SIZE || len > CONFIG_SIZE - (off - VIRTIO_R_CONFIG))
 		return;
-	memcpy(data, b->config + (off - R_CONFIG), len);
+	memcpy(data, b->config + (off - VIRTIO_R_CONFIG), len);
 }
 
 void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint32_t len)
@@ -705,7 +647,7 @@ void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint3
 	uint32_t v;
 
 	/* The config space is read-only (no writeback toggle offered). */
-	if (!data || len != 4 || off % 4 || off >= R_CONFIG)
+	if (!data || len != 4 || off % 4 || off >= VIRTIO_R_CONFIG)
 		return;
 	memcpy(&v, data, 4);
 	reg_write(b, off, v);

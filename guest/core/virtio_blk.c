@@ -6,58 +6,9 @@
 
 #include "lib.h"
 #include "virtio_blk.h"
+#include "virtio_mmio.h"
 
 /* virtio-mmio registers (virtio 1.x, 4.2.2) */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEVICE_FEATURES 0x010
-#define R_DEVICE_FEATURES_SEL 0x014
-#define R_DRIVER_FEATURES 0x020
-#define R_DRIVER_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_STATUS 0x070
-#define R_QUEUE_DESC_LOW 0x080
-#define R_QUEUE_DESC_HIGH 0x084
-#define R_QUEUE_DRIVER_LOW 0x090
-#define R_QUEUE_DRIVER_HIGH 0x094
-#define R_QUEUE_DEVICE_LOW 0x0a0
-#define R_QUEUE_DEVICE_HIGH 0x0a4
-#define R_CONFIG_GENERATION 0x0fc
-#define R_CONFIG 0x100
-
-#define ST_ACKNOWLEDGE 1u
-#define ST_DRIVER 2u
-#define ST_DRIVER_OK 4u
-#define ST_FEATURES_OK 8u
-#define ST_NEEDS_RESET 64u
-#define ST_FAILED 128u
-
-#define F_BLK_FLUSH (1ull << 9)
-#define F_BLK_DISCARD (1ull << 13)
-#define F_BLK_WRITE_ZEROES (1ull << 14)
-#define F_VERSION_1 (1ull << 32)
-
-#define C_CAPACITY 0
-#define C_MAX_DISCARD_SECTORS 36
-#define C_MAX_DISCARD_SEG 40
-#define C_MAX_WZ_SECTORS 48
-#define C_MAX_WZ_SEG 52
-
-#define T_IN 0u
-#define T_OUT 1u
-#define T_FLUSH 4u
-#define T_DISCARD 11u
-#define T_WRITE_ZEROES 13u
-#define S_OK 0u
-#define S_UNSUPP 2u
-
-#define DESC_F_NEXT 1u
-#define DESC_F_WRITE 2u
 
 #define QSIZE 8u /* one request in flight needs three descriptors */
 #define SECTOR 512u
@@ -141,45 +92,49 @@ static void set_addr(uint32_t lo_reg, const volatile void *p)
 
 static uint32_t config_rd32(uint32_t off)
 {
-	return mmio_rd(R_CONFIG + off);
+	return mmio_rd(VIRTIO_R_CONFIG + off);
 }
 
 int guest_blk_init(uint64_t mmio_base)
 {
-	uint64_t want = F_VERSION_1 | F_BLK_FLUSH | F_BLK_DISCARD | F_BLK_WRITE_ZEROES, dev;
+	uint64_t want = VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |
+			VIRTIO_F_BLK_WRITE_ZEROES,
+		 dev;
 	uint32_t gen, nmax, status;
 
 	blk.ready = false;
 	blk.mmio = (volatile uint8_t *)(uintptr_t)mmio_base;
-	if (mmio_rd(R_MAGIC) != 0x74726976u || mmio_rd(R_VERSION) != 2 || mmio_rd(R_DEVICE_ID) != 2)
+	if (mmio_rd(VIRTIO_R_MAGIC) != 0x74726976u || mmio_rd(VIRTIO_R_VERSION) != 2 ||
+	    mmio_rd(VIRTIO_R_DEVICE_ID) != 2)
 		return -ENODEV;
 
-	mmio_wr(R_STATUS, 0);
-	if (mmio_rd(R_STATUS) != 0)
+	mmio_wr(VIRTIO_R_STATUS, 0);
+	if (mmio_rd(VIRTIO_R_STATUS) != 0)
 		return -EIO;
-	mmio_wr(R_STATUS, ST_ACKNOWLEDGE);
-	mmio_wr(R_STATUS, ST_ACKNOWLEDGE | ST_DRIVER);
+	mmio_wr(VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE);
+	mmio_wr(VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
 
-	mmio_wr(R_DEVICE_FEATURES_SEL, 0);
-	dev = mmio_rd(R_DEVICE_FEATURES);
-	mmio_wr(R_DEVICE_FEATURES_SEL, 1);
-	dev |= (uint64_t)mmio_rd(R_DEVICE_FEATURES) << 32;
+	mmio_wr(VIRTIO_R_DEVICE_FEATURES_SEL, 0);
+	dev = mmio_rd(VIRTIO_R_DEVICE_FEATURES);
+	mmio_wr(VIRTIO_R_DEVICE_FEATURES_SEL, 1);
+	dev |= (uint64_t)mmio_rd(VIRTIO_R_DEVICE_FEATURES) << 32;
 	/* Without flush barriers the staged order could not be crash safe. */
-	if ((dev & (F_VERSION_1 | F_BLK_FLUSH)) != (F_VERSION_1 | F_BLK_FLUSH))
+	if ((dev & (VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_FLUSH)) !=
+	    (VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_FLUSH))
 		goto fail;
 	blk.features = dev & want;
-	mmio_wr(R_DRIVER_FEATURES_SEL, 0);
-	mmio_wr(R_DRIVER_FEATURES, (uint32_t)blk.features);
-	mmio_wr(R_DRIVER_FEATURES_SEL, 1);
-	mmio_wr(R_DRIVER_FEATURES, (uint32_t)(blk.features >> 32));
-	status = ST_ACKNOWLEDGE | ST_DRIVER | ST_FEATURES_OK;
-	mmio_wr(R_STATUS, status);
-	if (!(mmio_rd(R_STATUS) & ST_FEATURES_OK))
+	mmio_wr(VIRTIO_R_DRIVER_FEATURES_SEL, 0);
+	mmio_wr(VIRTIO_R_DRIVER_FEATURES, (uint32_t)blk.features);
+	mmio_wr(VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+	mmio_wr(VIRTIO_R_DRIVER_FEATURES, (uint32_t)(blk.features >> 32));
+	status = VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK;
+	mmio_wr(VIRTIO_R_STATUS, status);
+	if (!(mmio_rd(VIRTIO_R_STATUS) & VIRTIO_ST_FEATURES_OK))
 		goto fail;
 
-	mmio_wr(R_QUEUE_SEL, 0);
-	nmax = mmio_rd(R_QUEUE_NUM_MAX);
-	if (mmio_rd(R_QUEUE_READY) != 0 || nmax < 4)
+	mmio_wr(VIRTIO_R_QUEUE_SEL, 0);
+	nmax = mmio_rd(VIRTIO_R_QUEUE_NUM_MAX);
+	if (mmio_rd(VIRTIO_R_QUEUE_READY) != 0 || nmax < 4)
 		goto fail;
 	/* Largest power of two that fits both sides. */
 	blk.qsize = QSIZE;
@@ -189,34 +144,34 @@ int guest_blk_init(uint64_t mmio_base)
 	memset(&vq_avail, 0, sizeof(vq_avail));
 	memset(&vq_used, 0, sizeof(vq_used));
 	blk.avail_idx = blk.used_idx = 0;
-	mmio_wr(R_QUEUE_NUM, blk.qsize);
-	set_addr(R_QUEUE_DESC_LOW, vq_desc);
-	set_addr(R_QUEUE_DRIVER_LOW, &vq_avail);
-	set_addr(R_QUEUE_DEVICE_LOW, &vq_used);
+	mmio_wr(VIRTIO_R_QUEUE_NUM, blk.qsize);
+	set_addr(VIRTIO_R_QUEUE_DESC_LOW, vq_desc);
+	set_addr(VIRTIO_R_QUEUE_DRIVER_LOW, &vq_avail);
+	set_addr(VIRTIO_R_QUEUE_DEVICE_LOW, &vq_used);
 	barrier();
-	mmio_wr(R_QUEUE_READY, 1);
-	if (mmio_rd(R_QUEUE_READY) != 1)
+	mmio_wr(VIRTIO_R_QUEUE_READY, 1);
+	if (mmio_rd(VIRTIO_R_QUEUE_READY) != 1)
 		goto fail;
 
 	do {
-		gen = mmio_rd(R_CONFIG_GENERATION);
-		blk.capacity = config_rd32(C_CAPACITY) | (uint64_t)config_rd32(C_CAPACITY + 4)
-							     << 32;
-		blk.max_discard = config_rd32(C_MAX_DISCARD_SECTORS);
-		blk.max_wz = config_rd32(C_MAX_WZ_SECTORS);
-	} while (gen != mmio_rd(R_CONFIG_GENERATION));
-	if (!blk.max_discard || !config_rd32(C_MAX_DISCARD_SEG))
-		blk.features &= ~F_BLK_DISCARD;
-	if (!blk.max_wz || !config_rd32(C_MAX_WZ_SEG))
-		blk.features &= ~F_BLK_WRITE_ZEROES;
+		gen = mmio_rd(VIRTIO_R_CONFIG_GENERATION);
+		blk.capacity = config_rd32(VIRTIO_C_CAPACITY) |
+			       (uint64_t)config_rd32(VIRTIO_C_CAPACITY + 4) << 32;
+		blk.max_discard = config_rd32(VIRTIO_C_MAX_DISCARD_SECTORS);
+		blk.max_wz = config_rd32(VIRTIO_C_MAX_WZ_SECTORS);
+	} while (gen != mmio_rd(VIRTIO_R_CONFIG_GENERATION));
+	if (!blk.max_discard || !config_rd32(VIRTIO_C_MAX_DISCARD_SEG))
+		blk.features &= ~VIRTIO_F_BLK_DISCARD;
+	if (!blk.max_wz || !config_rd32(VIRTIO_C_MAX_WZ_SEG))
+		blk.features &= ~VIRTIO_F_BLK_WRITE_ZEROES;
 
-	mmio_wr(R_STATUS, status | ST_DRIVER_OK);
-	if (mmio_rd(R_STATUS) & ST_NEEDS_RESET)
+	mmio_wr(VIRTIO_R_STATUS, status | VIRTIO_ST_DRIVER_OK);
+	if (mmio_rd(VIRTIO_R_STATUS) & VIRTIO_ST_NEEDS_RESET)
 		goto fail;
 	blk.ready = true;
 	return 0;
 fail:
-	mmio_wr(R_STATUS, mmio_rd(R_STATUS) | ST_FAILED);
+	mmio_wr(VIRTIO_R_STATUS, mmio_rd(VIRTIO_R_STATUS) | VIRTIO_ST_FAILED);
 	return -EIO;
 }
 
@@ -244,19 +199,19 @@ static int submit(uint32_t type, uint64_t sector, const volatile void *data, uin
 
 	d[n].addr = (uint64_t)(uintptr_t)&req_hdr;
 	d[n].len = sizeof(req_hdr);
-	d[n].flags = DESC_F_NEXT;
+	d[n].flags = VIRTIO_DESC_F_NEXT;
 	d[n].next = (uint16_t)(n + 1);
 	n++;
 	if (len) {
 		d[n].addr = (uint64_t)(uintptr_t)data;
 		d[n].len = len;
-		d[n].flags = DESC_F_NEXT | (device_writes ? DESC_F_WRITE : 0);
+		d[n].flags = VIRTIO_DESC_F_NEXT | (device_writes ? VIRTIO_DESC_F_WRITE : 0);
 		d[n].next = (uint16_t)(n + 1);
 		n++;
 	}
 	d[n].addr = (uint64_t)(uintptr_t)&req_status;
 	d[n].len = 1;
-	d[n].flags = DESC_F_WRITE;
+	d[n].flags = VIRTIO_DESC_F_WRITE;
 	d[n].next = 0;
 
 	av->ring[blk.avail_idx % blk.qsize] = 0;
@@ -264,10 +219,10 @@ static int submit(uint32_t type, uint64_t sector, const volatile void *data, uin
 	blk.avail_idx++;
 	av->idx = blk.avail_idx;
 	barrier();
-	mmio_wr(R_QUEUE_NOTIFY, 0);
+	mmio_wr(VIRTIO_R_QUEUE_NOTIFY, 0);
 
 	for (spins = 0; us->idx == blk.used_idx; spins++) {
-		if (spins >= POLL_LIMIT || (mmio_rd(R_STATUS) & ST_NEEDS_RESET)) {
+		if (spins >= POLL_LIMIT || (mmio_rd(VIRTIO_R_STATUS) & VIRTIO_ST_NEEDS_RESET)) {
 			blk.ready = false;
 			return -EIO;
 		}
@@ -282,9 +237,9 @@ static int submit(uint32_t type, uint64_t sector, const volatile void *data, uin
 	/* No interrupt is ever injected (we poll), so InterruptStatus is left
 	 * alone: acknowledging it would cost two exits per request. */
 	st = req_status;
-	if (st == S_OK)
+	if (st == VIRTIO_S_OK)
 		return 0;
-	return st == S_UNSUPP ? -EOPNOTSUPP : -EIO;
+	return st == VIRTIO_S_UNSUPP ? -EOPNOTSUPP : -EIO;
 }
 
 static int check_range(uint64_t sector, uint64_t nsect)
@@ -304,7 +259,7 @@ static int rw(uint32_t type, uint64_t sector, const volatile uint8_t *buf, uint3
 	while (r == 0 && nsect) {
 		uint32_t n = nsect < max ? nsect : max;
 
-		r = submit(type, sector, buf, n * SECTOR, type == T_IN);
+		r = submit(type, sector, buf, n * SECTOR, type == VIRTIO_T_IN);
 		sector += n;
 		buf += (uint64_t)n * SECTOR;
 		nsect -= n;
@@ -314,12 +269,12 @@ static int rw(uint32_t type, uint64_t sector, const volatile uint8_t *buf, uint3
 
 int guest_blk_read(uint64_t sector, void *buf, uint32_t nsect)
 {
-	return rw(T_IN, sector, buf, nsect);
+	return rw(VIRTIO_T_IN, sector, buf, nsect);
 }
 
 int guest_blk_write(uint64_t sector, const void *buf, uint32_t nsect)
 {
-	return rw(T_OUT, sector, buf, nsect);
+	return rw(VIRTIO_T_OUT, sector, buf, nsect);
 }
 
 static int zero_like(uint32_t type, uint64_t feature, uint32_t max, uint64_t sector, uint64_t nsect)
@@ -343,15 +298,16 @@ static int zero_like(uint32_t type, uint64_t feature, uint32_t max, uint64_t sec
 
 int guest_blk_write_zeroes(uint64_t sector, uint64_t nsect)
 {
-	return zero_like(T_WRITE_ZEROES, F_BLK_WRITE_ZEROES, blk.max_wz, sector, nsect);
+	return zero_like(VIRTIO_T_WRITE_ZEROES, VIRTIO_F_BLK_WRITE_ZEROES, blk.max_wz, sector,
+			 nsect);
 }
 
 int guest_blk_discard(uint64_t sector, uint64_t nsect)
 {
-	return zero_like(T_DISCARD, F_BLK_DISCARD, blk.max_discard, sector, nsect);
+	return zero_like(VIRTIO_T_DISCARD, VIRTIO_F_BLK_DISCARD, blk.max_discard, sector, nsect);
 }
 
 int guest_blk_flush(void)
 {
-	return submit(T_FLUSH, 0, 0, 0, false);
+	return submit(VIRTIO_T_FLUSH, 0, 0, 0, false);
 }

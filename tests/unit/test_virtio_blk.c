@@ -18,53 +18,10 @@
 #include "abi.h"
 #include "overlay.h"
 #include "virtio_blk.h"
+#include "virtio_mmio.h"
 
 /* Register offsets and bits, as the spec names them. */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEVICE_FEATURES 0x010
-#define R_DEVICE_FEATURES_SEL 0x014
-#define R_DRIVER_FEATURES 0x020
-#define R_DRIVER_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_INTERRUPT_STATUS 0x060
-#define R_INTERRUPT_ACK 0x064
-#define R_STATUS 0x070
-#define R_QUEUE_DESC_LOW 0x080
-#define R_QUEUE_DRIVER_LOW 0x090
-#define R_QUEUE_DEVICE_LOW 0x0a0
-#define R_CONFIG 0x100
 
-#define ST_ACK 1u
-#define ST_DRIVER 2u
-#define ST_DRIVER_OK 4u
-#define ST_FEATURES_OK 8u
-#define ST_NEEDS_RESET 64u
-
-#define F_SEG_MAX (1ull << 2)
-#define F_FLUSH (1ull << 9)
-#define F_DISCARD (1ull << 13)
-#define F_WZ (1ull << 14)
-#define F_VERSION_1 (1ull << 32)
-
-#define D_NEXT 1u
-#define D_WRITE 2u
-#define D_INDIRECT 4u
-
-#define T_IN 0u
-#define T_OUT 1u
-#define T_FLUSH 4u
-#define T_GET_ID 8u
-#define T_DISCARD 11u
-#define T_WZ 13u
-#define S_OK 0u
-#define S_IOERR 1u
-#define S_UNSUPP 2u
 #define NO_STATUS 0xeeu /* what the device must overwrite */
 
 /* Simulated guest RAM layout. */
@@ -136,7 +93,7 @@ static uint8_t kick(struct t *t, uint16_t head, uint32_t expect_len_ok)
 	memcpy(t->ram + G_AVAIL + 4 + 2 * (t->avail_idx % t->qnum), &head, 2);
 	ai = ++t->avail_idx;
 	memcpy(t->ram + G_AVAIL + 2, &ai, 2);
-	wr32(t, R_QUEUE_NOTIFY, 0);
+	wr32(t, VIRTIO_R_QUEUE_NOTIFY, 0);
 	if (vmm_blk_needs_reset(t->b))
 		return NO_STATUS;
 	assert_int_equal(used_idx(t), (uint16_t)(t->used_idx + 1));
@@ -145,13 +102,13 @@ static uint8_t kick(struct t *t, uint16_t head, uint32_t expect_len_ok)
 	memcpy(&len, u + 4, 4);
 	t->used_idx++;
 	assert_int_equal(id, head);
-	if (t->ram[G_STATUS] == S_OK)
+	if (t->ram[G_STATUS] == VIRTIO_S_OK)
 		assert_int_equal(len, expect_len_ok);
 	else
 		assert_int_equal(len, 1);
-	assert_true(rd32(t, R_INTERRUPT_STATUS) & 1);
-	wr32(t, R_INTERRUPT_ACK, 1);
-	assert_int_equal(rd32(t, R_INTERRUPT_STATUS), 0);
+	assert_true(rd32(t, VIRTIO_R_INTERRUPT_STATUS) & 1);
+	wr32(t, VIRTIO_R_INTERRUPT_ACK, 1);
+	assert_int_equal(rd32(t, VIRTIO_R_INTERRUPT_STATUS), 0);
 	return t->ram[G_STATUS];
 }
 
@@ -171,13 +128,15 @@ static uint8_t req(struct t *t, uint32_t type, uint64_t sector, uint64_t data, u
 	unsigned n = 0;
 
 	put_hdr(t, type, sector);
-	put_desc(t, n, G_HDR, 16, D_NEXT, (uint16_t)(n + 1));
+	put_desc(t, n, G_HDR, 16, VIRTIO_DESC_F_NEXT, (uint16_t)(n + 1));
 	n++;
 	if (len) {
-		put_desc(t, n, data, len, D_NEXT | (dev_writes ? D_WRITE : 0), (uint16_t)(n + 1));
+		put_desc(t, n, data, len,
+			 VIRTIO_DESC_F_NEXT | (dev_writes ? VIRTIO_DESC_F_WRITE : 0),
+			 (uint16_t)(n + 1));
 		n++;
 	}
-	put_desc(t, n, G_STATUS, 1, D_WRITE, 0);
+	put_desc(t, n, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
 	return kick(t, 0, 1 + (dev_writes ? len : 0));
 }
 
@@ -196,33 +155,37 @@ static void driver_setup(struct t *t, uint32_t qnum)
 	t->qnum = qnum;
 	t->avail_idx = t->used_idx = 0;
 	memset(t->ram, 0, G_DATA);
-	wr32(t, R_STATUS, 0);
-	assert_int_equal(rd32(t, R_STATUS), 0);
-	wr32(t, R_STATUS, ST_ACK);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER);
-	wr32(t, R_DEVICE_FEATURES_SEL, 0);
-	feat = rd32(t, R_DEVICE_FEATURES);
-	wr32(t, R_DEVICE_FEATURES_SEL, 1);
-	feat |= (uint64_t)rd32(t, R_DEVICE_FEATURES) << 32;
-	assert_true(feat & F_VERSION_1);
-	feat &= F_VERSION_1 | F_FLUSH | F_DISCARD | F_WZ;
-	wr32(t, R_DRIVER_FEATURES_SEL, 0);
-	wr32(t, R_DRIVER_FEATURES, (uint32_t)feat);
-	wr32(t, R_DRIVER_FEATURES_SEL, 1);
-	wr32(t, R_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-	assert_true(rd32(t, R_STATUS) & ST_FEATURES_OK);
-	wr32(t, R_QUEUE_SEL, 0);
-	assert_int_equal(rd32(t, R_QUEUE_NUM_MAX), 256);
-	assert_int_equal(rd32(t, R_QUEUE_READY), 0);
-	wr32(t, R_QUEUE_NUM, qnum);
-	wr32(t, R_QUEUE_DESC_LOW, G_DESC);
-	wr32(t, R_QUEUE_DRIVER_LOW, G_AVAIL);
-	wr32(t, R_QUEUE_DEVICE_LOW, G_USED);
-	wr32(t, R_QUEUE_READY, 1);
-	assert_int_equal(rd32(t, R_QUEUE_READY), 1);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	assert_int_equal(rd32(t, R_STATUS), ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+	wr32(t, VIRTIO_R_STATUS, 0);
+	assert_int_equal(rd32(t, VIRTIO_R_STATUS), 0);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 0);
+	feat = rd32(t, VIRTIO_R_DEVICE_FEATURES);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 1);
+	feat |= (uint64_t)rd32(t, VIRTIO_R_DEVICE_FEATURES) << 32;
+	assert_true(feat & VIRTIO_F_VERSION_1);
+	feat &= VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |
+		VIRTIO_F_BLK_WRITE_ZEROES;
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 0);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, (uint32_t)feat);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, (uint32_t)(feat >> 32));
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK);
+	assert_true(rd32(t, VIRTIO_R_STATUS) & VIRTIO_ST_FEATURES_OK);
+	wr32(t, VIRTIO_R_QUEUE_SEL, 0);
+	assert_int_equal(rd32(t, VIRTIO_R_QUEUE_NUM_MAX), 256);
+	assert_int_equal(rd32(t, VIRTIO_R_QUEUE_READY), 0);
+	wr32(t, VIRTIO_R_QUEUE_NUM, qnum);
+	wr32(t, VIRTIO_R_QUEUE_DESC_LOW, G_DESC);
+	wr32(t, VIRTIO_R_QUEUE_DRIVER_LOW, G_AVAIL);
+	wr32(t, VIRTIO_R_QUEUE_DEVICE_LOW, G_USED);
+	wr32(t, VIRTIO_R_QUEUE_READY, 1);
+	assert_int_equal(rd32(t, VIRTIO_R_QUEUE_READY), 1);
+	wr32(t, VIRTIO_R_STATUS,
+	     VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK |
+		 VIRTIO_ST_DRIVER_OK);
+	assert_int_equal(rd32(t, VIRTIO_R_STATUS), VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER |
+						       VIRTIO_ST_FEATURES_OK | VIRTIO_ST_DRIVER_OK);
 }
 
 static void pattern(uint8_t *p, size_t n, uint32_t seed)
@@ -297,7 +260,8 @@ static void assert_device_shows_model(struct t *t)
 
 	for (off = 0; off < CAPACITY; off += 64 * 1024) {
 		memset(t->ram + G_DATA, 0xcc, 64 * 1024);
-		assert_int_equal(req(t, T_IN, off / 512, G_DATA, 64 * 1024, true), S_OK);
+		assert_int_equal(req(t, VIRTIO_T_IN, off / 512, G_DATA, 64 * 1024, true),
+				 VIRTIO_S_OK);
 		assert_memory_equal(t->ram + G_DATA, t->model + off, 64 * 1024);
 	}
 }
@@ -312,70 +276,70 @@ static void test_registers(void **state)
 	uint32_t v;
 
 	(void)state;
-	assert_int_equal(rd32(t, R_MAGIC), 0x74726976u);
-	assert_int_equal(rd32(t, R_VERSION), 2);
-	assert_int_equal(rd32(t, R_DEVICE_ID), 2);
-	wr32(t, R_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd32(t, R_DEVICE_FEATURES), 1); /* VERSION_1 */
-	wr32(t, R_DEVICE_FEATURES_SEL, 0);
-	v = rd32(t, R_DEVICE_FEATURES);
-	assert_true(v & F_FLUSH);
-	assert_true(v & F_DISCARD);
-	assert_true(v & F_WZ);
-	wr32(t, R_DEVICE_FEATURES_SEL, 7);
-	assert_int_equal(rd32(t, R_DEVICE_FEATURES), 0);
+	assert_int_equal(rd32(t, VIRTIO_R_MAGIC), 0x74726976u);
+	assert_int_equal(rd32(t, VIRTIO_R_VERSION), 2);
+	assert_int_equal(rd32(t, VIRTIO_R_DEVICE_ID), 2);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd32(t, VIRTIO_R_DEVICE_FEATURES), 1); /* VERSION_1 */
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 0);
+	v = rd32(t, VIRTIO_R_DEVICE_FEATURES);
+	assert_true(v & VIRTIO_F_BLK_FLUSH);
+	assert_true(v & VIRTIO_F_BLK_DISCARD);
+	assert_true(v & VIRTIO_F_BLK_WRITE_ZEROES);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 7);
+	assert_int_equal(rd32(t, VIRTIO_R_DEVICE_FEATURES), 0);
 
 	/* config: capacity in sectors, as one 8-byte and as two 4-byte reads */
-	vmm_blk_mmio_read(t->b, R_CONFIG, &cap, 8);
+	vmm_blk_mmio_read(t->b, VIRTIO_R_CONFIG, &cap, 8);
 	assert_int_equal(cap, CAPACITY / 512);
-	assert_int_equal(rd32(t, R_CONFIG + 4), 0);
-	assert_int_equal(rd32(t, R_CONFIG + 36), 1u << 31); /* max_discard_sectors */
-	assert_int_equal(rd32(t, R_CONFIG + 48), 1u << 31); /* max_write_zeroes_sectors */
+	assert_int_equal(rd32(t, VIRTIO_R_CONFIG + 4), 0);
+	assert_int_equal(rd32(t, VIRTIO_R_CONFIG + 36), 1u << 31); /* max_discard_sectors */
+	assert_int_equal(rd32(t, VIRTIO_R_CONFIG + 48), 1u << 31); /* max_write_zeroes_sectors */
 
 	/* bad accesses read 0: unaligned, narrow register, outside config, huge */
-	vmm_blk_mmio_read(t->b, R_MAGIC + 1, &v8, 4);
+	vmm_blk_mmio_read(t->b, VIRTIO_R_MAGIC + 1, &v8, 4);
 	assert_int_equal(v8 & 0xffffffffu, 0);
-	vmm_blk_mmio_read(t->b, R_MAGIC, &v2, 2);
+	vmm_blk_mmio_read(t->b, VIRTIO_R_MAGIC, &v2, 2);
 	assert_int_equal(v2, 0);
 	v8 = 0x1111;
-	vmm_blk_mmio_read(t->b, R_CONFIG + 56, &v8, 8);
+	vmm_blk_mmio_read(t->b, VIRTIO_R_CONFIG + 56, &v8, 8);
 	assert_int_equal(v8, 0);
 	assert_int_equal(rd32(t, INSTAR_VIRTIO_MMIO_SIZE - 4), 0);
 	assert_int_equal(rd32(t, UINT64_MAX - 3), 0);
 	/* config writes are ignored */
-	wr32(t, R_CONFIG, 0);
-	assert_int_equal(rd32(t, R_CONFIG), CAPACITY / 512);
+	wr32(t, VIRTIO_R_CONFIG, 0);
+	assert_int_equal(rd32(t, VIRTIO_R_CONFIG), CAPACITY / 512);
 
 	/* FEATURES_OK is refused without VERSION_1 ... */
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER);
-	wr32(t, R_DRIVER_FEATURES_SEL, 0);
-	wr32(t, R_DRIVER_FEATURES, (uint32_t)F_FLUSH);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-	assert_int_equal(rd32(t, R_STATUS), ST_ACK | ST_DRIVER);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 0);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, (uint32_t)VIRTIO_F_BLK_FLUSH);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK);
+	assert_int_equal(rd32(t, VIRTIO_R_STATUS), VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
 	/* ... and with a feature the device did not offer */
-	wr32(t, R_DRIVER_FEATURES_SEL, 1);
-	wr32(t, R_DRIVER_FEATURES, 1 | 2);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-	assert_int_equal(rd32(t, R_STATUS) & ST_FEATURES_OK, 0);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, 1 | 2);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK);
+	assert_int_equal(rd32(t, VIRTIO_R_STATUS) & VIRTIO_ST_FEATURES_OK, 0);
 	/* a queue cannot go live before FEATURES_OK */
-	wr32(t, R_QUEUE_NUM, 8);
-	wr32(t, R_QUEUE_DESC_LOW, G_DESC);
-	wr32(t, R_QUEUE_DRIVER_LOW, G_AVAIL);
-	wr32(t, R_QUEUE_DEVICE_LOW, G_USED);
-	wr32(t, R_QUEUE_READY, 1);
-	assert_int_equal(rd32(t, R_QUEUE_READY), 0);
+	wr32(t, VIRTIO_R_QUEUE_NUM, 8);
+	wr32(t, VIRTIO_R_QUEUE_DESC_LOW, G_DESC);
+	wr32(t, VIRTIO_R_QUEUE_DRIVER_LOW, G_AVAIL);
+	wr32(t, VIRTIO_R_QUEUE_DEVICE_LOW, G_USED);
+	wr32(t, VIRTIO_R_QUEUE_READY, 1);
+	assert_int_equal(rd32(t, VIRTIO_R_QUEUE_READY), 0);
 	/* reset clears everything */
-	wr32(t, R_STATUS, 0);
-	assert_int_equal(rd32(t, R_STATUS), 0);
+	wr32(t, VIRTIO_R_STATUS, 0);
+	assert_int_equal(rd32(t, VIRTIO_R_STATUS), 0);
 
 	driver_setup(t, 8);
 	/* features are frozen once FEATURES_OK was accepted */
-	wr32(t, R_DRIVER_FEATURES_SEL, 1);
-	wr32(t, R_DRIVER_FEATURES, 0);
-	assert_int_equal(req(t, T_FLUSH, 0, 0, 0, false), S_OK);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, 0);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
 	/* GET_ID */
 	memset(t->ram + G_DATA, 0xaa, 20);
-	assert_int_equal(req(t, T_GET_ID, 0, G_DATA, 20, true), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_GET_ID, 0, G_DATA, 20, true), VIRTIO_S_OK);
 	assert_string_equal((char *)t->ram + G_DATA, "instar");
 	assert_int_equal(t->ram[G_DATA + 19], 0);
 	t_free(t);
@@ -401,25 +365,26 @@ static void test_bad_queue_setup(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		wr32(t, R_STATUS, 0);
-		wr32(t, R_STATUS, ST_ACK | ST_DRIVER);
-		wr32(t, R_DRIVER_FEATURES_SEL, 1);
-		wr32(t, R_DRIVER_FEATURES, 1);
-		wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-		wr32(t, R_QUEUE_NUM, cases[i].num);
-		wr32(t, R_QUEUE_DESC_LOW, (uint32_t)cases[i].desc);
-		wr32(t, R_QUEUE_DESC_LOW + 4, (uint32_t)(cases[i].desc >> 32));
-		wr32(t, R_QUEUE_DRIVER_LOW, (uint32_t)cases[i].avail);
-		wr32(t, R_QUEUE_DEVICE_LOW, (uint32_t)cases[i].used);
-		wr32(t, R_QUEUE_READY, 1);
-		assert_int_equal(rd32(t, R_QUEUE_READY), 0);
+		wr32(t, VIRTIO_R_STATUS, 0);
+		wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
+		wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+		wr32(t, VIRTIO_R_DRIVER_FEATURES, 1);
+		wr32(t, VIRTIO_R_STATUS,
+		     VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK);
+		wr32(t, VIRTIO_R_QUEUE_NUM, cases[i].num);
+		wr32(t, VIRTIO_R_QUEUE_DESC_LOW, (uint32_t)cases[i].desc);
+		wr32(t, VIRTIO_R_QUEUE_DESC_LOW + 4, (uint32_t)(cases[i].desc >> 32));
+		wr32(t, VIRTIO_R_QUEUE_DRIVER_LOW, (uint32_t)cases[i].avail);
+		wr32(t, VIRTIO_R_QUEUE_DEVICE_LOW, (uint32_t)cases[i].used);
+		wr32(t, VIRTIO_R_QUEUE_READY, 1);
+		assert_int_equal(rd32(t, VIRTIO_R_QUEUE_READY), 0);
 		assert_true(vmm_blk_needs_reset(t->b));
-		assert_true(rd32(t, R_STATUS) & ST_NEEDS_RESET);
+		assert_true(rd32(t, VIRTIO_R_STATUS) & VIRTIO_ST_NEEDS_RESET);
 	}
 	/* a reset recovers */
 	driver_setup(t, 8);
 	assert_false(vmm_blk_needs_reset(t->b));
-	assert_int_equal(req(t, T_IN, 0, G_DATA, 512, true), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, 512, true), VIRTIO_S_OK);
 	t_free(t);
 }
 
@@ -437,19 +402,21 @@ static void test_staged_rw(void **state)
 
 	/* a write in the middle of the file, one straddling EOF, one past it */
 	pattern(t->ram + G_DATA, 4096, 2);
-	assert_int_equal(req(t, T_OUT, 3, G_DATA, 4096, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 3, G_DATA, 4096, false), VIRTIO_S_OK);
 	memcpy(t->model + 3 * 512, t->ram + G_DATA, 4096);
 	pattern(t->ram + G_DATA, 8192, 3);
-	assert_int_equal(req(t, T_OUT, (FILE_SIZE - 2048) / 512, G_DATA, 8192, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, (FILE_SIZE - 2048) / 512, G_DATA, 8192, false),
+			 VIRTIO_S_OK);
 	memcpy(t->model + FILE_SIZE - 2048, t->ram + G_DATA, 8192);
 	pattern(t->ram + G_DATA, 1024, 4);
-	assert_int_equal(req(t, T_OUT, (CAPACITY - 1024) / 512, G_DATA, 1024, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, (CAPACITY - 1024) / 512, G_DATA, 1024, false),
+			 VIRTIO_S_OK);
 	memcpy(t->model + CAPACITY - 1024, t->ram + G_DATA, 1024);
 	/* overwrite part of an earlier write: newest wins */
 	pattern(t->ram + G_DATA, 512, 5);
-	assert_int_equal(req(t, T_OUT, 4, G_DATA, 512, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 4, G_DATA, 512, false), VIRTIO_S_OK);
 	memcpy(t->model + 4 * 512, t->ram + G_DATA, 512);
-	assert_int_equal(req(t, T_FLUSH, 0, 0, 0, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
 
 	assert_device_shows_model(t);
 	assert_file_untouched(t, FILE_SIZE);
@@ -476,32 +443,33 @@ static void test_multi_descriptor(void **state)
 
 	(void)state;
 	driver_setup(t, 32);
-	put_hdr(t, T_OUT, 0);
-	put_desc(t, n, G_HDR, 5, D_NEXT, (uint16_t)(n + 1));
+	put_hdr(t, VIRTIO_T_OUT, 0);
+	put_desc(t, n, G_HDR, 5, VIRTIO_DESC_F_NEXT, (uint16_t)(n + 1));
 	n++;
-	put_desc(t, n, G_HDR + 5, 11, D_NEXT, (uint16_t)(n + 1));
+	put_desc(t, n, G_HDR + 5, 11, VIRTIO_DESC_F_NEXT, (uint16_t)(n + 1));
 	n++;
 	/* 16 data buffers in reverse guest order */
 	pattern(t->ram + G_DATA, 16 * chunk, 9);
 	for (i = 0; i < 16; i++, n++)
-		put_desc(t, n, G_DATA + (15 - i) * chunk, chunk, D_NEXT, (uint16_t)(n + 1));
-	put_desc(t, n, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_OK);
+		put_desc(t, n, G_DATA + (15 - i) * chunk, chunk, VIRTIO_DESC_F_NEXT,
+			 (uint16_t)(n + 1));
+	put_desc(t, n, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_OK);
 
 	/* read it back into one buffer through descriptors of odd sizes, the
 	 * last one carrying the status byte too */
 	n = 0;
-	put_hdr(t, T_IN, 0);
-	put_desc(t, n++, G_HDR, 16, D_NEXT, 1);
-	put_desc(t, n++, back, 1000, D_NEXT | D_WRITE, 2);
-	put_desc(t, n++, back + 1000, 16 * chunk - 1000 + 1, D_WRITE, 0);
+	put_hdr(t, VIRTIO_T_IN, 0);
+	put_desc(t, n++, G_HDR, 16, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, n++, back, 1000, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 2);
+	put_desc(t, n++, back + 1000, 16 * chunk - 1000 + 1, VIRTIO_DESC_F_WRITE, 0);
 	t->ram[back + 16 * chunk] = NO_STATUS;
 	memcpy(t->ram + G_AVAIL + 4 + 2 * (t->avail_idx % t->qnum), &(uint16_t){0}, 2);
 	t->avail_idx++;
 	memcpy(t->ram + G_AVAIL + 2, &t->avail_idx, 2);
-	wr32(t, R_QUEUE_NOTIFY, 0);
+	wr32(t, VIRTIO_R_QUEUE_NOTIFY, 0);
 	assert_int_equal(used_idx(t), ++t->used_idx);
-	assert_int_equal(t->ram[back + 16 * chunk], S_OK);
+	assert_int_equal(t->ram[back + 16 * chunk], VIRTIO_S_OK);
 	for (i = 0; i < 16; i++)
 		assert_memory_equal(t->ram + back + i * chunk, t->ram + G_DATA + (15 - i) * chunk,
 				    chunk);
@@ -518,27 +486,29 @@ static void test_zero_discard(void **state)
 	(void)state;
 	driver_setup(t, 8);
 	pattern(t->ram + G_DATA, 8192, 6);
-	assert_int_equal(req(t, T_OUT, 8, G_DATA, 8192, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 8, G_DATA, 8192, false), VIRTIO_S_OK);
 	memcpy(t->model + 8 * 512, t->ram + G_DATA, 8192);
 	/* zeroes over part of that write and of the original file */
-	assert_int_equal(zreq(t, T_WZ, 12, 8, 0), S_OK);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 12, 8, 0), VIRTIO_S_OK);
 	memset(t->model + 12 * 512, 0, 8 * 512);
 	/* discard reads as zeros */
-	assert_int_equal(zreq(t, T_DISCARD, 40, 4, 0), S_OK);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, 40, 4, 0), VIRTIO_S_OK);
 	memset(t->model + 40 * 512, 0, 4 * 512);
 	/* write-zeroes past EOF must extend the file with zeros */
-	assert_int_equal(zreq(t, T_WZ, (FILE_SIZE + 4096) / 512, 16, 1 /* unmap ok */), S_OK);
+	assert_int_equal(
+	    zreq(t, VIRTIO_T_WRITE_ZEROES, (FILE_SIZE + 4096) / 512, 16, 1 /* unmap ok */),
+	    VIRTIO_S_OK);
 	/* a discard past EOF changes nothing in the file */
-	assert_int_equal(zreq(t, T_DISCARD, CAPACITY / 512 - 4, 4, 0), S_OK);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, CAPACITY / 512 - 4, 4, 0), VIRTIO_S_OK);
 	/* discard with the unmap flag and unknown write-zeroes flags are unsupported */
-	assert_int_equal(zreq(t, T_DISCARD, 0, 1, 1), S_UNSUPP);
-	assert_int_equal(zreq(t, T_WZ, 0, 1, 2), S_UNSUPP);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, 0, 1, 1), VIRTIO_S_UNSUPP);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 0, 1, 2), VIRTIO_S_UNSUPP);
 	/* beyond the device, or a 0-segment request */
-	assert_int_equal(zreq(t, T_WZ, CAPACITY / 512 - 1, 2, 0), S_IOERR);
-	assert_int_equal(zreq(t, T_DISCARD, UINT64_MAX / 256, 1, 0), S_IOERR);
-	assert_int_equal(req(t, T_WZ, 0, G_SEG, 0, false), S_IOERR);
-	assert_int_equal(req(t, T_WZ, 0, G_SEG, 15, false), S_IOERR);
-	assert_int_equal(req(t, T_FLUSH, 0, 0, 0, false), S_OK);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, CAPACITY / 512 - 1, 2, 0), VIRTIO_S_IOERR);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, UINT64_MAX / 256, 1, 0), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_WRITE_ZEROES, 0, G_SEG, 0, false), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_WRITE_ZEROES, 0, G_SEG, 15, false), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
 	assert_device_shows_model(t);
 	assert_file_untouched(t, FILE_SIZE);
 
@@ -562,19 +532,21 @@ static void test_zero_unnegotiated(void **state)
 
 	(void)state;
 	t->qnum = 8;
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER);
-	wr32(t, R_DRIVER_FEATURES_SEL, 1);
-	wr32(t, R_DRIVER_FEATURES, 1);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-	wr32(t, R_QUEUE_NUM, 8);
-	wr32(t, R_QUEUE_DESC_LOW, G_DESC);
-	wr32(t, R_QUEUE_DRIVER_LOW, G_AVAIL);
-	wr32(t, R_QUEUE_DEVICE_LOW, G_USED);
-	wr32(t, R_QUEUE_READY, 1);
-	wr32(t, R_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	assert_int_equal(zreq(t, T_WZ, 0, 1, 0), S_UNSUPP);
-	assert_int_equal(zreq(t, T_DISCARD, 0, 1, 0), S_UNSUPP);
-	assert_int_equal(req(t, 99, 0, 0, 0, false), S_UNSUPP);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES_SEL, 1);
+	wr32(t, VIRTIO_R_DRIVER_FEATURES, 1);
+	wr32(t, VIRTIO_R_STATUS, VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK);
+	wr32(t, VIRTIO_R_QUEUE_NUM, 8);
+	wr32(t, VIRTIO_R_QUEUE_DESC_LOW, G_DESC);
+	wr32(t, VIRTIO_R_QUEUE_DRIVER_LOW, G_AVAIL);
+	wr32(t, VIRTIO_R_QUEUE_DEVICE_LOW, G_USED);
+	wr32(t, VIRTIO_R_QUEUE_READY, 1);
+	wr32(t, VIRTIO_R_STATUS,
+	     VIRTIO_ST_ACKNOWLEDGE | VIRTIO_ST_DRIVER | VIRTIO_ST_FEATURES_OK |
+		 VIRTIO_ST_DRIVER_OK);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 0, 1, 0), VIRTIO_S_UNSUPP);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, 0, 1, 0), VIRTIO_S_UNSUPP);
+	assert_int_equal(req(t, 99, 0, 0, 0, false), VIRTIO_S_UNSUPP);
 	t_free(t);
 }
 
@@ -587,13 +559,13 @@ static void test_overlay_limit(void **state)
 	(void)state;
 	driver_setup(t, 8);
 	pattern(t->ram + G_DATA, 8192, 7);
-	assert_int_equal(req(t, T_OUT, 0, G_DATA, 4096, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, 4096, false), VIRTIO_S_OK);
 	assert_false(vmm_blk_overlay_exceeded(t->b));
-	assert_int_equal(req(t, T_OUT, 8, G_DATA, 8192, false), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 8, G_DATA, 8192, false), VIRTIO_S_IOERR);
 	assert_true(vmm_blk_overlay_exceeded(t->b));
 	/* sticky: even what would fit now fails, and so does write-zeroes */
-	assert_int_equal(req(t, T_OUT, 16, G_DATA, 512, false), S_IOERR);
-	assert_int_equal(zreq(t, T_WZ, 0, 1, 0), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 16, G_DATA, 512, false), VIRTIO_S_IOERR);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 0, 1, 0), VIRTIO_S_IOERR);
 	/* reads still work, and the failed write is not visible */
 	memcpy(t->model, t->ram + G_DATA, 4096);
 	assert_device_shows_model(t);
@@ -611,9 +583,10 @@ static void test_op_count_limit(void **state)
 	(void)state;
 	driver_setup(t, 8);
 	for (i = 0; i < VMM_BLK_OVERLAY_MAX_OPS; i++)
-		assert_int_equal(zreq(t, T_WZ, i % (CAPACITY / 512), 1, 0), S_OK);
+		assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, i % (CAPACITY / 512), 1, 0),
+				 VIRTIO_S_OK);
 	assert_false(vmm_blk_overlay_exceeded(t->b));
-	assert_int_equal(zreq(t, T_WZ, 0, 1, 0), S_IOERR);
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 0, 1, 0), VIRTIO_S_IOERR);
 	assert_true(vmm_blk_overlay_exceeded(t->b));
 	t_free(t);
 }
@@ -628,56 +601,60 @@ static void test_hostile_requests(void **state)
 	driver_setup(t, 8);
 
 	/* data outside guest RAM, and an address whose end overflows */
-	assert_int_equal(req(t, T_IN, 0, RAM_SIZE - 256, 512, true), S_IOERR);
-	assert_int_equal(req(t, T_OUT, 0, UINT64_MAX - 100, 512, false), S_IOERR);
-	assert_int_equal(req(t, T_IN, 0, 0xfffffffffffffe00ull, 512, true), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, RAM_SIZE - 256, 512, true), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, UINT64_MAX - 100, 512, false), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, 0xfffffffffffffe00ull, 512, true), VIRTIO_S_IOERR);
 	/* sectors beyond the capacity; sector * 512 overflowing */
-	assert_int_equal(req(t, T_IN, (64u << 20) / 512, G_DATA, 512, true), S_IOERR);
-	assert_int_equal(req(t, T_OUT, (64u << 20) / 512 - 1, G_DATA, 1024, false), S_IOERR);
-	assert_int_equal(req(t, T_IN, UINT64_MAX / 512 + 1, G_DATA, 512, true), S_IOERR);
-	assert_int_equal(req(t, T_IN, UINT64_MAX / 512, G_DATA, 512, true), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, (64u << 20) / 512, G_DATA, 512, true), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_OUT, (64u << 20) / 512 - 1, G_DATA, 1024, false),
+			 VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, UINT64_MAX / 512 + 1, G_DATA, 512, true),
+			 VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, UINT64_MAX / 512, G_DATA, 512, true), VIRTIO_S_IOERR);
 	/* not a whole number of sectors */
-	assert_int_equal(req(t, T_IN, 0, G_DATA, 500, true), S_IOERR);
-	assert_int_equal(req(t, T_OUT, 0, G_DATA, 513, false), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, 500, true), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, 513, false), VIRTIO_S_IOERR);
 	/* wrong directions: read into a device-readable buffer, write from a
 	 * device-writable one */
-	assert_int_equal(req(t, T_IN, 0, G_DATA, 512, false), S_IOERR);
-	put_hdr(t, T_OUT, 0);
-	put_desc(t, 0, G_HDR, 16, D_NEXT, 1);
-	put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE, 2);
-	put_desc(t, 2, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, 512, false), VIRTIO_S_IOERR);
+	put_hdr(t, VIRTIO_T_OUT, 0);
+	put_desc(t, 0, G_HDR, 16, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, 1, G_DATA, 512, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 2);
+	put_desc(t, 2, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
 	/* a device-readable buffer after a writable one */
-	put_hdr(t, T_IN, 0);
-	put_desc(t, 0, G_HDR, 16, D_NEXT, 1);
-	put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE, 2);
-	put_desc(t, 2, G_DATA + 512, 512, D_NEXT, 3);
-	put_desc(t, 3, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_IOERR);
+	put_hdr(t, VIRTIO_T_IN, 0);
+	put_desc(t, 0, G_HDR, 16, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, 1, G_DATA, 512, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 2);
+	put_desc(t, 2, G_DATA + 512, 512, VIRTIO_DESC_F_NEXT, 3);
+	put_desc(t, 3, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
 	/* header too short; extra header bytes on a read */
-	put_hdr(t, T_IN, 0);
-	put_desc(t, 0, G_HDR, 8, D_NEXT, 1);
-	put_desc(t, 1, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_IOERR);
-	put_desc(t, 0, G_HDR, 24, D_NEXT, 1);
-	put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE, 2);
-	put_desc(t, 2, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_IOERR);
+	put_hdr(t, VIRTIO_T_IN, 0);
+	put_desc(t, 0, G_HDR, 8, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, 1, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
+	put_desc(t, 0, G_HDR, 24, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, 1, G_DATA, 512, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 2);
+	put_desc(t, 2, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
 	/* header descriptor outside RAM */
-	put_desc(t, 0, RAM_SIZE, 16, D_NEXT, 1);
-	put_desc(t, 1, G_STATUS, 1, D_WRITE, 0);
-	assert_int_equal(kick(t, 0, 1), S_IOERR);
+	put_desc(t, 0, RAM_SIZE, 16, VIRTIO_DESC_F_NEXT, 1);
+	put_desc(t, 1, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
+	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
 	/* a request bigger than the device takes at once */
-	assert_int_equal(req(t, T_OUT, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, false), S_IOERR);
-	assert_int_equal(req(t, T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, true), S_IOERR);
-	assert_int_equal(req(t, T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES, true), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, false),
+			 VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, true),
+			 VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES, true), VIRTIO_S_OK);
 	/* flush carrying data, GET_ID with a read-only buffer */
-	assert_int_equal(req(t, T_FLUSH, 0, G_DATA, 512, false), S_IOERR);
-	assert_int_equal(req(t, T_GET_ID, 0, G_DATA, 20, false), S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, G_DATA, 512, false), VIRTIO_S_IOERR);
+	assert_int_equal(req(t, VIRTIO_T_GET_ID, 0, G_DATA, 20, false), VIRTIO_S_IOERR);
 
 	/* the device carries on after all of that, and staged nothing */
 	assert_false(vmm_blk_needs_reset(t->b));
-	assert_int_equal(req(t, T_IN, 0, G_DATA, 512, true), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, 512, true), VIRTIO_S_OK);
 	assert_memory_equal(t->ram + G_DATA, t->orig, 512);
 	assert_int_equal(vmm_blk_commit(t->b), 0);
 	assert_file_untouched(t, FILE_SIZE);
@@ -712,42 +689,46 @@ static void test_hostile_rings(void **state)
 		driver_setup(t, 8);
 		/* something staged before the bad ring must survive it */
 		pattern(t->ram + G_DATA, 512, 20 + (uint32_t)c);
-		assert_int_equal(req(t, T_OUT, (uint64_t)c, G_DATA, 512, false), S_OK);
+		assert_int_equal(req(t, VIRTIO_T_OUT, (uint64_t)c, G_DATA, 512, false),
+				 VIRTIO_S_OK);
 		memcpy(t->model + c * 512, t->ram + G_DATA, 512);
 
-		put_hdr(t, T_IN, 0);
-		put_desc(t, 0, G_HDR, 16, D_NEXT, 1);
-		put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE, 2);
-		put_desc(t, 2, G_STATUS, 1, D_WRITE, 0);
+		put_hdr(t, VIRTIO_T_IN, 0);
+		put_desc(t, 0, G_HDR, 16, VIRTIO_DESC_F_NEXT, 1);
+		put_desc(t, 1, G_DATA, 512, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 2);
+		put_desc(t, 2, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
 		switch (c) {
 		case RC_HEAD_OOR:
 			head = 8;
 			break;
 		case RC_NEXT_OOR:
-			put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE, 200);
+			put_desc(t, 1, G_DATA, 512, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 200);
 			break;
 		case RC_SELF_LOOP:
-			put_desc(t, 0, G_HDR, 16, D_NEXT, 0);
+			put_desc(t, 0, G_HDR, 16, VIRTIO_DESC_F_NEXT, 0);
 			break;
 		case RC_LOOP:
-			put_desc(t, 2, G_STATUS, 1, D_NEXT | D_WRITE, 1);
+			put_desc(t, 2, G_STATUS, 1, VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE, 1);
 			break;
 		case RC_TOO_LONG:
 			for (i = 1; i < 8; i++)
-				put_desc(t, i, G_DATA, 512, D_NEXT | D_WRITE,
+				put_desc(t, i, G_DATA, 512,
+					 VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE,
 					 (uint16_t)((i + 1) % 8));
 			break;
 		case RC_STATUS_RO:
 			put_desc(t, 2, G_STATUS, 1, 0, 0);
 			break;
 		case RC_STATUS_OOR:
-			put_desc(t, 2, UINT64_MAX, 1, D_WRITE, 0);
+			put_desc(t, 2, UINT64_MAX, 1, VIRTIO_DESC_F_WRITE, 0);
 			break;
 		case RC_STATUS_EMPTY:
-			put_desc(t, 2, G_STATUS, 0, D_WRITE, 0);
+			put_desc(t, 2, G_STATUS, 0, VIRTIO_DESC_F_WRITE, 0);
 			break;
 		case RC_INDIRECT:
-			put_desc(t, 1, G_DATA, 512, D_NEXT | D_WRITE | D_INDIRECT, 2);
+			put_desc(t, 1, G_DATA, 512,
+				 VIRTIO_DESC_F_NEXT | VIRTIO_DESC_F_WRITE | VIRTIO_DESC_F_INDIRECT,
+				 2);
 			break;
 		case RC_AVAIL_JUMP:
 			break;
@@ -757,17 +738,17 @@ static void test_hostile_rings(void **state)
 			t->ram[G_STATUS] = NO_STATUS;
 			ai = (uint16_t)(t->avail_idx + 9);
 			memcpy(t->ram + G_AVAIL + 2, &ai, 2);
-			wr32(t, R_QUEUE_NOTIFY, 0);
+			wr32(t, VIRTIO_R_QUEUE_NOTIFY, 0);
 		} else {
 			assert_int_equal(kick(t, head, 0), NO_STATUS);
 		}
 		assert_true(vmm_blk_needs_reset(t->b));
-		assert_true(rd32(t, R_STATUS) & ST_NEEDS_RESET);
-		assert_true(rd32(t, R_INTERRUPT_STATUS) & 2);
+		assert_true(rd32(t, VIRTIO_R_STATUS) & VIRTIO_ST_NEEDS_RESET);
+		assert_true(rd32(t, VIRTIO_R_INTERRUPT_STATUS) & 2);
 		assert_int_equal(used_idx(t), before);
 		assert_int_equal(t->ram[G_STATUS], NO_STATUS);
 		/* further notifies are ignored until a reset */
-		wr32(t, R_QUEUE_NOTIFY, 0);
+		wr32(t, VIRTIO_R_QUEUE_NOTIFY, 0);
 		assert_int_equal(used_idx(t), before);
 	}
 	/* after a reset everything staged before is still there */
@@ -789,11 +770,11 @@ static void test_commit_stop_after(void **state)
 	driver_setup(t, 8);
 	pattern(t->ram + G_DATA, 512, 30);
 	memcpy(expect, t->ram + G_DATA, 512);
-	assert_int_equal(req(t, T_OUT, 0, G_DATA, 512, false), S_OK);
-	assert_int_equal(req(t, T_FLUSH, 0, 0, 0, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, 512, false), VIRTIO_S_OK);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
 	pattern(t->ram + G_DATA, 512, 31);
-	assert_int_equal(req(t, T_OUT, 1, G_DATA, 512, false), S_OK);
-	assert_int_equal(req(t, T_OUT, 2, G_DATA, 512, false), S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 1, G_DATA, 512, false), VIRTIO_S_OK);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 2, G_DATA, 512, false), VIRTIO_S_OK);
 
 	assert_int_equal(setenv("INSTAR_TEST_COMMIT_STOP_AFTER", "0", 1), 0);
 	assert_int_equal(vmm_blk_commit(t->b), -ECANCELED);
@@ -839,18 +820,19 @@ static void random_ops(const char *dir)
 			n = CAPACITY / 512 - sec;
 		if (kind < 6) {
 			pattern(t->ram + G_DATA, n * 512, i);
-			assert_int_equal(req(t, T_OUT, sec, G_DATA, n * 512, false), S_OK);
+			assert_int_equal(req(t, VIRTIO_T_OUT, sec, G_DATA, n * 512, false),
+					 VIRTIO_S_OK);
 			memcpy(t->model + sec * 512, t->ram + G_DATA, n * 512);
 		} else if (kind < 8) {
-			assert_int_equal(zreq(t, T_WZ, sec, n, 0), S_OK);
+			assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, sec, n, 0), VIRTIO_S_OK);
 			memset(t->model + sec * 512, 0, n * 512);
 		} else if (kind < 9) {
-			assert_int_equal(zreq(t, T_DISCARD, sec, n, 0), S_OK);
+			assert_int_equal(zreq(t, VIRTIO_T_DISCARD, sec, n, 0), VIRTIO_S_OK);
 			memset(t->model + sec * 512, 0, n * 512);
 			/* a discard never extends the file */
 			continue;
 		} else {
-			assert_int_equal(req(t, T_FLUSH, 0, 0, 0, false), S_OK);
+			assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
 			continue;
 		}
 		if ((uint64_t)(sec + n) * 512 > size)
