@@ -10,18 +10,9 @@ meson=${MESON:-meson}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
-fails=0 pending=0
+fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
-# A check whose feature has not landed yet. Only used while the installed
-# instar is still the foundation-stage stub (see `stub` below), so it turns
-# into a hard check by itself once the real CLI is in. INSTAR_INSTALL_STRICT=1
-# counts pending checks as failures.
-pend() {
-	echo "PENDING: $*"
-	pending=$((pending + 1))
-	[[ ${INSTAR_INSTALL_STRICT:-0} == 1 ]] && fails=$((fails + 1))
-}
 die() { echo "FAIL: $*"; exit 1; }
 
 # ---- build and install -------------------------------------------------
@@ -90,24 +81,10 @@ else
 	fail "instar --version: rc=$rc stdout='$out' stderr='$(cat "$tmp/err")'"
 fi
 
-# The foundation-stage CLI answers every resize with this one line; the real
-# one never prints it.
-stub=0
-if command -v qemu-img >/dev/null; then
-	qemu-img create -q -f raw probe.raw 1M
-	"$instar" resize -f raw probe.raw 1M >/dev/null 2>"$tmp/err"
-	if (($? == 1)) && [[ $(cat "$tmp/err") == 'usage: instar resize [options] FILE [+-]SIZE' ]]; then
-		stub=1
-		echo "note: the installed instar is the foundation-stage stub (no resize yet)"
-	fi
-fi
-
 # The installed binary must know where its guest was installed: the build
 # tree is gone, and no option or INSTAR_GUEST_DIR is given below.
 if grep -aqF -- "$libexecdir/instar" "$instar"; then
 	ok "instar has the installed guest dir $libexecdir/instar built in"
-elif ((stub)); then
-	pend "instar does not refer to $libexecdir/instar yet (guest loader not linked in)"
 else
 	fail "instar does not refer to the installed guest dir $libexecdir/instar"
 fi
@@ -117,9 +94,6 @@ vsize() { qemu-img info -f "$1" --output=json "$2" | python3 -c 'import json,sys
 
 if ! command -v qemu-img >/dev/null; then
 	fail "qemu-img (qemu-utils) is needed to check resized images"
-elif ((stub)); then
-	pend "raw: instar resize (the CLI has not landed)"
-	pend "raw: instar resize --output=json (the CLI has not landed)"
 else
 	qemu-img create -q -f raw disk.raw 1M
 	printf 'instar' | dd of=disk.raw conv=notrunc status=none
@@ -160,8 +134,6 @@ if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
 	else
 		echo "skip: qcow2 resize (no usable /dev/kvm)"
 	fi
-elif ((stub)); then
-	pend "qcow2: instar resize with the installed guest (the CLI has not landed)"
 elif command -v qemu-img >/dev/null; then
 	qemu-img create -q -f qcow2 disk.qcow2 64M
 	qemu-io -f qcow2 -c 'write -q -P 0xa5 0 1M' disk.qcow2 >/dev/null
@@ -229,11 +201,7 @@ else
 fi
 
 if ((fails)); then
-	echo "$fails install check(s) failed, $pending pending"
+	echo "$fails install check(s) failed"
 	exit 1
 fi
-if ((pending)); then
-	echo "all install checks that can run passed; $pending PENDING until the CLI lands"
-else
-	echo "all install checks passed"
-fi
+echo "all install checks passed"
