@@ -28,6 +28,7 @@ enum {
 	OPT_OUTPUT,
 	OPT_TIMEOUT,
 	OPT_GUEST_DIR,
+	OPT_MAX_STAGED,
 };
 
 static const struct option resize_options[] = {
@@ -40,6 +41,7 @@ static const struct option resize_options[] = {
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"guest-dir", required_argument, NULL, OPT_GUEST_DIR},
+    {"max-staged", required_argument, NULL, OPT_MAX_STAGED},
     {NULL, 0, NULL, 0},
 };
 
@@ -51,6 +53,7 @@ struct resize_args {
 	bool shrink, quiet, object, image_opts;
 	uint32_t timeout_ms;
 	const char *guest_dir;
+	uint64_t max_staged; /* bound on the guest's staged writes; 0 = default */
 };
 
 /* Block drivers qemu 7.2 knows but instar does not resize: -f NAME opens
@@ -98,7 +101,8 @@ static void resize_help(void)
 	printf("usage: instar resize [--object objectdef] [--image-opts] [-f fmt]\n"
 	       "                     [--preallocation=prealloc] [-q] [--shrink]\n"
 	       "                     [--output=human|json] [--timeout=seconds]\n"
-	       "                     [--guest-dir=dir] filename [+ | -]size\n"
+	       "                     [--guest-dir=dir] [--max-staged=size]\n"
+	       "                     filename [+ | -]size\n"
 	       "\n"
 	       "Resize the image FILENAME to SIZE, or grow (+) or shrink (-) it by SIZE.\n"
 	       "Every format other than raw is parsed and rewritten inside a KVM guest.\n"
@@ -111,6 +115,8 @@ static void resize_help(void)
 	       "  --output=human|json      json: one result object on stdout\n"
 	       "  --timeout=seconds        wall-clock limit of the guest (default 30)\n"
 	       "  --guest-dir=dir          where core.bin and resize.bin are\n"
+	       "  --max-staged=size        bound on the bytes a resize may stage before\n"
+	       "                           it commits (default 1G)\n"
 	       "  size                     bytes, or with a suffix b, k, M, G, T, P, E\n"
 	       "                           (powers of 1024); fractions like 1.5G allowed\n");
 }
@@ -209,6 +215,18 @@ static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_ar
 		case OPT_GUEST_DIR:
 			a->guest_dir = optarg;
 			break;
+		case OPT_MAX_STAGED: {
+			bool hex;
+
+			if (instar_strtosz(optarg, &a->max_staged, &hex) != INSTAR_SIZE_OK ||
+			    a->max_staged == 0) {
+				cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+					  "Invalid --max-staged '%s': expected a size above 0",
+					  optarg);
+				return -1;
+			}
+			break;
+		}
 		}
 	}
 	if (optind != argc - 1) {
@@ -336,6 +354,14 @@ static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
 		cli_error(c, gr->error, 0, "Could not resize '%s': the resize guest failed%s%s", f,
 			  detail[0] ? ": " : "", detail);
 		return;
+	case INSTAR_ERR_OVERLAY_LIMIT:
+		/* The image is untouched; a larger --max-staged lets it through. */
+		cli_error(
+		    c, gr->error, 0,
+		    "Could not resize '%s': the resize would stage more than --max-staged "
+		    "allows (%llu bytes)",
+		    f, (unsigned long long)(a->max_staged ? a->max_staged : VMM_OVERLAY_DEFAULT));
+		return;
 	default:
 		break;
 	}
@@ -365,9 +391,6 @@ static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
 		break;
 	case INSTAR_ERR_NO_SPACE:
 		cli_error(c, gr->error, 0, "Could not resize image: No space left on device");
-		break;
-	case INSTAR_ERR_OVERLAY_LIMIT:
-		cli_error(c, gr->error, 0, "Could not resize '%s': the resize writes too much", f);
 		break;
 	case INSTAR_ERR_PARSE_FAILED:
 		cli_error(c, gr->error, 0, "Could not open '%s': invalid image header", f);
@@ -424,6 +447,7 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	struct vmm_guest_opts o = {
 	    .guest_dir = a->guest_dir,
 	    .timeout_ms = a->timeout_ms,
+	    .overlay_limit = a->max_staged,
 	    .debug = getenv("INSTAR_DEBUG") != NULL,
 	};
 	struct instar_resize_result gr;

@@ -22,7 +22,6 @@
 #include "virtio_blk.h"
 
 #define VMM_TIMEOUT_DEFAULT_MS 30000u
-#define VMM_OVERLAY_DEFAULT (1ull << 30)
 #define VMM_CAPACITY_SLACK (256ull << 20)
 #define VMM_WATCHDOG_SIGNAL SIGALRM
 #define VMM_VIRTIO_NOTIFY_OFF 0x050u /* virtio-mmio QueueNotify: must exit */

@@ -7,12 +7,15 @@
 
 #include "abi.h"
 
+/* Default bound on the bytes a guest may stage (--max-staged). */
+#define VMM_OVERLAY_DEFAULT (1ull << 30)
+
 struct vmm_guest_opts {
-	const char *guest_dir;  /* NULL: $INSTAR_GUEST_DIR, build tree, libexecdir */
-	uint32_t timeout_ms;    /* watchdog; 0 = default 30 s */
+	const char *guest_dir;	/* NULL: $INSTAR_GUEST_DIR, build tree, libexecdir */
+	uint32_t timeout_ms;	/* watchdog; 0 = default 30 s */
 	uint64_t overlay_limit; /* staged-write bound in bytes; 0 = default */
-	uint64_t ram_size;      /* guest RAM; 0 = default (32 MiB) */
-	bool debug;             /* forward guest log text to stderr */
+	uint64_t ram_size;	/* guest RAM; 0 = default (32 MiB) */
+	bool debug;		/* forward guest log text to stderr */
 };
 
 /* Boots core.bin + resize.bin with fd as virtio-blk device 0 and runs the
@@ -24,7 +27,7 @@ struct vmm_guest_opts {
  * Unless ret->error == INSTAR_OK the file is byte-identical to before.
  * Returns a negative errno only when it could not even start (no KVM,
  * guest binaries missing), with ret->detail saying what. */
-int vmm_guest_resize(int fd, const struct instar_resize_config *cfg,
-		     const struct vmm_guest_opts *o, struct instar_resize_result *ret);
+int vmm_guest_resize(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
+		     struct instar_resize_result *ret);
 
 #endif
