@@ -21,6 +21,9 @@ struct fuzz_ctx {
 	uint64_t reads;
 	uint64_t max_end; /* highest end of a WRITE or ZERO */
 	uint32_t nops;
+	uint64_t file_size; /* before the plan */
+	int header_commit;  /* qcow2/vmdk: the commit write lies in sector 0 */
+	int unflushed_append; /* an append (prepare) not yet behind a FLUSH */
 };
 
 static struct fuzz_ctx ctx;
@@ -48,6 +51,13 @@ static int checking_sink(void *c, const struct plan_op *op)
 	case PLAN_OP_WRITE:
 		if (!op->data || op->len == 0 || op->len > FUZZ_MAX_WRITE)
 			abort();
+		/* Crash-safe order: whatever a plan appends (new tables) is
+		 * flushed before the header write that makes it live. */
+		if (f->header_commit && op->off < 512 && f->file_size >= 512 &&
+		    f->unflushed_append)
+			abort();
+		if (end > f->file_size)
+			f->unflushed_append = 1;
 		/* Touch every byte so ASan sees a bad pointer. */
 		{
 			volatile uint8_t sum = 0;
@@ -60,11 +70,15 @@ static int checking_sink(void *c, const struct plan_op *op)
 			f->max_end = end;
 		break;
 	case PLAN_OP_ZERO:
+		if (end > f->file_size)
+			f->unflushed_append = 1;
 		if (end > f->max_end)
 			f->max_end = end;
 		break;
-	case PLAN_OP_DISCARD:
 	case PLAN_OP_FLUSH:
+		f->unflushed_append = 0;
+		break;
+	case PLAN_OP_DISCARD:
 		break;
 	default:
 		abort();
@@ -104,6 +118,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ctx.reads = 0;
 	ctx.max_end = 0;
 	ctx.nops = 0;
+	ctx.file_size = ctx.img.file_size;
+	ctx.header_commit = (data[0] & 3) <= 1;
+	ctx.unflushed_append = 0;
 	io.read = counting_read;
 	io.ctx = &ctx;
 	io.file_size = ctx.img.file_size;
