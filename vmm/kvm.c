@@ -5,7 +5,10 @@
  * (kvm_pvm) emulates every CPL0 instruction but runs CPL3 natively. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/kvm.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +17,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "abi.h"
@@ -293,8 +295,6 @@ static void *vmm_kvm_map_ram(uint64_t ram_size)
 	if (huge - head)
 		munmap(ram + ram_size, huge - head);
 	madvise(ram, ram_size, MADV_HUGEPAGE); /* a hint: failure is harmless */
-	/* Never copied into a child (vmm_kvm_defer_teardown) nor made COW. */
-	madvise(ram, ram_size, MADV_DONTFORK);
 	return ram;
 }
 
@@ -440,6 +440,16 @@ err_sys:
 	return r;
 }
 
+void vmm_kvm_reaper_wait(struct vmm_kvm *k)
+{
+	int *w = k->reaper_ready;
+
+	/* By now the helper is long done with its few syscalls: no wait. */
+	while (w && !__atomic_load_n(w, __ATOMIC_ACQUIRE))
+		syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL);
+	k->reaper_ready = NULL;
+}
+
 void vmm_kvm_destroy(struct vmm_kvm *k)
 {
 	if (k->run)
@@ -454,75 +464,118 @@ void vmm_kvm_destroy(struct vmm_kvm *k)
 		close(k->sys_fd);
 	if (k->reaper_fd >= 0)
 		close(k->reaper_fd); /* the helper's EOF: it exits, KVM tears down */
+	vmm_kvm_reaper_wait(k);
 	memset(k, 0, sizeof(*k));
 	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
 }
 
-/* The helper: holds the VM until the parent closes the pipe or dies. Strict
- * seccomp leaves it read and exit; it never sees guest-controlled data. */
-static void __attribute__((noreturn)) vmm_kvm_reaper(int rfd)
+/* Raw system calls for the teardown helper: it shares our memory but not our
+ * TLS, so it must not touch errno or anything else of libc's. */
+static long vmm_raw3(long nr, long a, long b, long c)
 {
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+struct vmm_reaper_arg {
+	int keep[3]; /* VM, vCPU and pipe read end, sorted */
+	int rfd;     /* the pipe's read end */
+	int ready;   /* futex word: 1 once only keep[] is left open */
+};
+
+/* The helper, a CLONE_VM child with every signal blocked: drops every fd but
+ * the VM's and the pipe's (the image above all, whose OFD locks must die with
+ * us), says so, and under seccomp strict mode waits for the pipe's EOF. Its
+ * exit then does the VM teardown, after we are gone. */
+__attribute__((no_sanitize_address, noreturn)) static int vmm_kvm_reaper(void *p)
+{
+	struct vmm_reaper_arg *a = p;
+	long next = 0;
 	char c;
 
-	prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT);
+	for (int i = 0; i < 3; i++) {
+		if (a->keep[i] > next)
+			vmm_raw3(SYS_close_range, next, a->keep[i] - 1, 0);
+		next = a->keep[i] + 1;
+	}
+	vmm_raw3(SYS_close_range, next, ~0u, 0);
+	vmm_raw3(SYS_chdir, (long)"/", 0, 0); /* pin no mount */
+	__atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
+	vmm_raw3(SYS_futex, (long)&a->ready, FUTEX_WAKE, 1);
+	vmm_raw3(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0);
 	for (;;) {
-		ssize_t n = read(rfd, &c, 1);
+		long n = vmm_raw3(SYS_read, a->rfd, (long)&c, 1);
 
-		if (n == 0 || (n < 0 && errno != EINTR))
+		if (n == 0 || (n < 0 && n != -EINTR))
 			break;
 	}
 	for (;;)
-		syscall(SYS_exit, 0); /* exit_group is not allowed in strict mode */
+		vmm_raw3(SYS_exit, 0, 0, 0); /* exit_group is not allowed in strict mode */
 }
+
+#define VMM_REAPER_STACK (16u << 10)
 
 int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 {
-	int p[2], status, r = 0;
+	struct vmm_reaper_arg *a;
+	sigset_t all, old;
+	uint8_t *stack;
+	int p[2], r = 0;
 	pid_t pid;
 
 	if (k->reaper_fd >= 0 || k->vm_fd < 0 || k->vcpu_fd < 0)
 		return -EINVAL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
-	if (pid < 0) {
+	/* Stack and handshake are the helper's for its whole life, which may
+	 * outlast vmm_kvm_destroy(): never unmapped (16 KiB per deferred VM). */
+	stack = mmap(NULL, VMM_REAPER_STACK, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED) {
 		r = -errno;
-		close(p[0]);
-		close(p[1]);
-		return r;
+		goto err;
 	}
-	if (pid == 0) {
-		/* Intermediate child: drops every other fd (the image above all,
-		 * whose OFD locks must die with the parent) before the helper is
-		 * forked, then leaves so the helper is nobody's child to wait for. */
-		const int keep[] = {k->vm_fd, k->vcpu_fd, p[0]};
+	a = (struct vmm_reaper_arg *)stack; /* bottom; the stack grows down from the top */
+	a->keep[0] = k->vm_fd;
+	a->keep[1] = k->vcpu_fd;
+	a->keep[2] = p[0];
+	a->rfd = p[0];
+	for (int i = 0; i < 2; i++) /* three fds: a tiny sort */
+		for (int j = 0; j < 2 - i; j++)
+			if (a->keep[j] > a->keep[j + 1]) {
+				int t = a->keep[j];
 
-		if (vmm_sandbox_close_fds(keep, sizeof(keep) / sizeof(keep[0])) < 0)
-			_exit(1);
-		close(STDIN_FILENO);
-		close(STDOUT_FILENO); /* a caller reading our output to EOF must not wait */
-		close(STDERR_FILENO);
-		if (chdir("/") < 0)
-			_exit(1);
-		if (fork() == 0)
-			vmm_kvm_reaper(p[0]);
-		_exit(0);
+				a->keep[j] = a->keep[j + 1];
+				a->keep[j + 1] = t;
+			}
+	a->ready = 0;
+	/* CLONE_VM: no page tables copied, no copy-on-write faults afterwards
+	 * (fork cost ~1 ms here). The helper holds our mm too, so the unmapping
+	 * of this address space also happens after we exit. No exit signal: a
+	 * wait(-1) elsewhere never reaps it by accident. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = clone(vmm_kvm_reaper, stack + VMM_REAPER_STACK, CLONE_VM, a);
+	if (pid < 0)
+		r = -errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		munmap(stack, VMM_REAPER_STACK);
+		goto err;
 	}
 	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			r = -errno;
-			break;
-		}
-	}
-	if (!r && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-		r = -ECHILD;
-	if (r) {
-		close(p[1]);
-		return r;
-	}
 	k->reaper_fd = p[1];
+	k->reaper_ready = &a->ready;
 	return 0;
+err:
+	close(p[0]);
+	close(p[1]);
+	return r;
 }
 
 void vmm_kvm_kick(struct vmm_kvm *k)

@@ -23,6 +23,7 @@ struct vmm_kvm {
 	struct kvm_coalesced_mmio_ring *ring; /* in the run mapping; NULL: none */
 	uint32_t ring_max;		      /* entries in the ring */
 	int reaper_fd;			      /* write end of the teardown helper's pipe, or -1 */
+	int *reaper_ready;		      /* helper's "only the VM fds left" word, or NULL */
 };
 
 /* Handlers of the exits the run loop does not decide itself. Each returns 0 to
@@ -57,14 +58,21 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 void vmm_kvm_destroy(struct vmm_kvm *k);
 
 /* Moves the slow part of vmm_kvm_destroy() out of this process's lifetime:
- * KVM's VM teardown waits for an SRCU grace period (5-15 ms on a loaded
- * kvm_pvm host, as much as the whole resize). A detached helper process that
- * holds nothing but extra references to the VM and vCPU fds (and a pipe) and
- * runs under seccomp strict mode waits for the pipe's EOF and exits; that
- * last close does the teardown after we are gone. Call before the sandbox
- * (it forks) and keep k->reaper_fd open through it. Returns 0 or a negative
- * errno; on failure teardown simply stays synchronous. */
+ * KVM's VM teardown waits for an SRCU grace period (12-16 ms measured on this
+ * kvm_pvm host, more than the whole resize), and a process's exit closes its
+ * fds before its parent can reap it. A helper process (clone(CLONE_VM), no
+ * exit signal) that holds nothing but extra references to the VM and vCPU
+ * fds (and a pipe) and runs under seccomp strict mode waits for the pipe's
+ * EOF and exits; that last close does the teardown after we are gone. It
+ * never holds the image fd past vmm_kvm_destroy() (which waits for its
+ * handshake). Call before the sandbox (clone is not allowed in it) and keep
+ * k->reaper_fd open through it. Returns 0 or a negative errno; on failure
+ * teardown simply stays synchronous. */
 int vmm_kvm_defer_teardown(struct vmm_kvm *k);
+
+/* Waits until the helper has closed every fd but the VM's (normally it has,
+ * long before): called by vmm_kvm_destroy(). */
+void vmm_kvm_reaper_wait(struct vmm_kvm *k);
 
 /* Runs until hlt, a handler error, a fatal exit or *timed_out. Sets
  * run->immediate_exit via vmm_kvm_kick() from a signal handler to stop a
