@@ -251,18 +251,39 @@ static uint32_t vmm_run_err_of(int e)
 	return e == -ENOSPC || e == -EDQUOT ? INSTAR_ERR_NO_SPACE : INSTAR_ERR_IO;
 }
 
-/* Writes the staged plan and the final length; only after guest success. */
+/* Writes the staged plan and the final length; only after guest success.
+ * Syncs: one fdatasync per guest barrier that follows writes (in the commit),
+ * one before a shrinking truncate that follows unsynced writes (so the cut
+ * cannot reach the disk before the metadata that freed the tail), and one at
+ * the end only if something is still unsynced. fdatasync, as qemu-img: the
+ * length is part of what it makes durable. */
 static void vmm_run_commit(struct vmm_run *r, int fd, struct instar_resize_result *ret)
 {
 	int e = vmm_blk_commit(r->blk);
+	bool dirty = vmm_blk_commit_unsynced(r->blk);
 	const char *what = "applying the staged writes";
+	struct stat st;
 
-	if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0) {
+	if (!e && fstat(fd, &st) < 0) {
 		e = -errno;
-		what = "setting the file length";
+		what = "checking the file length";
+	}
+	if (!e && (uint64_t)st.st_size != ret->file_size_after) {
+		if (dirty && (uint64_t)st.st_size > ret->file_size_after) {
+			if (fdatasync(fd) < 0) {
+				e = -errno;
+				what = "syncing the image";
+			}
+			dirty = false;
+		}
+		if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0) {
+			e = -errno;
+			what = "setting the file length";
+		}
+		dirty = true;
 	}
 	vmm_timing_mark("committed");
-	if (!e && fsync(fd) < 0) {
+	if (!e && dirty && fdatasync(fd) < 0) {
 		e = -errno;
 		what = "syncing the image";
 	}

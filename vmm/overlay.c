@@ -287,13 +287,15 @@ static int commit_discard(int fd, uint64_t off, uint64_t len, uint64_t cur)
 	return r;
 }
 
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after)
+int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced)
 {
 	uint64_t applied = 0, cur;
+	bool dirty = false; /* applied ops since the last fdatasync */
 	struct stat st;
 	size_t i;
 	int r = 0;
 
+	*ret_unsynced = false;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	cur = (uint64_t)st.st_size;
@@ -315,14 +317,24 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after)
 			r = commit_discard(fd, op->off, op->len, cur);
 			break;
 		case VMM_OVL_FLUSH:
-			r = fdatasync(fd) < 0 ? -errno : 0;
+			/* A barrier orders what came before it against what
+			 * follows: with nothing applied since the last one it
+			 * has nothing to order (back-to-back or leading). */
+			if (dirty)
+				r = fdatasync(fd) < 0 ? -errno : 0;
+			dirty = false;
+			*ret_unsynced = false;
 			break;
 		}
-		if (r < 0)
+		if (r < 0) {
+			*ret_unsynced = true;
 			return r;
+		}
 		if (op->kind == VMM_OVL_FLUSH)
 			continue;
 		applied++;
+		dirty = true;
+		*ret_unsynced = true;
 		if ((op->kind == VMM_OVL_WRITE || op->kind == VMM_OVL_ZERO) && end > cur)
 			cur = end;
 		if (applied >= stop_after)

@@ -57,9 +57,13 @@ int vmm_overlay_flush(struct vmm_overlay *o);
 void vmm_overlay_read(const struct vmm_overlay *o, uint64_t off, void *buf, uint64_t len);
 
 /* Apply the ops to fd in order: pwrite, zero range, punch hole (inside the
- * file only), fdatasync at each barrier. Stops with -ECANCELED once stop_after
- * write/zero/discard ops have been applied (fault injection; VMM_OVL_NO_STOP
- * otherwise). 0 or a negative errno. */
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after);
+ * file only), fdatasync at each barrier that follows applied ops (a leading or
+ * repeated barrier orders nothing and costs no sync). Stops with -ECANCELED
+ * once stop_after write/zero/discard ops have been applied (fault injection;
+ * VMM_OVL_NO_STOP otherwise). *ret_unsynced tells whether ops were applied
+ * after the last fdatasync, i.e. whether the caller still has to sync.
+ * 0 or a negative errno. */
+int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
+		       bool *ret_unsynced);
 
 #endif

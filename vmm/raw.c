@@ -117,7 +117,8 @@ int vmm_raw_resize(int fd, uint64_t new_size, uint32_t prealloc, struct vmm_raw_
 		return -ENOTSUP;
 	}
 
-	if (fsync(fd) < 0) {
+	/* fdatasync, as qemu-img: it covers the new length too */
+	if (fdatasync(fd) < 0) {
 		ret->what = "Could not flush file to disk";
 		r = -errno;
 		ret->file_size_after = file_size(fd, new_size);

@@ -66,6 +66,7 @@ struct vmm_blk {
 	struct blk_queue q;
 	struct vmm_overlay ovl;
 	struct chain chain; /* scratch of the request being handled */
+	bool unsynced;	    /* the commit left applied ops without an fdatasync */
 	uint8_t config[CONFIG_SIZE];
 };
 
@@ -670,7 +671,13 @@ static uint64_t commit_stop_after(void)
 
 int vmm_blk_commit(struct vmm_blk *b)
 {
+	b->unsynced = false;
 	if (b->ovl.exceeded)
 		return -ENOSPC;
-	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after());
+	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after(), &b->unsynced);
+}
+
+bool vmm_blk_commit_unsynced(const struct vmm_blk *b)
+{
+	return b->unsynced;
 }

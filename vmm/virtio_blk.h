@@ -57,7 +57,7 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
 
 /* Apply the staged ops to fd in the guest's order: writes (pwrite), write-zeroes
  * (allocated zeros, extending the file where needed), discards (holes, inside
- * the file only, best effort), fdatasync at each guest flush. Does not set the
+ * the file only, best effort), fdatasync at each guest flush that follows writes. Does not set the
  * final file length nor fsync at the end: the caller does. 0 or -errno;
  * -ENOSPC without touching fd when the overlay had been exceeded.
  *
@@ -66,5 +66,9 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
  * crash would; fault-injection tests then check the image is the old or the
  * new one. */
 int vmm_blk_commit(struct vmm_blk *b);
+
+/* After vmm_blk_commit(): were ops applied after its last fdatasync (or did
+ * it fail midway)? Then the caller's final sync is needed. */
+bool vmm_blk_commit_unsynced(const struct vmm_blk *b);
 
 #endif
