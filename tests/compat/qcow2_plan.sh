@@ -11,19 +11,19 @@
 #
 #   qcow2_plan.sh PLAN_APPLY QEMU_IMG
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 PA=$(readlink -f "${1:?plan-apply}")
-QIMG=${2:-qemu-img}
-QIO=$(dirname "$(command -v "$QIMG")")/qemu-io
-[ -x "$QIO" ] || QIO=qemu-io
+QI=${2:-qemu-img}
+QIO=$(qemu_io_for "$QI")
 command -v "$QIO" >/dev/null || { echo "qemu-io missing"; exit 77; }
 
-T=$(mktemp -d /var/tmp/qcow2_plan.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+scratch_dir /var/tmp/qcow2_plan.XXXXXX
 cd "$T"
 
 fails=0
 cases=0
+# Unlike lib.sh's, a failed check is counted and the run goes on.
 fail() {
 	echo "FAIL [$CASE]: $*" >&2
 	fails=$((fails + 1))
@@ -39,13 +39,13 @@ bytes() { # qemu-style size -> bytes
 	esac
 }
 
-vsize() { "$QIMG" info --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'; }
-csize() { "$QIMG" info --output=json "$1" | sed -n 's/.*"cluster-size": \([0-9]*\).*/\1/p'; }
+vsize() { qi_vsize "" "$1"; }
+csize() { "$QI" info --output=json "$1" | sed -n 's/.*"cluster-size": \([0-9]*\).*/\1/p'; }
 
 # qemu-img check: 0 clean. Leaks (rc 3) only where allowed.
 check_ours() {
 	local img=$1 allow_leaks=${2:-0} rc=0 out
-	out=$("$QIMG" check "$img" 2>&1) || rc=$?
+	out=$("$QI" check "$img" 2>&1) || rc=$?
 	if [ $rc -eq 3 ] && [ "$allow_leaks" = 1 ] && ! grep -q -i corrupt <<<"$out"; then
 		return 0
 	fi
@@ -58,7 +58,7 @@ check_ours() {
 # With metadata preallocation "zero" only tells holes from written zeros in
 # the host file, which depends on the host layout: dropped (NOZERO=1).
 map_shape() {
-	"$QIMG" map --output=json "$1" | tr -d '[]' | sed 's/, "offset": [0-9]*//' |
+	"$QI" map --output=json "$1" | tr -d '[]' | sed 's/, "offset": [0-9]*//' |
 		if [ "${2:-0}" = 1 ]; then sed 's/"zero": [a-z]*, //'; else cat; fi |
 		awk -F'[:,}]' '
 		/start/ {
@@ -68,6 +68,14 @@ map_shape() {
 			ps=s; pl=l; pk=key; n=1
 		}
 		END { if (n) print ps, pl, pk }'
+}
+
+# mkbase CREATE_OPTS SIZE PREP: creates base.qcow2 and runs the shell snippet
+# PREP on it ($B).
+mkbase() {
+	"$QI" create -q -f qcow2 ${1:+-o "$1"} base.qcow2 "$2"
+	B=base.qcow2
+	eval "$3"
 }
 
 # run_case NAME CREATE_OPTS SIZE PREP NEWSIZE [resize flags...]
@@ -80,9 +88,7 @@ run_case() {
 	[ -z "${VERBOSE:-}" ] || echo "  $CASE" >&2
 	cases=$((cases + 1))
 	rm -f base.qcow2 q.qcow2 o.qcow2 back.img
-	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
-	B=base.qcow2
-	eval "$prep"
+	mkbase "$opts" "$size" "$prep"
 	cp --sparse=always base.qcow2 q.qcow2
 	cp --sparse=always base.qcow2 o.qcow2
 	for f in "${flags[@]}"; do
@@ -92,11 +98,11 @@ run_case() {
 		esac
 	done
 	nb=$(bytes "$new")
-	"$QIMG" resize -q "${flags[@]}" q.qcow2 "$nb" || { fail "qemu-img resize failed"; return; }
+	"$QI" resize -q "${flags[@]}" q.qcow2 "$nb" || { fail "qemu-img resize failed"; return; }
 	"$PA" "${paflags[@]}" qcow2 o.qcow2 "$nb" >pa.out || { fail "plan-apply: $(cat pa.out)"; return; }
 	check_ours o.qcow2 "${ALLOW_LEAKS:-0}"
 	[ "$(vsize o.qcow2)" = "$nb" ] || fail "virtual size $(vsize o.qcow2) != $nb"
-	"$QIMG" compare -q -f qcow2 -F qcow2 q.qcow2 o.qcow2 || fail "qemu-img compare differs"
+	"$QI" compare -q -f qcow2 -F qcow2 q.qcow2 o.qcow2 || fail "qemu-img compare differs"
 	case " ${flags[*]} " in
 	*--preallocation=metadata*)
 		[ "$(map_shape q.qcow2 1)" = "$(map_shape o.qcow2 1)" ] ||
@@ -112,7 +118,7 @@ run_case() {
 	if [ $((nb % cs)) -ne 0 ] && [ "${CHECK_TAIL:-1}" = 1 ]; then
 		local up=$(((nb / cs + 1) * cs))
 		cp --sparse=always o.qcow2 t.qcow2
-		"$QIMG" resize -q t.qcow2 "$up"
+		"$QI" resize -q t.qcow2 "$up"
 		"$QIO" -f qcow2 -c "read -q -P 0 $nb $((up - nb))" t.qcow2 >/dev/null ||
 			fail "kept tail of the cut cluster is not zero"
 		rm -f t.qcow2
@@ -126,9 +132,7 @@ expect_error() {
 	shift 6
 	cases=$((cases + 1))
 	rm -f base.qcow2
-	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
-	B=base.qcow2
-	eval "$prep"
+	mkbase "$opts" "$size" "$prep"
 	cp base.qcow2 o.qcow2
 	"$PA" "$@" qcow2 o.qcow2 "$(bytes "$new")" >pa.out || rc=$?
 	[ $rc -eq 2 ] && grep -q "error=$err " pa.out || fail "want $err, got rc=$rc $(cat pa.out)"
@@ -142,21 +146,18 @@ crash_case() {
 	shift 5
 	cases=$((cases + 1))
 	rm -f base.qcow2
-	"$QIMG" create -q -f qcow2 ${opts:+-o "$opts"} base.qcow2 "$size"
-	B=base.qcow2
-	eval "$prep"
+	mkbase "$opts" "$size" "$prep"
 	old=$(vsize base.qcow2)
 	cp --sparse=always base.qcow2 final.qcow2
 	"$PA" "$@" qcow2 final.qcow2 "$(bytes "$new")" >/dev/null || { fail "plan failed"; return; }
-	n=$("$PA" --dry-run --ops "$@" qcow2 base.qcow2 "$(bytes "$new")" |
-		grep -cE '^[0-9]+ (write|zero|discard) ')
+	n=$(plan_nops qcow2 base.qcow2 "$(bytes "$new")" "$@")
 	[ "$n" -ge 3 ] || fail "suspiciously short plan ($n ops)"
 	for ((k = 0; k <= n; k++)); do
 		cp --sparse=always base.qcow2 c.qcow2
 		"$PA" --stop-after "$k" "$@" qcow2 c.qcow2 "$(bytes "$new")" >/dev/null ||
 			{ fail "stop-after $k: plan-apply failed"; continue; }
 		rc=0
-		out=$("$QIMG" check c.qcow2 2>&1) || rc=$?
+		out=$("$QI" check c.qcow2 2>&1) || rc=$?
 		if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
 			fail "stop-after $k: check rc=$rc $out"
 			continue
@@ -166,15 +167,15 @@ crash_case() {
 		"$old" | "$(bytes "$new")") ;;
 		*) fail "stop-after $k: size $(vsize c.qcow2)" ;;
 		esac
-		if "$QIMG" compare -q -f qcow2 -F qcow2 base.qcow2 c.qcow2 2>/dev/null ||
-			"$QIMG" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 2>/dev/null; then
+		if "$QI" compare -q -f qcow2 -F qcow2 base.qcow2 c.qcow2 2>/dev/null ||
+			"$QI" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 2>/dev/null; then
 			continue
 		fi
 		# A shrink drops the cut range before its size commit (as qemu
 		# does): an old-size image whose kept range is intact is fine.
 		if [ "$(vsize c.qcow2)" = "$old" ] && [ "$(bytes "$new")" -lt "$old" ]; then
-			"$QIMG" resize -q --shrink c.qcow2 "$(bytes "$new")"
-			"$QIMG" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 && continue
+			"$QI" resize -q --shrink c.qcow2 "$(bytes "$new")"
+			"$QI" compare -q -f qcow2 -F qcow2 final.qcow2 c.qcow2 && continue
 		fi
 		fail "stop-after $k: neither the old nor the new image"
 	done
@@ -198,29 +199,29 @@ run_case "v3 2M refbits64 grow" "cluster_size=2M,refcount_bits=64" 1G "wr 0xab 5
 run_case "v3 extended_l2 grow" "extended_l2=on,cluster_size=128K" 1G "wr 0xab 0 100K" 3G
 run_case "v3 lazy_refcounts grow" "lazy_refcounts=on" 1G "wr 0xab 4M 1M" 5G
 run_case "v3 unaligned old size grow" "" 1000000K "wr 0xab 999000K 1000K" 2G
-run_case "v3 grow with snapshot" "" 1G "wr 0xab 0 2M; $QIMG snapshot -c s1 \$B; wr 0xcd 1M 2M" 3G
+run_case "v3 grow with snapshot" "" 1G "wr 0xab 0 2M; $QI snapshot -c s1 \$B; wr 0xcd 1M 2M" 3G
 
 # Backing file longer than the old size: the new range must read zeros.
 mkback() {
-	"$QIMG" create -q -f raw back.img 2G
+	"$QI" create -q -f raw back.img 2G
 	"$QIO" -f raw -c "write -q -P 0x5a 0 1M" -c "write -q -P 0x5b 1G 64M" \
 		-c "write -q -P 0x5c 1500M 1M" -c "write -q -P 0x5d 2047M 1M" back.img >/dev/null
-	"$QIMG" rebase -q -u -b back.img -F raw "$B"
+	"$QI" rebase -q -u -b back.img -F raw "$B"
 }
 run_case "v3 backing grow" "" 1G "mkback; wr 0xab 0 1M" 3G
 run_case "v3 ext_l2 backing grow" "extended_l2=on" 1G "mkback" 1536M
-run_case "v3 backing grow shared L2" "" 700M "wr 0xab 600M 1M; $QIMG snapshot -c s1 \$B; mkback" 1536M
+run_case "v3 backing grow shared L2" "" 700M "wr 0xab 600M 1M; $QI snapshot -c s1 \$B; mkback" 1536M
 # qemu's shrink keeps l1_size: growing back links new L2 tables in place.
-run_case "regrow after qemu shrink" "" 2G "wr 0xab 0 1M; wr 0xcd 1500M 1M; $QIMG resize -q --shrink \$B 600M" 2G
+run_case "regrow after qemu shrink" "" 2G "wr 0xab 0 1M; wr 0xcd 1500M 1M; $QI resize -q --shrink \$B 600M" 2G
 run_case "regrow after qemu shrink, backing" "" 2G \
-	"wr 0xab 0 1M; wr 0xcd 1500M 1M; $QIMG resize -q --shrink \$B 600M; mkback" 1800M
+	"wr 0xab 0 1M; wr 0xcd 1500M 1M; $QI resize -q --shrink \$B 600M; mkback" 1800M
 run_case "v3 backing prealloc" "" 1G "mkback" 1536M --preallocation=metadata
 
 # ---- compressed ----
 mkcomp() {
-	"$QIMG" create -q -f qcow2 ${1:+-o "$1"} plain.qcow2 64M
+	"$QI" create -q -f qcow2 ${1:+-o "$1"} plain.qcow2 64M
 	"$QIO" -f qcow2 -c "write -q -P 0xab 0 8M" -c "write -q -P 0x33 40M 20M" plain.qcow2 >/dev/null
-	"$QIMG" convert -c -O qcow2 ${1:+-o "$1"} plain.qcow2 "$B"
+	"$QI" convert -c -O qcow2 ${1:+-o "$1"} plain.qcow2 "$B"
 	rm -f plain.qcow2
 }
 run_case "compressed grow" "" 64M "mkcomp" 3G
@@ -240,13 +241,13 @@ run_case "shrink 2M refbits64" "cluster_size=2M,refcount_bits=64" 1G "wr 0xab 40
 # Snapshot-shared clusters keep their other reference; the straddling L2
 # table is shared and must be copied before it is cut.
 run_case "shrink with snapshot" "" 1G \
-	"wr 0xab 0 8M; wr 0xab 290M 20M; wr 0x12 700M 4M; $QIMG snapshot -c s1 \$B; wr 0xcd 1M 1M; wr 0xce 295M 1M" \
+	"wr 0xab 0 8M; wr 0xab 290M 20M; wr 0x12 700M 4M; $QI snapshot -c s1 \$B; wr 0xcd 1M 1M; wr 0xce 295M 1M" \
 	$((300 * 1048576 + 65536 * 3)) --shrink
 # No write after the snapshot: the active L1 shares its L2 tables (no COPIED
 # bit), so the straddling table is copied before it is cut. The kept partial
 # cluster is shared with the snapshot too, so its stale tail stays (as with
 # qemu): CHECK_TAIL=0.
-CHECK_TAIL=0 run_case "shrink shared L2" "" 1G "wr 0xab 0 4M; wr 0xab 290M 20M; wr 0x3 900M 1M; $QIMG snapshot -c s1 \$B" \
+CHECK_TAIL=0 run_case "shrink shared L2" "" 1G "wr 0xab 0 4M; wr 0xab 290M 20M; wr 0x3 900M 1M; $QI snapshot -c s1 \$B" \
 	$((300 * 1048576 + 65536 * 3 + 512)) --shrink
 run_case "shrink then regrow" "" 128M "wr 0x77 0 128M" 65M --shrink
 run_case "v3 lazy shrink" "lazy_refcounts=on" 1G "wr 0xab 0 8M; wr 0xcd 500M 30M" 512M --shrink
@@ -255,12 +256,12 @@ run_case "v3 lazy shrink" "lazy_refcounts=on" 1G "wr 0xab 0 8M; wr 0xcd 500M 30M
 CASE="snapshot apply after shrink"
 cases=$((cases + 1))
 rm -f s.qcow2
-"$QIMG" create -q -f qcow2 s.qcow2 256M
+"$QI" create -q -f qcow2 s.qcow2 256M
 "$QIO" -f qcow2 -c "write -q -P 0x42 0 256M" s.qcow2 >/dev/null
-"$QIMG" snapshot -c s1 s.qcow2
+"$QI" snapshot -c s1 s.qcow2
 "$PA" --shrink qcow2 s.qcow2 $((100 << 20)) >/dev/null || fail "plan-apply"
 check_ours s.qcow2
-"$QIMG" snapshot -a s1 s.qcow2
+"$QI" snapshot -a s1 s.qcow2
 [ "$(vsize s.qcow2)" = $((256 << 20)) ] || fail "snapshot size"
 "$QIO" -f qcow2 -c "read -q -P 0x42 0 256M" s.qcow2 >/dev/null || fail "snapshot data lost"
 
@@ -268,7 +269,7 @@ check_ours s.qcow2
 # we skip unallocated L1 entries. Checked on its own, and it must be fast.
 CASE="empty 64T shrink"
 cases=$((cases + 1))
-"$QIMG" create -q -f qcow2 e.qcow2 64T
+"$QI" create -q -f qcow2 e.qcow2 64T
 start=$(date +%s%N)
 "$PA" --shrink qcow2 e.qcow2 $((1 << 30)) >/dev/null || fail "plan-apply"
 ms=$((($(date +%s%N) - start) / 1000000))
@@ -289,15 +290,15 @@ for m in metadata falloc full; do
 done
 
 # ---- refusals ----
-expect_error "v2 with snapshots" "compat=0.10" 64M "$QIMG snapshot -c s1 \$B" 128M UNSUPPORTED_FEATURE
+expect_error "v2 with snapshots" "compat=0.10" 64M "$QI snapshot -c s1 \$B" 128M UNSUPPORTED_FEATURE
 expect_error "v2 backing grow" "compat=0.10" 1G "mkback" 2G UNSUPPORTED_FEATURE
 expect_error "not multiple of 512" "" 64M "" 100000001 NOT_MULTIPLE_512
 expect_error "shrink without flag" "" 64M "" 32M SHRINK_WITHOUT_FLAG
 expect_error "prealloc not growing" "" 64M "" 64M PREALLOC_NOT_GROWING --prealloc falloc
 expect_error "L1 too large" "cluster_size=512" 64M "" 128T TOO_LARGE
 expect_error "in-use bitmap" "" 64M \
-	"$QIMG bitmap --add \$B b0; { $QIO -c 'sigraise 9' \$B; } 2>/dev/null || true" 128M UNSUPPORTED_FEATURE
-expect_error "persistent bitmap" "" 64M "$QIMG bitmap --add \$B b0" 128M UNSUPPORTED_FEATURE
+	"$QI bitmap --add \$B b0; { $QIO -c 'sigraise 9' \$B; } 2>/dev/null || true" 128M UNSUPPORTED_FEATURE
+expect_error "persistent bitmap" "" 64M "$QI bitmap --add \$B b0" 128M UNSUPPORTED_FEATURE
 expect_error "corrupt bit" "" 64M "printf '\\x02' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
 	128M CORRUPT
 expect_error "dirty bit" "" 64M "printf '\\x01' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
@@ -309,10 +310,10 @@ crash_case "grow L1 64K" "" 1G "wr 0xab 0 1M" 3G
 crash_case "grow backing" "" 1G "mkback; wr 0xab 0 64K" 1536M
 crash_case "grow prealloc" "" 64M "" 1600M --prealloc metadata
 crash_case "shrink" "" 1G "wr 0xab 0 16M; wr 0xcd 290M 20M; wr 0xef 600M 8M" $((300 * 1048576 + 512)) --shrink
-crash_case "shrink shared L2" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QIMG snapshot -c s1 \$B" \
+crash_case "shrink shared L2" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QI snapshot -c s1 \$B" \
 	$((100 * 1048576 + 65536 * 5)) --shrink
-crash_case "grow backing shared L2" "" 700M "wr 0xab 600M 1M; $QIMG snapshot -c s1 \$B; mkback" 1536M
-crash_case "shrink snapshot" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QIMG snapshot -c s1 \$B; wr 0xcd 0 1M" \
+crash_case "grow backing shared L2" "" 700M "wr 0xab 600M 1M; $QI snapshot -c s1 \$B; mkback" 1536M
+crash_case "shrink snapshot" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QI snapshot -c s1 \$B; wr 0xcd 0 1M" \
 	$((100 * 1048576 + 65536 * 5)) --shrink
 
 echo "qcow2_plan: $cases cases, $fails failures"

@@ -7,24 +7,12 @@
 # the disk is the old or the new one with its data.
 #   vhdx_plan.sh PLAN_APPLY QEMU_IMG
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-PA=$1
-QI=${2:-qemu-img}
-QIO=$(dirname "$(command -v "$QI")")/qemu-io
-[ -x "$QIO" ] || QIO=qemu-io
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-M=$((1 << 20))
-G=$((1 << 30))
-NCHECK=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+compat_init "$@"
 
 vsize() {
-	"$QI" info -f vhdx --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'
+	qi_vsize vhdx "$1"
 }
 
 # patch_lss IMG 4096: sets the Logical Sector Size item (qemu 7.2 cannot).
@@ -79,18 +67,7 @@ mkimg() {
 	shift 5
 	"$QI" create -q -f vhdx -o subformat="$sub",block_size="$bs" "$img" "$size"
 	[ "$lss" = 512 ] || patch_lss "$img" "$lss"
-	local args=()
-	for w in "$@"; do
-		args+=(-c "write -P $w")
-	done
-	[ ${#args[@]} -eq 0 ] || "$QIO" -f vhdx "${args[@]}" "$img" >/dev/null
-}
-
-# mkexp ORIGRAW SIZE OUT: the expected raw for SIZE: old data below
-# min(old, SIZE), zeros above.
-mkexp() {
-	cp --sparse=always "$1" "$3"
-	truncate -s "$2" "$3"
+	qio_write vhdx "$img" "$@"
 }
 
 # verify IMG EXPRAW SIZE: clean check, SIZE, and the expected bytes.
@@ -113,53 +90,35 @@ verify() {
 	NCHECK=$((NCHECK + 1))
 }
 
-crash_case() {
-	local name=$1 new=$2
-	shift 2
-	local orig="$T/$name.orig.vhdx" old nops out size
-	old=$(vsize "$orig")
-	nops=$("$PA" --dry-run --ops "$@" vhdx "$orig" "$new" | grep -cE '^[0-9]+ (write|zero|discard)')
-	for ((k = 0; k <= nops; k++)); do
-		cp --sparse=always "$orig" "$T/crash.vhdx"
-		out=$("$PA" --stop-after "$k" "$@" vhdx "$T/crash.vhdx" "$new") ||
-			fail "$name: stop-after $k: $out"
-		size=$(vsize "$T/crash.vhdx") || fail "$name: stop-after $k: qemu cannot open"
-		[ "$size" = "$old" ] || [ "$size" = "$new" ] ||
-			fail "$name: stop-after $k: size $size is neither $old nor $new"
-		if [ "$size" = "$old" ]; then
-			verify "$T/crash.vhdx" "$T/$name.old.raw" "$size"
-		else
-			verify "$T/crash.vhdx" "$T/$name.new.raw" "$size"
-		fi
-	done
-	echo "$name: crash order ok for K=0..$nops"
+# crash_verify NAME IMG SIZE OLD: the crash run's disk is the old or the new
+# one, with its data.
+crash_verify() {
+	if [ "$3" = "$4" ]; then
+		verify "$2" "$T/$1.old.raw" "$3"
+	else
+		verify "$2" "$T/$1.new.raw" "$3"
+	fi
 }
 
 # resize_case NAME SUB SIZE BS LSS NEWREQ WANT [flags] -- WRITES
 resize_case() {
 	local name=$1 sub=$2 size=$3 bs=$4 lss=$5 req=$6 want=$7
 	shift 7
-	local flags=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		flags+=("$1")
-		shift
-	done
-	shift
+	take_flags "$@"
+	local flags=("${FLAGS[@]}")
 	local img="$T/$name.vhdx" out
-	mkimg "$img" "$sub" "$size" "$bs" "$lss" "$@"
+	mkimg "$img" "$sub" "$size" "$bs" "$lss" "${REST[@]}"
 	"$QI" convert -f vhdx -O raw "$img" "$T/$name.old.raw"
 	mkexp "$T/$name.old.raw" "$want" "$T/$name.new.raw"
 	cp --sparse=always "$img" "$T/$name.orig.vhdx"
-	out=$("$PA" "${flags[@]}" vhdx "$img" "$req") || fail "$name: plan-apply: $out"
-	echo "$name: $out"
-	case "$out" in *" new=$want "*) ;; *) fail "$name: reported size, want $want" ;; esac
+	apply_ok "$name" "$want" "${flags[@]}" vhdx "$img" "$req"
 	verify "$img" "$T/$name.new.raw" "$want"
 	# qemu can allocate and write at the new end afterwards
 	"$QIO" -f vhdx -c "write -P 0x5a $((want - 4096)) 4096" "$img" >/dev/null
 	out=$("$QIO" -f vhdx -c "read -P 0x5a $((want - 4096)) 4096" "$img")
 	case "$out" in *failed*) fail "$name: write after resize: $out" ;; esac
 	"$QI" check -f vhdx "$img" >/dev/null || fail "$name: check after a write"
-	crash_case "$name" "$want" "${flags[@]}"
+	crash_run vhdx vhdx "$name" "$want" "${flags[@]}"
 }
 
 resize_case dyn1m-grow-sb dynamic 64M 1M 512 $((5 * G)) $((5 * G)) -- \
@@ -175,15 +134,13 @@ resize_case dyn1m-shrink-aligned dynamic 256M 1M 512 $((16 * M)) $((16 * M)) --s
 # qemu 7.2 opens only 512-byte logical sectors: plan with 4096, then give
 # qemu the image with 512 patched back (same BAT layout below 4096 blocks)
 lss4k_case() {
-	local name=$1 req=$2 want=$3 out
+	local name=$1 req=$2 want=$3
 	shift 3
 	mkimg "$T/$name.vhdx" dynamic 64M 1M 512 "0x44 0 64M"
 	"$QI" convert -f vhdx -O raw "$T/$name.vhdx" "$T/$name.raw"
 	mkexp "$T/$name.raw" "$want" "$T/$name.exp"
 	patch_lss "$T/$name.vhdx" 4096
-	out=$("$PA" "$@" vhdx "$T/$name.vhdx" "$req") || fail "$name: $out"
-	echo "$name: $out"
-	case "$out" in *" new=$want "*) ;; *) fail "$name: reported size, want $want" ;; esac
+	apply_ok "$name" "$want" "$@" vhdx "$T/$name.vhdx" "$req"
 	patch_lss "$T/$name.vhdx" 512
 	verify "$T/$name.vhdx" "$T/$name.exp" "$want"
 }
@@ -207,15 +164,12 @@ verify "$T/sg.vhdx" "$T/sg.raw" $((64 * M))
 # refusals leave the image untouched
 mkimg "$T/r.vhdx" dynamic 64M 1M 512 "0x12 0 1M"
 cp "$T/r.vhdx" "$T/r.orig"
-out=$("$PA" vhdx "$T/r.vhdx" $((5 * M))) && fail "shrink without flag succeeded"
-case "$out" in *SHRINK_WITHOUT_FLAG*) ;; *) fail "no-flag: $out" ;; esac
-out=$("$PA" --prealloc falloc vhdx "$T/r.vhdx" $((100 * M))) && fail "dynamic prealloc succeeded"
-case "$out" in *PREALLOCATION_UNSUPPORTED*) ;; *) fail "prealloc: $out" ;; esac
+refused "shrink without flag" SHRINK_WITHOUT_FLAG vhdx "$T/r.vhdx" $((5 * M))
+refused "dynamic prealloc" PREALLOCATION_UNSUPPORTED --prealloc falloc vhdx "$T/r.vhdx" $((100 * M))
 out=$("$PA" vhdx "$T/r.vhdx" $((64 * M)))
 case "$out" in *"action=noop"*) ;; *) fail "noop: $out" ;; esac
 cmp -s "$T/r.vhdx" "$T/r.orig" || fail "refused or noop resize changed the image"
 set_logguid "$T/r.vhdx"
-out=$("$PA" vhdx "$T/r.vhdx" $((100 * M))) && fail "resize with a log succeeded"
-case "$out" in *REQUIRES_CHECK*) ;; *) fail "log: $out" ;; esac
+refused "resize with a log" REQUIRES_CHECK vhdx "$T/r.vhdx" $((100 * M))
 
 echo "vhdx_plan: all ok ($NCHECK image checks)"

@@ -10,26 +10,15 @@
 #   vmdk_plan.sh PLAN_APPLY QEMU_IMG
 set -euo pipefail
 [ -n "${VMDK_DEBUG:-}" ] && set -x
+. "$(dirname "$0")/lib.sh"
 
-PA=$1
-QI=${2:-qemu-img}
-QIO=$(dirname "$(command -v "$QI")")/qemu-io
-[ -x "$QIO" ] || QIO=qemu-io
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+compat_init "$@"
 # The harness itself does not free its op recorder; only the planner matters.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0
-M=$((1 << 20))
-G=$((1 << 30))
-NCHECK=0
 
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
+# (the extents of a vmdk have their own virtual-size: the first is the disk's)
 vsize() {
-	"$QI" info -f vmdk --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p' | head -n1
+	qi_vsize vmdk "$1" | head -n1
 }
 
 # hdr IMG: the 512-byte sparse header as hex.
@@ -52,11 +41,7 @@ mkimg() {
 	local img=$1 size=$2 opts=$3
 	shift 3
 	"$QI" create -q -f vmdk ${opts:+-o "$opts"} "$img" "$size"
-	local args=()
-	for w in "$@"; do
-		args+=(-c "write -P $w")
-	done
-	[ ${#args[@]} -eq 0 ] || "$QIO" -f vmdk "${args[@]}" "$img" >/dev/null
+	qio_write vmdk "$img" "$@"
 }
 
 # expect_raw IMG SIZE OUT: IMG's current bytes cut or zero-extended to SIZE.

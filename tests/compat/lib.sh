@@ -1,0 +1,120 @@
+# tests/compat/lib.sh — helpers shared by the planner compat scripts
+# (vhd_plan.sh, vhdx_plan.sh, vmdk_plan.sh, qcow2_plan.sh); sourced, not run:
+#   . "$(dirname "$0")/lib.sh"
+# The caller sets PA (plan-apply), QI (qemu-img), QIO (qemu-io) and T, most
+# simply with compat_init, and defines vsize IMG before it uses crash_run.
+
+M=$((1 << 20))
+G=$((1 << 30))
+NCHECK=0
+
+# qemu_io_for QEMU_IMG: the qemu-io next to QEMU_IMG, else the one on PATH.
+qemu_io_for() {
+	local qio
+	qio=$(dirname "$(command -v "$1")")/qemu-io
+	[ -x "$qio" ] || qio=qemu-io
+	echo "$qio"
+}
+
+# scratch_dir [MKTEMP-TEMPLATE]: T is a new directory, removed on exit.
+scratch_dir() {
+	T=$(mktemp -d "$@")
+	trap 'rm -rf "$T"' EXIT
+}
+
+# compat_init PLAN_APPLY [QEMU_IMG]: PA, QI, QIO and the scratch dir T.
+compat_init() {
+	PA=$1
+	QI=${2:-qemu-img}
+	QIO=$(qemu_io_for "$QI")
+	scratch_dir
+}
+
+# fail MSG: the first failed check ends the script (qcow2_plan.sh counts
+# failures instead and defines its own).
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# qi_vsize FMT IMG: IMG's virtual size as qemu-img info reports it (FMT
+# empty: qemu-img probes the format).
+qi_vsize() {
+	"$QI" info ${1:+-f "$1"} --output=json "$2" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'
+}
+
+# qio_write FMT IMG "PAT OFF LEN"...: one qemu-io run writing each pattern.
+qio_write() {
+	local fmt=$1 img=$2 w args=()
+	shift 2
+	for w in "$@"; do
+		args+=(-c "write -P $w")
+	done
+	[ ${#args[@]} -eq 0 ] || "$QIO" -f "$fmt" "${args[@]}" "$img" >/dev/null
+}
+
+# mkexp ORIGRAW SIZE OUT: the expected raw for SIZE: the original bytes below
+# min(old, SIZE), zeros above.
+mkexp() {
+	cp --sparse=always "$1" "$3"
+	truncate -s "$2" "$3"
+}
+
+# take_flags WORDS... -- REST...: FLAGS = the words before "--", REST = the
+# words after it.
+take_flags() {
+	FLAGS=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		FLAGS+=("$1")
+		shift
+	done
+	shift
+	REST=("$@")
+}
+
+# plan_nops FMT IMG NEW [plan-apply flags]: how many write/zero/discard ops
+# the plan for IMG -> NEW has (the --stop-after K range of a crash run).
+plan_nops() {
+	local fmt=$1 img=$2 new=$3
+	shift 3
+	"$PA" --dry-run --ops "$@" "$fmt" "$img" "$new" | grep -cE '^[0-9]+ (write|zero|discard) '
+}
+
+# apply_ok NAME WANT PLAN-APPLY-ARGS...: plan-apply succeeds and reports the
+# new virtual size WANT.
+apply_ok() {
+	local name=$1 want=$2 out
+	shift 2
+	out=$("$PA" "$@") || fail "$name: plan-apply: $out"
+	echo "$name: $out"
+	case "$out" in *" new=$want "*) ;; *) fail "$name: reported size, want $want" ;; esac
+}
+
+# refused WHAT ERROR PLAN-APPLY-ARGS...: plan-apply fails and names ERROR.
+refused() {
+	local what=$1 err=$2 out
+	shift 2
+	out=$("$PA" "$@") && fail "$what succeeded"
+	case "$out" in *"$err"*) ;; *) fail "$what: $out" ;; esac
+}
+
+# crash_run FMT EXT NAME NEW [plan-apply flags]: for every K, stop a copy of
+# $T/NAME.orig.EXT after K ops; qemu must open it at the old or the new size,
+# and the caller's crash_verify NAME IMG SIZE OLD checks the rest.
+crash_run() {
+	local fmt=$1 ext=$2 name=$3 new=$4
+	shift 4
+	local orig="$T/$name.orig.$ext" crash="$T/crash.$ext" old nops out size k
+	old=$(vsize "$orig")
+	nops=$(plan_nops "$fmt" "$orig" "$new" "$@")
+	for ((k = 0; k <= nops; k++)); do
+		cp --sparse=always "$orig" "$crash"
+		out=$("$PA" --stop-after "$k" "$@" "$fmt" "$crash" "$new") ||
+			fail "$name: stop-after $k: $out"
+		size=$(vsize "$crash") || fail "$name: stop-after $k: qemu cannot open"
+		[ "$size" = "$old" ] || [ "$size" = "$new" ] ||
+			fail "$name: stop-after $k: size $size is neither $old nor $new"
+		crash_verify "$name" "$crash" "$size" "$old"
+	done
+	echo "$name: crash order ok for K=0..$nops"
+}
