@@ -12,35 +12,19 @@
 
 #include "abi_names.h"
 #include "plan.h"
+#include "plan_testlib.h"
 
 #define CB 12
 #define CS (1u << CB)
 #define NCL 8
 #define MIB (1ull << 20)
 
-struct img {
-	uint8_t *b;
-	size_t len;
-};
-
 struct rec {
-	struct img *apply; /* NULL: only record */
+	struct ptl_img *apply; /* NULL: only record */
 	uint32_t n;
 	int fail_at;
 	struct plan_op ops[512];
 };
-
-static int img_read(void *ctx, uint64_t off, void *buf, uint32_t len)
-{
-	struct img *im = ctx;
-
-	memset(buf, 0, len);
-	if (off < im->len) {
-		uint64_t n = im->len - off < len ? im->len - off : len;
-		memcpy(buf, im->b + off, n);
-	}
-	return 0;
-}
 
 static int rec_sink(void *ctx, const struct plan_op *op)
 {
@@ -54,7 +38,7 @@ static int rec_sink(void *ctx, const struct plan_op *op)
 	}
 	r->n++;
 	if (r->apply && op->kind == PLAN_OP_WRITE) {
-		struct img *im = r->apply;
+		struct ptl_img *im = r->apply;
 		if (op->off + op->len > im->len) {
 			im->b = realloc(im->b, op->off + op->len);
 			assert_non_null(im->b);
@@ -81,12 +65,11 @@ static void put64(uint8_t *p, uint64_t v)
 /* A valid v3 image, 4 KiB clusters, 16-bit refcounts, 1 MiB virtual:
  * 0 header, 1 reftable, 2 refblock, 3 L1, 4 L2, 5 data (guest cluster 200),
  * 6 data (guest cluster 10). */
-static struct img mkimg(void)
+static struct ptl_img mkimg(void)
 {
-	struct img im;
+	struct ptl_img im = {.len = NCL * CS};
 	uint8_t *h;
 
-	im.len = NCL * CS;
 	im.b = calloc(1, im.len);
 	assert_non_null(im.b);
 	h = im.b;
@@ -118,14 +101,14 @@ struct run {
 	uint64_t after;
 };
 
-static void run_plan(struct img *im, uint64_t new_size, uint32_t flags, uint32_t prealloc,
+static void run_plan(struct ptl_img *im, uint64_t new_size, uint32_t flags, uint32_t prealloc,
 		     size_t scratch_len, int apply, struct run *out)
 {
 	struct plan_opts o = {.new_size = new_size,
 			      .expected_old_size = UINT64_MAX,
 			      .prealloc = prealloc,
 			      .flags = flags};
-	struct plan_io io = {.read = img_read, .ctx = im, .file_size = im->len};
+	struct plan_io io = {.read = ptl_img_read, .ctx = im, .file_size = im->len};
 	struct plan_scratch s;
 	struct plan p;
 	void *mem = malloc(scratch_len);
@@ -141,7 +124,7 @@ static void run_plan(struct img *im, uint64_t new_size, uint32_t flags, uint32_t
 	free(mem);
 }
 
-static int plan_err(struct img *im, uint64_t new_size, uint32_t flags)
+static int plan_err(struct ptl_img *im, uint64_t new_size, uint32_t flags)
 {
 	struct run r;
 
@@ -152,7 +135,7 @@ static int plan_err(struct img *im, uint64_t new_size, uint32_t flags)
 	return r.rc;
 }
 
-static uint16_t refcount(const struct img *im, uint64_t c)
+static uint16_t refcount(const struct ptl_img *im, uint64_t c)
 {
 	uint64_t rt = plan_be64(im->b + 48), rb = plan_be64(im->b + rt + (c / (CS / 2)) * 8);
 
@@ -163,7 +146,7 @@ static uint16_t refcount(const struct img *im, uint64_t c)
 
 static void test_valid_grow(void **state)
 {
-	struct img im = mkimg();
+	struct ptl_img im = mkimg();
 	struct run r;
 	uint64_t l1;
 	int size_at = -1, l1_at = -1;
@@ -199,7 +182,7 @@ static void test_valid_grow(void **state)
 
 static void test_valid_shrink(void **state)
 {
-	struct img im = mkimg();
+	struct ptl_img im = mkimg();
 	struct run r;
 
 	(void)state;
@@ -218,7 +201,7 @@ static void test_valid_shrink(void **state)
 
 static void test_noop(void **state)
 {
-	struct img im = mkimg();
+	struct ptl_img im = mkimg();
 	struct run r;
 
 	(void)state;
@@ -233,10 +216,10 @@ static void test_noop(void **state)
 
 static void test_request_errors(void **state)
 {
-	struct img im = mkimg();
+	struct ptl_img im = mkimg();
 	struct run r;
 	struct plan_opts o = {.new_size = 2 * MIB, .expected_old_size = 3 * MIB};
-	struct plan_io io = {.read = img_read, .ctx = &im, .file_size = im.len};
+	struct plan_io io = {.read = ptl_img_read, .ctx = &im, .file_size = im.len};
 	struct plan_scratch s;
 	struct plan p;
 	struct rec rc = {.fail_at = -1};
@@ -321,7 +304,7 @@ static void test_hostile_headers(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
-		struct img im = mkimg();
+		struct ptl_img im = mkimg();
 		const struct patch *pt = &patches[i];
 
 		if (pt->width == 4)
@@ -337,7 +320,7 @@ static void test_hostile_headers(void **state)
 
 static void test_corrupt_detail(void **state)
 {
-	struct img im = mkimg();
+	struct ptl_img im = mkimg();
 	struct run r;
 
 	(void)state;
@@ -371,7 +354,7 @@ static void test_corrupt_detail(void **state)
 /* Hostile tables reached while planning: L1/L2/reftable entries. */
 static void test_hostile_tables(void **state)
 {
-	struct img im;
+	struct ptl_img im;
 
 	(void)state;
 	im = mkimg(); /* L1 entry unaligned */
@@ -428,7 +411,7 @@ static void test_fuzz(void **state)
 
 	(void)state;
 	for (int it = 0; it < 3000; it++) {
-		struct img im = mkimg();
+		struct ptl_img im = mkimg();
 		struct run r;
 		int flips = 1 + it % 8;
 

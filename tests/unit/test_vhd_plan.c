@@ -10,33 +10,10 @@
 #include <cmocka.h>
 
 #include "plan.h"
+#include "plan_testlib.h"
 
 #define IMG_LEN (64 * 1024)
 #define BS (4096u)
-
-struct mem {
-	uint8_t *b;
-	size_t len;
-};
-
-static int mem_read(void *ctx, uint64_t off, void *buf, uint32_t len)
-{
-	struct mem *m = ctx;
-
-	memset(buf, 0, len);
-	if (off < m->len) {
-		size_t n = m->len - off < len ? m->len - off : len;
-		memcpy(buf, m->b + off, n);
-	}
-	return 0;
-}
-
-static int count_sink(void *ctx, const struct plan_op *op)
-{
-	(void)op;
-	(*(int *)ctx)++;
-	return 0;
-}
 
 static uint32_t sum_csum(const uint8_t *b, size_t len, size_t at)
 {
@@ -92,19 +69,7 @@ static void fix_dyn(uint8_t *img)
 static int run(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
 	       struct instar_resize_result *res)
 {
-	static uint8_t scratch[1 << 20];
-	struct mem m = {img, len};
-	struct plan_io io = {mem_read, &m, len};
-	struct plan_opts o = {
-	    .new_size = new_size, .expected_old_size = UINT64_MAX, .flags = flags};
-	struct plan_scratch s;
-	struct plan p;
-	int n = 0;
-
-	memset(res, 0, sizeof(*res));
-	plan_scratch_init(&s, scratch, sizeof(scratch));
-	plan_init(&p, count_sink, &n, 0);
-	return plan_resize_vhd(&o, &io, &s, &p, res);
+	return ptl_run(plan_resize_vhd, img, len, new_size, flags, res);
 }
 
 static void test_valid(void **state)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "plan.h"
+#include "plan_testlib.h"
 
 #define MB (1024u * 1024u)
 #define IMG_LEN (8 * MB)
@@ -25,30 +26,6 @@ static const uint8_t g_vds[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48
 				  0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
 static const uint8_t g_lss[16] = {0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
 				  0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f};
-
-struct mem {
-	uint8_t *b;
-	size_t len;
-};
-
-static int mem_read(void *ctx, uint64_t off, void *buf, uint32_t len)
-{
-	struct mem *m = ctx;
-
-	memset(buf, 0, len);
-	if (off < m->len) {
-		size_t n = m->len - off < len ? m->len - off : len;
-		memcpy(buf, m->b + off, n);
-	}
-	return 0;
-}
-
-static int count_sink(void *ctx, const struct plan_op *op)
-{
-	(void)op;
-	(*(int *)ctx)++;
-	return 0;
-}
 
 static void set_crc(uint8_t *b, size_t len)
 {
@@ -115,19 +92,7 @@ static void fix_rt(uint8_t *img)
 static int run(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
 	       struct instar_resize_result *res)
 {
-	static uint8_t scratch[1 << 20];
-	struct mem m = {img, len};
-	struct plan_io io = {mem_read, &m, len};
-	struct plan_opts o = {
-	    .new_size = new_size, .expected_old_size = UINT64_MAX, .flags = flags};
-	struct plan_scratch s;
-	struct plan p;
-	int n = 0;
-
-	memset(res, 0, sizeof(*res));
-	plan_scratch_init(&s, scratch, sizeof(scratch));
-	plan_init(&p, count_sink, &n, 0);
-	return plan_resize_vhdx(&o, &io, &s, &p, res);
+	return ptl_run(plan_resize_vhdx, img, len, new_size, flags, res);
 }
 
 static void expect_err(uint8_t *img, int err)

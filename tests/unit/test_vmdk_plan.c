@@ -14,20 +14,15 @@
 
 #include "abi_names.h"
 #include "plan.h"
+#include "plan_testlib.h"
 
 #define SEC 512u
 #define DISK_MAX (8u << 20)
 #define SCRATCH_LEN (4u << 20)
 #define MIB (1ull << 20)
 
-struct disk {
-	uint8_t *b;
-	uint64_t size;	/* file length */
-	bool fail_read; /* every read fails */
-};
-
 struct sink {
-	struct disk *d;
+	struct ptl_img *d;
 	uint32_t n;
 	uint32_t kinds[64];
 	uint64_t offs[64];
@@ -35,20 +30,6 @@ struct sink {
 	bool fail;
 	bool apply;
 };
-
-static int disk_read(void *ctx, uint64_t off, void *buf, uint32_t len)
-{
-	struct disk *d = ctx;
-
-	if (d->fail_read)
-		return -5;
-	memset(buf, 0, len);
-	if (off < d->size) {
-		uint64_t n = d->size - off < len ? d->size - off : len;
-		memcpy(buf, d->b + off, n);
-	}
-	return 0;
-}
 
 static int sink_fn(void *ctx, const struct plan_op *op)
 {
@@ -75,8 +56,8 @@ static int sink_fn(void *ctx, const struct plan_op *op)
 		memcpy(s->d->b + op->off, op->data, op->len);
 	else if (op->kind == PLAN_OP_ZERO)
 		memset(s->d->b + op->off, 0, op->len);
-	if (op->off + op->len > s->d->size)
-		s->d->size = op->off + op->len;
+	if (op->off + op->len > s->d->len)
+		s->d->len = op->off + op->len;
 	return 0;
 }
 
@@ -111,7 +92,7 @@ static void put64(uint8_t *p, uint64_t v)
 /* qemu's layout for 64 MiB: descriptor 1..20, RGD 21, its GTs 22..29, GD 30,
  * its GTs 31..38, grains from sector 128. Grain 0 is allocated at 128 and
  * grain 511 (the last before 32 MiB) at 256; the file is 320 sectors. */
-static void mk_image(struct disk *d, const char *desc)
+static void mk_image(struct ptl_img *d, const char *desc)
 {
 	uint8_t *h = d->b;
 
@@ -142,7 +123,7 @@ static void mk_image(struct disk *d, const char *desc)
 	put32(d->b + 31 * SEC + 511 * 4, 256);
 	memset(d->b + 128 * SEC, 0x11, 128 * SEC);
 	memset(d->b + 256 * SEC, 0x22, 128 * SEC);
-	d->size = 384 * SEC;
+	d->len = 384 * SEC;
 }
 
 struct run {
@@ -155,10 +136,10 @@ struct run {
 
 static void *scratch_mem;
 
-static int run_plan(struct disk *d, struct run *r, uint64_t new_size, uint32_t flags,
+static int run_plan(struct ptl_img *d, struct run *r, uint64_t new_size, uint32_t flags,
 		    size_t scratch_len, bool apply)
 {
-	struct plan_io io = {.read = disk_read, .ctx = d, .file_size = d->size};
+	struct plan_io io = {.read = ptl_img_read, .ctx = d, .file_size = d->len};
 	struct plan_scratch sc;
 	bool fail = r->sk.fail;
 
@@ -179,9 +160,9 @@ static int run_plan(struct disk *d, struct run *r, uint64_t new_size, uint32_t f
 	return r->rc;
 }
 
-static struct disk *new_disk(void)
+static struct ptl_img *new_disk(void)
 {
-	struct disk *d = calloc(1, sizeof(*d));
+	struct ptl_img *d = calloc(1, sizeof(*d));
 
 	assert_non_null(d);
 	d->b = calloc(1, DISK_MAX);
@@ -190,13 +171,14 @@ static struct disk *new_disk(void)
 	return d;
 }
 
-static void free_disk(struct disk *d)
+static void free_disk(struct ptl_img *d)
 {
 	free(d->b);
 	free(d);
 }
 
-static int expect_err(struct disk *d, uint64_t new_size, uint32_t flags, int err, const char *sub)
+static int expect_err(struct ptl_img *d, uint64_t new_size, uint32_t flags, int err,
+		      const char *sub)
 {
 	struct run r = {0};
 
@@ -213,7 +195,7 @@ static int expect_err(struct disk *d, uint64_t new_size, uint32_t flags, int err
 
 static void test_grow_in_place(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 	char *desc;
 	uint32_t n;
@@ -264,7 +246,7 @@ static void test_grow_in_place(void **state)
 
 static void test_grow_relocates_gd(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 	uint64_t gd, rgd;
 
@@ -286,7 +268,7 @@ static void test_grow_relocates_gd(void **state)
 
 static void test_shrink_cuts_grain(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 	/* 32 MiB - 32 KiB: the tail of grain 511 is zeroed, grains 512+ go. */
 	uint64_t ns = 32 * MIB - 32768;
@@ -294,7 +276,7 @@ static void test_shrink_cuts_grain(void **state)
 	(void)state;
 	put32(d->b + 26 * SEC, 320); /* grain 512 allocated too */
 	put32(d->b + 35 * SEC, 320);
-	d->size = 448 * SEC;
+	d->len = 448 * SEC;
 	run_plan(d, &r, ns, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.res.action, INSTAR_ACTION_SHRINK);
@@ -313,7 +295,7 @@ static void test_shrink_cuts_grain(void **state)
 
 static void test_zero_gd_entry_gets_a_gt(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 
 	(void)state;
@@ -327,7 +309,7 @@ static void test_zero_gd_entry_gets_a_gt(void **state)
 
 static void test_noop_and_options(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 
 	(void)state;
@@ -360,7 +342,7 @@ static void test_noop_and_options(void **state)
 
 static void test_io_failures(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	struct run r = {0};
 
 	(void)state;
@@ -383,7 +365,7 @@ static void test_io_failures(void **state)
 
 static void test_hostile_header(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 
 	(void)state;
 	put64(d->b + 20, 100); /* grainSize not a power of two */
@@ -434,7 +416,7 @@ static void test_hostile_header(void **state)
 	put64(d->b + 56, UINT64_MAX); /* GD_AT_END: a VMware stream */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "footer");
 	mk_image(d, base_desc);
-	d->size = 100; /* truncated header */
+	d->len = 100; /* truncated header */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
 	mk_image(d, base_desc);
 	memcpy(d->b, "COWD", 4);
@@ -444,7 +426,7 @@ static void test_hostile_header(void **state)
 
 static void test_hostile_tables(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 
 	(void)state;
 	put32(d->b + 30 * SEC, 0x7fffffff); /* GT beyond EOF */
@@ -483,7 +465,7 @@ static void test_hostile_tables(void **state)
 	free_disk(d);
 }
 
-static void set_desc(struct disk *d, const char *text)
+static void set_desc(struct ptl_img *d, const char *text)
 {
 	memset(d->b + SEC, 0, 20 * SEC);
 	memcpy(d->b + SEC, text, strlen(text));
@@ -501,7 +483,7 @@ static char *replace(const char *text, const char *from, const char *to)
 
 static void test_hostile_descriptor(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	char big[20 * SEC + 1];
 	size_t n;
 
@@ -584,7 +566,7 @@ static void test_hostile_descriptor(void **state)
 
 static void test_text_descriptor_file(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	static const char flat[] = "# Disk DescriptorFile\nversion=1\nCID=1\n"
 				   "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
 				   "RW 2048 FLAT \"x-flat.vmdk\" 0\n";
@@ -592,13 +574,13 @@ static void test_text_descriptor_file(void **state)
 	(void)state;
 	memset(d->b, 0, DISK_MAX);
 	memcpy(d->b, flat, sizeof(flat) - 1);
-	d->size = sizeof(flat) - 1;
+	d->len = sizeof(flat) - 1;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 		   "vmdk subformat monolithicFlat is not supported (multi-file)");
-	d->size = 0;
+	d->len = 0;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
 	memset(d->b, 0xff, 8192);
-	d->size = 8192;
+	d->len = 8192;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
 	free_disk(d);
 }
@@ -606,7 +588,7 @@ static void test_text_descriptor_file(void **state)
 /* Random damage to the metadata: any error code is fine, a crash is not. */
 static void test_fuzz_metadata(void **state)
 {
-	struct disk *d = new_disk();
+	struct ptl_img *d = new_disk();
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	(void)state;

@@ -1,0 +1,44 @@
+/* tests/unit/plan_testlib.c — shared helpers of the planner unit tests
+ * (see plan_testlib.h). */
+#include <string.h>
+
+#include "plan_testlib.h"
+
+int ptl_img_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	struct ptl_img *m = ctx;
+
+	if (m->fail_read)
+		return -5;
+	memset(buf, 0, len);
+	if (off < m->len) {
+		uint64_t n = m->len - off < len ? m->len - off : len;
+		memcpy(buf, m->b + off, n);
+	}
+	return 0;
+}
+
+int ptl_count_sink(void *ctx, const struct plan_op *op)
+{
+	(void)op;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+int ptl_run(ptl_planner_fn planner, uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
+	    struct instar_resize_result *res)
+{
+	static uint8_t scratch[1 << 20];
+	struct ptl_img m = {.b = img, .len = len};
+	struct plan_io io = {ptl_img_read, &m, len};
+	struct plan_opts o = {
+	    .new_size = new_size, .expected_old_size = UINT64_MAX, .flags = flags};
+	struct plan_scratch s;
+	struct plan p;
+	int n = 0;
+
+	memset(res, 0, sizeof(*res));
+	plan_scratch_init(&s, scratch, sizeof(scratch));
+	plan_init(&p, ptl_count_sink, &n, 0);
+	return planner(&o, &io, &s, &p, res);
+}
