@@ -2,6 +2,7 @@
  * goes through win(), which hands out a pointer only when the whole range
  * lies inside one window the caller supplied. */
 #include "probe.h"
+#include "vhdx_layout.h"
 
 #define SECTOR 512u
 
@@ -240,25 +241,6 @@ static void probe_vhd(const struct instar_probe_input *in, const uint8_t *footer
 
 /* ---- vhdx ---- */
 
-static const uint8_t guid_metadata_region[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
-						 0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
-static const uint8_t guid_virtual_disk_size[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
-						   0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
-static const uint8_t guid_file_parameters[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
-						 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
-
-static bool guid_eq(const uint8_t *a, const uint8_t *b)
-{
-	for (int i = 0; i < 16; i++)
-		if (a[i] != b[i])
-			return false;
-	return true;
-}
-
-#define VHDX_REGION_TABLE1 (192u * 1024)
-#define VHDX_TABLE_LEN (64u * 1024)
-#define VHDX_MAX_ENTRIES 2047u
-
 static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_info *ret)
 {
 	const uint8_t *rt, *mt, *item;
@@ -267,42 +249,42 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 	uint32_t n, i;
 
 	ret->version = 1;
-	rt = win(in, VHDX_REGION_TABLE1, VHDX_TABLE_LEN);
+	rt = win(in, INSTAR_VHDX_RT1, INSTAR_VHDX_TABLE_LEN);
 	if (!rt) {
-		need(in, ret, VHDX_REGION_TABLE1, VHDX_TABLE_LEN);
+		need(in, ret, INSTAR_VHDX_RT1, INSTAR_VHDX_TABLE_LEN);
 		return;
 	}
 	n = le32(rt + 8);
-	if (!bytes_eq(rt, "regi", 4) || n > VHDX_MAX_ENTRIES)
+	if (!bytes_eq(rt, "regi", 4) || n > INSTAR_VHDX_TABLE_MAX)
 		return;
 	for (i = 0; i < n; i++) {
-		const uint8_t *e = rt + 16 + (size_t)i * 32;
+		const uint8_t *e = rt + INSTAR_VHDX_RT_ENTRY(i);
 
-		if (guid_eq(e, guid_metadata_region)) {
+		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_metadata)) {
 			md_off = le64(e + 16);
 			md_len = le32(e + 24);
 		}
 	}
-	if (md_len < VHDX_TABLE_LEN)
+	if (md_len < INSTAR_VHDX_TABLE_LEN)
 		return;
-	mt = win(in, md_off, VHDX_TABLE_LEN);
+	mt = win(in, md_off, INSTAR_VHDX_TABLE_LEN);
 	if (!mt) {
-		need(in, ret, md_off, VHDX_TABLE_LEN);
+		need(in, ret, md_off, INSTAR_VHDX_TABLE_LEN);
 		return;
 	}
 	n = le16(mt + 10);
-	if (!bytes_eq(mt, "metadata", 8) || n > VHDX_MAX_ENTRIES)
+	if (!bytes_eq(mt, "metadata", 8) || n > INSTAR_VHDX_TABLE_MAX)
 		return;
 	for (i = 0; i < n; i++) {
-		const uint8_t *e = mt + 32 + (size_t)i * 32;
+		const uint8_t *e = mt + INSTAR_VHDX_MD_ENTRY(i);
 		uint32_t off = le32(e + 16), len = le32(e + 20);
 
-		if (off < VHDX_TABLE_LEN || len < 8 || off > md_len || md_len - off < 8)
+		if (off < INSTAR_VHDX_TABLE_LEN || len < 8 || off > md_len || md_len - off < 8)
 			continue;
-		if (guid_eq(e, guid_virtual_disk_size)) {
+		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_disk_size)) {
 			vds = true;
 			vds_off = md_off + off;
-		} else if (guid_eq(e, guid_file_parameters)) {
+		} else if (instar_vhdx_guid_eq(e, instar_vhdx_guid_file_params)) {
 			fp = true;
 			fp_off = md_off + off;
 		}

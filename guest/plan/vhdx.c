@@ -22,16 +22,12 @@
  * reader that replays nothing sees the same sequence of valid states here.
  * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
 #include "plan.h"
+#include "vhdx_layout.h"
 
 #define MiB (1024ull * 1024)
 #define VHDX_HDR1 (64 * 1024ull)
 #define VHDX_HDR2 (128 * 1024ull)
 #define VHDX_HDR_LEN 4096u
-#define VHDX_RT1 (192 * 1024ull)
-#define VHDX_RT2 (256 * 1024ull)
-#define VHDX_RT_LEN 65536u
-#define VHDX_RT_MAX 2047u
-#define VHDX_MD_TABLE_LEN 65536u
 #define VHDX_MAX_SIZE (64ull << 40)
 #define VHDX_CHUNK 8192u /* BAT entries per read/write chunk */
 
@@ -42,19 +38,6 @@
 #define BAT_UNMAPPED_V095 5u
 #define BAT_FULLY_PRESENT 6u
 #define BAT_OFF_MASK (~0xfffffull)
-
-static const uint8_t guid_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
-				     0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08};
-static const uint8_t guid_meta[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
-				      0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
-static const uint8_t guid_fparams[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
-					 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
-static const uint8_t guid_vds[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
-				     0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
-static const uint8_t guid_lss[16] = {0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
-				     0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f};
-static const uint8_t guid_parent[16] = {0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
-					0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c};
 
 struct vhdx {
 	const struct plan_io *io;
@@ -197,18 +180,18 @@ static int vhdx_regions(struct vhdx *v)
 {
 	uint32_t n;
 	bool have_bat = false, have_md = false;
-	int r = plan_read(v->io, VHDX_RT1, v->rt, VHDX_RT_LEN);
+	int r = plan_read(v->io, INSTAR_VHDX_RT1, v->rt, INSTAR_VHDX_TABLE_LEN);
 
 	if (r)
 		return r;
 	/* qemu reads only table 1 and refuses the file when it is bad */
-	if (plan_memcmp(v->rt, "regi", 4) != 0 || !crc_ok(v->rt, VHDX_RT_LEN))
+	if (plan_memcmp(v->rt, "regi", 4) != 0 || !crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN))
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
 	n = plan_le32(v->rt + 8);
-	if (n > VHDX_RT_MAX)
+	if (n > INSTAR_VHDX_TABLE_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table too long");
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = v->rt + 16 + 32 * i;
+		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(i);
 		uint64_t off = plan_le64(e + 16), len = plan_le32(e + 24);
 
 		if (off % MiB || off < MiB || len == 0 || len % MiB || off > v->file_size ||
@@ -217,21 +200,21 @@ static int vhdx_regions(struct vhdx *v)
 		if (overlap(off, len, v->log_off, v->log_len))
 			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region overlaps the log");
 		for (uint32_t k = 0; k < i; k++) {
-			const uint8_t *o = v->rt + 16 + 32 * k;
+			const uint8_t *o = v->rt + INSTAR_VHDX_RT_ENTRY(k);
 
 			if (overlap(off, len, plan_le64(o + 16), plan_le32(o + 24)))
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx regions overlap");
 		}
 		if (off + len > v->kept_end)
 			v->kept_end = off + len;
-		if (plan_memcmp(e, guid_bat, 16) == 0) {
+		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_bat)) {
 			if (have_bat)
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "two vhdx BAT regions");
 			have_bat = true;
 			v->bat_rt_idx = i;
 			v->bat_off = off;
 			v->bat_len = len;
-		} else if (plan_memcmp(e, guid_meta, 16) == 0) {
+		} else if (instar_vhdx_guid_eq(e, instar_vhdx_guid_metadata)) {
 			if (have_md)
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
 						 "two vhdx metadata regions");
@@ -245,7 +228,7 @@ static int vhdx_regions(struct vhdx *v)
 	}
 	if (!have_bat || !have_md)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT or metadata region missing");
-	if (v->md_len < VHDX_MD_TABLE_LEN)
+	if (v->md_len < INSTAR_VHDX_TABLE_LEN)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata region too small");
 	return 0;
 }
@@ -257,14 +240,14 @@ static int vhdx_md_item(struct vhdx *v, const uint8_t *guid, uint32_t want_len, 
 
 	*ret_pos = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = v->mdt + 32 + 32 * i;
+		const uint8_t *e = v->mdt + INSTAR_VHDX_MD_ENTRY(i);
 		uint64_t off = plan_le32(e + 16), len = plan_le32(e + 20);
 
-		if (plan_memcmp(e, guid, 16) != 0)
+		if (!instar_vhdx_guid_eq(e, guid))
 			continue;
 		if (*ret_pos)
 			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "duplicate vhdx metadata item");
-		if (off < VHDX_MD_TABLE_LEN || len < want_len || off > v->md_len ||
+		if (off < INSTAR_VHDX_TABLE_LEN || len < want_len || off > v->md_len ||
 		    v->md_len - off < len)
 			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata item out of range");
 		*ret_pos = v->md_off + off;
@@ -277,21 +260,21 @@ static int vhdx_metadata(struct vhdx *v)
 	uint64_t pos;
 	uint8_t b[8];
 	uint32_t fflags;
-	int r = plan_read(v->io, v->md_off, v->mdt, VHDX_MD_TABLE_LEN);
+	int r = plan_read(v->io, v->md_off, v->mdt, INSTAR_VHDX_TABLE_LEN);
 
 	if (r)
 		return r;
 	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no vhdx metadata table");
-	if (plan_le16(v->mdt + 10) > VHDX_RT_MAX)
+	if (plan_le16(v->mdt + 10) > INSTAR_VHDX_TABLE_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata table too long");
-	r = vhdx_md_item(v, guid_parent, 0, &pos);
+	r = vhdx_md_item(v, instar_vhdx_guid_parent_locator, 0, &pos);
 	if (r)
 		return r;
 	if (pos)
 		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhdx");
 
-	r = vhdx_md_item(v, guid_fparams, 8, &pos);
+	r = vhdx_md_item(v, instar_vhdx_guid_file_params, 8, &pos);
 	if (!r && !pos)
 		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx file parameters missing");
 	if (!r)
@@ -307,7 +290,7 @@ static int vhdx_metadata(struct vhdx *v)
 	    (v->block_size & (v->block_size - 1)))
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx block size");
 
-	r = vhdx_md_item(v, guid_lss, 4, &pos);
+	r = vhdx_md_item(v, instar_vhdx_guid_logical_sector, 4, &pos);
 	if (!r && !pos)
 		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx logical sector size missing");
 	if (!r)
@@ -319,7 +302,7 @@ static int vhdx_metadata(struct vhdx *v)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
 	v->cr = (uint32_t)(((uint64_t)1 << 23) * v->lss / v->block_size);
 
-	r = vhdx_md_item(v, guid_vds, 8, &v->vds_pos);
+	r = vhdx_md_item(v, instar_vhdx_guid_disk_size, 8, &v->vds_pos);
 	if (!r && !v->vds_pos)
 		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx virtual disk size missing");
 	if (!r)
@@ -496,19 +479,19 @@ static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
 /* Points the BAT region entry at [off, len) in both region tables. */
 static int vhdx_write_regions(struct vhdx *v, uint64_t off, uint64_t len)
 {
-	uint8_t *e = v->rt + 16 + 32 * v->bat_rt_idx;
+	uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(v->bat_rt_idx);
 	uint64_t used = round_up(16 + 32ull * plan_le32(v->rt + 8), 512);
 	int r;
 
 	plan_put_le64(e + 16, off);
 	plan_put_le32(e + 24, (uint32_t)len);
-	crc_set(v->rt, VHDX_RT_LEN);
+	crc_set(v->rt, INSTAR_VHDX_TABLE_LEN);
 	/* the rest of the 64 KiB is what table 1 already holds */
-	r = plan_write(v->p, VHDX_RT1, v->rt, used);
+	r = plan_write(v->p, INSTAR_VHDX_RT1, v->rt, used);
 	if (!r)
 		r = plan_flush(v->p);
 	if (!r)
-		r = plan_write(v->p, VHDX_RT2, v->rt, VHDX_RT_LEN);
+		r = plan_write(v->p, INSTAR_VHDX_RT2, v->rt, INSTAR_VHDX_TABLE_LEN);
 	if (!r)
 		r = plan_flush(v->p);
 	return r;
@@ -612,8 +595,8 @@ static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scra
 	uint8_t id[8];
 	int r;
 
-	v->rt = plan_alloc(sc, VHDX_RT_LEN, 8);
-	v->mdt = plan_alloc(sc, VHDX_MD_TABLE_LEN, 8);
+	v->rt = plan_alloc(sc, INSTAR_VHDX_TABLE_LEN, 8);
+	v->mdt = plan_alloc(sc, INSTAR_VHDX_TABLE_LEN, 8);
 	v->chunk = plan_alloc(sc, VHDX_CHUNK * 8 + 512, 8);
 	if (!v->rt || !v->mdt || !v->chunk)
 		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");

@@ -11,21 +11,11 @@
 
 #include "plan.h"
 #include "plan_testlib.h"
+#include "vhdx_layout.h"
 
 #define MB (1024u * 1024u)
 #define IMG_LEN (8 * MB)
 #define MD (3 * MB)
-
-static const uint8_t g_bat[16] = {0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
-				  0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08};
-static const uint8_t g_meta[16] = {0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
-				   0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e};
-static const uint8_t g_fp[16] = {0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
-				 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b};
-static const uint8_t g_vds[16] = {0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
-				  0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8};
-static const uint8_t g_lss[16] = {0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
-				  0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f};
 
 static void set_crc(uint8_t *b, size_t len)
 {
@@ -63,19 +53,19 @@ static void build(uint8_t *img)
 
 		memcpy(r, "regi", 4);
 		plan_put_le32(r + 8, 2);
-		memcpy(r + 16, g_bat, 16);
+		memcpy(r + 16, instar_vhdx_guid_bat, 16);
 		plan_put_le64(r + 32, 2 * MB);
 		plan_put_le32(r + 40, MB);
-		memcpy(r + 48, g_meta, 16);
+		memcpy(r + 48, instar_vhdx_guid_metadata, 16);
 		plan_put_le64(r + 64, MD);
 		plan_put_le32(r + 72, MB);
 		set_crc(r, 65536);
 	}
 	memcpy(img + MD, "metadata", 8);
 	plan_put_le16(img + MD + 10, 3);
-	md_item(img, 0, g_fp, 0x10000, 8);
-	md_item(img, 1, g_vds, 0x10008, 8);
-	md_item(img, 2, g_lss, 0x10010, 4);
+	md_item(img, 0, instar_vhdx_guid_file_params, 0x10000, 8);
+	md_item(img, 1, instar_vhdx_guid_disk_size, 0x10008, 8);
+	md_item(img, 2, instar_vhdx_guid_logical_sector, 0x10010, 4);
 	plan_put_le32(img + MD + 0x10000, MB);
 	plan_put_le64(img + MD + 0x10008, 64ull * MB);
 	plan_put_le32(img + MD + 0x10010, 512);
