@@ -273,6 +273,12 @@ static int q2_rb_off(struct q2 *q, uint64_t r, uint64_t *off)
 	return 0;
 }
 
+/* The cached refblock r if it is loaded already, else NULL. */
+static struct q2_rb *q2_rb_loaded(struct q2 *q, uint64_t r)
+{
+	return q->slot[r] ? &q->rbs[q->slot[r] - 1] : NULL;
+}
+
 /* The cached refblock r (loaded on first use), or *ret_rb = NULL if absent. */
 static int q2_rb_get(struct q2 *q, uint64_t r, struct q2_rb **ret_rb)
 {
@@ -284,10 +290,9 @@ static int q2_rb_get(struct q2 *q, uint64_t r, struct q2_rb **ret_rb)
 	rc = q2_rb_off(q, r, &off);
 	if (rc || !off)
 		return rc;
-	if (q->slot[r]) {
-		*ret_rb = &q->rbs[q->slot[r] - 1];
+	*ret_rb = q2_rb_loaded(q, r);
+	if (*ret_rb)
 		return 0;
-	}
 	if (q->nrbs >= q->caprbs)
 		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: too many refcount blocks");
 	e = &q->rbs[q->nrbs];
@@ -874,6 +879,21 @@ static int q2_emit_reftable_switch(struct q2 *q)
 	return 0;
 }
 
+/* The end of layer 1 and layer 2: the refcounts, a barrier, the new
+ * refblocks made reachable, a barrier. */
+static int q2_emit_ref_layers(struct q2 *q)
+{
+	int rc = q2_emit_refcounts(q);
+
+	if (!rc)
+		rc = q2_barrier(q);
+	if (!rc)
+		rc = q2_emit_reftable_switch(q);
+	if (!rc)
+		rc = q2_barrier(q);
+	return rc;
+}
+
 /* Header size @24 between barriers: the commit point. */
 static int q2_commit(struct q2 *q)
 {
@@ -896,12 +916,9 @@ static int q2_emit_cleanup(struct q2 *q, uint64_t file_after)
 	int rc;
 
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		struct q2_rb *rb;
+		struct q2_rb *rb = q2_rb_loaded(q, r);
 
-		if (!q->slot[r])
-			continue;
-		rb = &q->rbs[q->slot[r] - 1];
-		if (!rb->dirty)
+		if (!rb || !rb->dirty)
 			continue;
 		rc = q2_put(q, q->rt[r] & Q2_RT_MASK, rb->buf, q->cs);
 		if (rc)
@@ -911,12 +928,9 @@ static int q2_emit_cleanup(struct q2 *q, uint64_t file_after)
 	if (rc)
 		return rc;
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		struct q2_rb *rb;
+		struct q2_rb *rb = q2_rb_loaded(q, r);
 
-		if (!q->slot[r])
-			continue;
-		rb = &q->rbs[q->slot[r] - 1];
-		if (!rb->touched)
+		if (!rb || !rb->touched)
 			continue;
 		for (uint64_t i = 0; i < q->rbe; i++) {
 			uint64_t c = r * q->rbe + i;
@@ -1178,14 +1192,7 @@ static int q2_grow(struct q2 *q)
 	if (!rc && hz_len)
 		rc = q2_zero(q, hz_off, hz_len);
 	if (!rc)
-		rc = q2_emit_refcounts(q);
-	if (!rc)
-		rc = q2_barrier(q);
-	/* layer 2 */
-	if (!rc)
-		rc = q2_emit_reftable_switch(q);
-	if (!rc)
-		rc = q2_barrier(q);
+		rc = q2_emit_ref_layers(q);
 	if (rc)
 		return rc;
 	/* layer 3: link the new tables */
@@ -1247,6 +1254,7 @@ static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
 	*last = 0;
 	for (uint64_t r = (limit - 1) / q->rbe + 1; r-- > 0;) {
 		uint64_t off, lo = r * q->rbe, n = limit - lo < q->rbe ? limit - lo : q->rbe;
+		const struct q2_rb *rb;
 		const uint8_t *buf;
 		int rc = q2_rb_off(q, r, &off);
 
@@ -1254,8 +1262,9 @@ static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
 			return rc;
 		if (!off)
 			continue;
-		if (q->slot[r]) {
-			buf = q->rbs[q->slot[r] - 1].buf;
+		rb = q2_rb_loaded(q, r);
+		if (rb) {
+			buf = rb->buf;
 		} else {
 			if (!tmp && !(tmp = q2_alloc(q, q->cs, 64)))
 				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
@@ -1411,13 +1420,7 @@ static int q2_shrink(struct q2 *q)
 	if (s_kind == Q2_KIND_COW)
 		rc = q2_put(q, q->run_a << q->cb, tnew, q->cs);
 	if (!rc)
-		rc = q2_emit_refcounts(q);
-	if (!rc)
-		rc = q2_barrier(q);
-	if (!rc)
-		rc = q2_emit_reftable_switch(q);
-	if (!rc)
-		rc = q2_barrier(q);
+		rc = q2_emit_ref_layers(q);
 	if (rc)
 		return rc;
 	/* layer 3: unlink what lies past the cut */

@@ -469,6 +469,14 @@ static int vhd_write_footers(struct vhd *v, const uint8_t *nf, uint64_t eof_foot
 	return r;
 }
 
+/* Writes footer f at off, then a barrier: a footer move is one step. */
+static int vhd_footer_at(struct vhd *v, uint64_t off, const uint8_t *f)
+{
+	int r = plan_write(v->p, off, f, VHD_FOOTER_LEN);
+
+	return r ? r : plan_flush(v->p);
+}
+
 static int vhd_plan_fixed(struct vhd *v, const struct plan_opts *o, const uint8_t *nf)
 {
 	uint64_t d = v->file_size - VHD_FOOTER_LEN; /* where the footer is now */
@@ -478,18 +486,14 @@ static int vhd_plan_fixed(struct vhd *v, const struct plan_opts *o, const uint8_
 	if (s > d) {
 		/* The old footer, copied to the new end, keeps the old disk valid
 		 * while the old footer sector is turned into zeroed data. */
-		r = plan_write(v->p, s, v->footer, VHD_FOOTER_LEN);
-		if (!r)
-			r = plan_flush(v->p);
+		r = vhd_footer_at(v, s, v->footer);
 		zend = o->prealloc == INSTAR_PREALLOC_OFF ? d + VHD_FOOTER_LEN : s;
 		if (!r)
 			r = plan_zero(v->p, v->old_size, zend - v->old_size);
 		if (!r)
 			r = plan_flush(v->p);
 		if (!r)
-			r = plan_write(v->p, s, nf, VHD_FOOTER_LEN);
-		if (!r)
-			r = plan_flush(v->p);
+			r = vhd_footer_at(v, s, nf);
 		v->p->file_size_after = s + VHD_FOOTER_LEN;
 		return r;
 	}
@@ -501,14 +505,9 @@ static int vhd_plan_fixed(struct vhd *v, const struct plan_opts *o, const uint8_
 			r = plan_flush(v->p);
 	}
 	if (!r)
-		r = plan_write(v->p, d, nf, VHD_FOOTER_LEN);
-	if (!r)
-		r = plan_flush(v->p);
-	if (!r && s < d) {
-		r = plan_write(v->p, s, nf, VHD_FOOTER_LEN);
-		if (!r)
-			r = plan_flush(v->p);
-	}
+		r = vhd_footer_at(v, d, nf);
+	if (!r && s < d)
+		r = vhd_footer_at(v, s, nf);
 	v->p->file_size_after = s + VHD_FOOTER_LEN;
 	return r;
 }
@@ -614,9 +613,7 @@ static int vhd_plan_dyn_shrink(struct vhd *v, const uint8_t *nf)
 		end = v->kept_end;
 	v->p->file_size_after = v->file_size;
 	if (!r && end < eof_footer) {
-		r = plan_write(v->p, end, nf, VHD_FOOTER_LEN);
-		if (!r)
-			r = plan_flush(v->p);
+		r = vhd_footer_at(v, end, nf);
 		v->p->file_size_after = end + VHD_FOOTER_LEN;
 	}
 	return r;

@@ -255,6 +255,20 @@ static int vhdx_md_item(struct vhdx *v, const uint8_t *guid, uint32_t want_len, 
 	return 0;
 }
 
+/* Reads the first len bytes of a metadata item the disk must have into b;
+ * missing is the error when it has none. */
+static int vhdx_md_read(struct vhdx *v, const uint8_t *guid, uint32_t len, const char *missing,
+			uint64_t *ret_pos, uint8_t *b)
+{
+	int r = vhdx_md_item(v, guid, len, ret_pos);
+
+	if (!r && !*ret_pos)
+		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, missing);
+	if (!r)
+		r = plan_read(v->io, *ret_pos, b, len);
+	return r;
+}
+
 static int vhdx_metadata(struct vhdx *v)
 {
 	uint64_t pos;
@@ -274,11 +288,8 @@ static int vhdx_metadata(struct vhdx *v)
 	if (pos)
 		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhdx");
 
-	r = vhdx_md_item(v, instar_vhdx_guid_file_params, 8, &pos);
-	if (!r && !pos)
-		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx file parameters missing");
-	if (!r)
-		r = plan_read(v->io, pos, b, 8);
+	r = vhdx_md_read(v, instar_vhdx_guid_file_params, 8, "vhdx file parameters missing", &pos,
+			 b);
 	if (r)
 		return r;
 	v->block_size = plan_le32(b);
@@ -290,11 +301,8 @@ static int vhdx_metadata(struct vhdx *v)
 	    (v->block_size & (v->block_size - 1)))
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx block size");
 
-	r = vhdx_md_item(v, instar_vhdx_guid_logical_sector, 4, &pos);
-	if (!r && !pos)
-		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx logical sector size missing");
-	if (!r)
-		r = plan_read(v->io, pos, b, 4);
+	r = vhdx_md_read(v, instar_vhdx_guid_logical_sector, 4, "vhdx logical sector size missing",
+			 &pos, b);
 	if (r)
 		return r;
 	v->lss = plan_le32(b);
@@ -302,11 +310,8 @@ static int vhdx_metadata(struct vhdx *v)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
 	v->cr = (uint32_t)(((uint64_t)1 << 23) * v->lss / v->block_size);
 
-	r = vhdx_md_item(v, instar_vhdx_guid_disk_size, 8, &v->vds_pos);
-	if (!r && !v->vds_pos)
-		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx virtual disk size missing");
-	if (!r)
-		r = plan_read(v->io, v->vds_pos, b, 8);
+	r = vhdx_md_read(v, instar_vhdx_guid_disk_size, 8, "vhdx virtual disk size missing",
+			 &v->vds_pos, b);
 	if (r)
 		return r;
 	v->old_size = plan_le64(b);
