@@ -80,6 +80,20 @@ int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len);
 /* Sets ret->detail from a NUL-terminated string (truncating). */
 void plan_set_detail(struct instar_resize_result *ret, const char *msg);
 
+/* Starts a planner run: no error, NOOP, no detail, the file as it is (in ret
+ * and in p), the requested size as the new virtual size. */
+static inline void plan_result_init(struct instar_resize_result *ret, struct plan *p,
+				    const struct plan_opts *o, const struct plan_io *io)
+{
+	ret->error = INSTAR_OK;
+	ret->action = INSTAR_ACTION_NOOP;
+	ret->detail[0] = '\0';
+	ret->file_size_before = io->file_size;
+	ret->file_size_after = io->file_size;
+	ret->new_virtual_size = o->new_size;
+	p->file_size_after = io->file_size;
+}
+
 /* Endian helpers (unaligned-safe). */
 uint16_t plan_be16(const void *p);
 uint32_t plan_be32(const void *p);

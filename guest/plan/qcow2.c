@@ -1503,13 +1503,7 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 	q->s = s;
 	q->p = p;
 	q->ret = ret;
-	ret->error = INSTAR_OK;
-	ret->action = INSTAR_ACTION_NOOP;
-	ret->detail[0] = '\0';
-	ret->file_size_before = io->file_size;
-	ret->file_size_after = io->file_size;
-	ret->new_virtual_size = o->new_size;
-	p->file_size_after = io->file_size;
+	plan_result_init(ret, p, o, io);
 
 	rc = q2_parse(q);
 	if (rc)

@@ -946,13 +946,7 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	bool shrink;
 	int r;
 
-	ret->error = 0;
-	ret->action = INSTAR_ACTION_NOOP;
-	ret->detail[0] = '\0';
-	ret->file_size_before = io->file_size;
-	ret->file_size_after = io->file_size;
-	ret->new_virtual_size = o->new_size;
-	p->file_size_after = io->file_size;
+	plan_result_init(ret, p, o, io);
 
 	v.hdr = plan_vmdk_alloc(&v, VMDK_SEC);
 	if (!v.hdr)
