@@ -38,17 +38,25 @@ static void append(struct cli_ctx *c, const char *fmt, va_list ap)
 	free(line);
 }
 
+/* One line on stderr after prefix, and the same text kept for the result. */
+static void report(struct cli_ctx *c, const char *prefix, const char *fmt, va_list ap)
+{
+	va_list ap2;
+
+	va_copy(ap2, ap);
+	fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	append(c, fmt, ap2);
+	va_end(ap2);
+}
+
 void cli_error(struct cli_ctx *c, unsigned code, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("instar: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	va_start(ap, fmt);
-	append(c, fmt, ap);
+	report(c, "instar: ", fmt, ap);
 	va_end(ap);
 	c->res.error = code;
 	c->res.errnum = errnum;
@@ -59,11 +67,7 @@ void cli_hint(struct cli_ctx *c, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	va_start(ap, fmt);
-	append(c, fmt, ap);
+	report(c, "", fmt, ap);
 	va_end(ap);
 }
 
