@@ -188,7 +188,14 @@ def one_case(args, seed, tmp):
             new = real
         elif real != new:
             return log + ["  FAIL virtual size %d != %d" % (real, new)]
-        if shrink and fmt == "qcow2" and new % (64 * 1024) != 0:
+        # qemu 7.2 quirks that make its copy differ from the model (instar's
+        # must not): a shrink inside a cluster keeps the cut part's old bytes
+        # (QEMU.md §3.3), and --preallocation=metadata may map the new range
+        # onto freed clusters that still hold old table bytes.
+        cs = int(desc.split("cluster_size=")[1].split(",")[0]) if fmt == "qcow2" else 1
+        if shrink and fmt == "qcow2" and new % cs != 0:
+            quirk = True
+        if fmt == "qcow2" and "--preallocation=metadata" in argv:
             quirk = True
         model.resize(new)
         for p in ([a, b] if both else [a]):
