@@ -21,6 +21,18 @@ now() { date +%s.%N; }
 elapsed_lt() { # elapsed_lt START SECONDS
 	python3 -c 'import sys,time; sys.exit(0 if time.time()-float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$1" "$2"
 }
+start_writers() { # empties the fake's log, starts a +1M writer on a, b and c
+	: >"$FAKE/log"
+	WS=
+	for n in a b c; do
+		wr $n.raw +1M >"$T/j$n" &
+		WS="$WS $!"
+	done
+}
+writers_ok() { # writers_ok WHAT: waits for those writers; each must say OK
+	wait $WS
+	for n in a b c; do expect_eq "$(cat "$T/j$n")" "OK" "$1 writer $n"; done
+}
 overlaps() { # prints how many resize runs in the fake log overlap another
 	python3 - "$FAKE/log" <<'PY'
 import sys
@@ -43,19 +55,13 @@ expect_eq "$(cat "$MNT/a.raw/size")" "$((2 * M))" "exactly one resize applied"
 
 # ---- max_jobs=1: three images, three writers, all succeed one after another ----
 echo 1 >"$FAKE/sleep"
-: >"$FAKE/log"
-WS=
-for n in a b c; do
-	wr $n.raw +1M >"$T/j$n" &
-	WS="$WS $!"
-done
+start_writers
 wait_pid
 # Queued writers hold no lock the rest of the fs needs.
 t0=$(now)
 expect_eq "$(timeout 5 cat "$MNT/c.raw/format")" "raw" "read while jobs queue"
 elapsed_lt "$t0" 1 || fail "reads stalled behind queued resizes"
-wait $WS
-for n in a b c; do expect_eq "$(cat "$T/j$n")" "OK" "queued writer $n"; done
+writers_ok queued
 expect_eq "$(wc -l <"$FAKE/log")" "3" "three resizes ran"
 expect_eq "$(overlaps)" "0" "resizes overlapping with max_jobs=1"
 
@@ -64,14 +70,8 @@ write_ini "instar = $FAKE_INSTAR" "timeout = 30" "max_jobs = 3"
 kill -USR1 "$PID"
 for _ in $(seq 50); do grep -q "max_jobs=3" "$T/instarfs.log" && break; sleep 0.1; done
 grep -q "reloaded .*max_jobs=3" "$T/instarfs.log" || fail "no reload logged"
-: >"$FAKE/log"
-WS=
-for n in a b c; do
-	wr $n.raw +1M >"$T/j$n" &
-	WS="$WS $!"
-done
-wait $WS
-for n in a b c; do expect_eq "$(cat "$T/j$n")" "OK" "parallel writer $n"; done
+start_writers
+writers_ok parallel
 [ "$(overlaps)" -ge 1 ] || fail "no overlap with max_jobs=3"
 
 # ---- a child killed from outside: EIO, result.json says which signal ----
