@@ -8,7 +8,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libinih-dev libseccomp-dev libjansson-dev libcmocka-dev
   qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
-  python3 time util-linux e2fsprogs
+  python3 time util-linux e2fsprogs clang-format
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -26,11 +26,11 @@ enum plan_op_kind {
 };
 
 struct plan_op {
-	uint32_t kind;      /* enum plan_op_kind */
+	uint32_t kind; /* enum plan_op_kind */
 	uint32_t reserved;
-	uint64_t off;       /* byte offset in the image file */
-	uint64_t len;       /* bytes; 0 for FLUSH */
-	const void *data;   /* WRITE only; valid only during the sink call */
+	uint64_t off;	  /* byte offset in the image file */
+	uint64_t len;	  /* bytes; 0 for FLUSH */
+	const void *data; /* WRITE only; valid only during the sink call */
 };
 
 /* Receives each operation in order. Returns 0 or a negative errno; a failing
@@ -42,8 +42,8 @@ typedef int (*plan_sink_fn)(void *ctx, const struct plan_op *op);
 struct plan {
 	plan_sink_fn sink;
 	void *sink_ctx;
-	uint32_t nops;          /* operations emitted so far */
-	uint32_t max_ops;       /* bound; exceeding it is SCRATCH_TOO_SMALL */
+	uint32_t nops;		  /* operations emitted so far */
+	uint32_t max_ops;	  /* bound; exceeding it is SCRATCH_TOO_SMALL */
 	uint64_t file_size_after; /* set by the planner: final file length */
 };
 
@@ -55,10 +55,10 @@ struct plan_scratch {
 };
 
 struct plan_opts {
-	uint64_t new_size;          /* resolved absolute virtual size, bytes */
+	uint64_t new_size;	    /* resolved absolute virtual size, bytes */
 	uint64_t expected_old_size; /* host probe's view; mismatch -> HEADER_MISMATCH */
-	uint32_t prealloc;          /* enum instar_prealloc */
-	uint32_t flags;             /* INSTAR_RESIZE_SHRINK_ALLOWED */
+	uint32_t prealloc;	    /* enum instar_prealloc */
+	uint32_t flags;		    /* INSTAR_RESIZE_SHRINK_ALLOWED */
 };
 
 /* ---- helpers (guest/plan/plan.c) ---- */
@@ -123,22 +123,17 @@ uint32_t plan_crc32c(uint32_t crc, const void *buf, size_t len);
  * emitted after the first FLUSH that precedes the commit write; callers
  * discard the whole stream on error anyway. The plan's crash-safe order:
  * prepare -> FLUSH -> commit write -> FLUSH -> cleanup. */
-int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io,
-		      struct plan_scratch *s, struct plan *p,
-		      struct instar_resize_result *ret);
-int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io,
-		     struct plan_scratch *s, struct plan *p,
-		     struct instar_resize_result *ret);
-int plan_resize_vhd(const struct plan_opts *o, const struct plan_io *io,
-		    struct plan_scratch *s, struct plan *p,
-		    struct instar_resize_result *ret);
-int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io,
-		     struct plan_scratch *s, struct plan *p,
-		     struct instar_resize_result *ret);
+int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		      struct plan *p, struct instar_resize_result *ret);
+int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		     struct plan *p, struct instar_resize_result *ret);
+int plan_resize_vhd(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		    struct plan *p, struct instar_resize_result *ret);
+int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		     struct plan *p, struct instar_resize_result *ret);
 
 /* Dispatch on enum instar_format; UNSUPPORTED_FORMAT for others. */
-int plan_resize(uint32_t format, const struct plan_opts *o,
-		const struct plan_io *io, struct plan_scratch *s, struct plan *p,
-		struct instar_resize_result *ret);
+int plan_resize(uint32_t format, const struct plan_opts *o, const struct plan_io *io,
+		struct plan_scratch *s, struct plan *p, struct instar_resize_result *ret);
 
 #endif

@@ -21,8 +21,8 @@ struct fuzz_ctx {
 	uint64_t reads;
 	uint64_t max_end; /* highest end of a WRITE or ZERO */
 	uint32_t nops;
-	uint64_t file_size; /* before the plan */
-	int header_commit;  /* qcow2/vmdk: the commit write lies in sector 0 */
+	uint64_t file_size;   /* before the plan */
+	int header_commit;    /* qcow2/vmdk: the commit write lies in sector 0 */
 	int unflushed_append; /* an append (prepare) not yet behind a FLUSH */
 };
 
@@ -53,8 +53,7 @@ static int checking_sink(void *c, const struct plan_op *op)
 			abort();
 		/* Crash-safe order: whatever a plan appends (new tables) is
 		 * flushed before the header write that makes it live. */
-		if (f->header_commit && op->off < 512 && f->file_size >= 512 &&
-		    f->unflushed_append)
+		if (f->header_commit && op->off < 512 && f->file_size >= 512 && f->unflushed_append)
 			abort();
 		if (end > f->file_size)
 			f->unflushed_append = 1;

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.file_size = fsz;
 	in.windows[0] = (struct instar_probe_window){.offset = 0, .data = data, .len = body};
 	in.windows[1] = (struct instar_probe_window){
-		.offset = fsz - tail, .data = data + size - tail, .len = tail};
+	    .offset = fsz - tail, .data = data + size - tail, .len = tail};
 	in.nwindows = 2;
 	/* Follow the probe's requests for more windows (zeros), as the CLI does. */
 	for (int round = 0; round < INSTAR_PROBE_MAX_WINDOWS; round++) {
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (info.need_len > INSTAR_PROBE_MAX_EXTRA)
 			abort();
 		in.windows[in.nwindows++] = (struct instar_probe_window){
-			.offset = info.need_offset, .data = zeros, .len = info.need_len};
+		    .offset = info.need_offset, .data = zeros, .len = info.need_len};
 	}
 	return 0;
 }

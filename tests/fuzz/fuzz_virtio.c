@@ -52,21 +52,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.overlay_limit = 1 << 20;
 	if (vmm_blk_create(&b, &gm, &o) != 0)
 		abort();
-	wr(b, 0x070, 1 | 2);	 /* ACKNOWLEDGE | DRIVER */
-	wr(b, 0x024, 1);	 /* DriverFeaturesSel = 1 */
-	wr(b, 0x020, 1);	 /* VIRTIO_F_VERSION_1 */
+	wr(b, 0x070, 1 | 2); /* ACKNOWLEDGE | DRIVER */
+	wr(b, 0x024, 1);     /* DriverFeaturesSel = 1 */
+	wr(b, 0x020, 1);     /* VIRTIO_F_VERSION_1 */
 	wr(b, 0x024, 0);
 	wr(b, 0x020, rd32(data)); /* low feature bits from the input */
-	wr(b, 0x070, 1 | 2 | 8); /* FEATURES_OK */
-	wr(b, 0x030, 0);	 /* QueueSel */
+	wr(b, 0x070, 1 | 2 | 8);  /* FEATURES_OK */
+	wr(b, 0x030, 0);	  /* QueueSel */
 	wr(b, 0x038, data[4] | (uint32_t)(data[5] & 1) << 8);
-	wr(b, 0x080, rd32(data + 6) % GUEST_MEM);  /* desc */
+	wr(b, 0x080, rd32(data + 6) % GUEST_MEM); /* desc */
 	wr(b, 0x084, 0);
 	wr(b, 0x090, (uint32_t)(data[10] | data[11] << 8) % GUEST_MEM); /* avail */
 	wr(b, 0x094, 0);
 	wr(b, 0x0a0, (uint32_t)(data[12] | data[13] << 8) % GUEST_MEM); /* used */
 	wr(b, 0x0a4, 0);
-	wr(b, 0x044, 1);	 /* QueueReady */
+	wr(b, 0x044, 1);	     /* QueueReady */
 	wr(b, 0x070, 1 | 2 | 8 | 4); /* DRIVER_OK */
 	for (int i = 0; i < 1 + (data[14] & 3); i++)
 		(void)vmm_blk_process_queue(b);

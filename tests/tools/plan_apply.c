@@ -117,7 +117,8 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 			writes++;
 			break;
 		case PLAN_OP_ZERO:
-			if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)op->off, (off_t)op->len) != 0)
+			if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)op->off, (off_t)op->len) !=
+			    0)
 				return -1;
 			writes++;
 			break;
@@ -144,9 +145,12 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"shrink", no_argument, NULL, 's'},     {"prealloc", required_argument, NULL, 'p'},
-		{"ops", no_argument, NULL, 'o'},        {"dry-run", no_argument, NULL, 'n'},
-		{"stop-after", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
+	    {"shrink", no_argument, NULL, 's'},
+	    {"prealloc", required_argument, NULL, 'p'},
+	    {"ops", no_argument, NULL, 'o'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"stop-after", required_argument, NULL, 'k'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct plan_opts po = {0};
 	struct instar_resize_result res = {0};
@@ -219,8 +223,8 @@ int main(int argc, char **argv)
 	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, res.detail);
 	if (show_ops)
 		for (size_t i = 0; i < rec.n; i++)
-			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i, kind_name(rec.ops[i].op.kind),
-			       rec.ops[i].op.off, rec.ops[i].op.len);
+			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i,
+			       kind_name(rec.ops[i].op.kind), rec.ops[i].op.off, rec.ops[i].op.len);
 	if (res.error != INSTAR_OK) {
 		recorder_free(&rec);
 		free(scratch);

@@ -108,9 +108,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crc32c),     cmocka_unit_test(test_endian),
-		cmocka_unit_test(test_scratch),    cmocka_unit_test(test_plan_stream),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_crc32c),  cmocka_unit_test(test_endian),
+	    cmocka_unit_test(test_scratch), cmocka_unit_test(test_plan_stream),
+	    cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
