@@ -22,8 +22,15 @@
  *   backing file were longer: v3 gets zero-flag L2 entries (extended L2: all
  *   subclusters "zero"); v2 is refused like qemu ("Failed to zero out new
  *   clusters"). Costs L2 tables for the new range even when qemu would skip it.
- * - Persistent bitmaps: not resized; an image with bitmaps is refused with a
- *   clear detail (an in-use one with qemu's own "inconsistent" message).
+ * - Persistent bitmaps: resized as qemu does (tables follow the size, new
+ *   entries 0, dropped data clusters freed, bits past a shrink's end cleared
+ *   in a new copy of the last data cluster), new tables and directory in the
+ *   run. qemu requires exact table sizes on open, so the directory offset and
+ *   the size switch in one sector-0 write; qemu puts the extension in sector
+ *   1, so it is first moved to the front of the extension area (same bytes,
+ *   sector by sector, every torn state checked to parse). An in-use bitmap
+ *   is refused with qemu's message; one that would exceed qemu's 64 MiB limit
+ *   is refused (qemu resizes and then drops it).
  * - External data file: refused (the guest cannot resize the other file).
  * - Shrink zeroes the kept tail of a partially cut cluster when that cluster
  *   is a plain allocated one owned only by the active image (qemu keeps the
@@ -50,8 +57,14 @@
 #define Q2_MAX_SNAPSHOTS 65536u
 #define Q2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
 #define Q2_EXT_BITMAPS 0x23852875u
+#define Q2_EXT_FEATURES 0x6803f857u
 #define Q2_BM_IN_USE 1u
-#define Q2_L1W_ENTRIES 8192u /* L1 window: 64 KiB */
+#define Q2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
+#define Q2_BM_MAX 65535u     /* qemu's QCOW2_MAX_BITMAPS */
+#define Q2_BM_DIR_MAX (1u << 20)
+#define Q2_BM_MAX_TABLE 0x8000000u   /* entries; qemu's BME_MAX_TABLE_SIZE */
+#define Q2_BM_MAX_PHYS (64ull << 20) /* bytes; qemu's BME_MAX_PHYS_SIZE */
+#define Q2_L1W_ENTRIES 8192u	     /* L1 window: 64 KiB */
 #define Q2_BATCH (256u << 10)
 #define Q2_ZBUF (64u << 10)
 #define Q2_FIXPOINT_MAX 64
@@ -90,6 +103,18 @@ struct q2 {
 	uint64_t file_clusters;
 	const uint8_t *bm_ext; /* bitmaps extension data, or NULL */
 	uint32_t bm_len;
+	const uint8_t *c0; /* header cluster as read */
+	uint8_t hdr0[512]; /* sector 0 as this plan leaves it (commit write) */
+
+	/* persistent bitmaps */
+	struct q2_bm *bms;
+	uint32_t nbm;
+	int bm_rewrite;
+	uint8_t *bm_dir;
+	uint64_t bm_dsize, bm_doff, bm_new_doff;
+	uint64_t ext_end;     /* offset of the extensions' end marker */
+	uint8_t *nx;	      /* reordered header cluster (bitmaps extension first) */
+	const uint8_t *bm_c0; /* the header cluster as read, when nx is used */
 
 	/* reftable (host-endian, old), refblock cache */
 	uint64_t *rt;
@@ -155,6 +180,12 @@ static int q2_put_flush(struct q2 *q)
 static int q2_put(struct q2 *q, uint64_t off, const void *data, uint64_t len)
 {
 	int rc;
+
+	if (off < sizeof(q->hdr0) && data != q->hdr0)
+		plan_memcpy(q->hdr0 + off, data,
+			    (size_t)(len < sizeof(q->hdr0) - off ? len : sizeof(q->hdr0) - off));
+	if (!len)
+		return 0;
 
 	if (q->bat_len && off == q->bat_off + q->bat_len && q->bat_len + len <= Q2_BATCH) {
 		plan_memcpy(q->bat + q->bat_len, data, (size_t)len);
@@ -469,54 +500,6 @@ static void q2_cat(char *d, size_t cap, const char *a, const char *b, size_t ble
 	d[n] = '\0';
 }
 
-/* Persistent bitmaps: refuse (we do not resize their tables); an in-use one
- * gets qemu's own message. */
-static int q2_check_bitmaps(struct q2 *q, const uint8_t *ext, uint32_t len)
-{
-	uint32_t nb;
-	uint64_t dsize, doff, pos = 0;
-	uint8_t *dir;
-	int rc;
-
-	if (!(q->autoclear & Q2_AUTOCLEAR_BITMAPS))
-		return 0; /* extension stale: bitmaps already inconsistent */
-	if (len < 24)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
-	nb = plan_be32(ext);
-	dsize = plan_be64(ext + 8);
-	doff = plan_be64(ext + 16);
-	if (nb == 0)
-		return 0;
-	if (dsize > (1u << 20) || dsize < 24 || doff & (q->cs - 1) || doff < q->cs ||
-	    doff / q->cs >= q->file_clusters)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
-	dir = q2_alloc(q, dsize, 8);
-	if (!dir)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
-	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read the bitmap directory");
-	for (uint32_t i = 0; i < nb && pos + 24 <= dsize; i++) {
-		uint32_t flags = plan_be32(dir + pos + 12);
-		uint32_t nlen = plan_be16(dir + pos + 18);
-		uint32_t xlen = plan_be32(dir + pos + 20);
-		uint64_t ent = 24 + (uint64_t)xlen + nlen;
-
-		if (pos + ent > dsize)
-			break;
-		if (flags & Q2_BM_IN_USE) {
-			char msg[INSTAR_DETAIL_MAX];
-
-			q2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
-			       nlen, "' is inconsistent and cannot be used");
-			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
-		}
-		pos += (ent + 7) & ~7ull;
-	}
-	return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-		       "qcow2: resizing images with persistent bitmaps is not supported");
-}
-
 static int q2_parse(struct q2 *q)
 {
 	uint8_t h[112];
@@ -625,7 +608,10 @@ static int q2_parse(struct q2 *q)
 	rc = plan_read(q->io, 0, c0, (uint32_t)q->cs);
 	if (rc)
 		return q2_fail(q, rc, "qcow2: cannot read the header cluster");
-	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs;) {
+	q->c0 = c0;
+	plan_memcpy(q->hdr0, c0, sizeof(q->hdr0));
+	q->ext_end = q->hdr_len;
+	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs; q->ext_end = pos) {
 		uint32_t type = plan_be32(c0 + pos), len = plan_be32(c0 + pos + 4);
 
 		if (type == 0)
@@ -903,7 +889,14 @@ static int q2_commit(struct q2 *q)
 	if (rc)
 		return rc;
 	plan_put_be64(b, q->o->new_size);
-	rc = q2_put(q, 24, b, 8);
+	if (q->bm_rewrite) {
+		/* size and bitmap directory become live in one sector write */
+		plan_put_be64(q->hdr0 + 24, q->o->new_size);
+		plan_put_be64(q->hdr0 + (q->bm_ext - q->c0) + 16, q->bm_new_doff);
+		rc = q2_put(q, 0, q->hdr0, sizeof(q->hdr0));
+	} else {
+		rc = q2_put(q, 24, b, 8);
+	}
 	if (!rc)
 		rc = q2_barrier(q);
 	return rc;
@@ -964,6 +957,376 @@ static int q2_emit_autoclear(struct q2 *q)
 		return 0;
 	plan_put_be64(b, q->autoclear & Q2_AUTOCLEAR_BITMAPS);
 	return q2_put(q, 88, b, 8);
+}
+
+/* Persistent bitmaps (extension 0x23852875): each bitmap's table follows the
+ * virtual size. A bitmap whose table size changes, or whose last kept data
+ * cluster holds bits past the new end, gets a new table (and, if needed, a
+ * new last data cluster) in the run; then a new directory. The extension's
+ * directory offset and the size @24 switch together in one sector-0 write. */
+struct q2_bm {
+	uint32_t dpos;	       /* entry offset in the directory */
+	uint32_t old_n, new_n; /* table entries */
+	uint64_t toff;	       /* old table offset */
+	uint8_t *tab;	       /* old table (big-endian entries) */
+	uint8_t *fix;	       /* new content of entry `last`'s cluster, or NULL */
+	uint64_t last;	       /* index of the last kept entry */
+	uint64_t new_toff;     /* set at layout */
+	uint64_t fixc;	       /* run cluster of the new `fix` cluster */
+	int rewrite;
+};
+
+/* A table entry's data cluster loses this bitmap's reference. */
+static int q2_bm_dec_entry(struct q2 *q, uint64_t e)
+{
+	uint64_t o = e & Q2_OFF_MASK;
+
+	return o ? q2_ref_dec(q, o >> q->cb) : 0;
+}
+
+/* Bits of a bitmap of granularity 2^g covering size bytes. */
+static uint64_t q2_bm_bits(uint64_t size, uint32_t g)
+{
+	return (size >> g) + ((size & ((1ull << g) - 1)) != 0);
+}
+
+static int q2_bm_entry_ok(const struct q2 *q, uint64_t e)
+{
+	uint64_t o = e & Q2_OFF_MASK;
+
+	if (e & ~(Q2_OFF_MASK | 1ull))
+		return 0; /* reserved bits */
+	if (!o)
+		return 1;
+	return !(e & 1) && !(o & (q->cs - 1)) && o >= q->cs && o / q->cs < q->file_clusters;
+}
+
+/* Decides what entry `last` must become: fix = the new cluster content when
+ * bits at or past `vb` (valid bits in that cluster) are set. */
+static int q2_bm_tail(struct q2 *q, struct q2_bm *bm, uint64_t vb)
+{
+	uint64_t e = plan_be64(bm->tab + bm->last * 8), bits = q->cs * 8, o = e & Q2_OFF_MASK;
+	int dirty = 0;
+
+	if (vb >= bits || (!o && !(e & 1)))
+		return 0;
+	bm->fix = q2_alloc(q, q->cs, 64);
+	if (!bm->fix)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+			       "qcow2: out of scratch for bitmaps");
+	if (!o) {
+		plan_memset(bm->fix, 0xff, (size_t)q->cs); /* all ones */
+		dirty = 1;
+	} else {
+		int rc = plan_read(q->io, o, bm->fix, (uint32_t)q->cs);
+
+		if (rc)
+			return q2_fail(q, rc, "qcow2: cannot read a bitmap data cluster");
+		for (uint64_t i = vb / 8; i < q->cs && !dirty; i++) {
+			uint8_t m = i == vb / 8 ? (uint8_t)(0xffu << (vb % 8)) : 0xff;
+
+			dirty = (bm->fix[i] & m) != 0;
+		}
+	}
+	if (!dirty) {
+		bm->fix = NULL;
+		return 0;
+	}
+	if (vb % 8)
+		bm->fix[vb / 8] &= (uint8_t)((1u << (vb % 8)) - 1);
+	plan_memset(bm->fix + (vb + 7) / 8, 0, (size_t)(q->cs - (vb + 7) / 8));
+	bm->rewrite = 1;
+	return 0;
+}
+
+/* The extension chain of a header cluster image h: every extension but the
+ * feature-name table (names only) must match the original's bytes, and the
+ * bitmaps one must be present. Returns 1 if h parses that way. */
+static int q2_chain_ok(const struct q2 *q, const uint8_t *h)
+{
+	uint32_t seen = 0, want = 0;
+	uint64_t pos;
+
+	for (pos = q->hdr_len; pos < q->ext_end;) {
+		uint32_t len = plan_be32(q->c0 + pos + 4);
+
+		want += plan_be32(q->c0 + pos) != Q2_EXT_FEATURES;
+		pos += 8 + (((uint64_t)len + 7) & ~7ull);
+	}
+	for (pos = q->hdr_len; pos + 8 <= q->cs;) {
+		uint32_t type = plan_be32(h + pos), len = plan_be32(h + pos + 4);
+		uint64_t o, n = 8 + (((uint64_t)len + 7) & ~7ull);
+		int match = 0;
+
+		if (type == 0)
+			return seen == want;
+		if (len > q->cs - pos - 8)
+			return 0;
+		if (type != Q2_EXT_FEATURES) {
+			for (o = q->hdr_len; o < q->ext_end && !match;) {
+				uint32_t l2 = plan_be32(q->c0 + o + 4);
+
+				match = plan_be32(q->c0 + o) == type && l2 == len &&
+					!plan_memcmp(q->c0 + o, h + pos, (size_t)n);
+				o += 8 + (((uint64_t)l2 + 7) & ~7ull);
+			}
+			if (!match)
+				return 0;
+			seen++;
+		}
+		pos += n;
+	}
+	return 0;
+}
+
+/* qemu puts the bitmaps extension after the feature-name table, past the
+ * first sector. Moves it first (same bytes, same total length), written
+ * sector by sector with barriers; every intermediate state must parse with
+ * every extension but the feature names intact. Then the commit can switch
+ * size and directory in one sector-0 write. */
+static int q2_bm_reorder(struct q2 *q, const uint8_t *ext)
+{
+	uint64_t bpos = (uint64_t)(ext - q->c0) - 8, blen = 8 + ((q->bm_len + 7ull) & ~7ull);
+	uint64_t w = q->hdr_len, nsec = (q->ext_end + 511) / 512;
+	uint8_t *hy;
+
+	if (q->hdr_len + 32 > 512 ||
+	    (q->backing_off && q->backing_off < q->ext_end + 8 && q->backing_off >= q->hdr_len))
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: the bitmaps extension cannot be moved into the first "
+			       "sector; cannot switch it atomically with the size");
+	q->nx = q2_alloc(q, q->cs, 64);
+	hy = q2_alloc(q, q->cs, 64);
+	if (!q->nx || !hy)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	plan_memcpy(q->nx, q->c0, (size_t)q->cs);
+	plan_memcpy(q->nx + w, q->c0 + bpos, (size_t)blen);
+	w += blen;
+	plan_memcpy(q->nx + w, q->c0 + q->hdr_len, (size_t)(bpos - q->hdr_len));
+	w += bpos - q->hdr_len;
+	plan_memcpy(q->nx + w, q->c0 + bpos + blen, (size_t)(q->ext_end - bpos - blen));
+	for (uint64_t k = 1; k < nsec; k++) {
+		plan_memcpy(hy, q->c0, (size_t)q->cs);
+		plan_memcpy(hy, q->nx, (size_t)(k * 512));
+		if (!q2_chain_ok(q, hy))
+			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				       "qcow2: the bitmaps extension cannot be moved into the "
+				       "first sector crash-safely; cannot switch it atomically "
+				       "with the size");
+	}
+	plan_memcpy(q->hdr0, q->nx, sizeof(q->hdr0));
+	q->bm_ext = q->nx + q->hdr_len + 8;
+	q->bm_c0 = q->c0;
+	q->c0 = q->nx;
+	return 0;
+}
+
+/* Parses and validates the directory and the tables; refuses an in-use
+ * bitmap with qemu's message; plans which bitmaps are rewritten. */
+static int q2_check_bitmaps(struct q2 *q, const uint8_t *ext, uint32_t len)
+{
+	uint32_t nb;
+	uint64_t dsize, doff, pos = 0, fend = q->file_clusters << q->cb;
+	uint8_t *dir;
+	int rc;
+
+	if (!(q->autoclear & Q2_AUTOCLEAR_BITMAPS))
+		return 0; /* extension stale: bitmaps already inconsistent */
+	if (len < 24)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
+	nb = plan_be32(ext);
+	dsize = plan_be64(ext + 8);
+	doff = plan_be64(ext + 16);
+	if (nb == 0)
+		return 0;
+	if (nb > Q2_BM_MAX || dsize > Q2_BM_DIR_MAX || dsize < (uint64_t)nb * 32 ||
+	    doff & (q->cs - 1) || doff < q->cs || doff > fend || dsize > fend - doff)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
+	dir = q2_alloc(q, dsize, 8);
+	q->bms = q2_alloc(q, (uint64_t)nb * sizeof(struct q2_bm), 8);
+	if (!dir || !q->bms)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+			       "qcow2: out of scratch for bitmaps");
+	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read the bitmap directory");
+	q->bm_dir = dir;
+	q->bm_dsize = dsize;
+	q->bm_doff = doff;
+	q->nbm = nb;
+	/* the in-use refusal first, as qemu: any inconsistent bitmap */
+	for (uint32_t i = 0; i < nb; i++) {
+		uint32_t flags, nlen, xlen;
+		uint64_t ent;
+
+		if (pos + 24 > dsize)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: bitmap directory truncated");
+		flags = plan_be32(dir + pos + 12);
+		nlen = plan_be16(dir + pos + 18);
+		xlen = plan_be32(dir + pos + 20);
+		ent = 24 + (uint64_t)xlen + nlen;
+		if (nlen == 0 || nlen > 1023 || xlen > Q2_BM_DIR_MAX || pos + ent > dsize)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: bitmap directory entry invalid");
+		if (flags & Q2_BM_IN_USE) {
+			char msg[INSTAR_DETAIL_MAX];
+
+			q2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
+			       nlen, "' is inconsistent and cannot be used");
+			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
+		}
+		q->bms[i].dpos = (uint32_t)pos;
+		pos += (ent + 7) & ~7ull;
+	}
+	for (uint32_t i = 0; i < nb; i++) {
+		struct q2_bm *bm = &q->bms[i];
+		const uint8_t *d = dir + bm->dpos;
+		uint32_t flags = plan_be32(d + 12), g = d[17];
+		uint64_t ob, nbits, per = q->cs * 8, keep, vb;
+
+		bm->toff = plan_be64(d);
+		bm->old_n = plan_be32(d + 8);
+		if (flags & ~Q2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
+		    bm->old_n > Q2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
+		    bm->toff > fend || (uint64_t)bm->old_n * 8 > fend - bm->toff)
+			return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap entry invalid");
+		ob = q2_bm_bits(q->size, g);
+		if (q2_div_up(ob, per) > bm->old_n)
+			return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: bitmap table too small");
+		nbits = q2_bm_bits(q->o->new_size, g);
+		if (nbits > Q2_BM_MAX_PHYS * 8 || q2_div_up(nbits, per) * q->cs > Q2_BM_MAX_PHYS) {
+			char msg[INSTAR_DETAIL_MAX];
+
+			/* qemu resizes, then loses the bitmap on close: refuse */
+			q2_cat(msg, sizeof(msg), "Bitmap '",
+			       (const char *)d + 24 + plan_be32(d + 20), plan_be16(d + 18),
+			       "' doesn't satisfy the constraints: Too much space will be "
+			       "occupied by the bitmap. Use larger granularity");
+			return q2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
+		}
+		bm->new_n = (uint32_t)q2_div_up(nbits, per);
+		bm->rewrite = bm->new_n != bm->old_n;
+		bm->tab = q2_alloc(q, (uint64_t)bm->old_n * 8 + 8, 8);
+		if (!bm->tab)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				       "qcow2: out of scratch for bitmaps");
+		if (bm->old_n && (rc = plan_read(q->io, bm->toff, bm->tab, bm->old_n * 8)))
+			return q2_fail(q, rc, "qcow2: cannot read a bitmap table");
+		for (uint32_t k = 0; k < bm->old_n; k++)
+			if (!q2_bm_entry_ok(q, plan_be64(bm->tab + (uint64_t)k * 8)))
+				return q2_fail(q, INSTAR_ERR_CORRUPT,
+					       "qcow2: bitmap table entry invalid");
+		keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
+		if (!keep)
+			continue;
+		bm->last = keep - 1;
+		vb = (ob < nbits ? ob : nbits) - bm->last * per;
+		rc = q2_bm_tail(q, bm, vb);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t i = 0; i < nb; i++)
+		q->bm_rewrite |= q->bms[i].rewrite;
+	if (q->bm_rewrite && (uint64_t)(ext - q->c0) + 24 > 512)
+		return q2_bm_reorder(q, ext);
+	return 0;
+}
+
+/* Clusters the bitmap rewrite needs in the run. */
+static uint64_t q2_bm_clusters(const struct q2 *q)
+{
+	uint64_t n = 0;
+
+	if (!q->bm_rewrite)
+		return 0;
+	for (uint32_t i = 0; i < q->nbm; i++) {
+		const struct q2_bm *bm = &q->bms[i];
+
+		if (bm->rewrite)
+			n += q2_div_up((uint64_t)bm->new_n * 8, q->cs) + (bm->fix != NULL);
+	}
+	return n + q2_div_up(q->bm_dsize, q->cs);
+}
+
+/* Phase-5 decrements of the old tables, dropped/replaced data clusters and
+ * the old directory; assigns the new offsets from run cluster `base`. */
+static int q2_bm_plan(struct q2 *q, uint64_t base)
+{
+	int rc = 0;
+
+	if (!q->bm_rewrite)
+		return 0;
+	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
+		struct q2_bm *bm = &q->bms[i];
+
+		if (!bm->rewrite)
+			continue;
+		if (bm->fix)
+			bm->fixc = base++;
+		bm->new_toff = base << q->cb;
+		base += q2_div_up((uint64_t)bm->new_n * 8, q->cs);
+		for (uint64_t k = bm->new_n; k < bm->old_n && !rc; k++)
+			rc = q2_bm_dec_entry(q, plan_be64(bm->tab + k * 8));
+		if (!rc && bm->fix)
+			rc = q2_bm_dec_entry(q, plan_be64(bm->tab + bm->last * 8));
+		if (!rc)
+			rc = q2_ref_dec_range(q, bm->toff, (uint64_t)bm->old_n * 8);
+	}
+	q->bm_new_doff = base << q->cb;
+	if (!rc)
+		rc = q2_ref_dec_range(q, q->bm_doff, q->bm_dsize);
+	return rc;
+}
+
+/* Layer 1: new data clusters, tables and the directory. */
+static int q2_bm_emit(struct q2 *q)
+{
+	uint8_t b[8];
+	int rc = 0;
+
+	if (!q->bm_rewrite)
+		return 0;
+	/* sector by sector, sector 0 first, each durable before the next */
+	for (uint64_t k = 0; q->nx && k < (q->ext_end + 511) / 512 && !rc; k++) {
+		if (!plan_memcmp(q->nx + k * 512, q->bm_c0 + k * 512, 512))
+			continue;
+		rc = q2_put(q, k * 512, q->nx + k * 512, 512);
+		if (!rc)
+			rc = q2_barrier(q);
+	}
+	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
+		struct q2_bm *bm = &q->bms[i];
+		uint64_t keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
+
+		if (!bm->rewrite)
+			continue;
+		if (bm->fix && (rc = q2_put(q, bm->fixc << q->cb, bm->fix, q->cs)))
+			return rc;
+		if (keep > 1 && (rc = q2_put(q, bm->new_toff, bm->tab, (keep - 1) * 8)))
+			return rc;
+		if (keep) {
+			plan_memcpy(b, bm->tab + (keep - 1) * 8, 8);
+			if (bm->fix)
+				plan_put_be64(b, bm->fixc << q->cb);
+			rc = q2_put(q, bm->new_toff + (keep - 1) * 8, b, 8);
+		}
+		if (!rc && (bm->new_n - keep) * 8 <= Q2_BATCH)
+			rc = q2_put_zeros(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
+		else if (!rc)
+			rc = q2_zero(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
+	}
+	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
+		struct q2_bm *bm = &q->bms[i];
+
+		if (!bm->rewrite)
+			continue;
+		plan_put_be64(q->bm_dir + bm->dpos, bm->new_toff);
+		plan_put_be32(q->bm_dir + bm->dpos + 8, bm->new_n);
+	}
+	if (!rc)
+		rc = q2_put(q, q->bm_new_doff, q->bm_dir, q->bm_dsize);
+	return rc;
 }
 
 /* ---- grow ---- */
@@ -1103,7 +1466,8 @@ static int q2_grow(struct q2 *q)
 		n_data = map_mode ? g_new - g_lo : 0;
 	}
 	if (__builtin_add_overflow(n_l1, n_l2, &fixed) ||
-	    __builtin_add_overflow(fixed, n_data, &fixed))
+	    __builtin_add_overflow(fixed, n_data, &fixed) ||
+	    __builtin_add_overflow(fixed, q2_bm_clusters(q), &fixed))
 		return q2_fail(q, INSTAR_ERR_TOO_LARGE, "qcow2: image file would grow too large");
 	rc = q2_layout(q, fixed);
 	if (!rc)
@@ -1116,6 +1480,8 @@ static int q2_grow(struct q2 *q)
 		rc = q2_ref_dec_range(q, q->l1_off, (uint64_t)q->l1_size * 8);
 	if (!rc && q->rt_new_n)
 		rc = q2_ref_dec_range(q, q->rt_off, (uint64_t)q->rt_clusters << q->cb);
+	if (!rc)
+		rc = q2_bm_plan(q, q->run_a + n_l1 + n_l2 + n_data);
 	for (uint64_t i = i_lo; !rc && kinds && i <= i_hi; i++) {
 		uint64_t e, t;
 
@@ -1191,6 +1557,8 @@ static int q2_grow(struct q2 *q)
 		rc = q2_put(q, q->run_end << q->cb, q->zbuf, 512);
 	if (!rc && hz_len)
 		rc = q2_zero(q, hz_off, hz_len);
+	if (!rc)
+		rc = q2_bm_emit(q);
 	if (!rc)
 		rc = q2_emit_ref_layers(q);
 	if (rc)
@@ -1364,9 +1732,11 @@ static int q2_shrink(struct q2 *q)
 		}
 	}
 
-	rc = q2_layout(q, s_kind == Q2_KIND_COW ? 1 : 0);
+	rc = q2_layout(q, (s_kind == Q2_KIND_COW ? 1 : 0) + q2_bm_clusters(q));
 	if (!rc)
 		rc = q2_apply_incs(q);
+	if (!rc)
+		rc = q2_bm_plan(q, q->run_a + (s_kind == Q2_KIND_COW ? 1 : 0));
 	if (rc)
 		return rc;
 
@@ -1419,6 +1789,8 @@ static int q2_shrink(struct q2 *q)
 	/* layer 1: a copy of a shared straddling table */
 	if (s_kind == Q2_KIND_COW)
 		rc = q2_put(q, q->run_a << q->cb, tnew, q->cs);
+	if (!rc)
+		rc = q2_bm_emit(q);
 	if (!rc)
 		rc = q2_emit_ref_layers(q);
 	if (rc)
@@ -1531,6 +1903,7 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 		rc = q2_shrink(q);
 	} else {
 		/* same size: qemu still rewrites the size field */
+		q->bm_rewrite = 0;
 		rc = q2_commit(q);
 	}
 out:

@@ -217,6 +217,60 @@ run_case "regrow after qemu shrink, backing" "" 2G \
 	"wr 0xab 0 1M; wr 0xcd 1500M 1M; $QI resize -q --shrink \$B 600M; mkback" 1800M
 run_case "v3 backing prealloc" "" 1G "mkback" 1536M --preallocation=metadata
 
+# ---- persistent bitmaps ----
+# Resized like qemu: tables follow the size, the bitmaps stay listed, their
+# dirty bits (read through qemu-nbd) match qemu's, and after a regrow the
+# bits past a shrink's cut read clean.
+bm_info() { "$QI" info --output=json "$1" | sed -n '/"bitmaps"/,/]/p'; }
+bm_map() { # IMG NAME: the dirty extents of bitmap NAME
+	local sock=$T/nbd.sock pid out rc=0
+	rm -f "$sock"
+	qemu-nbd -r -t -k "$sock" -B "$2" -f qcow2 "$1" 2>/dev/null &
+	pid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	out=$("$QI" map --output=json --image-opts \
+		"driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" 2>&1) || rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+	echo "rc=$rc $out" | sed 's/, "offset": [0-9]*//'
+}
+# bm_case NAME "BITMAPS" CREATE_OPTS SIZE PREP NEWSIZE [flags]
+bm_case() {
+	local name=$1 bms=$2 b up
+	shift 2
+	run_case "bitmaps $name" "$@"
+	[ -f o.qcow2 ] || return 0
+	[ "$(bm_info q.qcow2)" = "$(bm_info o.qcow2)" ] ||
+		fail "bitmaps listed differently: $(bm_info o.qcow2)"
+	command -v qemu-nbd >/dev/null || return 0
+	up=$(($(vsize o.qcow2) + 65 * M))
+	for b in $bms; do
+		[ "$(bm_map q.qcow2 "$b")" = "$(bm_map o.qcow2 "$b")" ] ||
+			fail "bitmap $b differs: $(bm_map q.qcow2 "$b") VS $(bm_map o.qcow2 "$b")"
+	done
+	"$QI" resize -q q.qcow2 "$up"
+	"$QI" resize -q o.qcow2 "$up"
+	for b in $bms; do
+		[ "$(bm_map q.qcow2 "$b")" = "$(bm_map o.qcow2 "$b")" ] ||
+			fail "bitmap $b differs after a regrow: $(bm_map o.qcow2 "$b")"
+	done
+}
+bmadd() { "$QI" bitmap --add "$@" "$B" b0; }
+BM3="$QI bitmap --add -g 512 \$B b0; $QI bitmap --add \$B b1; $QI bitmap --add --disable -g 64K \$B b2"
+DIRTY="$QIO -c 'write -q -P 0xab 0 1M' -c 'write -q 700M 3M' -c 'write -q 1020M 4M' \$B >/dev/null"
+bm_case "empty grow, table grows" "b0" "" 1G "bmadd -g 512" 2G
+bm_case "empty grow, table same" "b0" "" 1G "bmadd" 2G
+bm_case "three grow" "b0 b1 b2" "" 1G "$BM3; $DIRTY" 3G
+bm_case "grow 16T" "b1" "" 1G "$QI bitmap --add \$B b1; $DIRTY" 16T
+bm_case "three shrink" "b0 b1 b2" "" 1G "$BM3; $DIRTY" 600M --shrink
+bm_case "shrink tail bits" "b0 b1 b2" "" 1G "$BM3; $DIRTY" $((1021 * M + 512)) --shrink
+bm_case "shrink same table, tail bits" "b1" "" 1G "bmadd; $DIRTY" $((1022 * M)) --shrink
+bm_case "512B clusters" "b0" "cluster_size=512" 64M \
+	"bmadd -g 512; $QIO -c 'write -q 0 1M' -c 'write -q 60M 4M' \$B >/dev/null" $((33 * M + 512)) --shrink
+bm_case "with L1 relocation and snapshot" "b0 b1 b2" "" 1G "$BM3; $DIRTY; $QI snapshot -c s1 \$B" 5G
+bm_case "prealloc" "b0" "" 64M "bmadd -g 512; $QIO -c 'write -q 0 1M' \$B >/dev/null" 200M \
+	--preallocation=falloc
+
 # ---- compressed ----
 mkcomp() {
 	"$QI" create -q -f qcow2 ${1:+-o "$1"} plain.qcow2 64M
@@ -298,7 +352,15 @@ expect_error "prealloc not growing" "" 64M "" 64M PREALLOC_NOT_GROWING --preallo
 expect_error "L1 too large" "cluster_size=512" 64M "" 128T TOO_LARGE
 expect_error "in-use bitmap" "" 64M \
 	"$QI bitmap --add \$B b0; { $QIO -c 'sigraise 9' \$B; } 2>/dev/null || true" 128M UNSUPPORTED_FEATURE
-expect_error "persistent bitmap" "" 64M "$QI bitmap --add \$B b0" 128M UNSUPPORTED_FEATURE
+# qemu resizes and then drops the bitmap on close; we refuse.
+expect_error "bitmap too large" "" 1G "$BM3" 16T TOO_LARGE
+CASE="in-use bitmap message"
+cases=$((cases + 1))
+"$QI" create -q -f qcow2 iu.qcow2 64M
+"$QI" bitmap --add iu.qcow2 b0
+{ "$QIO" -c 'sigraise 9' iu.qcow2; } 2>/dev/null || true
+"$PA" qcow2 iu.qcow2 $((128 << 20)) >pa.out || true
+grep -q "detail=Bitmap 'b0' is inconsistent and cannot be used" pa.out || fail "$(cat pa.out)"
 expect_error "corrupt bit" "" 64M "printf '\\x02' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
 	128M CORRUPT
 expect_error "dirty bit" "" 64M "printf '\\x01' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
@@ -315,6 +377,8 @@ crash_case "shrink shared L2" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QI snapsh
 crash_case "grow backing shared L2" "" 700M "wr 0xab 600M 1M; $QI snapshot -c s1 \$B; mkback" 1536M
 crash_case "shrink snapshot" "" 256M "wr 0xab 0 8M; wr 0xab 96M 64M; $QI snapshot -c s1 \$B; wr 0xcd 0 1M" \
 	$((100 * 1048576 + 65536 * 5)) --shrink
+crash_case "bitmaps grow" "" 1G "$BM3; $DIRTY" 3G
+crash_case "bitmaps shrink" "" 1G "$BM3; $DIRTY" $((1021 * M + 512)) --shrink
 
 echo "qcow2_plan: $cases cases, $fails failures"
 [ "$fails" -eq 0 ]

@@ -404,6 +404,113 @@ static void test_hostile_tables(void **state)
 	free(im.b);
 }
 
+/* mkimg() plus a persistent bitmap "b0" (granularity 512): its table at
+ * cluster 8 (one entry: data cluster 7, bit 0 set), the directory at 9. */
+static struct ptl_img mkbm(void)
+{
+	struct ptl_img im = mkimg();
+	uint8_t *d;
+
+	im.b = realloc(im.b, 10 * CS);
+	assert_non_null(im.b);
+	memset(im.b + im.len, 0, 10 * CS - im.len);
+	im.len = 10 * CS;
+	for (int c = 7; c < 10; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+	put64(im.b + 88, 1); /* autoclear: bitmaps consistent */
+	put32(im.b + 112, 0x23852875);
+	put32(im.b + 116, 24);
+	put32(im.b + 120, 1);
+	put64(im.b + 128, 32);
+	put64(im.b + 136, 9ull * CS);
+	im.b[7 * CS] = 1;
+	put64(im.b + 8 * CS, 7ull * CS);
+	d = im.b + 9 * CS;
+	put64(d, 8ull * CS);
+	put32(d + 8, 1);
+	put32(d + 12, 2); /* auto */
+	d[16] = 1;
+	d[17] = 9;
+	plan_put_be16(d + 18, 2);
+	memcpy(d + 24, "b0", 2);
+	return im;
+}
+
+/* Hostile bitmap extension and directory: proper errors, never a crash. */
+static void test_hostile_bitmaps(void **state)
+{
+	static const struct patch patches[] = {
+	    {120, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},	   /* nb_bitmaps */
+	    {120, 4, 2, INSTAR_ERR_PARSE_FAILED},		   /* dir too small */
+	    {128, 8, 1ull << 40, INSTAR_ERR_PARSE_FAILED},	   /* directory_size */
+	    {128, 8, 8, INSTAR_ERR_PARSE_FAILED},		   /* < one entry */
+	    {136, 8, 9ull * CS + 8, INSTAR_ERR_PARSE_FAILED},	   /* unaligned */
+	    {136, 8, 1ull << 50, INSTAR_ERR_PARSE_FAILED},	   /* beyond EOF */
+	    {136, 8, 0, INSTAR_ERR_PARSE_FAILED},		   /* on the header */
+	    {116, 4, 8, INSTAR_ERR_PARSE_FAILED},		   /* ext too short */
+	    {9 * CS, 8, 1ull << 50, INSTAR_ERR_PARSE_FAILED},	   /* table offset */
+	    {9 * CS, 8, 8ull * CS + 512, INSTAR_ERR_PARSE_FAILED}, /* unaligned */
+	    {9 * CS + 8, 4, 0x7fffffff, INSTAR_ERR_PARSE_FAILED},  /* table size */
+	    {9 * CS + 8, 4, 0, INSTAR_ERR_CORRUPT},		   /* too small */
+	    {9 * CS + 16, 4, 0x01080002, INSTAR_ERR_PARSE_FAILED}, /* gran 8 */
+	    {9 * CS + 16, 4, 0x02090002, INSTAR_ERR_PARSE_FAILED}, /* type */
+	    {9 * CS + 16, 4, 0x01090000, INSTAR_ERR_PARSE_FAILED}, /* no name */
+	    {9 * CS + 16, 4, 0x0109ffff, INSTAR_ERR_PARSE_FAILED}, /* long name */
+	    {9 * CS + 20, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED}, /* extra data */
+	    {9 * CS + 12, 4, 0x10, INSTAR_ERR_PARSE_FAILED},	   /* flags */
+	    {9 * CS + 12, 4, 3, INSTAR_ERR_UNSUPPORTED_FEATURE},   /* in use */
+	    {8 * CS, 8, 7ull * CS + 3, INSTAR_ERR_CORRUPT},	   /* entry bits */
+	    {8 * CS, 8, 1ull << 50, INSTAR_ERR_CORRUPT},	   /* entry EOF */
+	    {8 * CS, 8, 1, 0},					   /* all ones */
+	};
+	struct ptl_img im = mkbm();
+	struct run r;
+
+	(void)state;
+	run_plan(&im, 64 * MIB, 0, 0, 8 * MIB, 1, &r); /* the valid one grows */
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 24), 64 * MIB);
+	assert_int_not_equal(plan_be64(im.b + 136), 9ull * CS); /* a new directory */
+	free(im.b);
+	im = mkbm();
+	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, 0);
+	free(im.b);
+	for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+		const struct patch *pt = &patches[i];
+
+		im = mkbm();
+		if (pt->width == 4)
+			put32(im.b + pt->off, (uint32_t)pt->val);
+		else
+			put64(im.b + pt->off, pt->val);
+		if (plan_err(&im, 64 * MIB, 0) != pt->err)
+			fail_msg("bitmap patch %zu (off %u): got %d want %d", i, pt->off,
+				 plan_err(&im, 64 * MIB, 0), pt->err);
+		free(im.b);
+	}
+	im = mkbm();
+	put32(im.b + 9 * CS + 12, 3);
+	run_plan(&im, 64 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_string_equal(r.res.detail, "Bitmap 'b0' is inconsistent and cannot be used");
+	free(im.b);
+	im = mkbm(); /* too little scratch for the directory: an error, no crash */
+	run_plan(&im, 64 * MIB, 0, 0, 8 * 1024, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_SCRATCH_TOO_SMALL);
+	free(im.b);
+	for (uint32_t it = 0; it < 2000; it++) { /* random flips in the bitmap parts */
+		uint32_t off =
+		    (it % 3 == 0) ? 112 + it % 32 : (it % 3 == 1 ? 9 * CS : 8 * CS) + it % 40;
+
+		im = mkbm();
+		im.b[off] ^= (uint8_t)(1u << (it % 8));
+		run_plan(&im, (it & 1) ? 64 * MIB : 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0,
+			 8 * MIB, 0, &r);
+		assert_int_equal(r.rc, (int)r.res.error);
+		free(im.b);
+	}
+}
+
 /* Random corruption of the metadata clusters: any outcome but a crash. */
 static void test_fuzz(void **state)
 {
@@ -443,6 +550,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_headers),
 	    cmocka_unit_test(test_corrupt_detail),
 	    cmocka_unit_test(test_hostile_tables),
+	    cmocka_unit_test(test_hostile_bitmaps),
 	    cmocka_unit_test(test_fuzz),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
