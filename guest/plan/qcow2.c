@@ -1411,6 +1411,20 @@ static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mod
 	q2_l2_put(q, t, j, w0, w1);
 }
 
+/* The common end of grow and shrink: autoclear bits, the size commit with
+ * its barriers, then the cleanup; file_size_after is set either way. */
+static int q2_finish(struct q2 *q, int rc, uint64_t after)
+{
+	if (!rc)
+		rc = q2_emit_autoclear(q);
+	if (!rc)
+		rc = q2_commit(q);
+	if (!rc)
+		rc = q2_emit_cleanup(q, after);
+	q->ret->file_size_after = after;
+	return rc;
+}
+
 static int q2_grow(struct q2 *q)
 {
 	const struct plan_opts *o = q->o;
@@ -1597,14 +1611,7 @@ static int q2_grow(struct q2 *q)
 		plan_put_be64(b + 4, a << q->cb);
 		rc = q2_put(q, 36, b, 12);
 	}
-	if (!rc)
-		rc = q2_emit_autoclear(q);
-	if (!rc)
-		rc = q2_commit(q);
-	if (!rc)
-		rc = q2_emit_cleanup(q, after);
-	q->ret->file_size_after = after;
-	return rc;
+	return q2_finish(q, rc, after);
 }
 
 /* ---- shrink ---- */
@@ -1806,14 +1813,7 @@ static int q2_shrink(struct q2 *q)
 		rc = q2_put_zeros(q, q->l1_off + z_lo * 8, (z_hi - z_lo + 1) * 8);
 	if (!rc && tz_len)
 		rc = q2_zero(q, tz_off, tz_len);
-	if (!rc)
-		rc = q2_emit_autoclear(q);
-	if (!rc)
-		rc = q2_commit(q);
-	if (!rc)
-		rc = q2_emit_cleanup(q, after);
-	q->ret->file_size_after = after;
-	return rc;
+	return q2_finish(q, rc, after);
 }
 
 /* ---- entry ---- */
