@@ -37,3 +37,31 @@ echo
 
 run resize --output=json -f raw --shrink disk.raw -1G
 run info --output=json disk.qcow2
+
+# The same job through instarfs: every image is a folder, writing `size`
+# resizes it (needs /dev/fuse; skipped without it).
+instarfs="$(dirname "$(dirname "$instar")")/fs/instarfs"
+if [ -c /dev/fuse ] && [ -x "$instarfs" ] && command -v fusermount3 >/dev/null; then
+	echo
+	mkdir images mnt
+	qemu-img create -q -f vmdk images/disk.vmdk 1G
+	echo "\$ instarfs images mnt"
+	"$instarfs" images mnt
+	trap 'fusermount3 -u "$tmp/mnt" 2>/dev/null; rm -rf "$tmp"' EXIT
+	echo "\$ ls mnt mnt/disk.vmdk"
+	ls mnt mnt/disk.vmdk
+	echo "\$ cat mnt/disk.vmdk/size"
+	cat mnt/disk.vmdk/size
+	echo "\$ echo +1G > mnt/disk.vmdk/size      # qemu-img cannot resize vmdk"
+	echo +1G >mnt/disk.vmdk/size
+	echo "\$ cat mnt/disk.vmdk/result.json"
+	cat mnt/disk.vmdk/result.json
+	echo
+	echo "\$ echo 1G > mnt/disk.vmdk/size        # a shrink needs --shrink"
+	echo 1G >mnt/disk.vmdk/size || true
+	echo "\$ echo '--shrink 1G' > mnt/disk.vmdk/size"
+	echo '--shrink 1G' >mnt/disk.vmdk/size
+	fusermount3 -u mnt
+	show images/disk.vmdk
+	qemu-img check -q images/disk.vmdk && echo "qemu-img check: clean"
+fi
