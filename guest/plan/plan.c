@@ -176,87 +176,27 @@ void plan_put_le64(void *p, uint64_t v)
 }
 
 /* The helpers below sit in the planners' inner loops (scratch zeroing, table
- * copies, VHDX checksums). Hosted builds (unit tests, fuzzers) use libc, which
- * is fast and visible to the sanitizers; the freestanding x86-64 guest uses
- * the string instructions, which run natively at CPL3. */
-#if __STDC_HOSTED__
-#include <string.h>
-
+ * copies, VHDX checksums). They call the mem* functions: libc's in hosted
+ * builds (unit tests, fuzzers; visible to the sanitizers), guest/core/lib.c's
+ * in the guest images (string instructions, native at CPL3). */
 void plan_memcpy(void *dst, const void *src, size_t n)
 {
 	if (n) /* memcpy(NULL, NULL, 0) is undefined */
-		memcpy(dst, src, n);
+		__builtin_memcpy(dst, src, n);
 }
 
 void plan_memset(void *dst, int c, size_t n)
 {
 	if (n)
-		memset(dst, c, n);
+		__builtin_memset(dst, c, n);
 }
 
 int plan_memcmp(const void *a, const void *b, size_t n)
 {
-	int r = n ? memcmp(a, b, n) : 0;
+	int r = n ? __builtin_memcmp(a, b, n) : 0;
 
 	return r < 0 ? -1 : r > 0;
 }
-#elif defined(__x86_64__)
-void plan_memcpy(void *dst, const void *src, size_t n)
-{
-	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
-}
-
-void plan_memset(void *dst, int c, size_t n)
-{
-	__asm__ volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(c) : "memory");
-}
-
-int plan_memcmp(const void *a, const void *b, size_t n)
-{
-	const uint8_t *x = a, *y = b;
-
-	/* Eight bytes at a time up to the first differing word. */
-	for (; n >= 8; n -= 8, x += 8, y += 8) {
-		uint64_t u, v;
-
-		__builtin_memcpy(&u, x, 8);
-		__builtin_memcpy(&v, y, 8);
-		if (u != v)
-			break;
-	}
-	for (; n; n--, x++, y++)
-		if (*x != *y)
-			return *x < *y ? -1 : 1;
-	return 0;
-}
-#else
-void plan_memcpy(void *dst, const void *src, size_t n)
-{
-	uint8_t *d = dst;
-	const uint8_t *s = src;
-
-	while (n--)
-		*d++ = *s++;
-}
-
-void plan_memset(void *dst, int c, size_t n)
-{
-	uint8_t *d = dst;
-
-	while (n--)
-		*d++ = (uint8_t)c;
-}
-
-int plan_memcmp(const void *a, const void *b, size_t n)
-{
-	const uint8_t *x = a, *y = b;
-
-	for (; n; n--, x++, y++)
-		if (*x != *y)
-			return *x < *y ? -1 : 1;
-	return 0;
-}
-#endif
 
 /* CRC-32C, reflected polynomial 0x82f63b78, one entry per byte value
  * (generated from the polynomial; checked against the bitwise definition by
