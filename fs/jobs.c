@@ -153,9 +153,15 @@ static int spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, in
 		posix_spawn_file_actions_destroy(fa);
 		return r;
 	}
+	/* The image's directory is the source directory: relative names of a
+	 * backing file or data file in it resolve from there (instar resolves
+	 * them against its working directory for an image handed over as
+	 * /dev/fd/N). First, before the dup2s below can reuse its number. */
+	r = ifs_source_fd() >= 0 ? posix_spawn_file_actions_addfchdir_np(fa, ifs_source_fd()) : 0;
 	/* Order matters: the image goes to fd 3 last, after the pipes (which
 	 * may have been fd 3 themselves) are in place on 1 and 2. */
-	r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
 	if (!r)
 		r = posix_spawn_file_actions_adddup2(fa, out_w, 1);
 	if (!r)

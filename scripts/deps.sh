@@ -2,13 +2,15 @@
 # scripts/deps.sh — install what instar needs to build, test and benchmark.
 # As root: apt-get update + install of whatever is missing. Otherwise: print the
 # apt-get line to run. Runtime needs only libfuse3, inih, libseccomp, jansson;
-# qemu-utils and hyperfine are for tests and benchmarks only.
+# qemu-utils, hyperfine, zlib and libzstd (the decompressor tests) are for
+# tests and benchmarks only.
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libinih-dev libseccomp-dev libjansson-dev libcmocka-dev
   qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
   python3 time util-linux e2fsprogs clang-format
+  zlib1g-dev libzstd-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

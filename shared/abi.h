@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 2u
+#define INSTAR_ABI_VERSION 3u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
@@ -207,6 +207,17 @@ enum instar_err {
 /* ---- resize operation: config IN, result OUT ---- */
 #define INSTAR_RESIZE_MAGIC 0x5a534552u /* "RESZ" */
 #define INSTAR_RESIZE_SHRINK_ALLOWED (1u << 0)
+/* qcow2: the host found a backing file name in the header (its CRC-32 is
+ * backing_name_crc) and opened the chain; the guest refuses a disagreement
+ * (HEADER_MISMATCH). */
+#define INSTAR_RESIZE_BACKING (1u << 1)
+/* backing_len holds the backing file's length (qemu's bdrv_getlength). Without
+ * it the guest treats the backing file as longer than the image. */
+#define INSTAR_RESIZE_BACKING_LEN (1u << 2)
+/* qcow2: the host opened the external data file named by the header
+ * extension (CRC-32 in data_file_name_crc) and resizes it itself: to the new
+ * virtual size before the commit of a grow, after the commit of a shrink. */
+#define INSTAR_RESIZE_DATA_FILE (1u << 3)
 struct instar_resize_config {
 	uint32_t magic;			    /* IN: INSTAR_RESIZE_MAGIC */
 	uint32_t abi_version;		    /* IN */
@@ -217,8 +228,11 @@ struct instar_resize_config {
 	uint64_t expected_old_virtual_size; /* IN: what the host probe saw */
 	uint64_t new_virtual_size;	    /* IN: resolved absolute size */
 	uint64_t file_size;		    /* IN: image file length in bytes */
+	uint64_t backing_len;		    /* IN: with INSTAR_RESIZE_BACKING_LEN */
+	uint32_t backing_name_crc;	    /* IN: with INSTAR_RESIZE_BACKING */
+	uint32_t data_file_name_crc;	    /* IN: with INSTAR_RESIZE_DATA_FILE */
 };
-_Static_assert(sizeof(struct instar_resize_config) == 48, "config layout");
+_Static_assert(sizeof(struct instar_resize_config) == 64, "config layout");
 
 #define INSTAR_DETAIL_MAX 128
 struct instar_resize_result {

@@ -74,6 +74,83 @@ static void set_sub(struct instar_probe_info *ret, const char *s, size_t n)
 	ret->subformat[i] = '\0';
 }
 
+/* ---- qcow2 ---- */
+
+static uint32_t copy_name(uint8_t *d, size_t cap, const uint8_t *s, uint64_t n)
+{
+	uint32_t k = n < cap ? (uint32_t)n : (uint32_t)cap;
+
+	for (uint32_t i = 0; i < k; i++)
+		d[i] = s[i];
+	return k;
+}
+
+/* The backing name and the header extensions of cluster 0, read as the
+ * guest's planner reads them (the planner refuses any disagreement). */
+static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t *h,
+			      struct instar_probe_info *ret)
+{
+	uint32_t version = be32(h + 4), bits = be32(h + 20);
+	uint64_t cs, boff = be64(h + 8), pos;
+	uint32_t bsize = be32(h + 16);
+	const uint8_t *p;
+
+	if (bits < 9 || bits > 21)
+		return;
+	cs = 1ull << bits;
+	pos = 72;
+	if (version >= 3) {
+		pos = be32(h + 100);
+		ret->data_file = (be64(h + 72) & 4) != 0;
+		ret->data_file_raw = (be64(h + 88) & 2) != 0;
+		if (pos < 104 || pos % 8 || pos > cs)
+			return;
+	}
+	if (boff) {
+		if (bsize == 0 || bsize > sizeof(ret->backing) || boff >= cs || bsize > cs - boff)
+			return;
+		p = win(in, boff, bsize);
+		if (!p) {
+			need(in, ret, boff, bsize);
+			return;
+		}
+		ret->backing_len = copy_name(ret->backing, sizeof(ret->backing), p, bsize);
+	}
+	for (; pos + 8 <= cs;) {
+		uint32_t type, len;
+
+		p = win(in, pos, 8);
+		if (!p) {
+			need(in, ret, pos,
+			     cs - pos < INSTAR_PROBE_MAX_EXTRA ? cs - pos : INSTAR_PROBE_MAX_EXTRA);
+			return;
+		}
+		type = be32(p);
+		len = be32(p + 4);
+		if (type == 0)
+			break;
+		if (len > cs - pos - 8)
+			return;
+		if (type == 0xe2792aca || type == 0x44415441) {
+			p = len ? win(in, pos + 8, len) : h;
+			if (!p) {
+				need(in, ret, pos + 8, len);
+				return;
+			}
+			if (type == 0xe2792aca)
+				ret->backing_fmt_len =
+				    copy_name(ret->backing_fmt, sizeof(ret->backing_fmt), p, len);
+			else if (len <= sizeof(ret->data_file_name))
+				ret->data_file_len = copy_name(ret->data_file_name,
+							       sizeof(ret->data_file_name), p, len);
+			else
+				return; /* longer than any name qemu writes */
+		}
+		pos += 8 + (((uint64_t)len + 7) & ~7ull);
+	}
+	ret->names_known = true;
+}
+
 /* ---- vmdk ---- */
 
 /* The first 512 bytes as qemu's probe sees them: zero-padded. */
@@ -357,6 +434,7 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 			if (bits >= 9 && bits <= 21)
 				ret->cluster_size = 1u << bits;
 			ret->has_backing = be64(h + 8) != 0;
+			probe_qcow2_names(in, h, ret);
 			return 0;
 		}
 		if (h && be32(h + 4) == 1) {

@@ -45,6 +45,18 @@ struct instar_probe_info {
 	bool has_backing;      /* qcow2 backing file, vhd/vhdx differencing */
 	char subformat[32];    /* vmdk createType; vhd/vhdx fixed, dynamic,
 				  differencing */
+	/* qcow2: the names the header gives, as stored (untrusted bytes, not
+	 * NUL-terminated; *_len 0 = none): the backing file (header @8/@16),
+	 * its format (extension 0xE2792ACA) and the external data file
+	 * (extension 0x44415441, incompatible bit 2). names_known is false when
+	 * the bytes holding them were not all in the windows. */
+	bool names_known;
+	bool data_file;	    /* incompatible bit 2 */
+	bool data_file_raw; /* autoclear bit 1 */
+	uint32_t backing_len, backing_fmt_len, data_file_len;
+	uint8_t backing[1023];
+	uint8_t backing_fmt[32];
+	uint8_t data_file_name[1023];
 	/* When not 0: reading [need_offset, need_offset + need_len) and probing
 	 * again with that window added would tell more (vhdx metadata). */
 	uint64_t need_offset;

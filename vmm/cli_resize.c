@@ -12,6 +12,8 @@
 
 #include "abi_names.h"
 #include "cli.h"
+#include "crc32.h"
+#include "external.h"
 #include "guest_run.h"
 #include "lock.h"
 #include "raw.h"
@@ -431,8 +433,37 @@ static int resize_raw(struct cli_ctx *c, const struct resize_args *a, int fd, ui
 	return -1;
 }
 
+/* What the host found beside a qcow2 image: its backing chain and data file. */
+struct resize_ext {
+	uint32_t flags; /* INSTAR_RESIZE_BACKING, _BACKING_LEN, _DATA_FILE */
+	uint64_t backing_len;
+	uint32_t backing_crc, data_crc;
+	int data_fd; /* -1: none */
+	char data_name[1024];
+};
+
+static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint64_t size,
+			    uint32_t prealloc)
+{
+	struct vmm_raw_result rr;
+	int r;
+
+	/* the data file is a raw protocol node: metadata means nothing there */
+	if (prealloc == INSTAR_PREALLOC_METADATA)
+		prealloc = INSTAR_PREALLOC_OFF;
+	r = vmm_raw_resize(x->data_fd, size, prealloc, &rr);
+	if (r == 0)
+		return 0;
+	cli_error(c, r == -ENOSPC || r == -EDQUOT ? INSTAR_ERR_NO_SPACE : INSTAR_ERR_IO,
+		  r == -ENOSPC || r == -EDQUOT ? ENOSPC : EIO,
+		  "Could not resize the data file '%s': %s: %s", x->data_name,
+		  rr.what ? rr.what : "Could not resize file", strerror(-r));
+	return -1;
+}
+
 static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
-			uint64_t probed_size, uint64_t file_size, uint64_t new_size)
+			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
+			const struct resize_ext *x)
 {
 	struct instar_resize_config cfg = {
 	    .magic = INSTAR_RESIZE_MAGIC,
@@ -443,19 +474,46 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	    .expected_old_virtual_size = probed_size,
 	    .new_virtual_size = new_size,
 	    .file_size = file_size,
+	    .backing_len = x->backing_len,
+	    .backing_name_crc = x->backing_crc,
+	    .data_file_name_crc = x->data_crc,
 	};
 	struct vmm_guest_opts o = {
 	    .guest_dir = a->guest_dir,
 	    .timeout_ms = a->timeout_ms,
 	    .overlay_limit = a->max_staged,
 	    .debug = getenv("INSTAR_DEBUG") != NULL,
+	    .keep_fd = x->data_fd,
 	};
 	struct instar_resize_result gr;
 	char detail[INSTAR_DETAIL_MAX + 1];
+	struct stat dst;
+	bool grow_data = false;
 	int r;
 
+	cfg.flags |= x->flags;
+	/* A grow makes the data file long enough before the image commits to
+	 * the new size (qemu's order too); a failed guest puts it back. */
+	if (x->data_fd >= 0) {
+		if (fstat(x->data_fd, &dst) < 0) {
+			cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", x->data_name,
+				  strerror(errno));
+			return -1;
+		}
+		if (new_size > probed_size) {
+			if (resize_data_file(c, x, new_size, a->prealloc) < 0)
+				return -1;
+			grow_data = true;
+		}
+	}
 	memset(&gr, 0, sizeof(gr));
 	r = vmm_guest_resize(fd, &cfg, &o, &gr);
+	if (r < 0 || gr.error != INSTAR_OK) {
+		if (grow_data &&
+		    (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0))
+			cli_warn("could not restore the length of the data file '%s': %s",
+				 x->data_name, strerror(errno));
+	}
 	if (r < 0) {
 		sanitize_detail(gr.detail, detail, sizeof(detail));
 		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
@@ -466,12 +524,58 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 		report_guest_error(c, a, &gr);
 		return -1;
 	}
+	/* A shrink cuts the data file once the image no longer reaches past it
+	 * (qemu cuts it just before its commit write). */
+	if (x->data_fd >= 0 && new_size < probed_size &&
+	    resize_data_file(c, x, new_size, INSTAR_PREALLOC_OFF) < 0)
+		return -1;
 	c->res.file_size_before = gr.file_size_before;
 	c->res.file_size_after = gr.file_size_after;
 	if (gr.old_virtual_size != probed_size || gr.new_virtual_size != new_size) {
 		/* committed: report what the guest did, but say so */
 		c->res.old_virtual_size = gr.old_virtual_size;
 		c->res.resolved_new_virtual_size = gr.new_virtual_size;
+	}
+	return 0;
+}
+
+/* qemu-img opens the whole backing chain and the data file with the image;
+ * so does instar, and tells the guest what it found. A header whose names
+ * the probe could not see is left to the guest, which refuses it. */
+static int open_external(struct cli_ctx *c, const char *filename, int fd,
+			 const struct instar_probe_info *info, struct resize_ext *x)
+{
+	char err[3072];
+	bool known = false;
+	int r;
+
+	if (!info->names_known)
+		return 0;
+	if (info->backing_len) {
+		r = vmm_ext_backing(filename, info, &x->backing_len, &known, err, sizeof(err));
+		if (r < 0) {
+			cli_error(c, INSTAR_ERR_OPEN_FAILED, r == -ENOENT ? ENOENT : EIO,
+				  "Could not open '%s': %s", filename, err);
+			return -1;
+		}
+		x->flags |= INSTAR_RESIZE_BACKING | (known ? INSTAR_RESIZE_BACKING_LEN : 0);
+		x->backing_crc = instar_crc32(0, info->backing, info->backing_len);
+	}
+	if (info->data_file) {
+		vmm_ext_name(x->data_name, sizeof(x->data_name), info->data_file_name,
+			     info->data_file_len);
+		r = vmm_ext_data_file(fd, info, err, sizeof(err));
+		if (r < 0) {
+			cli_error(c, r == -EBUSY ? INSTAR_ERR_LOCKED : INSTAR_ERR_OPEN_FAILED,
+				  r == -ENOENT	? ENOENT
+				  : r == -EBUSY ? EBUSY
+						: EIO,
+				  "Could not open '%s': %s", filename, err);
+			return -1;
+		}
+		x->data_fd = r;
+		x->flags |= INSTAR_RESIZE_DATA_FILE;
+		x->data_crc = instar_crc32(0, info->data_file_name, info->data_file_len);
 	}
 	return 0;
 }
@@ -494,6 +598,7 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 	struct stat st;
 	int64_t total;
 	uint64_t cur, probed;
+	struct resize_ext ext = {.data_fd = -1};
 	int fd, r, forced = -1;
 	uint32_t format;
 
@@ -576,6 +681,9 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 				  instar_format_name(format));
 			return -1;
 		}
+		if (format == INSTAR_FMT_QCOW2 &&
+		    open_external(c, a->filename, fd, &info, &ext) < 0)
+			return -1;
 		probed = info.virtual_size;
 		if (probed == INSTAR_PROBE_UNKNOWN || probed > (uint64_t)INT64_MAX) {
 			cli_error(
@@ -627,7 +735,7 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 			  "The new size must be a multiple of 512");
 		return -1;
 	}
-	return resize_guest(c, a, fd, format, probed, (uint64_t)st.st_size, (uint64_t)total);
+	return resize_guest(c, a, fd, format, probed, (uint64_t)st.st_size, (uint64_t)total, &ext);
 }
 
 int cli_resize(int argc, char **argv)

@@ -504,7 +504,8 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 		goto err_blk;
 	}
 	{
-		const int keep[] = {fd, r->kvm.vm_fd, r->kvm.vcpu_fd, r->kvm.reaper_fd};
+		const int keep[] = {fd, r->kvm.vm_fd, r->kvm.vcpu_fd, r->kvm.reaper_fd,
+				    o->keep_fd > 2 ? o->keep_fd : -1};
 
 		e = vmm_sandbox_enter(keep, sizeof(keep) / sizeof(keep[0]), r->kvm.vcpu_fd);
 	}

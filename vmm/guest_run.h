@@ -16,6 +16,8 @@ struct vmm_guest_opts {
 	uint64_t overlay_limit; /* staged-write bound in bytes; 0 = default */
 	uint64_t ram_size;	/* guest RAM; 0 = default (32 MiB) */
 	bool debug;		/* forward guest log text to stderr */
+	int keep_fd;		/* > 2: one more fd the caller needs after the run
+				   (an external data file); kept through the sandbox */
 };
 
 /* Boots core.bin + resize.bin with fd as virtio-blk device 0 and runs the

@@ -55,10 +55,13 @@ struct plan_scratch {
 };
 
 struct plan_opts {
-	uint64_t new_size;	    /* resolved absolute virtual size, bytes */
-	uint64_t expected_old_size; /* host probe's view; mismatch -> HEADER_MISMATCH */
-	uint32_t prealloc;	    /* enum instar_prealloc */
-	uint32_t flags;		    /* INSTAR_RESIZE_SHRINK_ALLOWED */
+	uint64_t new_size;	     /* resolved absolute virtual size, bytes */
+	uint64_t expected_old_size;  /* host probe's view; mismatch -> HEADER_MISMATCH */
+	uint32_t prealloc;	     /* enum instar_prealloc */
+	uint32_t flags;		     /* INSTAR_RESIZE_* */
+	uint64_t backing_len;	     /* with INSTAR_RESIZE_BACKING_LEN */
+	uint32_t backing_name_crc;   /* with INSTAR_RESIZE_BACKING */
+	uint32_t data_file_name_crc; /* with INSTAR_RESIZE_DATA_FILE */
 };
 
 /* ---- helpers (guest/plan/plan.c) ---- */

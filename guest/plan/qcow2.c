@@ -17,11 +17,12 @@
  * itself (fixed point over the refblocks and reftable it needs).
  *
  * Choices (documented where qemu knows more than the guest can):
- * - Backing file: the guest cannot see the backing file's length, so every
- *   grow of an image with a backing file treats the whole new range as if the
- *   backing file were longer: v3 gets zero-flag L2 entries (extended L2: all
- *   subclusters "zero"); v2 is refused like qemu ("Failed to zero out new
- *   clusters"). Costs L2 tables for the new range even when qemu would skip it.
+ * - Backing file: the host opens the chain (as qemu-img does) and passes the
+ *   backing file's length. As in qemu's block layer, only a backing file
+ *   longer than the old size makes the grown range zeroed: v3 gets zero-flag
+ *   L2 entries (extended L2: all subclusters "zero"); v2 is refused like qemu
+ *   ("Failed to zero out new clusters"). A shorter one already reads as zeros
+ *   there, so the grow is header-only. Unknown length: zeroed, to be safe.
  * - Persistent bitmaps: resized as qemu does (tables follow the size, new
  *   entries 0, dropped data clusters freed, bits past a shrink's end cleared
  *   in a new copy of the last data cluster), new tables and directory in the
@@ -31,12 +32,17 @@
  *   sector by sector, every torn state checked to parse). An in-use bitmap
  *   is refused with qemu's message; one that would exceed qemu's 64 MiB limit
  *   is refused (qemu resizes and then drops it).
- * - External data file: refused (the guest cannot resize the other file).
+ * - External data file: the host resizes the data file (to the new size,
+ *   before a grow's commit, after a shrink's); data clusters there carry no
+ *   refcounts; mapped clusters use the identity offset, as qemu allocates
+ *   them; data-file-raw keeps the new range mapped (qemu's forced metadata
+ *   preallocation). The shrink's kept tail is cut by the host's truncation.
  * - Shrink zeroes the kept tail of a partially cut cluster when that cluster
  *   is a plain allocated one owned only by the active image (qemu keeps the
  *   stale bytes); compressed or snapshot-shared tails are left as qemu does.
  * - Shrink never allocates L2 tables for unallocated L1 entries (qemu does),
  *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1. */
+#include "crc32.h"
 #include "plan.h"
 
 #define Q2_MAGIC 0x514649fbu
@@ -47,6 +53,8 @@
 #define Q2_INC_EXTL2 (1ull << 4)
 #define Q2_INC_KNOWN 0x1full
 #define Q2_AUTOCLEAR_BITMAPS (1ull << 0)
+#define Q2_AUTOCLEAR_DATA_RAW (1ull << 1)
+#define Q2_AUTOCLEAR_KNOWN (Q2_AUTOCLEAR_BITMAPS | Q2_AUTOCLEAR_DATA_RAW)
 #define Q2_COPIED (1ull << 63)
 #define Q2_COMPRESSED (1ull << 62)
 #define Q2_ZERO_FLAG 1ull
@@ -58,6 +66,7 @@
 #define Q2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
 #define Q2_EXT_BITMAPS 0x23852875u
 #define Q2_EXT_FEATURES 0x6803f857u
+#define Q2_EXT_DATA_FILE 0x44415441u
 #define Q2_BM_IN_USE 1u
 #define Q2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
 #define Q2_BM_MAX 65535u     /* qemu's QCOW2_MAX_BITMAPS */
@@ -97,6 +106,10 @@ struct q2 {
 	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
 	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off;
 	int ext_l2, backing;
+	int zero_new;		      /* the grown range must read as zeros, not backing data */
+	int data_file, data_raw;      /* external data file (raw: guest offset = host offset) */
+	const uint8_t *bname, *dname; /* backing / data-file names in c0 */
+	uint32_t blen, dlen;
 	uint64_t l2e; /* entries per L2 table */
 	uint32_t esz; /* bytes per L2 entry */
 	uint64_t rbe; /* refcounts per refblock */
@@ -399,6 +412,13 @@ static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_
 {
 	*first = 0;
 	*n = 0;
+	if (q->data_file) {
+		/* data clusters live in the data file and are not refcounted */
+		if (w0 & Q2_COMPRESSED)
+			return q2_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: compressed cluster with an external data file");
+		return 0;
+	}
 	if (w0 & Q2_COMPRESSED) {
 		uint32_t x = 70 - q->cb; /* 62 - (cluster_bits - 8) */
 		uint64_t off = w0 & ((1ull << x) - 1);
@@ -610,6 +630,10 @@ static int q2_parse(struct q2 *q)
 		return q2_fail(q, rc, "qcow2: cannot read the header cluster");
 	q->c0 = c0;
 	plan_memcpy(q->hdr0, c0, sizeof(q->hdr0));
+	if (q->backing) {
+		q->bname = c0 + q->backing_off;
+		q->blen = bsize;
+	}
 	q->ext_end = q->hdr_len;
 	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs; q->ext_end = pos) {
 		uint32_t type = plan_be32(c0 + pos), len = plan_be32(c0 + pos + 4);
@@ -622,6 +646,10 @@ static int q2_parse(struct q2 *q)
 		if (type == Q2_EXT_BITMAPS && !q->bm_ext) {
 			q->bm_ext = c0 + pos + 8;
 			q->bm_len = len;
+		}
+		if (type == Q2_EXT_DATA_FILE) { /* the last one counts, as in qemu */
+			q->dname = c0 + pos + 8;
+			q->dlen = len;
 		}
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
@@ -953,9 +981,9 @@ static int q2_emit_autoclear(struct q2 *q)
 {
 	uint8_t b[8];
 
-	if (q->version < 3 || !(q->autoclear & ~Q2_AUTOCLEAR_BITMAPS))
+	if (q->version < 3 || !(q->autoclear & ~Q2_AUTOCLEAR_KNOWN))
 		return 0;
-	plan_put_be64(b, q->autoclear & Q2_AUTOCLEAR_BITMAPS);
+	plan_put_be64(b, q->autoclear & Q2_AUTOCLEAR_KNOWN);
 	return q2_put(q, 88, b, 8);
 }
 
@@ -1343,6 +1371,14 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 
 	*head_alloc = 0;
 	*zoff = *zlen = 0;
+	if (q->data_file) {
+		/* the cluster's bytes live in the data file, which the host resizes */
+		if (!q->zero_new)
+			return 0;
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: cannot zero the partial cluster at the old end in the "
+			       "external data file");
+	}
 	rc = q2_l1_get(q, gh / q->l2e, &e);
 	if (!rc)
 		rc = q2_l2_off(q, e, &t);
@@ -1359,7 +1395,7 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 		goto unzeroable;
 	if (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))
 		return 0; /* reads as zeros already */
-	if (q->ext_l2 && q->backing) {
+	if (q->ext_l2 && q->zero_new) {
 		/* every subcluster from the one holding the old end must be
 		 * allocated or zero, else it reads the backing file */
 		for (uint32_t k = (uint32_t)(in / (q->cs / 32)); k < 32; k++)
@@ -1368,9 +1404,9 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 	}
 	h = w0 & Q2_OFF_MASK;
 	if (!h) {
-		if (q->ext_l2 && !q->backing && map_mode)
+		if (q->ext_l2 && !q->zero_new && map_mode)
 			*head_alloc = 1;
-		else if (!q->ext_l2 && q->backing)
+		else if (!q->ext_l2 && q->zero_new)
 			goto unzeroable;
 		else if (!q->ext_l2 && map_mode)
 			*head_alloc = 1;
@@ -1386,23 +1422,27 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 		*zlen = q->cs - in;
 		return 0;
 	}
-	if (!q->backing)
+	if (!q->zero_new)
 		return 0; /* shared with a snapshot: left as qemu leaves it */
 unzeroable:
-	if (!q->backing)
+	if (!q->zero_new)
 		return 0;
 	return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 		       "qcow2: cannot zero the partial cluster at the old end over a backing file");
 }
 
-/* An L2 entry of the grown range. With a backing file (v3) it must read as
- * zeros: the zero flag (extended L2: every subcluster's zero bit), kept on
- * preallocated clusters too, as qemu does. */
-static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t dc)
+/* An L2 entry of the grown range (guest cluster g, new data cluster dc).
+ * Over a longer backing file (v3) it must read as zeros: the zero flag
+ * (extended L2: every subcluster's zero bit), kept on preallocated clusters
+ * too, as qemu does. With an external data file a mapped cluster is the same
+ * offset in the data file (qemu's allocation there is the identity). */
+static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t g,
+			 uint64_t dc)
 {
-	uint64_t w0 = map_mode ? (dc << q->cb) | Q2_COPIED : 0, w1 = 0;
+	uint64_t host = q->data_file ? g : dc;
+	uint64_t w0 = map_mode ? (host << q->cb) | Q2_COPIED : 0, w1 = 0;
 
-	if (q->backing && q->version >= 3) {
+	if (q->zero_new && q->version >= 3) {
 		if (q->ext_l2)
 			w1 = 0xffffffff00000000ull;
 		else
@@ -1432,8 +1472,9 @@ static int q2_grow(struct q2 *q)
 	uint64_t need_l1 = q2_div_up(q2_div_up(nsz, q->cs), q->l2e);
 	int relocate = need_l1 > q->l1_size;
 	uint64_t n_l1 = relocate ? q2_div_up(need_l1 * 8, q->cs) : 0;
-	int zero_mode = q->backing && o->prealloc == INSTAR_PREALLOC_OFF;
-	int map_mode = o->prealloc != INSTAR_PREALLOC_OFF;
+	int zero_mode = q->zero_new && o->prealloc == INSTAR_PREALLOC_OFF;
+	/* data-file-raw keeps every cluster mapped: qemu forces metadata */
+	int map_mode = o->prealloc != INSTAR_PREALLOC_OFF || q->data_raw;
 	uint64_t g_old = q2_div_up(old, q->cs), g_new = q2_div_up(nsz, q->cs), g_lo = g_old;
 	uint64_t hz_off = 0, hz_len = 0, i_lo = 0, i_hi = 0, n_idx = 0, n_l2 = 0, n_data = 0;
 	uint64_t fixed, a, l2_base, data_base, k, after;
@@ -1477,7 +1518,7 @@ static int q2_grow(struct q2 *q)
 			kinds[i - i_lo] = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
 			n_l2 += refs != 1;
 		}
-		n_data = map_mode ? g_new - g_lo : 0;
+		n_data = map_mode && !q->data_file ? g_new - g_lo : 0;
 	}
 	if (__builtin_add_overflow(n_l1, n_l2, &fixed) ||
 	    __builtin_add_overflow(fixed, n_data, &fixed) ||
@@ -1557,7 +1598,7 @@ static int q2_grow(struct q2 *q)
 			plan_memset(q->tbuf, 0, (size_t)q->cs);
 		}
 		for (uint64_t g = glo; g < ghi; g++) {
-			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, data_base + g - g_lo);
+			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, g, data_base + g - g_lo);
 		}
 		rc = q2_put(q, (l2_base + k++) << q->cb, q->tbuf, q->cs);
 		if (rc)
@@ -1600,7 +1641,7 @@ static int q2_grow(struct q2 *q)
 		if (rc)
 			return rc;
 		for (uint64_t g = glo; g < ghi; g++) {
-			q2_new_entry(q, q->tbuf, g - glo, map_mode, data_base + g - g_lo);
+			q2_new_entry(q, q->tbuf, g - glo, map_mode, g, data_base + g - g_lo);
 		}
 		rc = q2_put(q, t + (glo - i * q->l2e) * q->esz, q->tbuf, (ghi - glo) * q->esz);
 		if (rc)
@@ -1722,7 +1763,7 @@ static int q2_shrink(struct q2 *q)
 			if (t)
 				w0 = plan_be64(ent);
 		}
-		if (!(w0 & Q2_COMPRESSED) && (w0 & Q2_OFF_MASK) &&
+		if (!q->data_file && !(w0 & Q2_COMPRESSED) && (w0 & Q2_OFF_MASK) &&
 		    !(!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))) {
 			uint64_t h = w0 & Q2_OFF_MASK;
 
@@ -1818,10 +1859,46 @@ static int q2_shrink(struct q2 *q)
 
 /* ---- entry ---- */
 
+/* The backing file and the external data file are the host's to open: the
+ * names it resolved must be the ones this header holds. Then what the grown
+ * range needs: zeros over the backing file only where qemu's block layer
+ * asks for them (backing file longer than the image, BDRV_REQ_ZERO_WRITE). */
+static int q2_check_names(struct q2 *q)
+{
+	const struct plan_opts *o = q->o;
+	int host_b = (o->flags & INSTAR_RESIZE_BACKING) != 0;
+	int host_d = (o->flags & INSTAR_RESIZE_DATA_FILE) != 0;
+
+	if (host_b != q->backing ||
+	    (q->backing && instar_crc32(0, q->bname, q->blen) != o->backing_name_crc))
+		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+			       "qcow2: backing file name differs from the host's probe");
+	q->zero_new = q->backing && (!(o->flags & INSTAR_RESIZE_BACKING_LEN) ||
+				     o->backing_len > (q->size & ~511ull));
+
+	q->data_file = (q->incompat & Q2_INC_DATA_FILE) != 0;
+	q->data_raw = q->version >= 3 && (q->autoclear & Q2_AUTOCLEAR_DATA_RAW) != 0;
+	if (q->data_raw && !q->data_file)
+		return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
+			       "qcow2: data-file-raw is set without an external data file");
+	if (q->data_file && !q->dname)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: external data file without a name in the header");
+	if (host_d != q->data_file ||
+	    (q->data_file && instar_crc32(0, q->dname, q->dlen) != o->data_file_name_crc))
+		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+			       "qcow2: data file name differs from the host's probe");
+	if (q->data_file && q->nb_snap)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: internal snapshots with an external data file");
+	return 0;
+}
+
 static int q2_check_request(struct q2 *q)
 {
 	const struct plan_opts *o = q->o;
 	uint64_t need_l1;
+	int rc;
 
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != q->size)
 		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
@@ -1843,19 +1920,18 @@ static int q2_check_request(struct q2 *q)
 		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 			       "Can't resize a v2 image which has snapshots");
 	if (q->bm_ext) {
-		int rc = q2_check_bitmaps(q, q->bm_ext, q->bm_len);
-
+		rc = q2_check_bitmaps(q, q->bm_ext, q->bm_len);
 		if (rc)
 			return rc;
 	}
-	if (q->incompat & Q2_INC_DATA_FILE)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: images with an external data file are not supported");
+	rc = q2_check_names(q);
+	if (rc)
+		return rc;
 	need_l1 = q2_div_up(q2_div_up(o->new_size, q->cs), q->l2e);
 	if (need_l1 > q->l1_size && need_l1 > Q2_MAX_L1_ENTRIES)
 		return q2_fail(q, INSTAR_ERR_TOO_LARGE,
 			       "Failed to grow the L1 table: File too large");
-	if (q->version < 3 && q->backing && o->new_size > q->size &&
+	if (q->version < 3 && q->zero_new && o->new_size > q->size &&
 	    o->prealloc == INSTAR_PREALLOC_OFF)
 		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 			       "Failed to zero out new clusters: Operation not supported");

@@ -4,7 +4,11 @@
  * FLUSH, final length). Used by unit and compat tests of every format.
  *
  *   plan-apply [--shrink] [--prealloc MODE] [--ops] [--dry-run]
- *              [--stop-after K] FORMAT IMAGE NEWSIZE
+ *              [--stop-after K] [--backing-len N] FORMAT IMAGE NEWSIZE
+ *
+ * Like the host, it tells the qcow2 planner which backing file and data file
+ * names it saw (the shared probe's view); --backing-len gives the backing
+ * file's length (without it the planner treats it as unknown).
  *
  * Prints one line "error=NAME action=A old=N new=N before=N after=N detail=..."
  * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
@@ -19,7 +23,9 @@
 #include <unistd.h>
 
 #include "abi_names.h"
+#include "crc32.h"
 #include "plan.h"
+#include "probe.h"
 
 struct rec_op {
 	struct plan_op op;
@@ -142,6 +148,29 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 	return 0;
 }
 
+/* The host's part of the qcow2 config: the names the probe saw. */
+static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
+{
+	static uint8_t head[INSTAR_PROBE_HEAD_LEN];
+	struct instar_probe_input in = {.file_size = file_size};
+	struct instar_probe_info info;
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+
+	if (n <= 0)
+		return;
+	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
+	if (instar_probe(&in, &info) < 0 || info.format != INSTAR_FMT_QCOW2 || !info.names_known)
+		return;
+	if (info.backing_len) {
+		po->flags |= INSTAR_RESIZE_BACKING;
+		po->backing_name_crc = instar_crc32(0, info.backing, info.backing_len);
+	}
+	if (info.data_file) {
+		po->flags |= INSTAR_RESIZE_DATA_FILE;
+		po->data_file_name_crc = instar_crc32(0, info.data_file_name, info.data_file_len);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -150,6 +179,7 @@ int main(int argc, char **argv)
 	    {"ops", no_argument, NULL, 'o'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"stop-after", required_argument, NULL, 'k'},
+	    {"backing-len", required_argument, NULL, 'b'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct plan_opts po = {0};
@@ -185,13 +215,17 @@ int main(int argc, char **argv)
 		case 'k':
 			stop_after = strtol(optarg, NULL, 10);
 			break;
+		case 'b':
+			po.backing_len = strtoull(optarg, NULL, 0);
+			po.flags |= INSTAR_RESIZE_BACKING_LEN;
+			break;
 		default:
 			return 1;
 		}
 	}
 	if (argc - optind != 3) {
 		fprintf(stderr, "usage: plan-apply [--shrink] [--prealloc M] [--ops] [--dry-run] "
-				"[--stop-after K] FORMAT IMAGE NEWSIZE\n");
+				"[--stop-after K] [--backing-len N] FORMAT IMAGE NEWSIZE\n");
 		return 1;
 	}
 	fmt = instar_format_from_name(argv[optind]);
@@ -206,6 +240,8 @@ int main(int argc, char **argv)
 	}
 	po.new_size = strtoull(argv[optind + 2], NULL, 0);
 	po.expected_old_size = UINT64_MAX; /* "unknown": planners skip the check */
+	if (fmt == INSTAR_FMT_QCOW2)
+		host_names(fd, (uint64_t)st.st_size, &po);
 	io.read = file_read;
 	io.ctx = &fd;
 	io.file_size = (uint64_t)st.st_size;

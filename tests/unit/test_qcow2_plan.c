@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "abi_names.h"
+#include "crc32.h"
 #include "plan.h"
 #include "plan_testlib.h"
 
@@ -101,6 +102,33 @@ struct run {
 	uint64_t after;
 };
 
+/* What the host tells the planner besides the request (see host_view). */
+static struct {
+	int set;	      /* 1: use these instead of the header's names */
+	uint32_t flags;	      /* INSTAR_RESIZE_BACKING* / _DATA_FILE */
+	uint64_t backing_len; /* with INSTAR_RESIZE_BACKING_LEN */
+	uint32_t bcrc, dcrc;
+} host;
+
+/* The host's view of the header: the backing name's CRC when there is one. */
+static void host_view(const struct ptl_img *im, struct plan_opts *o)
+{
+	uint64_t boff = plan_be64(im->b + 8);
+	uint32_t bsz = plan_be32(im->b + 16);
+
+	if (host.set) {
+		o->flags |= host.flags;
+		o->backing_len = host.backing_len;
+		o->backing_name_crc = host.bcrc;
+		o->data_file_name_crc = host.dcrc;
+		return;
+	}
+	if (boff && bsz && boff < im->len && bsz <= im->len - boff) {
+		o->flags |= INSTAR_RESIZE_BACKING;
+		o->backing_name_crc = instar_crc32(0, im->b + boff, bsz);
+	}
+}
+
 static void run_plan(struct ptl_img *im, uint64_t new_size, uint32_t flags, uint32_t prealloc,
 		     size_t scratch_len, int apply, struct run *out)
 {
@@ -113,6 +141,7 @@ static void run_plan(struct ptl_img *im, uint64_t new_size, uint32_t flags, uint
 	struct plan p;
 	void *mem = malloc(scratch_len);
 
+	host_view(im, &o);
 	assert_non_null(mem);
 	memset(out, 0, sizeof(*out));
 	out->rec.fail_at = -1;
@@ -540,6 +569,161 @@ static void test_fuzz(void **state)
 	}
 }
 
+/* A backing name at 200 ("base"): the host's length decides the zeroing. */
+static struct ptl_img mkbacked(uint32_t version)
+{
+	struct ptl_img im = mkimg();
+
+	put64(im.b + 8, 200);
+	put32(im.b + 16, 4);
+	memcpy(im.b + 200, "base", 4);
+	put32(im.b + 4, version);
+	return im;
+}
+
+static uint32_t count_writes_past(const struct run *r, uint64_t off)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < r->rec.n && i < 512; i++)
+		if (r->rec.ops[i].kind == PLAN_OP_WRITE && r->rec.ops[i].off >= off)
+			n++;
+	return n;
+}
+
+static void test_backing_length(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	memset(&host, 0, sizeof(host));
+	host.set = 1;
+	host.bcrc = instar_crc32(0, "base", 4);
+
+	/* v2, backing file no longer than the image: nothing to zero, so the
+	 * grow is header-only (qemu sets no ZERO_WRITE flag either) */
+	im = mkbacked(2);
+	host.flags = INSTAR_RESIZE_BACKING | INSTAR_RESIZE_BACKING_LEN;
+	host.backing_len = MIB;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_int_equal(count_writes_past(&r, CS), 0);
+	free(im.b);
+
+	/* ...longer: v2 cannot zero (qemu's error), v3 writes zero-flag L2 entries */
+	im = mkbacked(2);
+	host.backing_len = MIB + 512;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE);
+	free(im.b);
+	im = mkbacked(3);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_true(count_writes_past(&r, CS) > 0);
+	/* guest cluster 256 (the first new one) reads as zeros */
+	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
+	free(im.b);
+
+	/* unknown length: zeroed, to be safe */
+	im = mkbacked(3);
+	host.flags = INSTAR_RESIZE_BACKING;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
+	free(im.b);
+
+	/* the host saw another name, or none, or one where there is none */
+	im = mkbacked(3);
+	host.bcrc = instar_crc32(0, "bas3", 4);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	host.flags = 0;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	free(im.b);
+	im = mkimg();
+	host.flags = INSTAR_RESIZE_BACKING;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	free(im.b);
+	memset(&host, 0, sizeof(host));
+}
+
+/* An external data file ("d.raw" in extension 0x44415441). */
+static struct ptl_img mkdatafile(int raw)
+{
+	struct ptl_img im = mkimg();
+
+	put64(im.b + 72, 4); /* incompatible: external data file */
+	if (raw)
+		put64(im.b + 88, 2); /* autoclear: data-file-raw */
+	put32(im.b + 112, 0x44415441);
+	put32(im.b + 116, 5);
+	memcpy(im.b + 120, "d.raw", 5);
+	return im;
+}
+
+static void test_data_file(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	memset(&host, 0, sizeof(host));
+	host.set = 1;
+
+	/* the host must have opened it, under that very name */
+	im = mkdatafile(0);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	host.flags = INSTAR_RESIZE_DATA_FILE;
+	host.dcrc = instar_crc32(0, "d.raX", 5);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	free(im.b);
+
+	/* shrink: data clusters (here in the data file) lose no refcount; the
+	 * L2 entries past the end are cleared */
+	host.dcrc = instar_crc32(0, "d.raw", 5);
+	im = mkdatafile(0);
+	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 0);
+	assert_int_equal(plan_be16(im.b + 2 * CS + 5 * 2), 1); /* image cluster 5 untouched */
+	assert_int_equal(plan_be16(im.b + 2 * CS + 4 * 2), 1); /* the L2 table is still used */
+	free(im.b);
+
+	/* data-file-raw grow: the new range is mapped onto the same offsets of
+	 * the data file (qemu's forced metadata preallocation), no data
+	 * clusters in the image */
+	im = mkdatafile(1);
+	run_plan(&im, MIB + 64 * CS, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8), (256ull * CS) | (1ull << 63));
+	assert_int_equal(plan_be64(im.b + 4 * CS + 319 * 8), (319ull * CS) | (1ull << 63));
+	assert_int_equal(plan_be64(im.b + 4 * CS + 320 * 8), 0);
+	assert_true(im.len <= 8 * CS);
+	free(im.b);
+
+	/* not raw, no preallocation: header only */
+	im = mkdatafile(0);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, INSTAR_OK);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8), 0);
+	assert_int_equal(plan_be64(im.b + 24), 2 * MIB);
+	free(im.b);
+
+	/* data-file-raw without a data file is malformed */
+	im = mkimg();
+	put64(im.b + 88, 2);
+	host.flags = 0;
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_PARSE_FAILED);
+	free(im.b);
+	memset(&host, 0, sizeof(host));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +736,8 @@ int main(void)
 	    cmocka_unit_test(test_hostile_tables),
 	    cmocka_unit_test(test_hostile_bitmaps),
 	    cmocka_unit_test(test_fuzz),
+	    cmocka_unit_test(test_backing_length),
+	    cmocka_unit_test(test_data_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,9 @@ int _start(const struct instar_calltab *ct)
 	    .expected_old_size = cfg->expected_old_virtual_size,
 	    .prealloc = cfg->prealloc,
 	    .flags = cfg->flags,
+	    .backing_len = cfg->backing_len,
+	    .backing_name_crc = cfg->backing_name_crc,
+	    .data_file_name_crc = cfg->data_file_name_crc,
 	};
 	res.file_size_before = cfg->file_size;
 	r = plan_resize(cfg->format, &opts, &io, &scratch, &plan, &res);
