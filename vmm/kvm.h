@@ -63,11 +63,13 @@ void vmm_kvm_destroy(struct vmm_kvm *k);
  * fds before its parent can reap it. A helper process (clone(CLONE_VM), no
  * exit signal) that holds nothing but extra references to the VM and vCPU
  * fds (and a pipe) and runs under seccomp strict mode waits for the pipe's
- * EOF and exits; that last close does the teardown after we are gone. It
- * never holds the image fd past vmm_kvm_destroy() (which waits for its
- * handshake). Call before the sandbox (clone is not allowed in it) and keep
- * k->reaper_fd open through it. Returns 0 or a negative errno; on failure
- * teardown simply stays synchronous. */
+ * EOF and exits; that last close does the teardown after we are gone. The
+ * pipe's write end outlives vmm_kvm_destroy(): our exit closes it (or the
+ * next deferred VM's destroy does). The helper never holds the image fd past
+ * vmm_kvm_destroy() (which waits for its handshake). Call before the sandbox
+ * (clone is not allowed in it) and keep k->reaper_fd open through it.
+ * Returns 0 or a negative errno; on failure teardown simply stays
+ * synchronous. */
 int vmm_kvm_defer_teardown(struct vmm_kvm *k);
 
 /* Waits until the helper has closed every fd but the VM's (normally it has,
