@@ -380,6 +380,11 @@ static void vmm_watchdog_disarm(timer_t t, const struct sigaction *old)
 	vmm_watchdog_kvm = NULL;
 }
 
+static int vmm_run_load(void *ctx, const struct vmm_guestmem *mem, char *err, size_t errlen)
+{
+	return vmm_loader_setup(mem, ctx, err, errlen);
+}
+
 /* Test-only hook: INSTAR_TEST_GUEST_DELAY_MS=N holds the run (image locked,
  * sandbox on, watchdog not yet armed) for N ms, so tests can observe a resize
  * in progress now that the guest itself is too fast to catch. */
@@ -453,13 +458,6 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	r->debug = o->debug;
 	vmm_frame_decoder_init(&r->dec);
 
-	e = vmm_kvm_create(&r->kvm, o->ram_size ? o->ram_size : INSTAR_RAM_DEFAULT, ret->detail,
-			   sizeof(ret->detail));
-	if (e)
-		goto err_free;
-	vmm_kvm_defer_teardown(&r->kvm); /* optional: only saves time */
-	vmm_timing_mark("vm_created");
-
 	ls = (struct vmm_load_spec){
 	    .core_path = core_path,
 	    .op_path = op_path,
@@ -468,9 +466,13 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	    .boot_flags = o->debug ? INSTAR_BOOT_DEBUG : 0,
 	    .mmio_base = INSTAR_VIRTIO_MMIO_BASE,
 	};
-	e = vmm_loader_setup(&r->kvm.mem, &ls, ret->detail, sizeof(ret->detail));
+	/* The binaries are loaded while a second thread sets up the vCPU. */
+	e = vmm_kvm_create(&r->kvm, o->ram_size ? o->ram_size : INSTAR_RAM_DEFAULT, vmm_run_load,
+			   &ls, ret->detail, sizeof(ret->detail));
 	if (e)
-		goto err_kvm;
+		goto err_free;
+	vmm_kvm_defer_teardown(&r->kvm); /* optional: only saves time */
+	vmm_timing_mark("vm_created");
 	vmm_timing_mark("guest_loaded");
 
 	bo = (struct vmm_blk_opts){

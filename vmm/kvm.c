@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,11 +131,12 @@ static int vmm_kvm_check(struct vmm_kvm *k, char *err, size_t errlen)
  * but a guest with no CPUID set would see no long mode at all. Asks for
  * KVM_MAX_CPUID_ENTRIES at once: a smaller guess costs a whole failed (E2BIG)
  * query, ~0.3 ms here. */
-static int vmm_kvm_set_cpuid(struct vmm_kvm *k)
+static int vmm_kvm_get_cpuid(struct vmm_kvm *k, struct kvm_cpuid2 **ret_cpuid)
 {
 	struct kvm_cpuid2 *c = NULL;
 	int nent = 256, r;
 
+	*ret_cpuid = NULL;
 	for (;;) {
 		free(c);
 		c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
@@ -150,9 +152,8 @@ static int vmm_kvm_set_cpuid(struct vmm_kvm *k)
 		}
 		nent *= 2;
 	}
-	r = ioctl(k->vcpu_fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
-	free(c);
-	return r;
+	*ret_cpuid = c;
+	return 0;
 }
 
 /* A 16-byte 64-bit system descriptor for the TSS (SDM Vol. 3, 8.2.3). */
@@ -164,11 +165,11 @@ static void vmm_kvm_tss_desc(uint64_t *d, uint64_t base, uint32_t limit)
 	d[1] = base >> 32;
 }
 
-static int vmm_kvm_build_tables(struct vmm_kvm *k)
+static int vmm_kvm_build_tables(const struct vmm_guestmem *m)
 {
-	uint64_t *gdt = vmm_gpa(&k->mem, INSTAR_GDT_ADDR, 8 * INSTAR_GDT_ENTRIES);
-	uint8_t *tss = vmm_gpa(&k->mem, INSTAR_TSS_ADDR, TSS_LIMIT + 1);
-	uint64_t *pml4 = vmm_gpa(&k->mem, INSTAR_PAGETABLE_ADDR, 0x3000);
+	uint64_t *gdt = vmm_gpa(m, INSTAR_GDT_ADDR, 8 * INSTAR_GDT_ENTRIES);
+	uint8_t *tss = vmm_gpa(m, INSTAR_TSS_ADDR, TSS_LIMIT + 1);
+	uint64_t *pml4 = vmm_gpa(m, INSTAR_PAGETABLE_ADDR, 0x3000);
 	uint64_t rsp0 = INSTAR_EXC_STACK_ADDR + INSTAR_EXC_STACK_SIZE;
 	uint16_t iomap = TSS_LIMIT + 1;
 	uint64_t *pdpt, *pd;
@@ -323,11 +324,149 @@ int vmm_kvm_coalesce(struct vmm_kvm *k, uint64_t gpa, uint64_t size)
 	return ioctl(k->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0 ? -errno : 0;
 }
 
-int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen)
+/* The VM and its memory slot. On failure what exists is left in k for
+ * vmm_kvm_destroy(). */
+static int vmm_kvm_setup_vm(struct vmm_kvm *k, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region region;
+	int r;
+
+	k->vm_fd = ioctl(k->sys_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
+		return r;
+	}
+	region = (struct kvm_userspace_memory_region){
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = k->mem.size,
+	    .userspace_addr = (uint64_t)(uintptr_t)k->mem.host,
+	};
+	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* The vCPU half of vmm_kvm_create(), run on a second thread: what needs only
+ * /dev/kvm first, then, once the VM exists, the vCPU up to its first entry.
+ * It writes only the vCPU's fields of k (vcpu_fd, run, run_size, ring,
+ * ring_max) and reads k->vm_fd only after vm_ready. */
+struct vmm_kvm_vcpu_job {
+	struct vmm_kvm *k;
+	int vm_ready; /* futex word: 1 once k->vm_fd is final (a VM, or -1) */
+	int ret;
+	char err[256];
+};
+
+static void vmm_kvm_vm_ready(struct vmm_kvm_vcpu_job *j)
+{
+	__atomic_store_n(&j->vm_ready, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &j->vm_ready, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static int vmm_kvm_vcpu_job_do(struct vmm_kvm_vcpu_job *j)
+{
+	struct vmm_kvm *k = j->k;
+	struct kvm_cpuid2 *cpuid;
 	int r, mmap_size;
+
+	r = vmm_kvm_get_cpuid(k, &cpuid);
+	if (r) {
+		snprintf(j->err, sizeof(j->err), "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		return r;
+	}
+	mmap_size = ioctl(k->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < (int)sizeof(struct kvm_run)) {
+		r = mmap_size < 0 ? -errno : -EINVAL;
+		snprintf(j->err, sizeof(j->err), "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
+		goto out;
+	}
+	while (!__atomic_load_n(&j->vm_ready, __ATOMIC_ACQUIRE))
+		syscall(SYS_futex, &j->vm_ready, FUTEX_WAIT_PRIVATE, 0, NULL);
+	if (k->vm_fd < 0) {
+		r = -ECANCELED; /* the VM's own error is the one reported */
+		goto out;
+	}
+
+	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
+	if (k->vcpu_fd < 0) {
+		r = -errno;
+		snprintf(j->err, sizeof(j->err), "KVM_CREATE_VCPU: %s", strerror(-r));
+		goto out;
+	}
+	k->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
+	if (k->run == MAP_FAILED) {
+		r = -errno;
+		k->run = NULL;
+		snprintf(j->err, sizeof(j->err), "cannot map kvm_run: %s", strerror(-r));
+		goto out;
+	}
+	k->run_size = (size_t)mmap_size;
+	vmm_kvm_find_ring(k);
+
+	if (ioctl(k->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
+		r = -errno;
+		snprintf(j->err, sizeof(j->err), "KVM_SET_CPUID2: %s", strerror(-r));
+		goto out;
+	}
+	r = vmm_kvm_set_mtrr(k);
+	if (r) {
+		snprintf(j->err, sizeof(j->err), "KVM_SET_MSRS (MTRRdefType): %s", strerror(-r));
+		goto out;
+	}
+	r = vmm_kvm_setup_vcpu(k);
+	if (r)
+		snprintf(j->err, sizeof(j->err), "vCPU register setup: %s", strerror(-r));
+out:
+	free(cpuid);
+	return r;
+}
+
+static void *vmm_kvm_vcpu_job_run(void *p)
+{
+	struct vmm_kvm_vcpu_job *j = p;
+
+	j->ret = vmm_kvm_vcpu_job_do(j);
+	return NULL;
+}
+
+/* Starts the job with every signal blocked (signals are this thread's
+ * business). Returns 0, or a negative errno when the caller has to run it
+ * itself. */
+static int vmm_kvm_vcpu_job_start(struct vmm_kvm_vcpu_job *j, pthread_t *ret_thread)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(ret_thread, NULL, vmm_kvm_vcpu_job_run, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* Most of the setup is time in the kernel, in two independent chains: the
+ * vCPU's (KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, register setup) and guest
+ * RAM's (the first touch of each page, the binaries). They run side by side:
+ * the vCPU on a second thread, RAM on this one. Not the other way round: this
+ * thread also unmaps RAM, and pages faulted in on another CPU do not come
+ * back from that CPU's free lists hot (measured: the first touch of each
+ * huge page then took ~5 ms instead of ~0.2, the hypervisor having reclaimed
+ * it). RAM is touched only after KVM_SET_USER_MEMORY_REGION, which waits for
+ * page faults in progress. The thread is joined before returning: the
+ * caller, and its sandbox, see one thread as before. */
+int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, void *ctx, char *err,
+		   size_t errlen)
+{
+	struct vmm_kvm_vcpu_job job;
+	pthread_t thread;
+	bool threaded;
 	void *ram;
+	int r;
 
 	memset(k, 0, sizeof(*k));
 	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
@@ -337,108 +476,57 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errle
 			 (unsigned long long)ram_size);
 		return -EINVAL;
 	}
-
-	k->sys_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (k->sys_fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-r));
-		return r;
-	}
-	r = vmm_kvm_check(k, err, errlen);
-	if (r)
-		goto err_sys;
-
-	k->vm_fd = ioctl(k->sys_fd, KVM_CREATE_VM, 0);
-	if (k->vm_fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
-		goto err_sys;
-	}
-
 	ram = vmm_kvm_map_ram(ram_size);
 	if (ram == MAP_FAILED) {
 		r = -errno;
 		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
 			 (unsigned long long)ram_size, strerror(-r));
-		goto err_vm;
+		return r;
 	}
 	k->mem.host = ram;
 	k->mem.size = ram_size;
 
-	region = (struct kvm_userspace_memory_region){
-	    .slot = 0,
-	    .guest_phys_addr = 0,
-	    .memory_size = ram_size,
-	    .userspace_addr = (uint64_t)(uintptr_t)ram,
-	};
-	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+	k->sys_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (k->sys_fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
-		goto err_ram;
+		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-r));
+		goto out;
 	}
+	r = vmm_kvm_check(k, err, errlen);
+	if (r)
+		goto out;
 
-	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
-	if (k->vcpu_fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(-r));
-		goto err_ram;
+	job = (struct vmm_kvm_vcpu_job){.k = k};
+	threaded = vmm_kvm_vcpu_job_start(&job, &thread) == 0;
+	r = vmm_kvm_setup_vm(k, err, errlen);
+	if (r && k->vm_fd >= 0) {
+		close(k->vm_fd);
+		k->vm_fd = -1;
 	}
-	mmap_size = ioctl(k->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (mmap_size < (int)sizeof(struct kvm_run)) {
-		r = mmap_size < 0 ? -errno : -EINVAL;
-		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
-		goto err_vcpu;
+	vmm_kvm_vm_ready(&job);
+	if (!threaded && !r)
+		vmm_kvm_vcpu_job_run(&job);
+	if (!r) {
+		r = vmm_kvm_build_tables(&k->mem);
+		if (r)
+			snprintf(err, errlen, "guest RAM too small for the boot tables");
+		else if (fill)
+			r = fill(ctx, &k->mem, err, errlen);
 	}
-	k->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
-	if (k->run == MAP_FAILED) {
-		r = -errno;
-		k->run = NULL;
-		snprintf(err, errlen, "cannot map kvm_run: %s", strerror(-r));
-		goto err_vcpu;
+	if (threaded)
+		pthread_join(thread, NULL);
+	if (!r && job.ret) {
+		r = job.ret;
+		snprintf(err, errlen, "%s", job.err);
 	}
-	k->run_size = (size_t)mmap_size;
-	vmm_kvm_find_ring(k);
-
-	r = vmm_kvm_set_cpuid(k);
-	if (r) {
-		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(-r));
-		goto err_run;
+	if (!r) {
+		/* Only the VM and vCPU fds are needed from here on. */
+		close(k->sys_fd);
+		k->sys_fd = -1;
+		return 0;
 	}
-	r = vmm_kvm_build_tables(k);
-	if (r) {
-		snprintf(err, errlen, "guest RAM too small for the boot tables");
-		goto err_run;
-	}
-	r = vmm_kvm_set_mtrr(k);
-	if (r) {
-		snprintf(err, errlen, "KVM_SET_MSRS (MTRRdefType): %s", strerror(-r));
-		goto err_run;
-	}
-	r = vmm_kvm_setup_vcpu(k);
-	if (r) {
-		snprintf(err, errlen, "vCPU register setup: %s", strerror(-r));
-		goto err_run;
-	}
-	/* Only the VM and vCPU fds are needed from here on. */
-	close(k->sys_fd);
-	k->sys_fd = -1;
-	return 0;
-
-err_run:
-	munmap(k->run, k->run_size);
-	k->run = NULL;
-err_vcpu:
-	close(k->vcpu_fd);
-	k->vcpu_fd = -1;
-err_ram:
-	munmap(k->mem.host, k->mem.size);
-	k->mem.host = NULL;
-err_vm:
-	close(k->vm_fd);
-	k->vm_fd = -1;
-err_sys:
-	close(k->sys_fd);
-	k->sys_fd = -1;
+out:
+	vmm_kvm_destroy(k);
 	return r;
 }
 

@@ -48,13 +48,21 @@ enum vmm_stop {
 	VMM_STOP_ERROR = 4,   /* KVM_RUN itself failed */
 };
 
+/* Writes the guest's initial memory image (binaries, boot info) into mem.
+ * Runs on the calling thread while a second one sets up the vCPU, so it must
+ * not touch k. Returns 0 or a negative errno with err filled. */
+typedef int (*vmm_kvm_fill_fn)(void *ctx, const struct vmm_guestmem *mem, char *err, size_t errlen);
+
 /* Opens /dev/kvm, checks the API version and required extensions, creates
  * the VM with ram_size bytes of RAM at guest-physical 0 and one vCPU in
  * long mode at CPL3 (GDT, TSS, IDTR = INSTAR_IDT_ADDR, identity page tables
  * for the first 1 GiB with U/S set, RIP = INSTAR_CORE_ADDR, RDI =
- * INSTAR_BOOTINFO_ADDR). On failure returns a
- * negative errno and writes what failed to err. */
-int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, char *err, size_t errlen);
+ * INSTAR_BOOTINFO_ADDR), and has fill (if not NULL) write the rest of guest
+ * RAM meanwhile. Returns with the second thread gone (joined). On failure
+ * returns a negative errno and writes what failed (the ioctls' or fill's) to
+ * err. */
+int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, void *ctx, char *err,
+		   size_t errlen);
 void vmm_kvm_destroy(struct vmm_kvm *k);
 
 /* Moves the slow part of vmm_kvm_destroy() out of this process's lifetime:

@@ -151,5 +151,9 @@ int vmm_loader_setup(const struct vmm_guestmem *m, const struct vmm_load_spec *s
 	    .heap_start = INSTAR_HEAP_ADDR,
 	    .heap_end = m->size,
 	};
+	/* Every operation's scratch starts at the heap: fault its first page
+	 * in now (a whole huge page on a host with THP, zeroing included),
+	 * while vmm_kvm_create() sets up the vCPU, rather than in the guest. */
+	*(volatile uint8_t *)vmm_gpa(m, INSTAR_HEAP_ADDR, 1) = 0;
 	return 0;
 }
