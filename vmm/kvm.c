@@ -276,11 +276,15 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 }
 
 /* Guest RAM: fresh anonymous memory (already zero, never cleared again),
- * 2 MiB-aligned and backed by transparent huge pages where the host allows,
- * so that the guest's 2 MiB pages and the host's line up. On hosts that
- * shadow the guest's page tables (kvm_pvm) every first touch of a 4 KiB page
- * is a fault the hypervisor handles in software; huge pages cut the guest's
- * run time roughly by half. */
+ * 2 MiB-aligned, and from INSTAR_HEAP_ADDR on backed by transparent huge
+ * pages where the host allows, so that the guest's 2 MiB pages and the
+ * host's line up. On hosts that shadow the guest's page tables (kvm_pvm)
+ * every first touch of a 4 KiB page is a fault the hypervisor handles in
+ * software, and the operation's scratch is hundreds of pages. Below the heap
+ * the guest touches a few dozen scattered pages (tables, binaries, their
+ * bss): a huge page each there would cost 2 MiB of zeroing apiece, and more
+ * on a host whose hypervisor reclaims free memory (a fresh huge page
+ * measured 2-25 ms here then). */
 static void *vmm_kvm_map_ram(uint64_t ram_size)
 {
 	const uint64_t huge = 2ull << 20;
@@ -297,7 +301,8 @@ static void *vmm_kvm_map_ram(uint64_t ram_size)
 		munmap(m, head);
 	if (huge - head)
 		munmap(ram + ram_size, huge - head);
-	madvise(ram, ram_size, MADV_HUGEPAGE); /* a hint: failure is harmless */
+	/* A hint: failure is harmless. */
+	madvise(ram + INSTAR_HEAP_ADDR, ram_size - INSTAR_HEAP_ADDR, MADV_HUGEPAGE);
 	return ram;
 }
 

@@ -9,11 +9,18 @@ _start:
 	cld				/* no cli: it faults at CPL3 (IF is off anyway) */
 	movq %rdi, %r12			/* boot info pointer from the host */
 	leaq guest_stack_top(%rip), %rsp
+	/* Clear bss around the stack, which needs no zeroing: every page
+	 * written here is a page fault the host handles, and the stack is most
+	 * of bss. */
+	xorl %eax, %eax
 	leaq __bss_start(%rip), %rdi
+	leaq guest_stack(%rip), %rcx
+	subq %rdi, %rcx
+	rep stosb
+	leaq guest_stack_top(%rip), %rdi
 	leaq __bss_end(%rip), %rcx
 	subq %rdi, %rcx
-	xorl %eax, %eax
-	rep stosb			/* the stack lives in bss: nothing on it yet */
+	rep stosb
 	movq %r12, %rdi
 	call guest_main
 	call guest_exit			/* the EXIT register; hlt would fault here */
