@@ -111,7 +111,6 @@ int guest_blk_init(uint64_t mmio_base)
 	const uint64_t want = VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |
 			      VIRTIO_F_BLK_WRITE_ZEROES;
 	uint32_t status, st;
-	uint64_t v;
 
 	blk.ready = false;
 	blk.mmio = (volatile uint8_t *)(uintptr_t)mmio_base;
@@ -144,16 +143,10 @@ int guest_blk_init(uint64_t mmio_base)
 	st = mmio_rd(VIRTIO_R_STATUS);
 	if ((st & (VIRTIO_ST_DRIVER_OK | VIRTIO_ST_NEEDS_RESET)) != VIRTIO_ST_DRIVER_OK)
 		goto fail;
-	/* The config never changes (generation 0): three 8-byte reads. */
+	/* The config never changes (generation 0): 8-byte reads, the discard
+	 * and write-zeroes limits only on first use (blk_limit()). */
 	blk.capacity = config_rd64(VIRTIO_C_CAPACITY);
-	v = config_rd64(VIRTIO_C_MAX_DISCARD_SECTORS); /* sectors, then segments */
-	blk.max_discard = (uint32_t)v;
-	if (!blk.max_discard || !(uint32_t)(v >> 32))
-		blk.features &= ~VIRTIO_F_BLK_DISCARD;
-	v = config_rd64(VIRTIO_C_MAX_WZ_SECTORS);
-	blk.max_wz = (uint32_t)v;
-	if (!blk.max_wz || !(uint32_t)(v >> 32))
-		blk.features &= ~VIRTIO_F_BLK_WRITE_ZEROES;
+	blk.max_discard = blk.max_wz = 0;
 	blk.ready = true;
 	return 0;
 fail:
@@ -263,9 +256,27 @@ int guest_blk_write(uint64_t sector, const void *buf, uint32_t nsect)
 	return rw(VIRTIO_T_OUT, sector, buf, nsect);
 }
 
-static int zero_like(uint32_t type, uint64_t feature, uint32_t max, uint64_t sector, uint64_t nsect)
+/* A limit pair from the config (sectors, then segments), read the first
+ * time it is needed: each read is an exit, and most runs neither discard nor
+ * zero. A device that gives no room loses the feature. */
+static uint32_t blk_limit(uint64_t feature, uint32_t cfg_off, uint32_t *cache)
+{
+	uint64_t v;
+
+	if (*cache || !(blk.features & feature))
+		return *cache;
+	v = config_rd64(cfg_off);
+	*cache = (uint32_t)v;
+	if (!*cache || !(uint32_t)(v >> 32))
+		blk.features &= ~feature;
+	return *cache;
+}
+
+static int zero_like(uint32_t type, uint64_t feature, uint32_t cfg_off, uint32_t *limit,
+		     uint64_t sector, uint64_t nsect)
 {
 	int r = check_range(sector, nsect);
+	uint32_t max = r == 0 ? blk_limit(feature, cfg_off, limit) : 0;
 
 	if (r == 0 && !(blk.features & feature))
 		return -EOPNOTSUPP;
@@ -284,13 +295,14 @@ static int zero_like(uint32_t type, uint64_t feature, uint32_t max, uint64_t sec
 
 int guest_blk_write_zeroes(uint64_t sector, uint64_t nsect)
 {
-	return zero_like(VIRTIO_T_WRITE_ZEROES, VIRTIO_F_BLK_WRITE_ZEROES, blk.max_wz, sector,
-			 nsect);
+	return zero_like(VIRTIO_T_WRITE_ZEROES, VIRTIO_F_BLK_WRITE_ZEROES, VIRTIO_C_MAX_WZ_SECTORS,
+			 &blk.max_wz, sector, nsect);
 }
 
 int guest_blk_discard(uint64_t sector, uint64_t nsect)
 {
-	return zero_like(VIRTIO_T_DISCARD, VIRTIO_F_BLK_DISCARD, blk.max_discard, sector, nsect);
+	return zero_like(VIRTIO_T_DISCARD, VIRTIO_F_BLK_DISCARD, VIRTIO_C_MAX_DISCARD_SECTORS,
+			 &blk.max_discard, sector, nsect);
 }
 
 int guest_blk_flush(void)
