@@ -128,32 +128,39 @@ static int vmm_kvm_check(struct vmm_kvm *k, char *err, size_t errlen)
 }
 
 /* The host's supported CPUID as is: the core uses nothing model-specific,
- * but a guest with no CPUID set would see no long mode at all. Asks for
- * KVM_MAX_CPUID_ENTRIES at once: a smaller guess costs a whole failed (E2BIG)
- * query, ~0.3 ms here. */
-static int vmm_kvm_get_cpuid(struct vmm_kvm *k, struct kvm_cpuid2 **ret_cpuid)
-{
-	struct kvm_cpuid2 *c = NULL;
-	int nent = 256, r;
+ * but a guest with no CPUID set would see no long mode at all. The first
+ * query gets room for KVM_MAX_CPUID_ENTRIES: a smaller guess costs a whole
+ * failed (E2BIG) query, ~0.3 ms here. */
+#define VMM_KVM_CPUID_NENT 256
 
-	*ret_cpuid = NULL;
+static struct kvm_cpuid2 *vmm_kvm_cpuid_alloc(uint32_t nent)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+
+	if (c)
+		c->nent = nent;
+	return c;
+}
+
+/* Fills *io_cpuid, replacing it by a larger buffer if KVM needs one. */
+static int vmm_kvm_get_cpuid(struct vmm_kvm *k, struct kvm_cpuid2 **io_cpuid)
+{
 	for (;;) {
-		free(c);
-		c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+		uint32_t nent = (*io_cpuid)->nent;
+		struct kvm_cpuid2 *c;
+		int r;
+
+		if (ioctl(k->sys_fd, KVM_GET_SUPPORTED_CPUID, *io_cpuid) == 0)
+			return 0;
+		r = -errno;
+		if (r != -E2BIG || nent >= 4096)
+			return r;
+		c = vmm_kvm_cpuid_alloc(nent * 2);
 		if (!c)
 			return -ENOMEM;
-		c->nent = (uint32_t)nent;
-		if (ioctl(k->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			break;
-		r = -errno;
-		if (r != -E2BIG || nent >= 4096) {
-			free(c);
-			return r;
-		}
-		nent *= 2;
+		free(*io_cpuid);
+		*io_cpuid = c;
 	}
-	*ret_cpuid = c;
-	return 0;
 }
 
 /* A 16-byte 64-bit system descriptor for the TSS (SDM Vol. 3, 8.2.3). */
@@ -362,6 +369,9 @@ static int vmm_kvm_setup_vm(struct vmm_kvm *k, char *err, size_t errlen)
  * ring_max) and reads k->vm_fd only after vm_ready. */
 struct vmm_kvm_vcpu_job {
 	struct vmm_kvm *k;
+	/* Allocated by the caller: a first malloc() on the thread would cost
+	 * a new arena (four syscalls). */
+	struct kvm_cpuid2 *cpuid;
 	int vm_ready; /* futex word: 1 once k->vm_fd is final (a VM, or -1) */
 	int ret;
 	char err[256];
@@ -376,10 +386,9 @@ static void vmm_kvm_vm_ready(struct vmm_kvm_vcpu_job *j)
 static int vmm_kvm_vcpu_job_do(struct vmm_kvm_vcpu_job *j)
 {
 	struct vmm_kvm *k = j->k;
-	struct kvm_cpuid2 *cpuid;
 	int r, mmap_size;
 
-	r = vmm_kvm_get_cpuid(k, &cpuid);
+	r = vmm_kvm_get_cpuid(k, &j->cpuid);
 	if (r) {
 		snprintf(j->err, sizeof(j->err), "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 		return r;
@@ -388,46 +397,42 @@ static int vmm_kvm_vcpu_job_do(struct vmm_kvm_vcpu_job *j)
 	if (mmap_size < (int)sizeof(struct kvm_run)) {
 		r = mmap_size < 0 ? -errno : -EINVAL;
 		snprintf(j->err, sizeof(j->err), "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	while (!__atomic_load_n(&j->vm_ready, __ATOMIC_ACQUIRE))
 		syscall(SYS_futex, &j->vm_ready, FUTEX_WAIT_PRIVATE, 0, NULL);
-	if (k->vm_fd < 0) {
-		r = -ECANCELED; /* the VM's own error is the one reported */
-		goto out;
-	}
+	if (k->vm_fd < 0)
+		return -ECANCELED; /* the VM's own error is the one reported */
 
 	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
 	if (k->vcpu_fd < 0) {
 		r = -errno;
 		snprintf(j->err, sizeof(j->err), "KVM_CREATE_VCPU: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	k->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
 	if (k->run == MAP_FAILED) {
 		r = -errno;
 		k->run = NULL;
 		snprintf(j->err, sizeof(j->err), "cannot map kvm_run: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	k->run_size = (size_t)mmap_size;
 	vmm_kvm_find_ring(k);
 
-	if (ioctl(k->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
+	if (ioctl(k->vcpu_fd, KVM_SET_CPUID2, j->cpuid) < 0) {
 		r = -errno;
 		snprintf(j->err, sizeof(j->err), "KVM_SET_CPUID2: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	r = vmm_kvm_set_mtrr(k);
 	if (r) {
 		snprintf(j->err, sizeof(j->err), "KVM_SET_MSRS (MTRRdefType): %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	r = vmm_kvm_setup_vcpu(k);
 	if (r)
 		snprintf(j->err, sizeof(j->err), "vCPU register setup: %s", strerror(-r));
-out:
-	free(cpuid);
 	return r;
 }
 
@@ -501,7 +506,12 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 	if (r)
 		goto out;
 
-	job = (struct vmm_kvm_vcpu_job){.k = k};
+	job = (struct vmm_kvm_vcpu_job){.k = k, .cpuid = vmm_kvm_cpuid_alloc(VMM_KVM_CPUID_NENT)};
+	if (!job.cpuid) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	threaded = vmm_kvm_vcpu_job_start(&job, &thread) == 0;
 	r = vmm_kvm_setup_vm(k, err, errlen);
 	if (r && k->vm_fd >= 0) {
@@ -520,6 +530,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 	}
 	if (threaded)
 		pthread_join(thread, NULL);
+	free(job.cpuid);
 	if (!r && job.ret) {
 		r = job.ret;
 		snprintf(err, errlen, "%s", job.err);
