@@ -471,7 +471,6 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 			   &ls, ret->detail, sizeof(ret->detail));
 	if (e)
 		goto err_free;
-	vmm_kvm_defer_teardown(&r->kvm); /* optional: only saves time */
 	vmm_timing_mark("vm_created");
 	vmm_timing_mark("guest_loaded");
 

@@ -528,6 +528,10 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 		else if (fill)
 			r = fill(ctx, &k->mem, err, errlen);
 	}
+	/* Here, while the vCPU thread is still at work (it needs only the VM
+	 * fd). Optional: it only saves time. */
+	if (!r)
+		vmm_kvm_defer_teardown(k);
 	if (threaded)
 		pthread_join(thread, NULL);
 	free(job.cpuid);
@@ -601,7 +605,7 @@ static long vmm_raw3(long nr, long a, long b, long c)
 }
 
 struct vmm_reaper_arg {
-	int keep[3]; /* VM, vCPU and pipe read end, sorted */
+	int keep[2]; /* VM and pipe read end, sorted */
 	int rfd;     /* the pipe's read end */
 	int ready;   /* futex word: 1 once only keep[] is left open */
 };
@@ -616,7 +620,7 @@ __attribute__((no_sanitize_address, noreturn)) static int vmm_kvm_reaper(void *p
 	long next = 0;
 	char c;
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 2; i++) {
 		if (a->keep[i] > next)
 			vmm_raw3(SYS_close_range, next, a->keep[i] - 1, 0);
 		next = a->keep[i] + 1;
@@ -646,7 +650,7 @@ int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 	int p[2], r = 0;
 	pid_t pid;
 
-	if (k->reaper_fd >= 0 || k->vm_fd < 0 || k->vcpu_fd < 0)
+	if (k->reaper_fd >= 0 || k->vm_fd < 0)
 		return -EINVAL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
@@ -659,18 +663,11 @@ int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 		goto err;
 	}
 	a = (struct vmm_reaper_arg *)stack; /* bottom; the stack grows down from the top */
-	a->keep[0] = k->vm_fd;
-	a->keep[1] = k->vcpu_fd;
-	a->keep[2] = p[0];
+	/* The VM fd alone keeps the VM (vCPUs included) alive: a vCPU fd only
+	 * holds a reference to it. */
+	a->keep[0] = k->vm_fd < p[0] ? k->vm_fd : p[0];
+	a->keep[1] = k->vm_fd < p[0] ? p[0] : k->vm_fd;
 	a->rfd = p[0];
-	for (int i = 0; i < 2; i++) /* three fds: a tiny sort */
-		for (int j = 0; j < 2 - i; j++)
-			if (a->keep[j] > a->keep[j + 1]) {
-				int t = a->keep[j];
-
-				a->keep[j] = a->keep[j + 1];
-				a->keep[j + 1] = t;
-			}
 	a->ready = 0;
 	/* CLONE_VM: no page tables copied, no copy-on-write faults afterwards
 	 * (fork cost ~1 ms here). The helper holds our mm too, so the unmapping

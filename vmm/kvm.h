@@ -58,7 +58,8 @@ typedef int (*vmm_kvm_fill_fn)(void *ctx, const struct vmm_guestmem *mem, char *
  * long mode at CPL3 (GDT, TSS, IDTR = INSTAR_IDT_ADDR, identity page tables
  * for the first 1 GiB with U/S set, RIP = INSTAR_CORE_ADDR, RDI =
  * INSTAR_BOOTINFO_ADDR), and has fill (if not NULL) write the rest of guest
- * RAM meanwhile. Returns with the second thread gone (joined). On failure
+ * RAM meanwhile. Also defers the VM's teardown (vmm_kvm_defer_teardown(),
+ * where it can). Returns with the second thread gone (joined). On failure
  * returns a negative errno and writes what failed (the ioctls' or fill's) to
  * err. */
 int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, void *ctx, char *err,
@@ -69,15 +70,15 @@ void vmm_kvm_destroy(struct vmm_kvm *k);
  * KVM's VM teardown waits for an SRCU grace period (12-16 ms measured on this
  * kvm_pvm host, more than the whole resize), and a process's exit closes its
  * fds before its parent can reap it. A helper process (clone(CLONE_VM), no
- * exit signal) that holds nothing but extra references to the VM and vCPU
- * fds (and a pipe) and runs under seccomp strict mode waits for the pipe's
- * EOF and exits; that last close does the teardown after we are gone. The
+ * exit signal) that holds nothing but an extra reference to the VM fd (and a
+ * pipe) and runs under seccomp strict mode waits for the pipe's EOF and
+ * exits; that last close does the teardown after we are gone. The
  * pipe's write end outlives vmm_kvm_destroy(): our exit closes it (or the
  * next deferred VM's destroy does). The helper never holds the image fd past
- * vmm_kvm_destroy() (which waits for its handshake). Call before the sandbox
- * (clone is not allowed in it) and keep k->reaper_fd open through it.
- * Returns 0 or a negative errno; on failure teardown simply stays
- * synchronous. */
+ * vmm_kvm_destroy() (which waits for its handshake). vmm_kvm_create() calls
+ * it; it needs the VM, not yet the vCPU. Before the sandbox (clone is not
+ * allowed in it); keep k->reaper_fd open through it. Returns 0 or a
+ * negative errno; on failure teardown simply stays synchronous. */
 int vmm_kvm_defer_teardown(struct vmm_kvm *k);
 
 /* Waits until the helper has closed every fd but the VM's (normally it has,
