@@ -43,7 +43,9 @@
  * - Shrink never allocates L2 tables for unallocated L1 entries (qemu does),
  *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1. */
 #include "crc32.h"
+#include "inflate.h"
 #include "plan.h"
+#include "unzstd.h"
 
 #define Q2_MAGIC 0x514649fbu
 #define Q2_INC_DIRTY (1ull << 0)
@@ -104,6 +106,7 @@ struct q2 {
 
 	/* header */
 	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
+	uint32_t ctype; /* compression type: 0 deflate, 1 zstd */
 	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off;
 	int ext_l2, backing;
 	int zero_new;		      /* the grown range must read as zeros, not backing data */
@@ -562,6 +565,11 @@ static int q2_parse(struct q2 *q)
 		if (order > 6)
 			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
 				       "qcow2: refcount order too large");
+		if (q->hdr_len > 104)
+			q->ctype = h[104];
+		if (q->ctype > 1 || (q->ctype != 0) != ((q->incompat & Q2_INC_COMPRESSION) != 0))
+			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				       "qcow2: unknown compression type");
 	}
 	q->rbits = 1u << order;
 	q->rbe = (q->cs * 8) >> order;
@@ -1357,7 +1365,41 @@ static int q2_bm_emit(struct q2 *q)
 	return rc;
 }
 
+/* An L2 table we change: in place when the active image owns it alone,
+ * else (shared with a snapshot) a copy. */
+static int q2_table_kind(struct q2 *q, uint64_t t, int *ret_kind)
+{
+	uint64_t refs;
+	int rc = q2_ref_get(q, t >> q->cb, &refs);
+
+	if (rc)
+		return rc;
+	if (!refs)
+		return q2_fail(q, INSTAR_ERR_CORRUPT,
+			       "qcow2: L2 table has refcount 0; run 'qemu-img check'");
+	*ret_kind = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
+	return 0;
+}
+
 /* ---- grow ---- */
+
+/* Data cluster h, whose bytes from `in` on must read as zeros: when the
+ * active image owns it alone (*ret_refs == 1) that range is zeroed in place
+ * (*zoff, *zlen). */
+static int q2_own_tail(struct q2 *q, uint64_t h, uint64_t in, uint64_t *zoff, uint64_t *zlen,
+		       uint64_t *ret_refs)
+{
+	int rc;
+
+	if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset invalid");
+	rc = q2_ref_get(q, h >> q->cb, ret_refs);
+	if (rc || *ret_refs != 1)
+		return rc;
+	*zoff = h + in;
+	*zlen = q->cs - in;
+	return 0;
+}
 
 /* The partial cluster at an unaligned old end: its bytes past the old size
  * must read as zeros. Zero them in place when the cluster is ours alone;
@@ -1412,16 +1454,9 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 			*head_alloc = 1;
 		return 0;
 	}
-	if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset invalid");
-	rc = q2_ref_get(q, h >> q->cb, &rc1);
-	if (rc)
+	rc = q2_own_tail(q, h, in, zoff, zlen, &rc1);
+	if (rc || rc1 == 1)
 		return rc;
-	if (rc1 == 1) {
-		*zoff = h + in;
-		*zlen = q->cs - in;
-		return 0;
-	}
 	if (!q->zero_new)
 		return 0; /* shared with a snapshot: left as qemu leaves it */
 unzeroable:
@@ -1496,7 +1531,8 @@ static int q2_grow(struct q2 *q)
 		if (!kinds)
 			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 		for (uint64_t i = i_lo; i <= i_hi; i++) {
-			uint64_t e, t, refs;
+			uint64_t e, t;
+			int kind;
 
 			rc = q2_l1_get(q, i, &e);
 			if (!rc)
@@ -1508,15 +1544,11 @@ static int q2_grow(struct q2 *q)
 				n_l2++;
 				continue;
 			}
-			rc = q2_ref_get(q, t >> q->cb, &refs);
+			rc = q2_table_kind(q, t, &kind);
 			if (rc)
 				return rc;
-			if (refs == 0)
-				return q2_fail(
-				    q, INSTAR_ERR_CORRUPT,
-				    "qcow2: L2 table has refcount 0; run 'qemu-img check'");
-			kinds[i - i_lo] = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
-			n_l2 += refs != 1;
+			kinds[i - i_lo] = (uint8_t)kind;
+			n_l2 += kind == Q2_KIND_COW;
 		}
 		n_data = map_mode && !q->data_file ? g_new - g_lo : 0;
 	}
@@ -1699,13 +1731,82 @@ static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
 	return 0;
 }
 
+/* The kept tail of a partially cut cluster (guest cluster of entry w0/w1)
+ * must read as zeros after a later grow; qemu leaves the old bytes. In a
+ * plain cluster the active image owns alone the tail is zeroed in place
+ * (*zoff, *zlen). A cluster shared with a snapshot, or a compressed one, is
+ * copied: *ret_buf is the new cluster's content (kept part, then zeros) and
+ * *ret_w1 its second L2 word. A compressed cluster that does not decompress
+ * is left as qemu leaves it: it reads as an error before and after. */
+static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, uint64_t *ret_w1,
+		   uint64_t *zoff, uint64_t *zlen)
+{
+	uint64_t in = q->o->new_size & (q->cs - 1), h, refs;
+	uint8_t *buf;
+	int rc;
+
+	*ret_buf = NULL;
+	*ret_w1 = w1;
+	*zoff = *zlen = 0;
+	if (q->data_file)
+		return 0; /* the host cuts the data file at the new size */
+	if (!(w0 & Q2_COMPRESSED)) {
+		h = w0 & Q2_OFF_MASK;
+		if (!h || (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG)))
+			return 0; /* reads as zeros (or the backing file) anyway */
+		rc = q2_own_tail(q, h, in, zoff, zlen, &refs);
+		if (rc || refs == 1)
+			return rc;
+		buf = q2_alloc(q, q->cs, 64);
+		if (!buf)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = q2_read_cluster(q, h, buf);
+		if (rc)
+			return rc;
+	} else {
+		uint32_t x = 70 - q->cb;
+		uint64_t off = w0 & ((1ull << x) - 1);
+		uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
+		uint64_t csize = (nsect + 1) * 512 - (off & 511);
+		size_t wsz = q->ctype ? PLAN_UNZSTD_WORK_SIZE : PLAN_INFLATE_WORK_SIZE;
+		uint8_t *cbuf, *work;
+
+		if (off >= Q2_MAX_OFFSET || off < q->cs)
+			return q2_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: compressed cluster offset invalid");
+		if (off >= q->io->file_size)
+			return 0;
+		if (csize > q->io->file_size - off)
+			csize = q->io->file_size - off; /* as qemu: a short last read */
+		buf = q2_alloc(q, q->cs, 64);
+		cbuf = q2_alloc(q, csize, 64);
+		work = q2_alloc(q, wsz, 64);
+		if (!buf || !cbuf || !work)
+			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = plan_read(q->io, off, cbuf, (uint32_t)csize);
+		if (rc)
+			return q2_fail(q, rc, "qcow2: cannot read a compressed cluster");
+		rc = q->ctype ? plan_unzstd(cbuf, (size_t)csize, buf, (size_t)q->cs, work)
+			      : plan_inflate(cbuf, (size_t)csize, buf, (size_t)q->cs, work);
+		if (rc)
+			return 0;
+		*ret_w1 = q->ext_l2 ? 0xffffffffull : 0; /* every subcluster allocated */
+	}
+	plan_memset(buf + in, 0, (size_t)(q->cs - in));
+	*ret_buf = buf;
+	return 0;
+}
+
 static int q2_shrink(struct q2 *q)
 {
 	uint64_t nsz = q->o->new_size, cut = q2_div_up(nsz, q->cs), new_l1 = q2_div_up(cut, q->l2e);
 	uint64_t s_idx = 0, s_t = 0, jcut = 0, tz_off = 0, tz_len = 0, z_lo = 0, z_hi = 0;
-	uint64_t last, limit, after, refs, e, t;
-	uint8_t *torig = NULL, *tnew = NULL, b[8];
-	int s_kind = Q2_KIND_KEEP, have_z = 0, rc;
+	uint64_t last, limit, after, e, t;
+	uint64_t ti = (cut - 1) / q->l2e, tj = (cut - 1) % q->l2e, t_t = 0, tail_w0 = 0,
+		 tail_w1 = 0;
+	uint64_t n_run, p_tail, p_tab;
+	uint8_t *torig = NULL, *tnew = NULL, *tail = NULL, *t_copy = NULL, b[8], tent[16];
+	int s_kind = Q2_KIND_KEEP, t_kind = Q2_KIND_KEEP, have_z = 0, rc;
 
 	/* the L2 table straddling the cut */
 	if (cut % q->l2e && (s_idx = cut / q->l2e) < q->l1_size) {
@@ -1729,15 +1830,10 @@ static int q2_shrink(struct q2 *q)
 			for (uint64_t j = jcut; j < q->l2e && !mod; j++)
 				mod = q2_entry_nonzero(q, torig, j);
 			if (mod) {
-				rc = q2_ref_get(q, s_t >> q->cb, &refs);
+				/* shared with a snapshot: copy it, drop our reference */
+				rc = q2_table_kind(q, s_t, &s_kind);
 				if (rc)
 					return rc;
-				if (!refs)
-					return q2_fail(
-					    q, INSTAR_ERR_CORRUPT,
-					    "qcow2: L2 table has refcount 0; run 'qemu-img check'");
-				/* shared with a snapshot: copy it, drop our reference */
-				s_kind = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
 				plan_memcpy(tnew, torig, (size_t)q->cs);
 				plan_memset(tnew + jcut * q->esz, 0,
 					    (size_t)((q->l2e - jcut) * q->esz));
@@ -1745,48 +1841,84 @@ static int q2_shrink(struct q2 *q)
 		}
 	}
 
-	/* the kept tail of a partially cut cluster: zero it (qemu does not) */
+	/* the kept tail of a partially cut cluster: zeroed (qemu does not) */
 	if (nsz & (q->cs - 1)) {
-		uint64_t gt = cut - 1, w0 = 0, i = gt / q->l2e, j = gt % q->l2e;
-		uint8_t ent[8];
+		uint64_t w0 = 0, w1 = 0;
+		uint8_t ent[16];
 
-		if (torig && i == s_idx) {
-			w0 = plan_be64(torig + j * q->esz);
+		if (torig && ti == s_idx) {
+			w0 = plan_be64(torig + tj * q->esz);
+			w1 = q->ext_l2 ? plan_be64(torig + tj * q->esz + 8) : 0;
 		} else {
-			rc = q2_l1_get(q, i, &e);
+			rc = q2_l1_get(q, ti, &e);
 			if (!rc)
-				rc = q2_l2_off(q, e, &t);
+				rc = q2_l2_off(q, e, &t_t);
 			if (rc)
 				return rc;
-			if (t && (rc = plan_read(q->io, t + j * q->esz, ent, 8)))
+			if (t_t && (rc = plan_read(q->io, t_t + tj * q->esz, ent, q->esz)))
 				return q2_fail(q, rc, "qcow2: cannot read an L2 table");
-			if (t)
+			if (t_t) {
 				w0 = plan_be64(ent);
+				w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
+			}
 		}
-		if (!q->data_file && !(w0 & Q2_COMPRESSED) && (w0 & Q2_OFF_MASK) &&
-		    !(!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))) {
-			uint64_t h = w0 & Q2_OFF_MASK;
-
-			if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
-				return q2_fail(q, INSTAR_ERR_CORRUPT,
-					       "qcow2: cluster offset invalid");
-			rc = q2_ref_get(q, h >> q->cb, &refs);
+		rc = q2_tail(q, w0, w1, &tail, &tail_w1, &tz_off, &tz_len);
+		if (rc)
+			return rc;
+		tail_w0 = w0;
+	}
+	/* a copied tail is linked from its L2 table: the straddling one (which
+	 * then changes even if nothing past the cut was allocated), or the one
+	 * before the cut, in place or copied when a snapshot shares it */
+	if (tail && torig && ti == s_idx) {
+		if (s_kind == Q2_KIND_KEEP) {
+			rc = q2_table_kind(q, s_t, &s_kind);
 			if (rc)
 				return rc;
-			if (refs == 1) {
-				tz_off = h + (nsz & (q->cs - 1));
-				tz_len = q->cs - (nsz & (q->cs - 1));
-			}
+			plan_memcpy(tnew, torig, (size_t)q->cs);
+		}
+	} else if (tail) {
+		rc = q2_table_kind(q, t_t, &t_kind);
+		if (rc)
+			return rc;
+		if (t_kind == Q2_KIND_COW) {
+			t_copy = q2_alloc(q, q->cs, 64);
+			if (!t_copy)
+				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					       "qcow2: out of scratch");
+			rc = q2_read_cluster(q, t_t, t_copy);
+			if (rc)
+				return rc;
 		}
 	}
 
-	rc = q2_layout(q, (s_kind == Q2_KIND_COW ? 1 : 0) + q2_bm_clusters(q));
+	/* the run: [straddling copy][tail cluster][copy of the tail's table][bitmaps] */
+	n_run = (s_kind == Q2_KIND_COW) + (tail != NULL) + (t_kind == Q2_KIND_COW);
+	rc = q2_layout(q, n_run + q2_bm_clusters(q));
 	if (!rc)
 		rc = q2_apply_incs(q);
 	if (!rc)
-		rc = q2_bm_plan(q, q->run_a + (s_kind == Q2_KIND_COW ? 1 : 0));
+		rc = q2_bm_plan(q, q->run_a + n_run);
 	if (rc)
 		return rc;
+	p_tail = q->run_a + (s_kind == Q2_KIND_COW);
+	p_tab = p_tail + (tail != NULL);
+	if (tail) {
+		uint64_t nw0 = (p_tail << q->cb) | Q2_COPIED;
+		uint8_t *tab = s_kind != Q2_KIND_KEEP && ti == s_idx && torig ? tnew : t_copy;
+
+		if (tab) {
+			q2_l2_put(q, tab, tj, nw0, tail_w1);
+		} else {
+			plan_put_be64(tent, nw0);
+			plan_put_be64(tent + 8, tail_w1);
+		}
+		rc = q2_dec_entry(q, tail_w0);
+		if (!rc && t_kind == Q2_KIND_COW)
+			rc = q2_ref_dec(q, t_t >> q->cb);
+		if (rc)
+			return rc;
+	}
 
 	/* phase-5 decrements: cut entries, then whole tables past the new L1 */
 	if (s_kind != Q2_KIND_KEEP) {
@@ -1834,9 +1966,14 @@ static int q2_shrink(struct q2 *q)
 	if (((last + 1) << q->cb) < after)
 		after = (last + 1) << q->cb;
 
-	/* layer 1: a copy of a shared straddling table */
+	/* layer 1: a copy of a shared straddling table, the tail's new cluster
+	 * and the copy of its shared table */
 	if (s_kind == Q2_KIND_COW)
 		rc = q2_put(q, q->run_a << q->cb, tnew, q->cs);
+	if (!rc && tail)
+		rc = q2_put(q, p_tail << q->cb, tail, q->cs);
+	if (!rc && t_kind == Q2_KIND_COW)
+		rc = q2_put(q, p_tab << q->cb, t_copy, q->cs);
 	if (!rc)
 		rc = q2_bm_emit(q);
 	if (!rc)
@@ -1845,10 +1982,18 @@ static int q2_shrink(struct q2 *q)
 		return rc;
 	/* layer 3: unlink what lies past the cut */
 	if (s_kind == Q2_KIND_INPLACE) {
-		rc = q2_put(q, s_t + jcut * q->esz, tnew + jcut * q->esz, (q->l2e - jcut) * q->esz);
+		uint64_t j0 = tail && ti == s_idx ? tj : jcut;
+
+		rc = q2_put(q, s_t + j0 * q->esz, tnew + j0 * q->esz, (q->l2e - j0) * q->esz);
 	} else if (s_kind == Q2_KIND_COW) {
 		plan_put_be64(b, (q->run_a << q->cb) | Q2_COPIED);
 		rc = q2_put(q, q->l1_off + s_idx * 8, b, 8);
+	}
+	if (!rc && t_kind == Q2_KIND_INPLACE) {
+		rc = q2_put(q, t_t + tj * q->esz, tent, q->esz);
+	} else if (!rc && t_kind == Q2_KIND_COW) {
+		plan_put_be64(b, (p_tab << q->cb) | Q2_COPIED);
+		rc = q2_put(q, q->l1_off + ti * 8, b, 8);
 	}
 	if (!rc && have_z)
 		rc = q2_put_zeros(q, q->l1_off + z_lo * 8, (z_hi - z_lo + 1) * 8);

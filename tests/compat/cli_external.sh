@@ -183,5 +183,20 @@ for name in "$T/outside.raw" "../outside.raw"; do
 	rm -f outside.raw
 done
 
+# Hostile names: a backing "file" that is a device or a FIFO is never opened
+# (opening a FIFO would block, a device could act), and nothing changes.
+for name in /dev/zero fifo; do
+	fresh "backing file that is not a file ($name)"
+	mkfifo src/fifo
+	(cd src && "$QI" create -q -f qcow2 -u -b "$name" -F raw t.qcow2 1G)
+	cp -a src i
+	rc=0
+	(cd i && timeout 20 "$instar" resize t.qcow2 2G) >i.out 2>i.err || rc=$?
+	[ "$rc" = 1 ] || fail "rc=$rc"
+	grep -q "Could not open backing file: Could not open '.*': Not a regular file or block device" i.err ||
+		fail "message: $(cat i.err)"
+	cmp -s src/t.qcow2 i/t.qcow2 || fail "image changed"
+done
+
 echo "$cases cases, $fails failures"
 [ "$fails" -eq 0 ]

@@ -569,6 +569,74 @@ static void test_fuzz(void **state)
 	}
 }
 
+/* The kept part of a cut cluster that is not ours alone to zero in place:
+ * shared with a snapshot (refcount 2), or compressed (a stored deflate block
+ * in host cluster 7). Either way guest cluster 200 moves to a new plain
+ * cluster holding the kept 512 bytes and zeros, and the old one loses our
+ * reference. */
+static void check_tail_copy(struct ptl_img *im)
+{
+	uint64_t e = plan_be64(im->b + 4 * CS + 200 * 8), h = e & 0x00fffffffffffe00ull;
+	uint8_t want[CS];
+
+	assert_int_equal(e >> 62, 2); /* COPIED, not compressed */
+	assert_true(h >= 7 * CS && h + CS <= im->len);
+	assert_int_equal(refcount(im, h / CS), 1);
+	memset(want, 0, sizeof(want));
+	memset(want, 0xab, 512);
+	assert_memory_equal(im->b + h, want, CS);
+}
+
+static void test_shrink_tail_copy(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	im = mkimg();
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);	   /* cluster 5 shared with a snapshot */
+	plan_put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS); /* no COPIED bit */
+	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_tail_copy(&im);
+	assert_int_equal(refcount(&im, 5), 1);	     /* the snapshot's reference */
+	assert_int_equal(im.b[5 * CS + 4000], 0xab); /* its bytes untouched */
+	free(im.b);
+
+	im = mkimg();
+	im.b = realloc(im.b, 9 * CS);
+	assert_non_null(im.b);
+	im.len = 9 * CS;
+	memset(im.b + 7 * CS, 0, 2 * CS);
+	im.b[7 * CS] = 0x01; /* final stored block of CS bytes */
+	im.b[7 * CS + 1] = CS & 0xff;
+	im.b[7 * CS + 2] = CS >> 8;
+	im.b[7 * CS + 3] = (uint8_t) ~(CS & 0xff);
+	im.b[7 * CS + 4] = (uint8_t) ~(CS >> 8);
+	memset(im.b + 7 * CS + 5, 0xab, CS);
+	/* compressed entry: offset 7*CS, 8 more sectors (5 + CS bytes) */
+	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
+	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
+	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_tail_copy(&im);
+	assert_int_equal(refcount(&im, 7), 0); /* both host clusters it spanned */
+	assert_int_equal(refcount(&im, 8), 0);
+	free(im.b);
+
+	/* a compressed cluster that does not decompress stays as it is */
+	im = mkimg();
+	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (7ull * CS));
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
+	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), (1ull << 62) | (7ull * CS));
+	free(im.b);
+}
+
 /* A backing name at 200 ("base"): the host's length decides the zeroing. */
 static struct ptl_img mkbacked(uint32_t version)
 {
@@ -736,6 +804,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_tables),
 	    cmocka_unit_test(test_hostile_bitmaps),
 	    cmocka_unit_test(test_fuzz),
+	    cmocka_unit_test(test_shrink_tail_copy),
 	    cmocka_unit_test(test_backing_length),
 	    cmocka_unit_test(test_data_file),
 	};
