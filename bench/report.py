@@ -182,11 +182,12 @@ def main():
               "",
               "## Notes", "",
               "- KVM's VM teardown (an SRCU grace period, 12–16 ms here) is left to a helper process",
-              "  (`clone(CLONE_VM)`, seccomp strict mode) that holds only the VM and vCPU fds: it has",
+              "  (`clone(CLONE_VM)`, seccomp strict mode) that holds only the VM fd: it has",
               "  closed the image fd (and with it any lock) before instar exits, and it exits itself",
               "  when instar has — then lingers in D state for up to ~2 s while the kernel tears the VM",
               "  down. Those lingering helpers also run during the measurements above.",
-              "- The timing origin of `INSTAR_TIMING` is a constructor, i.e. after dynamic linking.",
+              "- The timing origin of `INSTAR_TIMING` is a constructor, i.e. after exec (instar is a",
+              "  static PIE where the toolchain allows, so there is no dynamic linking to wait for).",
               ""]
     open(dest, "w").write("\n".join(lines) + "\n")
     print("wrote", dest)
