@@ -121,7 +121,7 @@ def main():
     lines = ["# Benchmarks", "",
              "Written by `bench/run.sh` (run `make bench`); every number below comes from one run of",
              "that script, with instar and qemu-img measured side by side by hyperfine on fresh copies",
-             "of the same image (`--prepare` recreates it before each run). Times are wall-clock",
+             "of the same image (`--prepare` recreates it and syncs it before each run). Times are wall-clock",
              "medians with min–max; RSS is the peak resident set size of one run (`/usr/bin/time`).",
              "",
              "- date: %s" % datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
