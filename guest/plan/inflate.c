@@ -7,6 +7,7 @@
  * longer than pbits, which are rare by construction, finish bit by bit with
  * the canonical first-code/count arithmetic of RFC 1951 §3.2.2. */
 #include "inflate.h"
+#include "le.h"
 
 #define INF_MAXBITS 15u	     /* longest Huffman code */
 #define INF_LIT_PBITS 10u    /* lookup bits of dynamic literal/length tables */
@@ -109,22 +110,11 @@ static const uint8_t inf_dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,	3,  4,	4,
 static const uint8_t inf_codes_order[INF_NCODES] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
 						    11, 4,  12, 3, 13, 2, 14, 1, 15};
 
-static uint64_t inf_load_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	return v;
-}
-
 /* Tops bb up to at least 56 valid bits, or to all that is left of the input. */
 static inline void inf_refill(struct inf *s)
 {
 	if (s->in_len - s->ip >= 8) {
-		s->bb |= inf_load_le64(s->in + s->ip) << s->bc;
+		s->bb |= plan_ld_le64(s->in + s->ip) << s->bc;
 		s->ip += (63 - s->bc) >> 3;
 		s->bc |= 56;
 		return;
