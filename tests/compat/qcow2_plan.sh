@@ -227,9 +227,17 @@ bm_map() { # IMG NAME: the dirty extents of bitmap NAME
 	rm -f "$sock"
 	qemu-nbd -r -t -k "$sock" -B "$2" -f qcow2 "$1" 2>/dev/null &
 	pid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-	out=$("$QI" map --output=json --image-opts \
-		"driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" 2>&1) || rc=$?
+	# The socket file appears at bind(), before listen(): until then (and
+	# under load, a while) a connection is refused, so retry that alone.
+	for _ in $(seq 200); do
+		rc=0
+		out=$("$QI" map --output=json --image-opts \
+			"driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" 2>&1) || rc=$?
+		case "$rc $out" in
+		*"Connection refused"* | *"No such file or directory"*) sleep 0.1 ;;
+		*) break ;;
+		esac
+	done
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null || true
 	echo "rc=$rc $out" | sed 's/, "offset": [0-9]*//'
