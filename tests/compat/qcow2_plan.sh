@@ -253,12 +253,15 @@ bm_case() {
 	command -v qemu-nbd >/dev/null || return 0
 	up=$(($(vsize o.qcow2) + 65 * M))
 	for b in $bms; do
+		# two failed reads compare equal too: each side must be readable
+		case "$(bm_map q.qcow2 "$b")" in rc=0*) ;; *) fail "cannot read qemu's bitmap $b" ;; esac
 		[ "$(bm_map q.qcow2 "$b")" = "$(bm_map o.qcow2 "$b")" ] ||
 			fail "bitmap $b differs: $(bm_map q.qcow2 "$b") VS $(bm_map o.qcow2 "$b")"
 	done
 	"$QI" resize -q q.qcow2 "$up"
 	"$QI" resize -q o.qcow2 "$up"
 	for b in $bms; do
+		case "$(bm_map o.qcow2 "$b")" in rc=0*) ;; *) fail "cannot read our bitmap $b after a regrow" ;; esac
 		[ "$(bm_map q.qcow2 "$b")" = "$(bm_map o.qcow2 "$b")" ] ||
 			fail "bitmap $b differs after a regrow: $(bm_map o.qcow2 "$b")"
 	done
@@ -272,7 +275,7 @@ bm_case "three grow" "b0 b1 b2" "" 1G "$BM3; $DIRTY" 3G
 bm_case "grow 16T" "b1" "" 1G "$QI bitmap --add \$B b1; $DIRTY" 16T
 bm_case "three shrink" "b0 b1 b2" "" 1G "$BM3; $DIRTY" 600M --shrink
 bm_case "shrink tail bits" "b0 b1 b2" "" 1G "$BM3; $DIRTY" $((1021 * M + 512)) --shrink
-bm_case "shrink same table, tail bits" "b1" "" 1G "bmadd; $DIRTY" $((1022 * M)) --shrink
+bm_case "shrink same table, tail bits" "b0" "" 1G "bmadd; $DIRTY" $((1022 * M)) --shrink
 bm_case "512B clusters" "b0" "cluster_size=512" 64M \
 	"bmadd -g 512; $QIO -c 'write -q 0 1M' -c 'write -q 60M 4M' \$B >/dev/null" $((33 * M + 512)) --shrink
 bm_case "with L1 relocation and snapshot" "b0 b1 b2" "" 1G "$BM3; $DIRTY; $QI snapshot -c s1 \$B" 5G
