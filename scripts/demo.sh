@@ -47,7 +47,7 @@ if [ -c /dev/fuse ] && [ -x "$instarfs" ] && command -v fusermount3 >/dev/null; 
 	qemu-img create -q -f vmdk images/disk.vmdk 1G
 	echo "\$ instarfs images mnt"
 	"$instarfs" images mnt
-	trap 'fusermount3 -u "$tmp/mnt" 2>/dev/null; rm -rf "$tmp"' EXIT
+	trap 'fusermount3 -u "$tmp/mnt" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 	echo "\$ ls mnt mnt/disk.vmdk"
 	ls mnt mnt/disk.vmdk
 	echo "\$ cat mnt/disk.vmdk/size"
