@@ -1,6 +1,7 @@
 /* shared/probe.c — bounded host-side format probe (see probe.h). Every read
  * goes through win(), which hands out a pointer only when the whole range
  * lies inside one window the caller supplied. */
+#include "crc32.h"
 #include "probe.h"
 #include "vhdx_layout.h"
 
@@ -149,6 +150,25 @@ static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
 	ret->names_known = true;
+}
+
+uint32_t instar_probe_name_flags(const struct instar_probe_info *info, uint32_t *ret_backing_crc,
+				 uint32_t *ret_data_crc)
+{
+	uint32_t flags = 0;
+
+	*ret_backing_crc = *ret_data_crc = 0;
+	if (!info->names_known)
+		return 0;
+	if (info->backing_len) {
+		flags |= INSTAR_RESIZE_BACKING;
+		*ret_backing_crc = instar_crc32(0, info->backing, info->backing_len);
+	}
+	if (info->data_file) {
+		flags |= INSTAR_RESIZE_DATA_FILE;
+		*ret_data_crc = instar_crc32(0, info->data_file_name, info->data_file_len);
+	}
+	return flags;
 }
 
 /* ---- vmdk ---- */

@@ -67,6 +67,13 @@ struct instar_probe_info {
  * 0; returns -1 only for an input that breaks the rules above. */
 int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *ret);
 
+/* What the host tells the qcow2 guest of the names ret holds (the guest
+ * refuses a header that disagrees): INSTAR_RESIZE_BACKING and
+ * INSTAR_RESIZE_DATA_FILE, with the names' CRC-32s. 0 when the names are not
+ * known. */
+uint32_t instar_probe_name_flags(const struct instar_probe_info *info, uint32_t *ret_backing_crc,
+				 uint32_t *ret_data_crc);
+
 /* The size qemu reports for a raw file: file_size rounded up to 512. */
 uint64_t instar_probe_raw_size(uint64_t file_size);
 

@@ -12,7 +12,6 @@
 
 #include "abi_names.h"
 #include "cli.h"
-#include "crc32.h"
 #include "external.h"
 #include "guest_run.h"
 #include "lock.h"
@@ -494,17 +493,15 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	cfg.flags |= x->flags;
 	/* A grow makes the data file long enough before the image commits to
 	 * the new size (qemu's order too); a failed guest puts it back. */
-	if (x->data_fd >= 0) {
+	if (x->data_fd >= 0 && new_size > probed_size) {
 		if (fstat(x->data_fd, &dst) < 0) {
 			cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", x->data_name,
 				  strerror(errno));
 			return -1;
 		}
-		if (new_size > probed_size) {
-			if (resize_data_file(c, x, new_size, a->prealloc) < 0)
-				return -1;
-			grow_data = true;
-		}
+		if (resize_data_file(c, x, new_size, a->prealloc) < 0)
+			return -1;
+		grow_data = true;
 	}
 	memset(&gr, 0, sizeof(gr));
 	r = vmm_guest_resize(fd, &cfg, &o, &gr);
@@ -547,21 +544,18 @@ static int open_external(struct cli_ctx *c, const char *filename, int fd,
 {
 	char err[3072];
 	bool known = false;
+	uint32_t flags = instar_probe_name_flags(info, &x->backing_crc, &x->data_crc);
 	int r;
 
-	if (!info->names_known)
-		return 0;
-	if (info->backing_len) {
+	if (flags & INSTAR_RESIZE_BACKING) {
 		r = vmm_ext_backing(filename, info, &x->backing_len, &known, err, sizeof(err));
 		if (r < 0) {
 			cli_error(c, INSTAR_ERR_OPEN_FAILED, r == -ENOENT ? ENOENT : EIO,
 				  "Could not open '%s': %s", filename, err);
 			return -1;
 		}
-		x->flags |= INSTAR_RESIZE_BACKING | (known ? INSTAR_RESIZE_BACKING_LEN : 0);
-		x->backing_crc = instar_crc32(0, info->backing, info->backing_len);
 	}
-	if (info->data_file) {
+	if (flags & INSTAR_RESIZE_DATA_FILE) {
 		vmm_ext_name(x->data_name, sizeof(x->data_name), info->data_file_name,
 			     info->data_file_len);
 		r = vmm_ext_data_file(fd, info, err, sizeof(err));
@@ -574,9 +568,8 @@ static int open_external(struct cli_ctx *c, const char *filename, int fd,
 			return -1;
 		}
 		x->data_fd = r;
-		x->flags |= INSTAR_RESIZE_DATA_FILE;
-		x->data_crc = instar_crc32(0, info->data_file_name, info->data_file_len);
 	}
+	x->flags = flags | (known ? INSTAR_RESIZE_BACKING_LEN : 0);
 	return 0;
 }
 

@@ -37,9 +37,10 @@
  *   refcounts; mapped clusters use the identity offset, as qemu allocates
  *   them; data-file-raw keeps the new range mapped (qemu's forced metadata
  *   preallocation). The shrink's kept tail is cut by the host's truncation.
- * - Shrink zeroes the kept tail of a partially cut cluster when that cluster
- *   is a plain allocated one owned only by the active image (qemu keeps the
- *   stale bytes); compressed or snapshot-shared tails are left as qemu does.
+ * - Shrink zeroes the kept tail of a partially cut cluster (qemu keeps the
+ *   stale bytes): in place in a plain cluster owned only by the active image;
+ *   a compressed (deflate or zstd) or snapshot-shared one is copied to a new
+ *   cluster with the tail zeroed. One that does not decompress is left.
  * - Shrink never allocates L2 tables for unallocated L1 entries (qemu does),
  *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1. */
 #include "crc32.h"
@@ -410,6 +411,21 @@ static int q2_ref_dec_range(struct q2 *q, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* The bytes [*ret_off, *ret_off + *ret_len) a compressed L2 entry's data
+ * occupies: from its offset to the end of its last 512-byte sector. */
+static int q2_compressed(struct q2 *q, uint64_t w0, uint64_t *ret_off, uint64_t *ret_len)
+{
+	uint32_t x = 70 - q->cb; /* 62 - (cluster_bits - 8) */
+	uint64_t off = w0 & ((1ull << x) - 1);
+	uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
+
+	if (off >= Q2_MAX_OFFSET || off < q->cs)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: compressed cluster offset invalid");
+	*ret_off = off;
+	*ret_len = (nsect + 1) * 512 - (off & 511);
+	return 0;
+}
+
 /* Host clusters an L2 entry (first word) holds a reference on. */
 static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_t *n)
 {
@@ -423,16 +439,13 @@ static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_
 		return 0;
 	}
 	if (w0 & Q2_COMPRESSED) {
-		uint32_t x = 70 - q->cb; /* 62 - (cluster_bits - 8) */
-		uint64_t off = w0 & ((1ull << x) - 1);
-		uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
-		uint64_t end = (off & ~511ull) + (nsect + 1) * 512;
+		uint64_t off, len;
+		int rc = q2_compressed(q, w0, &off, &len);
 
-		if (off >= Q2_MAX_OFFSET || off < q->cs)
-			return q2_fail(q, INSTAR_ERR_CORRUPT,
-				       "qcow2: compressed cluster offset invalid");
+		if (rc)
+			return rc;
 		*first = off >> q->cb;
-		*n = ((end - 1) >> q->cb) - *first + 1;
+		*n = ((off + len - 1) >> q->cb) - *first + 1;
 		return 0;
 	}
 	w0 &= Q2_OFF_MASK;
@@ -1764,16 +1777,13 @@ static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, ui
 		if (rc)
 			return rc;
 	} else {
-		uint32_t x = 70 - q->cb;
-		uint64_t off = w0 & ((1ull << x) - 1);
-		uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
-		uint64_t csize = (nsect + 1) * 512 - (off & 511);
 		size_t wsz = q->ctype ? PLAN_UNZSTD_WORK_SIZE : PLAN_INFLATE_WORK_SIZE;
+		uint64_t off, csize;
 		uint8_t *cbuf, *work;
 
-		if (off >= Q2_MAX_OFFSET || off < q->cs)
-			return q2_fail(q, INSTAR_ERR_CORRUPT,
-				       "qcow2: compressed cluster offset invalid");
+		rc = q2_compressed(q, w0, &off, &csize);
+		if (rc)
+			return rc;
 		if (off >= q->io->file_size)
 			return 0;
 		if (csize > q->io->file_size - off)
@@ -1806,7 +1816,7 @@ static int q2_shrink(struct q2 *q)
 		 tail_w1 = 0;
 	uint64_t n_run, p_tail, p_tab;
 	uint8_t *torig = NULL, *tnew = NULL, *tail = NULL, *t_copy = NULL, b[8], tent[16];
-	int s_kind = Q2_KIND_KEEP, t_kind = Q2_KIND_KEEP, have_z = 0, rc;
+	int s_kind = Q2_KIND_KEEP, t_kind = Q2_KIND_KEEP, have_z = 0, tail_in_s, rc;
 
 	/* the L2 table straddling the cut */
 	if (cut % q->l2e && (s_idx = cut / q->l2e) < q->l1_size) {
@@ -1870,7 +1880,8 @@ static int q2_shrink(struct q2 *q)
 	/* a copied tail is linked from its L2 table: the straddling one (which
 	 * then changes even if nothing past the cut was allocated), or the one
 	 * before the cut, in place or copied when a snapshot shares it */
-	if (tail && torig && ti == s_idx) {
+	tail_in_s = tail && torig && ti == s_idx;
+	if (tail_in_s) {
 		if (s_kind == Q2_KIND_KEEP) {
 			rc = q2_table_kind(q, s_t, &s_kind);
 			if (rc)
@@ -1905,7 +1916,7 @@ static int q2_shrink(struct q2 *q)
 	p_tab = p_tail + (tail != NULL);
 	if (tail) {
 		uint64_t nw0 = (p_tail << q->cb) | Q2_COPIED;
-		uint8_t *tab = s_kind != Q2_KIND_KEEP && ti == s_idx && torig ? tnew : t_copy;
+		uint8_t *tab = tail_in_s ? tnew : t_copy;
 
 		if (tab) {
 			q2_l2_put(q, tab, tj, nw0, tail_w1);
@@ -1982,7 +1993,7 @@ static int q2_shrink(struct q2 *q)
 		return rc;
 	/* layer 3: unlink what lies past the cut */
 	if (s_kind == Q2_KIND_INPLACE) {
-		uint64_t j0 = tail && ti == s_idx ? tj : jcut;
+		uint64_t j0 = tail_in_s ? tj : jcut;
 
 		rc = q2_put(q, s_t + j0 * q->esz, tnew + j0 * q->esz, (q->l2e - j0) * q->esz);
 	} else if (s_kind == Q2_KIND_COW) {

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "abi_names.h"
-#include "crc32.h"
 #include "plan.h"
 #include "probe.h"
 
@@ -159,16 +158,9 @@ static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
 	if (n <= 0)
 		return;
 	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
-	if (instar_probe(&in, &info) < 0 || info.format != INSTAR_FMT_QCOW2 || !info.names_known)
+	if (instar_probe(&in, &info) < 0 || info.format != INSTAR_FMT_QCOW2)
 		return;
-	if (info.backing_len) {
-		po->flags |= INSTAR_RESIZE_BACKING;
-		po->backing_name_crc = instar_crc32(0, info.backing, info.backing_len);
-	}
-	if (info.data_file) {
-		po->flags |= INSTAR_RESIZE_DATA_FILE;
-		po->data_file_name_crc = instar_crc32(0, info.data_file_name, info.data_file_len);
-	}
+	po->flags |= instar_probe_name_flags(&info, &po->backing_name_crc, &po->data_file_name_crc);
 }
 
 int main(int argc, char **argv)
