@@ -7,21 +7,17 @@
 # data file's length. Plus instar's deliberate refusal of a data file outside
 # the working directory, with the image left byte-identical.
 set -u
+. "$(dirname "$0")/lib.sh"
 instar=$(realpath "$1")
 QI=$2
-QIO=$(dirname "$(command -v "$QI")")/qemu-io
-[ -x "$QIO" ] || QIO=qemu-io
-if [ ! -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
-	echo "skip: no usable /dev/kvm"; exit 77
-fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+QIO=$(qemu_io_for "$QI")
+require_kvm
+scratch_dir
 cd "$T"
 fails=0
 cases=0
 fail() { echo "FAIL [$CASE]: $*"; fails=$((fails + 1)); }
-vsize() { "$QI" info --output=json "$1" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p'; }
+vsize() { qi_vsize "" "$1"; }
 # Allocation shape without host offsets (those legitimately differ).
 map_shape() { "$QI" map --output=json "$1" | sed 's/, "offset": [0-9]*//'; }
 

@@ -4,12 +4,10 @@
 # message and exit 1, leaves the image byte-identical, and goes through with
 # a larger bound.
 set -u
+. "$(dirname "$0")/lib.sh"
 instar=$(realpath "$1")
 qemu_img=$2
-if [ ! -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
-	echo "skip: no usable /dev/kvm"; exit 77
-fi
+require_kvm
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"

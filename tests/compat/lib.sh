@@ -1,5 +1,6 @@
 # tests/compat/lib.sh — helpers shared by the planner compat scripts
-# (vhd_plan.sh, vhdx_plan.sh, vmdk_plan.sh, qcow2_plan.sh); sourced, not run:
+# (vhd_plan.sh, vhdx_plan.sh, vmdk_plan.sh, qcow2_plan.sh) and the CLI
+# scripts that share them (cli_staged.sh, cli_external.sh); sourced, not run:
 #   . "$(dirname "$0")/lib.sh"
 # The caller sets PA (plan-apply), QI (qemu-img), QIO (qemu-io) and T, most
 # simply with compat_init, and defines vsize IMG before it uses crash_run.
@@ -14,6 +15,16 @@ qemu_io_for() {
 	qio=$(dirname "$(command -v "$1")")/qemu-io
 	[ -x "$qio" ] || qio=qemu-io
 	echo "$qio"
+}
+
+# require_kvm: tests that boot the guest skip (77) without a usable
+# /dev/kvm, except under CI, where that is a failure.
+require_kvm() {
+	if [ ! -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
+		[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
+		echo "skip: no usable /dev/kvm"
+		exit 77
+	fi
 }
 
 # scratch_dir [MKTEMP-TEMPLATE]: T is a new directory, removed on exit.
