@@ -201,6 +201,7 @@ enum instar_err {
 	INSTAR_ERR_PREALLOC_NOT_GROWING = 25,
 	INSTAR_ERR_NOT_MULTIPLE_512 = 26,
 	INSTAR_ERR_INTERNAL = 27,
+	INSTAR_ERR_GUEST_MISBEHAVED = 28, /* guest claimed success; the staged view disagrees */
 	INSTAR_ERR_COUNT
 };
 
