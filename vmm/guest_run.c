@@ -385,9 +385,11 @@ static int vmm_run_load(void *ctx, const struct vmm_guestmem *mem, char *err, si
 	return vmm_loader_setup(mem, ctx, err, errlen);
 }
 
-/* Test-only hook: INSTAR_TEST_GUEST_DELAY_MS=N holds the run (image locked,
- * sandbox on, watchdog not yet armed) for N ms, so tests can observe a resize
- * in progress now that the guest itself is too fast to catch. */
+#ifdef INSTAR_TEST_HOOKS
+/* Test builds only (instar-test): INSTAR_TEST_GUEST_DELAY_MS=N holds the run
+ * (image locked, sandbox on, watchdog not yet armed) for N ms, so tests can
+ * observe a resize in progress now that the guest itself is too fast to
+ * catch. */
 static void vmm_run_test_delay(void)
 {
 	const char *s = getenv("INSTAR_TEST_GUEST_DELAY_MS");
@@ -406,6 +408,11 @@ static void vmm_run_test_delay(void)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+#else
+static void vmm_run_test_delay(void)
+{
+}
+#endif
 
 int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
 		     const char *op_path, struct instar_resize_result *ret)

@@ -654,6 +654,8 @@ void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint3
 	reg_write(b, off, v);
 }
 
+#ifdef INSTAR_TEST_HOOKS
+/* Test builds only (instar-test): INSTAR_TEST_COMMIT_STOP_AFTER=K. */
 static uint64_t commit_stop_after(void)
 {
 	const char *s = getenv("INSTAR_TEST_COMMIT_STOP_AFTER");
@@ -668,6 +670,12 @@ static uint64_t commit_stop_after(void)
 		return VMM_OVL_NO_STOP;
 	return k;
 }
+#else
+static uint64_t commit_stop_after(void)
+{
+	return VMM_OVL_NO_STOP;
+}
+#endif
 
 int vmm_blk_commit(struct vmm_blk *b)
 {

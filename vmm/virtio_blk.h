@@ -61,10 +61,11 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
  * final file length nor fsync at the end: the caller does. 0 or -errno;
  * -ENOSPC without touching fd when the overlay had been exceeded.
  *
- * TEST ONLY: with INSTAR_TEST_COMMIT_STOP_AFTER=K in the environment, commit
- * stops with -ECANCELED right after applying K write/zero/discard ops, as a
- * crash would; fault-injection tests then check the image is the old or the
- * new one. */
+ * TEST BUILDS ONLY (compiled with INSTAR_TEST_HOOKS, i.e. instar-test, never
+ * the installed instar): with INSTAR_TEST_COMMIT_STOP_AFTER=K in the
+ * environment, commit stops with -ECANCELED right after applying K
+ * write/zero/discard ops, as a crash would; fault-injection tests then check
+ * the image is the old or the new one. */
 int vmm_blk_commit(struct vmm_blk *b);
 
 /* After vmm_blk_commit(): were ops applied after its last fdatasync (or did
