@@ -4,13 +4,43 @@
  * How it works: everything is decided and validated before the first op is
  * emitted (reads, refcount arithmetic in an in-memory refblock cache), then
  * the stream is written in crash-safe layers:
- *   1. new clusters (tables, refblocks, reftable) and +1 refcounts -> FLUSH
+ *   1. new clusters (tables, refblocks, reftable, tail copies, bitmap
+ *      tables and directory) and +1 refcounts                       -> FLUSH
  *   2. reftable switch (entries in place or header @48)             -> FLUSH
- *   3. L1/L2 links (header @36, entries in place), L2 clears        -> FLUSH
- *   4. commit: header size @24                                      -> FLUSH
- *   5. refcount decrements (refblocks in place)                    -> FLUSH
- *   6. discards of clusters whose refcount fell to 0; final length.
- * A crash anywhere leaves the old or the new image, at worst with leaks.
+ *   3. grow only: L1/L2 links (header @36, entries in place)        -> FLUSH
+ *   4. commit: header size @24 (with bitmaps: sector 0, size and
+ *      directory offset in one write)                               -> FLUSH
+ *   5. shrink only: unlink past the new end (L2 entries, straddling or
+ *      tail table relinked to its copy, L1 entries zeroed, the kept tail
+ *      of a cut cluster zeroed in place)                            -> FLUSH
+ *   6. refcount decrements (refblocks in place)                    -> FLUSH
+ *   7. discards of clusters whose refcount fell to 0; final length.
+ * Every prefix is the old image or the new one, at worst with leaks:
+ * - Before 4 nothing the old image reads has changed (new clusters are
+ *   unreferenced, +1 counts are leaks). A shrink never unmaps before its
+ *   size is durable: the active layer's data past the new end (internal
+ *   snapshot or not) still reads as before if the commit did not land.
+ * - Between 4 and 6 the size is new and whatever layer 5 has done lies past
+ *   it; refcounts only ever exceed the references (leaks, never
+ *   corruption): the decrements wait behind a barrier for the unlinks.
+ *   OFLAG_COPIED stays right: a copied table (snapshot-shared straddling or
+ *   tail table) is linked with COPIED at refcount 1, the old one is still
+ *   counted for the snapshot that keeps it. Compressed clusters past the
+ *   end are unlinked, then every host cluster they span is decremented.
+ * - Bitmaps: qemu checks a table's size against the image size, so new
+ *   tables (with bits past a shrink's end cleared in a copied last data
+ *   cluster) and directory are in layer 1 and become live with the size in
+ *   the one sector-0 write of layer 4; the old ones are freed in 6.
+ * - Extended L2: entries are 16 bytes, never crossing a sector; a tail copy
+ *   is linked with every subcluster allocated.
+ * - A crash between 4 and the end of 5 leaves the new image with clusters
+ *   still mapped past its end and/or the kept tail's old bytes, as qemu
+ *   leaves them: qemu-img compare, check (leaks only) and every read below
+ *   the size see the new image. A later grow zeroes the partial cluster's
+ *   bytes past the old end (q2_grow_head), but a header-only grow does NOT
+ *   yet clear L2/L1 entries left mapped past the old end (vmdk, vhd and vhdx
+ *   grows do): known gap, see issue 15.
+ * - The final length and discards only give back unreferenced space.
  *
  * All new clusters form one contiguous run at the end of the used file, laid
  * out as [L1][L2 tables][data][new refblocks][new reftable]; the run counts
@@ -1989,9 +2019,16 @@ static int q2_shrink(struct q2 *q)
 		rc = q2_bm_emit(q);
 	if (!rc)
 		rc = q2_emit_ref_layers(q);
+	/* layer 3: the commit. Nothing the old image reads has changed yet:
+	 * the size (and, with bitmaps, the new directory) goes first. */
+	if (!rc)
+		rc = q2_emit_autoclear(q);
+	if (!rc)
+		rc = q2_commit(q);
 	if (rc)
 		return rc;
-	/* layer 3: unlink what lies past the cut */
+	/* layer 4: unlink what lies past the new end, now beyond the size; the
+	 * refcounts still count it, so a crash from here on leaves leaks only */
 	if (s_kind == Q2_KIND_INPLACE) {
 		uint64_t j0 = tail_in_s ? tj : jcut;
 
@@ -2010,7 +2047,13 @@ static int q2_shrink(struct q2 *q)
 		rc = q2_put_zeros(q, q->l1_off + z_lo * 8, (z_hi - z_lo + 1) * 8);
 	if (!rc && tz_len)
 		rc = q2_zero(q, tz_off, tz_len);
-	return q2_finish(q, rc, after);
+	/* layer 5 (decrements) only once no table points at what they free */
+	if (!rc)
+		rc = q2_barrier(q);
+	if (!rc)
+		rc = q2_emit_cleanup(q, after);
+	q->ret->file_size_after = after;
+	return rc;
 }
 
 /* ---- entry ---- */

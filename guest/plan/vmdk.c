@@ -25,10 +25,32 @@
  *   the GD at the end, delta disks (parentCID set), unknown header flags.
  * - The new CID is derived from the old CID and the new capacity (a planner
  *   has no entropy); it always differs from the old one.
- * - Order: new GTs / GD copies / GT clears / tail zeroing -> FLUSH -> header
- *   sector (capacity, GD offsets: the commit for qemu) -> FLUSH -> descriptor
- *   (extent sectors, geometry, new CID) -> FLUSH. qemu takes the size from
- *   the header only, so a crash between the last two leaves a usable image. */
+ * - Order (every prefix of the plan is the old image or the new one):
+ *   grow:   new zeroed GTs / GD copies, stale GT entries past the old end
+ *           cleared, the cut grain's tail zeroed -> FLUSH -> commit -> FLUSH
+ *   shrink: GTs for GD holes inside the new capacity -> FLUSH -> commit ->
+ *           FLUSH -> GT entries past the new end cleared (both GD copies),
+ *           the tail of the grain the new end cuts zeroed -> FLUSH
+ *   A shrink's commit comes before any unmapping, so a crash before it
+ *   leaves the old image whole, and one after it leaves the new image with
+ *   grains mapped past its end (unreachable; file space is never reclaimed
+ *   anyway). If the tail zeroing did not land, the cut grain's bytes past
+ *   the new end are still there, as qemu leaves them: invisible until a
+ *   grow, and a later grow by this planner zeroes them before the commit.
+ * - The commit is the header sector (capacity, GD offsets: what qemu reads)
+ *   and the descriptor (extent line, ddb.geometry.cylinders, new CID: what
+ *   descriptor readers such as libvmdk and VMware use). When the descriptor
+ *   starts at sector 1 (every qemu- and VMware-made image) both go in ONE
+ *   write, one pwrite on the host, so at every syscall kill point both copies
+ *   agree. Caveats: a power loss can tear that write at sector granularity,
+ *   and a fatal signal during the syscall can cut it short at a page
+ *   boundary; then the header may hold the new capacity and the descriptor
+ *   the old one (or only some descriptor sectors are new). Since nothing is
+ *   unmapped before the commit is flushed, a reader trusting either copy
+ *   still sees a whole image: the new one (header) or the old one
+ *   (descriptor), never lost data. A descriptor elsewhere is written after
+ *   the header, in its own barrier step, with the same outcome in between.
+ *   A reader that cross-checks the two copies refuses the image only there. */
 #include "plan.h"
 
 #define VMDK_MAGIC 0x564d444bu /* "KDMV" little-endian */
@@ -763,6 +785,23 @@ static int plan_vmdk_clear_gts(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 	return 0;
 }
 
+/* Unmaps grains at or past bound (both GD copies) and zeroes the tail of the
+ * allocated grain that bound cuts. */
+static int plan_vmdk_unmap(struct plan_vmdk *v, uint8_t *const gd[2], uint64_t bound,
+			   const struct plan_vmdk_tail *tail)
+{
+	uint64_t in = bound % v->grain;
+	int r = plan_vmdk_clear_gts(v, gd, plan_vmdk_div_up(bound, v->grain));
+
+	for (uint32_t c = 0; c < v->ncopies && !r; c++) {
+		if (tail->sec[c] == 0)
+			continue;
+		r = plan_vmdk_emit(
+		    v, plan_zero(v->p, (tail->sec[c] + in) * VMDK_SEC, (v->grain - in) * VMDK_SEC));
+	}
+	return r;
+}
+
 static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 {
 	uint64_t new_n = plan_vmdk_div_up(new_cap, v->gt_cov);
@@ -770,7 +809,7 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 	uint64_t buf_sec = new_gd_sec > v->old_gd_sec ? new_gd_sec : v->old_gd_sec;
 	uint64_t min_cap = shrink ? new_cap : v->cap;
 	uint64_t base, next, end, new_gd_off[2];
-	bool reloc = new_gd_sec > v->old_gd_sec, changed = false;
+	bool reloc = new_gd_sec > v->old_gd_sec, changed = false, joined;
 	uint8_t *gd[2] = {NULL, NULL}, *zero_sec, *hdr;
 	struct plan_vmdk_tail tail;
 	char *nd;
@@ -858,16 +897,10 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 		if (r)
 			return r;
 	}
-	r = plan_vmdk_clear_gts(v, gd, plan_vmdk_div_up(min_cap, v->grain));
-	if (r)
-		return r;
-	for (uint32_t c = 0; c < v->ncopies; c++) {
-		uint64_t in = min_cap % v->grain;
-
-		if (tail.sec[c] == 0)
-			continue;
-		r = plan_vmdk_emit(
-		    v, plan_zero(v->p, (tail.sec[c] + in) * VMDK_SEC, (v->grain - in) * VMDK_SEC));
+	/* A grow clears stale entries past the old end (and a cut grain's
+	 * tail) before the new size makes them visible. */
+	if (!shrink) {
+		r = plan_vmdk_unmap(v, gd, min_cap, &tail);
 		if (r)
 			return r;
 	}
@@ -877,12 +910,21 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 		if (r)
 			return r;
 	}
-	r = plan_vmdk_emit(v, plan_flush(v->p));
-	if (r)
-		return r;
+	if (v->p->nops) {
+		r = plan_vmdk_emit(v, plan_flush(v->p));
+		if (r)
+			return r;
+	}
 
-	/* Commit: the header sector. */
-	hdr = plan_vmdk_alloc(v, VMDK_SEC);
+	/* Commit: the header sector (capacity, GD offsets), and the descriptor
+	 * (extent sectors, geometry, CID) in the same write when it follows the
+	 * header directly, as in every image qemu or VMware creates. */
+	wlen = nd_len > v->desc_len ? nd_len : v->desc_len;
+	wlen = (size_t)plan_vmdk_div_up(wlen + 1, VMDK_SEC) * VMDK_SEC;
+	if (wlen > v->dsz * VMDK_SEC)
+		wlen = (size_t)(v->dsz * VMDK_SEC);
+	joined = v->doff == 1;
+	hdr = plan_vmdk_alloc(v, VMDK_SEC + (joined ? wlen : 0));
 	if (!hdr)
 		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	plan_memcpy(hdr, v->hdr, VMDK_SEC);
@@ -890,22 +932,30 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 	plan_put_le64(hdr + 56, new_gd_off[0]);
 	if (v->ncopies == 2)
 		plan_put_le64(hdr + 48, new_gd_off[1]);
-	r = plan_vmdk_emit(v, plan_write(v->p, 0, hdr, VMDK_SEC));
+	if (joined)
+		plan_memcpy(hdr + VMDK_SEC, nd, wlen);
+	r = plan_vmdk_emit(v, plan_write(v->p, 0, hdr, VMDK_SEC + (joined ? wlen : 0)));
 	if (!r)
 		r = plan_vmdk_emit(v, plan_flush(v->p));
+	if (!r && !joined) {
+		r = plan_vmdk_emit(v, plan_write(v->p, v->doff * VMDK_SEC, nd, wlen));
+		if (!r)
+			r = plan_vmdk_emit(v, plan_flush(v->p));
+	}
 	if (r)
 		return r;
 
-	/* Descriptor: whole sectors covering the old and the new text. */
-	wlen = nd_len > v->desc_len ? nd_len : v->desc_len;
-	wlen = (size_t)plan_vmdk_div_up(wlen + 1, VMDK_SEC) * VMDK_SEC;
-	if (wlen > v->dsz * VMDK_SEC)
-		wlen = (size_t)(v->dsz * VMDK_SEC);
-	r = plan_vmdk_emit(v, plan_write(v->p, v->doff * VMDK_SEC, nd, wlen));
-	if (!r)
-		r = plan_vmdk_emit(v, plan_flush(v->p));
-	if (r)
-		return r;
+	/* A shrink unmaps the cut range only now that it lies past the
+	 * capacity every reader sees. */
+	if (shrink) {
+		uint32_t before = v->p->nops;
+
+		r = plan_vmdk_unmap(v, gd, min_cap, &tail);
+		if (!r && v->p->nops != before)
+			r = plan_vmdk_emit(v, plan_flush(v->p));
+		if (r)
+			return r;
+	}
 
 	v->p->file_size_after = next > base ? end * VMDK_SEC : v->io->file_size;
 	return 0;

@@ -228,6 +228,96 @@ static void test_valid_shrink(void **state)
 	free(im.b);
 }
 
+/* Issue 15: a shrink commits its size first. The one write of the size
+ * field (@24) is followed by a FLUSH, and every op before it lies in the
+ * refcount structures of mkimg (reftable 1, refblock 2: the run's +1
+ * counts) or at/after old_len (the new run): the header, L1 (3), L2 (4) and
+ * the data clusters (5.., up to old_len) are untouched until the size is
+ * durable. Then something unlinks (an L1 or L2 write) before the end. */
+static void assert_commit_first(const struct run *r, uint64_t old_len)
+{
+	uint32_t n = r->rec.n < 512 ? r->rec.n : 512, c = n, i;
+	int unlinked = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct plan_op *op = &r->rec.ops[i];
+
+		if (op->kind != PLAN_OP_FLUSH && op->off <= 24 && op->off + op->len >= 32) {
+			assert_int_equal(c, n); /* exactly one commit write */
+			c = i;
+		}
+	}
+	assert_true(c < n - 1);
+	assert_int_equal(r->rec.ops[c + 1].kind, PLAN_OP_FLUSH);
+	for (i = 0; i < c; i++) {
+		const struct plan_op *op = &r->rec.ops[i];
+
+		if (op->kind == PLAN_OP_FLUSH)
+			continue;
+		if (op->off >= old_len)
+			continue;
+		assert_int_equal(op->kind, PLAN_OP_WRITE);
+		assert_true(op->off >= 1 * CS && op->off + op->len <= 3 * CS);
+	}
+	for (i = c + 1; i < n; i++) {
+		const struct plan_op *op = &r->rec.ops[i];
+
+		if (op->kind != PLAN_OP_FLUSH && op->off >= 3 * CS && op->off < 5 * CS)
+			unlinked = 1;
+	}
+	assert_true(unlinked);
+}
+
+static void test_shrink_commit_first(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+	uint64_t len;
+
+	(void)state;
+	/* plain: cluster 200 dropped; cluster 10 (host 6) cut, tail zeroed in
+	 * place after the commit */
+	im = mkimg();
+	len = im.len;
+	run_plan(&im, 10 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_commit_first(&r, len);
+	assert_int_equal(im.b[6 * CS + 511], 0xcd);
+	assert_int_equal(im.b[6 * CS + 512], 0);
+	assert_true(plan_be64(im.b + 4 * CS + 200 * 8) == 0);
+	assert_int_equal(refcount(&im, 5), 0);
+	free(im.b);
+
+	/* snapshot-shared tail cluster: copied, relinked after the commit */
+	im = mkimg();
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);
+	plan_put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS);
+	len = im.len;
+	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_commit_first(&r, len);
+	assert_int_equal(refcount(&im, 5), 1);
+	free(im.b);
+
+	/* a snapshot-shared L2 table straddling the cut: copied, the L1 entry
+	 * switched after the commit */
+	im = mkimg();
+	plan_put_be16(im.b + 2 * CS + 4 * 2, 2);
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);
+	plan_put_be16(im.b + 2 * CS + 6 * 2, 2);
+	put64(im.b + 3 * CS, 4ull * CS);
+	put64(im.b + 4 * CS + 200 * 8, 5ull * CS);
+	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
+	len = im.len;
+	run_plan(&im, 100 * CS, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_commit_first(&r, len);
+	assert_true(plan_be64(im.b + 3 * CS) != 4ull * CS);
+	assert_int_equal(refcount(&im, 4), 1);
+	assert_int_equal(refcount(&im, 5), 1);
+	free(im.b);
+}
+
 static void test_noop(void **state)
 {
 	struct ptl_img im = mkimg();
@@ -795,17 +885,12 @@ static void test_data_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid_grow),
-	    cmocka_unit_test(test_valid_shrink),
-	    cmocka_unit_test(test_noop),
-	    cmocka_unit_test(test_request_errors),
-	    cmocka_unit_test(test_hostile_headers),
-	    cmocka_unit_test(test_corrupt_detail),
-	    cmocka_unit_test(test_hostile_tables),
-	    cmocka_unit_test(test_hostile_bitmaps),
-	    cmocka_unit_test(test_fuzz),
-	    cmocka_unit_test(test_shrink_tail_copy),
-	    cmocka_unit_test(test_backing_length),
+	    cmocka_unit_test(test_valid_grow),		cmocka_unit_test(test_valid_shrink),
+	    cmocka_unit_test(test_shrink_commit_first), cmocka_unit_test(test_noop),
+	    cmocka_unit_test(test_request_errors),	cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_corrupt_detail),	cmocka_unit_test(test_hostile_tables),
+	    cmocka_unit_test(test_hostile_bitmaps),	cmocka_unit_test(test_fuzz),
+	    cmocka_unit_test(test_shrink_tail_copy),	cmocka_unit_test(test_backing_length),
 	    cmocka_unit_test(test_data_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
