@@ -479,7 +479,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 	int r;
 
 	memset(k, 0, sizeof(*k));
-	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
+	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = k->reaper_ready_fd = -1;
 	if (ram_size < INSTAR_HEAP_ADDR + (1ull << 20) || ram_size > INSTAR_VIRTIO_MMIO_BASE ||
 	    ram_size % 4096) {
 		snprintf(err, errlen, "guest RAM size %llu out of range",
@@ -539,6 +539,14 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 		r = job.ret;
 		snprintf(err, errlen, "%s", job.err);
 	}
+	/* The helper holds the VM: no guest runs unless it is confined. */
+	if (!r) {
+		r = vmm_kvm_reaper_wait(k);
+		if (r)
+			snprintf(err, errlen,
+				 "teardown helper could not enter seccomp strict mode: %s",
+				 strerror(-r));
+	}
 	if (!r) {
 		/* Only the VM and vCPU fds are needed from here on. */
 		close(k->sys_fd);
@@ -550,14 +558,22 @@ out:
 	return r;
 }
 
-void vmm_kvm_reaper_wait(struct vmm_kvm *k)
+int vmm_kvm_reaper_wait(struct vmm_kvm *k)
 {
-	int *w = k->reaper_ready;
+	unsigned char status = 0;
+	ssize_t n;
 
-	/* By now the helper is long done with its few syscalls: no wait. */
-	while (w && !__atomic_load_n(w, __ATOMIC_ACQUIRE))
-		syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL);
-	k->reaper_ready = NULL;
+	if (k->reaper_ready_fd < 0)
+		return 0;
+	/* By now the helper is normally long done with its few syscalls. */
+	do
+		n = read(k->reaper_ready_fd, &status, 1);
+	while (n < 0 && errno == EINTR);
+	close(k->reaper_ready_fd);
+	k->reaper_ready_fd = -1;
+	if (n != 1)
+		return -ECHILD; /* it died without a word */
+	return status ? -(int)status : 0;
 }
 
 /* The write end of the last deferred VM's helper pipe, left open for our
@@ -588,7 +604,7 @@ void vmm_kvm_destroy(struct vmm_kvm *k)
 	}
 	vmm_kvm_reaper_wait(k);
 	memset(k, 0, sizeof(*k));
-	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = -1;
+	k->sys_fd = k->vm_fd = k->vcpu_fd = k->reaper_fd = k->reaper_ready_fd = -1;
 }
 
 /* Raw system calls for the teardown helper: it shares our memory but not our
@@ -605,32 +621,38 @@ static long vmm_raw3(long nr, long a, long b, long c)
 }
 
 struct vmm_reaper_arg {
-	int keep[2]; /* VM and pipe read end, sorted */
+	int keep[3]; /* VM, pipe read end, ready pipe write end: sorted */
 	int rfd;     /* the pipe's read end */
-	int ready;   /* futex word: 1 once only keep[] is left open */
+	int wfd;     /* the ready pipe's write end */
 };
 
 /* The helper, a CLONE_VM child with every signal blocked: drops every fd but
- * the VM's and the pipe's (the image above all, whose OFD locks must die with
- * us), says so, and under seccomp strict mode waits for the pipe's EOF. Its
- * exit then does the VM teardown, after we are gone. */
+ * the VM's and its two pipe ends (the image above all, whose OFD locks must
+ * die with us), enters seccomp strict mode, and only then reports, with one
+ * byte on the ready pipe (write is one of strict mode's four syscalls; a
+ * futex wake is not): 0, or the errno of the failed prctl, after which it
+ * exits at once. Then it waits for the pipe's EOF; its exit does the VM
+ * teardown, after we are gone. */
 __attribute__((no_sanitize_address, noreturn)) static int vmm_kvm_reaper(void *p)
 {
 	struct vmm_reaper_arg *a = p;
-	long next = 0;
+	long next = 0, r;
+	unsigned char status;
 	char c;
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (a->keep[i] > next)
 			vmm_raw3(SYS_close_range, next, a->keep[i] - 1, 0);
 		next = a->keep[i] + 1;
 	}
 	vmm_raw3(SYS_close_range, next, ~0u, 0);
 	vmm_raw3(SYS_chdir, (long)"/", 0, 0); /* pin no mount */
-	__atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
-	vmm_raw3(SYS_futex, (long)&a->ready, FUTEX_WAKE, 1);
-	vmm_raw3(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0);
-	for (;;) {
+	r = vmm_raw3(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0);
+	/* Anything but 0 is a failure, reported as an errno that fits a byte. */
+	status = r == 0 ? 0 : r < 0 && r > -256 ? (unsigned char)-r : EINVAL;
+	while (vmm_raw3(SYS_write, a->wfd, (long)&status, 1) == -EINTR)
+		;
+	while (status == 0) {
 		long n = vmm_raw3(SYS_read, a->rfd, (long)&c, 1);
 
 		if (n == 0 || (n < 0 && n != -EINTR))
@@ -642,20 +664,38 @@ __attribute__((no_sanitize_address, noreturn)) static int vmm_kvm_reaper(void *p
 
 #define VMM_REAPER_STACK (16u << 10)
 
+static void vmm_sort3(int *v)
+{
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2 - i; j++)
+			if (v[j] > v[j + 1]) {
+				int t = v[j];
+
+				v[j] = v[j + 1];
+				v[j + 1] = t;
+			}
+}
+
 int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 {
 	struct vmm_reaper_arg *a;
 	sigset_t all, old;
 	uint8_t *stack;
-	int p[2], r = 0;
+	int p[2], rp[2], r = 0;
 	pid_t pid;
 
 	if (k->reaper_fd >= 0 || k->vm_fd < 0)
 		return -EINVAL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	/* Stack and handshake are the helper's for its whole life, which may
-	 * outlast vmm_kvm_destroy(): never unmapped (16 KiB per deferred VM). */
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	/* The stack is the helper's for its whole life, which may outlast
+	 * vmm_kvm_destroy(): never unmapped (16 KiB per deferred VM). */
 	stack = mmap(NULL, VMM_REAPER_STACK, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED) {
@@ -665,14 +705,18 @@ int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 	a = (struct vmm_reaper_arg *)stack; /* bottom; the stack grows down from the top */
 	/* The VM fd alone keeps the VM (vCPUs included) alive: a vCPU fd only
 	 * holds a reference to it. */
-	a->keep[0] = k->vm_fd < p[0] ? k->vm_fd : p[0];
-	a->keep[1] = k->vm_fd < p[0] ? p[0] : k->vm_fd;
+	a->keep[0] = k->vm_fd;
+	a->keep[1] = p[0];
+	a->keep[2] = rp[1];
+	vmm_sort3(a->keep);
 	a->rfd = p[0];
-	a->ready = 0;
+	a->wfd = rp[1];
 	/* CLONE_VM: no page tables copied, no copy-on-write faults afterwards
 	 * (fork cost ~1 ms here). The helper holds our mm too, so the unmapping
 	 * of this address space also happens after we exit. No exit signal: a
-	 * wait(-1) elsewhere never reaps it by accident. */
+	 * wait(-1) elsewhere never reaps it by accident. No CLONE_FILES: its
+	 * fds are its own copies, so once we close our ready write end, its
+	 * death before reporting reads as EOF. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = clone(vmm_kvm_reaper, stack + VMM_REAPER_STACK, CLONE_VM, a);
@@ -684,12 +728,15 @@ int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 		goto err;
 	}
 	close(p[0]);
+	close(rp[1]);
 	k->reaper_fd = p[1];
-	k->reaper_ready = &a->ready;
+	k->reaper_ready_fd = rp[0];
 	return 0;
 err:
 	close(p[0]);
 	close(p[1]);
+	close(rp[0]);
+	close(rp[1]);
 	return r;
 }
 

@@ -23,7 +23,7 @@ struct vmm_kvm {
 	struct kvm_coalesced_mmio_ring *ring; /* in the run mapping; NULL: none */
 	uint32_t ring_max;		      /* entries in the ring */
 	int reaper_fd;			      /* write end of the teardown helper's pipe, or -1 */
-	int *reaper_ready;		      /* helper's "only the VM fds left" word, or NULL */
+	int reaper_ready_fd; /* read end of the helper's report (strict mode on), or -1 */
 };
 
 /* Handlers of the exits the run loop does not decide itself. Each returns 0 to
@@ -75,15 +75,18 @@ void vmm_kvm_destroy(struct vmm_kvm *k);
  * exits; that last close does the teardown after we are gone. The
  * pipe's write end outlives vmm_kvm_destroy(): our exit closes it (or the
  * next deferred VM's destroy does). The helper never holds the image fd past
- * vmm_kvm_destroy() (which waits for its handshake). vmm_kvm_create() calls
+ * vmm_kvm_create() returns (which waits for its report). vmm_kvm_create() calls
  * it; it needs the VM, not yet the vCPU. Before the sandbox (clone is not
  * allowed in it); keep k->reaper_fd open through it. Returns 0 or a
  * negative errno; on failure teardown simply stays synchronous. */
 int vmm_kvm_defer_teardown(struct vmm_kvm *k);
 
-/* Waits until the helper has closed every fd but the VM's (normally it has,
- * long before): called by vmm_kvm_destroy(). */
-void vmm_kvm_reaper_wait(struct vmm_kvm *k);
+/* Waits for the helper's one report, sent only after it closed every fd but
+ * the VM's and its pipes' and entered seccomp strict mode: returns 0, or the
+ * negative errno of its failed prctl (-ECHILD if it died first). Called by
+ * vmm_kvm_create() (a failure there fails the create: no guest runs next to
+ * an unconfined helper) and vmm_kvm_destroy(); later calls return 0. */
+int vmm_kvm_reaper_wait(struct vmm_kvm *k);
 
 /* Runs until hlt, a handler error, a fatal exit or *timed_out. Sets
  * run->immediate_exit via vmm_kvm_kick() from a signal handler to stop a
