@@ -145,6 +145,33 @@ static int set_instar(struct ifs_config *c, const char *value)
 	return 0;
 }
 
+/* backing_dirs = /a:/b — absolute directories, ':'-separated as in PATH
+ * (',' separates -o options), at most IFS_BACKING_DIRS_MAX. */
+static int set_backing_dirs(struct ifs_config *c, const char *value)
+{
+	struct ifs_dir_list *l = &c->backing_dirs;
+	size_t used = 0;
+	const char *p, *colon;
+
+	memset(l, 0, sizeof(*l));
+	for (p = value; *p; p = colon ? colon + 1 : p + strlen(p)) {
+		size_t len;
+
+		colon = strchr(p, ':');
+		len = colon ? (size_t)(colon - p) : strlen(p);
+		if (len == 0)
+			continue;
+		if (p[0] != '/' || l->n == IFS_BACKING_DIRS_MAX || used + len + 2 > sizeof(l->buf))
+			return -EINVAL;
+		memcpy(l->buf + used, p, len);
+		used += len + 1; /* the NUL memset left */
+		l->n++;
+		if (!colon)
+			break;
+	}
+	return 0;
+}
+
 /* Applies one key; shared by the ini file and -o options. */
 static int config_apply(struct ifs_config *c, const char *key, const char *value)
 {
@@ -174,6 +201,13 @@ static int config_apply(struct ifs_config *c, const char *key, const char *value
 		c->log_level = v;
 	} else if (strcmp(key, "instar") == 0) {
 		return set_instar(c, value) < 0 ? -EINVAL : 0;
+	} else if (strcmp(key, "backing_dirs") == 0) {
+		if (set_backing_dirs(c, value) < 0)
+			goto bad;
+	} else if (strcmp(key, "guest_dir") == 0) {
+		if (strlen(value) >= sizeof(c->guest_dir) || (value[0] && value[0] != '/'))
+			goto bad;
+		strcpy(c->guest_dir, value);
 	} else if (strcmp(key, "source") == 0) {
 		if (strlen(value) >= sizeof(c->source))
 			goto bad;

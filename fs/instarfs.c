@@ -26,6 +26,8 @@ struct cmdline {
 	char *max_jobs;
 	char *log_level;
 	char *instar;
+	char *backing_dirs;
+	char *guest_dir;
 	int help;
 	int version;
 };
@@ -43,6 +45,8 @@ static const struct fuse_opt cmdline_spec[] = {
     OPT("max_jobs=%s", max_jobs),
     OPT("log_level=%s", log_level),
     OPT("instar=%s", instar),
+    OPT("backing_dirs=%s", backing_dirs),
+    OPT("guest_dir=%s", guest_dir),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -91,6 +95,10 @@ static void usage(const char *prog)
 	       "    -o max_jobs=N          resizes running at once; more wait (default %u)\n"
 	       "    -o log_level=LEVEL     error, warning, info, debug (default info)\n"
 	       "    -o instar=PATH         the instar binary (default: next to instarfs, PATH)\n"
+	       "    -o backing_dirs=D1:D2  absolute directories backing files may be in,\n"
+	       "                           besides SOURCE_DIR (default: none)\n"
+	       "    -o guest_dir=DIR       instar's guest binaries (INSTAR_GUEST_DIR of the\n"
+	       "                           children; default: instar's own)\n"
 	       "    -o allow_other         let other users use the mount\n"
 	       "SIGUSR1 re-reads the config file.\n"
 	       "\n",
@@ -239,11 +247,10 @@ int main(int argc, char *argv[])
 		const struct {
 			const char *key;
 			const char *value;
-		} ov[] = {{"timeout", cl.timeout},
-			  {"preallocation", cl.preallocation},
-			  {"max_jobs", cl.max_jobs},
-			  {"log_level", cl.log_level},
-			  {"instar", cl.instar}};
+		} ov[] = {{"timeout", cl.timeout},    {"preallocation", cl.preallocation},
+			  {"max_jobs", cl.max_jobs},  {"log_level", cl.log_level},
+			  {"instar", cl.instar},      {"backing_dirs", cl.backing_dirs},
+			  {"guest_dir", cl.guest_dir}};
 
 		for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
 			if (ov[i].value && ifs_config_set_override(ov[i].key, ov[i].value) < 0)
@@ -334,6 +341,8 @@ out_args:
 	free(cl.max_jobs);
 	free(cl.log_level);
 	free(cl.instar);
+	free(cl.backing_dirs);
+	free(cl.guest_dir);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -38,6 +38,14 @@ void ifs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Extra seconds the watchdog grants the child past its own --timeout, so that
  * a child that times out itself can still report it. */
 #define IFS_GRACE_SECONDS 5u
+#define IFS_BACKING_DIRS_MAX 16u /* instar's --backing-dir limit */
+
+/* One absolute directory per entry, '\0'-separated, the last followed by
+ * an empty one (so that no list needs a pointer into another copy). */
+struct ifs_dir_list {
+	char buf[4 * PATH_MAX];
+	unsigned n;
+};
 
 struct ifs_config {
 	unsigned timeout;      /* seconds; the child's --timeout */
@@ -47,6 +55,9 @@ struct ifs_config {
 	int log_level;	       /* enum ifs_log_level */
 	char instar[PATH_MAX]; /* the instar binary, resolved to a path */
 	char source[PATH_MAX]; /* source dir from the ini; "" if not set */
+	/* backing_dirs: where backing files may be besides the source dir */
+	struct ifs_dir_list backing_dirs;
+	char guest_dir[PATH_MAX]; /* INSTAR_GUEST_DIR of children; "" if not set */
 };
 
 /* Records a command-line setting (key=value); it overrides the ini file at

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,12 +22,15 @@
 #include "abi_names.h"
 #include "instarfs.h"
 
-extern char **environ;
-
 #define IFS_CHILD_FD 3
 #define IFS_CHILD_FD_PATH "/dev/fd/3"
 #define OUT_MAX (64u * 1024u) /* more stdout than this is not a valid result */
 #define ERR_TAIL 512u	      /* stderr bytes kept for messages */
+#define ARGV_MAX (24u + 2u * IFS_BACKING_DIRS_MAX)
+/* Children get this environment and nothing of ours: whatever instarfs was
+ * started with (test hooks, LD_PRELOAD, locale) stays out of a resize. */
+#define CHILD_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CHILD_LOCALE "LC_ALL=C"
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
@@ -188,9 +192,25 @@ static int spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, in
 	return r;
 }
 
+/* The fixed environment of a child: envp[] (4 entries) pointing into buf. */
+static void child_env(const struct ifs_config *cfg, char *buf, size_t cap, char *envp[4])
+{
+	size_t n = 0;
+
+	envp[n++] = CHILD_PATH;
+	envp[n++] = CHILD_LOCALE;
+	if (cfg->guest_dir[0] &&
+	    (size_t)snprintf(buf, cap, "INSTAR_GUEST_DIR=%s", cfg->guest_dir) < cap)
+		envp[n++] = buf;
+	envp[n] = NULL;
+}
+
 /* Runs argv with img_fd as fd 3 and waits at most limit_s seconds. */
 static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct child *c)
 {
+	char envbuf[PATH_MAX + 32], *envp[4];
+	struct ifs_config cfg;
+
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, pidfd = -1;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -199,6 +219,8 @@ static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct c
 
 	memset(c, 0, sizeof(*c));
 	c->pid = -1;
+	ifs_config_get(&cfg);
+	child_env(&cfg, envbuf, sizeof(envbuf), envp);
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		c->spawn_err = errno;
 		goto out;
@@ -206,7 +228,7 @@ static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct c
 	c->spawn_err = spawn_setup(&fa, &at, outp[1], errp[1], img_fd);
 	if (c->spawn_err)
 		goto out;
-	c->spawn_err = posix_spawn(&c->pid, argv[0], &fa, &at, argv, environ);
+	c->spawn_err = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(outp[1]);
@@ -379,9 +401,29 @@ static char *doc_dump(json_t *doc, const char *name, size_t flags)
 	return out;
 }
 
+/* The format an image's name says it has (qemu's driver name), or NULL:
+ * then the child probes. ".img" says nothing (raw and qcow2 alike use it). */
+static const char *format_from_name(const char *name)
+{
+	static const struct {
+		const char *ext, *fmt;
+	} map[] = {{".qcow2", "qcow2"}, {".vmdk", "vmdk"}, {".vhd", "vpc"},
+		   {".vpc", "vpc"},	{".vhdx", "vhdx"}, {".raw", "raw"}};
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		size_t el = strlen(map[i].ext);
+
+		if (len > el && strcasecmp(name + len - el, map[i].ext) == 0)
+			return map[i].fmt;
+	}
+	return NULL;
+}
+
 int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 {
-	char timeout[16], *argv[16], *json = NULL, msg[512];
+	char timeout[16], *argv[ARGV_MAX], *json = NULL, msg[512];
+	const char *fmt = format_from_name(img->name), *dir;
 	struct ifs_config cfg;
 	struct child c;
 	json_t *doc = NULL, *err;
@@ -415,6 +457,23 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 	}
 	if (req->shrink)
 		argv[n++] = "--shrink";
+	/* The files the image names stay in the source dir (the child's working
+	 * directory, so the directory of /dev/fd/3) and the backing_dirs; a data
+	 * file is never another image this mount exposes. */
+	argv[n++] = "--confine";
+	dir = cfg.backing_dirs.buf;
+	for (unsigned i = 0; i < cfg.backing_dirs.n; i++, dir += strlen(dir) + 1) {
+		argv[n++] = "--backing-dir";
+		argv[n++] = (char *)dir;
+	}
+	/* A name that says the format is believed only if the probe agrees
+	 * (else EMEDIUMTYPE): a raw disk whose guest wrote a qcow2 header is
+	 * never resized as qcow2, nor a qcow2 named .raw cut as raw. */
+	if (fmt) {
+		argv[n++] = "-f";
+		argv[n++] = (char *)fmt;
+		argv[n++] = "--strict-format";
+	}
 	argv[n++] = IFS_CHILD_FD_PATH;
 	argv[n++] = (char *)req->size;
 	argv[n] = NULL;

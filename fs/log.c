@@ -1,10 +1,12 @@
 /* fs/log.c — instarfs logging: one level for our messages and libfuse's,
- * stderr in the foreground (journald under systemd), syslog once daemonized. */
+ * stderr in the foreground (journald under systemd), syslog once daemonized;
+ * control characters escaped in every record. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
+#include "escape.h"
 #include "instarfs.h"
 
 static atomic_int log_level = IFS_LOG_INFO;
@@ -40,7 +42,7 @@ const char *ifs_log_level_name(int level)
 static void log_va(int level, const char *fmt, va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	char msg[1024];
+	char msg[1024], safe[4 * sizeof(msg)];
 	size_t n;
 
 	if (level > atomic_load(&log_level))
@@ -49,10 +51,13 @@ static void log_va(int level, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
+	/* Image names, a child's stderr and the like are untrusted: one log
+	 * record stays one line and sends no terminal escape. */
+	instar_escape(safe, sizeof(safe), msg);
 	if (atomic_load(&log_syslog))
-		syslog(prio[level], "%s", msg);
+		syslog(prio[level], "%s", safe);
 	else
-		fprintf(stderr, "instarfs: %s\n", msg);
+		fprintf(stderr, "instarfs: %s\n", safe);
 }
 
 void ifs_log(int level, const char *fmt, ...)

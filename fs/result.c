@@ -12,9 +12,10 @@ static const struct {
 	int errnum;
 	const char *name;
 } errno_names[] = {
-    {EINVAL, "EINVAL"}, {ERANGE, "ERANGE"},	    {EPERM, "EPERM"},
-    {EBUSY, "EBUSY"},	{EOPNOTSUPP, "EOPNOTSUPP"}, {ENOTSUP, "ENOTSUP"},
-    {ENOSPC, "ENOSPC"}, {ETIMEDOUT, "ETIMEDOUT"},   {EIO, "EIO"},
+    {EINVAL, "EINVAL"}, {ERANGE, "ERANGE"},	      {EPERM, "EPERM"},
+    {EBUSY, "EBUSY"},	{EOPNOTSUPP, "EOPNOTSUPP"},   {ENOTSUP, "ENOTSUP"},
+    {ENOSPC, "ENOSPC"}, {ETIMEDOUT, "ETIMEDOUT"},     {EIO, "EIO"},
+    {EACCES, "EACCES"}, {EMEDIUMTYPE, "EMEDIUMTYPE"},
 };
 
 int ifs_errno_from_name(const char *name)

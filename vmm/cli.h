@@ -41,6 +41,12 @@ int cli_finish(struct cli_ctx *c);
  * even a usage error produces exactly one JSON object). */
 bool cli_wants_json(int argc, char **argv);
 
+/* name with control characters escaped (instar_escape) into buf, which
+ * holds CLI_NAME_MAX bytes; returns buf. For names printed outside
+ * cli_error and friends, which escape whole lines themselves. */
+#define CLI_NAME_MAX 4096
+const char *cli_name(const char *name, char *buf);
+
 /* Reads the probe windows of fd (head, tail, then what the probe asks for)
  * and probes. Returns 0 or a negative errno from pread. */
 int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret);

@@ -7,6 +7,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "escape.h"
+
+const char *cli_name(const char *name, char *buf)
+{
+	instar_escape(buf, CLI_NAME_MAX, name);
+	return buf;
+}
 
 void cli_ctx_init(struct cli_ctx *c, bool json)
 {
@@ -21,12 +28,27 @@ void cli_ctx_free(struct cli_ctx *c)
 	c->msg = NULL;
 }
 
-static void append(struct cli_ctx *c, const char *fmt, va_list ap)
+/* line, with control characters escaped: names from an image or the command
+ * line reach both stderr and the JSON message this way only. malloc'ed. */
+static char *escaped_line(const char *fmt, va_list ap)
 {
-	char *line = NULL, *joined = NULL;
+	char *line = NULL, *out;
+	size_t need;
 
 	if (vasprintf(&line, fmt, ap) < 0)
-		return;
+		return NULL;
+	need = instar_escape(NULL, 0, line);
+	out = malloc(need + 1);
+	if (out)
+		instar_escape(out, need + 1, line);
+	free(line);
+	return out;
+}
+
+static void append(struct cli_ctx *c, char *line)
+{
+	char *joined = NULL;
+
 	if (!c->msg) {
 		c->msg = line;
 		return;
@@ -41,14 +63,12 @@ static void append(struct cli_ctx *c, const char *fmt, va_list ap)
 /* One line on stderr after prefix, and the same text kept for the result. */
 static void report(struct cli_ctx *c, const char *prefix, const char *fmt, va_list ap)
 {
-	va_list ap2;
+	char *line = escaped_line(fmt, ap);
 
-	va_copy(ap2, ap);
-	fputs(prefix, stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	append(c, fmt, ap2);
-	va_end(ap2);
+	if (!line)
+		return;
+	fprintf(stderr, "%s%s\n", prefix, line);
+	append(c, line);
 }
 
 void cli_error(struct cli_ctx *c, unsigned code, int errnum, const char *fmt, ...)
@@ -74,12 +94,14 @@ void cli_hint(struct cli_ctx *c, const char *fmt, ...)
 void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
+	char *line;
 
 	va_start(ap, fmt);
-	fputs("instar: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	line = escaped_line(fmt, ap);
 	va_end(ap);
+	if (line)
+		fprintf(stderr, "instar: warning: %s\n", line);
+	free(line);
 }
 
 void cli_usage(struct cli_ctx *c, const char *fmt, ...)

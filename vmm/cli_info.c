@@ -74,9 +74,9 @@ static int print_json(const char *filename, const struct instar_probe_info *info
 
 static void print_human(const char *filename, const struct instar_probe_info *info)
 {
-	char hs[32];
+	char hs[32], nb[CLI_NAME_MAX];
 
-	printf("image: %s\n", filename);
+	printf("image: %s\n", cli_name(filename, nb));
 	printf("file format: %s\n", format_label(info));
 	if (info->virtual_size != INSTAR_PROBE_UNKNOWN) {
 		human_size(info->virtual_size, hs, sizeof(hs));

@@ -30,6 +30,9 @@ enum {
 	OPT_TIMEOUT,
 	OPT_GUEST_DIR,
 	OPT_MAX_STAGED,
+	OPT_BACKING_DIR,
+	OPT_CONFINE,
+	OPT_STRICT_FORMAT,
 };
 
 static const struct option resize_options[] = {
@@ -43,6 +46,9 @@ static const struct option resize_options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"guest-dir", required_argument, NULL, OPT_GUEST_DIR},
     {"max-staged", required_argument, NULL, OPT_MAX_STAGED},
+    {"backing-dir", required_argument, NULL, OPT_BACKING_DIR},
+    {"confine", no_argument, NULL, OPT_CONFINE},
+    {"strict-format", no_argument, NULL, OPT_STRICT_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -55,6 +61,10 @@ struct resize_args {
 	uint32_t timeout_ms;
 	const char *guest_dir;
 	uint64_t max_staged; /* bound on the guest's staged writes; 0 = default */
+	bool confine;	     /* instarfs's limits on the files an image names */
+	bool strict_format;  /* -f and the probe must agree, -f raw included */
+	size_t n_backing_dirs;
+	const char *backing_dirs[VMM_EXT_MAX_BACKING_DIRS];
 };
 
 /* Block drivers qemu 7.2 knows but instar does not resize: -f NAME opens
@@ -103,6 +113,7 @@ static void resize_help(void)
 	       "                     [--preallocation=prealloc] [-q] [--shrink]\n"
 	       "                     [--output=human|json] [--timeout=seconds]\n"
 	       "                     [--guest-dir=dir] [--max-staged=size]\n"
+	       "                     [--confine] [--backing-dir=dir]... [--strict-format]\n"
 	       "                     filename [+ | -]size\n"
 	       "\n"
 	       "Resize the image FILENAME to SIZE, or grow (+) or shrink (-) it by SIZE.\n"
@@ -118,6 +129,17 @@ static void resize_help(void)
 	       "  --guest-dir=dir          where core.bin and resize.bin are\n"
 	       "  --max-staged=size        bound on the bytes a resize may stage before\n"
 	       "                           it commits (default 1G)\n"
+	       "  --confine                backing files only beneath the image's directory\n"
+	       "                           (or a --backing-dir); a data file not directly\n"
+	       "                           beside the image unless its name is hidden\n"
+	       "  --backing-dir=dir        one more directory backing files may be in\n"
+	       "                           (repeatable; implies --confine for them)\n"
+	       "  --strict-format          with -f, refuse an image whose probe finds\n"
+	       "                           another format (-f raw included)\n"
+	       "\n"
+	       "A data file's name must lead beneath the image's directory (for /dev/fd/N:\n"
+	       "the working directory) to a regular file of the image's owner with one\n"
+	       "link; no name is followed through a symbolic link there.\n"
 	       "  size                     bytes, or with a suffix b, k, M, G, T, P, E\n"
 	       "                           (powers of 1024); fractions like 1.5G allowed\n");
 }
@@ -215,6 +237,21 @@ static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_ar
 			break;
 		case OPT_GUEST_DIR:
 			a->guest_dir = optarg;
+			break;
+		case OPT_CONFINE:
+			a->confine = true;
+			break;
+		case OPT_STRICT_FORMAT:
+			a->strict_format = true;
+			break;
+		case OPT_BACKING_DIR:
+			if (a->n_backing_dirs == VMM_EXT_MAX_BACKING_DIRS) {
+				cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+					  "--backing-dir given more than %d times",
+					  VMM_EXT_MAX_BACKING_DIRS);
+				return -1;
+			}
+			a->backing_dirs[a->n_backing_dirs++] = optarg;
 			break;
 		case OPT_MAX_STAGED: {
 			bool hex;
@@ -539,18 +576,34 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 /* qemu-img opens the whole backing chain and the data file with the image;
  * so does instar, and tells the guest what it found. A header whose names
  * the probe could not see is left to the guest, which refuses it. */
-static int open_external(struct cli_ctx *c, const char *filename, int fd,
+static int open_external(struct cli_ctx *c, const struct resize_args *a, int fd,
 			 const struct instar_probe_info *info, struct resize_ext *x)
 {
+	const char *filename = a->filename;
+	struct vmm_ext_policy pol;
 	char err[3072];
 	bool known = false;
 	uint32_t flags = instar_probe_name_flags(info, &x->backing_crc, &x->data_crc);
 	int r;
 
+	if (!(flags & (INSTAR_RESIZE_BACKING | INSTAR_RESIZE_DATA_FILE)))
+		goto done;
+	r = vmm_ext_policy_open(&pol, filename, a->backing_dirs, a->n_backing_dirs, a->confine, err,
+				sizeof(err));
+	if (r < 0) {
+		vmm_ext_policy_close(&pol);
+		cli_error(c, INSTAR_ERR_OPEN_FAILED, EIO, "Could not open '%s': %s", filename, err);
+		return -1;
+	}
 	if (flags & INSTAR_RESIZE_BACKING) {
-		r = vmm_ext_backing(filename, info, &x->backing_len, &known, err, sizeof(err));
+		r = vmm_ext_backing(&pol, filename, info, &x->backing_len, &known, err,
+				    sizeof(err));
 		if (r < 0) {
-			cli_error(c, INSTAR_ERR_OPEN_FAILED, r == -ENOENT ? ENOENT : EIO,
+			vmm_ext_policy_close(&pol);
+			cli_error(c, INSTAR_ERR_OPEN_FAILED,
+				  r == -ENOENT	 ? ENOENT
+				  : r == -EACCES ? EACCES
+						 : EIO,
 				  "Could not open '%s': %s", filename, err);
 			return -1;
 		}
@@ -558,29 +611,35 @@ static int open_external(struct cli_ctx *c, const char *filename, int fd,
 	if (flags & INSTAR_RESIZE_DATA_FILE) {
 		vmm_ext_name(x->data_name, sizeof(x->data_name), info->data_file_name,
 			     info->data_file_len);
-		r = vmm_ext_data_file(fd, info, err, sizeof(err));
+		r = vmm_ext_data_file(&pol, fd, info, err, sizeof(err));
 		if (r < 0) {
+			vmm_ext_policy_close(&pol);
 			cli_error(c, r == -EBUSY ? INSTAR_ERR_LOCKED : INSTAR_ERR_OPEN_FAILED,
-				  r == -ENOENT	? ENOENT
-				  : r == -EBUSY ? EBUSY
-						: EIO,
+				  r == -ENOENT	 ? ENOENT
+				  : r == -EBUSY	 ? EBUSY
+				  : r == -EACCES ? EACCES
+						 : EIO,
 				  "Could not open '%s': %s", filename, err);
 			return -1;
 		}
 		x->data_fd = r;
 	}
+	vmm_ext_policy_close(&pol);
+done:
 	x->flags = flags | (known ? INSTAR_RESIZE_BACKING_LEN : 0);
 	return 0;
 }
 
 static void warn_probed_raw(const char *filename)
 {
+	char nb[CLI_NAME_MAX];
+
 	fprintf(stderr,
 		"WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
 		"         Automatically detecting the format is dangerous for raw images, "
 		"write operations on block 0 will be restricted.\n"
 		"         Specify the 'raw' format explicitly to remove the restrictions.\n",
-		filename);
+		cli_name(filename, nb));
 }
 
 static int do_resize(struct cli_ctx *c, struct resize_args *a)
@@ -658,6 +717,23 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 	}
 	if (forced < 0 && format == INSTAR_FMT_RAW)
 		warn_probed_raw(a->filename);
+	/* --strict-format (instarfs, when an image's name says its format): a
+	 * probe that disagrees is refused both ways. A raw disk whose guest
+	 * wrote a qcow2 header must not be resized as qcow2, and a qcow2 named
+	 * .raw not cut as raw: whoever owns it has to say what it is. */
+	if (a->strict_format && forced > 0 && (info.format != (uint32_t)forced || info.other)) {
+		if (forced == INSTAR_FMT_RAW)
+			cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
+				  "Could not open '%s': Image is not in raw format: its header "
+				  "says %s",
+				  a->filename,
+				  info.other ? "another format" : instar_format_name(info.format));
+		else
+			cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
+				  "Could not open '%s': Image is not in %s format", a->filename,
+				  instar_format_name((uint32_t)forced));
+		return -1;
+	}
 
 	if (format == INSTAR_FMT_UNKNOWN) {
 		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
@@ -674,8 +750,7 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 				  instar_format_name(format));
 			return -1;
 		}
-		if (format == INSTAR_FMT_QCOW2 &&
-		    open_external(c, a->filename, fd, &info, &ext) < 0)
+		if (format == INSTAR_FMT_QCOW2 && open_external(c, a, fd, &info, &ext) < 0)
 			return -1;
 		probed = info.virtual_size;
 		if (probed == INSTAR_PROBE_UNKNOWN || probed > (uint64_t)INT64_MAX) {

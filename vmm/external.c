@@ -1,7 +1,9 @@
 /* vmm/external.c — the backing chain and the external data file of a qcow2
- * image: resolved and opened as qemu-img 7.2 opens them, with the names
- * treated as untrusted paths. Only the host's bounded probe ever reads the
- * backing files' headers. */
+ * image: found as qemu-img 7.2 finds them, within the limits of one policy
+ * (external.h), and opened O_PATH, checked, then reopened, so that no name
+ * can make the host open a device or a FIFO, or write outside the image's
+ * directory. Only the host's bounded probe ever reads the backing files'
+ * headers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -75,33 +77,244 @@ static void ext_fail(char *err, size_t errlen, int depth, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Opens path read-only only if it is a regular file or a block device, so a
- * hostile name can never make us open (and so trigger) another device. */
-static int ext_open_ro(const char *path, int *ret_fd)
+/* The path the kernel gives for fd (no symlink in it): buf, or an error. */
+static int ext_fd_path(int fd, char *buf, size_t cap)
 {
-	struct stat st, st2;
-	int fd;
+	char proc[32];
+	ssize_t n;
 
-	if (stat(path, &st) < 0)
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, buf, cap - 1);
+	if (n < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if ((size_t)n >= cap - 1)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	/* an unlinked directory, or not a path at all: nothing lies beneath */
+	if (buf[0] != '/' || (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0))
+		return -ENOENT;
+	return 0;
+}
+
+static void ext_close_dir(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int ext_open_dir(const char *path, int *ret_fd, char *ret_path)
+{
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+	r = ext_fd_path(fd, ret_path, PATH_MAX);
+	if (r < 0) {
 		close(fd);
-		return -EAGAIN;
+		return r;
 	}
 	*ret_fd = fd;
 	return 0;
 }
 
-static int ext_backing(const char *base, const uint8_t *raw, uint32_t rawlen, const uint8_t *fmt,
-		       uint32_t fmtlen, int depth, uint64_t *ret_len, bool *ret_known, char *err,
-		       size_t errlen)
+void vmm_ext_policy_close(struct vmm_ext_policy *p)
 {
-	char name[1024], fmtname[33], path[PATH_MAX];
+	ext_close_dir(&p->dir_fd);
+	for (size_t i = 0; i < p->n_backing_dirs; i++)
+		ext_close_dir(&p->backing_dir_fd[i]);
+	p->n_backing_dirs = 0;
+}
+
+int vmm_ext_policy_open(struct vmm_ext_policy *p, const char *image_path,
+			const char *const *backing_dirs, size_t n, bool confine, char *err,
+			size_t errlen)
+{
+	char dir[PATH_MAX];
+	const char *slash = ext_is_fd_path(image_path) ? NULL : strrchr(image_path, '/');
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->dir_fd = -1;
+	p->confine = confine;
+	if (n > VMM_EXT_MAX_BACKING_DIRS) {
+		snprintf(err, errlen, "at most %d backing directories", VMM_EXT_MAX_BACKING_DIRS);
+		return -E2BIG;
+	}
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == image_path)
+		strcpy(dir, "/");
+	else if ((size_t)(slash - image_path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - image_path), image_path);
+	else
+		return -ENAMETOOLONG;
+	r = ext_open_dir(dir, &p->dir_fd, p->dir);
+	if (r < 0) {
+		snprintf(err, errlen, "Could not open the image's directory '%s': %s", dir,
+			 strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		p->backing_dir_fd[i] = -1;
+		r = ext_open_dir(backing_dirs[i], &p->backing_dir_fd[i], p->backing_dir[i]);
+		if (r < 0) {
+			snprintf(err, errlen, "Could not open the backing directory '%s': %s",
+				 backing_dirs[i], strerror(-r));
+			return r;
+		}
+		p->n_backing_dirs = i + 1;
+	}
+	return 0;
+}
+
+/* base_dir + "/" + name (or name alone if absolute) with ".", ".." and
+ * repeated slashes folded, as text. Sound here because the result is only
+ * ever opened beneath a directory it names a prefix of, without symbolic
+ * links, so the kernel walks exactly the path the text says. */
+static int ext_normalize(const char *base_dir, const char *name, char *out, size_t cap)
+{
+	char buf[2 * PATH_MAX];
+	size_t o = 0;
+	char *save = NULL, *tok;
+	int n = name[0] == '/' ? snprintf(buf, sizeof(buf), "%s", name)
+			       : snprintf(buf, sizeof(buf), "%s/%s", base_dir, name);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		size_t len = strlen(tok);
+
+		if (strcmp(tok, ".") == 0)
+			continue;
+		if (strcmp(tok, "..") == 0) {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--; /* the slash before it; ".." of "/" is "/" */
+			continue;
+		}
+		if (o + 1 + len + 1 > cap)
+			return -ENAMETOOLONG;
+		out[o++] = '/';
+		memcpy(out + o, tok, len);
+		o += len;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return 0;
+}
+
+/* The rest of full beneath root ("." for root itself), or NULL. */
+static const char *ext_beneath(const char *root, const char *full)
+{
+	size_t n = strlen(root);
+
+	if (strcmp(root, "/") == 0)
+		return full[1] ? full + 1 : ".";
+	if (strncmp(full, root, n) != 0 || (full[n] != '/' && full[n] != '\0'))
+		return NULL;
+	return full[n] ? full + n + 1 : ".";
+}
+
+/* Opens rel beneath dirfd as an O_PATH fd: no "..", no absolute
+ * name, no symbolic link, nothing but a path walk. */
+static int ext_open_beneath(int dirfd, const char *rel)
+{
+	struct open_how how = {
+	    .flags = O_PATH | O_CLOEXEC,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* pathfd (O_PATH, fstat'ed into st) reopened with flags; the same file or
+ * -EAGAIN. A regular file only, so no device or FIFO is ever opened. */
+static int ext_reopen(int pathfd, const struct stat *st, int flags)
+{
+	char proc[32];
+	struct stat st2;
+	int fd;
+
+	if (!S_ISREG(st->st_mode))
+		return S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		close(fd);
+		return -EAGAIN;
+	}
+	return fd;
+}
+
+/* Opens path (qemu's combination of the names) read-only as a backing file:
+ * anywhere for the CLI, beneath the image's directory or a backing dir
+ * under confinement (full: the folded path, used for that check and as the
+ * next link's directory). -EACCES: the policy refused it. */
+static int ext_open_backing(const struct vmm_ext_policy *p, const char *link_dir, const char *name,
+			    const char *path, char *full, int *ret_fd)
+{
+	struct stat st;
+	int pfd = -1, r;
+
+	if (!p->confine && !p->n_backing_dirs) {
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+				       .resolve = RESOLVE_NO_MAGICLINKS};
+
+		pfd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+		if (pfd < 0)
+			return -errno;
+	} else {
+		r = ext_normalize(link_dir, name, full, PATH_MAX);
+		if (r < 0)
+			return r;
+		r = -EACCES;
+		for (size_t i = 0; i <= p->n_backing_dirs && r == -EACCES; i++) {
+			const char *root = i ? p->backing_dir[i - 1] : p->dir;
+			const char *rel = ext_beneath(root, full);
+
+			if (rel) {
+				r = ext_open_beneath(i ? p->backing_dir_fd[i - 1] : p->dir_fd, rel);
+				if (r == -ELOOP || r == -EXDEV)
+					r = -EACCES;
+			}
+		}
+		if (r < 0)
+			return r;
+		pfd = r;
+	}
+	if (fstat(pfd, &st) < 0) {
+		r = -errno;
+		close(pfd);
+		return r;
+	}
+	r = ext_reopen(pfd, &st, O_RDONLY);
+	close(pfd);
+	if (r < 0)
+		return r;
+	*ret_fd = r;
+	return 0;
+}
+
+static const char *ext_backing_refusal(const struct vmm_ext_policy *p)
+{
+	return p->n_backing_dirs ? "instar opens backing files only beneath the image's "
+				   "directory or a --backing-dir, and follows no symbolic link"
+				 : "instar opens backing files only beneath the image's "
+				   "directory, and follows no symbolic link";
+}
+
+static int ext_backing(const struct vmm_ext_policy *p, const char *base, const char *link_dir,
+		       const uint8_t *raw, uint32_t rawlen, const uint8_t *fmt, uint32_t fmtlen,
+		       int depth, uint64_t *ret_len, bool *ret_known, char *err, size_t errlen)
+{
+	char name[1024], fmtname[33], path[PATH_MAX], full[PATH_MAX] = "";
 	struct instar_probe_info *bi;
 	int fd = -1, r, want;
 	off_t end;
@@ -126,10 +339,12 @@ static int ext_backing(const char *base, const uint8_t *raw, uint32_t rawlen, co
 	}
 	r = ext_combine(path, sizeof(path), base, name);
 	if (!r)
-		r = ext_open_ro(path, &fd);
+		r = ext_open_backing(p, link_dir, name, path, full, &fd);
 	if (r) {
 		ext_fail(err, errlen, depth, "Could not open '%s': %s", path,
-			 r == -EINVAL ? "Not a regular file or block device" : strerror(-r));
+			 r == -EACCES	? ext_backing_refusal(p)
+			 : r == -EINVAL ? "Not a regular file"
+					: strerror(-r));
 		return r;
 	}
 	end = lseek(fd, 0, SEEK_END);
@@ -156,10 +371,16 @@ static int ext_backing(const char *base, const uint8_t *raw, uint32_t rawlen, co
 	}
 	/* a format instar does not read leaves the length unknown, not an error */
 	if (!r && want == INSTAR_FMT_QCOW2 && bi->names_known && bi->backing_len) {
+		char next_dir[PATH_MAX];
+		char *slash = strrchr(full, '/');
 		uint64_t len2;
 		bool known2;
 
-		r = ext_backing(path, bi->backing, bi->backing_len, bi->backing_fmt,
+		/* under confinement the next name is relative to this link's
+		 * directory, known as text (full has no symbolic link in it) */
+		snprintf(next_dir, sizeof(next_dir), "%.*s",
+			 slash && slash != full ? (int)(slash - full) : 1, slash ? full : "/");
+		r = ext_backing(p, path, next_dir, bi->backing, bi->backing_len, bi->backing_fmt,
 				bi->backing_fmt_len, depth + 1, &len2, &known2, err, errlen);
 	}
 	free(bi);
@@ -173,23 +394,23 @@ fail_io:
 	return r;
 }
 
-int vmm_ext_backing(const char *image_path, const struct instar_probe_info *info, uint64_t *ret_len,
-		    bool *ret_known, char *err, size_t errlen)
+int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
+		    const struct instar_probe_info *info, uint64_t *ret_len, bool *ret_known,
+		    char *err, size_t errlen)
 {
-	return ext_backing(image_path, info->backing, info->backing_len, info->backing_fmt,
-			   info->backing_fmt_len, 0, ret_len, ret_known, err, errlen);
+	return ext_backing(p, image_path, p->dir, info->backing, info->backing_len,
+			   info->backing_fmt, info->backing_fmt_len, 0, ret_len, ret_known, err,
+			   errlen);
 }
 
-int vmm_ext_data_file(int image_fd, const struct instar_probe_info *info, char *err, size_t errlen)
+int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
+		      const struct instar_probe_info *info, char *err, size_t errlen)
 {
-	struct open_how how = {
-	    .flags = O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
 	struct vmm_lock_error le;
 	struct stat st, ist;
-	char name[1024];
-	int fd, r;
+	char name[1024], full[PATH_MAX];
+	const char *rel, *why = NULL, *base;
+	int fd = -1, pfd, r;
 
 	vmm_ext_name(name, sizeof(name), info->data_file_name, info->data_file_len);
 	if (!name[0]) {
@@ -201,35 +422,60 @@ int vmm_ext_data_file(int image_fd, const struct instar_probe_info *info, char *
 			 "instar opens only local data files, not the protocol name '%s'", name);
 		return -EPROTONOSUPPORT;
 	}
-	fd = (int)syscall(SYS_openat2, AT_FDCWD, name, &how, sizeof(how));
-	if (fd < 0) {
+	if (fstat(image_fd, &ist) < 0) {
 		r = -errno;
-		if (r == -EXDEV || r == -ELOOP)
-			snprintf(err, errlen,
-				 "Could not open '%s': instar opens an external data file only "
-				 "beneath the working directory",
-				 name);
-		else
-			snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
 		return r;
 	}
-	if (fstat(fd, &st) < 0 || fstat(image_fd, &ist) < 0) {
+	r = ext_normalize(p->dir, name, full, sizeof(full));
+	if (r < 0) {
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
+		return r;
+	}
+	rel = ext_beneath(p->dir, full);
+	pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
+	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -EACCES) {
+		snprintf(err, errlen,
+			 "Could not open '%s': instar opens an external data file only beneath "
+			 "the image's directory, and follows no symbolic link",
+			 name);
+		return -EACCES;
+	}
+	if (pfd < 0) {
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-pfd));
+		return pfd;
+	}
+	if (fstat(pfd, &st) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(err, errlen, "Could not open '%s': the data file is not a regular file",
-			 name);
+	/* Checked before it is opened for writing: the file is written to. */
+	base = strrchr(full, '/') + 1;
+	if (!S_ISREG(st.st_mode))
+		why = "the data file is not a regular file";
+	else if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino)
+		why = "the data file is the image itself";
+	else if (st.st_uid != ist.st_uid)
+		why = "the data file's owner is not the image's owner";
+	else if (st.st_nlink != 1)
+		why = "the data file has more than one link";
+	else if (p->confine && rel == base && base[0] != '.')
+		why = "the data file lies directly beside the image, where instarfs exposes it "
+		      "as an image of its own (use a subdirectory or a hidden name)";
+	if (why) {
+		r = -EACCES;
+		snprintf(err, errlen, "Could not open '%s': %s", name, why);
 		goto fail;
 	}
-	if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino) {
-		r = -EINVAL;
-		snprintf(err, errlen, "Could not open '%s': the data file is the image itself",
-			 name);
+	fd = ext_reopen(pfd, &st, O_RDWR);
+	if (fd < 0) {
+		r = fd;
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
 		goto fail;
 	}
+	close(pfd);
+	pfd = -1;
 	/* qemu locks the data file as it locks the image (a raw protocol node) */
 	r = vmm_image_lock(fd, false, &le);
 	if (r) {
@@ -239,6 +485,9 @@ int vmm_ext_data_file(int image_fd, const struct instar_probe_info *info, char *
 	}
 	return fd;
 fail:
-	close(fd);
+	if (pfd >= 0)
+		close(pfd);
+	if (fd >= 0)
+		close(fd);
 	return r;
 }

@@ -1,36 +1,69 @@
 /* vmm/external.h — the other files a qcow2 header names: the backing chain
  * (opened read-only, as qemu-img opens it, for its existence and length) and
  * the external data file (opened read-write; the host resizes it). The names
- * are untrusted bytes from the image, handled like any user-given path. */
+ * are untrusted bytes from the image: one policy decides which files they
+ * may reach, and every file is opened O_PATH, checked to be a regular file,
+ * and only then reopened with the mode it needs. */
 #ifndef VMM_EXTERNAL_H
 #define VMM_EXTERNAL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "probe.h"
 
-#define VMM_EXT_MAX_DEPTH 64 /* backing chain links followed */
+#define VMM_EXT_MAX_DEPTH 64	    /* backing chain links followed */
+#define VMM_EXT_MAX_BACKING_DIRS 16 /* --backing-dir given */
+
+/* Where the names of one image may lead. */
+struct vmm_ext_policy {
+	/* The image's directory (O_PATH): the directory of the path given, or
+	 * the working directory for an image given as /dev/fd/N (instarfs runs
+	 * its children in the source directory). -1 until opened. */
+	int dir_fd;
+	char dir[PATH_MAX]; /* its path as the kernel names it */
+	/* --confine (instarfs): backing files only beneath the image's
+	 * directory or a backing dir; a data file not directly beside the
+	 * image unless its name is hidden (instarfs exposes every other
+	 * regular file there as an image of its own). */
+	bool confine;
+	size_t n_backing_dirs; /* --backing-dir: implies confine for backing files */
+	int backing_dir_fd[VMM_EXT_MAX_BACKING_DIRS];
+	char backing_dir[VMM_EXT_MAX_BACKING_DIRS][PATH_MAX];
+};
+
+/* Opens the directory of image_path and each of backing_dirs (n of them).
+ * Returns 0 or a negative errno with err set to the reason (naming the
+ * directory). vmm_ext_policy_close releases it (also after a failure). */
+int vmm_ext_policy_open(struct vmm_ext_policy *p, const char *image_path,
+			const char *const *backing_dirs, size_t n, bool confine, char *err,
+			size_t errlen);
+void vmm_ext_policy_close(struct vmm_ext_policy *p);
 
 /* Opens the backing chain of the qcow2 image at image_path (info: its probe).
- * Relative names are resolved against the image's directory as qemu does;
- * for an image given as /dev/fd/N (how instarfs hands one over) against the
- * working directory. ret_known says whether *ret_len (the first backing
- * file's length, as qemu's bdrv_getlength) could be read for its format.
- * On failure returns a negative errno with err set to qemu's wording after
- * "Could not open '<image>': ", e.g. "Could not open backing file: Could not
- * open 'base.qcow2': No such file or directory". */
-int vmm_ext_backing(const char *image_path, const struct instar_probe_info *info, uint64_t *ret_len,
-		    bool *ret_known, char *err, size_t errlen);
+ * Relative names are combined with the naming image's path as qemu does (for
+ * /dev/fd/N: the working directory). Without confinement any regular file
+ * may be a backing file (qemu and OpenStack lay disks out as _base/...);
+ * with it, only one beneath the image's directory or a backing dir, reached
+ * without symbolic links. ret_known says whether *ret_len (the first
+ * backing file's length, as qemu's bdrv_getlength) could be read for its
+ * format. On failure returns a negative errno (-EACCES: the policy refused
+ * the name) with err set to qemu's wording after "Could not open
+ * '<image>': ", e.g. "Could not open backing file: Could not open
+ * 'base.qcow2': No such file or directory". */
+int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
+		    const struct instar_probe_info *info, uint64_t *ret_len, bool *ret_known,
+		    char *err, size_t errlen);
 
-/* Opens the external data file read-write. qemu resolves its name against the
- * working directory; instar also requires it to stay beneath that directory
- * (no absolute name, no "..", no symlink out of it: openat2 RESOLVE_BENEATH),
- * since resizing writes to it. It must be a regular file other than the
- * image (image_fd). Returns the fd or a negative errno with err set as for
- * vmm_ext_backing. */
-int vmm_ext_data_file(int image_fd, const struct instar_probe_info *info, char *err, size_t errlen);
+/* Opens the external data file read-write. Its name must lead beneath the
+ * image's directory (relative, or absolute and landing there; no symbolic
+ * link on the way) to a regular file with the image's owner and one link,
+ * other than the image (image_fd). Returns the fd, or a negative errno
+ * (-EACCES: the policy refused it) with err set as for vmm_ext_backing. */
+int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
+		      const struct instar_probe_info *info, char *err, size_t errlen);
 
 /* The name's bytes up to the first NUL, as a C string (qemu's view). */
 void vmm_ext_name(char *dst, size_t cap, const uint8_t *name, uint32_t len);

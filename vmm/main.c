@@ -45,6 +45,7 @@ int main(int argc, char **argv)
 	 * getrandom() instead of open, read and close; 0 (a failure, or the
 	 * rare zero) lets jansson find its own seed. */
 	size_t seed = 0;
+	char nb[CLI_NAME_MAX];
 
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
 		seed = 0;
@@ -66,8 +67,10 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "info") == 0)
 		return cli_info(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
-		fprintf(stderr, "instar: unrecognized option '%s'\n%s\n", argv[1], CLI_TRY_HELP);
+		fprintf(stderr, "instar: unrecognized option '%s'\n%s\n", cli_name(argv[1], nb),
+			CLI_TRY_HELP);
 	else
-		fprintf(stderr, "instar: Command not found: %s\n%s\n", argv[1], CLI_TRY_HELP);
+		fprintf(stderr, "instar: Command not found: %s\n%s\n", cli_name(argv[1], nb),
+			CLI_TRY_HELP);
 	return 1;
 }

@@ -69,6 +69,10 @@ const char *vmm_result_errno_name(int errnum)
 		return "ENOSPC";
 	case ETIMEDOUT:
 		return "ETIMEDOUT";
+	case EACCES:
+		return "EACCES";
+	case EMEDIUMTYPE:
+		return "EMEDIUMTYPE";
 	default:
 		return "EIO";
 	}

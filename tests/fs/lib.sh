@@ -34,6 +34,12 @@ MNT=$T/mnt
 FAKE=$T/fake
 mkdir -p "$SRC" "$MNT" "$FAKE"
 PID=
+# instarfs's children get a fixed environment: the knobs of the test double
+# (IFS_FAKE_DIR) reach it through this wrapper, set as instar=.
+REAL_FAKE_INSTAR=$FAKE_INSTAR
+FAKE_INSTAR=$T/fake-instar.sh
+printf '#!/bin/sh\nPATH=/usr/bin:/bin IFS_FAKE_DIR=%s exec %s "$@"\n' "'$FAKE'" "'$REAL_FAKE_INSTAR'" >"$FAKE_INSTAR"
+chmod 755 "$FAKE_INSTAR"
 
 unmount_fs() {
 	if mountpoint -q "$MNT" 2>/dev/null || grep -q " $MNT fuse" /proc/mounts; then

@@ -28,15 +28,18 @@ expect_eq "$(json "$MNT/d.qcow2/result.json" 'j["filename"], j["target_format"],
 	"('d.qcow2', 'qcow2', 'grow')" "result.json"
 
 # Relative names in the header (a backing file, a data file) resolve in the
-# source directory, although instar gets the image as /dev/fd/3.
+# source directory, although instar gets the image as /dev/fd/3. A data file
+# lives in a subdirectory: one directly in the source directory would be an
+# image of this mount itself (refused: tests/fs/names.sh).
 qemu-img create -q -f qcow2 "$SRC/base.qcow2" 4M
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$SRC/top.qcow2" 4M
-(cd "$SRC" && qemu-img create -q -f qcow2 -o data_file=ext.raw ext.qcow2 4M)
+mkdir "$SRC/data"
+(cd "$SRC" && qemu-img create -q -f qcow2 -o data_file=data/ext.raw ext.qcow2 4M)
 expect_eq "$(wr top.qcow2 +4M)" OK "backed qcow2 +4M"
 expect_eq "$(cat "$MNT/top.qcow2/size")" "$((8 * M))" "backed size"
 qemu-img check -q "$SRC/top.qcow2" || fail "qemu-img check of the backed image"
 expect_eq "$(wr ext.qcow2 +4M)" OK "qcow2 with a data file +4M"
-expect_eq "$(stat -c %s "$SRC/ext.raw")" "$((8 * M))" "data file length"
+expect_eq "$(stat -c %s "$SRC/data/ext.raw")" "$((8 * M))" "data file length"
 rm "$SRC/base.qcow2"
 expect_eq "$(wr top.qcow2 +4M)" EIO "missing backing file"
 expect_eq "$(json "$MNT/top.qcow2/result.json" 'j["error"]["message"]')" \
