@@ -94,12 +94,26 @@ f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); f.write(b'\x5a' * 524288
 	fi
 	# crash run: for every K, stop after K ops; qemu must see the old or
 	# the new disk with its data
+	CRASH_NEW=$want
 	crash_run vpc vhd "$name" "$want" "${flags[@]}"
 }
 
 # crash_verify NAME IMG SIZE OLD: the crash run's disk has its data at SIZE.
 crash_verify() {
+	local fsz s2
 	verify "$2" "$T/$1.orig.raw" "$3"
+	# dynamic: qemu reads the footer copy at 0; a reader that trusts the one
+	# at EOF-512 (the spec's) is emulated by a copy with it moved to 0, and
+	# must see the old or the new disk with its data as well (issue 15)
+	[ "$(head -c 8 "$2")" = conectix ] || return 0
+	fsz=$(stat -c %s "$2")
+	cp --sparse=always "$2" "$T/eof.vhd"
+	dd if="$2" of="$T/eof.vhd" bs=512 skip=$((fsz / 512 - 1)) count=1 conv=notrunc \
+		status=none
+	s2=$(vsize "$T/eof.vhd")
+	[ "$s2" = "$4" ] || [ "$s2" = "$CRASH_NEW" ] ||
+		fail "$1: the EOF footer says $s2, neither $4 nor $CRASH_NEW"
+	verify "$T/eof.vhd" "$T/$1.orig.raw" "$s2"
 }
 
 # --- dynamic disks ---

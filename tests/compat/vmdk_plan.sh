@@ -223,16 +223,36 @@ resize "$img" $G
 grep -q 'action=noop' "$T/pa.out" || fail "noop: $(cat "$T/pa.out")"
 
 # ---- crash order: stop after every K writes; old or new image, never corrupt ----
+# Two readers: qemu (size from the header's capacity) and one that trusts the
+# descriptor's extent line (libvmdk, VMware), emulated by a copy whose header
+# capacity is set to the extent line's. Each must see the old image over the
+# whole old range or the new one below the new size (issue 15).
+
+# reader_as_desc IMG OUT: OUT is IMG with the header capacity taken from the
+# descriptor's extent line; prints that size in bytes.
+reader_as_desc() {
+	local sec
+	sec=$(desc "$1" | sed -n 's/^RW \([0-9]*\) SPARSE.*/\1/p')
+	[ -n "$sec" ] || fail "$1: no extent line"
+	cp --sparse=always "$1" "$2"
+	python3 -c "
+import struct, sys
+f = open(sys.argv[1], 'r+b'); f.seek(12); f.write(struct.pack('<Q', int(sys.argv[2])))
+" "$2" "$sec"
+	echo $((sec * 512))
+}
+
+# crash_case NAME SIZE NEWSIZE FLAG CREATE-OPTS WRITES...
 crash_case() {
-	local name=$1 size new flag=$4 img0=$T/crash0.vmdk n k got keep
+	local name=$1 size new flag=$4 opts=$5 img0=$T/crash0.vmdk n k got dsz
 	size=$(numfmt --from=iec "$2")
 	new=$(numfmt --from=iec "$3")
-	shift 4
-	mkimg "$img0" "$size" "" "$@"
+	shift 5
+	mkimg "$img0" "$size" "$opts" "$@"
 	"$PA" --dry-run $flag vmdk "$img0" "$new" >"$T/pa.out" || fail "$name: $(cat "$T/pa.out")"
 	n=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$T/pa.out")
-	keep=$((new < size ? new : size))
-	expect_raw "$img0" "$keep" "$T/crash.exp"
+	expect_raw "$img0" "$size" "$T/crash.exp.$size"
+	expect_raw "$img0" "$new" "$T/crash.exp.$new"
 	for ((k = 0; k <= n; k++)); do
 		cp --sparse=always "$img0" "$T/crash.vmdk"
 		"$PA" --stop-after $k $flag vmdk "$T/crash.vmdk" "$new" >/dev/null ||
@@ -240,17 +260,28 @@ crash_case() {
 		check_clean "$T/crash.vmdk"
 		got=$(vsize "$T/crash.vmdk")
 		[ "$got" = "$size" ] || [ "$got" = "$new" ] || fail "$name K=$k: size $got"
-		"$QI" convert -f vmdk -O raw "$T/crash.vmdk" "$T/crash.raw"
-		cmp -n "$keep" "$T/crash.raw" "$T/crash.exp" >/dev/null ||
-			fail "$name K=$k: data below $keep changed"
+		"$QI" compare -q -f vmdk -F raw "$T/crash.vmdk" "$T/crash.exp.$got" ||
+			fail "$name K=$k: qemu sees size $got but not that image's data"
+		dsz=$(reader_as_desc "$T/crash.vmdk" "$T/crash.d.vmdk")
+		[ "$dsz" = "$size" ] || [ "$dsz" = "$new" ] ||
+			fail "$name K=$k: descriptor size $dsz"
+		if [ "$dsz" != "$got" ]; then
+			"$QI" compare -q -f vmdk -F raw "$T/crash.d.vmdk" "$T/crash.exp.$dsz" ||
+				fail "$name K=$k: the descriptor's reader sees size $dsz but not its data"
+		fi
 		# a committed grow must already be safe for qemu to write into
 		[ "$got" != "$new" ] || [ "$new" -le "$size" ] || hazard "$T/crash.vmdk" "$size" "$new"
 		NCHECK=$((NCHECK + 1))
 	done
+	echo "crash $name: K=0..$n"
 }
-crash_case grow-inplace 100M 300M "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
-crash_case grow-reloc 100M $((5 * G)) "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
-crash_case shrink-cut 200M 99999744 --shrink "0x11 0 64k" "0x77 $((99999744 - 4096)) 1M" \
+crash_case grow-inplace 100M 300M "" "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
+crash_case grow-reloc 100M $((5 * G)) "" "" "0x11 0 64k" "0x22 $((100 * M - 512)) 512"
+crash_case shrink-cut 200M 99999744 --shrink "" "0x11 0 64k" "0x77 $((99999744 - 4096)) 1M" \
 	"0x22 150M 64k"
+# issue 15's reproduction: data at 1000M, shrink to 512M
+crash_case shrink-issue15 1G 512M --shrink "" "0x5a 0 64k" "0x77 1000M 128k"
+crash_case shrink-stream 256M 100M --shrink "subformat=streamOptimized" "0x11 0 64k" \
+	"0x77 $((100 * M - 65536)) 1M" "0x22 200M 64k"
 
 echo "vmdk_plan: $NCHECK checks passed"
