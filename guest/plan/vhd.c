@@ -21,7 +21,11 @@
  *   end, zero the kept tail of a cut block -> FLUSH -> discard freed blocks,
  *   and if the file can shrink, a footer at the new end -> FLUSH -> truncate.
  *   Stale data left by a crash after the commit lies above the size, and a
- *   later grow by this planner clears it before making it visible.
+ *   later grow by this planner clears it before making it visible. No BAT
+ *   entry is cleared before both footers are durable, so between the two
+ *   footer writes (no barrier between them: either may land first) the
+ *   reader of the copy at 0 (qemu) and the reader of the EOF copy (spec,
+ *   libvhdi) each see a whole disk, the old or the new one (issue 15).
  * - fixed grow: copy of the old footer at the new EOF (old size; the file is
  *   just longer) -> FLUSH -> zero the old footer sector, now beyond the disk
  *   -> FLUSH -> new footer at the new EOF (commit) -> FLUSH.

@@ -18,6 +18,15 @@
  *   5. cleanup: shrink clears BAT entries past the new count, zeroes the kept
  *      tail of a cut block, discards freed blocks and the old BAT region, and
  *      gives back trailing space.
+ * A shrink thus commits before it unmaps anything (issue 15): before 4 the
+ * old disk is whole; after it the cleared entries lie past the size.
+ * Two headers: only the non-current one is written (step 1), once; the two
+ * then differ only in sequence number and write GUIDs, and point at the same
+ * log, region tables and metadata, so a reader that trusts either copy (the
+ * highest valid sequence, as qemu does, or the other one) sees the same
+ * disk at every step. Two region tables (grow with a moved BAT only): table
+ * 1 then table 2, each flushed, both before the commit; either describes a
+ * valid old disk until the size sector is written.
  * The spec wants region-table and metadata updates to go through the log; a
  * reader that replays nothing sees the same sequence of valid states here.
  * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
