@@ -4,8 +4,12 @@
 # on copies of the same files (each tool in its own directory, so relative
 # names resolve alike): exit code, stdout, stderr (program name aside),
 # `qemu-img check`, virtual size, `qemu-img compare`, `qemu-img map`, and the
-# data file's length. Plus instar's deliberate refusal of a data file outside
-# the working directory, with the image left byte-identical.
+# data file's length. Plus instar's deliberate refusals (the policy of
+# vmm/external.h): a data file outside the image's directory, through a
+# symbolic link, of another owner, with two links, not a regular file; a
+# backing file that is not a regular file, or outside --confine's
+# directories; the image and every other file left byte-identical. And
+# control characters in names printed escaped.
 set -u
 . "$(dirname "$0")/lib.sh"
 instar=$(realpath "$1")
@@ -162,9 +166,9 @@ split
 EXPECT_FAIL=1 both t.qcow2 2G
 
 # Deliberately stricter than qemu: resizing writes to the data file, so a
-# name from an untrusted header may not reach outside the working directory.
+# name from an untrusted header may not reach outside the image's directory.
 for name in "$T/outside.raw" "../outside.raw"; do
-	fresh "data file outside the working directory ($name)"
+	fresh "data file outside the image's directory ($name)"
 	mkdir -p src
 	(cd src && "$QI" create -q -f qcow2 -o data_file="$name" t.qcow2 1G)
 	split
@@ -172,7 +176,7 @@ for name in "$T/outside.raw" "../outside.raw"; do
 	rc=0
 	(cd i && "$instar" resize t.qcow2 2G) >i.out 2>i.err || rc=$?
 	[ "$rc" = 1 ] || fail "rc=$rc"
-	grep -q "instar opens an external data file only beneath the working directory" i.err ||
+	grep -q "instar opens an external data file only beneath the image's directory" i.err ||
 		fail "message: $(cat i.err)"
 	cmp -s src/t.qcow2 i/t.qcow2 || fail "image changed"
 	[ "$(stat -c %s outside.raw)" = "$before" ] || fail "data file outside was resized"
@@ -189,10 +193,113 @@ for name in /dev/zero fifo; do
 	rc=0
 	(cd i && timeout 20 "$instar" resize t.qcow2 2G) >i.out 2>i.err || rc=$?
 	[ "$rc" = 1 ] || fail "rc=$rc"
-	grep -q "Could not open backing file: Could not open '.*': Not a regular file or block device" i.err ||
+	grep -q "Could not open backing file: Could not open '.*': Not a regular file" i.err ||
 		fail "message: $(cat i.err)"
 	cmp -s src/t.qcow2 i/t.qcow2 || fail "image changed"
 done
+
+# refused DIR CMD...: runs instar in DIR, expects exit 1, an errno in the
+# JSON result ($ERRNO) and a message matching $MSG.
+refused() {
+	local dir=$1 rc=0
+	shift
+	(cd "$dir" && timeout 60 "$instar" resize --output=json "$@") >r.out 2>r.err || rc=$?
+	[ "$rc" = 1 ] || fail "rc=$rc ($(cat r.err))"
+	grep -q -- "$MSG" r.err || fail "message: $(cat r.err)"
+	[ "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["error"]["errno"])' <r.out)" = "$ERRNO" ] ||
+		fail "errno: $(cat r.out)"
+}
+
+# From the root directory (a service's working directory): the data file's
+# name is resolved beneath the image's directory, never the working one.
+BENEATH="only beneath the image's directory"
+for name in "${T#/}/victim" "../victim"; do
+	fresh "data file '$name', instar run in /"
+	mkdir -p i
+	(cd / && "$QI" create -q -f qcow2 -o data_file="$name" "$T/i/t.qcow2" 1G)
+	head -c 65536 /dev/urandom >victim
+	cp victim victim.before
+	cp i/t.qcow2 t.before
+	rm -f i/victim
+	want=ENOENT
+	case $name in ../*) want=EACCES ;; esac
+	ERRNO=$([ $want = ENOENT ] && echo EIO || echo EACCES) \
+		MSG=$([ $want = ENOENT ] && echo "No such file or directory" || echo "$BENEATH") \
+		refused / "$T/i/t.qcow2" 2G
+	cmp -s victim victim.before || fail "victim changed"
+	cmp -s i/t.qcow2 t.before || fail "image changed"
+done
+
+fresh "absolute data file name beneath the image's directory"
+mkdir -p i
+(cd i && "$QI" create -q -f qcow2 -o data_file="$T/i/d.raw" t.qcow2 1G)
+(cd / && "$instar" resize "$T/i/t.qcow2" 2G) >i.out 2>i.err || fail "refused: $(cat i.err)"
+[ "$(stat -c %s i/d.raw)" = $((2 << 30)) ] || fail "data file length $(stat -c %s i/d.raw)"
+
+# Each refused data file: made in i/ as d.raw, then spoiled by $1.
+for how in symlink owner links fifo device dir; do
+	fresh "data file refused: $how"
+	mkdir -p i
+	(cd i && "$QI" create -q -f qcow2 -o data_file=d.raw t.qcow2 1G)
+	head -c 65536 /dev/urandom >target
+	MSG=
+	case $how in
+	symlink) rm i/d.raw && ln -s "$T/target" i/d.raw ;;
+	owner) cp target i/d.raw && chown nobody i/d.raw && MSG="owner is not the image's owner" ;;
+	links) cp target i/d.raw && ln i/d.raw i/d2.raw && MSG="more than one link" ;;
+	fifo) rm i/d.raw && mkfifo i/d.raw ;;
+	device) rm i/d.raw && mknod i/d.raw c 1 3 ;;
+	dir) rm i/d.raw && mkdir i/d.raw ;;
+	esac
+	cp target target.before
+	cp i/t.qcow2 t.before
+	ERRNO=EACCES MSG=${MSG:-$([ $how = symlink ] && echo "$BENEATH" || echo "not a regular file")} \
+		refused i t.qcow2 2G
+	cmp -s target target.before || fail "target changed"
+	cmp -s i/t.qcow2 t.before || fail "image changed"
+	[ $how = owner ] || [ $how = links ] || [ ! -f i/d.raw ] || [ -L i/d.raw ] ||
+		fail "d.raw became a file"
+done
+
+# Backing files: the CLI follows qemu/OpenStack layouts (../_base/...);
+# --confine keeps them beneath the image's directory or a --backing-dir.
+fresh "backing in ../_base: the CLI follows it, --confine refuses it, --backing-dir lets it in"
+mkdir -p src/_base src/inst
+(cd src && "$QI" create -q -f qcow2 _base/base.qcow2 1G &&
+	"$QI" create -q -f qcow2 -b ../_base/base.qcow2 -F qcow2 inst/disk.qcow2 1G)
+cp -a src i
+cp i/inst/disk.qcow2 t.before
+ERRNO=EACCES MSG="instar opens backing files only beneath the image's directory" \
+	refused i/inst --confine disk.qcow2 2G
+cmp -s i/inst/disk.qcow2 t.before || fail "image changed"
+(cd i/inst && "$instar" resize --confine --backing-dir "$T/i/_base" disk.qcow2 2G) >i.out 2>i.err ||
+	fail "--backing-dir: $(cat i.err)"
+(cd i/inst && "$instar" resize disk.qcow2 3G) >i.out 2>i.err || fail "CLI: $(cat i.err)"
+[ "$(cd i/inst && vsize disk.qcow2)" = $((3 << 30)) ] || fail "virtual size"
+
+# A name with a newline and an ESC is printed escaped (stderr and JSON).
+fresh "control characters in names"
+mkdir -p i
+odd=$(printf 'odd\nname\033[31m')
+(cd i && "$QI" create -q -f qcow2 -u -b "$odd.base" -F qcow2 "$odd.qcow2" 1G)
+ERRNO=EIO MSG='odd\\nname\\e\[31m.qcow2' refused i "$odd.qcow2" 2G
+grep -qF "Could not open 'odd\nname\e[31m.base'" r.err || fail "backing name: $(cat r.err)"
+grep -q $'\033' r.err && fail "ESC reached stderr"
+[ "$(wc -l <r.err)" = 1 ] || fail "message split over lines: $(cat r.err)"
+python3 -c 'import json,sys; m=json.load(sys.stdin)["error"]["message"]; assert "\x1b" not in m and "\n" not in m, m' <r.out ||
+	fail "JSON message: $(cat r.out)"
+
+# --strict-format (instarfs's -f from the name): a probe that disagrees is
+# refused both ways, -f raw included.
+fresh "--strict-format"
+mkdir -p i
+"$QI" create -q -f qcow2 i/q.raw 1G
+truncate -s 1M i/r.qcow2
+cp i/q.raw q.before
+ERRNO=EMEDIUMTYPE MSG="Image is not in raw format" refused i -f raw --strict-format q.raw 2G
+cmp -s i/q.raw q.before || fail "qcow2 named raw changed"
+ERRNO=EMEDIUMTYPE MSG="Image is not in qcow2 format" refused i -f qcow2 --strict-format r.qcow2 2M
+[ "$(stat -c %s i/r.qcow2)" = $((1 << 20)) ] || fail "raw named qcow2 changed"
 
 echo "$cases cases, $fails failures"
 [ "$fails" -eq 0 ]
