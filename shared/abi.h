@@ -8,24 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 3u
+#define INSTAR_ABI_VERSION 4u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
  * instruction: on hosts that emulate CPL0 instruction by instruction (nested
  * KVM without VMX, e.g. kvm_pvm) only user mode runs natively. The host builds
- * the GDT, the TSS, the page tables (U/S set) and points IDTR at
- * INSTAR_IDT_ADDR; the core fills the gates with plain stores. Only the CPL0
- * exception handlers execute privileged instructions. */
+ * the GDT, the TSS, the IDT (gates from the core header below) and the page
+ * tables, and maps all of them, the exception stack and the core's exception
+ * path supervisor-only, so that CPL3 can neither read nor change them. Only
+ * the CPL0 exception handlers execute privileged instructions. */
 #define INSTAR_GDT_ADDR 0x1000ull      /* host-built GDT, selectors below */
 #define INSTAR_TSS_ADDR 0x1800ull      /* host-built 64-bit TSS (RSP0) */
 #define INSTAR_BOOTINFO_ADDR 0x2000ull /* struct instar_boot_info, IN */
 #define INSTAR_CONFIG_ADDR 0x3000ull   /* operation config, IN, <= 4 KiB */
 #define INSTAR_CONFIG_MAX 0x1000u
 #define INSTAR_CALLTAB_ADDR 0x5000ull	 /* struct instar_calltab, built by core */
-#define INSTAR_IDT_ADDR 0x6000ull	 /* IDTR base; gates filled by core */
+#define INSTAR_IDT_ADDR 0x6000ull	 /* IDTR base; host-built gates */
 #define INSTAR_IDT_VECTORS 32u		 /* IDTR limit = 16 * vectors - 1 */
-#define INSTAR_PAGETABLE_ADDR 0x8000ull	 /* host-built PML4/PDPT/PD, 0x8000..0xBFFF */
+#define INSTAR_PAGETABLE_ADDR 0x8000ull	 /* host-built PML4/PDPT/PD/PT, 0x8000..0xBFFF */
+#define INSTAR_PAGETABLE_SIZE 0x4000ull
 #define INSTAR_EXC_STACK_ADDR 0x10000ull /* CPL0 exception stack; TSS.RSP0 = its end */
 #define INSTAR_EXC_STACK_SIZE 0x10000ull
 #define INSTAR_CORE_ADDR 0x100000ull /* core.bin load address and entry */
@@ -51,9 +53,34 @@
 _Static_assert(INSTAR_GDT_ADDR + 8 * INSTAR_GDT_ENTRIES <= INSTAR_TSS_ADDR, "GDT overlaps TSS");
 _Static_assert(INSTAR_TSS_ADDR + 0x68 <= INSTAR_BOOTINFO_ADDR, "TSS overlaps boot info");
 _Static_assert(INSTAR_IDT_ADDR + 16 * INSTAR_IDT_VECTORS <= INSTAR_PAGETABLE_ADDR, "IDT overlap");
+_Static_assert(INSTAR_PAGETABLE_ADDR + INSTAR_PAGETABLE_SIZE <= INSTAR_EXC_STACK_ADDR,
+	       "page tables overlap the exception stack");
 _Static_assert(INSTAR_EXC_STACK_ADDR + INSTAR_EXC_STACK_SIZE <= INSTAR_CORE_ADDR,
 	       "exception stack overlaps core");
 _Static_assert(INSTAR_SEL_TSS / 8 + 2 <= INSTAR_GDT_ENTRIES, "TSS descriptor outside the GDT");
+
+/* ---- Core header: core.bin's layout, for the host's IDT and page tables ----
+ * core.bin starts with a jump over it (the entry point stays the first byte);
+ * the header follows at INSTAR_CORE_HEADER_ADDR. All bounds are 4 KiB-aligned
+ * and ordered INSTAR_CORE_ADDR <= ktext <= kdata <= rodata <= data <=
+ * INSTAR_CORE_ADDR + INSTAR_CORE_MAX:
+ *   [INSTAR_CORE_ADDR, ktext)  code, user read-only
+ *   [ktext, kdata)             the exception path's code, supervisor read-only
+ *   [kdata, rodata)            the exception path's data, supervisor writable
+ *   [rodata, data)             constants, user read-only
+ *   [data, end)                data, bss and stack, user writable
+ * exc_stubs[v] is the CPL0 entry of vector v, inside [ktext, kdata). */
+#define INSTAR_CORE_HEADER_ADDR (INSTAR_CORE_ADDR + 8)
+#define INSTAR_CORE_MAGIC 0x45524f43u /* "CORE" */
+struct instar_core_header {
+	uint32_t magic; /* INSTAR_CORE_MAGIC */
+	uint32_t size;	/* sizeof(struct instar_core_header) */
+	uint64_t ktext;
+	uint64_t kdata;
+	uint64_t rodata;
+	uint64_t data;
+	uint64_t exc_stubs[INSTAR_IDT_VECTORS];
+};
 
 /* ---- Control MMIO page: the guest's normal-path channel to the host ----
  * (port I/O and hlt fault at CPL3). Registers, little-endian, write-only;

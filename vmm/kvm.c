@@ -46,13 +46,30 @@ static const struct vmm_kvm_ext vmm_kvm_required[] = {
 #define X86_CR0_WP (1ull << 16)
 #define X86_CR0_PG (1ull << 31)
 #define X86_CR4_PAE (1ull << 5)
+#define X86_CR4_UMIP (1ull << 11)
+#define X86_CR4_SMEP (1ull << 20)
+#define X86_CR4_SMAP (1ull << 21)
 #define X86_EFER_LME (1ull << 8)
 #define X86_EFER_LMA (1ull << 10)
+#define X86_EFER_NXE (1ull << 11)
+
+/* CPUID bits the guest may see (SDM Vol. 2A, CPUID). */
+#define CPUID_1_EDX_FPU (1u << 0)
+#define CPUID_1_EDX_PSE (1u << 3)
+#define CPUID_1_EDX_MSR (1u << 5)
+#define CPUID_1_EDX_PAE (1u << 6)
+#define CPUID_1_EDX_MTRR (1u << 12)
+#define CPUID_7_EBX_SMEP (1u << 7)
+#define CPUID_7_EBX_SMAP (1u << 20)
+#define CPUID_7_ECX_UMIP (1u << 2)
+#define CPUID_X1_EDX_NX (1u << 20)
+#define CPUID_X1_EDX_LM (1u << 29)
 
 #define PTE_P (1ull << 0)
 #define PTE_RW (1ull << 1)
 #define PTE_US (1ull << 2)
 #define PTE_PS (1ull << 7)
+#define PTE_NX (1ull << 63)
 
 #define MSR_MTRR_DEF_TYPE 0x2ff
 #define MTRR_DEF_ENABLE (1ull << 11)
@@ -95,6 +112,24 @@ static const char *const vmm_kvm_exit_names[] = {
     [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
     [KVM_EXIT_HYPERV] = "HYPERV",
 };
+
+int vmm_kvm_walls_missing(const struct vmm_kvm *k, char *buf, size_t len)
+{
+	static const char *const names[] = {"SMEP", "SMAP", "UMIP", "NX"};
+	size_t at = 0;
+	int n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (unsigned int i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (k->walls & (1u << i))
+			continue;
+		if (at < len)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", n ? " " : "", names[i]);
+		n++;
+	}
+	return n;
+}
 
 const char *vmm_kvm_exit_name(uint32_t reason)
 {
@@ -163,6 +198,68 @@ static int vmm_kvm_get_cpuid(struct vmm_kvm *k, struct kvm_cpuid2 **io_cpuid)
 	}
 }
 
+static struct kvm_cpuid_entry2 *vmm_kvm_cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == idx)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* Cuts KVM's supported CPUID in c down, in place, to what the guest needs:
+ * the vendor and family (leaves 0, 1), the paging features it runs on (PAE,
+ * long mode, NX), the MSRs the host sets (MTRR), and SMEP, SMAP and UMIP,
+ * which the host turns on (KVM refuses CR4 bits the guest's CPUID lacks).
+ * No hypervisor leaves, no cache or topology leaves, no vector extensions.
+ * Returns the VMM_WALL_* bits the CPU offers, or -ENOTSUP without long mode. */
+static int vmm_kvm_cpuid_min(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 out[6],
+	    *e0 = vmm_kvm_cpuid_find(c, 0, 0), *e1 = vmm_kvm_cpuid_find(c, 1, 0),
+	    *e7 = vmm_kvm_cpuid_find(c, 7, 0), *x0 = vmm_kvm_cpuid_find(c, 0x80000000u, 0),
+	    *x1 = vmm_kvm_cpuid_find(c, 0x80000001u, 0),
+	    *x8 = vmm_kvm_cpuid_find(c, 0x80000008u, 0);
+	uint32_t n = 0;
+	int walls = 0;
+
+	if (!e0 || !e1 || !x0 || !x1 || !(x1->edx & CPUID_X1_EDX_LM))
+		return -ENOTSUP;
+	memset(out, 0, sizeof(out));
+	out[n] = *e0;
+	out[n++].eax = e7 ? 7 : 1;
+	out[n] = *e1;
+	out[n].ebx &= 0xff00; /* CLFLUSH line size only; APIC ID 0 */
+	out[n].ecx = 0;
+	out[n++].edx &= CPUID_1_EDX_FPU | CPUID_1_EDX_PSE | CPUID_1_EDX_MSR | CPUID_1_EDX_PAE |
+			CPUID_1_EDX_MTRR;
+	if (e7) {
+		out[n] = *e7;
+		out[n].eax = 0; /* no further subleaves */
+		out[n].ebx &= CPUID_7_EBX_SMEP | CPUID_7_EBX_SMAP;
+		out[n].ecx &= CPUID_7_ECX_UMIP;
+		out[n].edx = 0;
+		walls |= out[n].ebx & CPUID_7_EBX_SMEP ? VMM_WALL_SMEP : 0;
+		walls |= out[n].ebx & CPUID_7_EBX_SMAP ? VMM_WALL_SMAP : 0;
+		walls |= out[n].ecx & CPUID_7_ECX_UMIP ? VMM_WALL_UMIP : 0;
+		n++;
+	}
+	out[n] = *x0;
+	out[n++].eax = x8 ? 0x80000008u : 0x80000001u;
+	out[n] = *x1;
+	out[n].eax = out[n].ebx = out[n].ecx = 0;
+	out[n++].edx &= CPUID_X1_EDX_LM | CPUID_X1_EDX_NX;
+	walls |= x1->edx & CPUID_X1_EDX_NX ? VMM_WALL_NX : 0;
+	if (x8) {
+		out[n] = *x8;
+		out[n].eax &= 0xffff; /* physical and linear address widths */
+		out[n].ebx = out[n].ecx = out[n].edx = 0;
+		n++;
+	}
+	memcpy(c->entries, out, n * sizeof(out[0]));
+	c->nent = n;
+	return walls;
+}
+
 /* A 16-byte 64-bit system descriptor for the TSS (SDM Vol. 3, 8.2.3). */
 static void vmm_kvm_tss_desc(uint64_t *d, uint64_t base, uint32_t limit)
 {
@@ -172,20 +269,87 @@ static void vmm_kvm_tss_desc(uint64_t *d, uint64_t base, uint32_t limit)
 	d[1] = base >> 32;
 }
 
-static int vmm_kvm_build_tables(const struct vmm_guestmem *m)
+/* Reads core.bin's header (shared/abi.h) from guest RAM and checks that its
+ * bounds are ordered, page-aligned and inside the core window, and that
+ * every stub lies in the exception path's code. */
+static const struct instar_core_header *vmm_kvm_core_header(const struct vmm_guestmem *m)
+{
+	const struct instar_core_header *h = vmm_gpa(m, INSTAR_CORE_HEADER_ADDR, sizeof(*h));
+	const uint64_t end = INSTAR_CORE_ADDR + INSTAR_CORE_MAX;
+
+	if (!h || h->magic != INSTAR_CORE_MAGIC || h->size != sizeof(*h))
+		return NULL;
+	if (h->ktext < INSTAR_CORE_ADDR || h->ktext > h->kdata || h->kdata > h->rodata ||
+	    h->rodata > h->data || h->data > end ||
+	    (h->ktext | h->kdata | h->rodata | h->data) % 4096)
+		return NULL;
+	for (uint32_t v = 0; v < INSTAR_IDT_VECTORS; v++)
+		if (h->exc_stubs[v] < h->ktext || h->exc_stubs[v] >= h->kdata)
+			return NULL;
+	return h;
+}
+
+/* A 64-bit interrupt gate, DPL 0 (SDM Vol. 3, 6.14.1): only the CPU's own
+ * exceptions enter it; an int n from CPL3 is a #GP. */
+static void vmm_kvm_gate(uint64_t *g, uint64_t off)
+{
+	g[0] = (off & 0xffff) | (uint64_t)INSTAR_SEL_KERNEL_CS << 16 | 0x8eull << 40 |
+	       (off >> 16 & 0xffff) << 48;
+	g[1] = off >> 32;
+}
+
+static void vmm_kvm_map4k(uint64_t *pt, uint64_t from, uint64_t to, uint64_t flags)
+{
+	for (uint64_t a = from; a < to; a += 4096)
+		pt[a >> 12] = a | flags;
+}
+
+_Static_assert(INSTAR_PAGETABLE_SIZE >= 0x4000, "PML4, PDPT, PD and one PT");
+_Static_assert(sizeof(struct instar_calltab) <= 0x1000, "call table in one page");
+_Static_assert(INSTAR_CORE_ADDR + INSTAR_CORE_MAX <= 2ull << 20, "core in the 4 KiB-mapped 2 MiB");
+_Static_assert(INSTAR_OP_ADDR == 2ull << 20 && INSTAR_OP_MAX == 2ull << 20,
+	       "the operation window is the second 2 MiB page");
+
+/* The GDT, TSS, IDT and page tables. Everything the CPU uses for privilege
+ * (descriptor tables, TSS, page tables, the exception stack) and the core's
+ * exception path are supervisor-only: CPL3 can neither change nor read them
+ * (a user write to the IDT or a page table is a #PF, not a way to CPL0).
+ * Below 2 MiB each page gets its own rights; what nothing uses is not
+ * mapped (a null dereference faults). With NX (walls & VMM_WALL_NX) only
+ * code is executable: core's user code, its exception path, the operation's
+ * window. */
+static int vmm_kvm_build_tables(const struct vmm_guestmem *m, uint32_t walls, char *err,
+				size_t errlen)
 {
 	uint64_t *gdt = vmm_gpa(m, INSTAR_GDT_ADDR, 8 * INSTAR_GDT_ENTRIES);
 	uint8_t *tss = vmm_gpa(m, INSTAR_TSS_ADDR, TSS_LIMIT + 1);
-	uint64_t *pml4 = vmm_gpa(m, INSTAR_PAGETABLE_ADDR, 0x3000);
+	uint64_t *idt = vmm_gpa(m, INSTAR_IDT_ADDR, 16 * INSTAR_IDT_VECTORS);
+	uint64_t *pml4 = vmm_gpa(m, INSTAR_PAGETABLE_ADDR, INSTAR_PAGETABLE_SIZE);
+	const struct instar_core_header *h = vmm_kvm_core_header(m);
 	uint64_t rsp0 = INSTAR_EXC_STACK_ADDR + INSTAR_EXC_STACK_SIZE;
+	uint64_t nx = walls & VMM_WALL_NX ? PTE_NX : 0;
+	const uint64_t k_ro = PTE_P | nx, k_rw = PTE_P | PTE_RW | nx, k_x = PTE_P;
+	const uint64_t u_ro = PTE_P | PTE_US | nx, u_rw = PTE_P | PTE_RW | PTE_US | nx,
+		       u_x = PTE_P | PTE_US;
+	const uint64_t dir = PTE_P | PTE_RW | PTE_US; /* the leaves decide */
 	uint16_t iomap = TSS_LIMIT + 1;
-	uint64_t *pdpt, *pd;
+	uint64_t *pdpt, *pd, *pt;
 
-	if (!gdt || !tss || !pml4)
+	if (!gdt || !tss || !idt || !pml4) {
+		snprintf(err, errlen, "guest RAM too small for the boot tables");
 		return -EINVAL;
+	}
+	if (!h) {
+		snprintf(err, errlen, "core.bin has no valid core header (ABI %u expected)",
+			 INSTAR_ABI_VERSION);
+		return -ENOEXEC;
+	}
 	pdpt = pml4 + 512;
 	pd = pdpt + 512;
-	/* RAM is fresh anonymous memory: zero already, only entries are set. */
+	pt = pd + 512;
+	/* RAM is fresh anonymous memory: zero already, only entries are set.
+	 * Descriptors are marked accessed, so the CPU never writes to the
+	 * read-only GDT page. */
 	gdt[0] = 0;
 	gdt[1] = 0x00af9b000000ffffull; /* kernel code 64, DPL0: IDT gates */
 	gdt[2] = 0x00cf93000000ffffull; /* kernel data, DPL0 */
@@ -199,12 +363,31 @@ static int vmm_kvm_build_tables(const struct vmm_guestmem *m)
 	memcpy(tss + TSS_OFF_RSP0, &rsp0, sizeof(rsp0));
 	memcpy(tss + TSS_OFF_IOMAP, &iomap, sizeof(iomap));
 
-	/* 512 x 2 MiB = the first 1 GiB, which covers the MMIO windows. U/S on
-	 * every level: the guest runs at CPL3. */
-	pml4[0] = (INSTAR_PAGETABLE_ADDR + 0x1000) | PTE_P | PTE_RW | PTE_US;
-	pdpt[0] = (INSTAR_PAGETABLE_ADDR + 0x2000) | PTE_P | PTE_RW | PTE_US;
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	for (uint32_t v = 0; v < INSTAR_IDT_VECTORS; v++)
+		vmm_kvm_gate(idt + 2 * v, h->exc_stubs[v]);
+
+	pml4[0] = (INSTAR_PAGETABLE_ADDR + 0x1000) | dir;
+	pdpt[0] = (INSTAR_PAGETABLE_ADDR + 0x2000) | dir;
+	pd[0] = (INSTAR_PAGETABLE_ADDR + 0x3000) | dir;
+	vmm_kvm_map4k(pt, INSTAR_GDT_ADDR, INSTAR_GDT_ADDR + 0x1000, k_ro); /* and TSS */
+	vmm_kvm_map4k(pt, INSTAR_BOOTINFO_ADDR, INSTAR_BOOTINFO_ADDR + 0x1000, u_ro);
+	vmm_kvm_map4k(pt, INSTAR_CONFIG_ADDR, INSTAR_CONFIG_ADDR + INSTAR_CONFIG_MAX, u_ro);
+	vmm_kvm_map4k(pt, INSTAR_CALLTAB_ADDR, INSTAR_CALLTAB_ADDR + 0x1000, u_rw);
+	vmm_kvm_map4k(pt, INSTAR_IDT_ADDR, INSTAR_IDT_ADDR + 0x1000, k_ro);
+	vmm_kvm_map4k(pt, INSTAR_PAGETABLE_ADDR, INSTAR_PAGETABLE_ADDR + INSTAR_PAGETABLE_SIZE,
+		      k_ro);
+	vmm_kvm_map4k(pt, INSTAR_EXC_STACK_ADDR, INSTAR_EXC_STACK_ADDR + INSTAR_EXC_STACK_SIZE,
+		      k_rw);
+	vmm_kvm_map4k(pt, INSTAR_CORE_ADDR, h->ktext, u_x);
+	vmm_kvm_map4k(pt, h->ktext, h->kdata, k_x);
+	vmm_kvm_map4k(pt, h->kdata, h->rodata, k_rw);
+	vmm_kvm_map4k(pt, h->rodata, h->data, u_ro);
+	vmm_kvm_map4k(pt, h->data, INSTAR_CORE_ADDR + INSTAR_CORE_MAX, u_rw);
+	/* The operation's window (its code and data), then 2 MiB pages of
+	 * heap up to 1 GiB, which covers the MMIO windows. */
+	pd[1] = INSTAR_OP_ADDR | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	for (uint64_t i = 2; i < 512; i++)
+		pd[i] = (i << 21) | u_rw | PTE_PS;
 	return 0;
 }
 
@@ -264,9 +447,14 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 	sregs.idt.base = INSTAR_IDT_ADDR;
 	sregs.idt.limit = 16 * INSTAR_IDT_VECTORS - 1;
 	sregs.cr3 = INSTAR_PAGETABLE_ADDR;
-	sregs.cr4 = X86_CR4_PAE;
+	/* SMEP and SMAP: CPL0 (the exception path) neither runs nor touches
+	 * a user page; UMIP: sgdt, sidt, sldt, smsw and str fault at CPL3. Each
+	 * where the CPU offers it (k->walls). */
+	sregs.cr4 = X86_CR4_PAE | (k->walls & VMM_WALL_SMEP ? X86_CR4_SMEP : 0) |
+		    (k->walls & VMM_WALL_SMAP ? X86_CR4_SMAP : 0) |
+		    (k->walls & VMM_WALL_UMIP ? X86_CR4_UMIP : 0);
 	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG;
-	sregs.efer = X86_EFER_LME | X86_EFER_LMA;
+	sregs.efer = X86_EFER_LME | X86_EFER_LMA | (k->walls & VMM_WALL_NX ? X86_EFER_NXE : 0);
 	if (ioctl(k->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
@@ -393,6 +581,12 @@ static int vmm_kvm_vcpu_job_do(struct vmm_kvm_vcpu_job *j)
 		snprintf(j->err, sizeof(j->err), "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 		return r;
 	}
+	r = vmm_kvm_cpuid_min(j->cpuid);
+	if (r < 0) {
+		snprintf(j->err, sizeof(j->err), "KVM's CPUID offers no long mode");
+		return r;
+	}
+	k->walls = (uint32_t)r;
 	mmap_size = ioctl(k->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (mmap_size < (int)sizeof(struct kvm_run)) {
 		r = mmap_size < 0 ? -errno : -EINVAL;
@@ -521,13 +715,8 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 	vmm_kvm_vm_ready(&job);
 	if (!threaded && !r)
 		vmm_kvm_vcpu_job_run(&job);
-	if (!r) {
-		r = vmm_kvm_build_tables(&k->mem);
-		if (r)
-			snprintf(err, errlen, "guest RAM too small for the boot tables");
-		else if (fill)
-			r = fill(ctx, &k->mem, err, errlen);
-	}
+	if (!r && fill)
+		r = fill(ctx, &k->mem, err, errlen);
 	/* Here, while the vCPU thread is still at work (it needs only the VM
 	 * fd). Optional: it only saves time. */
 	if (!r)
@@ -539,6 +728,10 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 		r = job.ret;
 		snprintf(err, errlen, "%s", job.err);
 	}
+	/* After the join: the tables depend on the CPU's features (NX), and
+	 * the IDT on the core that fill loaded. */
+	if (!r)
+		r = vmm_kvm_build_tables(&k->mem, k->walls, err, errlen);
 	/* The helper holds the VM: no guest runs unless it is confined. */
 	if (!r) {
 		r = vmm_kvm_reaper_wait(k);
@@ -548,9 +741,16 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 				 strerror(-r));
 	}
 	if (!r) {
+		char missing[32];
+
 		/* Only the VM and vCPU fds are needed from here on. */
 		close(k->sys_fd);
 		k->sys_fd = -1;
+		if (vmm_kvm_walls_missing(k, missing, sizeof(missing)) && getenv("INSTAR_DEBUG"))
+			fprintf(stderr,
+				"instar: debug: this host's KVM offers no %s: the guest runs "
+				"without that wall\n",
+				missing);
 		return 0;
 	}
 out:

@@ -11,6 +11,14 @@
 #include "guestmem.h"
 
 struct kvm_run;
+
+/* Guest walls that depend on the CPU (KVM_GET_SUPPORTED_CPUID); those a host
+ * lacks are simply not built, see vmm_kvm_walls_missing(). */
+#define VMM_WALL_SMEP (1u << 0) /* CR4.SMEP: CPL0 runs no user page */
+#define VMM_WALL_SMAP (1u << 1) /* CR4.SMAP: CPL0 touches no user page */
+#define VMM_WALL_UMIP (1u << 2) /* CR4.UMIP: sgdt/sidt/sldt/smsw/str fault at CPL3 */
+#define VMM_WALL_NX (1u << 3)	/* EFER.NXE: data pages are not executable */
+#define VMM_WALLS_ALL 0xfu
 struct kvm_coalesced_mmio_ring;
 
 struct vmm_kvm {
@@ -24,6 +32,7 @@ struct vmm_kvm {
 	uint32_t ring_max;		      /* entries in the ring */
 	int reaper_fd;			      /* write end of the teardown helper's pipe, or -1 */
 	int reaper_ready_fd; /* read end of the helper's report (strict mode on), or -1 */
+	uint32_t walls;	     /* VMM_WALL_* in force in the guest */
 };
 
 /* Handlers of the exits the run loop does not decide itself. Each returns 0 to
@@ -55,10 +64,13 @@ typedef int (*vmm_kvm_fill_fn)(void *ctx, const struct vmm_guestmem *mem, char *
 
 /* Opens /dev/kvm, checks the API version and required extensions, creates
  * the VM with ram_size bytes of RAM at guest-physical 0 and one vCPU in
- * long mode at CPL3 (GDT, TSS, IDTR = INSTAR_IDT_ADDR, identity page tables
- * for the first 1 GiB with U/S set, RIP = INSTAR_CORE_ADDR, RDI =
- * INSTAR_BOOTINFO_ADDR), and has fill (if not NULL) write the rest of guest
- * RAM meanwhile. Also defers the VM's teardown (vmm_kvm_defer_teardown(),
+ * long mode at CPL3 (RIP = INSTAR_CORE_ADDR, RDI = INSTAR_BOOTINFO_ADDR, a
+ * minimal CPUID, CR4.SMEP/SMAP/UMIP and EFER.NXE where the CPU has them), and
+ * has fill write guest RAM meanwhile; fill must load a core.bin, whose header
+ * the GDT, TSS, IDT (IDTR = INSTAR_IDT_ADDR) and identity page tables for the
+ * first 1 GiB are then built from, with every system structure
+ * supervisor-only. With INSTAR_DEBUG set, names the walls the host lacks on
+ * stderr. Also defers the VM's teardown (vmm_kvm_defer_teardown(),
  * where it can). Returns with the second thread gone (joined). On failure
  * returns a negative errno and writes what failed (the ioctls' or fill's) to
  * err. */
@@ -104,6 +116,10 @@ int vmm_kvm_coalesce(struct vmm_kvm *k, uint64_t gpa, uint64_t size);
 
 /* Async-signal-safe: makes the current or next KVM_RUN return EINTR. */
 void vmm_kvm_kick(struct vmm_kvm *k);
+
+/* Writes the names of the walls in VMM_WALLS_ALL that k lacks (e.g.
+ * "SMEP SMAP") to buf, "" if none; returns how many. */
+int vmm_kvm_walls_missing(const struct vmm_kvm *k, char *buf, size_t len);
 
 const char *vmm_kvm_exit_name(uint32_t reason);
 

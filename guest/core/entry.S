@@ -1,11 +1,19 @@
-/* guest/core/entry.S — guest core: entry point (own stack, clear bss, call
- * guest_main, then the EXIT register) and the exception stubs the IDT points
- * at. The host starts us at CPL3; only the stubs' path runs at CPL0. */
+/* guest/core/entry.S — guest core: entry point (a jump over the core header,
+ * own stack, clear bss, call guest_main, then the EXIT register) and the
+ * exception stubs the host's IDT points at. The host starts us at CPL3; only
+ * the stubs' path runs at CPL0, from supervisor-only pages (.ktext). */
 	.code64
 
+	/* The entry point is the first byte; the core header (core.c) follows
+	 * at offset 8, where the host reads it. */
 	.section .text.entry, "ax"
 	.globl _start
 _start:
+	jmp guest_start
+	.balign 8
+
+	.text
+guest_start:
 	cld				/* no cli: it faults at CPL3 (IF is off anyway) */
 	movq %rdi, %r12			/* boot info pointer from the host */
 	leaq guest_stack_top(%rip), %rsp
@@ -25,16 +33,21 @@ _start:
 	call guest_main
 	call guest_exit			/* the EXIT register; hlt would fault here */
 
-	.text
+	/* Supervisor-only pages: under SMEP the CPU runs no user page at
+	 * CPL0, so nothing here may call out of .ktext (guest.ld refuses such
+	 * a reference). */
+	.section .ktext, "ax"
 /* Every stub leaves [vector, error code, RIP, CS, RFLAGS, RSP, SS] on the
  * stack: TSS.RSP0's exception stack when the fault came from CPL3. */
 .macro exc_noerr n
+	.globl guest_exc_\n
 guest_exc_\n:
 	pushq $0
 	pushq $\n
 	jmp guest_exc_common
 .endm
 .macro exc_err n
+	.globl guest_exc_\n
 guest_exc_\n:
 	pushq $\n
 	jmp guest_exc_common
@@ -56,14 +69,6 @@ guest_exc_common:
 2:	cli
 	hlt
 	jmp 2b
-
-	.section .rodata
-	.balign 8
-	.globl guest_exc_stubs
-guest_exc_stubs:
-.irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
-	.quad guest_exc_\n
-.endr
 
 	.section .bss
 	.balign 16

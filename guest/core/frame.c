@@ -1,5 +1,5 @@
-/* guest/core/frame.c — guest core: the frame writers (doorbell and COM1) and
- * the EXIT register. */
+/* guest/core/frame.c — guest core: the doorbell frame writer and the EXIT
+ * register (the CPL0 exception path has its own COM1 writer, in idt.c). */
 #include "crc32.h"
 #include "frame.h"
 #include "lib.h"
@@ -25,21 +25,6 @@ int guest_frame_send(uint16_t type, const void *buf, uint32_t len)
 	/* Identity-mapped: the pointer is the guest-physical address. */
 	guest_ctrl_write64(INSTAR_CTRL_FRAME, (uint64_t)(uintptr_t)&guest_frame);
 	return 0;
-}
-
-void guest_frame_send_com1(uint16_t type, const void *buf, uint32_t len)
-{
-	struct instar_frame_hdr h = {
-	    .magic = INSTAR_FRAME_MAGIC,
-	    .type = type,
-	    .reserved = 0,
-	    .len = len,
-	    .crc32 = instar_crc32(0, buf, len),
-	};
-
-	guest_outsb(INSTAR_COM1_PORT, &h, sizeof(h));
-	if (len)
-		guest_outsb(INSTAR_COM1_PORT, buf, len);
 }
 
 void guest_exit(void)

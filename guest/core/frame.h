@@ -1,6 +1,6 @@
 /* guest/core/frame.h — guest core: frames to the host through the control
- * page's FRAME doorbell (one MMIO exit per frame, usable at CPL3), the EXIT
- * register, and the COM1 writer that only the CPL0 exception path may use. */
+ * page's FRAME doorbell (one MMIO exit per frame, usable at CPL3) and the EXIT
+ * register. */
 #ifndef GUEST_FRAME_H
 #define GUEST_FRAME_H
 
@@ -12,10 +12,6 @@
  * doorbell. Returns 0 or -EINVAL (22) for an oversized payload. */
 int guest_frame_send(uint16_t type, const void *buf, uint32_t len);
 
-/* CPL0 only (port I/O): the exception handler's frame, which must not touch
- * the doorbell's buffer the fault may have interrupted. */
-void guest_frame_send_com1(uint16_t type, const void *buf, uint32_t len);
-
 /* Writes the EXIT register: the host ends the run. */
 void guest_exit(void) __attribute__((noreturn));
 
@@ -26,19 +22,6 @@ static inline void guest_ctrl_write64(uint32_t off, uint64_t v)
 	volatile uint64_t *reg = (volatile uint64_t *)(uintptr_t)(INSTAR_CTRL_MMIO_BASE + off);
 
 	__asm__ volatile("movq %1, %0" : "=m"(*reg) : "r"(v) : "memory");
-}
-
-/* CPL0 only. */
-static inline void guest_outsb(uint16_t port, const void *buf, uint64_t n)
-{
-	__asm__ volatile("rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
-}
-
-/* CPL0 only. */
-static inline void __attribute__((noreturn)) guest_halt_forever(void)
-{
-	for (;;)
-		__asm__ volatile("cli; hlt");
 }
 
 #endif
