@@ -54,7 +54,7 @@ check 'resize' instar re
 check 'info' instar i
 check '--help --version' instar --
 # options per subcommand
-check '-f --shrink --preallocation --object --image-opts -q --output --timeout --guest-dir --max-staged --help' instar resize -
+check '-f --shrink --preallocation --object --image-opts -q --output --timeout --guest-dir --max-staged --confine --backing-dir --strict-format --help' instar resize -
 check '--preallocation' instar resize --p
 check '--shrink' instar resize --sh
 check '-f --output --help' instar info -
