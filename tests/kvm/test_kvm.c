@@ -10,11 +10,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/filter.h>
+#include <linux/kvm.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +36,16 @@ enum check {
 	CHECK_NONE = 2,
 };
 
+/* What the sandboxed child tries after its run; each must kill it (SIGSYS). */
+enum forbid {
+	FORBID_NONE = 0,
+	FORBID_OPEN,	     /* open("/dev/null") */
+	FORBID_TGKILL_OTHER, /* tgkill to another process (which must not get the signal) */
+	FORBID_FCNTL_SETOWN, /* fcntl(F_SETOWN) on stdout */
+	FORBID_STAT_PATH,    /* newfstatat(AT_FDCWD, "/", st, 0) */
+	FORBID_STAT_CWD,     /* newfstatat(AT_FDCWD, "", st, AT_EMPTY_PATH): the cwd */
+};
+
 struct scenario {
 	const char *name;
 	const char *op; /* file in OPS_DIR; NULL: the real resize.bin */
@@ -39,9 +55,13 @@ struct scenario {
 	uint32_t want_err;
 	const char *want_detail; /* substring */
 	enum check check;
-	bool after_forbidden; /* child tries open() after the run: must die by SIGSYS */
-	bool debug;	      /* opts->debug: guest text must reach stderr, else must not */
-	bool timing;	      /* run with INSTAR_TIMING=1 (meson sets it): phase lines */
+	enum forbid forbid;	 /* child tries this after the run: must die by SIGSYS */
+	bool exact;		 /* want_detail is the whole detail */
+	const char *want_stderr; /* substring of stderr (with .debug: the exception line) */
+	bool pre_filter; /* a seccomp filter before the run: the helper's strict mode fails */
+	bool umip;	 /* want_* hold only where KVM offers UMIP */
+	bool debug;	 /* opts->debug: guest text must reach stderr, else must not */
+	bool timing;	 /* run with INSTAR_TIMING=1 (meson sets it): phase lines */
 };
 
 #define Q2 INSTAR_FMT_QCOW2
@@ -136,13 +156,80 @@ static const struct scenario scenarios[] = {
      .format = Q2,
      .want_rc = -ENOENT,
      .want_detail = "does-not-exist.bin"},
-    {.name = "sandbox", .op = "ok.bin", .format = Q2, .check = CHECK_NONE, .after_forbidden = true},
+    {.name = "sandbox", .op = "ok.bin", .format = Q2, .check = CHECK_NONE, .forbid = FORBID_OPEN},
+    {.name = "sandbox-tgkill",
+     .op = "ok.bin",
+     .format = Q2,
+     .check = CHECK_NONE,
+     .forbid = FORBID_TGKILL_OTHER},
+    {.name = "sandbox-fcntl",
+     .op = "ok.bin",
+     .format = Q2,
+     .check = CHECK_NONE,
+     .forbid = FORBID_FCNTL_SETOWN},
+    {.name = "sandbox-stat-path",
+     .op = "ok.bin",
+     .format = Q2,
+     .check = CHECK_NONE,
+     .forbid = FORBID_STAT_PATH},
+    {.name = "sandbox-stat-cwd",
+     .op = "ok.bin",
+     .format = Q2,
+     .check = CHECK_NONE,
+     .forbid = FORBID_STAT_CWD},
+    /* The teardown helper cannot enter strict mode under an existing
+     * filter: no guest may run (write.bin's write would be committed). */
+    {.name = "helper-strict",
+     .op = "write.bin",
+     .format = Q2,
+     .pre_filter = true,
+     .want_rc = -EINVAL,
+     .exact = true,
+     .want_detail = "teardown helper could not enter seccomp strict mode: Invalid argument"},
+    /* Hostile ops against the guest's own walls: each stage a write, then
+     * attack; the first store to a system structure must fault, as a
+     * protection violation (error code 7: present, write, user) at the
+     * poke's address, and nothing may be committed. */
+    {.name = "wall-idt",
+     .op = "idtgate.bin",
+     .format = Q2,
+     .debug = true,
+     .want_err = FAULT,
+     .exact = true,
+     .want_detail = "guest exception vector 14 at RIP 0x200010",
+     .want_stderr = "guest exception vector 14 error 0x7 rip 0x200010 cr2 0x6030\n"},
+    {.name = "wall-pagetable",
+     .op = "pagetable.bin",
+     .format = Q2,
+     .debug = true,
+     .want_err = FAULT,
+     .exact = true,
+     .want_detail = "guest exception vector 14 at RIP 0x200010",
+     .want_stderr = "guest exception vector 14 error 0x7 rip 0x200010 cr2 0xafa0\n"},
+    {.name = "wall-gdt",
+     .op = "gdtgate.bin",
+     .format = Q2,
+     .debug = true,
+     .want_err = FAULT,
+     .exact = true,
+     .want_detail = "guest exception vector 14 at RIP 0x200010",
+     .want_stderr = "guest exception vector 14 error 0x7 rip 0x200010 cr2 0x1028\n"},
+    {.name = "wall-umip",
+     .op = "umip.bin",
+     .format = Q2,
+     .debug = true,
+     .umip = true,
+     .want_err = FAULT,
+     .exact = true,
+     .want_detail = "guest exception vector 13 at RIP 0x200010",
+     .want_stderr = "guest exception vector 13 error 0x0 rip 0x200010 cr2 0x0\n"},
     {.name = "timing", .op = "write.bin", .format = Q2, .check = CHECK_WRITE, .timing = true},
 };
 
 struct child_report {
 	int rc;
 	int extra_fd_closed;
+	int allowed_ok;
 	uint64_t elapsed_ms;
 	struct instar_resize_result ret;
 };
@@ -196,10 +283,59 @@ static int read_all(int fd, void *buf, size_t n)
 
 /* Runs the guest in a child and returns how it ended; the child prints its
  * result with stdio and leaves with exit(), as the CLI will. */
-static int run_child(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
-		     const char *op_path, bool forbidden, int errfd, struct child_report *rep,
-		     int *ret_status)
+/* An allow-all seccomp filter: afterwards no thread of ours, nor a child
+ * cloned later, can switch to strict mode. */
+static int allow_all_filter(void)
 {
+	struct sock_filter f = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = {.len = 1, .filter = &f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* The calls the sandbox must still allow, with the arguments the run and
+ * stdio use: fstat (newfstatat AT_EMPTY_PATH), fcntl(F_GETFD), tgkill to
+ * ourselves. Returns 1 if all worked (a kill ends the child instead). */
+static int allowed_calls_work(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && fcntl(fd, F_GETFD) >= 0 &&
+	       syscall(SYS_tgkill, getpid(), gettid(), 0) == 0;
+}
+
+static void try_forbidden(enum forbid f, pid_t target)
+{
+	struct stat st;
+
+	switch (f) {
+	case FORBID_OPEN:
+		open("/dev/null", O_RDONLY);
+		break;
+	case FORBID_TGKILL_OTHER:
+		syscall(SYS_tgkill, target, target, SIGUSR1);
+		break;
+	case FORBID_FCNTL_SETOWN:
+		fcntl(STDOUT_FILENO, F_SETOWN, getpid());
+		break;
+	case FORBID_STAT_PATH:
+		syscall(SYS_newfstatat, AT_FDCWD, "/", &st, 0);
+		break;
+	case FORBID_STAT_CWD:
+		syscall(SYS_newfstatat, AT_FDCWD, "", &st, AT_EMPTY_PATH);
+		break;
+	case FORBID_NONE:
+		break;
+	}
+}
+
+static int run_child(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
+		     const char *op_path, const struct scenario *s, pid_t target, int errfd,
+		     struct child_report *rep, int *ret_status)
+{
+	enum forbid forbid = s ? s->forbid : FORBID_NONE;
 	int p[2];
 	pid_t pid;
 
@@ -222,15 +358,17 @@ static int run_child(int fd, const struct instar_resize_config *cfg, const struc
 		if (dup2(keep_pipe, STDOUT_FILENO) < 0)
 			_exit(3);
 		close(keep_pipe);
+		if (s && s->pre_filter && allow_all_filter())
+			_exit(5);
 		r.rc = vmm_guest_run_op(fd, cfg, o, op_path, &r.ret);
 		r.elapsed_ms = now_ms() - t0;
 		r.extra_fd_closed = fcntl(extra, F_GETFD) < 0 && errno == EBADF;
+		r.allowed_ok = allowed_calls_work(fd);
 		fprintf(stderr, "child: rc=%d error=%s detail=%s elapsed=%" PRIu64 "ms\n", r.rc,
 			instar_err_name(r.ret.error), r.ret.detail, r.elapsed_ms);
 		if (write(STDOUT_FILENO, &r, sizeof(r)) != (ssize_t)sizeof(r))
 			_exit(4);
-		if (forbidden)
-			open("/dev/null", O_RDONLY); /* the filter kills us here */
+		try_forbidden(forbid, target); /* the filter kills us here */
 		exit(0);
 	}
 	close(p[1]);
@@ -296,8 +434,78 @@ static int check_file(const char *path, const uint8_t *orig, enum check c)
 	return bad;
 }
 
-static int run_scenario(const struct scenario *s, const char *ops_dir)
+/* Whether this host's KVM offers UMIP to guests (CPUID.7.0:ECX bit 2). */
+static bool kvm_has_umip(void)
 {
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	bool has = false;
+
+	if (c && fd >= 0) {
+		c->nent = 256;
+		if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			for (uint32_t i = 0; i < c->nent; i++)
+				if (c->entries[i].function == 7 && c->entries[i].index == 0)
+					has = c->entries[i].ecx & (1u << 2);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(c);
+	return has;
+}
+
+/* A process that blocks SIGUSR1 and waits: a signal sent to it stays
+ * pending, visible in /proc, with no race against its death. */
+static pid_t start_target(void)
+{
+	sigset_t usr1, old;
+	pid_t pid;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
+/* 1 if SIGUSR1 is pending for pid (thread or process), 0 if not, -1 if pid
+ * is gone or unreadable. */
+static int target_has_usr1(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long mask;
+	int found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6) && strchr(line, 'Z'))
+			break; /* a zombie: the signal killed it */
+		if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+		     sscanf(line, "ShdPnd: %llx", &mask) == 1)) {
+			found = found < 0 ? 0 : found;
+			if (mask & (1ull << (SIGUSR1 - 1)))
+				found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int run_scenario(const struct scenario *scn, const char *ops_dir)
+{
+	struct scenario local = *scn;
+	const struct scenario *s = &local;
+	pid_t target = 0;
 	struct instar_resize_config cfg = {
 	    .magic = INSTAR_RESIZE_MAGIC,
 	    .abi_version = INSTAR_ABI_VERSION,
@@ -316,6 +524,23 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 
 	if (!orig || !err)
 		return 1;
+	if (s->umip && !kvm_has_umip()) {
+		/* The wall is not built here: the attack must then be seen to
+		 * succeed, so the scenario still checks something. */
+		fprintf(stderr, "note: this host's KVM offers no UMIP: sgdt at CPL3 is allowed\n");
+		local.want_err = INSTAR_OK;
+		local.want_detail = NULL;
+		local.exact = false;
+		local.want_stderr = NULL;
+		local.check = CHECK_WRITE;
+	}
+	if (s->forbid == FORBID_TGKILL_OTHER) {
+		target = start_target();
+		if (target < 0) {
+			perror("target");
+			return 1;
+		}
+	}
 	fd = make_image(path, sizeof(path), orig);
 	if (fd < 0) {
 		perror("image");
@@ -323,7 +548,7 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	}
 	if (s->op)
 		snprintf(op_path, sizeof(op_path), "%s/%s", ops_dir, s->op);
-	if (run_child(fd, &cfg, &o, s->op ? op_path : NULL, s->after_forbidden, fileno(err), &rep,
+	if (run_child(fd, &cfg, &o, s->op ? op_path : NULL, s, target, fileno(err), &rep,
 		      &status)) {
 		perror("child");
 		return 1;
@@ -336,7 +561,8 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 	fputs(errtext, stderr);
 	/* Guest text reaches stderr with a prefix in debug mode, and only then. */
 	if (s->debug != (strstr(errtext, "instar: guest log: core: up") != NULL) ||
-	    s->debug != (strstr(errtext, "instar: guest log: ok op ran") != NULL)) {
+	    (!strcmp(s->op ? s->op : "", "ok.bin") &&
+	     s->debug != (strstr(errtext, "instar: guest log: ok op ran") != NULL))) {
 		fprintf(stderr, "FAIL: guest text on stderr does not match debug=%d\n", s->debug);
 		fail = 1;
 	}
@@ -369,7 +595,26 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 		}
 	}
 
-	if (s->after_forbidden) {
+	if (s->want_stderr && !strstr(errtext, s->want_stderr)) {
+		fprintf(stderr, "FAIL: stderr lacks \"%s\"\n", s->want_stderr);
+		fail = 1;
+	}
+	if (target > 0) {
+		int pending = target_has_usr1(target);
+
+		if (pending != 0) {
+			fprintf(stderr, "FAIL: the other process %s\n",
+				pending > 0 ? "got the signal" : "is gone");
+			fail = 1;
+		}
+		kill(target, SIGKILL);
+		waitpid(target, NULL, 0);
+	}
+	if (rep.allowed_ok != 1) {
+		fprintf(stderr, "FAIL: fstat, fcntl(F_GETFD) or tgkill to ourselves failed\n");
+		fail = 1;
+	}
+	if (s->forbid) {
 		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS) {
 			fprintf(stderr,
 				"FAIL: forbidden syscall did not kill the child (status 0x%x)\n",
@@ -390,7 +635,8 @@ static int run_scenario(const struct scenario *s, const char *ops_dir)
 			rep.ret.detail);
 		fail = 1;
 	}
-	if (!strstr(rep.ret.detail, s->want_detail ? s->want_detail : "")) {
+	if (s->exact ? strcmp(rep.ret.detail, s->want_detail)
+		     : !strstr(rep.ret.detail, s->want_detail ? s->want_detail : "")) {
 		fprintf(stderr, "FAIL: detail \"%s\" lacks \"%s\"\n", rep.ret.detail,
 			s->want_detail);
 		fail = 1;
@@ -450,7 +696,7 @@ static int run_resize(int argc, char **argv)
 		perror(argv[2]);
 		return 1;
 	}
-	if (run_child(fd, &cfg, &o, NULL, false, -1, &rep, &status))
+	if (run_child(fd, &cfg, &o, NULL, NULL, 0, -1, &rep, &status))
 		return 1;
 	close(fd);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || rep.rc != 0) {
