@@ -3,7 +3,7 @@ BUILD ?= build
 MESON_OPTS ?=
 TESTS ?=
 
-.PHONY: all deps build demo check fuzz difftest bench install clean format-check
+.PHONY: all deps build demo check fuzz difftest faults bench install clean format-check
 
 all: build
 
@@ -54,6 +54,11 @@ SEED ?= 1
 DIFF_FORMATS ?= raw,qcow2,vmdk,vhd,vhdx
 difftest: build
 	python3 tests/difftest/difftest.py --instar $(BUILD)/vmm/instar --seed $(SEED) --cases $(N) --formats $(DIFF_FORMATS)
+
+# Fault injection into the real instar at every write-type syscall of its
+# commit (strace -e inject: SIGKILL, EIO, ENOSPC); make check runs a sample.
+faults: build
+	python3 tests/fault/faults.py --instar $(BUILD)/vmm/instar
 
 # One .clang-format for every C file; CI fails on a file that differs.
 format-check:

@@ -3,7 +3,8 @@
 # As root: apt-get update + install of whatever is missing. Otherwise: print the
 # apt-get line to run. Runtime needs only libfuse3, inih, libseccomp, jansson;
 # qemu-utils, hyperfine, zlib and libzstd (the decompressor tests) are for
-# tests and benchmarks only.
+# tests and benchmarks only; strace and libyal's python3-libqcow, -libvmdk,
+# -libvhdi (a second reader) for the fault suite (tests/fault/faults.py).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
@@ -11,6 +12,7 @@ pkgs=(
   qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
   python3 time util-linux e2fsprogs clang-format
   zlib1g-dev libzstd-dev
+  strace python3-libqcow python3-libvmdk python3-libvhdi
 )
 missing=()
 for p in "${pkgs[@]}"; do
