@@ -749,7 +749,7 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 		if (vmm_kvm_walls_missing(k, missing, sizeof(missing)) && getenv("INSTAR_DEBUG"))
 			fprintf(stderr,
 				"instar: debug: this host's KVM offers no %s: the guest runs "
-				"without that wall\n",
+				"without it\n",
 				missing);
 		return 0;
 	}
