@@ -1,7 +1,7 @@
 /* vmm/kvm.c — KVM VM + vCPU setup straight into 64-bit long mode at CPL3, and
- * the exit loop. No firmware: the host builds the GDT, the TSS and the
- * identity page tables the guest core starts on, and points IDTR at the page
- * whose gates the core fills. User mode because nested KVM without VMX
+ * the exit loop. No firmware: the host builds the GDT, the TSS, the IDT (from
+ * core.bin's header) and the identity page tables the guest core starts on,
+ * all of them supervisor-only. User mode because nested KVM without VMX
  * (kvm_pvm) emulates every CPL0 instruction but runs CPL3 natively. */
 #include <errno.h>
 #include <fcntl.h>
