@@ -56,8 +56,9 @@ KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
 
-# Syscalls that can change a file. write/writev count only when the commit
-# uses them on something other than stdout/stderr.
+# Syscalls that can change a file; injected where the run issues them on a
+# file of the image (write/writev also go to stdout and the teardown
+# helper's pipe, which aren't the commit's).
 WRITE_SYSCALLS = ["pwrite64", "pwritev", "pwritev2", "write", "writev", "fdatasync",
                   "fsync", "ftruncate", "fallocate", "sync_file_range", "copy_file_range",
                   "msync"]
@@ -313,6 +314,57 @@ def vpc_footer_problem(path):
     return None
 
 
+def parse_trace(log, files):
+    """From an `strace -f -e trace=openat,openat2,WRITE_SYSCALLS` log: {syscall: K
+    range} for the write-type syscalls the run issues on a file of the image
+    (strace counts an injection's `when` per tracee, over every call of the
+    syscall whatever its fd, so the range is the largest per-tracee count of
+    all its calls); the first of them; and {syscall: count} of those never
+    on the image (the teardown helper's report pipe, stdout), not injected."""
+    image_fds = set()
+    per = {}  # syscall -> pid -> count
+    on_image = set()
+    first = None
+    for line in open(log):
+        parts = line.split(None, 1)
+        if len(parts) < 2 or "(" not in parts[1]:
+            continue
+        pid, rest = parts
+        sc, args = rest.split("(", 1)
+        if sc in ("openat", "openat2"):
+            # instar opens the data file O_PATH with openat2 beneath the
+            # image's directory and reopens it through /proc/self/fd/N
+            try:
+                path = args.split('"', 2)[1]
+                fd = int(rest.rsplit("=", 1)[1].split()[0])
+            except (IndexError, ValueError):
+                continue
+            if fd < 0:
+                continue
+            reopen = path.startswith("/proc/self/fd/") and path[len("/proc/self/fd/"):].isdigit() \
+                and int(path[len("/proc/self/fd/"):]) in image_fds
+            if os.path.basename(path) in files or reopen:
+                image_fds.add(fd)
+            else:
+                image_fds.discard(fd)
+            continue
+        if sc not in WRITE_SYSCALLS:
+            continue
+        c = per.setdefault(sc, {})
+        c[pid] = c.get(pid, 0) + 1
+        try:
+            fd = int(args.split(",", 1)[0].split(")", 1)[0])
+        except ValueError:
+            fd = None
+        if fd in image_fds:
+            on_image.add(sc)
+            if first is None:
+                first = sc
+    counts = {sc: max(c.values()) for sc, c in per.items() if sc in on_image}
+    other = {sc: sum(c.values()) for sc, c in per.items() if sc not in on_image}
+    return counts, first, other
+
+
 class Expected:
     """The expected guest-visible bytes of one size, as a sparse raw file."""
 
@@ -458,36 +510,13 @@ class Runner:
         self.old, _ = qemu_vsize(case.fmt, "img", d)
         # the uninjected run: which write-type syscalls, how many, in what order
         log = os.path.join(d, "trace.log")
-        p = run(["strace", "-f", "-qq", "-o", log, "-e", "trace=" + ",".join(WRITE_SYSCALLS)]
+        p = run(["strace", "-f", "-qq", "-o", log, "-e", "trace=openat,openat2," + ",".join(WRITE_SYSCALLS)]
                 + self.resize_cmd(case), d)
         if p.returncode != 0:
             raise RuntimeError("the uninjected resize failed (%d): %s" % (p.returncode, p.stderr.strip()))
         self.new, _ = qemu_vsize(case.fmt, "img", d)
         self.new_blocks = os.stat(os.path.join(d, "img")).st_blocks
-        counts, order = {}, []
-        for line in open(log):
-            parts = line.split(None, 1)
-            if len(parts) < 2 or "(" not in parts[1]:
-                continue
-            pid, rest = parts[0], parts[1]
-            sc = rest.split("(", 1)[0]
-            if sc not in WRITE_SYSCALLS:
-                continue
-            if sc in ("write", "writev") and rest.split("(", 1)[1].split(",", 1)[0].strip() in ("1", "2"):
-                sc = sc + ":stdio"
-            c = counts.setdefault(sc, {})
-            c[pid] = c.get(pid, 0) + 1
-            order.append(sc)
-        # write/writev to stdout/stderr only are not injected; to something
-        # else they are, at every index (stdio ones included)
-        self.counts = {}
-        for sc, per in counts.items():
-            base = sc.split(":")[0]
-            if sc.endswith(":stdio") and base not in counts:
-                continue
-            self.counts[base] = self.counts.get(base, 0) + max(per.values())
-        image_order = [s for s in order if not s.endswith(":stdio")]
-        self.first = image_order[0] if image_order else None
+        self.counts, self.first, self.other = parse_trace(log, case.files)
         # the expected contents: old data (old size); old data cut or
         # zero-extended to the new size (new size)
         sparse_copy(os.path.join(d, "old.raw"), os.path.join(d, "new.raw"))
@@ -631,9 +660,11 @@ class Runner:
                 for a in actions:
                     self.inject(case, d, sc, k, a)
                     n += 1
-        print("%s %s: %s; %d points, %s (%.1fs)" % (
+        print("%s %s: %s%s; %d points, %s (%.1fs)" % (
             "ok  " if len(self.bad) == nbad else "FAIL", case.name,
-            ", ".join("%s=%d" % (s, c) for s, c in sorted(self.counts.items())), n,
+            ", ".join("%s=%d" % (s, c) for s, c in sorted(self.counts.items())),
+            " (not on the image: %s)" % ", ".join("%s=%d" % i for i in sorted(self.other.items()))
+            if self.other else "", n,
             "old %d new %d" % (self.old, self.new), time.monotonic() - t0), flush=True)
         shutil.rmtree(d, ignore_errors=True)
 
