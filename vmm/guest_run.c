@@ -16,9 +16,11 @@
 #include "guest_run.h"
 #include "kvm.h"
 #include "loader.h"
+#include "probe_read.h"
 #include "sandbox.h"
 #include "serial.h"
 #include "timing.h"
+#include "verify.h"
 #include "virtio_blk.h"
 
 #define VMM_TIMEOUT_DEFAULT_MS 30000u
@@ -34,7 +36,9 @@ struct vmm_run {
 	bool debug;
 	uint32_t nresults;
 	struct instar_resize_result result;
-	char fault[INSTAR_DETAIL_MAX]; /* first reason to call the run a guest fault */
+	char fault[INSTAR_DETAIL_MAX];	 /* first reason to call the run a guest fault */
+	struct instar_probe_info before; /* the host's probe of the image (verify) */
+	uint64_t deadline_ns;		 /* CLOCK_MONOTONIC end of --timeout */
 };
 
 /* The watchdog signal handler reaches the vCPU through these. */
@@ -248,7 +252,106 @@ static uint64_t vmm_run_capacity(uint64_t file_size, uint64_t new_size)
 
 static uint32_t vmm_run_err_of(int e)
 {
-	return e == -ENOSPC || e == -EDQUOT ? INSTAR_ERR_NO_SPACE : INSTAR_ERR_IO;
+	return e == -ENOSPC || e == -EDQUOT ? INSTAR_ERR_NO_SPACE
+	       : e == -EFBIG		    ? INSTAR_ERR_TOO_LARGE
+					    : INSTAR_ERR_IO;
+}
+
+static uint64_t vmm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* What the commit may cost, estimated high: every barrier an fdatasync of a
+ * slow disk, every byte written at a slow disk's speed (fallocate of
+ * preallocated ranges costs no data writes). The numbers are in SECURITY.md. */
+#define VMM_COMMIT_SYNC_NS (50ull * 1000000)
+#define VMM_COMMIT_BYTES_PER_S (64ull << 20)
+
+static uint64_t vmm_run_commit_cost_ns(const struct vmm_blk_staged *s)
+{
+	/* the barriers, the final sync and the length */
+	return (s->nflush + 2) * VMM_COMMIT_SYNC_NS +
+	       s->data_bytes / VMM_COMMIT_BYTES_PER_S * 1000000000ull +
+	       s->data_bytes % VMM_COMMIT_BYTES_PER_S * 1000000000ull / VMM_COMMIT_BYTES_PER_S;
+}
+
+static void vmm_run_where(char *dst, size_t cap, const struct vmm_ovl_where *w, int e)
+{
+	if (w->len)
+		snprintf(dst, cap, "%s the image at offset %llu (%llu bytes) failed: %s", w->what,
+			 (unsigned long long)w->off, (unsigned long long)w->len, strerror(-e));
+	else
+		snprintf(dst, cap, "%s the image failed: %s", w->what, strerror(-e));
+}
+
+/* Before the first write: the commit must fit in the time left and in the
+ * file system (space, size limit). A refusal here leaves the file as it was
+ * (a reservation may have allocated blocks; putting the length back frees
+ * those past the end). */
+static int vmm_run_precommit(struct vmm_run *r, int fd, uint64_t orig_size,
+			     struct instar_resize_result *ret)
+{
+	struct vmm_blk_staged s;
+	struct vmm_ovl_where w;
+	uint64_t now = vmm_now_ns(), cost;
+	int e;
+
+	vmm_blk_staged(r->blk, &s);
+	cost = vmm_run_commit_cost_ns(&s);
+	if (now > r->deadline_ns || cost > r->deadline_ns - now) {
+		ret->error = INSTAR_ERR_TIMEOUT;
+		snprintf(ret->detail, sizeof(ret->detail),
+			 "the commit (%zu barriers, %llu bytes) could take %llu ms, more than "
+			 "the time left",
+			 s.nflush, (unsigned long long)s.data_bytes,
+			 (unsigned long long)(cost / 1000000));
+		return -ETIMEDOUT;
+	}
+	e = vmm_blk_reserve(r->blk, ret->file_size_after, &w);
+	if (e) {
+		if (ftruncate(fd, (off_t)orig_size) < 0) {
+			/* the length never changed: nothing to report */
+		}
+		ret->error = vmm_run_err_of(e);
+		vmm_run_where(ret->detail, sizeof(ret->detail), &w, e);
+		return e;
+	}
+	vmm_timing_mark("reserved");
+	return 0;
+}
+
+/* After a failed commit: which image is on disk? If no old byte changed,
+ * only the length may have: it is put back and the file is as it was.
+ * Otherwise the plan's order left the old image or the new one (an old one
+ * may already reference what was appended, so its length stays); the host's
+ * probe tells which. */
+static void vmm_run_after_failure(struct vmm_run *r, int fd, const struct instar_resize_config *cfg,
+				  uint64_t orig_size, bool touched_old,
+				  struct instar_resize_result *ret)
+{
+	struct instar_probe_info now;
+	struct stat st;
+	const char *state = "; the image may be damaged: check it";
+	size_t n = strlen(ret->detail);
+
+	if (!touched_old) {
+		if (ftruncate(fd, (off_t)orig_size) == 0 && fdatasync(fd) == 0)
+			state = "; the image is unchanged";
+		else
+			state = "; the image is unchanged but longer";
+	} else if (fstat(fd, &st) == 0 && vmm_probe_fd(fd, (uint64_t)st.st_size, &now) == 0 &&
+		   now.format == cfg->format) {
+		if (now.virtual_size == r->result.old_virtual_size)
+			state = "; the image keeps its old size";
+		else if (now.virtual_size == r->result.new_virtual_size)
+			state = "; the image has its new size";
+	}
+	snprintf(ret->detail + n, sizeof(ret->detail) - n, "%s", state);
+	ret->file_size_after = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : orig_size;
 }
 
 /* Writes the staged plan and the final length; only after guest success.
@@ -257,40 +360,40 @@ static uint32_t vmm_run_err_of(int e)
  * cannot reach the disk before the metadata that freed the tail), and one at
  * the end only if something is still unsynced. fdatasync, as qemu-img: the
  * length is part of what it makes durable. */
-static void vmm_run_commit(struct vmm_run *r, int fd, struct instar_resize_result *ret)
+static void vmm_run_commit(struct vmm_run *r, int fd, const struct instar_resize_config *cfg,
+			   uint64_t orig_size, struct instar_resize_result *ret)
 {
-	int e = vmm_blk_commit(r->blk);
-	bool dirty = vmm_blk_commit_unsynced(r->blk);
-	const char *what = "applying the staged writes";
+	struct vmm_ovl_where w;
+	int e = vmm_blk_commit(r->blk, &w);
+	bool dirty = vmm_blk_commit_unsynced(r->blk), touched = w.touched_old;
 	struct stat st;
 
 	if (!e && fstat(fd, &st) < 0) {
 		e = -errno;
-		what = "checking the file length";
+		w = (struct vmm_ovl_where){.what = "checking the length of", .off = 0, .len = 0};
 	}
 	if (!e && (uint64_t)st.st_size != ret->file_size_after) {
 		if (dirty && (uint64_t)st.st_size > ret->file_size_after) {
-			if (fdatasync(fd) < 0) {
+			w = (struct vmm_ovl_where){.what = "syncing", .off = 0, .len = 0};
+			if (fdatasync(fd) < 0)
 				e = -errno;
-				what = "syncing the image";
-			}
 			dirty = false;
 		}
-		if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0) {
+		w = (struct vmm_ovl_where){.what = "setting the length of", .off = 0, .len = 0};
+		if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0)
 			e = -errno;
-			what = "setting the file length";
-		}
 		dirty = true;
 	}
 	vmm_timing_mark("committed");
 	if (!e && dirty && fdatasync(fd) < 0) {
 		e = -errno;
-		what = "syncing the image";
+		w = (struct vmm_ovl_where){.what = "syncing", .off = 0, .len = 0};
 	}
 	vmm_timing_mark("synced");
 	if (e) {
 		ret->error = vmm_run_err_of(e);
-		snprintf(ret->detail, sizeof(ret->detail), "%s failed: %s", what, strerror(-e));
+		vmm_run_where(ret->detail, sizeof(ret->detail), &w, e);
+		vmm_run_after_failure(r, fd, cfg, orig_size, touched, ret);
 	}
 }
 
@@ -337,6 +440,31 @@ static void vmm_run_outcome(struct vmm_run *r, enum vmm_stop stop, const char *s
 		return;
 	}
 	*ret = *g;
+	if (g->error != INSTAR_OK) {
+		/* The guest saw only an I/O error status; the host knows why. */
+		uint64_t off;
+		int e = vmm_blk_read_error(r->blk, &off);
+
+		if (e) {
+			ret->error = INSTAR_ERR_IO;
+			snprintf(ret->detail, sizeof(ret->detail),
+				 "reading the image at offset %llu failed: %s",
+				 (unsigned long long)off, strerror(-e));
+		}
+	}
+}
+
+/* The claim of a guest that reported success, checked before the commit. */
+static void vmm_run_verify(struct vmm_run *r, const struct instar_resize_config *cfg,
+			   struct instar_resize_result *ret)
+{
+	char why[INSTAR_DETAIL_MAX - 24];
+
+	if (vmm_verify_resize(r->blk, cfg, &r->before, ret, why, sizeof(why)) == 0)
+		return;
+	memset(ret, 0, sizeof(*ret));
+	ret->error = INSTAR_ERR_GUEST_MISBEHAVED;
+	snprintf(ret->detail, sizeof(ret->detail), "guest result refused: %s", why);
 }
 
 /* Created before the sandbox (timer_create is not allowed in it), started
@@ -429,9 +557,11 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	enum vmm_stop stop;
 	struct stat st;
 	timer_t timer;
+	uint64_t t0, left;
 	int e, kerr;
 
 	vmm_timing_mark("guest_run");
+	t0 = vmm_now_ns();
 	if (!o)
 		o = &defaults;
 	memset(ret, 0, sizeof(*ret));
@@ -463,7 +593,17 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 		return -ENOMEM;
 	}
 	r->debug = o->debug;
+	r->deadline_ns = t0 + (uint64_t)timeout_ms * 1000000ull;
 	vmm_frame_decoder_init(&r->dec);
+	if (o->verify) {
+		/* what the image says now, for the check of the guest's claim */
+		e = vmm_probe_fd(fd, gcfg.file_size, &r->before);
+		if (e) {
+			snprintf(ret->detail, sizeof(ret->detail), "reading the image failed: %s",
+				 strerror(-e));
+			goto err_free;
+		}
+	}
 
 	ls = (struct vmm_load_spec){
 	    .core_path = core_path,
@@ -486,6 +626,10 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	    .file_size = gcfg.file_size,
 	    .capacity_bytes = vmm_run_capacity(gcfg.file_size, gcfg.new_virtual_size),
 	    .overlay_limit = o->overlay_limit ? o->overlay_limit : VMM_OVERLAY_DEFAULT,
+	    .prealloc_limit =
+		gcfg.prealloc == INSTAR_PREALLOC_FALLOC || gcfg.prealloc == INSTAR_PREALLOC_FULL
+		    ? vmm_verify_prealloc_allowance(&gcfg)
+		    : 0,
 	};
 	e = vmm_blk_create(&r->blk, &r->kvm.mem, &bo);
 	if (e) {
@@ -524,8 +668,11 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	}
 	vmm_timing_mark("sandboxed");
 	vmm_run_test_delay();
-	/* Started last so setup time does not count against the guest. */
-	e = vmm_watchdog_start(timer, timeout_ms);
+	/* --timeout bounds the whole resize: the guest gets what setup left of
+	 * it, and the commit must fit in what the guest leaves (vmm_run_precommit). */
+	left = vmm_now_ns() - t0;
+	left = left >= r->deadline_ns - t0 ? 1 : (r->deadline_ns - t0 - left) / 1000000;
+	e = vmm_watchdog_start(timer, left ? (uint32_t)left : 1);
 	if (e) {
 		snprintf(ret->detail, sizeof(ret->detail), "cannot arm the watchdog: %s",
 			 strerror(-e));
@@ -538,8 +685,10 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	vmm_timing_mark("guest_done");
 
 	vmm_run_outcome(r, stop, stopdetail, timeout_ms, bo.capacity_bytes, ret);
-	if (ret->error == INSTAR_OK)
-		vmm_run_commit(r, fd, ret);
+	if (ret->error == INSTAR_OK && o->verify)
+		vmm_run_verify(r, &gcfg, ret);
+	if (ret->error == INSTAR_OK && vmm_run_precommit(r, fd, gcfg.file_size, ret) == 0)
+		vmm_run_commit(r, fd, &gcfg, gcfg.file_size, ret);
 
 	vmm_blk_destroy(r->blk);
 	vmm_kvm_destroy(&r->kvm);
@@ -562,5 +711,10 @@ err_free:
 int vmm_guest_resize(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
 		     struct instar_resize_result *ret)
 {
-	return vmm_guest_run_op(fd, cfg, o, NULL, ret);
+	struct vmm_guest_opts vo = {.keep_fd = -1};
+
+	if (o)
+		vo = *o;
+	vo.verify = true; /* a resize is never committed on the guest's word alone */
+	return vmm_guest_run_op(fd, cfg, &vo, NULL, ret);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "overlay.h"
@@ -14,6 +15,13 @@ void vmm_overlay_init(struct vmm_overlay *o, uint64_t data_limit, size_t max_ops
 	memset(o, 0, sizeof(*o));
 	o->data_limit = data_limit;
 	o->max_ops = max_ops;
+	o->max_flush = VMM_OVL_MAX_FLUSH;
+}
+
+void vmm_overlay_set_base(struct vmm_overlay *o, uint64_t file_size, uint64_t prealloc_limit)
+{
+	o->eof = file_size;
+	o->prealloc_limit = prealloc_limit;
 }
 
 void vmm_overlay_fini(struct vmm_overlay *o)
@@ -86,16 +94,41 @@ static int ext_insert(struct vmm_overlay *o, uint64_t start, uint64_t end, const
 	return 0;
 }
 
+/* What an op charges: data bytes (writes; zeroes inside the staged end of
+ * file) and preallocated bytes (zeroes past it, when preallocating). */
+struct op_cost {
+	uint64_t data, prealloc;
+};
+
+static struct op_cost op_cost(const struct vmm_overlay *o, enum vmm_ovl_kind kind, uint64_t off,
+			      uint64_t len)
+{
+	struct op_cost c = {0, 0};
+	uint64_t end = off + len, in_end;
+
+	if (kind == VMM_OVL_WRITE) {
+		c.data = len;
+	} else if (kind == VMM_OVL_ZERO) {
+		in_end = end < o->eof ? end : o->eof;
+		c.data = off < in_end ? in_end - off : 0;
+		if (o->prealloc_limit)
+			c.prealloc = len - c.data;
+	}
+	return c;
+}
+
 /* Reserve a log slot and the extent room it may need, so that recording an op
  * cannot fail halfway. */
-static int op_reserve(struct vmm_overlay *o, uint64_t data_len)
+static int op_reserve(struct vmm_overlay *o, enum vmm_ovl_kind kind, struct op_cost c)
 {
-	uint64_t total;
+	uint64_t total, ptotal;
 
 	if (o->exceeded)
 		return -ENOSPC;
-	if (o->nops >= o->max_ops || __builtin_add_overflow(o->data_bytes, data_len, &total) ||
-	    total > o->data_limit) {
+	if (o->nops >= o->max_ops || (kind == VMM_OVL_FLUSH && o->nflush >= o->max_flush) ||
+	    __builtin_add_overflow(o->data_bytes, c.data, &total) || total > o->data_limit ||
+	    __builtin_add_overflow(o->prealloc_bytes, c.prealloc, &ptotal) ||
+	    (c.prealloc && ptotal > o->prealloc_limit)) {
 		o->exceeded = true;
 		return -ENOSPC;
 	}
@@ -114,12 +147,14 @@ static int op_reserve(struct vmm_overlay *o, uint64_t data_len)
 static int op_add(struct vmm_overlay *o, enum vmm_ovl_kind kind, uint64_t off, uint64_t len,
 		  uint8_t *data)
 {
+	struct op_cost c;
 	int r;
 
 	/* An empty range changes nothing; don't let it cost a slot. */
 	if (len == 0 && kind != VMM_OVL_FLUSH)
 		return 0;
-	r = op_reserve(o, kind == VMM_OVL_WRITE ? len : 0);
+	c = op_cost(o, kind, off, len);
+	r = op_reserve(o, kind, c);
 	if (r < 0)
 		return r;
 	if (kind != VMM_OVL_FLUSH) {
@@ -128,8 +163,14 @@ static int op_add(struct vmm_overlay *o, enum vmm_ovl_kind kind, uint64_t off, u
 			return r;
 	}
 	o->ops[o->nops++] = (struct vmm_ovl_op){.off = off, .len = len, .data = data, .kind = kind};
-	if (kind == VMM_OVL_WRITE)
-		o->data_bytes += len;
+	o->data_bytes += c.data;
+	o->prealloc_bytes += c.prealloc;
+	if (kind == VMM_OVL_FLUSH)
+		o->nflush++;
+	if ((kind == VMM_OVL_WRITE || kind == VMM_OVL_ZERO) && off + len > o->eof)
+		o->eof = off + len;
+	if (kind == VMM_OVL_WRITE && off + len > o->write_end)
+		o->write_end = off + len;
 	return 0;
 }
 
@@ -245,29 +286,35 @@ static int do_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 	return r < 0 ? -errno : 0;
 }
 
-/* The range must end up as allocated zero bytes, also where it extends the
- * file, so a later write there cannot fail for lack of space. */
-static int commit_zero(int fd, uint64_t off, uint64_t len, uint64_t cur)
+/* Zeros over [off, off+len) with cur the file's length now: inside the file
+ * they must read as zeros (zero range, or written by hand where the file
+ * system lacks it; charged to the budget when staged). Past the end they are
+ * preallocated (allocated zeros) when preallocation was asked for, else the
+ * length is only extended: a hole, never allocated, never written. */
+static int commit_zero(int fd, uint64_t off, uint64_t len, uint64_t cur, bool prealloc,
+		       struct vmm_ovl_where *w)
 {
-	uint64_t end = off + len, in_end;
-	int r;
+	uint64_t end = off + len, in_end = end < cur ? end : cur, a;
+	int r = 0;
 
-	r = do_fallocate(fd, FALLOC_FL_ZERO_RANGE, off, len);
-	if (r == 0 || !fallocate_unsupported(r))
-		return r;
-	in_end = end < cur ? end : cur;
 	if (off < in_end) {
-		r = pwrite_zeros(fd, off, in_end - off);
+		*w = (struct vmm_ovl_where){.what = "zeroing", .off = off, .len = in_end - off};
+		r = do_fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, in_end - off);
+		if (r < 0 && fallocate_unsupported(r))
+			r = pwrite_zeros(fd, off, in_end - off);
 		if (r < 0)
 			return r;
 	}
-	if (end > cur) {
-		uint64_t a = off > cur ? off : cur;
-
-		r = do_fallocate(fd, 0, a, end - a);
-		if (r < 0 && fallocate_unsupported(r))
-			r = pwrite_zeros(fd, a, end - a);
-	}
+	if (end <= cur)
+		return 0;
+	a = off > cur ? off : cur;
+	*w = (struct vmm_ovl_where){
+	    .what = prealloc ? "preallocating" : "extending", .off = a, .len = end - a};
+	if (!prealloc)
+		return ftruncate(fd, (off_t)end) < 0 ? -errno : 0;
+	r = do_fallocate(fd, 0, a, end - a);
+	if (r < 0 && fallocate_unsupported(r))
+		r = pwrite_zeros(fd, a, end - a);
 	return r;
 }
 
@@ -287,18 +334,84 @@ static int commit_discard(int fd, uint64_t off, uint64_t len, uint64_t cur)
 	return r;
 }
 
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced)
+/* ---- reservation before the commit ---- */
+
+static int reserve_range(int fd, uint64_t off, uint64_t len, uint64_t *fallback,
+			 struct vmm_ovl_where *w)
 {
-	uint64_t applied = 0, cur;
+	int r;
+
+	if (!len)
+		return 0;
+	*w = (struct vmm_ovl_where){.what = "reserving space in", .off = off, .len = len};
+	if (*fallback) {
+		/* no fallocate here: count what may need new blocks instead */
+		return __builtin_add_overflow(*fallback, len, fallback) ? -EFBIG : 0;
+	}
+	r = do_fallocate(fd, FALLOC_FL_KEEP_SIZE, off, len);
+	if (r < 0 && fallocate_unsupported(r)) {
+		*fallback = 1 + len;
+		return 0;
+	}
+	return r;
+}
+
+int vmm_overlay_reserve(const struct vmm_overlay *o, int fd, uint64_t final_size,
+			struct vmm_ovl_where *ret_where)
+{
+	uint64_t fallback = 0, cur;
+	struct statvfs sv;
+	struct stat st;
+	size_t i;
+	int r = 0;
+
+	*ret_where = (struct vmm_ovl_where){.what = "checking", .off = 0, .len = 0};
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	cur = (uint64_t)st.st_size;
+	for (i = 0; i < o->nops && !r; i++) {
+		const struct vmm_ovl_op *op = &o->ops[i];
+		uint64_t end = op->off + op->len;
+
+		if (op->kind == VMM_OVL_WRITE) {
+			r = reserve_range(fd, op->off, op->len, &fallback, ret_where);
+		} else if (op->kind == VMM_OVL_ZERO && end > cur && o->prealloc_limit) {
+			uint64_t a = op->off > cur ? op->off : cur;
+
+			r = reserve_range(fd, a, end - a, &fallback, ret_where);
+		}
+		if ((op->kind == VMM_OVL_WRITE || op->kind == VMM_OVL_ZERO) && end > cur)
+			cur = end;
+	}
+	/* the final length must be possible too (EFBIG), even where it is a hole */
+	if (!r && final_size > cur)
+		r = reserve_range(fd, final_size - 1, 1, &fallback, ret_where);
+	if (r || !fallback)
+		return r;
+	*ret_where = (struct vmm_ovl_where){
+	    .what = "checking the free space of", .off = 0, .len = fallback - 1};
+	if (fstatvfs(fd, &sv) < 0)
+		return -errno;
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < fallback - 1)
+		return -ENOSPC;
+	return 0;
+}
+
+int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
+		       struct vmm_ovl_where *ret_where)
+{
+	uint64_t applied = 0, cur, old_end;
 	bool dirty = false; /* applied ops since the last fdatasync */
+	bool touched = false;
 	struct stat st;
 	size_t i;
 	int r = 0;
 
 	*ret_unsynced = false;
+	*ret_where = (struct vmm_ovl_where){.what = "checking", .off = 0, .len = 0};
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	cur = (uint64_t)st.st_size;
+	cur = old_end = (uint64_t)st.st_size;
 
 	for (i = 0; i < o->nops; i++) {
 		const struct vmm_ovl_op *op = &o->ops[i];
@@ -306,26 +419,36 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 
 		if (op->kind != VMM_OVL_FLUSH && applied >= stop_after)
 			return -ECANCELED;
+		/* from here on a failure may have changed the old bytes */
+		if (op->kind != VMM_OVL_FLUSH && op->off < old_end)
+			touched = true;
 		switch (op->kind) {
 		case VMM_OVL_WRITE:
+			*ret_where = (struct vmm_ovl_where){
+			    .what = "writing", .off = op->off, .len = op->len};
 			r = pwrite_all(fd, op->data, op->len, op->off);
 			break;
 		case VMM_OVL_ZERO:
-			r = commit_zero(fd, op->off, op->len, cur);
+			r = commit_zero(fd, op->off, op->len, cur, o->prealloc_limit != 0,
+					ret_where);
 			break;
 		case VMM_OVL_DISCARD:
+			*ret_where = (struct vmm_ovl_where){
+			    .what = "punching a hole in", .off = op->off, .len = op->len};
 			r = commit_discard(fd, op->off, op->len, cur);
 			break;
 		case VMM_OVL_FLUSH:
 			/* A barrier orders what came before it against what
 			 * follows: with nothing applied since the last one it
 			 * has nothing to order (back-to-back or leading). */
+			*ret_where = (struct vmm_ovl_where){.what = "syncing", .off = 0, .len = 0};
 			if (dirty)
 				r = fdatasync(fd) < 0 ? -errno : 0;
 			dirty = false;
 			*ret_unsynced = false;
 			break;
 		}
+		ret_where->touched_old = touched;
 		if (r < 0) {
 			*ret_unsynced = true;
 			return r;

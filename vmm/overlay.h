@@ -29,19 +29,47 @@ struct vmm_ovl_ext {
 	const uint8_t *src;
 };
 
+/* What the budget charges (SECURITY.md, "Budgets"):
+ * - a write: its bytes (they are held in memory);
+ * - write-zeroes inside the staged end of file: its bytes (a file system
+ *   without FALLOC_FL_ZERO_RANGE gets them written by hand);
+ * - write-zeroes past the staged end of file: nothing when no preallocation
+ *   was asked for (the commit only extends the length: a hole, never
+ *   allocated, never written), else its bytes against prealloc_limit;
+ * - a discard: nothing (it only punches holes inside the old file; its cost
+ *   is one fallocate, bounded by max_ops);
+ * - a flush barrier: one of max_flush (each costs an fdatasync). */
 struct vmm_overlay {
 	struct vmm_ovl_op *ops;
 	size_t nops, cap_ops, max_ops;
+	size_t nflush, max_flush;
 	struct vmm_ovl_ext *ext;
 	size_t next, cap_ext;
 	uint64_t data_bytes, data_limit;
-	bool exceeded; /* sticky: once a bound was hit, every later op fails */
+	uint64_t prealloc_bytes, prealloc_limit; /* limit 0: no preallocation */
+	uint64_t eof;	    /* staged end of file: base length, extended by ops */
+	uint64_t write_end; /* end of the furthest staged write (0: none) */
+	bool exceeded;	    /* sticky: once a bound was hit, every later op fails */
 };
 
 /* No stop: vmm_overlay_commit() applies every op. */
 #define VMM_OVL_NO_STOP UINT64_MAX
+/* Flush barriers one plan may stage (each costs an fdatasync at commit). */
+#define VMM_OVL_MAX_FLUSH 64u
+
+/* Where a commit or a reservation failed, for the message. */
+struct vmm_ovl_where {
+	const char *what; /* "writing", "zeroing", "punching a hole in",
+			     "syncing", "extending", "reserving space in" */
+	uint64_t off, len;
+	bool touched_old; /* the commit changed bytes below the old end of file
+			     (else undoing it is only putting the length back) */
+};
 
 void vmm_overlay_init(struct vmm_overlay *o, uint64_t data_limit, size_t max_ops);
+/* The base file's length (what lies past it is "past the end of file") and
+ * the preallocation allowance (0: none asked for). Call before staging. */
+void vmm_overlay_set_base(struct vmm_overlay *o, uint64_t file_size, uint64_t prealloc_limit);
 void vmm_overlay_fini(struct vmm_overlay *o);
 
 /* Stage a write of len bytes at off. On success the overlay owns data (a
@@ -56,14 +84,26 @@ int vmm_overlay_flush(struct vmm_overlay *o);
 /* Lay the staged ops over buf, which holds the base contents of [off, off+len). */
 void vmm_overlay_read(const struct vmm_overlay *o, uint64_t off, void *buf, uint64_t len);
 
+/* Before the first byte is written: reserve the blocks the commit will need
+ * (fallocate FALLOC_FL_KEEP_SIZE over every staged write, every preallocated
+ * zero range and the last byte of final_size), so that a full disk or the
+ * file system's size limit refuses the resize while the file is untouched
+ * (its contents and length stay; only unwritten blocks may have been
+ * allocated). Where the file system has no fallocate, the free space is
+ * checked with fstatvfs instead. 0, -ENOSPC, -EFBIG or another -errno with
+ * *ret_where set. */
+int vmm_overlay_reserve(const struct vmm_overlay *o, int fd, uint64_t final_size,
+			struct vmm_ovl_where *ret_where);
+
 /* Apply the ops to fd in order: pwrite, zero range, punch hole (inside the
  * file only), fdatasync at each barrier that follows applied ops (a leading or
- * repeated barrier orders nothing and costs no sync). Stops with -ECANCELED
- * once stop_after write/zero/discard ops have been applied (fault injection;
- * VMM_OVL_NO_STOP otherwise). *ret_unsynced tells whether ops were applied
- * after the last fdatasync, i.e. whether the caller still has to sync.
- * 0 or a negative errno. */
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
-		       bool *ret_unsynced);
+ * repeated barrier orders nothing and costs no sync). Zero ranges past the
+ * end of file only extend it unless preallocation was asked for. Stops with
+ * -ECANCELED once stop_after write/zero/discard ops have been applied (fault
+ * injection; VMM_OVL_NO_STOP otherwise). *ret_unsynced tells whether ops were
+ * applied after the last fdatasync, i.e. whether the caller still has to
+ * sync. 0 or a negative errno with *ret_where saying which operation. */
+int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
+		       struct vmm_ovl_where *ret_where);
 
 #endif

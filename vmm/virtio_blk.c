@@ -67,6 +67,8 @@ struct vmm_blk {
 	struct vmm_overlay ovl;
 	struct chain chain; /* scratch of the request being handled */
 	bool unsynced;	    /* the commit left applied ops without an fdatasync */
+	int read_err;	    /* first failed pread: -errno, at read_err_off */
+	uint64_t read_err_off;
 	uint8_t config[CONFIG_SIZE];
 };
 
@@ -145,6 +147,7 @@ int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
 	b->capacity = cap;
 	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : VMM_BLK_OVERLAY_DEFAULT,
 			 VMM_BLK_OVERLAY_MAX_OPS);
+	vmm_overlay_set_base(&b->ovl, o->file_size, o->prealloc_limit);
 
 	st64(b->config + VIRTIO_C_CAPACITY, cap / SECTOR);
 	st32(b->config + C_SEG_MAX, VMM_BLK_QUEUE_MAX - 2);
@@ -226,6 +229,10 @@ static int blk_read(struct vmm_blk *b, uint64_t off, uint8_t *p, uint64_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (!b->read_err) {
+				b->read_err = -errno;
+				b->read_err_off = off + done;
+			}
 			return -errno;
 		}
 		if (n == 0)
@@ -677,12 +684,45 @@ static uint64_t commit_stop_after(void)
 }
 #endif
 
-int vmm_blk_commit(struct vmm_blk *b)
+int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where)
 {
 	b->unsynced = false;
+	*ret_where = (struct vmm_ovl_where){.what = "staging", .off = 0, .len = 0};
 	if (b->ovl.exceeded)
 		return -ENOSPC;
-	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after(), &b->unsynced);
+	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after(), &b->unsynced, ret_where);
+}
+
+int vmm_blk_reserve(struct vmm_blk *b, uint64_t final_size, struct vmm_ovl_where *ret_where)
+{
+	return vmm_overlay_reserve(&b->ovl, b->fd, final_size, ret_where);
+}
+
+int vmm_blk_view_read(struct vmm_blk *b, uint64_t off, void *buf, uint64_t len)
+{
+	uint64_t end;
+
+	if (__builtin_add_overflow(off, len, &end))
+		return -EINVAL;
+	return blk_read(b, off, buf, len);
+}
+
+void vmm_blk_staged(const struct vmm_blk *b, struct vmm_blk_staged *ret)
+{
+	*ret = (struct vmm_blk_staged){
+	    .write_end = b->ovl.write_end,
+	    .eof = b->ovl.eof,
+	    .data_bytes = b->ovl.data_bytes,
+	    .prealloc_bytes = b->ovl.prealloc_bytes,
+	    .nops = b->ovl.nops,
+	    .nflush = b->ovl.nflush,
+	};
+}
+
+int vmm_blk_read_error(const struct vmm_blk *b, uint64_t *ret_off)
+{
+	*ret_off = b->read_err_off;
+	return b->read_err;
 }
 
 bool vmm_blk_commit_unsynced(const struct vmm_blk *b)

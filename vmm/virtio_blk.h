@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "guestmem.h"
+#include "overlay.h"
 
 /* Device limits the guest can rely on. */
 #define VMM_BLK_QUEUE_MAX 256u		       /* QueueNumMax; also max chain length */
@@ -24,6 +25,9 @@ struct vmm_blk_opts {
 	uint64_t file_size;	 /* bytes of fd the guest sees; beyond reads as zeros */
 	uint64_t capacity_bytes; /* device size, rounded up to whole 512-byte sectors */
 	uint64_t overlay_limit;	 /* staged data bytes; 0 = VMM_BLK_OVERLAY_DEFAULT */
+	uint64_t prealloc_limit; /* zero bytes past the end of file that may be
+				    preallocated; 0 = no preallocation asked for
+				    (such ranges only extend the length) */
 };
 
 /* mem is copied; the mapping it describes must outlive the device. */
@@ -66,7 +70,30 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
  * environment, commit stops with -ECANCELED right after applying K
  * write/zero/discard ops, as a crash would; fault-injection tests then check
  * the image is the old or the new one. */
-int vmm_blk_commit(struct vmm_blk *b);
+int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where);
+
+/* Before the commit: reserve what it needs (see vmm_overlay_reserve). */
+int vmm_blk_reserve(struct vmm_blk *b, uint64_t final_size, struct vmm_ovl_where *ret_where);
+
+/* The staged view the guest saw (the file, zeros past its length, the
+ * staged ops on top): what the image will be after the commit, up to its
+ * final length. For the host's check before the commit. 0 or -errno. */
+int vmm_blk_view_read(struct vmm_blk *b, uint64_t off, void *buf, uint64_t len);
+
+/* What the guest staged, for the checks before the commit. */
+struct vmm_blk_staged {
+	uint64_t write_end;	 /* end of the furthest staged write; 0: none */
+	uint64_t eof;		 /* end of file after every staged op */
+	uint64_t data_bytes;	 /* bytes written or zeroed inside the file */
+	uint64_t prealloc_bytes; /* bytes preallocated past the end of file */
+	size_t nops, nflush;
+};
+void vmm_blk_staged(const struct vmm_blk *b, struct vmm_blk_staged *ret);
+
+/* The first host read of the image that failed while the guest ran:
+ * -errno and its offset, or 0 if none did. The guest only saw an I/O error
+ * status; the host reports the real cause. */
+int vmm_blk_read_error(const struct vmm_blk *b, uint64_t *ret_off);
 
 /* After vmm_blk_commit(): were ops applied after its last fdatasync (or did
  * it fail midway)? Then the caller's final sync is needed. */

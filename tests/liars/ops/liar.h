@@ -1,0 +1,49 @@
+/* tests/liars/ops/liar.h — helpers for the lying resize guests: each one
+ * stands in for resize.bin, stages something, and claims success. */
+#ifndef LIAR_H
+#define LIAR_H
+
+#include "abi.h"
+#include "lib.h"
+
+#define LIAR_ENTRY                                                                                 \
+	int _start(const struct instar_calltab *ct) __attribute__((section(".text.entry")))
+
+static inline const struct instar_resize_config *liar_cfg(const struct instar_calltab *ct)
+{
+	uint32_t len;
+
+	return ct->get_config(&len);
+}
+
+/* Claims success for new_size with a file of file_size_after bytes. */
+static inline int liar_ok(const struct instar_calltab *ct, uint64_t new_size,
+			  uint64_t file_size_after)
+{
+	const struct instar_resize_config *cfg = liar_cfg(ct);
+	struct instar_resize_result res;
+	uint64_t old = cfg->expected_old_virtual_size;
+
+	memset(&res, 0, sizeof(res));
+	res.error = INSTAR_OK;
+	res.action = new_size > old   ? INSTAR_ACTION_GROW
+		     : new_size < old ? INSTAR_ACTION_SHRINK
+				      : INSTAR_ACTION_NOOP;
+	res.old_virtual_size = old;
+	res.new_virtual_size = new_size;
+	res.file_size_before = cfg->file_size;
+	res.file_size_after = file_size_after;
+	return ct->send_result(&res, sizeof(res));
+}
+
+/* Sets the big-endian qcow2 size field (header byte 24) in sector 0. */
+static inline int liar_qcow2_size(const struct instar_calltab *ct, uint8_t *sec, uint64_t size)
+{
+	if (ct->read_sectors(0, sec, 1))
+		return -1;
+	for (int i = 0; i < 8; i++)
+		sec[24 + i] = (uint8_t)(size >> (56 - 8 * i));
+	return ct->write_sectors(0, sec, 1);
+}
+
+#endif

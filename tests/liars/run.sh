@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# tests/liars/run.sh INSTAR QEMU_IMG CORE_BIN LIAR_DIR — each lying guest
+# (LIAR_DIR/liar-NAME.bin) runs as resize.bin under the real instar on a
+# fresh qcow2 image. The host must refuse the claim with the expected error
+# code, exit 1, and leave the image byte-identical (contents, length, and no
+# more blocks allocated than before).
+set -u
+instar=$(realpath "$1")
+qemu_img=$2
+core=$(realpath "$3")
+liars=$(realpath "$4")
+. "$(dirname "$0")/../compat/lib.sh"
+require_kvm
+scratch_dir
+cd "$T"
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# run NAME WANT_CODE DETAIL_RE [INSTAR OPTIONS...] -- SIZE
+run() {
+	local name=$1 want=$2 re=$3 img sum blocks rc code msg
+	shift 3
+	mkdir -p "g-$name"
+	cp "$core" "g-$name/core.bin"
+	cp "$liars/liar-$name.bin" "g-$name/resize.bin"
+	img="$name.qcow2"
+	"$qemu_img" create -q -f qcow2 "$img" 1G
+	if [ "$name" = zero_flood ]; then
+		# 4 MiB of data: the file is larger than the 1 MiB budget
+		"$(qemu_io_for "$qemu_img")" -f qcow2 -c 'write -P 0x5a 0 4M' "$img" >/dev/null
+	fi
+	sum=$(sha256sum <"$img")
+	blocks=$(stat -c %b "$img")
+	"$instar" resize --output=json --guest-dir "g-$name" "$@" "$img" +1G >out 2>err
+	rc=$?
+	[ "$rc" = 1 ] || fail "$name: exit $rc, want 1"
+	code=$(python3 -c 'import json,sys; print(json.load(open("out"))["error"]["code"])' 2>/dev/null)
+	[ "$code" = "$want" ] || fail "$name: error code '$code', want $want: $(cat out)"
+	msg=$(python3 -c 'import json,sys; print(json.load(open("out"))["error"]["message"])' 2>/dev/null)
+	echo "$msg" | grep -Eq "$re" || fail "$name: message '$msg' does not match /$re/"
+	[ "$(sha256sum <"$img")" = "$sum" ] || fail "$name: the image changed"
+	[ "$(stat -c %b "$img")" -le "$blocks" ] || fail "$name: blocks $blocks -> $(stat -c %b "$img")"
+	"$qemu_img" check -q "$img" || fail "$name: qemu-img check"
+	echo "ok $name: $code: $msg"
+}
+
+run garbage_header GUEST_MISBEHAVED 'staged image is (raw|unknown)'
+run zero_length GUEST_MISBEHAVED 'final length 0 cuts off its own writes'
+run other_size GUEST_MISBEHAVED 'new size of 1125899906842624'
+run hidden_size GUEST_MISBEHAVED 'staged header says 1125899906842624'
+run zero_flood OVERLAY_LIMIT '' --max-staged 1M
+run flush_storm OVERLAY_LIMIT ''
+run slow_commit TIMEOUT 'commit .* more than the time left' --timeout 1
+
+[ "$fails" = 0 ] && echo "all liars refused"
+exit $((fails > 0))

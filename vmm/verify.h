@@ -1,0 +1,38 @@
+/* vmm/verify.h — the host's check of a guest's success claim, made on the
+ * staged view before the first staged byte reaches the file. */
+#ifndef VMM_VERIFY_H
+#define VMM_VERIFY_H
+
+#include <stddef.h>
+
+#include "abi.h"
+#include "probe.h"
+#include "virtio_blk.h"
+
+/* The most a format may round a requested virtual size up (VHD: to the CHS
+ * geometry, at most one cylinder of 16 x 255 sectors; VHDX: to its logical
+ * sector). qcow2 and vmdk resize to the exact request. */
+uint64_t vmm_verify_max_rounding(uint32_t format);
+
+/* What a preallocating grow of cfg may allocate or add to the length past
+ * what its staged ops reach: the new range, 1/16 of it for the tables that
+ * map it (L2 tables of 512-byte clusters) and 256 MiB for whole blocks (a
+ * vhdx block is at most 256 MiB). Saturates. */
+uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg);
+
+/* Requires of a guest that reported success (g->error == INSTAR_OK) on the
+ * resize cfg describes, with before the host's probe of the image before the
+ * run: the old size it was given and the new size asked for (or the format's
+ * rounding of it), an action that matches them and the shrink permission, a
+ * final file length at or past every staged write (a shrink's writes may end
+ * past it, but not past the old length), below the old length only
+ * for a permitted shrink and above what the staged ops reach only by what
+ * preallocation justifies; and the staged view, probed by the host as the
+ * file will be after the commit, in the same format and subformat, with that
+ * virtual size and the same backing and data-file names. 0, or -EPROTO with
+ * why set. */
+int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
+		      const struct instar_probe_info *before, const struct instar_resize_result *g,
+		      char *why, size_t whylen);
+
+#endif
