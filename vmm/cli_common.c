@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "probe_read.h"
 #include "escape.h"
 
 const char *cli_name(const char *name, char *buf)
@@ -154,59 +155,7 @@ bool cli_wants_json(int argc, char **argv)
 	return json;
 }
 
-static ssize_t read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret)
 {
-	static uint8_t head[INSTAR_PROBE_HEAD_LEN], tail[INSTAR_PROBE_TAIL_LEN];
-	static uint8_t extra[INSTAR_PROBE_MAX_WINDOWS - 2][INSTAR_PROBE_MAX_EXTRA];
-	struct instar_probe_input in = {.file_size = file_size};
-	unsigned nextra = 0;
-	ssize_t n;
-
-	n = read_full(fd, head, sizeof(head), 0);
-	if (n < 0)
-		return (int)n;
-	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
-	if (file_size > 0) {
-		uint64_t tl = file_size < sizeof(tail) ? file_size : sizeof(tail);
-
-		n = read_full(fd, tail, (size_t)tl, file_size - tl);
-		if (n < 0)
-			return (int)n;
-		in.windows[in.nwindows++] =
-		    (struct instar_probe_window){file_size - tl, tail, (size_t)n};
-	}
-	for (;;) {
-		if (instar_probe(&in, ret) < 0)
-			return -EINVAL;
-		if (!ret->need_len || in.nwindows >= INSTAR_PROBE_MAX_WINDOWS ||
-		    ret->need_len > INSTAR_PROBE_MAX_EXTRA)
-			return 0;
-		n = read_full(fd, extra[nextra], ret->need_len, ret->need_offset);
-		if (n < 0)
-			return (int)n;
-		if ((size_t)n < ret->need_len)
-			return 0; /* the file shrank meanwhile: keep what we know */
-		in.windows[in.nwindows++] =
-		    (struct instar_probe_window){ret->need_offset, extra[nextra], (size_t)n};
-		nextra++;
-	}
+	return vmm_probe_fd(fd, file_size, ret);
 }

@@ -497,6 +497,17 @@ static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint6
 	return -1;
 }
 
+/* After a failed commit the image may already be the new one (the message
+ * says so); its data file must then keep the new length. */
+static bool image_has_size(int fd, uint64_t size)
+{
+	struct instar_probe_info info;
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && cli_probe_fd(fd, (uint64_t)st.st_size, &info) == 0 &&
+	       info.virtual_size == size;
+}
+
 static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
 			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
 			const struct resize_ext *x)
@@ -542,9 +553,14 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	}
 	memset(&gr, 0, sizeof(gr));
 	r = vmm_guest_resize(fd, &cfg, &o, &gr);
-	if (r < 0 || gr.error != INSTAR_OK) {
-		if (grow_data &&
-		    (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0))
+	if (r == 0 && gr.error != INSTAR_OK) {
+		/* the real lengths after a failure (the host measured them) */
+		c->res.file_size_before = gr.file_size_before;
+		c->res.file_size_after = gr.file_size_after;
+	}
+	if ((r < 0 || gr.error != INSTAR_OK) && grow_data && !image_has_size(fd, new_size)) {
+		/* the image did not take the new size: the data file goes back */
+		if (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0)
 			cli_warn("could not restore the length of the data file '%s': %s",
 				 x->data_name, strerror(errno));
 	}

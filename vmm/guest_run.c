@@ -689,6 +689,11 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 		vmm_run_verify(r, &gcfg, ret);
 	if (ret->error == INSTAR_OK && vmm_run_precommit(r, fd, gcfg.file_size, ret) == 0)
 		vmm_run_commit(r, fd, &gcfg, gcfg.file_size, ret);
+	if (ret->error != INSTAR_OK) {
+		/* the real lengths, not what a failed guest claimed */
+		ret->file_size_before = gcfg.file_size;
+		ret->file_size_after = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : gcfg.file_size;
+	}
 
 	vmm_blk_destroy(r->blk);
 	vmm_kvm_destroy(&r->kvm);
