@@ -101,6 +101,18 @@ int vmm_raw_resize(int fd, uint64_t new_size, uint32_t prealloc, struct vmm_raw_
 		}
 		break;
 	case INSTAR_PREALLOC_FULL:
+		/* Blocks first (the length stays), so that from the moment the
+		 * file has its new length all of it is allocated: a crash while
+		 * the zeros are written leaves the new size, fully preallocated.
+		 * A full disk fails here with nothing changed. Where the file
+		 * system has no fallocate the zeros themselves allocate. */
+		if (new_size > cur &&
+		    fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)cur, (off_t)(new_size - cur)) < 0 &&
+		    errno != EOPNOTSUPP && errno != ENOSYS) {
+			ret->what = "Could not preallocate new data";
+			r = -errno;
+			goto restore;
+		}
 		if (ftruncate(fd, (off_t)new_size) < 0) {
 			ret->what = "Could not resize file";
 			r = -errno;
