@@ -324,13 +324,14 @@ static int vmm_run_precommit(struct vmm_run *r, int fd, uint64_t orig_size,
 	return 0;
 }
 
-/* After a failed commit: which image is on disk? If no old byte changed,
- * only the length may have: it is put back and the file is as it was.
- * Otherwise the plan's order left the old image or the new one (an old one
- * may already reference what was appended, so its length stays); the host's
- * probe tells which. */
+/* After a commit that failed with an error: the host puts the old bytes it
+ * overwrote back and the old length (vmm_blk_rollback). Where it cannot (a
+ * discard came first: plans discard only after the new size is live; or the
+ * disk fails the rollback too), the plan's order left the old image or the
+ * new one, and the host's probe tells which. A crash has no rollback: there
+ * the plan's order alone decides. */
 static void vmm_run_after_failure(struct vmm_run *r, int fd, const struct instar_resize_config *cfg,
-				  uint64_t orig_size, bool touched_old,
+				  uint64_t orig_size, bool crashed,
 				  struct instar_resize_result *ret)
 {
 	struct instar_probe_info now;
@@ -338,11 +339,8 @@ static void vmm_run_after_failure(struct vmm_run *r, int fd, const struct instar
 	const char *state = "; the image may be damaged: check it";
 	size_t n = strlen(ret->detail);
 
-	if (!touched_old) {
-		if (ftruncate(fd, (off_t)orig_size) == 0 && fdatasync(fd) == 0)
-			state = "; the image is unchanged";
-		else
-			state = "; the image is unchanged but longer";
+	if (!crashed && vmm_blk_rollback(r->blk) == 0) {
+		state = "; the image is unchanged";
 	} else if (fstat(fd, &st) == 0 && vmm_probe_fd(fd, (uint64_t)st.st_size, &now) == 0 &&
 		   now.format == cfg->format) {
 		if (now.virtual_size == r->result.old_virtual_size)
@@ -365,7 +363,7 @@ static void vmm_run_commit(struct vmm_run *r, int fd, const struct instar_resize
 {
 	struct vmm_ovl_where w;
 	int e = vmm_blk_commit(r->blk, &w);
-	bool dirty = vmm_blk_commit_unsynced(r->blk), touched = w.touched_old;
+	bool dirty = vmm_blk_commit_unsynced(r->blk), crashed = e == -ECANCELED;
 	struct stat st;
 
 	if (!e && fstat(fd, &st) < 0) {
@@ -393,7 +391,7 @@ static void vmm_run_commit(struct vmm_run *r, int fd, const struct instar_resize
 	if (e) {
 		ret->error = vmm_run_err_of(e);
 		vmm_run_where(ret->detail, sizeof(ret->detail), &w, e);
-		vmm_run_after_failure(r, fd, cfg, orig_size, touched, ret);
+		vmm_run_after_failure(r, fd, cfg, orig_size, crashed, ret);
 	}
 }
 

@@ -30,6 +30,9 @@ void vmm_overlay_fini(struct vmm_overlay *o)
 
 	for (i = 0; i < o->nops; i++)
 		free(o->ops[i].data);
+	for (i = 0; i < o->nundo; i++)
+		free(o->undo[i].old);
+	free(o->undo);
 	free(o->ops);
 	free(o->ext);
 	memset(o, 0, sizeof(*o));
@@ -397,12 +400,54 @@ int vmm_overlay_reserve(const struct vmm_overlay *o, int fd, uint64_t final_size
 	return 0;
 }
 
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
+/* Keeps the old bytes of [off, off+len) inside the old file before they
+ * change. */
+static int undo_save(struct vmm_overlay *o, int fd, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, done = 0;
+	struct vmm_ovl_undo *u;
+
+	if (off >= o->undo_size)
+		return 0;
+	if (end > o->undo_size)
+		end = o->undo_size;
+	if (o->nundo == o->cap_undo) {
+		size_t cap = o->cap_undo ? o->cap_undo * 2 : 64;
+
+		u = reallocarray(o->undo, cap, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		o->undo = u;
+		o->cap_undo = cap;
+	}
+	u = &o->undo[o->nundo];
+	u->off = off;
+	u->len = end - off;
+	u->old = malloc(u->len);
+	if (!u->old)
+		return -ENOMEM;
+	while (done < u->len) {
+		ssize_t n = pread(fd, u->old + done, u->len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+
+			free(u->old);
+			return r;
+		}
+		done += (uint64_t)n;
+	}
+	o->nundo++;
+	return 0;
+}
+
+int vmm_overlay_commit(struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
 		       struct vmm_ovl_where *ret_where)
 {
-	uint64_t applied = 0, cur, old_end;
+	uint64_t applied = 0, cur;
 	bool dirty = false; /* applied ops since the last fdatasync */
-	bool touched = false;
 	struct stat st;
 	size_t i;
 	int r = 0;
@@ -411,7 +456,7 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 	*ret_where = (struct vmm_ovl_where){.what = "checking", .off = 0, .len = 0};
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	cur = old_end = (uint64_t)st.st_size;
+	cur = o->undo_size = (uint64_t)st.st_size;
 
 	for (i = 0; i < o->nops; i++) {
 		const struct vmm_ovl_op *op = &o->ops[i];
@@ -419,9 +464,13 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 
 		if (op->kind != VMM_OVL_FLUSH && applied >= stop_after)
 			return -ECANCELED;
-		/* from here on a failure may have changed the old bytes */
-		if (op->kind != VMM_OVL_FLUSH && op->off < old_end)
-			touched = true;
+		if (op->kind == VMM_OVL_WRITE || op->kind == VMM_OVL_ZERO) {
+			*ret_where = (struct vmm_ovl_where){
+			    .what = "saving the old bytes of", .off = op->off, .len = op->len};
+			r = undo_save(o, fd, op->off, op->len);
+			if (r < 0)
+				return r;
+		}
 		switch (op->kind) {
 		case VMM_OVL_WRITE:
 			*ret_where = (struct vmm_ovl_where){
@@ -435,6 +484,8 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 		case VMM_OVL_DISCARD:
 			*ret_where = (struct vmm_ovl_where){
 			    .what = "punching a hole in", .off = op->off, .len = op->len};
+			if (op->off < o->undo_size)
+				o->undo_lost = true;
 			r = commit_discard(fd, op->off, op->len, cur);
 			break;
 		case VMM_OVL_FLUSH:
@@ -448,7 +499,6 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 			*ret_unsynced = false;
 			break;
 		}
-		ret_where->touched_old = touched;
 		if (r < 0) {
 			*ret_unsynced = true;
 			return r;
@@ -463,5 +513,21 @@ int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after,
 		if (applied >= stop_after)
 			return -ECANCELED;
 	}
+	return 0;
+}
+
+int vmm_overlay_rollback(struct vmm_overlay *o, int fd)
+{
+	int r;
+
+	if (o->undo_lost)
+		return -ESTALE;
+	for (size_t i = o->nundo; i-- > 0;) {
+		r = pwrite_all(fd, o->undo[i].old, o->undo[i].len, o->undo[i].off);
+		if (r < 0)
+			return r;
+	}
+	if (ftruncate(fd, (off_t)o->undo_size) < 0 || fdatasync(fd) < 0)
+		return -errno;
 	return 0;
 }

@@ -50,6 +50,12 @@ struct vmm_overlay {
 	uint64_t eof;	    /* staged end of file: base length, extended by ops */
 	uint64_t write_end; /* end of the furthest staged write (0: none) */
 	bool exceeded;	    /* sticky: once a bound was hit, every later op fails */
+	/* The commit's undo log: what it overwrote, so that a commit failing
+	 * with an error (not a crash) can put the old file back. */
+	struct vmm_ovl_undo *undo;
+	size_t nundo, cap_undo;
+	uint64_t undo_size; /* the file's length before the commit */
+	bool undo_lost;	    /* a hole was punched: the old bytes are gone */
 };
 
 /* No stop: vmm_overlay_commit() applies every op. */
@@ -62,8 +68,12 @@ struct vmm_ovl_where {
 	const char *what; /* "writing", "zeroing", "punching a hole in",
 			     "syncing", "extending", "reserving space in" */
 	uint64_t off, len;
-	bool touched_old; /* the commit changed bytes below the old end of file
-			     (else undoing it is only putting the length back) */
+};
+
+/* The old bytes of one range a commit overwrote inside the old file. */
+struct vmm_ovl_undo {
+	uint64_t off, len;
+	uint8_t *old;
 };
 
 void vmm_overlay_init(struct vmm_overlay *o, uint64_t data_limit, size_t max_ops);
@@ -102,8 +112,17 @@ int vmm_overlay_reserve(const struct vmm_overlay *o, int fd, uint64_t final_size
  * -ECANCELED once stop_after write/zero/discard ops have been applied (fault
  * injection; VMM_OVL_NO_STOP otherwise). *ret_unsynced tells whether ops were
  * applied after the last fdatasync, i.e. whether the caller still has to
- * sync. 0 or a negative errno with *ret_where saying which operation. */
-int vmm_overlay_commit(const struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
+ * sync. Before it overwrites bytes of the old file it keeps them in the undo
+ * log (memory: at most what the budget let the guest stage). 0 or a negative
+ * errno with *ret_where saying which operation. */
+int vmm_overlay_commit(struct vmm_overlay *o, int fd, uint64_t stop_after, bool *ret_unsynced,
 		       struct vmm_ovl_where *ret_where);
+
+/* After a commit that failed with an error: write back the old bytes of
+ * every range it overwrote (newest first), put the old length back and
+ * sync. 0 when the file is as it was before the commit; -ESTALE when that is
+ * impossible (a discard already punched old bytes away: plans discard only
+ * after the new size is committed), or the error that stopped it. */
+int vmm_overlay_rollback(struct vmm_overlay *o, int fd);
 
 #endif

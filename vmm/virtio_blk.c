@@ -693,6 +693,11 @@ int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where)
 	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after(), &b->unsynced, ret_where);
 }
 
+int vmm_blk_rollback(struct vmm_blk *b)
+{
+	return vmm_overlay_rollback(&b->ovl, b->fd);
+}
+
 int vmm_blk_reserve(struct vmm_blk *b, uint64_t final_size, struct vmm_ovl_where *ret_where)
 {
 	return vmm_overlay_reserve(&b->ovl, b->fd, final_size, ret_where);

@@ -72,6 +72,10 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
  * the image is the old or the new one. */
 int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where);
 
+/* After a commit that failed with an error: the old file back (see
+ * vmm_overlay_rollback). */
+int vmm_blk_rollback(struct vmm_blk *b);
+
 /* Before the commit: reserve what it needs (see vmm_overlay_reserve). */
 int vmm_blk_reserve(struct vmm_blk *b, uint64_t final_size, struct vmm_ovl_where *ret_where);
 

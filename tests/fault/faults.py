@@ -295,22 +295,23 @@ def data_extents(path):
     return out
 
 
-def vpc_footer_problem(path):
-    """A dynamic vhd has its footer at the end and a copy at offset 0; a
-    reader may trust either, so both must say the same size (Current Size
-    and the CHS geometry)."""
+def vpc_footer_problem(path, sizes):
+    """A dynamic vhd has its footer at the end and a copy at offset 0. The
+    two are written one after the other, so after a crash between them they
+    may differ; what must hold is that a reader trusting either one sees a
+    whole disk, the old or the new: each copy's Current Size is one of
+    sizes (qemu-img judged the one it reads; the dynamic header and BAT are
+    written first, so either size is backed by them)."""
     with open(path, "rb") as f:
         head = f.read(512)
         f.seek(max(0, os.fstat(f.fileno()).st_size - 512))
         tail = f.read(512)
     if head[:8] != b"conectix" or tail[:8] != b"conectix":
         return None  # fixed: no copy (qemu-img info judged the footer)
-    h, t = head[48:60], tail[48:60]
-    if h != t:
-        def desc(b):
-            return "%d bytes, chs %d/%d/%d" % (int.from_bytes(b[:8], "big"), int.from_bytes(b[8:10], "big"),
-                                                b[10], b[11])
-        return "vhd footer copies disagree: the one at the end says %s, the copy at 0 %s" % (desc(t), desc(h))
+    for where, b in (("at the end", tail), ("at 0", head)):
+        size = int.from_bytes(b[48:56], "big")
+        if size not in sizes:
+            return "vhd footer %s says %d bytes, neither the old nor the new size" % (where, size)
     return None
 
 
@@ -556,7 +557,7 @@ class Runner:
             if rs is not None and rs != v and case.fmt != "vpc":
                 probs.append("%s reads size %d, qemu %d" % (SECOND_READER[case.fmt], rs, v))
         if case.fmt == "vpc":
-            fp = vpc_footer_problem(os.path.join(d, "img"))
+            fp = vpc_footer_problem(os.path.join(d, "img"), (self.old, self.new))
             if fp:
                 probs.append(fp)
         if state == "new" and any(a.startswith("--preallocation=") for a in case.args):
