@@ -363,6 +363,7 @@ static void vmm_run_commit(struct vmm_run *r, int fd, const struct instar_resize
 {
 	struct vmm_ovl_where w;
 	int e = vmm_blk_commit(r->blk, &w);
+	/* crashed: as after a crash, only the plan's order decides (no rollback) */
 	bool dirty = vmm_blk_commit_unsynced(r->blk), crashed = e == -ECANCELED;
 	struct stat st;
 
@@ -380,6 +381,9 @@ static void vmm_run_commit(struct vmm_run *r, int fd, const struct instar_resize
 		w = (struct vmm_ovl_where){.what = "setting the length of", .off = 0, .len = 0};
 		if (!e && ftruncate(fd, (off_t)ret->file_size_after) < 0)
 			e = -errno;
+		/* a cut tail is gone: no rollback can bring the old image back */
+		if (ret->file_size_after < orig_size)
+			crashed = true;
 		dirty = true;
 	}
 	vmm_timing_mark("committed");
