@@ -547,8 +547,13 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 				  strerror(errno));
 			return -1;
 		}
-		if (resize_data_file(c, x, new_size, a->prealloc) < 0)
+		if (resize_data_file(c, x, new_size, a->prealloc) < 0) {
+			/* the image never changed: its data file goes back too */
+			if (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0)
+				cli_warn("could not restore the length of the data file '%s': %s",
+					 x->data_name, strerror(errno));
 			return -1;
+		}
 		grow_data = true;
 	}
 	memset(&gr, 0, sizeof(gr));
