@@ -39,7 +39,7 @@ const char *ifs_log_level_name(int level)
 	return level_names[level];
 }
 
-static void log_va(int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_va(int level, const char *fmt, va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char msg[1024], safe[4 * sizeof(msg)];
@@ -69,7 +69,8 @@ void ifs_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void fuse_log_cb(enum fuse_log_level level,
+							      const char *fmt, va_list ap)
 {
 	int l;
 

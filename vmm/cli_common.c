@@ -31,7 +31,7 @@ void cli_ctx_free(struct cli_ctx *c)
 
 /* line, with control characters escaped: names from an image or the command
  * line reach both stderr and the JSON message this way only. malloc'ed. */
-static char *escaped_line(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static char *escaped_line(const char *fmt, va_list ap)
 {
 	char *line = NULL, *out;
 	size_t need;
@@ -62,7 +62,8 @@ static void append(struct cli_ctx *c, char *line)
 }
 
 /* One line on stderr after prefix, and the same text kept for the result. */
-static void report(struct cli_ctx *c, const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void report(struct cli_ctx *c, const char *prefix,
+							 const char *fmt, va_list ap)
 {
 	char *line = escaped_line(fmt, ap);
 

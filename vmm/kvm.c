@@ -410,16 +410,18 @@ static void vmm_kvm_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int c
  * KVM that honours the guest's memory types. Default everything to WB. */
 static int vmm_kvm_set_mtrr(struct vmm_kvm *k)
 {
-	struct {
+	/* struct kvm_msrs ends in a flexible array: a union with a buffer
+	 * sized for one entry gives it room without nesting it in a struct. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
+		unsigned char room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
 	} m;
 
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = 1;
-	m.e[0].index = MSR_MTRR_DEF_TYPE;
-	m.e[0].data = MTRR_DEF_ENABLE | MTRR_TYPE_WB;
-	if (ioctl(k->vcpu_fd, KVM_SET_MSRS, &m) != 1)
+	m.hdr.entries[0].index = MSR_MTRR_DEF_TYPE;
+	m.hdr.entries[0].data = MTRR_DEF_ENABLE | MTRR_TYPE_WB;
+	if (ioctl(k->vcpu_fd, KVM_SET_MSRS, &m.hdr) != 1)
 		return -EINVAL;
 	return 0;
 }
