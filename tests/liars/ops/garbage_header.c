@@ -4,10 +4,10 @@
 
 static uint8_t sec[512];
 
-LIAR_ENTRY;
+TESTOP_ENTRY;
 int _start(const struct instar_calltab *ct)
 {
-	const struct instar_resize_config *cfg = liar_cfg(ct);
+	const struct instar_resize_config *cfg = testop_cfg(ct);
 
 	memset(sec, 0xee, sizeof(sec));
 	if (ct->write_sectors(0, sec, 1))

@@ -3,24 +3,14 @@
 #ifndef LIAR_H
 #define LIAR_H
 
-#include "abi.h"
-#include "lib.h"
-
-#define LIAR_ENTRY                                                                                 \
-	int _start(const struct instar_calltab *ct) __attribute__((section(".text.entry")))
-
-static inline const struct instar_resize_config *liar_cfg(const struct instar_calltab *ct)
-{
-	uint32_t len;
-
-	return ct->get_config(&len);
-}
+/* The kvm suite's op helpers: TESTOP_ENTRY, testop_cfg(). */
+#include "../../kvm/ops/testop.h"
 
 /* Claims success for new_size with a file of file_size_after bytes. */
 static inline int liar_ok(const struct instar_calltab *ct, uint64_t new_size,
 			  uint64_t file_size_after)
 {
-	const struct instar_resize_config *cfg = liar_cfg(ct);
+	const struct instar_resize_config *cfg = testop_cfg(ct);
 	struct instar_resize_result res;
 	uint64_t old = cfg->expected_old_virtual_size;
 

@@ -4,12 +4,12 @@
 
 static uint8_t sec[512];
 
-LIAR_ENTRY;
+TESTOP_ENTRY;
 int _start(const struct instar_calltab *ct)
 {
 	const uint64_t pib = 1ull << 50;
 
 	if (liar_qcow2_size(ct, sec, pib) || ct->flush())
 		return -1;
-	return liar_ok(ct, pib, liar_cfg(ct)->file_size);
+	return liar_ok(ct, pib, testop_cfg(ct)->file_size);
 }

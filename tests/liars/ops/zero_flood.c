@@ -5,10 +5,10 @@
 
 static uint8_t sec[512];
 
-LIAR_ENTRY;
+TESTOP_ENTRY;
 int _start(const struct instar_calltab *ct)
 {
-	const struct instar_resize_config *cfg = liar_cfg(ct);
+	const struct instar_resize_config *cfg = testop_cfg(ct);
 	uint64_t cap = ct->capacity_sectors(), s = 1;
 
 	while (s < cap) {

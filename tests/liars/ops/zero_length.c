@@ -4,10 +4,10 @@
 
 static uint8_t sec[512];
 
-LIAR_ENTRY;
+TESTOP_ENTRY;
 int _start(const struct instar_calltab *ct)
 {
-	const struct instar_resize_config *cfg = liar_cfg(ct);
+	const struct instar_resize_config *cfg = testop_cfg(ct);
 
 	if (liar_qcow2_size(ct, sec, cfg->new_virtual_size) || ct->flush())
 		return -1;
