@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 #include <zlib.h>
@@ -227,36 +226,19 @@ static void test_roundtrip_small(void **state)
 	}
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Times 2 MiB clusters (informational) and checks their bytes. */
-static void test_speed_2mib(void **state)
+/* The largest cluster (2 MiB) of each kind decodes to the same bytes. How
+ * fast is no verdict: a unit test checks results only. */
+static void test_2mib(void **state)
 {
 	(void)state;
 	for (int k = 0; k < K_COUNT; k++) {
 		size_t n = 2 * MiB, clen;
 		uint8_t *src = xmalloc(n), *out = xmalloc(n), *c;
-		double best = 1e9;
 
 		gen((enum kind)k, src, n);
 		clen = z_deflate(src, n, Z_DEFAULT_COMPRESSION, -12, Z_DEFAULT_STRATEGY, &c);
-		for (int rep = 0; rep < 5; rep++) {
-			double t = now();
-
-			assert_int_equal(plan_inflate(c, clen, out, n, work), 0);
-			t = now() - t;
-			if (t < best)
-				best = t;
-		}
+		assert_int_equal(plan_inflate(c, clen, out, n, work), 0);
 		assert_memory_equal(out, src, n);
-		print_message("2 MiB %-7s (%7zu B compressed): %.2f ms, %.0f MB/s\n", kind_names[k],
-			      clen, best * 1e3, (double)n / best / 1e6);
 		free(src);
 		free(out);
 		free(c);
@@ -973,14 +955,22 @@ static void test_full_then(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roundtrip_matrix),  cmocka_unit_test(test_roundtrip_small),
-	    cmocka_unit_test(test_speed_2mib),	      cmocka_unit_test(test_qemu_cluster),
-	    cmocka_unit_test(test_output_length),     cmocka_unit_test(test_truncated),
-	    cmocka_unit_test(test_mutations_vs_zlib), cmocka_unit_test(test_random_vs_zlib),
-	    cmocka_unit_test(test_bad_block_type),    cmocka_unit_test(test_stored),
-	    cmocka_unit_test(test_distance),	      cmocka_unit_test(test_distance_32k),
-	    cmocka_unit_test(test_invalid_lit_codes), cmocka_unit_test(test_dynamic_header),
-	    cmocka_unit_test(test_dynamic_repeats),   cmocka_unit_test(test_full_then),
+	    cmocka_unit_test(test_roundtrip_matrix),
+	    cmocka_unit_test(test_roundtrip_small),
+	    cmocka_unit_test(test_2mib),
+	    cmocka_unit_test(test_qemu_cluster),
+	    cmocka_unit_test(test_output_length),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_mutations_vs_zlib),
+	    cmocka_unit_test(test_random_vs_zlib),
+	    cmocka_unit_test(test_bad_block_type),
+	    cmocka_unit_test(test_stored),
+	    cmocka_unit_test(test_distance),
+	    cmocka_unit_test(test_distance_32k),
+	    cmocka_unit_test(test_invalid_lit_codes),
+	    cmocka_unit_test(test_dynamic_header),
+	    cmocka_unit_test(test_dynamic_repeats),
+	    cmocka_unit_test(test_full_then),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -1079,16 +1078,9 @@ static void test_args(void **state)
 	free(out);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Decode time of one 2 MiB cluster (printed; asserted only for the data). */
-static void test_speed(void **state)
+/* 2 MiB clusters (the largest) decode to the same bytes. How fast is no
+ * verdict here: bench/ measures that. */
+static void test_2mib(void **state)
 {
 	static const struct {
 		enum kind k;
@@ -1101,19 +1093,11 @@ static void test_speed(void **state)
 		struct cparams p = {.level = cases[i].level, .checksum = 1};
 		size_t clen;
 		uint8_t *c;
-		double t0, best = 1e9;
 
 		fill(src, 2 * MiB, cases[i].k, 31);
 		c = compress(src, 2 * MiB, &p, &clen);
-		for (int r = 0; r < 5; r++) {
-			t0 = now();
-			assert_int_equal(plan_unzstd(c, clen, out, 2 * MiB, work), 0);
-			t0 = now() - t0;
-			best = t0 < best ? t0 : best;
-		}
+		assert_int_equal(plan_unzstd(c, clen, out, 2 * MiB, work), 0);
 		assert_memory_equal(out, src, 2 * MiB);
-		print_message("2 MiB %-7s level %2d (%7zu bytes): %.2f ms\n", kind_name[cases[i].k],
-			      cases[i].level, clen, best * 1e3);
 		free(c);
 	}
 	free(src);
@@ -1154,7 +1138,7 @@ int main(void)
 	    cmocka_unit_test(test_many_sequences),
 	    cmocka_unit_test(test_random_corruption),
 	    cmocka_unit_test(test_args),
-	    cmocka_unit_test(test_speed),
+	    cmocka_unit_test(test_2mib),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
