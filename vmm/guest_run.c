@@ -234,8 +234,13 @@ static const struct vmm_exit_ops vmm_run_exit_ops = {
     .mmio = vmm_run_mmio,
 };
 
-/* Room for the plan to append metadata and preallocated ranges. */
-static uint64_t vmm_run_capacity(uint64_t file_size, uint64_t new_size)
+/* The guest's disk: what the plan can need. The file, rounded to sectors;
+ * room to append tables (1/16 of the new size covers qcow2 L2 tables of
+ * 512-byte clusters, the largest per byte of any format) and 256 MiB for
+ * whole blocks and table copies; and the whole new size only where the data
+ * itself lives in the file past the old end: a preallocating grow, or a
+ * fixed VHD/VHDX. */
+static uint64_t vmm_run_capacity(uint64_t file_size, uint64_t new_size, bool data_in_file)
 {
 	const uint64_t cap = (uint64_t)INT64_MAX & ~511ull;
 	uint64_t c = file_size;
@@ -243,7 +248,7 @@ static uint64_t vmm_run_capacity(uint64_t file_size, uint64_t new_size)
 	if (__builtin_add_overflow(c, 511, &c))
 		return cap;
 	c &= ~511ull;
-	if (__builtin_add_overflow(c, new_size, &c) ||
+	if ((data_in_file && __builtin_add_overflow(c, new_size, &c)) ||
 	    __builtin_add_overflow(c, new_size / 16, &c) ||
 	    __builtin_add_overflow(c, VMM_CAPACITY_SLACK, &c) || c > cap)
 		return cap;
@@ -626,7 +631,9 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	bo = (struct vmm_blk_opts){
 	    .fd = fd,
 	    .file_size = gcfg.file_size,
-	    .capacity_bytes = vmm_run_capacity(gcfg.file_size, gcfg.new_virtual_size),
+	    .capacity_bytes = vmm_run_capacity(gcfg.file_size, gcfg.new_virtual_size,
+					       !o->verify || gcfg.prealloc != INSTAR_PREALLOC_OFF ||
+						   strcmp(r->before.subformat, "fixed") == 0),
 	    .overlay_limit = o->overlay_limit ? o->overlay_limit : VMM_OVERLAY_DEFAULT,
 	    .prealloc_limit =
 		gcfg.prealloc == INSTAR_PREALLOC_FALLOC || gcfg.prealloc == INSTAR_PREALLOC_FULL
