@@ -11,12 +11,7 @@ fake)
 	;;
 real)
 	# The real raw path needs no guest, but the CLI must speak JSON.
-	truncate -s 1M "$T/probe.raw"
-	if ! "$INSTAR" info --output=json "$T/probe.raw" 2>/dev/null | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), dict)' 2>/dev/null ||
-	   ! "$INSTAR" resize --output=json "$T/probe.raw" +1M 2>/dev/null | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), dict)' 2>/dev/null; then
-		echo "SKIP: $INSTAR does not yet implement info/resize --output=json"
-		exit 77
-	fi
+	need_instar_json
 	write_ini "timeout = 20"
 	;;
 esac

@@ -7,7 +7,7 @@
 # and image names escaped in the log.
 . "$TESTS_FS/lib.sh"
 
-command -v qemu-img >/dev/null || { echo "SKIP: qemu-img missing"; exit 77; }
+need_qemu_img
 M=$((1024 * 1024))
 OUT=$T/outside
 chmod 755 "$T" # the tenant below reaches the mount through it
@@ -63,11 +63,7 @@ unmount_fs
 rm -f "$FAKE/env" "$SRC"/*
 
 # ---- the real instar ----
-truncate -s 1M "$T/probe.raw"
-if ! "$INSTAR" info --output=json "$T/probe.raw" 2>/dev/null | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), dict)' 2>/dev/null; then
-	echo "SKIP: $INSTAR does not yet implement info --output=json"
-	exit 77
-fi
+need_instar_json
 
 # Backing files outside the source dir: refused, unless in backing_dirs.
 qemu-img create -q -f qcow2 "$OUT/base.qcow2" 4M
