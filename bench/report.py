@@ -171,7 +171,7 @@ def main():
         if a or b:
             lines.append("| %s | %s | %s |" % (title, a or "—", b or "—"))
     lines += ["",
-              "- qemu-img 7.2 calls `fdatasync` after each metadata write (QEMU.md §3.2).",
+              "- qemu-img 7.2 calls `fdatasync` after each metadata write (docs/qemu.md §3.2).",
               "- instar: the guest's plan carries flush barriers (prepare → flush → commit write →",
               "  flush → cleanup); the host applies the staged writes in order and calls `fdatasync` at",
               "  each barrier that follows applied writes (a leading or repeated barrier orders nothing",

@@ -2,7 +2,7 @@
  * img_resize), reimplemented freestanding. The quirks are deliberate: the
  * integer part follows glibc strtoull, the fraction follows glibc strtod into
  * a double and then a truncating conversion to 64-bit fixed point, exactly
- * as 7.2 does; see QEMU.md §1.3 for the observable consequences. */
+ * as 7.2 does; see docs/qemu.md §1.3 for the observable consequences. */
 #include <stddef.h>
 
 #include "size.h"

@@ -1,6 +1,6 @@
 /* vmm/lock.h — QEMU-compatible image locks: OFD byte-range locks on bytes
  * 100+i ("I hold permission i") and 200+i ("I do not share permission i"),
- * as block/file-posix.c takes them (QEMU.md §4). */
+ * as block/file-posix.c takes them (docs/qemu.md §4). */
 #ifndef VMM_LOCK_H
 #define VMM_LOCK_H
 

@@ -1,5 +1,5 @@
 /* vmm/raw.h — resizing a raw image on the host (raw never boots a guest):
- * file-posix semantics of qemu 7.2 (QEMU.md §1.5, §2). */
+ * file-posix semantics of qemu 7.2 (docs/qemu.md §1.5, §2). */
 #ifndef VMM_RAW_H
 #define VMM_RAW_H
 

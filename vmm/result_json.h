@@ -37,7 +37,7 @@ struct vmm_result {
 /* Fills r with "nothing known yet": all numbers unknown, no error. */
 void vmm_result_init(struct vmm_result *r);
 
-/* Default errno for an error code (DESIGN.md, instarfs): bad syntax EINVAL,
+/* Default errno for an error code (docs/design.md §3.3, instarfs): bad syntax EINVAL,
  * overflow/too large ERANGE, shrink without --shrink EPERM, locked EBUSY,
  * unsupported format/feature EOPNOTSUPP, disk full ENOSPC, watchdog
  * ETIMEDOUT, anything else EIO. Returns 0 for INSTAR_OK. */

@@ -3,7 +3,7 @@
  * and the streamOptimized layout qemu creates (GD pre-allocated). Multi-file
  * subformats and VMware streams with the GD at the end are refused.
  *
- * Decisions (see FORMATS.md §2):
+ * Decisions (see docs/formats.md §2):
  * - The new size must be a multiple of 512 (capacity is in sectors); other
  *   sizes are refused with NOT_MULTIPLE_512, as qemu-img resize does for qcow2.
  *   Size 0 is refused: qemu cannot open a vmdk of capacity 0.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/compat/cli_json.sh INSTAR QEMU_IMG — `instar resize --output=json`:
 # exactly one JSON object on stdout for success and every kind of failure,
-# the schema of vmm/result_json.h, the errno mapping of DESIGN.md, and the
+# the schema of vmm/result_json.h, the errno mapping of docs/design.md §3.3, and the
 # message equal to stderr without the "instar: " prefixes.
 set -u
 instar=$(realpath "$1")

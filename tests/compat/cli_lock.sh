@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/compat/cli_lock.sh INSTAR QEMU_IMG — image locks (QEMU.md §4): with
+# tests/compat/cli_lock.sh INSTAR QEMU_IMG — image locks (docs/qemu.md §4): with
 # another process holding OFD locks on given bytes, `instar resize` must fail
 # (or succeed) exactly as `qemu-img resize`; and while instar holds its
 # locks, qemu-img must be refused.

@@ -3,7 +3,7 @@
 # `qemu-img resize` 7.2 on copies of the same image: exit code, stdout,
 # stderr (qemu-img: -> instar:), resulting file size and content
 # (`qemu-img compare`). Raw images for everything; qcow2 for what happens
-# before the guest plus a few grows/shrinks; the size grammar of QEMU.md §1.3
+# before the guest plus a few grows/shrinks; the size grammar of docs/qemu.md §1.3
 # string by string.
 set -u
 instar=$(realpath "$1")

@@ -8,7 +8,7 @@ qemu-img on a copy, then compares: exit codes and stdout of both tools,
 instar's image against a model of the expected bytes (data written below the
 smallest size seen since, zeros elsewhere) with `qemu-img compare`. qemu-img's
 copy is compared against the model too, except where qemu 7.2's known
-stale-tail quirk applies (qcow2 shrink inside a cluster, QEMU.md §3.3).
+stale-tail quirk applies (qcow2 shrink inside a cluster, docs/qemu.md §3.3).
 
 usage: difftest.py --instar PATH [--seed N] [--cases N] [--formats raw,qcow2,...]
 Exit 0 when every case agrees; prints the failing case's seed otherwise.
@@ -204,7 +204,7 @@ def one_case(args, seed, tmp):
             return log + ["  FAIL virtual size %d != %d" % (real, new)]
         # qemu 7.2 quirks that make its copy differ from the model (instar's
         # must not): a shrink inside a cluster keeps the cut part's old bytes
-        # (QEMU.md §3.3), and --preallocation=metadata may map the new range
+        # (docs/qemu.md §3.3), and --preallocation=metadata may map the new range
         # onto freed clusters that still hold old table bytes.
         cs = int(desc.split("cluster_size=")[1].split(",")[0]) if fmt == "qcow2" else 1
         if shrink and fmt == "qcow2" and new % cs != 0:

@@ -1,4 +1,4 @@
-/* tests/unit/test_size.c — the qemu 7.2 SIZE grammar (QEMU.md §1.3). Every
+/* tests/unit/test_size.c — the qemu 7.2 SIZE grammar (docs/qemu.md §1.3). Every
  * expected value here was observed with qemu-img 7.2.22; the compat suite
  * (tests/compat/cli_size.sh) re-checks a longer list against the binary. */
 #include <setjmp.h>
