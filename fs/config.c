@@ -10,6 +10,7 @@
 
 #include "abi_names.h"
 #include "instarfs.h"
+#include "size.h"
 
 #define MAX_OVERRIDES 16
 
@@ -30,6 +31,7 @@ static void config_defaults(struct ifs_config *c)
 	c->timeout = IFS_TIMEOUT_DEFAULT;
 	c->prealloc = INSTAR_PREALLOC_OFF;
 	c->max_jobs = IFS_MAX_JOBS_DEFAULT;
+	c->max_staged_total = IFS_MAX_STAGED_TOTAL_DEFAULT;
 	c->allow_other = false;
 	c->log_level = IFS_LOG_INFO;
 }
@@ -46,6 +48,18 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*ret = (unsigned)v;
+	return 0;
+}
+
+/* A size as instar reads one ("512M", "4G", bytes), above 0. */
+static int parse_size(const char *s, uint64_t *ret)
+{
+	uint64_t v;
+	bool hex;
+
+	if (instar_strtosz(s, &v, &hex) != INSTAR_SIZE_OK || v == 0)
+		return -EINVAL;
+	*ret = v;
 	return 0;
 }
 
@@ -186,6 +200,13 @@ static int config_apply(struct ifs_config *c, const char *key, const char *value
 		if (parse_uint(value, 1, IFS_MAX_JOBS_MAX, &u) < 0)
 			goto bad;
 		c->max_jobs = u;
+	} else if (strcmp(key, "max_staged") == 0) {
+		if (parse_size(value, &c->max_staged) < 0)
+			goto bad;
+		c->max_staged_set = true;
+	} else if (strcmp(key, "max_staged_total") == 0) {
+		if (parse_size(value, &c->max_staged_total) < 0)
+			goto bad;
 	} else if (strcmp(key, "preallocation") == 0) {
 		v = instar_prealloc_from_name(value);
 		if (v < 0)
@@ -282,6 +303,26 @@ static int config_build(struct ifs_config *c)
 	for (size_t i = 0; i < n_overrides; i++)
 		if (config_apply(c, overrides[i].key, overrides[i].value) < 0)
 			return -EINVAL;
+	/* The memory bound: every running child may stage max_staged bytes. A
+	 * max_staged that was set is refused if it breaks the bound (no silent
+	 * change to what was asked); the default share is lowered to fit. */
+	if (c->max_staged_set && c->max_staged > c->max_staged_total / c->max_jobs) {
+		log_err("max_jobs (%u) x max_staged (%llu bytes) exceeds max_staged_total (%llu "
+			"bytes): lower max_jobs or max_staged, or raise max_staged_total",
+			c->max_jobs, (unsigned long long)c->max_staged,
+			(unsigned long long)c->max_staged_total);
+		return -EINVAL;
+	}
+	if (!c->max_staged_set) {
+		c->max_staged = c->max_staged_total / c->max_jobs;
+		if (c->max_staged > IFS_MAX_STAGED_DEFAULT)
+			c->max_staged = IFS_MAX_STAGED_DEFAULT;
+		if (c->max_staged == 0) {
+			log_err("max_staged_total (%llu bytes) is below max_jobs (%u) bytes",
+				(unsigned long long)c->max_staged_total, c->max_jobs);
+			return -EINVAL;
+		}
+	}
 	if (!c->instar[0] && find_default_instar(c->instar, sizeof(c->instar)) < 0) {
 		log_err("cannot find the instar binary (looked next to instarfs and on PATH); "
 			"set instar= in the config or -o instar=PATH");
@@ -338,8 +379,10 @@ int ifs_config_reload(void)
 	pthread_mutex_unlock(&cfg_lock);
 	ifs_log_set_level(c.log_level);
 	ifs_jobs_config_changed();
-	log_info("reloaded %s: timeout=%u preallocation=%s max_jobs=%u log_level=%s instar=%s",
+	log_info("reloaded %s: timeout=%u preallocation=%s max_jobs=%u max_staged=%llu "
+		 "max_staged_total=%llu log_level=%s instar=%s",
 		 cfg_path, c.timeout, instar_prealloc_name((uint32_t)c.prealloc), c.max_jobs,
+		 (unsigned long long)c.max_staged, (unsigned long long)c.max_staged_total,
 		 ifs_log_level_name(c.log_level), c.instar);
 	return 0;
 }

@@ -1,5 +1,7 @@
 /* fs/instarfs.c — instarfs main: command line and config, sanity checks with
- * clear messages, mount, the SIGUSR1 reload thread, the FUSE loop. */
+ * clear messages, mount, the SIGUSR1 reload thread, the FUSE loop (libfuse's
+ * low-level session; why, see instarfs.h), and the shutdown: queued writes
+ * cancelled, running resizes answered, then the unmount. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +18,6 @@
 #include "abi_names.h"
 #include "config.h"
 #include "instarfs.h"
-#include <fuse_lowlevel.h>
 
 struct cmdline {
 	char *source;
@@ -24,6 +25,8 @@ struct cmdline {
 	char *timeout;
 	char *preallocation;
 	char *max_jobs;
+	char *max_staged;
+	char *max_staged_total;
 	char *log_level;
 	char *instar;
 	char *backing_dirs;
@@ -43,6 +46,8 @@ static const struct fuse_opt cmdline_spec[] = {
     OPT("timeout=%s", timeout),
     OPT("preallocation=%s", preallocation),
     OPT("max_jobs=%s", max_jobs),
+    OPT("max_staged=%s", max_staged),
+    OPT("max_staged_total=%s", max_staged_total),
     OPT("log_level=%s", log_level),
     OPT("instar=%s", instar),
     OPT("backing_dirs=%s", backing_dirs),
@@ -81,28 +86,31 @@ static int cmdline_proc(void *data, const char *arg, int key, struct fuse_args *
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] SOURCE_DIR MOUNTPOINT\n"
-	       "\n"
-	       "Shows every regular file in SOURCE_DIR as a folder under MOUNTPOINT with the\n"
-	       "control files size (rw), result.json, info.json and format. Writing e.g.\n"
-	       "'+10G' to size resizes the image with instar.\n"
-	       "\n"
-	       "instarfs options (also keys of the config file, [instarfs] section):\n"
-	       "    -o config=FILE         config file (default " IFS_CONFIG_DEFAULT
-	       " if present)\n"
-	       "    -o timeout=SECONDS     per-resize limit, passed to instar (default %u)\n"
-	       "    -o preallocation=MODE  default for +SIZE grows: off, metadata, falloc, full\n"
-	       "    -o max_jobs=N          resizes running at once; more wait (default %u)\n"
-	       "    -o log_level=LEVEL     error, warning, info, debug (default info)\n"
-	       "    -o instar=PATH         the instar binary (default: next to instarfs, PATH)\n"
-	       "    -o backing_dirs=D1:D2  absolute directories backing files may be in,\n"
-	       "                           besides SOURCE_DIR (default: none)\n"
-	       "    -o guest_dir=DIR       instar's guest binaries (INSTAR_GUEST_DIR of the\n"
-	       "                           children; default: instar's own)\n"
-	       "    -o allow_other         let other users use the mount\n"
-	       "SIGUSR1 re-reads the config file.\n"
-	       "\n",
-	       prog, IFS_TIMEOUT_DEFAULT, IFS_MAX_JOBS_DEFAULT);
+	printf(
+	    "usage: %s [options] SOURCE_DIR MOUNTPOINT\n"
+	    "\n"
+	    "Shows every regular file in SOURCE_DIR as a folder under MOUNTPOINT with the\n"
+	    "control files size (rw), result.json, info.json and format. Writing e.g.\n"
+	    "'+10G' to size resizes the image with instar.\n"
+	    "\n"
+	    "instarfs options (also keys of the config file, [instarfs] section):\n"
+	    "    -o config=FILE         config file (default " IFS_CONFIG_DEFAULT " if present)\n"
+	    "    -o timeout=SECONDS     per-resize limit, passed to instar (default %u)\n"
+	    "    -o preallocation=MODE  default for +SIZE grows: off, metadata, falloc, full\n"
+	    "    -o max_jobs=N          resizes running at once; more wait in order (default %u)\n"
+	    "    -o max_staged=SIZE     --max-staged of each resize (default: 1G, or less\n"
+	    "                           so that max_jobs x max_staged fits the total)\n"
+	    "    -o max_staged_total=SIZE  bound on max_jobs x max_staged (default 4G)\n"
+	    "    -o log_level=LEVEL     error, warning, info, debug (default info)\n"
+	    "    -o instar=PATH         the instar binary (default: next to instarfs, PATH)\n"
+	    "    -o backing_dirs=D1:D2  absolute directories backing files may be in,\n"
+	    "                           besides SOURCE_DIR (default: none)\n"
+	    "    -o guest_dir=DIR       instar's guest binaries (INSTAR_GUEST_DIR of the\n"
+	    "                           children; default: instar's own)\n"
+	    "    -o allow_other         let other users use the mount\n"
+	    "SIGUSR1 re-reads the config file.\n"
+	    "\n",
+	    prog, IFS_TIMEOUT_DEFAULT, IFS_MAX_JOBS_DEFAULT);
 }
 
 /* ---- SIGUSR1: reload, in a thread of its own (no work in a handler) ---- */
@@ -218,7 +226,7 @@ int main(int argc, char *argv[])
 	struct cmdline cl = {0};
 	struct ifs_config cfg;
 	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 10};
-	struct fuse *fuse = NULL;
+	struct fuse_session *se = NULL;
 	const char *source, *mountpoint;
 	sigset_t usr1;
 	int ret = 1, r;
@@ -230,7 +238,7 @@ int main(int argc, char *argv[])
 		usage(argv[0]);
 		printf("FUSE options:\n");
 		fuse_cmdline_help();
-		fuse_lib_help(&args);
+		fuse_lowlevel_help();
 		ret = 0;
 		goto out_args;
 	}
@@ -247,9 +255,14 @@ int main(int argc, char *argv[])
 		const struct {
 			const char *key;
 			const char *value;
-		} ov[] = {{"timeout", cl.timeout},    {"preallocation", cl.preallocation},
-			  {"max_jobs", cl.max_jobs},  {"log_level", cl.log_level},
-			  {"instar", cl.instar},      {"backing_dirs", cl.backing_dirs},
+		} ov[] = {{"timeout", cl.timeout},
+			  {"preallocation", cl.preallocation},
+			  {"max_jobs", cl.max_jobs},
+			  {"max_staged", cl.max_staged},
+			  {"max_staged_total", cl.max_staged_total},
+			  {"log_level", cl.log_level},
+			  {"instar", cl.instar},
+			  {"backing_dirs", cl.backing_dirs},
 			  {"guest_dir", cl.guest_dir}};
 
 		for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
@@ -294,20 +307,20 @@ int main(int argc, char *argv[])
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 
-	fuse = fuse_new(&args, &ifs_ops, sizeof(ifs_ops), NULL);
-	if (!fuse)
+	se = fuse_session_new(&args, &ifs_ll_ops, sizeof(ifs_ll_ops), NULL);
+	if (!se)
 		goto out_args;
-	if (fuse_mount(fuse, mountpoint) != 0) {
+	if (fuse_session_mount(se, mountpoint) != 0) {
 		log_err("cannot mount on %s (see the fuse message above)", mountpoint);
 		goto out_destroy;
 	}
 	/* Never leak /dev/fuse into a child (posix_spawn also closes fds > 3). */
-	fcntl(fuse_session_fd(fuse_get_session(fuse)), F_SETFD, FD_CLOEXEC);
+	fcntl(fuse_session_fd(se), F_SETFD, FD_CLOEXEC);
 	if (fuse_daemonize(fopts.foreground) != 0)
 		goto out_unmount;
 	if (!fopts.foreground)
 		ifs_log_use_syslog();
-	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+	if (fuse_set_signal_handlers(se) != 0)
 		goto out_unmount;
 	ifs_jobs_init();
 	r = ifs_notify_start();
@@ -317,21 +330,25 @@ int main(int argc, char *argv[])
 		log_err("cannot start threads: %s", strerror(-r));
 		goto out_signals;
 	}
-	log_info("serving %s on %s (instar %s, timeout %u s, max_jobs %u)", source, mountpoint,
-		 cfg.instar, cfg.timeout, cfg.max_jobs);
+	log_info("serving %s on %s (instar %s, timeout %u s, max_jobs %u, max_staged %llu)", source,
+		 mountpoint, cfg.instar, cfg.timeout, cfg.max_jobs,
+		 (unsigned long long)cfg.max_staged);
 	if (fopts.singlethread)
-		ret = fuse_loop(fuse) ? 1 : 0;
+		ret = fuse_session_loop(se) ? 1 : 0;
 	else
-		ret = fuse_loop_mt(fuse, &loop) ? 1 : 0;
+		ret = fuse_session_loop_mt(se, &loop) ? 1 : 0;
 	log_info("unmounting %s", mountpoint);
+	/* Still mounted: the replies of the running resizes can reach their
+	 * writers, and the cancelled ones get ECANCELED, before the unmount. */
+	ifs_jobs_shutdown();
 	reload_stop();
 	ifs_notify_stop();
 out_signals:
-	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	fuse_remove_signal_handlers(se);
 out_unmount:
-	fuse_unmount(fuse);
+	fuse_session_unmount(se);
 out_destroy:
-	fuse_destroy(fuse);
+	fuse_session_destroy(se);
 out_args:
 	free(fopts.mountpoint);
 	free(cl.source);
@@ -339,6 +356,8 @@ out_args:
 	free(cl.timeout);
 	free(cl.preallocation);
 	free(cl.max_jobs);
+	free(cl.max_staged);
+	free(cl.max_staged_total);
 	free(cl.log_level);
 	free(cl.instar);
 	free(cl.backing_dirs);

@@ -1,10 +1,31 @@
 /* fs/instarfs.h — instarfs internals shared by its files: logging, config,
- * the source directory and image table, the job runner, the control files. */
+ * the source directory and image table, the job runner, the control files.
+ *
+ * Threads and why (issue 17): instarfs uses libfuse's low-level API. A write
+ * to `size` is checked, parsed and queued by the FUSE worker that received
+ * it, which then returns to the kernel at once; the reply (fuse_reply_write
+ * or fuse_reply_err) is sent later by the job thread that ran the resize. So
+ * no FUSE worker ever waits for a resize or for a job slot, and lookups,
+ * getattr, readdir, open and read are served by the workers whatever the
+ * number of queued writes (the high-level API can only reply by returning
+ * from the handler, which is what held a worker per queued write before).
+ *   - FUSE workers (libfuse's multi-threaded loop, its own limits): every
+ *     operation; the only children they wait for are `instar info` probes.
+ *   - Job threads (jobs.c): at most max_jobs, started on demand, each runs
+ *     one resize at a time from one FIFO queue: writers are served in the
+ *     order their writes arrived. Lowering max_jobs (SIGUSR1) lets surplus
+ *     threads end after their current resize.
+ *   - notify.c: one thread sending poll wake-ups; instarfs.c: one thread
+ *     reading SIGUSR1.
+ * At the end of the FUSE loop (unmount, SIGTERM, SIGINT, SIGHUP) writes
+ * still queued fail with ECANCELED (and a result.json saying so; their
+ * image was never touched) while running resizes finish and are answered
+ * before the mount goes away. */
 #ifndef IFS_INSTARFS_H
 #define IFS_INSTARFS_H
 
 #define FUSE_USE_VERSION 35
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -39,6 +60,10 @@ void ifs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * a child that times out itself can still report it. */
 #define IFS_GRACE_SECONDS 5u
 #define IFS_BACKING_DIRS_MAX 16u /* instar's --backing-dir limit */
+/* Staged bytes per child (instar's own default, 1 GiB) and for all of them
+ * together: max_jobs x max_staged may not exceed max_staged_total. */
+#define IFS_MAX_STAGED_DEFAULT (1ull << 30)
+#define IFS_MAX_STAGED_TOTAL_DEFAULT (4ull << 30)
 
 /* One absolute directory per entry, '\0'-separated, the last followed by
  * an empty one (so that no list needs a pointer into another copy). */
@@ -48,13 +73,18 @@ struct ifs_dir_list {
 };
 
 struct ifs_config {
-	unsigned timeout;      /* seconds; the child's --timeout */
-	int prealloc;	       /* enum instar_prealloc: default for "+SIZE" writes */
-	unsigned max_jobs;     /* concurrent resizes, all images */
-	bool allow_other;      /* mount option; read at mount time only */
-	int log_level;	       /* enum ifs_log_level */
-	char instar[PATH_MAX]; /* the instar binary, resolved to a path */
-	char source[PATH_MAX]; /* source dir from the ini; "" if not set */
+	unsigned timeout;  /* seconds; the child's --timeout */
+	int prealloc;	   /* enum instar_prealloc: default for "+SIZE" writes */
+	unsigned max_jobs; /* concurrent resizes, all images */
+	/* --max-staged of every child; when not set, the smaller of 1 GiB and
+	 * max_staged_total / max_jobs */
+	uint64_t max_staged;
+	bool max_staged_set;
+	uint64_t max_staged_total; /* bound on max_jobs x max_staged */
+	bool allow_other;	   /* mount option; read at mount time only */
+	int log_level;		   /* enum ifs_log_level */
+	char instar[PATH_MAX];	   /* the instar binary, resolved to a path */
+	char source[PATH_MAX];	   /* source dir from the ini; "" if not set */
 	/* backing_dirs: where backing files may be besides the source dir */
 	struct ifs_dir_list backing_dirs;
 	char guest_dir[PATH_MAX]; /* INSTAR_GUEST_DIR of children; "" if not set */
@@ -88,6 +118,7 @@ struct ifs_info {
 struct ifs_image {
 	struct ifs_image *next;
 	char *name;
+	uint64_t id;  /* 1, 2, ... in order of creation: the inode numbers */
 	bool busy;    /* a resize holds this image */
 	char *result; /* result.json text, NULL before any resize */
 	uint64_t gen; /* bumped by every published result */
@@ -109,6 +140,8 @@ int ifs_source_open(const char *name, int flags, struct stat *ret_st);
 /* The image table (entries are created on demand and never freed, so
  * pointers stay valid). All fields are guarded by ifs_images_lock(). */
 struct ifs_image *ifs_image_get(const char *name);
+/* The entry with that id, NULL if none. */
+struct ifs_image *ifs_image_by_id(uint64_t id);
 void ifs_images_lock(void);
 void ifs_images_unlock(void);
 /* Marks img busy; -EBUSY if a resize already runs on it. */
@@ -124,9 +157,10 @@ void ifs_image_release(struct ifs_image *img);
 struct ifs_request {
 	bool shrink;
 	bool quiet;
-	int prealloc;	  /* enum instar_prealloc, -1: not given */
-	const char *size; /* points into buf */
-	uint32_t code;	  /* on error: INSTAR_ERR_INVALID_OPTION or _NEW_SIZE */
+	int prealloc;	     /* enum instar_prealloc, -1: not given */
+	uint64_t max_staged; /* --max-staged in bytes, 0: not given */
+	const char *size;    /* points into buf */
+	uint32_t code;	     /* on error: INSTAR_ERR_INVALID_OPTION or _NEW_SIZE */
 	char buf[IFS_WRITE_MAX + 1];
 };
 
@@ -135,12 +169,25 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 		      size_t errlen);
 
 /* ---- jobs.c: children running instar ---- */
+/* One queued write to `size`: img is claimed (busy) by the writer. */
+struct ifs_job {
+	struct ifs_job *next;
+	fuse_req_t req;
+	struct ifs_image *img;
+	size_t size; /* bytes written: the reply on success */
+	struct ifs_request r;
+};
+
 void ifs_jobs_init(void);
-/* Wakes slot waiters after max_jobs changed. */
+/* Starts or ends job threads after max_jobs changed. */
 void ifs_jobs_config_changed(void);
-/* Runs `instar resize` on img (which the caller claimed) and publishes the
- * outcome. Returns 0 or the negative errno of the write. */
-int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req);
+/* Queues job (taking ownership) behind the ones already queued; a job
+ * thread runs `instar resize`, publishes the outcome and replies to
+ * job->req. Never blocks on a resize. */
+void ifs_job_submit(struct ifs_job *job);
+/* End of the mount: queued jobs fail with ECANCELED, running ones finish;
+ * returns when every job thread has ended. */
+void ifs_jobs_shutdown(void);
 /* Fills img->info by running `instar info` unless the image is unchanged
  * since the last probe. Takes the image lock itself. Returns 0 or -errno;
  * on failure *ret_error (if not NULL) gets a malloc'ed JSON error object. */
@@ -190,6 +237,6 @@ void ifs_notify_stop(void);
 void ifs_notify_queue(struct fuse_pollhandle *ph);
 
 /* ---- ops.c ---- */
-extern const struct fuse_operations ifs_ops;
+extern const struct fuse_lowlevel_ops ifs_ll_ops;
 
 #endif

@@ -26,15 +26,23 @@
 #define IFS_CHILD_FD_PATH "/dev/fd/3"
 #define OUT_MAX (64u * 1024u) /* more stdout than this is not a valid result */
 #define ERR_TAIL 512u	      /* stderr bytes kept for messages */
-#define ARGV_MAX (24u + 2u * IFS_BACKING_DIRS_MAX)
+#define ARGV_MAX (26u + 2u * IFS_BACKING_DIRS_MAX)
 /* Children get this environment and nothing of ours: whatever instarfs was
  * started with (test hooks, LD_PRELOAD, locale) stays out of a resize. */
 #define CHILD_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CHILD_LOCALE "LC_ALL=C"
 
+/* The job queue (FIFO) and its threads, all under jobs_lock. Job threads
+ * are started on demand while fewer than max_jobs exist and more jobs wait
+ * than threads are free; one that finds more threads than max_jobs (after
+ * a reload) ends. jobs_cond wakes idle threads and the shutdown. */
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
-static unsigned jobs_running;
+static struct ifs_job *queue_head, **queue_tail = &queue_head;
+static unsigned queue_len;
+static unsigned threads; /* job threads alive */
+static unsigned busy;	 /* of which running a resize */
+static bool stopping;
 static unsigned jobs_max = IFS_MAX_JOBS_DEFAULT;
 
 struct child {
@@ -49,6 +57,42 @@ struct child {
 	size_t err_len;
 };
 
+static int job_resize(struct ifs_image *img, const struct ifs_request *req);
+static void *job_main(void *arg);
+
+/* Starts the threads the queue needs. Returns -errno only if no thread
+ * exists afterwards (the queue would never move). */
+static int threads_spawn_locked(void)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int r = 0;
+
+	if (stopping || threads >= jobs_max || threads - busy >= queue_len)
+		return 0;
+	r = pthread_attr_init(&attr);
+	if (r)
+		return threads ? 0 : -r;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Job threads take no signals: SIGTERM/SIGINT must reach libfuse's
+	 * threads (their reads end the FUSE loop), SIGUSR1 the reload thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (threads < jobs_max && threads - busy < queue_len) {
+		pthread_t t;
+
+		r = pthread_create(&t, &attr, job_main, NULL);
+		if (r) {
+			log_err("cannot start a job thread: %s", strerror(r));
+			break;
+		}
+		threads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return threads ? 0 : -r;
+}
+
 void ifs_jobs_config_changed(void)
 {
 	struct ifs_config c;
@@ -56,6 +100,8 @@ void ifs_jobs_config_changed(void)
 	ifs_config_get(&c);
 	pthread_mutex_lock(&jobs_lock);
 	jobs_max = c.max_jobs;
+	threads_spawn_locked();
+	/* Idle threads above the new limit end. */
 	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
 }
@@ -65,28 +111,116 @@ void ifs_jobs_init(void)
 	ifs_jobs_config_changed();
 }
 
-/* Waits (never fails) until fewer than max_jobs resizes run. */
-static void slot_acquire(const char *name)
+static void job_reply(struct ifs_job *job, int r)
 {
-	bool waited = false;
+	if (r < 0)
+		fuse_reply_err(job->req, -r);
+	else
+		fuse_reply_write(job->req, job->size);
+	free(job);
+}
 
+/* A queued job that will never run: its image is untouched. */
+static void job_cancel(struct ifs_job *job)
+{
+	const char *msg = "instarfs is shutting down: the queued resize was cancelled before it "
+			  "started; the image is unchanged";
+
+	log_info("%s: queued resize cancelled (shutting down)", job->img->name);
+	ifs_image_publish(job->img,
+			  ifs_result_error(job->img->name, INSTAR_ERR_INTERNAL, ECANCELED, msg));
+	job_reply(job, -ECANCELED);
+}
+
+static void *job_main(void *arg)
+{
+	(void)arg;
 	pthread_mutex_lock(&jobs_lock);
-	while (jobs_running >= jobs_max) {
-		if (!waited)
-			log_debug("%s: waiting for a job slot (%u running, max_jobs=%u)", name,
-				  jobs_running, jobs_max);
-		waited = true;
-		pthread_cond_wait(&jobs_cond, &jobs_lock);
+	for (;;) {
+		struct ifs_job *job;
+
+		if (threads > jobs_max)
+			break;
+		if (!queue_head) {
+			if (stopping)
+				break;
+			pthread_cond_wait(&jobs_cond, &jobs_lock);
+			continue;
+		}
+		job = queue_head;
+		queue_head = job->next;
+		if (!queue_head)
+			queue_tail = &queue_head;
+		queue_len--;
+		busy++;
+		pthread_mutex_unlock(&jobs_lock);
+		job_reply(job, job_resize(job->img, &job->r));
+		pthread_mutex_lock(&jobs_lock);
+		busy--;
 	}
-	jobs_running++;
+	threads--;
+	pthread_cond_broadcast(&jobs_cond);
+	pthread_mutex_unlock(&jobs_lock);
+	return NULL;
+}
+
+void ifs_job_submit(struct ifs_job *job)
+{
+	int r;
+
+	job->next = NULL;
+	pthread_mutex_lock(&jobs_lock);
+	if (stopping) {
+		pthread_mutex_unlock(&jobs_lock);
+		job_cancel(job);
+		return;
+	}
+	*queue_tail = job;
+	queue_tail = &job->next;
+	queue_len++;
+	if (queue_len > threads - busy && threads >= jobs_max)
+		log_debug("%s: waiting for a job slot (%u running, %u queued, max_jobs=%u)",
+			  job->img->name, busy, queue_len, jobs_max);
+	r = threads_spawn_locked();
+	if (r < 0) {
+		/* No thread at all: this job (the only one queued) fails. */
+		queue_head = NULL;
+		queue_tail = &queue_head;
+		queue_len = 0;
+		pthread_mutex_unlock(&jobs_lock);
+		ifs_image_publish(job->img, ifs_result_error(job->img->name, INSTAR_ERR_INTERNAL,
+							     EAGAIN, "cannot start a job thread"));
+		job_reply(job, -EAGAIN);
+		return;
+	}
+	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
 }
 
-static void slot_release(void)
+void ifs_jobs_shutdown(void)
 {
+	struct ifs_job *job, *next;
+	unsigned n = 0;
+
 	pthread_mutex_lock(&jobs_lock);
-	jobs_running--;
+	stopping = true;
+	job = queue_head;
+	queue_head = NULL;
+	queue_tail = &queue_head;
+	queue_len = 0;
 	pthread_cond_broadcast(&jobs_cond);
+	if (busy)
+		log_info("waiting for %u running resize(s) to finish", busy);
+	pthread_mutex_unlock(&jobs_lock);
+	for (; job; job = next, n++) {
+		next = job->next;
+		job_cancel(job);
+	}
+	if (n)
+		log_info("%u queued resize(s) cancelled with ECANCELED", n);
+	pthread_mutex_lock(&jobs_lock);
+	while (threads)
+		pthread_cond_wait(&jobs_cond, &jobs_lock);
 	pthread_mutex_unlock(&jobs_lock);
 }
 
@@ -420,9 +554,9 @@ static const char *format_from_name(const char *name)
 	return NULL;
 }
 
-int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
+static int job_resize(struct ifs_image *img, const struct ifs_request *req)
 {
-	char timeout[16], *argv[ARGV_MAX], *json = NULL, msg[512];
+	char staged[24], timeout[16], *argv[ARGV_MAX], *json = NULL, msg[512];
 	const char *fmt = format_from_name(img->name), *dir;
 	struct ifs_config cfg;
 	struct child c;
@@ -457,6 +591,12 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 	}
 	if (req->shrink)
 		argv[n++] = "--shrink";
+	/* Always given: the configured share of max_staged_total, or less if
+	 * the writer asked for less (ops.c refuses more). */
+	snprintf(staged, sizeof(staged), "%llu",
+		 (unsigned long long)(req->max_staged ? req->max_staged : cfg.max_staged));
+	argv[n++] = "--max-staged";
+	argv[n++] = staged;
 	/* The files the image names stay in the source dir (the child's working
 	 * directory, so the directory of /dev/fd/3) and the backing_dirs; a data
 	 * file is never another image this mount exposes. */
@@ -479,13 +619,11 @@ int ifs_job_resize(struct ifs_image *img, const struct ifs_request *req)
 	argv[n] = NULL;
 
 	limit = cfg.timeout + IFS_GRACE_SECONDS;
-	slot_acquire(img->name);
 	log_info("%s: resize %s%s%s%s%s (timeout %u s)", img->name, req->shrink ? "--shrink " : "",
 		 prealloc >= 0 ? "--preallocation=" : "",
 		 prealloc >= 0 ? instar_prealloc_name((uint32_t)prealloc) : "",
 		 prealloc >= 0 ? " " : "", req->size, cfg.timeout);
 	child_run(argv, fd, limit, &c);
-	slot_release();
 	close(fd);
 
 	json = child_failure(img->name, "instar resize", &c, limit, &doc, &errnum);

@@ -53,7 +53,7 @@ static void *notify_main(void *arg)
 		while (p) {
 			struct pending *next = p->next;
 
-			fuse_notify_poll(p->ph);
+			fuse_lowlevel_notify_poll(p->ph);
 			fuse_pollhandle_destroy(p->ph);
 			free(p);
 			p = next;

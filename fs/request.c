@@ -1,14 +1,15 @@
 /* fs/request.c — the words written to `size`: the tail of an `instar resize`
  * command line ("+10G", "--shrink -5G", "--preallocation=falloc +1G").
- * Split on blanks, no shell. Only the options that make sense for one image
- * are accepted, so nothing written here can steer the child otherwise. The
- * size itself is only checked for its shape; instar parses it for real. */
+ * ("--max-staged 256M +1G" too). Split on blanks, no shell. Only the options that make sense for
+ * one image are accepted, so nothing written here can steer the child otherwise. The size itself is
+ * only checked for its shape; instar parses it for real. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "abi_names.h"
 #include "instarfs.h"
+#include "size.h"
 
 static bool is_blank(char c)
 {
@@ -64,7 +65,7 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 			p++;
 	}
 	for (i = 0; i < n; i++) {
-		const char *w = words[i], *mode = NULL;
+		const char *w = words[i], *mode = NULL, *staged = NULL;
 
 		if (strcmp(w, "--shrink") == 0) {
 			ret->shrink = true;
@@ -78,6 +79,14 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 				return -EINVAL;
 			}
 			mode = words[++i];
+		} else if (strncmp(w, "--max-staged=", 13) == 0) {
+			staged = w + 13;
+		} else if (strcmp(w, "--max-staged") == 0) {
+			if (i + 1 == n) {
+				snprintf(err, errlen, "--max-staged needs a size");
+				return -EINVAL;
+			}
+			staged = words[++i];
 		} else if (size_shape_ok(w) && !ret->size) {
 			ret->size = w;
 		} else if (size_shape_ok(w)) {
@@ -86,13 +95,29 @@ int ifs_request_parse(const char *data, size_t len, struct ifs_request *ret, cha
 		} else if (w[0] == '-' && w[1] == '-') {
 			snprintf(err, errlen,
 				 "unsupported option '%.64s' (use --shrink, "
-				 "--preallocation=MODE)",
+				 "--preallocation=MODE, --max-staged=SIZE)",
 				 w);
 			return -EINVAL;
 		} else {
 			ret->code = INSTAR_ERR_INVALID_NEW_SIZE;
 			snprintf(err, errlen, "invalid size '%.64s'", w);
 			return -EINVAL;
+		}
+		if (staged) {
+			bool hex;
+
+			if (ret->max_staged) {
+				snprintf(err, errlen, "--max-staged given twice");
+				return -EINVAL;
+			}
+			if (instar_strtosz(staged, &ret->max_staged, &hex) != INSTAR_SIZE_OK ||
+			    ret->max_staged == 0) {
+				ret->max_staged = 0;
+				snprintf(err, errlen,
+					 "invalid --max-staged '%.64s': expected a size above 0",
+					 staged);
+				return -EINVAL;
+			}
 		}
 		if (mode) {
 			if (ret->prealloc >= 0) {

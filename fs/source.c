@@ -19,6 +19,9 @@
 static int src_fd = -1;
 static pthread_mutex_t images_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ifs_image *images[IMAGE_BUCKETS];
+/* Entries by id (id - 1), for the inode numbers of the low-level API. */
+static struct ifs_image **by_id;
+static size_t n_by_id, cap_by_id;
 
 int ifs_source_open_dir(const char *path)
 {
@@ -103,6 +106,15 @@ struct ifs_image *ifs_image_get(const char *name)
 	for (img = images[b]; img; img = img->next)
 		if (strcmp(img->name, name) == 0)
 			goto out;
+	if (n_by_id == cap_by_id) {
+		size_t cap = cap_by_id ? 2 * cap_by_id : 64;
+		struct ifs_image **p = realloc(by_id, cap * sizeof(*p));
+
+		if (!p)
+			goto out;
+		by_id = p;
+		cap_by_id = cap;
+	}
 	img = calloc(1, sizeof(*img));
 	if (img) {
 		img->name = strdup(name);
@@ -111,10 +123,23 @@ struct ifs_image *ifs_image_get(const char *name)
 			img = NULL;
 			goto out;
 		}
+		by_id[n_by_id++] = img;
+		img->id = n_by_id;
 		img->next = images[b];
 		images[b] = img;
 	}
 out:
+	ifs_images_unlock();
+	return img;
+}
+
+struct ifs_image *ifs_image_by_id(uint64_t id)
+{
+	struct ifs_image *img = NULL;
+
+	ifs_images_lock();
+	if (id >= 1 && id <= n_by_id)
+		img = by_id[id - 1];
 	ifs_images_unlock();
 	return img;
 }
