@@ -1,8 +1,9 @@
 /* fs/request.c — the words written to `size`: the tail of an `instar resize`
- * command line ("+10G", "--shrink -5G", "--preallocation=falloc +1G").
- * ("--max-staged 256M +1G" too). Split on blanks, no shell. Only the options that make sense for
- * one image are accepted, so nothing written here can steer the child otherwise. The size itself is
- * only checked for its shape; instar parses it for real. */
+ * command line ("+10G", "--shrink -5G", "--preallocation=falloc +1G",
+ * "--max-staged 256M +1G"). Split on blanks, no shell. Only the options that
+ * make sense for one image are accepted, so nothing written here can steer
+ * the child otherwise. The size itself is only checked for its shape; instar
+ * parses it for real. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

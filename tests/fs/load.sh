@@ -7,6 +7,9 @@
 # Verdicts wait for events (the fake holds a resize while the file "hold"
 # exists; the daemon logs each write it queues), never for durations.
 . "$TESTS_FS/lib.sh"
+# A failure while a resize is held must not leave the daemon waiting for it
+# at shutdown (it finishes running resizes): release it first.
+trap 'rm -f "$FAKE/hold"; cleanup' EXIT
 
 M=$((1024 * 1024))
 N=12 # writers: more than libfuse's 10 worker threads, so a design that
