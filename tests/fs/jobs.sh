@@ -14,22 +14,6 @@ write_ini "instar = $FAKE_INSTAR" "timeout = 30" "max_jobs = 1"
 for n in a b c; do mkraw $n.raw $M; done
 start_fs
 
-HANG=120 # seconds: the bound of every wait below, never a verdict
-wait_for() { # wait_for WHAT COMMAND...: until COMMAND succeeds
-	local what=$1 i
-	shift
-	for ((i = 0; i < HANG * 20; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "$what (no progress in $HANG s)"
-}
-running() { # prints how many fake resizes are in progress
-	local f n=0
-	for f in "$FAKE"/running.*; do [ -e "$f" ] && n=$((n + 1)); done
-	echo $n
-}
-running_is() { [ "$(running)" = "$1" ]; }
 wait_pid() { # waits for the fake to be running a resize
 	wait_for "the fake instar did not start" test -s "$FAKE/pid"
 }

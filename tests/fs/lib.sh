@@ -127,3 +127,22 @@ need_instar_json() {
 mkraw() { # mkraw NAME BYTES
 	truncate -s "$2" "$SRC/$1"
 }
+
+# Waiting for events (jobs.sh, load.sh): HANG bounds every wait, it only
+# turns a hang into a failure and never decides a pass.
+HANG=120 # seconds
+wait_for() { # wait_for WHAT COMMAND...: until COMMAND succeeds
+	local what=$1 i
+	shift
+	for ((i = 0; i < HANG * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "$what (no progress in $HANG s)"
+}
+running() { # prints how many fake resizes are in progress
+	local f n=0
+	for f in "$FAKE"/running.*; do [ -e "$f" ] && n=$((n + 1)); done
+	echo $n
+}
+running_is() { [ "$(running)" = "$1" ]; }

@@ -14,22 +14,6 @@ trap 'rm -f "$FAKE/hold"; cleanup' EXIT
 M=$((1024 * 1024))
 N=12 # writers: more than libfuse's 10 worker threads, so a design that
 #      held a worker per queued write could not answer the reads below
-HANG=120 # seconds: the bound of every wait below, never a verdict
-wait_for() { # wait_for WHAT COMMAND...: until COMMAND succeeds
-	local what=$1 i
-	shift
-	for ((i = 0; i < HANG * 20; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "$what (no progress in $HANG s)"
-}
-running() { # prints how many fake resizes are in progress
-	local f n=0
-	for f in "$FAKE"/running.*; do [ -e "$f" ] && n=$((n + 1)); done
-	echo $n
-}
-running_is() { [ "$(running)" = "$1" ]; }
 queued() { grep -q "$1: waiting for a job slot" "$T/instarfs.log"; }
 alive() { # alive PID...: every one still runs
 	local p
