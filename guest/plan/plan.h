@@ -16,6 +16,13 @@ struct plan_io {
 	plan_read_fn read;
 	void *ctx;
 	uint64_t file_size; /* image file length in bytes before the resize */
+	/* Optional (NULL: not available): reads the backing file as the image
+	 * sees it, at guest offsets (what an unallocated cluster reads as; past
+	 * its end, zeros). qcow2 needs it only to grow an image whose old size
+	 * ends inside an unallocated cluster over a longer backing file: the
+	 * kept part of that cluster is copied from it, as qemu does. */
+	plan_read_fn read_backing;
+	void *backing_ctx;
 };
 
 enum plan_op_kind {

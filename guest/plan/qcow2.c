@@ -37,10 +37,19 @@
  *   still mapped past its end and/or the kept tail's old bytes, as qemu
  *   leaves them: qemu-img compare, check (leaks only) and every read below
  *   the size see the new image. A later grow zeroes the partial cluster's
- *   bytes past the old end (q2_grow_head), but a header-only grow does NOT
- *   yet clear L2/L1 entries left mapped past the old end (vmdk, vhd and vhdx
- *   grows do): known gap, see issue 15.
+ *   bytes past the old end (q2_grow_head) and, header-only too, clears the
+ *   L2 entries left mapped in its grown range in layer 3 (in place, or in a
+ *   copy of a shared table), before its commit; their clusters lose the
+ *   reference in 6. So a grown range always reads as zeros (or, over a
+ *   longer backing file, as its zero flags say).
  * - The final length and discards only give back unreferenced space.
+ *
+ * Before any of it, q2_validate checks what the plan relies on: refcount
+ * table entries, active L1 entries, the snapshot table and snapshot L1
+ * tables, bitmap directory and tables: aligned, inside the file, off the
+ * header and each other (qemu's corruption texts; INSTAR_ERR_CORRUPT,
+ * nothing written). qemu finds such faults only when it trips over them
+ * and marks the image corrupt, sometimes after a partial change.
  *
  * All new clusters form one contiguous run at the end of the used file, laid
  * out as [L1][L2 tables][data][new refblocks][new reftable]; the run counts
@@ -50,9 +59,16 @@
  * - Backing file: the host opens the chain (as qemu-img does) and passes the
  *   backing file's length. As in qemu's block layer, only a backing file
  *   longer than the old size makes the grown range zeroed: v3 gets zero-flag
- *   L2 entries (extended L2: all subclusters "zero"); v2 is refused like qemu
- *   ("Failed to zero out new clusters"). A shorter one already reads as zeros
- *   there, so the grow is header-only. Unknown length: zeroed, to be safe.
+ *   L2 entries (extended L2: all subclusters "zero"; metadata preallocation:
+ *   zero flags on the mapped clusters; falloc and full: zeroed data clusters
+ *   mapped as data, all subclusters allocated, as qemu 7.2 maps them); v2 is
+ *   refused like qemu ("Failed to zero out new clusters"). A shorter one
+ *   already reads as zeros there, so the grow is header-only. Unknown
+ *   length: zeroed, to be safe. The partial cluster at an unaligned old end
+ *   is zeroed past the old size as qemu does (q2_grow_head): in place when
+ *   ours alone, else moved to a new cluster with its kept part; an
+ *   unallocated one takes its kept part from the backing file, which the
+ *   planner reads through plan_io.read_backing (refused without it).
  * - Persistent bitmaps: resized as qemu does (tables follow the size, new
  *   entries 0, dropped data clusters freed, bits past a shrink's end cleared
  *   in a new copy of the last data cluster), new tables and directory in the
@@ -138,7 +154,7 @@ struct q2 {
 	/* header */
 	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
 	uint32_t ctype; /* compression type: 0 deflate, 1 zstd */
-	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off;
+	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off, snap_off;
 	int ext_l2, backing;
 	int zero_new;		      /* the grown range must read as zeros, not backing data */
 	int data_file, data_raw;      /* external data file (raw: guest offset = host offset) */
@@ -187,6 +203,21 @@ struct q2 {
 	/* the run of new clusters */
 	uint64_t run_a, run_fixed, run_nrb, run_nrt, run_end;
 	uint64_t rt_new_n; /* entries of a relocated reftable; 0 if not moved */
+
+	/* metadata the validation found (q2_validate), sorted cluster indexes */
+	uint64_t *rbl, *l2l; /* refblocks; active L2 tables (NULL: not kept) */
+	uint64_t nrbl, nl2l;
+	uint64_t snap_end; /* end of the snapshot table (0: none) */
+
+	/* the partial cluster at a grow's unaligned old end (q2_grow_head) */
+	int head_mode;	       /* Q2_HEAD_*: what becomes of its L2 entry */
+	uint64_t head_w0;      /* Q2_HEAD_ENTRY: the new entry */
+	uint64_t head_w1;      /* extended L2: the new bitmap */
+	uint8_t *head_buf;     /* Q2_HEAD_NEW: the new cluster's content */
+	uint64_t head_old_w0;  /* the entry it replaces (its clusters lose a ref) */
+	uint64_t hw_off;       /* in-place write into the cluster we own */
+	uint64_t hw_len;       /* (0: none) */
+	const uint8_t *hw_buf; /* its bytes (NULL: zeros) */
 };
 
 static int q2_fail(struct q2 *q, int err, const char *msg)
@@ -597,6 +628,7 @@ static int q2_parse(struct q2 *q)
 	q->rt_off = plan_be64(h + 48);
 	q->rt_clusters = plan_be32(h + 56);
 	q->nb_snap = plan_be32(h + 60);
+	q->snap_off = plan_be64(h + 64);
 	q->hdr_len = 72;
 	if (q->version == 3) {
 		q->incompat = plan_be64(h + 72);
@@ -1408,6 +1440,381 @@ static int q2_bm_emit(struct q2 *q)
 	return rc;
 }
 
+/* ---- validation: what the plan relies on, checked before it is made ----
+ * qemu notices a corrupt structure only when an operation trips over it
+ * (and then marks the image corrupt, sometimes after a partial change); the
+ * planner checks up front and refuses with nothing written: refcount table
+ * entries, active L1 entries, the snapshot table and the snapshot L1 tables,
+ * the bitmap directory and tables: cluster-aligned where qemu requires it,
+ * inside the file, not on the header, not on each other. Messages are
+ * qemu's corruption event texts where qemu has one for the same fault. */
+
+#define Q2_MAX_SNAP_EXTRA 1024u		    /* qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
+#define Q2_MAX_SNAP_TABLE (1024ull * 65536) /* qemu's QCOW_MAX_SNAPSHOTS_SIZE */
+#define Q2_SNAP_HDR 40u
+
+enum {
+	Q2_OL_HEADER = 1,
+	Q2_OL_L1 = 2,
+	Q2_OL_RT = 4,
+	Q2_OL_RB = 8,
+	Q2_OL_L2 = 16,
+	Q2_OL_SNAP = 32,
+	Q2_OL_BMDIR = 64,
+};
+
+struct q2_msg {
+	char b[INSTAR_DETAIL_MAX];
+	uint32_t n;
+};
+
+static void q2_ms(struct q2_msg *m, const char *t)
+{
+	while (t && *t && m->n + 1 < sizeof(m->b))
+		m->b[m->n++] = *t++;
+	m->b[m->n] = '\0';
+}
+
+/* qemu's %#" PRIx64: "0" or "0x" and lowercase digits */
+static void q2_mx(struct q2_msg *m, uint64_t v)
+{
+	char d[19];
+	int k = 0;
+
+	if (!v) {
+		q2_ms(m, "0");
+		return;
+	}
+	d[k++] = '\0';
+	for (; v; v >>= 4)
+		d[k++] = "0123456789abcdef"[v & 15];
+	q2_ms(m, "0x");
+	while (--k >= 0 && d[k])
+		q2_ms(m, (char[2]){d[k], '\0'});
+}
+
+static void q2_md(struct q2_msg *m, uint64_t v)
+{
+	char d[21];
+	int k = 0;
+
+	d[k++] = '\0';
+	do
+		d[k++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (--k >= 0 && d[k])
+		q2_ms(m, (char[2]){d[k], '\0'});
+}
+
+/* CORRUPT with "a X b Y c" (X, Y in hex; b, c optional). */
+static int q2_corrupt(struct q2 *q, const char *a, uint64_t x, const char *b, uint64_t y,
+		      const char *c)
+{
+	struct q2_msg m;
+
+	m.n = 0;
+	m.b[0] = '\0';
+	q2_ms(&m, a);
+	q2_mx(&m, x);
+	if (b) {
+		q2_ms(&m, b);
+		if (c) {
+			q2_mx(&m, y);
+			q2_ms(&m, c);
+		}
+	}
+	return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+}
+
+static void q2_sift(uint64_t *a, uint64_t i, uint64_t n)
+{
+	for (;;) {
+		uint64_t c = 2 * i + 1, t;
+
+		if (c >= n)
+			return;
+		if (c + 1 < n && a[c + 1] > a[c])
+			c++;
+		if (a[i] >= a[c])
+			return;
+		t = a[i];
+		a[i] = a[c];
+		a[c] = t;
+		i = c;
+	}
+}
+
+static void q2_sort(uint64_t *a, uint64_t n)
+{
+	for (uint64_t i = n / 2; i-- > 0;)
+		q2_sift(a, i, n);
+	for (uint64_t e = n; e > 1; e--) {
+		uint64_t t = a[0];
+
+		a[0] = a[e - 1];
+		a[e - 1] = t;
+		q2_sift(a, 0, e - 1);
+	}
+}
+
+/* Whether a sorted list holds a value in [lo, hi). */
+static int q2_any_in(const uint64_t *a, uint64_t n, uint64_t lo, uint64_t hi)
+{
+	uint64_t l = 0, h = n;
+
+	while (l < h) {
+		uint64_t m = l + (h - l) / 2;
+
+		if (a[m] < lo)
+			l = m + 1;
+		else
+			h = m;
+	}
+	return l < n && a[l] < hi;
+}
+
+static int q2_meet(uint64_t c0, uint64_t c1, uint64_t off, uint64_t len, uint32_t cb)
+{
+	uint64_t d0, d1;
+
+	if (!len)
+		return 0;
+	d0 = off >> cb;
+	d1 = ((off + len - 1) >> cb) + 1;
+	return c0 < d1 && d0 < c1;
+}
+
+/* The metadata (qemu's names) that host bytes [off, off+len) lie on, or
+ * NULL; `skip` leaves kinds out (Q2_OL_*). */
+static const char *q2_overlap(const struct q2 *q, uint64_t off, uint64_t len, uint32_t skip)
+{
+	uint64_t c0 = off >> q->cb, c1;
+
+	if (!len)
+		return NULL;
+	c1 = ((off + len - 1) >> q->cb) + 1;
+	if (!(skip & Q2_OL_HEADER) && c0 == 0)
+		return "qcow2_header";
+	if (!(skip & Q2_OL_L1) && q2_meet(c0, c1, q->l1_off, (uint64_t)q->l1_size * 8, q->cb))
+		return "active L1 table";
+	if (!(skip & Q2_OL_RT) &&
+	    q2_meet(c0, c1, q->rt_off, (uint64_t)q->rt_clusters << q->cb, q->cb))
+		return "refcount table";
+	if (!(skip & Q2_OL_RB) && q->rbl && q2_any_in(q->rbl, q->nrbl, c0, c1))
+		return "refcount block";
+	if (!(skip & Q2_OL_L2) && q->l2l && q2_any_in(q->l2l, q->nl2l, c0, c1))
+		return "active L2 table";
+	if (!(skip & Q2_OL_SNAP) && q->snap_end &&
+	    q2_meet(c0, c1, q->snap_off, q->snap_end - q->snap_off, q->cb))
+		return "snapshot table";
+	if (!(skip & Q2_OL_BMDIR) && q->bm_dir && q2_meet(c0, c1, q->bm_doff, q->bm_dsize, q->cb))
+		return "bitmap directory";
+	return NULL;
+}
+
+static int q2_ol_fail(struct q2 *q, const char *what, uint64_t off, const char *name)
+{
+	struct q2_msg m;
+
+	m.n = 0;
+	m.b[0] = '\0';
+	q2_ms(&m, what);
+	q2_mx(&m, off);
+	q2_ms(&m, " overlaps with ");
+	q2_ms(&m, name);
+	return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+}
+
+/* Refcount table entries: aligned, inside the file, off the other tables,
+ * each refblock once. Leaves q->rbl sorted. */
+static int q2_check_reftable(struct q2 *q)
+{
+	uint64_t n = 0, k = 0;
+	const char *ol;
+
+	for (uint64_t r = 0; r < q->rt_n; r++) /* first, as qemu's reads find them */
+		if (q->rt[r] & Q2_RT_MASK & (q->cs - 1))
+			return q2_corrupt(q, "Refblock offset ", q->rt[r] & Q2_RT_MASK,
+					  " unaligned (reftable index: ", r, ")");
+	for (uint64_t r = 0; r < q->rt_n; r++) {
+		uint64_t o = q->rt[r] & Q2_RT_MASK;
+
+		if (!o)
+			continue;
+		if (o >> q->cb >= q->file_clusters)
+			return q2_corrupt(q, "Refblock at ", o,
+					  " is not covered by the refcount structures", 0, NULL);
+		ol = q2_overlap(q, o, q->cs, Q2_OL_RB | Q2_OL_L2 | Q2_OL_SNAP | Q2_OL_BMDIR);
+		if (ol)
+			return q2_ol_fail(q, "Refblock at ", o, ol);
+		n++;
+	}
+	q->rbl = q2_alloc(q, n * 8 + 8, 8);
+	if (!q->rbl)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	for (uint64_t r = 0; r < q->rt_n; r++)
+		if (q->rt[r] & Q2_RT_MASK)
+			q->rbl[k++] = (q->rt[r] & Q2_RT_MASK) >> q->cb;
+	q2_sort(q->rbl, n);
+	q->nrbl = n;
+	for (uint64_t i = 1; i < n; i++)
+		if (q->rbl[i] == q->rbl[i - 1])
+			return q2_corrupt(q, "Refblock at ", q->rbl[i] << q->cb,
+					  " is listed twice in the refcount table", 0, NULL);
+	return 0;
+}
+
+/* Active L1 entries: each L2 table aligned, inside the file, off the
+ * header, L1, reftable and refblocks, and used once. The sorted list (for
+ * the later overlap checks) is kept if the scratch holds it. */
+static int q2_check_l1(struct q2 *q)
+{
+	uint64_t n = 0, k = 0, e, t;
+	const char *ol;
+	int rc;
+
+	for (uint64_t i = 0; i < q->l1_size; i++) {
+		rc = q2_l1_get(q, i, &e);
+		if (rc)
+			return rc;
+		t = e & Q2_OFF_MASK;
+		if (!t)
+			continue;
+		if (t & (q->cs - 1))
+			return q2_corrupt(q, "L2 table offset ", t, " unaligned (L1 index: ", i,
+					  ")");
+		if (t >> q->cb >= q->file_clusters)
+			return q2_corrupt(q, "L2 table offset ", t,
+					  " is beyond the end of the image file (L1 index: ", i,
+					  ")");
+		ol = q2_overlap(q, t, q->cs, Q2_OL_L2 | Q2_OL_SNAP | Q2_OL_BMDIR);
+		if (ol)
+			return q2_ol_fail(q, "L2 table at ", t, ol);
+		n++;
+	}
+	/* a huge L1 in a small scratch: every table was checked alone above,
+	 * only the pairwise checks are skipped */
+	if (q->s->len - q->s->used < n * 8 + 4 * q->cs + (512u << 10))
+		return 0;
+	q->l2l = q2_alloc(q, n * 8 + 8, 8);
+	if (!q->l2l)
+		return 0;
+	for (uint64_t i = 0; i < q->l1_size && k < n; i++) {
+		rc = q2_l1_get(q, i, &e);
+		if (rc)
+			return rc;
+		if (e & Q2_OFF_MASK)
+			q->l2l[k++] = (e & Q2_OFF_MASK) >> q->cb;
+	}
+	q2_sort(q->l2l, n);
+	q->nl2l = n;
+	for (uint64_t i = 1; i < n; i++)
+		if (q->l2l[i] == q->l2l[i - 1])
+			return q2_corrupt(q, "L2 table at ", q->l2l[i] << q->cb,
+					  " is listed twice in the active L1 table", 0, NULL);
+	return 0;
+}
+
+/* The snapshot table (as qemu reads it on open) and each snapshot's L1
+ * table: inside the file and off the other metadata. Pass 0 walks the
+ * table and finds its end, pass 1 checks the L1 tables against it. */
+static int q2_check_snapshots(struct q2 *q)
+{
+	uint64_t fsz = q->io->file_size;
+	uint8_t b[Q2_SNAP_HDR];
+	const char *ol;
+	int rc;
+
+	if (!q->nb_snap)
+		return 0;
+	if (q->snap_off & (q->cs - 1) || q->snap_off == 0 || q->snap_off >= fsz)
+		return q2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table offset invalid");
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t off = q->snap_off;
+
+		for (uint32_t i = 0; i < q->nb_snap; i++) {
+			uint64_t l1o;
+			uint32_t l1n, xs;
+
+			off = (off + 7) & ~7ull;
+			if (off + Q2_SNAP_HDR > fsz)
+				return q2_fail(
+				    q, INSTAR_ERR_CORRUPT,
+				    "Snapshot table runs past the end of the image file");
+			rc = plan_read(q->io, off, b, Q2_SNAP_HDR);
+			if (rc)
+				return q2_fail(q, rc, "Failed to read snapshot table");
+			l1o = plan_be64(b);
+			l1n = plan_be32(b + 8);
+			xs = plan_be32(b + 36);
+			if (xs > Q2_MAX_SNAP_EXTRA) {
+				struct q2_msg m;
+
+				m.n = 0;
+				m.b[0] = '\0';
+				q2_ms(&m, "Too much extra metadata in snapshot table entry ");
+				q2_md(&m, i);
+				return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+			}
+			off += Q2_SNAP_HDR + xs + plan_be16(b + 12) + plan_be16(b + 14);
+			if (off - q->snap_off > Q2_MAX_SNAP_TABLE)
+				return q2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table is too big");
+			if (l1n > Q2_MAX_L1_ENTRIES)
+				return q2_fail(q, INSTAR_ERR_CORRUPT,
+					       "Snapshot L1 table too large");
+			if (l1n && (l1o & (q->cs - 1) || l1o < q->cs || l1o > fsz ||
+				    (uint64_t)l1n * 8 > fsz - l1o))
+				return q2_fail(q, INSTAR_ERR_CORRUPT,
+					       "Snapshot L1 table offset invalid");
+			if (pass && l1n &&
+			    (ol = q2_overlap(q, l1o, (uint64_t)l1n * 8, Q2_OL_BMDIR)))
+				return q2_ol_fail(q, "Snapshot L1 table at ", l1o, ol);
+		}
+		if (off > fsz)
+			return q2_fail(q, INSTAR_ERR_CORRUPT,
+				       "Snapshot table runs past the end of the image file");
+		if (!pass &&
+		    (ol = q2_overlap(q, q->snap_off, off - q->snap_off, Q2_OL_SNAP | Q2_OL_BMDIR)))
+			return q2_ol_fail(q, "Snapshot table at ", q->snap_off, ol);
+		q->snap_end = off;
+	}
+	return 0;
+}
+
+/* The bitmap directory and tables (parsed by q2_check_bitmaps): off the
+ * other metadata. */
+static int q2_check_bitmap_places(struct q2 *q)
+{
+	const char *ol;
+
+	if (!q->nbm)
+		return 0;
+	ol = q2_overlap(q, q->bm_doff, q->bm_dsize, Q2_OL_BMDIR);
+	if (ol)
+		return q2_ol_fail(q, "Bitmap directory at ", q->bm_doff, ol);
+	for (uint32_t i = 0; i < q->nbm; i++) {
+		const struct q2_bm *bm = &q->bms[i];
+
+		ol = q2_overlap(q, bm->toff, (uint64_t)bm->old_n * 8, 0);
+		if (ol)
+			return q2_ol_fail(q, "Bitmap table at ", bm->toff, ol);
+	}
+	return 0;
+}
+
+static int q2_validate(struct q2 *q)
+{
+	int rc = q2_check_reftable(q);
+
+	if (!rc)
+		rc = q2_check_l1(q);
+	if (!rc)
+		rc = q2_check_snapshots(q);
+	if (!rc)
+		rc = q2_check_bitmap_places(q);
+	return rc;
+}
+
 /* An L2 table we change: in place when the active image owns it alone,
  * else (shared with a snapshot) a copy. */
 static int q2_table_kind(struct q2 *q, uint64_t t, int *ret_kind)
@@ -1424,14 +1831,14 @@ static int q2_table_kind(struct q2 *q, uint64_t t, int *ret_kind)
 	return 0;
 }
 
-/* ---- grow ---- */
-
 /* Data cluster h, whose bytes from `in` on must read as zeros: when the
  * active image owns it alone (*ret_refs == 1) that range is zeroed in place
- * (*zoff, *zlen). */
+ * (*zoff, *zlen). A cluster that lies on other metadata is refused (qemu's
+ * overlap check would refuse the write). */
 static int q2_own_tail(struct q2 *q, uint64_t h, uint64_t in, uint64_t *zoff, uint64_t *zlen,
 		       uint64_t *ret_refs)
 {
+	const char *ol;
 	int rc;
 
 	if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
@@ -1439,23 +1846,143 @@ static int q2_own_tail(struct q2 *q, uint64_t h, uint64_t in, uint64_t *zoff, ui
 	rc = q2_ref_get(q, h >> q->cb, ret_refs);
 	if (rc || *ret_refs != 1)
 		return rc;
+	ol = q2_overlap(q, h, q->cs, 0);
+	if (ol) {
+		struct q2_msg m;
+
+		m.n = 0;
+		m.b[0] = '\0';
+		q2_ms(&m, "Preventing invalid write on metadata (overlaps with ");
+		q2_ms(&m, ol);
+		q2_ms(&m, ")");
+		return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+	}
 	*zoff = h + in;
 	*zlen = q->cs - in;
 	return 0;
 }
 
-/* The partial cluster at an unaligned old end: its bytes past the old size
- * must read as zeros. Zero them in place when the cluster is ours alone;
- * with a backing file, refuse what we cannot zero without its data. */
-static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *zoff, uint64_t *zlen)
+/* A compressed cluster's content into buf (one cluster). Returns 0, 1 if it
+ * does not decompress, or an error. */
+static int q2_decompress(struct q2 *q, uint64_t w0, uint8_t *buf)
 {
-	uint64_t old = q->size, gh = old >> q->cb, e, t, w0 = 0, w1 = 0, h, rc1;
-	uint64_t in = old & (q->cs - 1);
+	size_t wsz = q->ctype ? PLAN_UNZSTD_WORK_SIZE : PLAN_INFLATE_WORK_SIZE;
+	uint64_t off, csize;
+	uint8_t *cbuf, *work;
+	int rc = q2_compressed(q, w0, &off, &csize);
+
+	if (rc)
+		return rc;
+	if (off >= q->io->file_size)
+		return 1;
+	if (csize > q->io->file_size - off)
+		csize = q->io->file_size - off; /* as qemu: a short last read */
+	cbuf = q2_alloc(q, csize, 64);
+	work = q2_alloc(q, wsz, 64);
+	if (!cbuf || !work)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	rc = plan_read(q->io, off, cbuf, (uint32_t)csize);
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read a compressed cluster");
+	rc = q->ctype ? plan_unzstd(cbuf, (size_t)csize, buf, (size_t)q->cs, work)
+		      : plan_inflate(cbuf, (size_t)csize, buf, (size_t)q->cs, work);
+	return rc ? 1 : 0;
+}
+
+/* ---- grow ---- */
+
+static int q2_entry_nonzero(const struct q2 *q, const uint8_t *t, uint64_t j)
+{
+	return plan_be64(t + j * q->esz) != 0 || (q->ext_l2 && plan_be64(t + j * q->esz + 8) != 0);
+}
+
+enum {
+	Q2_HEAD_NONE = 0,  /* the partial cluster's entry stays */
+	Q2_HEAD_MAP = 1,   /* preallocation maps it like a new cluster */
+	Q2_HEAD_ENTRY = 2, /* it becomes head_w0/head_w1 (same host cluster) */
+	Q2_HEAD_NEW = 3,   /* it moves to a new cluster holding head_buf */
+};
+
+/* Backing file bytes at guest offset off into buf. */
+static int q2_read_backing(struct q2 *q, uint64_t off, uint8_t *buf, uint64_t len)
+{
+	if (!len)
+		return 0;
+	if (!q->io->read_backing)
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "qcow2: the partial cluster at the old end needs the backing "
+			       "file's data, which is not available");
+	if (q->io->read_backing(q->io->backing_ctx, off, buf, (uint32_t)len))
+		return q2_fail(q, INSTAR_ERR_READ_FAILED, "qcow2: cannot read the backing file");
+	return 0;
+}
+
+/* The guest view of bytes [from, upto) of the partial cluster (entry
+ * w0/w1) into a new buffer, zeros from upto on: its own data, decompressed,
+ * zeros or the backing file's, cluster by cluster (extended L2: subcluster
+ * by subcluster; `from` is a subcluster boundary). */
+static int q2_head_view(struct q2 *q, uint64_t w0, uint64_t w1, uint64_t from, uint64_t upto,
+			uint8_t **ret)
+{
+	uint64_t h = w0 & Q2_OFF_MASK, gstart = (q->size >> q->cb) << q->cb, sc = q->cs / 32;
+	uint8_t *buf = q2_alloc(q, q->cs, 64);
+	int rc = 0;
+
+	*ret = buf;
+	if (!buf)
+		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	if (w0 & Q2_COMPRESSED) {
+		rc = q2_decompress(q, w0, buf);
+		if (rc == 1)
+			return q2_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: the compressed cluster at the old end does not "
+				       "decompress");
+	} else if (!q->ext_l2) {
+		if (h)
+			rc = q2_read_cluster(q, h, buf);
+		else if (!(q->version >= 3 && (w0 & Q2_ZERO_FLAG)))
+			rc = q2_read_backing(q, gstart + from, buf + from, upto - from);
+	} else {
+		if (h && (w1 & 0xffffffffull))
+			rc = q2_read_cluster(q, h, buf);
+		for (uint64_t lo = from; !rc && lo < upto; lo += sc) {
+			uint64_t k = lo / sc, n = upto - lo < sc ? upto - lo : sc;
+
+			if ((w1 >> k) & 1)
+				continue;
+			if ((w1 >> (32 + k)) & 1)
+				plan_memset(buf + lo, 0, (size_t)n);
+			else
+				rc = q2_read_backing(q, gstart + lo, buf + lo, n);
+		}
+	}
+	if (rc)
+		return rc;
+	plan_memset(buf + upto, 0, (size_t)(q->cs - upto));
+	return 0;
+}
+
+/* The partial cluster at an unaligned old end. Without a backing file that
+ * shows through (or a shorter one) qemu leaves it, and so do we, but what
+ * we own alone has its bytes past the old end zeroed. Over a longer backing
+ * file those bytes must read as zeros after the grow, as qemu makes them
+ * (its explicit zero write of the head): zeroed in place in a cluster we
+ * own alone; else the cluster moves to a new one holding its kept part
+ * (from a shared or compressed cluster, or the backing file for an
+ * unallocated one) and zeros. Extended L2 (no preallocation of data):
+ * subclusters past the old end get their zero bits, only the one holding
+ * the old end is written. falloc and full move it to a fully allocated
+ * cluster, as qemu's preallocation does. */
+static int q2_grow_head(struct q2 *q, int map_mode)
+{
+	uint64_t old = q->size, gh = old >> q->cb, in = old & (q->cs - 1), sc = q->cs / 32;
+	uint64_t e, t, w0 = 0, w1 = 0, h, refs, zoff, zlen;
+	int prealloc_data =
+	    q->o->prealloc == INSTAR_PREALLOC_FALLOC || q->o->prealloc == INSTAR_PREALLOC_FULL;
 	uint8_t ent[16];
 	int rc;
 
-	*head_alloc = 0;
-	*zoff = *zlen = 0;
+	q->head_mode = Q2_HEAD_NONE;
 	if (q->data_file) {
 		/* the cluster's bytes live in the data file, which the host resizes */
 		if (!q->zero_new)
@@ -1476,52 +2003,155 @@ static int q2_grow_head(struct q2 *q, int map_mode, int *head_alloc, uint64_t *z
 		w0 = plan_be64(ent);
 		w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
 	}
-	if (w0 & Q2_COMPRESSED)
-		goto unzeroable;
-	if (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))
-		return 0; /* reads as zeros already */
-	if (q->ext_l2 && q->zero_new) {
-		/* every subcluster from the one holding the old end must be
-		 * allocated or zero, else it reads the backing file */
-		for (uint32_t k = (uint32_t)(in / (q->cs / 32)); k < 32; k++)
-			if (!((w1 >> k) & 1) && !((w1 >> (32 + k)) & 1))
-				goto unzeroable;
-	}
+	q->head_old_w0 = w0;
 	h = w0 & Q2_OFF_MASK;
-	if (!h) {
-		if (q->ext_l2 && !q->zero_new && map_mode)
-			*head_alloc = 1;
-		else if (!q->ext_l2 && q->zero_new)
-			goto unzeroable;
-		else if (!q->ext_l2 && map_mode)
-			*head_alloc = 1;
+
+	if (!q->zero_new) {
+		if (w0 & Q2_COMPRESSED)
+			return 0;
+		if (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))
+			return 0; /* reads as zeros already */
+		if (!h) {
+			if (map_mode)
+				q->head_mode = Q2_HEAD_MAP;
+			return 0;
+		}
+		rc = q2_own_tail(q, h, in, &zoff, &zlen, &refs);
+		if (!rc && refs == 1) {
+			q->hw_off = zoff;
+			q->hw_len = zlen;
+		}
+		return rc; /* shared with a snapshot: left as qemu leaves it */
+	}
+
+	if (w0 & Q2_COMPRESSED && q->ext_l2 && q->o->prealloc == INSTAR_PREALLOC_OFF)
+		/* qemu cannot zero subclusters of a compressed cluster */
+		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+			       "Failed to zero out new clusters: Operation not supported");
+	if (w0 & Q2_COMPRESSED || (q->ext_l2 && prealloc_data)) {
+		/* a new cluster with the kept part (extended L2: all allocated) */
+		q->head_mode = Q2_HEAD_NEW;
+		q->head_w1 = q->ext_l2 ? 0xffffffffull : 0;
+		return q2_head_view(q, w0, w1, 0, in, &q->head_buf);
+	}
+	if (!q->ext_l2) {
+		if (q->version >= 3 && (w0 & Q2_ZERO_FLAG))
+			return 0; /* reads as zeros already */
+		if (h) {
+			rc = q2_own_tail(q, h, in, &zoff, &zlen, &refs);
+			if (rc || refs == 1) {
+				q->hw_off = zoff;
+				q->hw_len = zlen;
+				return rc;
+			}
+		}
+		q->head_mode = Q2_HEAD_NEW;
+		q->head_w1 = 0;
+		return q2_head_view(q, w0, 0, 0, in, &q->head_buf);
+	}
+
+	/* extended L2: subclusters wholly past the old end read as zeros */
+	{
+		uint64_t k0 = in / sc, part = in % sc, nw1 = w1, s0 = k0;
+		int zero = (int)((w1 >> (32 + k0)) & 1);
+		uint8_t *buf;
+
+		for (uint64_t k = part ? k0 + 1 : k0; k < 32; k++)
+			nw1 = (nw1 | (1ull << (32 + k))) & ~(1ull << k);
+		refs = 0;
+		if (h) {
+			rc = q2_ref_get(q, h >> q->cb, &refs);
+			if (rc)
+				return rc;
+		}
+		if (part && !zero && h && refs != 1) {
+			/* a copy, as qemu copies on write: every subcluster from
+			 * the first allocated one to the old end's is allocated
+			 * (metadata preallocation: the allocated ones stay so) */
+			for (uint64_t k = 0; k < k0 && !map_mode; k++)
+				if ((w1 >> k) & 1) {
+					s0 = k;
+					break;
+				}
+			rc = q2_head_view(q, w0, w1, s0 * sc, in, &buf);
+			if (rc)
+				return rc;
+			for (uint64_t k = s0; k <= k0; k++)
+				nw1 = (nw1 | (1ull << k)) & ~(1ull << (32 + k));
+			q->head_mode = Q2_HEAD_NEW;
+			q->head_buf = buf;
+			q->head_w1 = nw1;
+			return 0;
+		}
+		if (part && !zero) {
+			/* the subcluster holding the old end: its kept part, zeros */
+			rc = q2_head_view(q, w0, w1, k0 * sc, in, &buf);
+			if (rc)
+				return rc;
+			nw1 |= 1ull << k0;
+			if (h) {
+				rc = q2_own_tail(q, h, k0 * sc, &zoff, &zlen, &refs);
+				if (rc)
+					return rc;
+				q->hw_off = zoff;
+				q->hw_len = sc;
+				q->hw_buf = buf + k0 * sc;
+			} else {
+				q->head_mode = Q2_HEAD_NEW;
+				q->head_buf = buf;
+				q->head_w1 = nw1;
+				return 0;
+			}
+		}
+		if (map_mode && !h) {
+			/* metadata preallocation maps it (nothing in it is allocated) */
+			q->head_mode = Q2_HEAD_NEW;
+			q->head_w1 = nw1;
+			q->head_buf = q2_alloc(q, q->cs, 64);
+			if (!q->head_buf)
+				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					       "qcow2: out of scratch");
+			return 0;
+		}
+		if (nw1 != w1) {
+			q->head_mode = Q2_HEAD_ENTRY;
+			q->head_w0 = w0;
+			q->head_w1 = nw1;
+		}
 		return 0;
 	}
-	rc = q2_own_tail(q, h, in, zoff, zlen, &rc1);
-	if (rc || rc1 == 1)
-		return rc;
-	if (!q->zero_new)
-		return 0; /* shared with a snapshot: left as qemu leaves it */
-unzeroable:
-	if (!q->zero_new)
-		return 0;
-	return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-		       "qcow2: cannot zero the partial cluster at the old end over a backing file");
 }
 
 /* An L2 entry of the grown range (guest cluster g, new data cluster dc).
- * Over a longer backing file (v3) it must read as zeros: the zero flag
- * (extended L2: every subcluster's zero bit), kept on preallocated clusters
- * too, as qemu does. With an external data file a mapped cluster is the same
- * offset in the data file (qemu's allocation there is the identity). */
+ * Over a longer backing file (v3) it must read as zeros: without data the
+ * zero flag (extended L2: every subcluster's zero bit), with metadata
+ * preallocation the zero flag on the mapped cluster; falloc and full write
+ * zeros into the new clusters and map them as data (extended L2: every
+ * subcluster allocated), as qemu 7.2 does (its protocol truncate zeroes
+ * them). With an external data file a mapped cluster is the same offset in
+ * the data file (qemu's allocation there is the identity); qemu preallocates
+ * only metadata there. The partial cluster at the old end (q2_grow_head)
+ * gets the entry decided for it. Past the old end without preallocation or
+ * a backing file: an empty entry (clears what a crashed shrink left). */
 static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t g,
-			 uint64_t dc)
+			 uint64_t dc, uint64_t head_c)
 {
 	uint64_t host = q->data_file ? g : dc;
 	uint64_t w0 = map_mode ? (host << q->cb) | Q2_COPIED : 0, w1 = 0;
+	int data =
+	    q->o->prealloc == INSTAR_PREALLOC_FALLOC || q->o->prealloc == INSTAR_PREALLOC_FULL;
 
+	if (q->head_mode >= Q2_HEAD_ENTRY && g == q->size >> q->cb) {
+		if (q->head_mode == Q2_HEAD_ENTRY)
+			q2_l2_put(q, t, j, q->head_w0, q->head_w1);
+		else
+			q2_l2_put(q, t, j, (head_c << q->cb) | Q2_COPIED, q->head_w1);
+		return;
+	}
 	if (q->zero_new && q->version >= 3) {
-		if (q->ext_l2)
+		if (map_mode && data && !q->data_file)
+			w1 = q->ext_l2 ? 0xffffffffull : 0;
+		else if (q->ext_l2)
 			w1 = 0xffffffff00000000ull;
 		else
 			w0 |= Q2_ZERO_FLAG;
@@ -1543,6 +2173,35 @@ static int q2_finish(struct q2 *q, int rc, uint64_t after)
 	return rc;
 }
 
+/* Whether L2 table t (L1 index i) maps anything in guest clusters [lo, hi):
+ * left there by a shrink that crashed after its commit. */
+static int q2_stale(struct q2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi, int *ret)
+{
+	uint64_t j0 = lo - i * q->l2e, n = hi - lo;
+	int rc = plan_read(q->io, t + j0 * q->esz, q->tbuf, (uint32_t)(n * q->esz));
+
+	*ret = 0;
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+	for (uint64_t j = 0; j < n && !*ret; j++)
+		*ret = q2_entry_nonzero(q, q->tbuf, j);
+	return 0;
+}
+
+/* Drops this image's references held by entries of table t in guest
+ * clusters [lo, hi) (phase 5: they are overwritten before the commit). */
+static int q2_dec_stale(struct q2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi)
+{
+	uint64_t j0 = lo - i * q->l2e, n = hi - lo;
+	int rc = plan_read(q->io, t + j0 * q->esz, q->tbuf, (uint32_t)(n * q->esz));
+
+	if (rc)
+		return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+	for (uint64_t j = 0; j < n && !rc; j++)
+		rc = q2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+	return rc;
+}
+
 static int q2_grow(struct q2 *q)
 {
 	const struct plan_opts *o = q->o;
@@ -1553,20 +2212,26 @@ static int q2_grow(struct q2 *q)
 	int zero_mode = q->zero_new && o->prealloc == INSTAR_PREALLOC_OFF;
 	/* data-file-raw keeps every cluster mapped: qemu forces metadata */
 	int map_mode = o->prealloc != INSTAR_PREALLOC_OFF || q->data_raw;
+	int all = zero_mode || map_mode; /* every entry of the grown range is written */
 	uint64_t g_old = q2_div_up(old, q->cs), g_new = q2_div_up(nsz, q->cs), g_lo = g_old;
-	uint64_t hz_off = 0, hz_len = 0, i_lo = 0, i_hi = 0, n_idx = 0, n_l2 = 0, n_data = 0;
-	uint64_t fixed, a, l2_base, data_base, k, after;
+	uint64_t d_lo = g_old, i_lo = 0, i_hi = 0, n_idx = 0, n_l2 = 0, n_data = 0, n_head = 0;
+	uint64_t fixed, a, l2_base, data_base, head_c = 0, k, after;
 	uint8_t *kinds = NULL, b[12];
-	int head_alloc = 0, rc;
+	int rc;
 
 	if (old & (q->cs - 1)) {
-		rc = q2_grow_head(q, map_mode, &head_alloc, &hz_off, &hz_len);
+		rc = q2_grow_head(q, map_mode);
 		if (rc)
 			return rc;
-		if (head_alloc)
+		if (q->head_mode != Q2_HEAD_NONE)
 			g_lo = g_old - 1;
 	}
-	if ((zero_mode || map_mode) && g_lo < g_new) {
+	/* The tables of the grown range (a head that changes implies `all`):
+	 * new ones where the range needs entries and has no table; existing
+	 * ones are written when the range needs entries, or the head changes,
+	 * or entries are left past the old end (a shrink that crashed after its
+	 * commit): in place when ours alone, else copied. */
+	if (g_lo < g_new) {
 		i_lo = g_lo / q->l2e;
 		i_hi = (g_new - 1) / q->l2e;
 		n_idx = i_hi - i_lo + 1;
@@ -1574,8 +2239,9 @@ static int q2_grow(struct q2 *q)
 		if (!kinds)
 			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 		for (uint64_t i = i_lo; i <= i_hi; i++) {
-			uint64_t e, t;
-			int kind;
+			uint64_t e, t, glo = i * q->l2e > g_old ? i * q->l2e : g_old;
+			uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
+			int kind, stale = 0;
 
 			rc = q2_l1_get(q, i, &e);
 			if (!rc)
@@ -1583,8 +2249,14 @@ static int q2_grow(struct q2 *q)
 			if (rc)
 				return rc;
 			if (!t) {
-				kinds[i - i_lo] = Q2_KIND_NEW;
-				n_l2++;
+				kinds[i - i_lo] = all ? Q2_KIND_NEW : Q2_KIND_KEEP;
+				n_l2 += kinds[i - i_lo] == Q2_KIND_NEW;
+				continue;
+			}
+			if (glo < ghi && (rc = q2_stale(q, i, t, glo, ghi, &stale)))
+				return rc;
+			if (!all && !stale && !(q->head_mode && i == i_lo)) {
+				kinds[i - i_lo] = Q2_KIND_KEEP;
 				continue;
 			}
 			rc = q2_table_kind(q, t, &kind);
@@ -1593,10 +2265,13 @@ static int q2_grow(struct q2 *q)
 			kinds[i - i_lo] = (uint8_t)kind;
 			n_l2 += kind == Q2_KIND_COW;
 		}
-		n_data = map_mode && !q->data_file ? g_new - g_lo : 0;
+		/* the head keeps its cluster unless it moves or is mapped anew */
+		d_lo = q->head_mode == Q2_HEAD_ENTRY ? g_old : g_lo;
+		n_data = map_mode && !q->data_file ? g_new - d_lo : 0;
 	}
+	n_head = q->head_mode == Q2_HEAD_NEW && !n_data;
 	if (__builtin_add_overflow(n_l1, n_l2, &fixed) ||
-	    __builtin_add_overflow(fixed, n_data, &fixed) ||
+	    __builtin_add_overflow(fixed, n_data + n_head, &fixed) ||
 	    __builtin_add_overflow(fixed, q2_bm_clusters(q), &fixed))
 		return q2_fail(q, INSTAR_ERR_TOO_LARGE, "qcow2: image file would grow too large");
 	rc = q2_layout(q, fixed);
@@ -1611,16 +2286,21 @@ static int q2_grow(struct q2 *q)
 	if (!rc && q->rt_new_n)
 		rc = q2_ref_dec_range(q, q->rt_off, (uint64_t)q->rt_clusters << q->cb);
 	if (!rc)
-		rc = q2_bm_plan(q, q->run_a + n_l1 + n_l2 + n_data);
+		rc = q2_bm_plan(q, q->run_a + n_l1 + n_l2 + n_data + n_head);
+	if (!rc && q->head_mode == Q2_HEAD_NEW)
+		rc = q2_dec_entry(q, q->head_old_w0);
 	for (uint64_t i = i_lo; !rc && kinds && i <= i_hi; i++) {
-		uint64_t e, t;
+		uint64_t e, t, glo = i * q->l2e > g_old ? i * q->l2e : g_old;
+		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
 
-		if (kinds[i - i_lo] != Q2_KIND_COW)
+		if (kinds[i - i_lo] != Q2_KIND_COW && kinds[i - i_lo] != Q2_KIND_INPLACE)
 			continue;
 		rc = q2_l1_get(q, i, &e);
 		if (!rc)
 			rc = q2_l2_off(q, e, &t);
-		if (!rc)
+		if (!rc && glo < ghi)
+			rc = q2_dec_stale(q, i, t, glo, ghi);
+		if (!rc && kinds[i - i_lo] == Q2_KIND_COW)
 			rc = q2_ref_dec(q, t >> q->cb);
 	}
 	if (rc)
@@ -1629,9 +2309,12 @@ static int q2_grow(struct q2 *q)
 	a = q->run_a;
 	l2_base = a + n_l1;
 	data_base = l2_base + n_l2;
+	head_c = data_base; /* the head's data cluster, or its own one after none */
 	after = q->io->file_size;
 	if (q->run_end > q->run_a && (q->run_end << q->cb) > after)
 		after = q->run_end << q->cb;
+	if (q->hw_buf && q->hw_off + q->hw_len > after)
+		after = q->hw_off + q->hw_len; /* data past the file's end */
 
 	/* layer 1: new L1, L2 tables, data, refcounts */
 	k = 0;
@@ -1643,7 +2326,8 @@ static int q2_grow(struct q2 *q)
 
 			if (i < q->l1_size && (rc = q2_l1_get(q, i, &v)))
 				return rc;
-			if (kinds && i >= i_lo && i <= i_hi && kinds[i - i_lo] != Q2_KIND_INPLACE)
+			if (kinds && i >= i_lo && i <= i_hi &&
+			    (kinds[i - i_lo] == Q2_KIND_NEW || kinds[i - i_lo] == Q2_KIND_COW))
 				v = ((l2_base + k++) << q->cb) | Q2_COPIED;
 			plan_put_be64(q->tbuf + j * 8, v);
 		}
@@ -1657,7 +2341,7 @@ static int q2_grow(struct q2 *q)
 		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
 		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
 
-		if (kind == Q2_KIND_INPLACE)
+		if (kind == Q2_KIND_INPLACE || kind == Q2_KIND_KEEP)
 			continue;
 		if (kind == Q2_KIND_COW) {
 			uint64_t e, t;
@@ -1672,9 +2356,9 @@ static int q2_grow(struct q2 *q)
 		} else {
 			plan_memset(q->tbuf, 0, (size_t)q->cs);
 		}
-		for (uint64_t g = glo; g < ghi; g++) {
-			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, g, data_base + g - g_lo);
-		}
+		for (uint64_t g = glo; g < ghi; g++)
+			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, g, data_base + g - d_lo,
+				     head_c);
 		rc = q2_put(q, (l2_base + k++) << q->cb, q->tbuf, q->cs);
 		if (rc)
 			return rc;
@@ -1685,21 +2369,27 @@ static int q2_grow(struct q2 *q)
 		/* metadata: nothing else extends the file past the new data
 		 * clusters; do it now so no committed state points past EOF */
 		rc = q2_put(q, q->run_end << q->cb, q->zbuf, 512);
-	if (!rc && hz_len)
-		rc = q2_zero(q, hz_off, hz_len);
+	if (!rc && q->head_mode == Q2_HEAD_NEW)
+		rc = q2_put(q, head_c << q->cb, q->head_buf, q->cs);
+	if (!rc && q->hw_len && q->hw_buf)
+		rc = q2_put(q, q->hw_off, q->hw_buf, q->hw_len);
+	else if (!rc && q->hw_len)
+		rc = q2_zero(q, q->hw_off, q->hw_len);
 	if (!rc)
 		rc = q2_bm_emit(q);
 	if (!rc)
 		rc = q2_emit_ref_layers(q);
 	if (rc)
 		return rc;
-	/* layer 3: link the new tables */
+	/* layer 3: link the new tables, write the ones we own in place */
 	k = 0;
 	for (uint64_t i = i_lo; kinds && i <= i_hi; i++) {
 		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
 		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
 		uint64_t e, t;
 
+		if (kinds[i - i_lo] == Q2_KIND_KEEP)
+			continue;
 		if (kinds[i - i_lo] != Q2_KIND_INPLACE) {
 			if (!relocate) {
 				plan_put_be64(b, ((l2_base + k) << q->cb) | Q2_COPIED);
@@ -1715,9 +2405,9 @@ static int q2_grow(struct q2 *q)
 			rc = q2_l2_off(q, e, &t);
 		if (rc)
 			return rc;
-		for (uint64_t g = glo; g < ghi; g++) {
-			q2_new_entry(q, q->tbuf, g - glo, map_mode, g, data_base + g - g_lo);
-		}
+		for (uint64_t g = glo; g < ghi; g++)
+			q2_new_entry(q, q->tbuf, g - glo, map_mode, g, data_base + g - d_lo,
+				     head_c);
 		rc = q2_put(q, t + (glo - i * q->l2e) * q->esz, q->tbuf, (ghi - glo) * q->esz);
 		if (rc)
 			return rc;
@@ -1731,11 +2421,6 @@ static int q2_grow(struct q2 *q)
 }
 
 /* ---- shrink ---- */
-
-static int q2_entry_nonzero(const struct q2 *q, const uint8_t *t, uint64_t j)
-{
-	return plan_be64(t + j * q->esz) != 0 || (q->ext_l2 && plan_be64(t + j * q->esz + 8) != 0);
-}
 
 /* Highest cluster below `limit` with a refcount, after this plan's changes. */
 static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
@@ -1807,29 +2492,12 @@ static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, ui
 		if (rc)
 			return rc;
 	} else {
-		size_t wsz = q->ctype ? PLAN_UNZSTD_WORK_SIZE : PLAN_INFLATE_WORK_SIZE;
-		uint64_t off, csize;
-		uint8_t *cbuf, *work;
-
-		rc = q2_compressed(q, w0, &off, &csize);
-		if (rc)
-			return rc;
-		if (off >= q->io->file_size)
-			return 0;
-		if (csize > q->io->file_size - off)
-			csize = q->io->file_size - off; /* as qemu: a short last read */
 		buf = q2_alloc(q, q->cs, 64);
-		cbuf = q2_alloc(q, csize, 64);
-		work = q2_alloc(q, wsz, 64);
-		if (!buf || !cbuf || !work)
+		if (!buf)
 			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-		rc = plan_read(q->io, off, cbuf, (uint32_t)csize);
+		rc = q2_decompress(q, w0, buf);
 		if (rc)
-			return q2_fail(q, rc, "qcow2: cannot read a compressed cluster");
-		rc = q->ctype ? plan_unzstd(cbuf, (size_t)csize, buf, (size_t)q->cs, work)
-			      : plan_inflate(cbuf, (size_t)csize, buf, (size_t)q->cs, work);
-		if (rc)
-			return 0;
+			return rc == 1 ? 0 : rc;
 		*ret_w1 = q->ext_l2 ? 0xffffffffull : 0; /* every subcluster allocated */
 	}
 	plan_memset(buf + in, 0, (size_t)(q->cs - in));
@@ -2168,6 +2836,8 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 		goto out;
 	}
 	rc = q2_load_reftable(q);
+	if (!rc && o->new_size != q->size)
+		rc = q2_validate(q);
 	if (rc)
 		goto out;
 	if (o->new_size > q->size) {

@@ -392,6 +392,85 @@ expect_error "corrupt bit" "" 64M "printf '\\x02' | dd of=\$B bs=1 seek=79 conv=
 expect_error "dirty bit" "" 64M "printf '\\x01' | dd of=\$B bs=1 seek=79 conv=notrunc status=none" \
 	128M REQUIRES_CHECK
 
+# ---- issue 19 ----
+# 060: a corrupt refcount table entry is refused, nothing written, with
+# qemu's corruption text (qemu marks the image corrupt after a partial
+# shrink; we refuse up front).
+RT_POKE="printf '\\x00\\xff\\xff\\xff\\x00\\x00\\x00\\x00' | dd of=\$B bs=1 seek=\$((0x10008)) conv=notrunc status=none"
+expect_error "060 refblock past the end, shrink" "" 64M "$RT_POKE" 32M CORRUPT --shrink
+grep -q "detail=Refblock at 0xffffff00000000 is not covered by the refcount structures" pa.out ||
+	fail "$(cat pa.out)"
+expect_error "060 refblock past the end, grow" "" 64M "$RT_POKE" 128M CORRUPT
+expect_error "060 unaligned refblock" "refcount_bits=1" 64M \
+	"printf '\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00' | dd of=\$B bs=1 seek=\$((0x10010)) conv=notrunc status=none" \
+	32M CORRUPT --shrink
+
+# 125, 271, 274: growing from inside a cluster over a longer backing file:
+# the rest of that cluster reads as zeros, the kept part as before (copied
+# from the backing file when unallocated, as qemu does); the new clusters'
+# map as qemu's for every preallocation mode (falloc/full: data).
+# bk_case NAME CREATE_OPTS OLD NEW PREALLOC PREP (PREP on $B)
+bk_case() {
+	CASE="backing $1 ($5)"
+	local opts=$2 old=$3 new=$4 p=$5 prep=$6
+	cases=$((cases + 1))
+	rm -f q.qcow2 o.qcow2
+	"$QI" create -q -f qcow2 ${opts:+-o "$opts"} -F raw -b back.raw q.qcow2 "$old"
+	B=q.qcow2
+	eval "$prep"
+	cp --sparse=always q.qcow2 o.qcow2
+	"$QI" resize -q --preallocation="$p" q.qcow2 "$(bytes "$new")" || { fail "qemu-img resize failed"; return; }
+	"$PA" --prealloc "$p" --backing-data back.raw qcow2 o.qcow2 "$(bytes "$new")" >pa.out ||
+		{ fail "plan-apply: $(cat pa.out)"; return; }
+	check_ours o.qcow2
+	"$QI" compare -q q.qcow2 o.qcow2 || fail "qemu-img compare differs"
+	"$QIO" -c "read -q -P 0 $(bytes "$old") $(($(bytes "$new") - $(bytes "$old")))" o.qcow2 >/dev/null ||
+		fail "the grown range does not read as zeros"
+	[ "$(map_shape q.qcow2)" = "$(map_shape o.qcow2)" ] ||
+		fail "map differs: $(map_shape q.qcow2) VS $(map_shape o.qcow2)"
+}
+"$QI" create -q -f raw back.raw 2M
+"$QIO" -f raw -c "write -q -P 0x5a 0 2M" back.raw >/dev/null
+bwr() { "$QIO" -f qcow2 -c "write -q -P $1 $2 $3" "$B" >/dev/null; }
+for p in off metadata falloc full; do
+	bk_case "unallocated" "" 31K 96K $p ""
+	bk_case "ext_l2 unallocated" "extended_l2=on" 503K 1013K $p ""
+done
+for p in off falloc; do
+	bk_case "allocated" "" 33K 128K $p "bwr 0x11 0 33K"
+	bk_case "shared" "" 97K 1M $p "bwr 0x11 0 97K; $QI snapshot -c s1 \$B"
+	bk_case "compressed" "" 97K 1M $p \
+		"$QI create -q -f qcow2 c.qcow2 97K; $QIO -c 'write -q -P 0x33 0 97K' c.qcow2 >/dev/null; $QI convert -c -O qcow2 -F raw -B back.raw c.qcow2 \$B"
+	bk_case "ext_l2 own subcluster" "extended_l2=on" 503K 1013K $p "bwr 0x11 500K 1K"
+	bk_case "ext_l2 shared" "extended_l2=on" 503K 1013K $p "bwr 0x11 480K 1K; $QI snapshot -c s1 \$B"
+	bk_case "ext_l2 aligned subcluster" "extended_l2=on" 502K 1013K $p "bwr 0x11 448K 54K"
+done
+CASE="backing not readable"
+cases=$((cases + 1))
+"$QI" create -q -f qcow2 -F raw -b back.raw n.qcow2 31K
+cp n.qcow2 n0.qcow2
+"$PA" --backing-len 2097152 qcow2 n.qcow2 98304 >pa.out && fail "grew without the backing data"
+grep -q "error=UNSUPPORTED_FEATURE" pa.out || fail "$(cat pa.out)"
+cmp -s n.qcow2 n0.qcow2 || fail "image changed by a failed plan"
+
+# A shrink that crashed right after its commit leaves its cut entries
+# mapped past the new end; a later grow must read zeros there.
+CASE="grow after a shrink crashed past its commit"
+cases=$((cases + 1))
+"$QI" create -q -f qcow2 s.qcow2 64M
+"$QIO" -c "write -q -P 0x77 40M 1M" -c "write -q -P 0x66 31M 2M" s.qcow2 >/dev/null
+k=$("$PA" --dry-run --ops --shrink qcow2 s.qcow2 $((32 * M)) |
+	awk 'NR > 1 && $2 != "flush" { n++ } $2 == "write" && $3 == "off=24" { print n; exit }')
+"$PA" --stop-after "$k" --shrink qcow2 s.qcow2 $((32 * M)) >/dev/null
+[ "$(vsize s.qcow2)" = $((32 * M)) ] || fail "the shrink did not commit at $k"
+for g in "" "--prealloc metadata"; do
+	cp s.qcow2 g.qcow2
+	# shellcheck disable=SC2086
+	"$PA" $g qcow2 g.qcow2 $((64 * M)) >/dev/null || fail "grow $g failed"
+	check_ours g.qcow2 1
+	"$QIO" -c "read -q -P 0 32M 32M" g.qcow2 >/dev/null || fail "grow $g: stale data past the old end"
+done
+
 # ---- crash order ----
 crash_case "grow L1+reftable 512B" "cluster_size=512,refcount_bits=64" 16M "wr 0xab 0 1M" 2G
 crash_case "grow L1 64K" "" 1G "wr 0xab 0 1M" 3G
@@ -415,6 +494,13 @@ crash_case "shrink 512B" "cluster_size=512" 16M "wr 0xab 0 64K; wr 0xcd 8M 64K; 
 	$((8 * M + 16 * 1024 + 512)) --shrink
 crash_case "shrink extended L2" "extended_l2=on,cluster_size=128K" 256M \
 	"wr 0xab 0 1M; wr 0xcd 100M 2M; wr 0xef 200M 256K" $((100 * M + 64 * 1024 + 512)) --shrink
+
+# issue 19: the head copied from the backing file; entries a crashed shrink
+# left past the old end cleared before the commit
+crash_case "grow partial head over backing" "" 31K "$QI rebase -q -u -b back.raw -F raw \$B" 96K \
+	--backing-data back.raw
+STALE="wr 0x77 40M 1M; $PA --stop-after 1 --shrink qcow2 \$B $((32 * M)) >/dev/null"
+crash_case "grow over a crashed shrink" "" 64M "$STALE" 64M
 
 echo "qcow2_plan: $cases cases, $fails failures"
 [ "$fails" -eq 0 ]

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct instar_resize_result res;
 	struct plan_opts o = {0};
 	struct plan_scratch s;
-	struct plan_io io;
+	struct plan_io io = {0};
 	struct plan p;
 	uint64_t nsz = 0;
 	int rc;

@@ -4,11 +4,14 @@
  * FLUSH, final length). Used by unit and compat tests of every format.
  *
  *   plan-apply [--shrink] [--prealloc MODE] [--ops] [--dry-run]
- *              [--stop-after K] [--backing-len N] FORMAT IMAGE NEWSIZE
+ *              [--stop-after K] [--backing-len N] [--backing-data FILE]
+ *              FORMAT IMAGE NEWSIZE
  *
  * Like the host, it tells the qcow2 planner which backing file and data file
  * names it saw (the shared probe's view); --backing-len gives the backing
- * file's length (without it the planner treats it as unknown).
+ * file's length (without it the planner treats it as unknown);
+ * --backing-data a raw file the planner may read as the backing file's
+ * content (its length is then the backing length unless given).
  *
  * Prints one line "error=NAME action=A old=N new=N before=N after=N detail=..."
  * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
@@ -172,6 +175,7 @@ int main(int argc, char **argv)
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"stop-after", required_argument, NULL, 'k'},
 	    {"backing-len", required_argument, NULL, 'b'},
+	    {"backing-data", required_argument, NULL, 'd'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct plan_opts po = {0};
@@ -183,7 +187,7 @@ int main(int argc, char **argv)
 	struct stat st;
 	bool show_ops = false, dry = false;
 	long stop_after = -1;
-	int c, fd, fmt, prealloc;
+	int c, fd, fmt, prealloc, bfd = -1;
 	size_t scratch_len = 24u << 20;
 	void *scratch;
 
@@ -211,13 +215,25 @@ int main(int argc, char **argv)
 			po.backing_len = strtoull(optarg, NULL, 0);
 			po.flags |= INSTAR_RESIZE_BACKING_LEN;
 			break;
+		case 'd':
+			bfd = open(optarg, O_RDONLY);
+			if (bfd < 0 || fstat(bfd, &st) != 0) {
+				perror(optarg);
+				return 1;
+			}
+			if (!(po.flags & INSTAR_RESIZE_BACKING_LEN)) {
+				po.backing_len = (uint64_t)st.st_size;
+				po.flags |= INSTAR_RESIZE_BACKING_LEN;
+			}
+			break;
 		default:
 			return 1;
 		}
 	}
 	if (argc - optind != 3) {
 		fprintf(stderr, "usage: plan-apply [--shrink] [--prealloc M] [--ops] [--dry-run] "
-				"[--stop-after K] [--backing-len N] FORMAT IMAGE NEWSIZE\n");
+				"[--stop-after K] [--backing-len N] [--backing-data FILE] "
+				"FORMAT IMAGE NEWSIZE\n");
 		return 1;
 	}
 	fmt = instar_format_from_name(argv[optind]);
@@ -237,6 +253,8 @@ int main(int argc, char **argv)
 	io.read = file_read;
 	io.ctx = &fd;
 	io.file_size = (uint64_t)st.st_size;
+	io.read_backing = bfd >= 0 ? file_read : NULL;
+	io.backing_ctx = &bfd;
 	scratch = malloc(scratch_len);
 	if (!scratch)
 		return 1;

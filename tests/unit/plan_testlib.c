@@ -30,7 +30,7 @@ int ptl_run(ptl_planner_fn planner, uint8_t *img, size_t len, uint64_t new_size,
 {
 	static uint8_t scratch[1 << 20];
 	struct ptl_img m = {.b = img, .len = len};
-	struct plan_io io = {ptl_img_read, &m, len};
+	struct plan_io io = {.read = ptl_img_read, .ctx = &m, .file_size = len};
 	struct plan_opts o = {
 	    .new_size = new_size, .expected_old_size = UINT64_MAX, .flags = flags};
 	struct plan_scratch s;

@@ -129,6 +129,18 @@ static void host_view(const struct ptl_img *im, struct plan_opts *o)
 	}
 }
 
+/* The backing file's content the planner may read (NULL: not offered). */
+static struct ptl_img backing;
+
+static int backing_read(void *ctx, uint64_t off, void *buf, uint32_t len)
+{
+	const struct ptl_img *b = ctx;
+
+	for (uint32_t i = 0; i < len; i++)
+		((uint8_t *)buf)[i] = off + i < b->len ? b->b[off + i] : 0;
+	return 0;
+}
+
 static void run_plan(struct ptl_img *im, uint64_t new_size, uint32_t flags, uint32_t prealloc,
 		     size_t scratch_len, int apply, struct run *out)
 {
@@ -136,7 +148,11 @@ static void run_plan(struct ptl_img *im, uint64_t new_size, uint32_t flags, uint
 			      .expected_old_size = UINT64_MAX,
 			      .prealloc = prealloc,
 			      .flags = flags};
-	struct plan_io io = {.read = ptl_img_read, .ctx = im, .file_size = im->len};
+	struct plan_io io = {.read = ptl_img_read,
+			     .ctx = im,
+			     .file_size = im->len,
+			     .read_backing = backing.b ? backing_read : NULL,
+			     .backing_ctx = &backing};
 	struct plan_scratch s;
 	struct plan p;
 	void *mem = malloc(scratch_len);
@@ -882,16 +898,396 @@ static void test_data_file(void **state)
 	memset(&host, 0, sizeof(host));
 }
 
+/* ---- issue 19.1 (iotest 060): corrupt structures the plan relies on are
+ * refused before anything is written, with qemu's corruption texts ---- */
+
+static void expect_corrupt(struct ptl_img *im, uint64_t size, const char *detail)
+{
+	struct run r;
+
+	run_plan(im, size, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 0, &r);
+	if (r.rc != INSTAR_ERR_CORRUPT || strcmp(r.res.detail, detail) != 0)
+		fail_msg("size %llu: got %d '%s', want CORRUPT '%s'", (unsigned long long)size,
+			 r.rc, r.res.detail, detail);
+	assert_int_equal(r.rec.n, 0);
+}
+
+static void test_corrupt_refcount_table(void **state)
+{
+	static const struct {
+		uint32_t idx;
+		uint64_t val;
+		const char *detail;
+	} cases[] = {
+	    /* 060 "Discarding an out-of-bounds refblock" */
+	    {1, 0x00ffffff00000000ull,
+	     "Refblock at 0xffffff00000000 is not covered by the refcount structures"},
+	    /* 060 "non-covered in-bounds refblock": past the file's end */
+	    {1, 0x1000000000ull,
+	     "Refblock at 0x1000000000 is not covered by the refcount structures"},
+	    {2, 0x200, "Refblock offset 0x200 unaligned (reftable index: 0x2)"},
+	    {1, 3 * CS, "Refblock at 0x3000 overlaps with active L1 table"},
+	    {1, 1 * CS, "Refblock at 0x1000 overlaps with refcount table"},
+	    {1, 2 * CS, "Refblock at 0x2000 is listed twice in the refcount table"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ptl_img im = mkimg();
+
+		put64(im.b + CS + cases[i].idx * 8, cases[i].val);
+		expect_corrupt(&im, 512 * 1024, cases[i].detail); /* shrink */
+		expect_corrupt(&im, 4 * MIB, cases[i].detail);	  /* grow */
+		free(im.b);
+	}
+}
+
+static void test_corrupt_l1(void **state)
+{
+	struct ptl_img im;
+
+	(void)state;
+	im = mkimg();
+	put64(im.b + 3 * CS, (4ull * CS + 512) | (1ull << 63));
+	expect_corrupt(&im, 512 * 1024, "L2 table offset 0x4200 unaligned (L1 index: 0)");
+	put64(im.b + 3 * CS, 64ull * CS);
+	expect_corrupt(&im, 4 * MIB,
+		       "L2 table offset 0x40000 is beyond the end of the image file (L1 index: 0)");
+	put64(im.b + 3 * CS, 1ull * CS);
+	expect_corrupt(&im, 4 * MIB, "L2 table at 0x1000 overlaps with refcount table");
+	put64(im.b + 3 * CS, 2ull * CS | (1ull << 63));
+	expect_corrupt(&im, 4 * MIB, "L2 table at 0x2000 overlaps with refcount block");
+	put64(im.b + 3 * CS, 3ull * CS);
+	expect_corrupt(&im, 512 * 1024, "L2 table at 0x3000 overlaps with active L1 table");
+	free(im.b);
+
+	im = mkimg(); /* two L1 entries, one table */
+	put32(im.b + 36, 2);
+	put64(im.b + 3 * CS + 8, (4ull * CS) | (1ull << 63));
+	expect_corrupt(&im, 512 * 1024,
+		       "L2 table at 0x4000 is listed twice in the active L1 table");
+	expect_corrupt(&im, 4 * MIB, "L2 table at 0x4000 is listed twice in the active L1 table");
+	free(im.b);
+
+	/* a data cluster we own that lies on a refblock: its tail is not
+	 * zeroed in place (qemu's overlap check refuses that write) */
+	im = mkimg();
+	put64(im.b + 4 * CS + 200 * 8, (2ull * CS) | (1ull << 63));
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	expect_corrupt(&im, 200 * CS + 512,
+		       "Preventing invalid write on metadata (overlaps with refcount block)");
+	free(im.b);
+}
+
+/* mkimg() plus one internal snapshot "s1": the snapshot table at cluster 7,
+ * the snapshot's (empty) L1 table at 8. */
+static struct ptl_img mksnap(void)
+{
+	struct ptl_img im = mkimg();
+	uint8_t *e;
+
+	im.b = realloc(im.b, 9 * CS);
+	assert_non_null(im.b);
+	memset(im.b + im.len, 0, 9 * CS - im.len);
+	im.len = 9 * CS;
+	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
+	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
+	put32(im.b + 60, 1);
+	put64(im.b + 64, 7ull * CS);
+	e = im.b + 7 * CS;
+	put64(e, 8ull * CS);
+	put32(e + 8, 1);
+	plan_put_be16(e + 12, 1);
+	plan_put_be16(e + 14, 2);
+	put32(e + 36, 24);
+	put64(e + 48, MIB); /* disk_size */
+	memcpy(e + 64, "1s1", 3);
+	return im;
+}
+
+static void test_corrupt_snapshots(void **state)
+{
+	static const struct patch patches[] = {
+	    {64, 8, 7 * CS + 8, 0}, /* table offset unaligned */
+	    {64, 8, 64 * CS, 1},    /* past the file's end */
+	    {7 * CS, 8, 8 * CS + 8, 2},
+	    {7 * CS, 8, 1 * CS, 3},
+	    {7 * CS, 8, 4 * CS, 4},
+	    {7 * CS + 36, 4, 2000, 5},
+	    {64, 8, 4 * CS, 6}, /* the table on the L2 table */
+	    {7 * CS + 8, 4, 0x7fffffff, 7},
+	};
+	static const char *const want[] = {
+	    "Snapshot table offset invalid",
+	    "Snapshot table offset invalid",
+	    "Snapshot L1 table offset invalid",
+	    "Snapshot L1 table at 0x1000 overlaps with refcount table",
+	    "Snapshot L1 table at 0x4000 overlaps with active L2 table",
+	    "Too much extra metadata in snapshot table entry 0",
+	    "Snapshot table at 0x4000 overlaps with active L2 table",
+	    "Snapshot L1 table too large",
+	};
+	struct ptl_img im = mksnap();
+	struct run r;
+
+	(void)state;
+	run_plan(&im, 4 * MIB, 0, 0, 8 * MIB, 0, &r); /* the valid one grows */
+	assert_int_equal(r.rc, 0);
+	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, 0);
+	free(im.b);
+	for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+		const struct patch *pt = &patches[i];
+
+		im = mksnap();
+		if (pt->width == 4)
+			put32(im.b + pt->off, (uint32_t)pt->val);
+		else
+			put64(im.b + pt->off, pt->val);
+		expect_corrupt(&im, 512 * 1024, want[pt->err]);
+		expect_corrupt(&im, 4 * MIB, want[pt->err]);
+		free(im.b);
+	}
+}
+
+/* ---- issue 19.2 (iotests 125, 271, 274): growing over a longer backing
+ * file from inside a cluster zeroes the rest of that cluster ---- */
+
+static void backed_host(uint64_t backing_len, int offer)
+{
+	static uint8_t data[4 * MIB];
+
+	memset(&host, 0, sizeof(host));
+	host.set = 1;
+	host.bcrc = instar_crc32(0, "base", 4);
+	host.flags = INSTAR_RESIZE_BACKING | INSTAR_RESIZE_BACKING_LEN;
+	host.backing_len = backing_len;
+	memset(data, 0x5a, sizeof(data));
+	backing.b = offer ? data : NULL;
+	backing.len = sizeof(data);
+}
+
+/* Guest cluster g's entry is COPIED, plain and holds `keep` bytes of c, then
+ * zeros; its cluster is counted once. Returns its host cluster. */
+static uint64_t check_head(const struct ptl_img *im, uint64_t g, uint32_t keep, uint8_t c)
+{
+	uint64_t e = plan_be64(im->b + 4 * CS + g * 8), h = e & 0x00fffffffffffe00ull;
+	uint8_t want[CS];
+
+	assert_int_equal(e >> 62, 2);
+	assert_int_equal(e & 1, 0);
+	assert_true(h >= 7 * CS && h + CS <= im->len);
+	assert_int_equal(refcount(im, h / CS), 1);
+	memset(want, 0, sizeof(want));
+	memset(want, c, keep);
+	assert_memory_equal(im->b + h, want, CS);
+	return h / CS;
+}
+
+static void test_grow_partial_backing(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	/* unallocated: the kept 1 KiB comes from the backing file */
+	backed_host(4 * MIB, 0);
+	im = mkbacked(3);
+	put64(im.b + 24, 20 * CS + 1024);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE); /* not offered: refused */
+	assert_int_equal(r.rec.n, 0);
+	assert_non_null(strstr(r.res.detail, "backing file"));
+	backed_host(4 * MIB, 1);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_head(&im, 20, 1024, 0x5a);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 21 * 8), 1); /* then zero clusters */
+	assert_true(plan_be64(im.b + 24) == 2 * MIB);
+	free(im.b);
+
+	/* a backing file no longer than the image shows nothing: left */
+	backed_host(20 * CS + 1024, 0);
+	im = mkbacked(3);
+	put64(im.b + 24, 20 * CS + 1024);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 20 * 8), 0);
+	free(im.b);
+
+	/* ours alone: zeroed in place */
+	backed_host(4 * MIB, 0);
+	im = mkbacked(3);
+	put64(im.b + 24, 10 * CS + 512);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
+	assert_int_equal(im.b[6 * CS + 511], 0xcd);
+	assert_int_equal(im.b[6 * CS + 512], 0);
+	assert_int_equal(im.b[7 * CS - 1], 0);
+	free(im.b);
+
+	/* shared with a snapshot: copied, the snapshot keeps the old one */
+	im = mkbacked(3);
+	put64(im.b + 24, 10 * CS + 512);
+	plan_put_be16(im.b + 2 * CS + 6 * 2, 2);
+	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_head(&im, 10, 512, 0xcd);
+	assert_int_equal(refcount(&im, 6), 1);
+	assert_int_equal(im.b[6 * CS + 4000], 0xcd);
+	free(im.b);
+
+	/* compressed (a stored deflate block at host cluster 7): decompressed */
+	im = mkbacked(3);
+	im.b = realloc(im.b, 9 * CS);
+	assert_non_null(im.b);
+	im.len = 9 * CS;
+	memset(im.b + 7 * CS, 0, 2 * CS);
+	im.b[7 * CS] = 0x01;
+	im.b[7 * CS + 1] = CS & 0xff;
+	im.b[7 * CS + 2] = CS >> 8;
+	im.b[7 * CS + 3] = (uint8_t) ~(CS & 0xff);
+	im.b[7 * CS + 4] = (uint8_t) ~(CS >> 8);
+	memset(im.b + 7 * CS + 5, 0xab, CS);
+	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
+	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
+	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
+	put64(im.b + 24, 200 * CS + 2048);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_head(&im, 200, 2048, 0xab);
+	assert_int_equal(refcount(&im, 7), 0);
+	assert_int_equal(refcount(&im, 8), 0);
+	free(im.b);
+
+	/* preallocated: the head becomes the first new data cluster */
+	backed_host(4 * MIB, 1);
+	im = mkbacked(3);
+	put64(im.b + 24, 20 * CS + 1024);
+	run_plan(&im, 2 * MIB, 0, INSTAR_PREALLOC_FALLOC, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	check_head(&im, 20, 1024, 0x5a);
+	free(im.b);
+	memset(&host, 0, sizeof(host));
+	backing.b = NULL;
+}
+
+/* ---- issue 19.3 (iotest 274): falloc and full over a longer backing file
+ * map the new clusters as data (zeros written), metadata as zero ---- */
+static void test_grow_prealloc_backing(void **state)
+{
+	static const uint32_t modes[] = {INSTAR_PREALLOC_METADATA, INSTAR_PREALLOC_FALLOC,
+					 INSTAR_PREALLOC_FULL};
+
+	(void)state;
+	for (size_t m = 0; m < 3; m++) {
+		struct ptl_img im;
+		struct run r;
+
+		backed_host(4 * MIB, 0);
+		im = mkbacked(3);
+		run_plan(&im, MIB + 4 * CS, 0, modes[m], 8 * MIB, 1, &r);
+		assert_int_equal(r.rc, 0);
+		for (uint64_t g = 256; g < 260; g++) {
+			uint64_t e = plan_be64(im.b + 4 * CS + g * 8);
+
+			assert_int_equal(e >> 62, 2);
+			assert_true((e & 0x00fffffffffffe00ull) >= 7 * CS);
+			assert_int_equal(e & 1, modes[m] == INSTAR_PREALLOC_METADATA);
+		}
+		free(im.b);
+	}
+	memset(&host, 0, sizeof(host));
+}
+
+/* ---- crash follow-up: a shrink that crashed after its commit leaves
+ * entries mapped past the new end; a later grow (header-only too) clears
+ * them before its own commit, so the grown range reads as zeros ---- */
+static void test_grow_clears_stale(void **state)
+{
+	struct ptl_img im;
+	struct run r;
+	int l2_at = -1, size_at = -1;
+
+	(void)state;
+	/* committed 100 clusters; guest cluster 200 (host 5) still mapped */
+	im = mkimg();
+	put64(im.b + 24, 100 * CS);
+	run_plan(&im, MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
+	assert_int_equal(refcount(&im, 5), 0);
+	assert_int_equal(refcount(&im, 6), 1);
+	for (uint32_t i = 0; i < r.rec.n; i++) {
+		const struct plan_op *op = &r.rec.ops[i];
+
+		if (op->kind == PLAN_OP_WRITE && op->off <= 4 * CS + 200 * 8 &&
+		    op->off + op->len > 4 * CS + 200 * 8)
+			l2_at = (int)i;
+		if (op->kind == PLAN_OP_WRITE && op->off == 24)
+			size_at = (int)i;
+	}
+	assert_true(l2_at >= 0 && size_at > l2_at); /* cleared before the commit */
+	free(im.b);
+
+	/* the same table shared with a snapshot: a copy without the entry */
+	im = mkimg();
+	put64(im.b + 24, 100 * CS);
+	for (int c = 4; c <= 6; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 2);
+	put64(im.b + 3 * CS, 4ull * CS);
+	put64(im.b + 4 * CS + 200 * 8, 5ull * CS);
+	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
+	run_plan(&im, MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	{
+		uint64_t t = plan_be64(im.b + 3 * CS) & 0x00fffffffffffe00ull;
+
+		assert_true(t >= 7 * CS);
+		assert_int_equal(plan_be64(im.b + t + 200 * 8), 0);
+		assert_int_equal(plan_be64(im.b + t + 10 * 8), 6ull * CS);
+		assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 5ull * CS); /* snapshot's */
+	}
+	assert_int_equal(refcount(&im, 4), 1);
+	assert_int_equal(refcount(&im, 5), 1);
+	assert_int_equal(refcount(&im, 6), 2);
+	free(im.b);
+
+	/* past the new size: left for a later grow */
+	im = mkimg();
+	put64(im.b + 24, 100 * CS);
+	run_plan(&im, 150 * CS, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), (5ull * CS) | (1ull << 63));
+	free(im.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid_grow),		cmocka_unit_test(test_valid_shrink),
-	    cmocka_unit_test(test_shrink_commit_first), cmocka_unit_test(test_noop),
-	    cmocka_unit_test(test_request_errors),	cmocka_unit_test(test_hostile_headers),
-	    cmocka_unit_test(test_corrupt_detail),	cmocka_unit_test(test_hostile_tables),
-	    cmocka_unit_test(test_hostile_bitmaps),	cmocka_unit_test(test_fuzz),
-	    cmocka_unit_test(test_shrink_tail_copy),	cmocka_unit_test(test_backing_length),
+	    cmocka_unit_test(test_valid_grow),
+	    cmocka_unit_test(test_valid_shrink),
+	    cmocka_unit_test(test_shrink_commit_first),
+	    cmocka_unit_test(test_noop),
+	    cmocka_unit_test(test_request_errors),
+	    cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_corrupt_detail),
+	    cmocka_unit_test(test_hostile_tables),
+	    cmocka_unit_test(test_hostile_bitmaps),
+	    cmocka_unit_test(test_fuzz),
+	    cmocka_unit_test(test_shrink_tail_copy),
+	    cmocka_unit_test(test_backing_length),
 	    cmocka_unit_test(test_data_file),
+	    cmocka_unit_test(test_corrupt_refcount_table),
+	    cmocka_unit_test(test_corrupt_l1),
+	    cmocka_unit_test(test_corrupt_snapshots),
+	    cmocka_unit_test(test_grow_partial_backing),
+	    cmocka_unit_test(test_grow_prealloc_backing),
+	    cmocka_unit_test(test_grow_clears_stale),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
