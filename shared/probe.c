@@ -3,6 +3,7 @@
  * lies inside one window the caller supplied. */
 #include "crc32.h"
 #include "probe.h"
+#include "vhd_size.h"
 #include "vhdx_layout.h"
 
 #define SECTOR 512u
@@ -320,7 +321,9 @@ static void probe_vhd(const struct instar_probe_input *in, const uint8_t *footer
 	uint64_t doff = be64(footer + 16);
 	const uint8_t *dyn;
 
-	ret->virtual_size = be64(footer + 48);
+	/* the planner's rule, not a copy of it: CHS or current_size by creator
+	 * and geometry (vhd_size.h) */
+	ret->virtual_size = instar_vhd_virtual_size(footer);
 	if (type == 2)
 		set_sub(ret, "fixed", 5);
 	else if (type == 3)

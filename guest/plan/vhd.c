@@ -1,14 +1,15 @@
 /* guest/plan/vhd.c — the VHD ("vpc") resize planner: fixed and dynamic disks,
  * grow and shrink. Pure: reads through plan_io, emits ops; freestanding.
  *
- * Size rule (checked against qemu-img 7.2 by experiment): readers take the
- * size from the CHS geometry unless the creator is one whose tools use
- * current_size ("win ", "qem2", "d2v ", "CTXS", "tap\0") or the geometry is
- * the maximum 65535/16/255. So for CHS creators a request is rounded UP to the
+ * Size rule: shared/vhd_size.h, the one the host probe uses too (qemu 7.2's
+ * reading rule: CHS unless the creator's tools use current_size or the
+ * geometry is the maximum). For CHS creators a request is rounded UP to the
  * next CHS-representable size, as `qemu-img create -f vpc` does, and
- * current_size is kept equal to C*H*S*512; for current_size creators the
- * request is kept (rounded up to 512) and CHS is the spec's geometry for it.
- * The rounded size is what new_virtual_size reports.
+ * current_size is kept equal to C*H*S*512; for current_size creators (and a
+ * disk2vhd image with the maximum geometry, which it keeps) the request is
+ * kept, rounded up to 512. The rounded size is what new_virtual_size
+ * reports, and every footer with the new size carries it in current_size
+ * and original_size (@40, what libvhdi reads) alike.
  *
  * Crash order (an interruption leaves the old or the new disk):
  * - dynamic grow: [relocated BAT + a copy of the old footer after it at EOF,
@@ -33,6 +34,7 @@
  *   than the disk) -> FLUSH -> new footer at the new end -> FLUSH -> truncate.
  * Differencing disks are refused. */
 #include "plan.h"
+#include "vhd_size.h"
 
 #define VHD_SECTOR 512u
 #define VHD_FOOTER_LEN 512u
@@ -41,16 +43,15 @@
 #define VHD_TYPE_DYNAMIC 3u
 #define VHD_TYPE_DIFF 4u
 #define VHD_BAT_FREE 0xffffffffu
-#define VHD_MAX_SECTORS 0xff000000ull /* qemu's limit: 2040 GiB */
-#define VHD_CHS_MAX_SECTORS (65535ull * 16 * 255)
-#define VHD_CHUNK_ENTRIES 16384u /* BAT entries per read/write chunk */
+#define VHD_MAX_SECTORS INSTAR_VHD_MAX_SECTORS /* qemu's limit: 2040 GiB */
+#define VHD_CHUNK_ENTRIES 16384u	       /* BAT entries per read/write chunk */
 
 /* footer fields */
-#define VF_CREATOR 28
-#define VF_CUR_SIZE 48
-#define VF_CYL 56
-#define VF_HEADS 58
-#define VF_SPT 59
+#define VF_ORIG_SIZE INSTAR_VHD_F_ORIG_SIZE
+#define VF_CUR_SIZE INSTAR_VHD_F_CUR_SIZE
+#define VF_CYL INSTAR_VHD_F_CYL
+#define VF_HEADS INSTAR_VHD_F_HEADS
+#define VF_SPT INSTAR_VHD_F_SPT
 #define VF_TYPE 60
 #define VF_CSUM 64
 #define VF_DATA_OFF 16
@@ -103,91 +104,30 @@ static bool vhd_footer_valid(const uint8_t *f)
 	       plan_be32(f + VF_CSUM) == vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM);
 }
 
-/* Creators whose tools (and qemu 7.2) take the size from current_size. */
-static bool vhd_size_creator(const uint8_t *f)
+/* Rounds a request to what the footer can express (vhd_size.h); fills CHS. */
+static int vhd_round(struct vhd *v, uint64_t req, struct instar_vhd_chs *g)
 {
-	static const char names[][4] = {
-	    {'w', 'i', 'n', ' '}, {'q', 'e', 'm', '2'},	 {'d', '2', 'v', ' '},
-	    {'C', 'T', 'X', 'S'}, {'t', 'a', 'p', '\0'},
-	};
-
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (plan_memcmp(f + VF_CREATOR, names[i], 4) == 0)
-			return true;
-	return false;
-}
-
-/* The CHS algorithm of the VHD spec appendix. */
-static void vhd_geometry(uint64_t ts, uint32_t *c, uint32_t *h, uint32_t *s)
-{
-	uint64_t cth;
-
-	if (ts > VHD_CHS_MAX_SECTORS)
-		ts = VHD_CHS_MAX_SECTORS;
-	if (ts >= 65535ull * 16 * 63) {
-		*s = 255;
-		*h = 16;
-		cth = ts / 255;
-	} else {
-		*s = 17;
-		cth = ts / 17;
-		*h = (uint32_t)((cth + 1023) / 1024);
-		if (*h < 4)
-			*h = 4;
-		if (cth >= (uint64_t)*h * 1024 || *h > 16) {
-			*s = 31;
-			*h = 16;
-			cth = ts / 31;
-		}
-		if (cth >= (uint64_t)*h * 1024) {
-			*s = 63;
-			*h = 16;
-			cth = ts / 63;
-		}
-	}
-	*c = (uint32_t)(cth / *h);
-}
-
-static uint64_t vhd_reader_size(const uint8_t *f)
-{
-	uint64_t chs = (uint64_t)plan_be16(f + VF_CYL) * f[VF_HEADS] * f[VF_SPT];
-
-	if (vhd_size_creator(f) || chs == VHD_CHS_MAX_SECTORS)
-		return plan_be64(f + VF_CUR_SIZE) / VHD_SECTOR * VHD_SECTOR;
-	return chs * VHD_SECTOR;
-}
-
-/* Rounds a request to what the footer can express; fills CHS. */
-static int vhd_round(struct vhd *v, uint64_t req, uint32_t *c, uint32_t *h, uint32_t *s)
-{
-	uint64_t ts = req / VHD_SECTOR + (req % VHD_SECTOR != 0);
-
-	if (ts > VHD_MAX_SECTORS)
-		return vhd_fail(v, INSTAR_ERR_TOO_LARGE, "vhd size limit is 2040 GiB");
-	if (vhd_size_creator(v->footer) || ts >= VHD_CHS_MAX_SECTORS) {
-		vhd_geometry(ts, c, h, s);
-		v->new_size = ts * VHD_SECTOR;
+	switch (instar_vhd_resize_size(v->footer, req, &v->new_size, g)) {
+	case 0:
 		return 0;
+	case -1:
+		return vhd_fail(v, INSTAR_ERR_TOO_LARGE, "vhd size limit is 2040 GiB");
+	default:
+		return vhd_fail(v, INSTAR_ERR_INTERNAL, "vhd geometry search failed");
 	}
-	/* Smallest geometry holding ts sectors; a cylinder is < 2^14 sectors. */
-	for (uint64_t i = 0; i < (1u << 16); i++) {
-		vhd_geometry(ts + i, c, h, s);
-		if ((uint64_t)*c * *h * *s >= ts) {
-			v->new_size = (uint64_t)*c * *h * *s * VHD_SECTOR;
-			return 0;
-		}
-	}
-	return vhd_fail(v, INSTAR_ERR_INTERNAL, "vhd geometry search failed");
 }
 
-static void vhd_footer_set(uint8_t *f, const uint8_t *old, uint64_t size, uint32_t c, uint32_t h,
-			   uint32_t s)
+/* The new footer: old one with the new size in current_size and in
+ * original_size (libvhdi reports the latter; qemu and Hyper-V the former). */
+static void vhd_footer_set(uint8_t *f, const uint8_t *old, uint64_t size,
+			   const struct instar_vhd_chs *g)
 {
 	plan_memcpy(f, old, VHD_FOOTER_LEN);
+	plan_put_be64(f + VF_ORIG_SIZE, size);
 	plan_put_be64(f + VF_CUR_SIZE, size);
-	plan_put_be16(f + VF_CYL, (uint16_t)c);
-	f[VF_HEADS] = (uint8_t)h;
-	f[VF_SPT] = (uint8_t)s;
+	plan_put_be16(f + VF_CYL, (uint16_t)g->cyls);
+	f[VF_HEADS] = (uint8_t)g->heads;
+	f[VF_SPT] = (uint8_t)g->spt;
 	plan_put_be32(f + VF_CSUM, 0);
 	plan_put_be32(f + VF_CSUM, vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
 }
@@ -237,7 +177,7 @@ static int vhd_parse(struct vhd *v)
 	default:
 		return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "unknown vhd disk type");
 	}
-	v->old_size = vhd_reader_size(f);
+	v->old_size = instar_vhd_virtual_size(f);
 	if (v->old_size > VHD_MAX_SECTORS * VHD_SECTOR)
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd size beyond 2040 GiB");
 	if (!v->dynamic) {
@@ -625,7 +565,7 @@ static int vhd_plan_dyn_shrink(struct vhd *v, const uint8_t *nf)
 
 static int vhd_plan(struct vhd *v, const struct plan_opts *o, struct plan_scratch *sc)
 {
-	uint32_t c, h, s;
+	struct instar_vhd_chs g;
 	uint8_t *nf;
 	int r;
 
@@ -641,7 +581,7 @@ static int vhd_plan(struct vhd *v, const struct plan_opts *o, struct plan_scratc
 	v->ret->old_virtual_size = v->old_size;
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != v->old_size)
 		return vhd_fail(v, INSTAR_ERR_HEADER_MISMATCH, "vhd size differs from the probe");
-	r = vhd_round(v, o->new_size, &c, &h, &s);
+	r = vhd_round(v, o->new_size, &g);
 	if (r)
 		return r;
 	v->ret->new_virtual_size = v->new_size;
@@ -669,7 +609,7 @@ static int vhd_plan(struct vhd *v, const struct plan_opts *o, struct plan_scratc
 	v->p->file_size_after = v->file_size;
 	if (v->ret->action == INSTAR_ACTION_NOOP)
 		return 0;
-	vhd_footer_set(nf, v->footer, v->new_size, c, h, s);
+	vhd_footer_set(nf, v->footer, v->new_size, &g);
 	if (!v->dynamic)
 		return vhd_plan_fixed(v, o, nf);
 	r = vhd_scan(v, v->new_size < v->old_size ? v->new_size : v->old_size);

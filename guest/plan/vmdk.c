@@ -11,7 +11,10 @@
  *   table afterwards: qemu writes grain data at file offset 0 (over the
  *   header) when it meets a GD entry of 0. New GTs are appended at the
  *   grain-aligned end of file; if the GD no longer fits in its sectors both
- *   GD copies move there too. The old GD sectors are then leaked.
+ *   GD copies move there too. The old GD sectors are then leaked. The new
+ *   GTs lie past the old end of file and are holes: the plan neither writes
+ *   nor zeroes them, it only writes the last sector of the new end (so the
+ *   file has its length before the commit) and the moved GDs.
  * - Shrink clears GT entries of grains past the new end (both copies) and
  *   zeroes the tail of a cut grain so a later grow cannot resurrect old data.
  *   File space is never reclaimed (the file does not get shorter).
@@ -26,8 +29,9 @@
  * - The new CID is derived from the old CID and the new capacity (a planner
  *   has no entropy); it always differs from the old one.
  * - Order (every prefix of the plan is the old image or the new one):
- *   grow:   new zeroed GTs / GD copies, stale GT entries past the old end
- *           cleared, the cut grain's tail zeroed -> FLUSH -> commit -> FLUSH
+ *   grow:   the new end's last sector (new GTs: holes before it), moved GD
+ *           copies, stale GT entries past the old end cleared, the cut
+ *           grain's tail zeroed -> FLUSH -> commit -> FLUSH
  *   shrink: GTs for GD holes inside the new capacity -> FLUSH -> commit ->
  *           FLUSH -> GT entries past the new end cleared (both GD copies),
  *           the tail of the grain the new end cuts zeroed -> FLUSH
@@ -883,17 +887,18 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 		    v, INSTAR_ERR_TOO_LARGE,
 		    "vmdk metadata would lie beyond the 2 TiB extent offset limit");
 
-	/* Prepare: zeroed new GTs (and GD space), then the last sector of the
-	 * grain-aligned end written so the file really reaches its new length
-	 * before anything points there; the padding between stays a hole. */
+	/* Prepare: the new GTs lie past the old end of file (base >= file_sec),
+	 * where the file reads as zeros once it is long enough, so they are
+	 * left as holes: no zero op, no write (a 64 TiB grow has 8 GiB of
+	 * them). Only the last sector of the grain-aligned end is written, so
+	 * the file really reaches its new length before anything points
+	 * there: qemu allocates new grains at the end of file, which must lie
+	 * past the new GTs. The moved GDs are written below. */
 	if (next > base) {
 		zero_sec = plan_vmdk_alloc(v, VMDK_SEC);
 		if (!zero_sec)
 			return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-		r = plan_vmdk_emit(v, plan_zero(v->p, base * VMDK_SEC, (next - base) * VMDK_SEC));
-		if (!r)
-			r = plan_vmdk_emit(
-			    v, plan_write(v->p, (end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
+		r = plan_vmdk_emit(v, plan_write(v->p, (end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
 		if (r)
 			return r;
 	}

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "probe.h"
+#include "vhd_size.h"
 
 static char tmpdir[] = "/tmp/instar-probe-XXXXXX";
 static bool have_qemu_img;
@@ -384,6 +385,7 @@ static void test_vhd_tail_footer(void **state)
 	(void)state;
 	memset(mem, 0, 4096);
 	memcpy(tail + 512, "conectix", 8);
+	memcpy(tail + 512 + 28, "win ", 4); /* current_size decides */
 	put_be64(tail + 512 + 48, 10 << 20);
 	put_be32(tail + 512 + 60, 2);
 	in.file_size = (10 << 20) + 512;
@@ -394,6 +396,178 @@ static void test_vhd_tail_footer(void **state)
 	assert_int_equal(info.format, INSTAR_FMT_VHD);
 	assert_int_equal(info.virtual_size, 10 << 20);
 	assert_string_equal(info.subformat, "fixed");
+}
+
+/* ---- the VHD size rule (shared/vhd_size.h): hand-built fixed-disk footers,
+ * creators and geometries of other products; qemu-img 7.2 is the oracle ---- */
+
+struct vhd_rule_case {
+	char creator[4];
+	uint64_t cur; /* current_size */
+	uint16_t c;
+	uint8_t h, s;
+	uint64_t want; /* what qemu-img 7.2 reports */
+};
+
+#define MIB10 (10ull << 20)
+#define CHS20 (20ull * 16 * 63 * 512) /* 10321920 */
+#define VPC127_CUR (266338304ull * 512)
+#define VPC127_CHS (65535ull * 16 * 254 * 512)
+
+static const struct vhd_rule_case vhd_rule_cases[] = {
+    /* CHS creators: the geometry, whatever current_size says */
+    {{'v', 'p', 'c', ' '}, MIB10, 20, 16, 63, CHS20},
+    {{'v', 's', ' ', ' '}, MIB10, 20, 16, 63, CHS20},
+    {{'q', 'e', 'm', 'u'}, MIB10, 20, 16, 63, CHS20},
+    {{'x', 'y', 'z', 'w'}, MIB10, 20, 16, 63, CHS20},
+    /* disk2vhd's own "d2v\0" is not in qemu 7.2's list ("d2v " is) */
+    {{'d', '2', 'v', '\0'}, MIB10, 20, 16, 63, CHS20},
+    /* current_size creators (rounded down to 512) */
+    {{'w', 'i', 'n', ' '}, MIB10, 20, 16, 63, MIB10},
+    {{'q', 'e', 'm', '2'}, MIB10, 20, 16, 63, MIB10},
+    {{'d', '2', 'v', ' '}, MIB10, 20, 16, 63, MIB10},
+    {{'C', 'T', 'X', 'S'}, MIB10, 20, 16, 63, MIB10},
+    {{'t', 'a', 'p', '\0'}, MIB10, 20, 16, 63, MIB10},
+    {{'w', 'i', 'n', ' '}, MIB10 + 100, 20, 16, 63, MIB10},
+    /* the maximum geometry: current_size for every creator */
+    {{'d', '2', 'v', '\0'}, MIB10, 65535, 16, 255, MIB10},
+    {{'v', 'p', 'c', ' '}, MIB10, 65535, 16, 255, MIB10},
+    {{'v', 's', ' ', ' '}, 200ull << 30, 65535, 16, 255, 200ull << 30},
+    /* Virtual PC's 127 GB default (qemu's virtualpc-dynamic sample) */
+    {{'v', 'p', 'c', ' '}, VPC127_CUR, 65535, 16, 254, VPC127_CHS},
+    {{'w', 'i', 'n', ' '}, VPC127_CUR, 65535, 16, 254, VPC127_CUR},
+};
+
+static void vhd_rule_footer(uint8_t *f, const struct vhd_rule_case *c)
+{
+	uint32_t sum = 0;
+
+	memset(f, 0, 512);
+	memcpy(f, "conectix", 8);
+	put_be32(f + 8, 2);
+	put_be32(f + 12, 0x10000);
+	put_be64(f + 16, UINT64_MAX);
+	memcpy(f + 28, c->creator, 4);
+	put_be64(f + 40, c->cur);
+	put_be64(f + 48, c->cur);
+	f[56] = (uint8_t)(c->c >> 8);
+	f[57] = (uint8_t)c->c;
+	f[58] = c->h;
+	f[59] = c->s;
+	put_be32(f + 60, 2); /* fixed */
+	for (int i = 0; i < 512; i++)
+		sum += f[i];
+	put_be32(f + 64, ~sum);
+}
+
+static void test_vhd_size_rule(void **state)
+{
+	struct instar_probe_input in = {0};
+	struct instar_probe_info info;
+	uint8_t tail[1024] = {0};
+	char path[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vhd_rule_cases) / sizeof(vhd_rule_cases[0]); i++) {
+		const struct vhd_rule_case *c = &vhd_rule_cases[i];
+		uint64_t fsz = c->want + 512;
+
+		if (fsz < c->cur + 512)
+			fsz = c->cur + 512;
+		fsz = (fsz + 511) & ~511ull;
+		vhd_rule_footer(tail + 512, c);
+		assert_true(instar_vhd_virtual_size(tail + 512) == c->want);
+		memset(mem, 0, 4096);
+		memset(&in, 0, sizeof(in));
+		in.file_size = fsz;
+		in.windows[0] = (struct instar_probe_window){0, mem, 4096};
+		in.windows[1] = (struct instar_probe_window){fsz - 1024, tail, 1024};
+		in.nwindows = 2;
+		assert_int_equal(instar_probe(&in, &info), 0);
+		assert_int_equal(info.format, INSTAR_FMT_VHD);
+		if (info.virtual_size != c->want)
+			fail_msg("case %zu (%.4s %u/%u/%u): probe says %llu, want %llu", i,
+				 c->creator, c->c, c->h, c->s,
+				 (unsigned long long)info.virtual_size,
+				 (unsigned long long)c->want);
+		if (!have_qemu_img)
+			continue;
+		/* the same footer in a sparse file: qemu-img must agree */
+		snprintf(path, sizeof(path), "%s/rule%zu.vhd", tmpdir, i);
+		{
+			int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+
+			assert_true(fd >= 0);
+			assert_int_equal(ftruncate(fd, (off_t)(fsz - 512)), 0);
+			assert_int_equal(pwrite(fd, tail + 512, 512, (off_t)(fsz - 512)), 512);
+			close(fd);
+		}
+		if (qemu_virtual_size(path, "vpc") != c->want)
+			fail_msg("case %zu (%.4s): qemu-img says %llu, the table %llu", i,
+				 c->creator, (unsigned long long)qemu_virtual_size(path, "vpc"),
+				 (unsigned long long)c->want);
+		probe_file(path, &info);
+		assert_true(info.virtual_size == c->want);
+		unlink(path);
+	}
+}
+
+/* Every request rounds up by less than INSTAR_VHD_MAX_ROUNDING (one cylinder
+ * of 16 heads * 255 sectors), which the host's verify allows; the size read
+ * back from the new footer is the size the resize reports. */
+static void test_vhd_rounding_bound(void **state)
+{
+	static const struct vhd_rule_case kinds[] = {
+	    {{'v', 'p', 'c', ' '}, MIB10, 20, 16, 63, 0},
+	    {{'w', 'i', 'n', ' '}, MIB10, 20, 16, 63, 0},
+	    {{'d', '2', 'v', '\0'}, MIB10, 65535, 16, 255, 0},
+	    {{'d', '2', 'v', '\0'}, MIB10, 20, 16, 63, 0},
+	};
+	uint8_t f[512], nf[512];
+	uint64_t worst = 0, x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		vhd_rule_footer(f, &kinds[k]);
+		for (uint64_t i = 0; i < 200000; i++) {
+			struct instar_vhd_chs g;
+			uint64_t req, got;
+
+			/* dense below 64 MiB, then spread up to 2040 GiB; and
+			 * around every switch of the spec's algorithm */
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			if (i < 70000)
+				req = i * 1000 + x % 1000;
+			else if (i < 100000)
+				req =
+				    (65535ull * 16 * 63 - 50000 + (i - 70000) * 3) * 512 + x % 512;
+			else
+				req = x % (INSTAR_VHD_MAX_SECTORS * 512 + 1);
+			assert_int_equal(instar_vhd_resize_size(f, req, &got, &g), 0);
+			assert_true(got >= req && got - req < INSTAR_VHD_MAX_ROUNDING);
+			if (got - req > worst)
+				worst = got - req;
+			assert_true(g.cyls <= 65535 && g.heads <= 255 && g.spt <= 255);
+			memcpy(nf, f, 512);
+			put_be64(nf + 48, got);
+			nf[56] = (uint8_t)(g.cyls >> 8);
+			nf[57] = (uint8_t)g.cyls;
+			nf[58] = (uint8_t)g.heads;
+			nf[59] = (uint8_t)g.spt;
+			if (instar_vhd_virtual_size(nf) != got)
+				fail_msg("%.4s: request %llu -> %llu, read back %llu",
+					 kinds[k].creator, (unsigned long long)req,
+					 (unsigned long long)got,
+					 (unsigned long long)instar_vhd_virtual_size(nf));
+		}
+	}
+	assert_int_equal(instar_vhd_resize_size(f, INSTAR_VHD_MAX_SECTORS * 512 + 1, &x,
+						&(struct instar_vhd_chs){0}),
+			 -1);
+	print_message("vhd: largest round-up %llu bytes (bound %llu)\n", (unsigned long long)worst,
+		      (unsigned long long)INSTAR_VHD_MAX_ROUNDING);
 }
 
 static int setup(void **state)
@@ -421,6 +595,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_and_small), cmocka_unit_test(test_other_formats),
 	    cmocka_unit_test(test_hostile_qcow2),   cmocka_unit_test(test_hostile_vmdk),
 	    cmocka_unit_test(test_hostile_vhdx),    cmocka_unit_test(test_vhd_tail_footer),
+	    cmocka_unit_test(test_vhd_size_rule),   cmocka_unit_test(test_vhd_rounding_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -29,6 +29,9 @@ struct sink {
 	uint64_t lens[64];
 	bool fail;
 	bool apply;
+	uint32_t nzero;	   /* zero ops */
+	uint64_t past_eof; /* bytes written or zeroed past the old end of file */
+	uint64_t old_len;
 };
 
 static int sink_fn(void *ctx, const struct plan_op *op)
@@ -43,6 +46,11 @@ static int sink_fn(void *ctx, const struct plan_op *op)
 		s->lens[s->n] = op->len;
 	}
 	s->n++;
+	if (op->kind == PLAN_OP_ZERO)
+		s->nzero++;
+	if ((op->kind == PLAN_OP_WRITE || op->kind == PLAN_OP_ZERO) &&
+	    op->off + op->len > s->old_len)
+		s->past_eof += op->off + op->len - (op->off > s->old_len ? op->off : s->old_len);
 	/* Every op must stay in a sane range: no wrap, sector-aligned. */
 	assert_true(op->off + op->len >= op->off);
 	if (op->kind != PLAN_OP_FLUSH) {
@@ -146,6 +154,7 @@ static int run_plan(struct ptl_img *d, struct run *r, uint64_t new_size, uint32_
 	memset(&r->res, 0, sizeof(r->res));
 	memset(&r->sk, 0, sizeof(r->sk));
 	r->sk.d = d;
+	r->sk.old_len = d->len;
 	r->sk.apply = apply;
 	r->sk.fail = fail;
 	if (r->o.expected_old_size == 0) /* tests never expect 0: "don't check" */
@@ -364,6 +373,39 @@ static void test_io_failures(void **state)
 		run_plan(d, &r, 128 * MIB, 0, len, false);
 		assert_true(r.rc == 0 || r.rc == INSTAR_ERR_SCRATCH_TOO_SMALL);
 	}
+	free_disk(d);
+}
+
+/* New GTs appended past the old end of file are holes: the plan neither
+ * writes nor zeroes them (a 64 TiB grow has 8 GiB of them). Past the old end
+ * only the moved GD copies and the last sector of the new end are written. */
+static void test_grow_new_gts_are_holes(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	/* 1 TiB: 32768 GD entries (128 KiB a copy), 32766 new GTs of 2 KiB a
+	 * copy: 128 MiB of tables, none of it written */
+	const uint64_t gd_bytes = 32768 * 4;
+	bool reached = false;
+
+	(void)state;
+	run_plan(d, &r, 1ull << 40, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.res.file_size_after >= 384 * SEC + 2 * 32766 * 2048ull + 2 * gd_bytes);
+	assert_int_equal(r.sk.nzero, 0);
+	assert_true(r.sk.past_eof == 2 * gd_bytes + SEC);
+	/* the length is reached before the commit: the last sector of the new
+	 * end is written before the first FLUSH */
+	for (uint32_t i = 0; i < r.sk.n && r.sk.kinds[i] != PLAN_OP_FLUSH; i++)
+		reached |= r.sk.kinds[i] == PLAN_OP_WRITE &&
+			   r.sk.offs[i] + r.sk.lens[i] == r.res.file_size_after;
+	assert_true(reached);
+	/* a small grow in place: only the last sector past the old end */
+	mk_image(d, base_desc);
+	run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.sk.nzero, 0);
+	assert_true(r.sk.past_eof == SEC);
 	free_disk(d);
 }
 
@@ -627,6 +669,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_grow_in_place),
 	    cmocka_unit_test(test_grow_relocates_gd),
+	    cmocka_unit_test(test_grow_new_gts_are_holes),
 	    cmocka_unit_test(test_shrink_cuts_grain),
 	    cmocka_unit_test(test_zero_gd_entry_gets_a_gt),
 	    cmocka_unit_test(test_noop_and_options),
