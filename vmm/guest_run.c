@@ -680,8 +680,9 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	/* --timeout bounds the whole resize: the guest gets what setup left of
 	 * it, and the commit must fit in what the guest leaves (vmm_run_precommit). */
 	left = vmm_now_ns() - t0;
-	left = left >= r->deadline_ns - t0 ? 1 : (r->deadline_ns - t0 - left) / 1000000;
-	e = vmm_watchdog_start(timer, left ? (uint32_t)left : 1);
+	/* rounded up: the guest is stopped at the deadline, not before it */
+	left = left >= r->deadline_ns - t0 ? 1 : (r->deadline_ns - t0 - left + 999999) / 1000000;
+	e = vmm_watchdog_start(timer, (uint32_t)left);
 	if (e) {
 		snprintf(ret->detail, sizeof(ret->detail), "cannot arm the watchdog: %s",
 			 strerror(-e));
