@@ -11,10 +11,7 @@ instar=$(realpath "$1")
 instar_test=$(realpath "$2")
 qemu_img=$3
 require_kvm
-command -v strace >/dev/null || { echo "FAIL: strace is needed"; exit 1; }
-# Under strace, LeakSanitizer (sanitizer builds) cannot ptrace the process
-# at exit and fails it; leaks are checked by every other run of instar.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+require_strace
 scratch_dir
 cd "$T"
 fails=0

@@ -9,10 +9,7 @@ instar=$(realpath "$1")
 qemu_img=$2
 . "$(dirname "$0")/../compat/lib.sh"
 require_kvm
-command -v strace >/dev/null || { echo "FAIL: strace is needed"; exit 1; }
-# Under strace, LeakSanitizer (sanitizer builds) cannot ptrace the process
-# at exit and fails it; leaks are checked by every other run of instar.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+require_strace
 scratch_dir
 cd "$T"
 fails=0

@@ -539,19 +539,27 @@ static void test_hostile_tables(void **state)
 	free(im.b);
 }
 
+/* mkimg() grown to n clusters, the new ones (7 .. n-1) counted in use. */
+static struct ptl_img mkimg_ext(int n)
+{
+	struct ptl_img im = mkimg();
+
+	im.b = realloc(im.b, (size_t)n * CS);
+	assert_non_null(im.b);
+	memset(im.b + im.len, 0, (size_t)n * CS - im.len);
+	im.len = (size_t)n * CS;
+	for (int c = 7; c < n; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+	return im;
+}
+
 /* mkimg() plus a persistent bitmap "b0" (granularity 512): its table at
  * cluster 8 (one entry: data cluster 7, bit 0 set), the directory at 9. */
 static struct ptl_img mkbm(void)
 {
-	struct ptl_img im = mkimg();
+	struct ptl_img im = mkimg_ext(10);
 	uint8_t *d;
 
-	im.b = realloc(im.b, 10 * CS);
-	assert_non_null(im.b);
-	memset(im.b + im.len, 0, 10 * CS - im.len);
-	im.len = 10 * CS;
-	for (int c = 7; c < 10; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 1);
 	put64(im.b + 88, 1); /* autoclear: bitmaps consistent */
 	put32(im.b + 112, 0x23852875);
 	put32(im.b + 116, 24);
@@ -983,15 +991,9 @@ static void test_corrupt_l1(void **state)
  * the snapshot's (empty) L1 table at 8. */
 static struct ptl_img mksnap(void)
 {
-	struct ptl_img im = mkimg();
+	struct ptl_img im = mkimg_ext(9);
 	uint8_t *e;
 
-	im.b = realloc(im.b, 9 * CS);
-	assert_non_null(im.b);
-	memset(im.b + im.len, 0, 9 * CS - im.len);
-	im.len = 9 * CS;
-	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
-	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
 	put32(im.b + 60, 1);
 	put64(im.b + 64, 7ull * CS);
 	e = im.b + 7 * CS;
