@@ -23,10 +23,10 @@
 #define INSTAR_BOOTINFO_ADDR 0x2000ull /* struct instar_boot_info, IN */
 #define INSTAR_CONFIG_ADDR 0x3000ull   /* operation config, IN, <= 4 KiB */
 #define INSTAR_CONFIG_MAX 0x1000u
-#define INSTAR_CALLTAB_ADDR 0x5000ull	 /* struct instar_calltab, built by core */
-#define INSTAR_IDT_ADDR 0x6000ull	 /* IDTR base; host-built gates */
-#define INSTAR_IDT_VECTORS 32u		 /* IDTR limit = 16 * vectors - 1 */
-#define INSTAR_PAGETABLE_ADDR 0x8000ull	 /* host-built PML4/PDPT/PD/PT, 0x8000..0xBFFF */
+#define INSTAR_CALLTAB_ADDR 0x5000ull	/* struct instar_calltab, built by core */
+#define INSTAR_IDT_ADDR 0x6000ull	/* IDTR base; host-built gates */
+#define INSTAR_IDT_VECTORS 32u		/* IDTR limit = 16 * vectors - 1 */
+#define INSTAR_PAGETABLE_ADDR 0x8000ull /* host-built PML4/PDPT/PD/PT, 0x8000..0xBFFF */
 #define INSTAR_PAGETABLE_SIZE 0x4000ull
 #define INSTAR_EXC_STACK_ADDR 0x10000ull /* CPL0 exception stack; TSS.RSP0 = its end */
 #define INSTAR_EXC_STACK_SIZE 0x10000ull
