@@ -327,6 +327,24 @@ static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		dirbuf_free(d);
 }
 
+/* Replies with a copy of buf that this thread owns. The kernel completes a
+ * read as soon as it has the reply; the reader may then close, and release
+ * (on another thread) frees the handle while fuse_reply_buf is still
+ * returning: the sanitizer build's check of the writev buffer read freed
+ * memory there. */
+static void reply_copy(fuse_req_t req, const char *buf, size_t size)
+{
+	char *copy = malloc(size ? size : 1);
+
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, buf, size);
+	fuse_reply_buf(req, copy, size);
+	free(copy);
+}
+
 static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
@@ -347,7 +365,7 @@ static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		end = d->ends[i];
 	}
-	fuse_reply_buf(req, d->buf + off, end - (size_t)off);
+	reply_copy(req, d->buf + off, end - (size_t)off);
 }
 
 static void ifs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -442,7 +460,7 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > h->len - (size_t)off)
 		size = h->len - (size_t)off;
-	fuse_reply_buf(req, h->buf + off, size);
+	reply_copy(req, h->buf + off, size);
 }
 
 static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
