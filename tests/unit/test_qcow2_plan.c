@@ -395,6 +395,15 @@ struct patch {
 	int err;
 };
 
+/* Writes pt's big-endian value of pt->width (4 or 8) bytes into im. */
+static void patch_apply(struct ptl_img *im, const struct patch *pt)
+{
+	if (pt->width == 4)
+		put32(im->b + pt->off, (uint32_t)pt->val);
+	else
+		put64(im->b + pt->off, pt->val);
+}
+
 static void test_hostile_headers(void **state)
 {
 	static const struct patch patches[] = {
@@ -442,10 +451,7 @@ static void test_hostile_headers(void **state)
 		struct ptl_img im = mkimg();
 		const struct patch *pt = &patches[i];
 
-		if (pt->width == 4)
-			put32(im.b + pt->off, (uint32_t)pt->val);
-		else
-			put64(im.b + pt->off, pt->val);
+		patch_apply(&im, pt);
 		if (plan_err(&im, 2 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED) != pt->err)
 			fail_msg("patch %zu (off %u): got %d want %d", i, pt->off,
 				 plan_err(&im, 2 * MIB, 0), pt->err);
@@ -623,10 +629,7 @@ static void test_hostile_bitmaps(void **state)
 		const struct patch *pt = &patches[i];
 
 		im = mkbm();
-		if (pt->width == 4)
-			put32(im.b + pt->off, (uint32_t)pt->val);
-		else
-			put64(im.b + pt->off, pt->val);
+		patch_apply(&im, pt);
 		if (plan_err(&im, 64 * MIB, 0) != pt->err)
 			fail_msg("bitmap patch %zu (off %u): got %d want %d", i, pt->off,
 				 plan_err(&im, 64 * MIB, 0), pt->err);
@@ -1042,10 +1045,7 @@ static void test_corrupt_snapshots(void **state)
 		const struct patch *pt = &patches[i];
 
 		im = mksnap();
-		if (pt->width == 4)
-			put32(im.b + pt->off, (uint32_t)pt->val);
-		else
-			put64(im.b + pt->off, pt->val);
+		patch_apply(&im, pt);
 		expect_corrupt(&im, 512 * 1024, want[pt->err]);
 		expect_corrupt(&im, 4 * MIB, want[pt->err]);
 		free(im.b);
