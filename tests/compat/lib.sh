@@ -17,14 +17,11 @@ qemu_io_for() {
 	echo "$qio"
 }
 
-# require_kvm: tests that boot the guest skip (77) without a usable
-# /dev/kvm, except under CI, where that is a failure.
+# require_kvm: tests that boot the guest follow tests/kvm_gate.sh's rule
+# (skip, saying why, on a machine without /dev/kvm).
+. "$(dirname "${BASH_SOURCE[0]}")/../kvm_gate.sh"
 require_kvm() {
-	if [ ! -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
-		[ "${CI:-}" = true ] && { echo "no usable /dev/kvm under CI"; exit 1; }
-		echo "skip: no usable /dev/kvm"
-		exit 77
-	fi
+	kvm_gate
 }
 
 # require_strace: tests that trace instar need strace (a failure if it is

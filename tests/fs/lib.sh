@@ -112,6 +112,25 @@ need_qemu_img() {
 	fi
 }
 
+# need_kvm: the real instar boots the guest (tests/kvm_gate.sh's rule).
+. "$TESTS_FS/../kvm_gate.sh"
+need_kvm() {
+	kvm_gate
+}
+
+# wr_ok IMAGE DATA WHAT: a write that must resize IMAGE. Where the guest
+# cannot boot (tests/kvm_gate.sh) and that is what the write failed on, the
+# case is counted as left out and wr_ok returns 1 (guest_skips_end reports).
+wr_ok() {
+	local r
+	r=$(wr "$1" "$2")
+	if [ "$r" = EIO ] && ! kvm_usable && grep -q "cannot open /dev/kvm" "$MNT/$1/result.json"; then
+		GUEST_SKIPPED=$((GUEST_SKIPPED + 1))
+		return 1
+	fi
+	expect_eq "$r" OK "$3"
+}
+
 # need_instar_json: the real instar must answer info and resize with one JSON
 # object each; anything else is a failure of instar, never a skip.
 need_instar_json() {

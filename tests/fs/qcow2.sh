@@ -5,6 +5,7 @@
 . "$TESTS_FS/lib.sh"
 
 need_qemu_img
+need_kvm
 need_instar_json
 M=$((1024 * 1024))
 qemu-img create -q -f qcow2 "$SRC/d.qcow2" 1M

@@ -14,6 +14,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 die() { echo "FAIL: $*"; exit 1; }
+. "$src/tests/kvm_gate.sh"
 
 # ---- build and install -------------------------------------------------
 # Only what ships: no test suites in the inner build, to keep it fast.
@@ -128,12 +129,8 @@ print("yes" if not bad and "error" not in r else bad)' "$out" 2>&1)
 fi
 
 # ---- qcow2: needs the installed guest -------------------------------------
-if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
-	if [[ -n ${CI:-} ]]; then
-		fail "qcow2: /dev/kvm is not usable and CI is set"
-	else
-		echo "skip: qcow2 resize (no usable /dev/kvm)"
-	fi
+if ! kvm_usable; then
+	GUEST_SKIPPED=1 # reported last, after every other check
 elif command -v qemu-img >/dev/null; then
 	qemu-img create -q -f qcow2 disk.qcow2 64M
 	qemu-io -f qcow2 -c 'write -q -P 0xa5 0 1M' disk.qcow2 >/dev/null
@@ -204,4 +201,5 @@ if ((fails)); then
 	echo "$fails install check(s) failed"
 	exit 1
 fi
+guest_skips_end
 echo "all install checks passed"

@@ -29,7 +29,7 @@ out=$("$harness" resize "$img" "$fmt" "$old" $new)
 rc=$?
 set -e
 echo "$out"
-# 77: no /dev/kvm outside CI (the harness decides; under CI it fails instead).
+# 77: the guest cannot boot here (the harness applies tests/kvm_gate.sh's rule).
 [ $rc -ne 77 ] || exit 77
 # Every format has a planner: any refusal, UNSUPPORTED_FORMAT included, fails.
 if [ $rc -ne 0 ]; then

@@ -242,10 +242,18 @@ static int kvm_available(void)
 		close(fd);
 		return 0;
 	}
+	/* tests/kvm_gate.sh's rule: no /dev/kvm at all is a machine where the
+	 * guest cannot boot (skip, saying so, CI included); one that exists but
+	 * cannot be opened is a setup error, a failure under CI. */
+	if (errno == ENOENT) {
+		printf("skip: this machine has no /dev/kvm (its kernel offers no KVM "
+		       "device), so the guest cannot boot here\n");
+		return 77;
+	}
 	fprintf(stderr, "/dev/kvm: %s\n", strerror(errno));
 	if (!getenv("CI") || !*getenv("CI"))
 		return 77;
-	fprintf(stderr, "CI is set: a missing /dev/kvm is a failure\n");
+	fprintf(stderr, "CI is set: a /dev/kvm that cannot be opened is a failure\n");
 	return 1;
 }
 
