@@ -2,36 +2,12 @@
  * goes through win(), which hands out a pointer only when the whole range
  * lies inside one window the caller supplied. */
 #include "crc32.h"
+#include "byteorder.h"
 #include "probe.h"
 #include "vhd_size.h"
 #include "vhdx_layout.h"
 
 #define SECTOR 512u
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 static bool bytes_eq(const uint8_t *p, const char *s, size_t n)
 {
@@ -92,9 +68,9 @@ static uint32_t copy_name(uint8_t *d, size_t cap, const uint8_t *s, uint64_t n)
 static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t *h,
 			      struct instar_probe_info *ret)
 {
-	uint32_t version = be32(h + 4), bits = be32(h + 20);
-	uint64_t cs, boff = be64(h + 8), pos;
-	uint32_t bsize = be32(h + 16);
+	uint32_t version = get_be32(h + 4), bits = get_be32(h + 20);
+	uint64_t cs, boff = get_be64(h + 8), pos;
+	uint32_t bsize = get_be32(h + 16);
 	const uint8_t *p;
 
 	if (bits < 9 || bits > 21)
@@ -102,9 +78,9 @@ static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t
 	cs = 1ull << bits;
 	pos = 72;
 	if (version >= 3) {
-		pos = be32(h + 100);
-		ret->data_file = (be64(h + 72) & 4) != 0;
-		ret->data_file_raw = (be64(h + 88) & 2) != 0;
+		pos = get_be32(h + 100);
+		ret->data_file = (get_be64(h + 72) & 4) != 0;
+		ret->data_file_raw = (get_be64(h + 88) & 2) != 0;
 		if (pos < 104 || pos % 8 || pos > cs)
 			return;
 	}
@@ -127,8 +103,8 @@ static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t
 			     cs - pos < INSTAR_PROBE_MAX_EXTRA ? cs - pos : INSTAR_PROBE_MAX_EXTRA);
 			return;
 		}
-		type = be32(p);
-		len = be32(p + 4);
+		type = get_be32(p);
+		len = get_be32(p + 4);
 		if (type == 0)
 			break;
 		if (len > cs - pos - 8)
@@ -294,11 +270,11 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t *h,
 			      struct instar_probe_info *ret)
 {
-	uint64_t cap = le64(h + 12), grain = le64(h + 20);
-	uint64_t doff = le64(h + 28), dsize = le64(h + 36);
+	uint64_t cap = get_le64(h + 12), grain = get_le64(h + 20);
+	uint64_t doff = get_le64(h + 28), dsize = get_le64(h + 36);
 	const uint8_t *d;
 
-	ret->version = le32(h + 4);
+	ret->version = get_le32(h + 4);
 	if (cap <= UINT64_MAX / SECTOR)
 		ret->virtual_size = cap * SECTOR;
 	if (grain && grain <= UINT32_MAX / SECTOR)
@@ -317,8 +293,8 @@ static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t
 static void probe_vhd(const struct instar_probe_input *in, const uint8_t *footer,
 		      struct instar_probe_info *ret)
 {
-	uint32_t type = be32(footer + 60);
-	uint64_t doff = be64(footer + 16);
+	uint32_t type = get_be32(footer + 60);
+	uint64_t doff = get_be64(footer + 16);
 	const uint8_t *dyn;
 
 	/* the planner's rule, not a copy of it: CHS or current_size by creator
@@ -335,7 +311,7 @@ static void probe_vhd(const struct instar_probe_input *in, const uint8_t *footer
 		/* dynamic header: block_size @32 */
 		dyn = win(in, doff, 1024);
 		if (dyn && bytes_eq(dyn, "cxsparse", 8))
-			ret->cluster_size = be32(dyn + 32);
+			ret->cluster_size = get_be32(dyn + 32);
 	}
 }
 
@@ -354,15 +330,15 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 		need(in, ret, INSTAR_VHDX_RT1, INSTAR_VHDX_TABLE_LEN);
 		return;
 	}
-	n = le32(rt + 8);
+	n = get_le32(rt + 8);
 	if (!bytes_eq(rt, "regi", 4) || n > INSTAR_VHDX_TABLE_MAX)
 		return;
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = rt + INSTAR_VHDX_RT_ENTRY(i);
 
 		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_metadata)) {
-			md_off = le64(e + 16);
-			md_len = le32(e + 24);
+			md_off = get_le64(e + 16);
+			md_len = get_le32(e + 24);
 		}
 	}
 	if (md_len < INSTAR_VHDX_TABLE_LEN)
@@ -372,12 +348,12 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 		need(in, ret, md_off, INSTAR_VHDX_TABLE_LEN);
 		return;
 	}
-	n = le16(mt + 10);
+	n = get_le16(mt + 10);
 	if (!bytes_eq(mt, "metadata", 8) || n > INSTAR_VHDX_TABLE_MAX)
 		return;
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = mt + INSTAR_VHDX_MD_ENTRY(i);
-		uint32_t off = le32(e + 16), len = le32(e + 20);
+		uint32_t off = get_le32(e + 16), len = get_le32(e + 20);
 
 		if (off < INSTAR_VHDX_TABLE_LEN || len < 8 || off > md_len || md_len - off < 8)
 			continue;
@@ -392,9 +368,9 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 	if (fp) {
 		item = win(in, fp_off, 8);
 		if (item) {
-			uint32_t flags = le32(item + 4);
+			uint32_t flags = get_le32(item + 4);
 
-			ret->cluster_size = le32(item);
+			ret->cluster_size = get_le32(item);
 			ret->has_backing = flags & 2;
 			if (flags & 2)
 				set_sub(ret, "differencing", 12);
@@ -409,7 +385,7 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 	if (vds) {
 		item = win(in, vds_off, 8);
 		if (item)
-			ret->virtual_size = le64(item);
+			ret->virtual_size = get_le64(item);
 		else
 			need(in, ret, vds_off, 8);
 	}
@@ -444,23 +420,23 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 	}
 
 	h = win(in, 0, 8);
-	magic = h ? be32(h) : 0;
+	magic = h ? get_be32(h) : 0;
 
 	if (magic == 0x514649fb) { /* "QFI\xfb" */
 		h = win(in, 0, 104);
-		if (h && be32(h + 4) >= 2) {
-			uint32_t bits = be32(h + 20);
+		if (h && get_be32(h + 4) >= 2) {
+			uint32_t bits = get_be32(h + 20);
 
 			ret->format = INSTAR_FMT_QCOW2;
-			ret->version = be32(h + 4);
-			ret->virtual_size = be64(h + 24);
+			ret->version = get_be32(h + 4);
+			ret->virtual_size = get_be64(h + 24);
 			if (bits >= 9 && bits <= 21)
 				ret->cluster_size = 1u << bits;
-			ret->has_backing = be64(h + 8) != 0;
+			ret->has_backing = get_be64(h + 8) != 0;
 			probe_qcow2_names(in, h, ret);
 			return 0;
 		}
-		if (h && be32(h + 4) == 1) {
+		if (h && get_be32(h + 4) == 1) {
 			ret->other = "qcow";
 			return 0;
 		}
@@ -488,13 +464,13 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 		return 0;
 	}
 	h = win(in, 0, 68);
-	if (h && le32(h + 0x40) == 0xbeda107f) {
+	if (h && get_le32(h + 0x40) == 0xbeda107f) {
 		ret->other = "vdi";
 		return 0;
 	}
 	h = win(in, 0, 20);
 	if (h && (bytes_eq(h, "WithoutFreeSpace", 16) || bytes_eq(h, "WithouFreSpacExt", 16)) &&
-	    le32(h + 16) == 2) {
+	    get_le32(h + 16) == 2) {
 		ret->other = "parallels";
 		return 0;
 	}

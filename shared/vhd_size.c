@@ -1,14 +1,6 @@
 /* shared/vhd_size.c — the VHD size rule (see vhd_size.h). */
+#include "byteorder.h"
 #include "vhd_size.h"
-
-static uint64_t vs_be(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static bool vs_creator_is(const uint8_t *footer, const char *name)
 {
@@ -28,7 +20,7 @@ static bool vs_current_size_creator(const uint8_t *footer)
 
 static uint64_t vs_chs_sectors(const uint8_t *footer)
 {
-	return vs_be(footer + INSTAR_VHD_F_CYL, 2) * footer[INSTAR_VHD_F_HEADS] *
+	return (uint64_t)get_be16(footer + INSTAR_VHD_F_CYL) * footer[INSTAR_VHD_F_HEADS] *
 	       footer[INSTAR_VHD_F_SPT];
 }
 
@@ -40,7 +32,7 @@ bool instar_vhd_reads_current_size(const uint8_t *footer)
 uint64_t instar_vhd_virtual_size(const uint8_t *footer)
 {
 	if (instar_vhd_reads_current_size(footer))
-		return vs_be(footer + INSTAR_VHD_F_CUR_SIZE, 8) / INSTAR_VHD_SECTOR *
+		return get_be64(footer + INSTAR_VHD_F_CUR_SIZE) / INSTAR_VHD_SECTOR *
 		       INSTAR_VHD_SECTOR;
 	return vs_chs_sectors(footer) * INSTAR_VHD_SECTOR;
 }
@@ -97,7 +89,7 @@ int instar_vhd_resize_size(const uint8_t *footer, uint64_t req, uint64_t *ret_si
 		return -1;
 	if (vs_current_size_creator(footer) || (max_geo && vs_creator_is(footer, "d2v\0"))) {
 		if (max_geo) {
-			g->cyls = (uint32_t)vs_be(footer + INSTAR_VHD_F_CYL, 2);
+			g->cyls = (uint32_t)get_be16(footer + INSTAR_VHD_F_CYL);
 			g->heads = footer[INSTAR_VHD_F_HEADS];
 			g->spt = footer[INSTAR_VHD_F_SPT];
 		} else {

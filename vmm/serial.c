@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "crc32.h"
+#include "byteorder.h"
 #include "serial.h"
 
 void vmm_frame_decoder_init(struct vmm_frame_decoder *d)
@@ -24,30 +25,20 @@ static int vmm_frame_reject(struct vmm_frame_decoder *d, const char *what)
 	return d->error;
 }
 
-static uint32_t le32(const uint8_t *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static uint16_t le16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] | b[1] << 8);
-}
-
 static int vmm_frame_check_hdr(struct vmm_frame_decoder *d)
 {
-	uint16_t type = le16(d->hdr + 4);
+	uint16_t type = get_le16(d->hdr + 4);
 
-	if (le32(d->hdr) != INSTAR_FRAME_MAGIC)
+	if (get_le32(d->hdr) != INSTAR_FRAME_MAGIC)
 		return vmm_frame_reject(d, "bad frame magic");
 	if (type < INSTAR_FRAME_RESULT || type > INSTAR_FRAME_PANIC)
 		return vmm_frame_reject(d, "unknown frame type");
-	if (le16(d->hdr + 6) != 0)
+	if (get_le16(d->hdr + 6) != 0)
 		return vmm_frame_reject(d, "frame reserved field not zero");
-	if (le32(d->hdr + 8) > INSTAR_FRAME_MAX_PAYLOAD)
+	if (get_le32(d->hdr + 8) > INSTAR_FRAME_MAX_PAYLOAD)
 		return vmm_frame_reject(d, "frame payload too long");
-	d->payload_len = le32(d->hdr + 8);
-	d->crc = le32(d->hdr + 12);
+	d->payload_len = get_le32(d->hdr + 8);
+	d->crc = get_le32(d->hdr + 12);
 	d->payload_got = 0;
 	return 0;
 }
@@ -55,7 +46,7 @@ static int vmm_frame_check_hdr(struct vmm_frame_decoder *d)
 static int vmm_frame_finish(struct vmm_frame_decoder *d, vmm_frame_cb cb, void *ctx)
 {
 	struct vmm_frame f = {
-	    .type = le16(d->hdr + 4),
+	    .type = get_le16(d->hdr + 4),
 	    .len = d->payload_len,
 	    .payload = d->payload,
 	};

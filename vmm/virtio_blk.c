@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "overlay.h"
 #include "virtio_blk.h"
 #include "virtio_mmio.h"
@@ -72,45 +73,6 @@ struct vmm_blk {
 	uint8_t config[CONFIG_SIZE];
 };
 
-static uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static void st16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 static void set_needs_reset(struct vmm_blk *b)
 {
 	b->status |= VIRTIO_ST_NEEDS_RESET;
@@ -149,13 +111,13 @@ int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
 			 VMM_BLK_OVERLAY_MAX_OPS);
 	vmm_overlay_set_base(&b->ovl, o->file_size, o->prealloc_limit);
 
-	st64(b->config + VIRTIO_C_CAPACITY, cap / SECTOR);
-	st32(b->config + C_SEG_MAX, VMM_BLK_QUEUE_MAX - 2);
-	st32(b->config + VIRTIO_C_MAX_DISCARD_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
-	st32(b->config + VIRTIO_C_MAX_DISCARD_SEG, VMM_BLK_MAX_SEGS);
-	st32(b->config + C_DISCARD_ALIGN, 1);
-	st32(b->config + VIRTIO_C_MAX_WZ_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
-	st32(b->config + VIRTIO_C_MAX_WZ_SEG, VMM_BLK_MAX_SEGS);
+	put_le64(b->config + VIRTIO_C_CAPACITY, cap / SECTOR);
+	put_le32(b->config + C_SEG_MAX, VMM_BLK_QUEUE_MAX - 2);
+	put_le32(b->config + VIRTIO_C_MAX_DISCARD_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	put_le32(b->config + VIRTIO_C_MAX_DISCARD_SEG, VMM_BLK_MAX_SEGS);
+	put_le32(b->config + C_DISCARD_ALIGN, 1);
+	put_le32(b->config + VIRTIO_C_MAX_WZ_SECTORS, VMM_BLK_MAX_ZERO_SECTORS);
+	put_le32(b->config + VIRTIO_C_MAX_WZ_SEG, VMM_BLK_MAX_SEGS);
 	b->config[C_WZ_MAY_UNMAP] = 0;
 	device_reset(b);
 	*ret = b;
@@ -295,12 +257,13 @@ static uint8_t req_zero(struct vmm_blk *b, const struct chain *c, uint32_t type)
 	/* Check every segment before staging any. */
 	for (i = 0; i < nseg; i++) {
 		const uint8_t *s = raw + i * VIRTIO_SEG_SIZE;
-		uint32_t num = ld32(s + 8), flags = ld32(s + 12);
+		uint32_t num = get_le32(s + 8), flags = get_le32(s + 12);
 
 		if (flags & ~allowed)
 			return VIRTIO_S_UNSUPP;
 		len[i] = (uint64_t)num * SECTOR;
-		if (num > VMM_BLK_MAX_ZERO_SECTORS || sector_range(b, ld64(s), len[i], &off[i]) < 0)
+		if (num > VMM_BLK_MAX_ZERO_SECTORS ||
+		    sector_range(b, get_le64(s), len[i], &off[i]) < 0)
 			return VIRTIO_S_IOERR;
 	}
 	for (i = 0; i < nseg; i++) {
@@ -354,15 +317,15 @@ static int chain_parse(struct vmm_blk *b, uint16_t head, struct chain *c, bool *
 		if (idx >= b->q.num || n >= b->q.num)
 			return -EPROTO;
 		d = b->q.desc_h + (uint64_t)idx * VIRTIO_DESC_SIZE;
-		addr[n] = ld64(d);
-		len[n] = ld32(d + 8);
-		flags[n] = ld16(d + 12);
+		addr[n] = get_le64(d);
+		len[n] = get_le32(d + 8);
+		flags[n] = get_le16(d + 12);
 		if (flags[n] & VIRTIO_DESC_F_INDIRECT)
 			return -EPROTO; /* not negotiated */
 		n++;
 		if (!(flags[n - 1] & VIRTIO_DESC_F_NEXT))
 			break;
-		idx = ld16(d + 14);
+		idx = get_le16(d + 14);
 	}
 
 	/* The status byte is the last byte of the last, device-writable buffer. */
@@ -413,12 +376,12 @@ static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
 		goto done;
 	gather(c->out, c->nout, 0, hdr, VIRTIO_REQ_HDR_SIZE);
 
-	switch (ld32(hdr)) {
+	switch (get_le32(hdr)) {
 	case VIRTIO_T_IN:
-		status = req_in(b, c, ld64(hdr + 8), &used);
+		status = req_in(b, c, get_le64(hdr + 8), &used);
 		break;
 	case VIRTIO_T_OUT:
-		status = req_out(b, c, ld64(hdr + 8));
+		status = req_out(b, c, get_le64(hdr + 8));
 		break;
 	case VIRTIO_T_FLUSH:
 		if (c->out_len == VIRTIO_REQ_HDR_SIZE && c->in_len == 0)
@@ -429,10 +392,10 @@ static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
 		break;
 	case VIRTIO_T_DISCARD:
 	case VIRTIO_T_WRITE_ZEROES: {
-		uint64_t f = ld32(hdr) == VIRTIO_T_DISCARD ? VIRTIO_F_BLK_DISCARD
-							   : VIRTIO_F_BLK_WRITE_ZEROES;
+		uint64_t f = get_le32(hdr) == VIRTIO_T_DISCARD ? VIRTIO_F_BLK_DISCARD
+							       : VIRTIO_F_BLK_WRITE_ZEROES;
 
-		status = b->driver_features & f ? req_zero(b, c, ld32(hdr)) : VIRTIO_S_UNSUPP;
+		status = b->driver_features & f ? req_zero(b, c, get_le32(hdr)) : VIRTIO_S_UNSUPP;
 		break;
 	}
 	default:
@@ -454,14 +417,14 @@ int vmm_blk_process_queue(struct vmm_blk *b)
 		(VIRTIO_ST_DRIVER_OK | VIRTIO_ST_FEATURES_OK) ||
 	    !q->ready)
 		return 0;
-	avail_idx = ld16(q->avail_h + 2);
+	avail_idx = get_le16(q->avail_h + 2);
 	/* The driver can be at most a queue's worth ahead of us. */
 	if ((uint16_t)(avail_idx - q->last_avail) > q->num) {
 		set_needs_reset(b);
 		return -EPROTO;
 	}
 	while (q->last_avail != avail_idx) {
-		uint16_t head = ld16(q->avail_h + 4 + 2u * (q->last_avail % q->num));
+		uint16_t head = get_le16(q->avail_h + 4 + 2u * (q->last_avail % q->num));
 		uint8_t *u;
 		uint32_t used = 0;
 		int r;
@@ -472,10 +435,10 @@ int vmm_blk_process_queue(struct vmm_blk *b)
 			return -EPROTO;
 		}
 		u = q->used_h + 4 + 8u * (q->used_idx % q->num);
-		st32(u, head);
-		st32(u + 4, used);
+		put_le32(u, head);
+		put_le32(u + 4, used);
 		q->used_idx++;
-		st16(q->used_h + 2, q->used_idx);
+		put_le16(q->used_h + 2, q->used_idx);
 		q->last_avail++;
 		b->isr |= VIRTIO_INT_USED_BUFFER;
 	}
@@ -499,8 +462,8 @@ static bool queue_enable(struct vmm_blk *b)
 	q->used_h = vmm_gpa(&b->mem, q->device, 6 + 8 * n);
 	if (!q->desc_h || !q->avail_h || !q->used_h)
 		return false;
-	q->last_avail = ld16(q->avail_h + 2);
-	q->used_idx = ld16(q->used_h + 2);
+	q->last_avail = get_le16(q->avail_h + 2);
+	q->used_idx = get_le16(q->used_h + 2);
 	q->ready = true;
 	return true;
 }

@@ -7,7 +7,7 @@
  * longer than pbits, which are rare by construction, finish bit by bit with
  * the canonical first-code/count arithmetic of RFC 1951 §3.2.2. */
 #include "inflate.h"
-#include "le.h"
+#include "byteorder.h"
 
 #define INF_MAXBITS 15u	     /* longest Huffman code */
 #define INF_LIT_PBITS 10u    /* lookup bits of dynamic literal/length tables */
@@ -114,7 +114,7 @@ static const uint8_t inf_codes_order[INF_NCODES] = {16, 17, 18, 0, 8,  7, 9,  6,
 static inline void inf_refill(struct inf *s)
 {
 	if (s->in_len - s->ip >= 8) {
-		s->bb |= plan_ld_le64(s->in + s->ip) << s->bc;
+		s->bb |= get_le64(s->in + s->ip) << s->bc;
 		s->ip += (63 - s->bc) >> 3;
 		s->bc |= 56;
 		return;

@@ -1,5 +1,5 @@
 /* guest/plan/plan.c — helpers shared by every planner: the op stream, the
- * scratch allocator, endian and CRC helpers, and the format dispatch.
+ * scratch allocator, CRC helpers, and the format dispatch.
  * Freestanding: built into resize.bin and into the host planner library. */
 #include "plan.h"
 
@@ -93,86 +93,6 @@ void plan_set_detail(struct instar_resize_result *ret, const char *msg)
 	for (; msg[i] && i < INSTAR_DETAIL_MAX - 1; i++)
 		ret->detail[i] = msg[i];
 	ret->detail[i] = '\0';
-}
-
-uint16_t plan_be16(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-uint32_t plan_be32(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-uint64_t plan_be64(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint64_t)plan_be32(b) << 32 | plan_be32(b + 4);
-}
-
-uint16_t plan_le16(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint16_t)(b[1] << 8 | b[0]);
-}
-
-uint32_t plan_le32(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
-}
-
-uint64_t plan_le64(const void *p)
-{
-	const uint8_t *b = p;
-	return (uint64_t)plan_le32(b + 4) << 32 | plan_le32(b);
-}
-
-void plan_put_be16(void *p, uint16_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-void plan_put_be32(void *p, uint32_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 24);
-	b[1] = (uint8_t)(v >> 16);
-	b[2] = (uint8_t)(v >> 8);
-	b[3] = (uint8_t)v;
-}
-
-void plan_put_be64(void *p, uint64_t v)
-{
-	plan_put_be32(p, (uint32_t)(v >> 32));
-	plan_put_be32((uint8_t *)p + 4, (uint32_t)v);
-}
-
-void plan_put_le16(void *p, uint16_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
-}
-
-void plan_put_le32(void *p, uint32_t v)
-{
-	uint8_t *b = p;
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
-	b[2] = (uint8_t)(v >> 16);
-	b[3] = (uint8_t)(v >> 24);
-}
-
-void plan_put_le64(void *p, uint64_t v)
-{
-	plan_put_le32(p, (uint32_t)v);
-	plan_put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
 }
 
 /* The helpers below sit in the planners' inner loops (scratch zeroing, table

@@ -7,6 +7,7 @@
 #define INSTAR_PLAN_H
 
 #include "abi.h"
+#include "byteorder.h"
 
 /* Reads len bytes at byte offset off of the image. Bytes past the file's end
  * (within the device) read as zero. Returns 0 or a negative errno. */
@@ -104,19 +105,19 @@ static inline void plan_result_init(struct instar_resize_result *ret, struct pla
 	p->file_size_after = io->file_size;
 }
 
-/* Endian helpers (unaligned-safe). */
-uint16_t plan_be16(const void *p);
-uint32_t plan_be32(const void *p);
-uint64_t plan_be64(const void *p);
-uint16_t plan_le16(const void *p);
-uint32_t plan_le32(const void *p);
-uint64_t plan_le64(const void *p);
-void plan_put_be16(void *p, uint16_t v);
-void plan_put_be32(void *p, uint32_t v);
-void plan_put_be64(void *p, uint64_t v);
-void plan_put_le16(void *p, uint16_t v);
-void plan_put_le32(void *p, uint32_t v);
-void plan_put_le64(void *p, uint64_t v);
+/* Byte order (unaligned-safe): shared/byteorder.h, under the planners' names. */
+#define plan_be16 get_be16
+#define plan_be32 get_be32
+#define plan_be64 get_be64
+#define plan_le16 get_le16
+#define plan_le32 get_le32
+#define plan_le64 get_le64
+#define plan_put_be16 put_be16
+#define plan_put_be32 put_be32
+#define plan_put_be64 put_be64
+#define plan_put_le16 put_le16
+#define plan_put_le32 put_le32
+#define plan_put_le64 put_le64
 
 /* Freestanding-safe mem helpers (the guest has no libc). */
 void plan_memcpy(void *dst, const void *src, size_t n);

@@ -3,7 +3,7 @@
  * table lives in the caller's workspace, every length taken from the input is
  * checked against what is left of the input, the output, the block and the
  * frame before it is used. */
-#include "le.h"
+#include "byteorder.h"
 #include "unzstd.h"
 
 #define UZ_FAIL INSTAR_ERR_PARSE_FAILED
@@ -133,7 +133,7 @@ static int uz_bits_init(struct uz_bits *b, const uint8_t *src, size_t len)
 	b->start = src;
 	if (len >= 8) {
 		b->p = src + len - 8;
-		b->w = plan_ld_le64(b->p);
+		b->w = get_le64(b->p);
 		b->floor = 0;
 	} else {
 		b->p = src;
@@ -157,7 +157,7 @@ static inline void uz_bits_refill(struct uz_bits *b)
 	if (back) {
 		b->p -= back;
 		b->used -= (unsigned)(8 * back);
-		b->w = plan_ld_le64(b->p);
+		b->w = get_le64(b->p);
 	}
 }
 
@@ -768,10 +768,10 @@ static uint64_t uz_xxh64(const uint8_t *p, size_t len)
 		uint64_t v1 = UZ_P1 + UZ_P2, v2 = UZ_P2, v3 = 0, v4 = 0 - UZ_P1;
 
 		for (; end - p >= 32; p += 32) {
-			v1 = uz_xxh_round(v1, plan_ld_le64(p));
-			v2 = uz_xxh_round(v2, plan_ld_le64(p + 8));
-			v3 = uz_xxh_round(v3, plan_ld_le64(p + 16));
-			v4 = uz_xxh_round(v4, plan_ld_le64(p + 24));
+			v1 = uz_xxh_round(v1, get_le64(p));
+			v2 = uz_xxh_round(v2, get_le64(p + 8));
+			v3 = uz_xxh_round(v3, get_le64(p + 16));
+			v4 = uz_xxh_round(v4, get_le64(p + 24));
 		}
 		h = uz_rotl(v1, 1) + uz_rotl(v2, 7) + uz_rotl(v3, 12) + uz_rotl(v4, 18);
 		h = uz_xxh_merge(h, v1);
@@ -783,9 +783,9 @@ static uint64_t uz_xxh64(const uint8_t *p, size_t len)
 	}
 	h += len;
 	for (; end - p >= 8; p += 8)
-		h = uz_rotl(h ^ uz_xxh_round(0, plan_ld_le64(p)), 27) * UZ_P1 + UZ_P4;
+		h = uz_rotl(h ^ uz_xxh_round(0, get_le64(p)), 27) * UZ_P1 + UZ_P4;
 	if (end - p >= 4) {
-		h = uz_rotl(h ^ (uint64_t)plan_ld_le32(p) * UZ_P1, 23) * UZ_P2 + UZ_P3;
+		h = uz_rotl(h ^ (uint64_t)get_le32(p) * UZ_P1, 23) * UZ_P2 + UZ_P3;
 		p += 4;
 	}
 	for (; p < end; p++)
@@ -900,7 +900,7 @@ static int uz_frame(struct uz_ws *z, const uint8_t *src, size_t len, size_t *ret
 	if (fhd & 0x04) { /* Content_Checksum */
 		if (len - pos < 4)
 			return UZ_FAIL;
-		if (plan_ld_le32(src + pos) !=
+		if (get_le32(src + pos) !=
 		    (uint32_t)uz_xxh64(z->fstart, (size_t)(z->op - z->fstart)))
 			return UZ_FAIL;
 		pos += 4;
@@ -925,15 +925,15 @@ int plan_unzstd(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, 
 
 		if (in_len - pos < 4)
 			return UZ_FAIL;
-		magic = plan_ld_le32(in + pos);
+		magic = get_le32(in + pos);
 		if (magic == UZ_MAGIC) {
 			rc = uz_frame(z, in + pos, in_len - pos, &used);
 			if (rc != 0)
 				return rc;
 		} else if ((magic & ~0xfu) == UZ_SKIP_MAGIC) {
-			if (in_len - pos < 8 || plan_ld_le32(in + pos + 4) > in_len - pos - 8)
+			if (in_len - pos < 8 || get_le32(in + pos + 4) > in_len - pos - 8)
 				return UZ_FAIL;
-			used = 8 + (size_t)plan_ld_le32(in + pos + 4);
+			used = 8 + (size_t)get_le32(in + pos + 4);
 		} else {
 			return UZ_FAIL;
 		}
