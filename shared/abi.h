@@ -13,7 +13,7 @@
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
  * instruction: on hosts that emulate CPL0 instruction by instruction (nested
- * KVM without VMX, e.g. kvm_pvm) only user mode runs natively. The host builds
+ * KVM without VMX) only user mode runs natively. The host builds
  * the GDT, the TSS, the IDT (gates from the core header below) and the page
  * tables, and maps all of them, the exception stack and the core's exception
  * path supervisor-only, so that CPL3 can neither read nor change them. Only

@@ -1,8 +1,8 @@
 /* vmm/kvm.c — KVM VM + vCPU setup straight into 64-bit long mode at CPL3, and
  * the exit loop. No firmware: the host builds the GDT, the TSS, the IDT (from
  * core.bin's header) and the identity page tables the guest core starts on,
- * all of them supervisor-only. User mode because nested KVM without VMX
- * (kvm_pvm) emulates every CPL0 instruction but runs CPL3 natively. */
+ * all of them supervisor-only. User mode because KVM nested without VMX
+ * emulates every CPL0 instruction but runs CPL3 natively. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -165,7 +165,7 @@ static int vmm_kvm_check(struct vmm_kvm *k, char *err, size_t errlen)
 /* The host's supported CPUID as is: the core uses nothing model-specific,
  * but a guest with no CPUID set would see no long mode at all. The first
  * query gets room for KVM_MAX_CPUID_ENTRIES: a smaller guess costs a whole
- * failed (E2BIG) query, ~0.3 ms here. */
+ * failed (E2BIG) query. */
 #define VMM_KVM_CPUID_NENT 256
 
 static struct kvm_cpuid2 *vmm_kvm_cpuid_alloc(uint32_t nent)
@@ -475,13 +475,12 @@ static int vmm_kvm_setup_vcpu(struct vmm_kvm *k)
 /* Guest RAM: fresh anonymous memory (already zero, never cleared again),
  * 2 MiB-aligned, and from INSTAR_HEAP_ADDR on backed by transparent huge
  * pages where the host allows, so that the guest's 2 MiB pages and the
- * host's line up. On hosts that shadow the guest's page tables (kvm_pvm)
- * every first touch of a 4 KiB page is a fault the hypervisor handles in
+ * host's line up. On hosts that shadow the guest's page tables every first
+ * touch of a 4 KiB page is a fault the hypervisor handles in
  * software, and the operation's scratch is hundreds of pages. Below the heap
  * the guest touches a few dozen scattered pages (tables, binaries, their
  * bss): a huge page each there would cost 2 MiB of zeroing apiece, and more
- * on a host whose hypervisor reclaims free memory (a fresh huge page
- * measured 2-25 ms here then). */
+ * on a host whose hypervisor reclaims free memory. */
 static void *vmm_kvm_map_ram(uint64_t ram_size)
 {
 	const uint64_t huge = 2ull << 20;
@@ -660,11 +659,10 @@ static int vmm_kvm_vcpu_job_start(struct vmm_kvm_vcpu_job *j, pthread_t *ret_thr
  * RAM's (the first touch of each page, the binaries). They run side by side:
  * the vCPU on a second thread, RAM on this one. Not the other way round: this
  * thread also unmaps RAM, and pages faulted in on another CPU do not come
- * back from that CPU's free lists hot (measured: the first touch of each
- * huge page then took ~5 ms instead of ~0.2, the hypervisor having reclaimed
- * it). RAM is touched only after KVM_SET_USER_MEMORY_REGION, which waits for
- * page faults in progress. The thread is joined before returning: the
- * caller, and its sandbox, see one thread as before. */
+ * back from that CPU's free lists hot (where the hypervisor reclaimed them,
+ * each first touch of a huge page is then many times slower). RAM is touched only after
+ * KVM_SET_USER_MEMORY_REGION, which waits for page faults in progress. The thread is joined before
+ * returning: the caller, and its sandbox, see one thread as before. */
 int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, void *ctx, char *err,
 		   size_t errlen)
 {
@@ -914,7 +912,7 @@ int vmm_kvm_defer_teardown(struct vmm_kvm *k)
 	a->rfd = p[0];
 	a->wfd = rp[1];
 	/* CLONE_VM: no page tables copied, no copy-on-write faults afterwards
-	 * (fork cost ~1 ms here). The helper holds our mm too, so the unmapping
+	 * (as a fork would cost). The helper holds our mm too, so the unmapping
 	 * of this address space also happens after we exit. No exit signal: a
 	 * wait(-1) elsewhere never reaps it by accident. No CLONE_FILES: its
 	 * fds are its own copies, so once we close our ready write end, its

@@ -79,8 +79,8 @@ int vmm_kvm_create(struct vmm_kvm *k, uint64_t ram_size, vmm_kvm_fill_fn fill, v
 void vmm_kvm_destroy(struct vmm_kvm *k);
 
 /* Moves the slow part of vmm_kvm_destroy() out of this process's lifetime:
- * KVM's VM teardown waits for an SRCU grace period (12-16 ms measured on this
- * kvm_pvm host, more than the whole resize), and a process's exit closes its
+ * KVM's VM teardown waits for an SRCU grace period (longer than the rest of
+ * a resize; BENCHMARKS.md, Notes), and a process's exit closes its
  * fds before its parent can reap it. A helper process (clone(CLONE_VM), no
  * exit signal) that holds nothing but an extra reference to the VM fd (and a
  * pipe) and runs under seccomp strict mode waits for the pipe's EOF and

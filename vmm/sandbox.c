@@ -79,9 +79,9 @@ static const int vmm_sandbox_allowed[] = {
 
 /* The allow-list as a classic BPF program, built by hand rather than by
  * libseccomp: that library probes the kernel with eight seccomp() calls and
- * compiles its rule tree on every run (~0.3 ms here) for what is a short
- * list. Anything else kills the process, as does a foreign architecture or
- * the x32 ABI (its numbers carry __X32_SYSCALL_BIT, which nothing matches).
+ * compiles its rule tree on every run for what is a short list. Anything else kills the process, as
+ * does a foreign architecture or the x32 ABI (its numbers carry __X32_SYSCALL_BIT, which nothing
+ * matches).
  *
  * Jumps to the two final returns are emitted with placeholder offsets
  * (TO_ALLOW, TO_KILL) and resolved once the program's length is known;
