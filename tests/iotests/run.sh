@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# tests/iotests/run.sh BUILD — QEMU's own iotests that call `qemu-img resize`,
+# run twice: with the real qemu-img (the baseline), then through the shipped
+# qemu-img front (BUILD/contrib/shim/qemu-img) pointed at BUILD/vmm/instar.
+# Prints both tallies and every (test, format) run that passes with qemu-img
+# and fails through instar; exits 1 if there is one (or if nothing ran).
+#
+# The tests come from QEMU's Debian source package at the version of the
+# installed qemu-utils (tests/iotests/fetch.sh), unpacked under IOTESTS_CACHE
+# (default BUILD/iotests). Environment:
+#   IOTESTS_CACHE    where the source and the scratch directories go
+#   IOTESTS          test numbers to run (default: every test that calls resize)
+#   IOTESTS_FORMATS  image formats (default: raw qcow2 qed luks)
+#   IOTESTS_MODES    baseline and/or instar (default: both)
+# As root, the packages it needs (qemu-system-x86 for the tests that start a
+# VM, dpkg-dev for apt-get source) are installed if missing.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: run.sh BUILD}" && pwd) || exit 1
+cache=${IOTESTS_CACHE:-$build/iotests}
+formats=${IOTESTS_FORMATS:-raw qcow2 qed luks}
+modes=${IOTESTS_MODES:-baseline instar}
+instar=$build/vmm/instar
+shim=$build/contrib/shim/qemu-img
+die() { echo "iotests: $*" >&2; exit 1; }
+
+# ---- packages ------------------------------------------------------------
+pkgs=(qemu-utils qemu-system-x86 qemu-system-common dpkg-dev xz-utils python3)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -eq 0 ]]; then
+		echo "iotests: installing ${missing[*]}" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			"${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+	else
+		die "missing packages: ${missing[*]} (run as root, or apt-get install them)"
+	fi
+fi
+for b in qemu-img qemu-io qemu-nbd qemu-storage-daemon qemu-system-x86_64; do
+	command -v "$b" >/dev/null || die "$b not found on PATH"
+done
+[[ -x $instar ]] || die "$instar is not built"
+[[ -x $shim ]] || die "$shim is not built"
+if [[ " $modes " == *" instar "* && ! ( -c /dev/kvm && -w /dev/kvm ) ]]; then
+	# Run anyway: the tally must show it, not hide it.
+	echo "iotests: warning: no usable /dev/kvm: instar resizes only raw images here," \
+		"every other run through instar fails"
+fi
+
+# ---- QEMU's source, and the tests that call resize --------------------------
+tree=$(bash "$here/fetch.sh" "$cache") || die "could not fetch QEMU's source"
+iot=$tree/tests/qemu-iotests
+if [[ -n ${IOTESTS:-} ]]; then
+	read -ra tests <<<"$IOTESTS"
+else
+	# Shell tests call "$QEMU_IMG resize", Python ones qemu_img*('resize', ...).
+	mapfile -t tests < <(cd "$iot" && grep -lE \
+		"QEMU_IMG[[:space:]]+resize|qemu_img[a-z_]*\([[:space:]]*['\"]resize['\"]" \
+		[0-9][0-9][0-9] tests/* 2>/dev/null | sort)
+fi
+((${#tests[@]})) || die "no iotest calls resize under $iot"
+echo "iotests: QEMU $(dpkg-query -W -f='${source:Version}' qemu-utils), ${#tests[@]} tests that call resize: ${tests[*]}"
+echo "iotests: formats: $formats"
+
+# The tests strip "<basename of QEMU_PROG>: " from qemu's messages, and qemu
+# prefixes them with its own argv[0]: the TCG stand-in must carry the real
+# binary's name.
+mkdir -p "$cache/bin"
+ln -sfn "$here/qemu-system-tcg.sh" "$cache/bin/qemu-system-x86_64"
+
+# ---- run --------------------------------------------------------------------
+# Each mode gets its own scratch directories under the cache; check(1) writes
+# its .out.bad files there, so nothing lands in the source tree.
+run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
+	local mode=$1 img out fmt
+	local work=$cache/$mode
+	rm -rf "$work"
+	mkdir -p "$work"
+	: >"$work/results"
+	case $mode in
+	baseline) img=$(command -v qemu-img) ;;
+	instar) img=$shim ;;
+	*) die "unknown mode $mode" ;;
+	esac
+	for fmt in $formats; do
+		out=$work/check-$fmt.log
+		mkdir -p "$work/scratch-$fmt" "$work/sock-$fmt"
+		(cd "$iot" && env \
+			QEMU_IMG_PROG="$img" \
+			QEMU_IO_PROG="$(command -v qemu-io)" \
+			QEMU_NBD_PROG="$(command -v qemu-nbd)" \
+			QSD_PROG="$(command -v qemu-storage-daemon)" \
+			QEMU_PROG="$cache/bin/qemu-system-x86_64" \
+			IOTESTS_QEMU_SYSTEM="$(command -v qemu-system-x86_64)" \
+			INSTAR_SHIM_INSTAR="$instar" \
+			TEST_DIR="$work/scratch-$fmt" SOCK_DIR="$work/sock-$fmt" \
+			./check -tap -"$fmt" "${tests[@]}") >"$out" 2>&1
+		# TAP: "ok FMT TEST", "not ok FMT TEST", "ok FMT TEST # SKIP".
+		awk '$1 == "ok" && $4 == "#" { print $3, $2, "notrun"; next }
+			$1 == "ok" && NF == 3 { print $3, $2, "pass"; next }
+			$1 == "not" && $2 == "ok" && NF == 4 { print $4, $3, "fail" }' \
+			"$out" >>"$work/results"
+	done
+}
+
+t0=$(date +%s)
+for mode in $modes; do
+	m0=$(date +%s)
+	run_mode "$mode"
+	echo "iotests: $mode took $(($(date +%s) - m0))s"
+done
+
+tally() { # MODE
+	local f=$cache/$1/results
+	local pass fail
+	pass=$(grep -c ' pass$' "$f")
+	fail=$(grep -c ' fail$' "$f")
+	echo "$1: $pass passed, $fail failed ($(grep -c ' notrun$' "$f") not run)"
+	grep ' fail$' "$f" | sed 's/ fail$//; s/^/  failed: /'
+}
+rc=0
+for mode in $modes; do
+	[[ -s $cache/$mode/results ]] || { echo "$mode: no test ran"; rc=1; continue; }
+	tally "$mode"
+done
+if [[ " $modes " == *" baseline "* && " $modes " == *" instar "* ]]; then
+	lost=$(grep ' pass$' "$cache/baseline/results" | sed 's/ pass$//' | while read -r t f; do
+		grep -qx "$t $f pass" "$cache/instar/results" || echo "$t $f"
+	done)
+	if [[ -n $lost ]]; then
+		echo "passing with qemu-img, failing through instar:"
+		echo "$lost" | sed 's/^/  /'
+		echo "$lost" | while read -r t f; do
+			ref=$iot/$t.out
+			[[ -f $ref.$f ]] && ref=$ref.$f
+			bad=$cache/instar/scratch-$f/$(basename "$t").out.bad
+			echo "---- $t $f: diff $ref $bad (first 40 lines)"
+			diff -u "$ref" "$bad" | head -40
+		done
+		echo "(full logs: $cache/instar/check-FORMAT.log)"
+		rc=1
+	elif ! grep -q ' pass$' "$cache/baseline/results"; then
+		echo "no run passed with qemu-img"
+		rc=1
+	else
+		echo "every run that passes with qemu-img passes through instar"
+	fi
+fi
+echo "iotests: $(($(date +%s) - t0))s in all"
+exit $rc
