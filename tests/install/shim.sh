@@ -16,6 +16,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 die() { echo "FAIL: $*"; exit 1; }
+. "$src/tests/kvm_gate.sh"
 
 real=$(command -v qemu-img) || die "qemu-img (qemu-utils) is needed as the real qemu-img"
 realdir=$(dirname "$(realpath "$real")")
@@ -123,12 +124,8 @@ fi
 
 # vpc: qemu-img 7.2 cannot resize it ("Image format driver does not support
 # resize"); instar grows it in its guest.
-if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
-	if [[ -n ${CI:-} ]]; then
-		fail "vpc: /dev/kvm is not usable and CI is set"
-	else
-		echo "skip: vpc resize (no usable /dev/kvm)"
-	fi
+if ! kvm_usable; then
+	GUEST_SKIPPED=1 # reported last, after every other check
 else
 	qemu-img create -q -f vpc d.vhd 16M
 	cp d.vhd e.vhd
@@ -247,4 +244,5 @@ if ((fails)); then
 	echo "$fails shim check(s) failed"
 	exit 1
 fi
+guest_skips_end
 echo "all shim checks passed"
