@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 4u
+#define INSTAR_ABI_VERSION 5u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
@@ -182,6 +182,7 @@ enum instar_format {
 	INSTAR_FMT_VMDK = 3,
 	INSTAR_FMT_VHD = 4, /* qemu's name: vpc */
 	INSTAR_FMT_VHDX = 5,
+	INSTAR_FMT_QED = 6,
 	INSTAR_FMT_COUNT
 };
 

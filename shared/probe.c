@@ -457,7 +457,14 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 		probe_vhdx(in, ret);
 		return 0;
 	} else if (h && bytes_eq(h, "QED\0", 4)) {
-		ret->other = "qed";
+		/* The guest checks every field; these are for `instar info`. */
+		h = win(in, 0, 64);
+		ret->format = INSTAR_FMT_QED;
+		if (h) {
+			ret->cluster_size = le32(h + 4);
+			ret->virtual_size = le64(h + 48);
+			ret->has_backing = (le64(h + 16) & 1) != 0;
+		}
 		return 0;
 	} else if (h && bytes_eq(h, "LUKS\xba\xbe", 6)) {
 		ret->other = "luks";

@@ -96,7 +96,6 @@ static const char *const qemu_other_drivers[] = {
     "parallels",
     "preallocate",
     "qcow",
-    "qed",
     "quorum",
     "rbd",
     "replication",

@@ -253,8 +253,15 @@ static void test_other_formats(void **state)
 	(void)state;
 	memset(mem, 0, 4096);
 	memcpy(mem, "QED\0", 4);
+	put_le64(mem + 4, 65536); /* cluster size (and table size 0) */
+	put_le64(mem + 16, 1);	  /* a backing file */
+	put_le64(mem + 48, 5ull << 30);
 	probe_mem(4096, 4096, &info);
-	assert_string_equal(info.other, "qed");
+	assert_int_equal(info.format, INSTAR_FMT_QED);
+	assert_null(info.other);
+	assert_int_equal(info.virtual_size, 5ull << 30);
+	assert_int_equal(info.cluster_size, 65536);
+	assert_true(info.has_backing);
 
 	memset(mem, 0, 4096);
 	memcpy(mem, "LUKS\xba\xbe", 6);

@@ -1,0 +1,160 @@
+#!/bin/bash
+# tests/compat/qed_plan.sh — the QED planner against qemu-img 7.2 on copies of
+# the same image: grows (default and small clusters, with data, up to the
+# largest size the tables map) give the same header and the same data as
+# `qemu-img resize` (byte-identical files); every refusal qemu's driver makes
+# (shrink, preallocation, sizes) carries qemu's message; a crash run of the
+# grow leaves the old or the new image. With a usable /dev/kvm, `instar
+# resize` end to end as well (exit code, stdout, stderr against qemu-img's).
+#   qed_plan.sh PLAN_APPLY QEMU_IMG [INSTAR]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+INSTAR=${3:-}
+compat_init "$1" "$2"
+
+vsize() {
+	qi_vsize qed "$1"
+}
+
+# plan-apply takes sizes in bytes.
+b() {
+	numfmt --from=iec "$1"
+}
+
+# grow NAME CREATE-OPTS OLD NEW: plan-apply on one copy, qemu-img resize on
+# another: same exit, same file bytes, check clean, data kept.
+grow() {
+	local name=$1 opts=$2 old=$3 new=$4
+	"$QI" create -q -f qed ${opts:+-o "$opts"} "$T/$name.orig.qed" "$old"
+	qio_write qed "$T/$name.orig.qed" "0xa5 0 64k" "0x5a $(($(b "$old") / 2)) 4k"
+	cp "$T/$name.orig.qed" "$T/$name.q.qed"
+	cp "$T/$name.orig.qed" "$T/$name.i.qed"
+	"$QI" resize -q -f qed "$T/$name.q.qed" "$new" || fail "$name: qemu-img resize"
+	apply_ok "$name" "$(b "$new")" qed "$T/$name.i.qed" "$(b "$new")"
+	cmp "$T/$name.q.qed" "$T/$name.i.qed" || fail "$name: files differ from qemu-img's"
+	"$QI" check -q -f qed "$T/$name.i.qed" || fail "$name: qemu-img check"
+	[ "$(vsize "$T/$name.i.qed")" = "$(b "$new")" ] || fail "$name: virtual size"
+	if [ "$(b "$new")" -le $((1 << 40)) ]; then
+		"$QI" convert -f qed -O raw "$T/$name.orig.qed" "$T/$name.exp.raw"
+		truncate -s "$new" "$T/$name.exp.raw"
+		"$QI" compare -q -f raw -F qed "$T/$name.exp.raw" "$T/$name.i.qed" ||
+			fail "$name: data differs from the old data and zeros"
+		rm -f "$T/$name.exp.raw"
+	else # qemu-img 7.2 compare asserts on such sizes (its own resize's too)
+		"$QIO" -f qed -c "read -q -P 0xa5 0 64k" -c "read -q -P 0x5a $(($(b "$old") / 2)) 4k" \
+			-c "read -q -P 0 $(($(b "$new") - (1 << 20))) 1M" "$T/$name.i.qed" |
+			grep -q . && fail "$name: data differs from the old data and zeros"
+	fi
+	NCHECK=$((NCHECK + 1))
+}
+
+grow default "" 1G 2G
+grow plus-one-sector "" 1G $((1024 * 1024 * 1024 + 512))
+grow small-clusters "cluster_size=4096,table_size=2" 64M 1G
+# cluster 4 KiB, table 2 clusters: (2 * 4096 / 8)^2 * 4096 = 4 GiB at most
+grow to-max "cluster_size=4096,table_size=2" 64M 4G
+grow big-clusters "cluster_size=1M" 1G 10T
+
+# Autoclear bits: qemu clears them on a writable open; so does the planner.
+"$QI" create -q -f qed "$T/ac.qed" 1G
+printf '\x01' | dd of="$T/ac.qed" bs=1 seek=32 conv=notrunc status=none
+cp "$T/ac.qed" "$T/ac.q.qed"
+"$QI" resize -q -f qed "$T/ac.q.qed" 2G
+apply_ok autoclear $((2 << 30)) qed "$T/ac.qed" $((2 << 30))
+cmp "$T/ac.q.qed" "$T/ac.qed" || fail "autoclear: files differ from qemu-img's"
+
+# refusal WHAT ERROR QEMU-ARGS -- PLAN-APPLY-FLAGS: both refuse the size
+# (last word: qemu-img gets it as written, plan-apply in bytes); the planner
+# names ERROR and gives qemu's message as its detail — or, for a refused
+# preallocation mode, no detail: the CLI prints "Unsupported preallocation
+# mode 'MODE'" for that error itself (vmm/cli_resize.c), as qemu-img does.
+# The image is unchanged.
+refusal() {
+	local what=$1 err=$2 qerr pout size want
+	shift 2
+	take_flags "$@"
+	size=${REST[-1]}
+	cp "$T/r.qed" "$T/r.before"
+	if "$QI" resize -f qed "${FLAGS[@]}" "$T/r.qed" "$size" 2>"$T/q.err"; then
+		fail "$what: qemu-img resized"
+	fi
+	qerr=$(sed 's/^qemu-img: //' "$T/q.err")
+	pout=$("$PA" "${REST[@]:0:${#REST[@]}-1}" qed "$T/r.qed" "$(b "$size")") &&
+		fail "$what: plan-apply succeeded"
+	want=$qerr
+	if [ "$err" = PREALLOCATION_UNSUPPORTED ]; then
+		case "$qerr" in "Unsupported preallocation mode '"*"'") ;; *) fail "$what: qemu-img: $qerr" ;; esac
+		want=
+	fi
+	case "$pout" in
+	"error=$err "*"detail=$want") ;;
+	*) fail "$what: qemu-img said '$qerr', plan-apply: $pout" ;;
+	esac
+	cmp -s "$T/r.qed" "$T/r.before" || fail "$what: image changed"
+	NCHECK=$((NCHECK + 1))
+}
+"$QI" create -q -f qed "$T/r.qed" 1G
+refusal shrink UNSUPPORTED_SHRINK --shrink -- --shrink 512M
+refusal falloc PREALLOCATION_UNSUPPORTED --preallocation=falloc -- --prealloc falloc 2G
+refusal full PREALLOCATION_UNSUPPORTED --preallocation=full -- --prealloc full 2G
+refusal metadata PREALLOCATION_UNSUPPORTED --preallocation=metadata -- --prealloc metadata 2G
+refusal "not a sector multiple" INVALID_NEW_SIZE -- 2147483649
+refusal "past the tables" INVALID_NEW_SIZE -- 65T
+refusal "past the tables, falloc" PREALLOCATION_UNSUPPORTED --preallocation=falloc -- --prealloc falloc 65T
+
+# Open-time refusals, worded as qemu's "Could not open" details.
+opened() {
+	local what=$1 off=$2 bytes=$3 want=$4 out
+	"$QI" create -q -f qed "$T/o.qed" 1G
+	printf "$bytes" | dd of="$T/o.qed" bs=1 seek="$off" conv=notrunc status=none
+	if "$QI" resize -f qed "$T/o.qed" 2G 2>"$T/q.err"; then fail "$what: qemu-img resized"; fi
+	grep -qF "$want" "$T/q.err" || fail "$what: qemu-img said $(cat "$T/q.err")"
+	out=$("$PA" qed "$T/o.qed" $((2 << 30))) && fail "$what: plan-apply succeeded"
+	case "$out" in *"detail=$want") ;; *) fail "$what: $out" ;; esac
+	NCHECK=$((NCHECK + 1))
+}
+opened "unknown feature" 16 '\x10' "Unsupported QED features: 10"
+opened "cluster size" 4 '\x00\x30' "QED cluster size is invalid"
+opened "table size" 8 '\x03' "QED table size is invalid"
+opened "image size" 48 '\x01' "QED image size is invalid"
+opened "table offset" 40 '\x01' "QED table offset is invalid"
+"$QI" create -q -f qed -o table_size=1 "$T/t1.qed" 1G
+out=$("$PA" qed "$T/t1.qed" $((2 << 30))) && fail "table_size=1: plan-apply succeeded"
+case "$out" in *"detail=QED table offset is invalid") ;; *) fail "table_size=1: $out" ;; esac
+
+# A crash after any op of the grow: the old or the new image.
+crash_verify() {
+	"$QI" check -q -f qed "$2" || fail "$1: check after a crash"
+}
+"$QI" create -q -f qed "$T/c.orig.qed" 1G
+crash_run qed qed c $((2 << 30))
+
+# Not resized (documented): a backing file; an image not closed cleanly.
+"$QI" create -q -f raw "$T/base.raw" 2G
+"$QI" create -q -f qed -b "$T/base.raw" -F raw "$T/b.qed" 1G
+refused "backing file" UNSUPPORTED_FEATURE qed "$T/b.qed" $((2 << 30))
+"$QI" create -q -f qed "$T/n.qed" 1G
+printf '\x02' | dd of="$T/n.qed" bs=1 seek=16 conv=notrunc status=none
+refused "needs check" REQUIRES_CHECK qed "$T/n.qed" $((2 << 30))
+
+# End to end through instar where the guest can boot here.
+if [ -n "$INSTAR" ] && kvm_usable; then
+	for args in "2G" "--shrink 512M" "--preallocation=full 2G" "2147483649" "+1G"; do
+		"$QI" create -q -f qed "$T/e.q.qed" 1G
+		qio_write qed "$T/e.q.qed" "0x33 0 1M"
+		cp "$T/e.q.qed" "$T/e.i.qed"
+		# shellcheck disable=SC2086
+		qrc=0 && "$QI" resize $args "$T/e.q.qed" >"$T/q.out" 2>"$T/q.err" || qrc=$?
+		irc=0 && "$INSTAR" resize $args "$T/e.i.qed" >"$T/i.out" 2>"$T/i.err" || irc=$?
+		sed -i 's/^qemu-img: /instar: /' "$T/q.err"
+		[ "$qrc" = "$irc" ] || fail "instar resize $args: exit $irc, qemu-img $qrc"
+		cmp -s "$T/q.out" "$T/i.out" || fail "instar resize $args: stdout"
+		cmp -s "$T/q.err" "$T/i.err" || fail "instar resize $args: stderr $(cat "$T/i.err")"
+		cmp "$T/e.q.qed" "$T/e.i.qed" || fail "instar resize $args: files differ"
+		NCHECK=$((NCHECK + 1))
+	done
+else
+	echo "note: no instar or no usable /dev/kvm: the end-to-end resizes are left out"
+fi
+echo "qed: $NCHECK checks passed"
