@@ -461,9 +461,9 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 		h = win(in, 0, 64);
 		ret->format = INSTAR_FMT_QED;
 		if (h) {
-			ret->cluster_size = le32(h + 4);
-			ret->virtual_size = le64(h + 48);
-			ret->has_backing = (le64(h + 16) & 1) != 0;
+			ret->cluster_size = get_le32(h + 4);
+			ret->virtual_size = get_le64(h + 48);
+			ret->has_backing = (get_le64(h + 16) & 1) != 0;
 		}
 		return 0;
 	} else if (h && bytes_eq(h, "LUKS\xba\xbe", 6)) {
