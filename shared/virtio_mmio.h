@@ -82,4 +82,9 @@
 #define VIRTIO_WZ_F_UNMAP 1u
 #define VIRTIO_ID_BYTES 20u
 
+/* instar's device: the most data bytes one read or write request may carry.
+ * The guest splits longer transfers at this size; the host fails a longer
+ * request with IOERR. */
+#define INSTAR_BLK_MAX_REQ_BYTES (1u << 20)
+
 #endif

@@ -393,11 +393,12 @@ static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
 		return;
 	case INSTAR_ERR_OVERLAY_LIMIT:
 		/* The image is untouched; a larger --max-staged lets it through. */
-		cli_error(
-		    c, gr->error, 0,
-		    "Could not resize '%s': the resize would stage more than --max-staged "
-		    "allows (%llu bytes)",
-		    f, (unsigned long long)(a->max_staged ? a->max_staged : VMM_OVERLAY_DEFAULT));
+		cli_error(c, gr->error, 0,
+			  "Could not resize '%s': the resize would stage more than --max-staged "
+			  "allows (%llu bytes)",
+			  f,
+			  (unsigned long long)(a->max_staged ? a->max_staged
+							     : INSTAR_MAX_STAGED_DEFAULT));
 		return;
 	default:
 		break;

@@ -12,10 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli_limits.h"
 #include "probe.h"
 
-#define VMM_EXT_MAX_DEPTH 64	    /* backing chain links followed */
-#define VMM_EXT_MAX_BACKING_DIRS 16 /* --backing-dir given */
+#define VMM_EXT_MAX_DEPTH 64 /* backing chain links followed */
+#define VMM_EXT_MAX_BACKING_DIRS INSTAR_MAX_BACKING_DIRS
 
 /* Where the names of one image may lead. */
 struct vmm_ext_policy {

@@ -6,14 +6,13 @@
 #include <stdint.h>
 
 #include "abi.h"
-
-/* Default bound on the bytes a guest may stage (--max-staged). */
-#define VMM_OVERLAY_DEFAULT (1ull << 30)
+#include "cli_limits.h"
 
 struct vmm_guest_opts {
 	const char *guest_dir;	/* NULL: $INSTAR_GUEST_DIR, build tree, libexecdir */
-	uint32_t timeout_ms;	/* watchdog; 0 = default 30 s */
-	uint64_t overlay_limit; /* staged-write bound in bytes; 0 = default */
+	uint32_t timeout_ms;	/* watchdog; 0 = INSTAR_TIMEOUT_DEFAULT_S */
+	uint64_t overlay_limit; /* staged-write bound in bytes; 0 =
+				   INSTAR_MAX_STAGED_DEFAULT */
 	uint64_t ram_size;	/* guest RAM; 0 = default (32 MiB) */
 	bool debug;		/* forward guest log text to stderr */
 	int keep_fd;		/* > 2: one more fd the caller needs after the run
@@ -30,12 +29,17 @@ struct vmm_guest_opts {
  * applies the staged writes to fd in the guest's order (fdatasync at each
  * guest flush), sets the file length to ret->file_size_after and syncs.
  * Returns 0 whenever ret is filled: ret->error is INSTAR_OK or the error
- * (guest-reported, or found by the host) with ret->detail set. An error found
- * before the commit leaves the file byte-identical. An I/O error during the
- * commit leaves the old image (its length put back) or the new one, and
- * ret->detail says which, with file_size_after the real length. Returns a
- * negative errno only when it could not even start (no KVM, guest binaries
- * missing), with ret->detail saying what. */
+ * (guest-reported, or found by the host) with ret->detail set, and
+ * file_size_after the file's real length. An error found before the commit
+ * leaves the file's bytes and length as they were. An error during the
+ * commit: the host writes back the old bytes it overwrote and the old length
+ * (ret->detail ends "the image is unchanged"); where it cannot (a discard
+ * came first, a shrink already cut the tail, the rollback failed too, or
+ * the commit was stopped as by a crash) the plan's order should have left
+ * the old image or the new one, and ret->detail says which size the host's
+ * probe found, or that the image may be damaged when it finds neither.
+ * Returns a negative errno only when it could not even start (no KVM, guest
+ * binaries missing), with ret->detail saying what. */
 int vmm_guest_resize(int fd, const struct instar_resize_config *cfg, const struct vmm_guest_opts *o,
 		     struct instar_resize_result *ret);
 

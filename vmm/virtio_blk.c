@@ -9,24 +9,21 @@
 
 #include "byteorder.h"
 #include "overlay.h"
+#include "test_hooks.h"
 #include "virtio_blk.h"
 #include "virtio_mmio.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "virtio is little-endian, so is the host");
 
-/* virtio-mmio register offsets (spec 4.2.2) */
-
+/* Register offsets and bits: shared/virtio_mmio.h. */
 #define VENDOR_ID 0x54534e49u /* "INST" */
 
 #define DEVICE_FEATURES                                                                            \
 	(VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_SEG_MAX | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |   \
 	 VIRTIO_F_BLK_WRITE_ZEROES)
 
-/* Split virtqueue layout (spec 2.7) */
-
-/* virtio-blk requests (spec 5.2.6) */
-#define SECTOR 512u
+#define SECTOR 512u /* virtio-blk's unit (spec 5.2.6) */
 
 /* virtio_blk_config offsets (spec 5.2.4) */
 #define C_SEG_MAX 12
@@ -107,7 +104,7 @@ int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
 	b->fd = o->fd;
 	b->file_size = o->file_size;
 	b->capacity = cap;
-	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : VMM_BLK_OVERLAY_DEFAULT,
+	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : INSTAR_MAX_STAGED_DEFAULT,
 			 VMM_BLK_OVERLAY_MAX_OPS);
 	vmm_overlay_set_base(&b->ovl, o->file_size, o->prealloc_limit);
 
@@ -212,7 +209,7 @@ static uint8_t req_in(struct vmm_blk *b, const struct chain *c, uint64_t sector,
 	unsigned i;
 
 	if (c->out_len != VIRTIO_REQ_HDR_SIZE || c->in_len % SECTOR ||
-	    c->in_len > VMM_BLK_MAX_REQ_BYTES || sector_range(b, sector, c->in_len, &off) < 0)
+	    c->in_len > INSTAR_BLK_MAX_REQ_BYTES || sector_range(b, sector, c->in_len, &off) < 0)
 		return VIRTIO_S_IOERR;
 	for (i = 0; i < c->nin; i++) {
 		if (blk_read(b, off, c->in[i].p, c->in[i].len) < 0)
@@ -228,7 +225,7 @@ static uint8_t req_out(struct vmm_blk *b, const struct chain *c, uint64_t sector
 	uint64_t len = c->out_len - VIRTIO_REQ_HDR_SIZE, off;
 	uint8_t *data;
 
-	if (c->in_len || len % SECTOR || len > VMM_BLK_MAX_REQ_BYTES ||
+	if (c->in_len || len % SECTOR || len > INSTAR_BLK_MAX_REQ_BYTES ||
 	    sector_range(b, sector, len, &off) < 0)
 		return VIRTIO_S_IOERR;
 	if (len == 0)
@@ -613,6 +610,17 @@ void vmm_blk_mmio_read(struct vmm_blk *b, uint64_t off, void *data, uint32_t len
 	memcpy(data, b->config + (off - VIRTIO_R_CONFIG), len);
 }
 
+size_t vmm_blk_coalescable(const struct vmm_blk_mmio_range **ret)
+{
+	static const struct vmm_blk_mmio_range ranges[] = {
+	    {0, VIRTIO_R_QUEUE_NOTIFY},
+	    {VIRTIO_R_QUEUE_NOTIFY + 4, VIRTIO_R_CONFIG - VIRTIO_R_QUEUE_NOTIFY - 4},
+	};
+
+	*ret = ranges;
+	return sizeof(ranges) / sizeof(ranges[0]);
+}
+
 void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint32_t len)
 {
 	uint32_t v;
@@ -624,36 +632,14 @@ void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint3
 	reg_write(b, off, v);
 }
 
-#ifdef INSTAR_TEST_HOOKS
-/* Test builds only (instar-test): INSTAR_TEST_COMMIT_STOP_AFTER=K. */
-static uint64_t commit_stop_after(void)
-{
-	const char *s = getenv("INSTAR_TEST_COMMIT_STOP_AFTER");
-	unsigned long long k;
-	char *end;
-
-	if (!s || !*s)
-		return VMM_OVL_NO_STOP;
-	errno = 0;
-	k = strtoull(s, &end, 10);
-	if (errno || *end || *s == '-')
-		return VMM_OVL_NO_STOP;
-	return k;
-}
-#else
-static uint64_t commit_stop_after(void)
-{
-	return VMM_OVL_NO_STOP;
-}
-#endif
-
 int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where)
 {
 	b->unsynced = false;
 	*ret_where = (struct vmm_ovl_where){.what = "staging", .off = 0, .len = 0};
 	if (b->ovl.exceeded)
 		return -ENOSPC;
-	return vmm_overlay_commit(&b->ovl, b->fd, commit_stop_after(), &b->unsynced, ret_where);
+	return vmm_overlay_commit(&b->ovl, b->fd, vmm_hook_commit_stop_after(), &b->unsynced,
+				  ret_where);
 }
 
 int vmm_blk_rollback(struct vmm_blk *b)

@@ -5,18 +5,19 @@
 #define VMM_VIRTIO_BLK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "cli_limits.h"
 #include "guestmem.h"
 #include "overlay.h"
 
-/* Device limits the guest can rely on. */
-#define VMM_BLK_QUEUE_MAX 256u		       /* QueueNumMax; also max chain length */
-#define VMM_BLK_MAX_REQ_BYTES (4u << 20)       /* data bytes of one read/write request */
-#define VMM_BLK_MAX_SEGS 16u		       /* discard / write-zeroes segments */
-#define VMM_BLK_MAX_ZERO_SECTORS (1u << 31)    /* per discard / write-zeroes segment */
-#define VMM_BLK_OVERLAY_DEFAULT (256ull << 20) /* overlay_limit 0 means this */
-#define VMM_BLK_OVERLAY_MAX_OPS 32768u	       /* staged ops (incl. barriers) */
+/* Device limits the guest can rely on (and INSTAR_BLK_MAX_REQ_BYTES, in
+ * virtio_mmio.h). */
+#define VMM_BLK_QUEUE_MAX 256u		    /* QueueNumMax; also max chain length */
+#define VMM_BLK_MAX_SEGS 16u		    /* discard / write-zeroes segments */
+#define VMM_BLK_MAX_ZERO_SECTORS (1u << 31) /* per discard / write-zeroes segment */
+#define VMM_BLK_OVERLAY_MAX_OPS 32768u	    /* staged ops (incl. barriers) */
 
 struct vmm_blk;
 
@@ -24,7 +25,7 @@ struct vmm_blk_opts {
 	int fd;			 /* the image; only read (pread) until commit */
 	uint64_t file_size;	 /* bytes of fd the guest sees; beyond reads as zeros */
 	uint64_t capacity_bytes; /* device size, rounded up to whole 512-byte sectors */
-	uint64_t overlay_limit;	 /* staged data bytes; 0 = VMM_BLK_OVERLAY_DEFAULT */
+	uint64_t overlay_limit;	 /* staged data bytes; 0 = INSTAR_MAX_STAGED_DEFAULT */
 	uint64_t prealloc_limit; /* zero bytes past the end of file that may be
 				    preallocated; 0 = no preallocation asked for
 				    (such ranges only extend the length) */
@@ -41,6 +42,19 @@ void vmm_blk_destroy(struct vmm_blk *b);
  * before it returns. */
 void vmm_blk_mmio_read(struct vmm_blk *b, uint64_t off, void *data, uint32_t len);
 void vmm_blk_mmio_write(struct vmm_blk *b, uint64_t off, const void *data, uint32_t len);
+
+/* A range of the device's MMIO window, as offsets from its base. */
+struct vmm_blk_mmio_range {
+	uint64_t off, len;
+};
+
+/* The registers whose writes change only state the guest can observe
+ * through a later MMIO read or QueueNotify, both of which exit: every one
+ * but QueueNotify, below the config space. KVM may queue writes to them
+ * without an exit (vmm_kvm_coalesce), as long as the queued writes reach
+ * vmm_blk_mmio_write() in order before the next exit is handled. Sets
+ * *ret to the ranges and returns how many. */
+size_t vmm_blk_coalescable(const struct vmm_blk_mmio_range **ret);
 
 /* Completes every request the driver made available (what QueueNotify does).
  * Exposed for fuzz targets: set a device up over a memory buffer and call this
@@ -65,11 +79,10 @@ bool vmm_blk_overlay_exceeded(const struct vmm_blk *b);
  * final file length nor fsync at the end: the caller does. 0 or -errno;
  * -ENOSPC without touching fd when the overlay had been exceeded.
  *
- * TEST BUILDS ONLY (compiled with INSTAR_TEST_HOOKS, i.e. instar-test, never
- * the installed instar): with INSTAR_TEST_COMMIT_STOP_AFTER=K in the
- * environment, commit stops with -ECANCELED right after applying K
- * write/zero/discard ops, as a crash would; fault-injection tests then check
- * the image is the old or the new one. */
+ * Test builds only (instar-test, never the installed instar): the commit
+ * may stop early as a crash would (vmm_hook_commit_stop_after(),
+ * test_hooks.h); fault-injection tests then check the image is the old or
+ * the new one. */
 int vmm_blk_commit(struct vmm_blk *b, struct vmm_ovl_where *ret_where);
 
 /* After a commit that failed with an error: the old file back (see

@@ -232,7 +232,7 @@ static int check_range(uint64_t sector, uint64_t nsect)
 
 static int rw(uint32_t type, uint64_t sector, const volatile uint8_t *buf, uint32_t nsect)
 {
-	const uint32_t max = GUEST_BLK_MAX_REQ_BYTES / SECTOR;
+	const uint32_t max = INSTAR_BLK_MAX_REQ_BYTES / SECTOR;
 	int r = check_range(sector, nsect);
 
 	while (r == 0 && nsect) {

@@ -5,9 +5,6 @@
 
 #include <stdint.h>
 
-/* Largest request sent to the device; longer transfers are split. */
-#define GUEST_BLK_MAX_REQ_BYTES (1u << 20)
-
 /* Resets and sets up the device at mmio_base. 0 or a negative errno
  * (-ENODEV: not a virtio 1.x block device, -EIO: feature negotiation or
  * queue setup refused). */

@@ -650,11 +650,12 @@ static void test_hostile_requests(void **state)
 	put_desc(t, 1, G_STATUS, 1, VIRTIO_DESC_F_WRITE, 0);
 	assert_int_equal(kick(t, 0, 1), VIRTIO_S_IOERR);
 	/* a request bigger than the device takes at once */
-	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, false),
+	assert_int_equal(req(t, VIRTIO_T_OUT, 0, G_DATA, INSTAR_BLK_MAX_REQ_BYTES + 512, false),
 			 VIRTIO_S_IOERR);
-	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES + 512, true),
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, INSTAR_BLK_MAX_REQ_BYTES + 512, true),
 			 VIRTIO_S_IOERR);
-	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, VMM_BLK_MAX_REQ_BYTES, true), VIRTIO_S_OK);
+	assert_int_equal(req(t, VIRTIO_T_IN, 0, G_DATA, INSTAR_BLK_MAX_REQ_BYTES, true),
+			 VIRTIO_S_OK);
 	/* flush carrying data, GET_ID with a read-only buffer */
 	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, G_DATA, 512, false), VIRTIO_S_IOERR);
 	assert_int_equal(req(t, VIRTIO_T_GET_ID, 0, G_DATA, 20, false), VIRTIO_S_IOERR);
