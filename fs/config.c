@@ -28,7 +28,7 @@ static size_t n_overrides;
 static void config_defaults(struct ifs_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->timeout = IFS_TIMEOUT_DEFAULT;
+	c->timeout = INSTAR_TIMEOUT_DEFAULT_S;
 	c->prealloc = INSTAR_PREALLOC_OFF;
 	c->max_jobs = IFS_MAX_JOBS_DEFAULT;
 	c->max_staged_total = IFS_MAX_STAGED_TOTAL_DEFAULT;
@@ -160,7 +160,7 @@ static int set_instar(struct ifs_config *c, const char *value)
 }
 
 /* backing_dirs = /a:/b — absolute directories, ':'-separated as in PATH
- * (',' separates -o options), at most IFS_BACKING_DIRS_MAX. */
+ * (',' separates -o options), at most INSTAR_MAX_BACKING_DIRS. */
 static int set_backing_dirs(struct ifs_config *c, const char *value)
 {
 	struct ifs_dir_list *l = &c->backing_dirs;
@@ -175,7 +175,8 @@ static int set_backing_dirs(struct ifs_config *c, const char *value)
 		len = colon ? (size_t)(colon - p) : strlen(p);
 		if (len == 0)
 			continue;
-		if (p[0] != '/' || l->n == IFS_BACKING_DIRS_MAX || used + len + 2 > sizeof(l->buf))
+		if (p[0] != '/' || l->n == INSTAR_MAX_BACKING_DIRS ||
+		    used + len + 2 > sizeof(l->buf))
 			return -EINVAL;
 		memcpy(l->buf + used, p, len);
 		used += len + 1; /* the NUL memset left */
@@ -193,7 +194,7 @@ static int config_apply(struct ifs_config *c, const char *key, const char *value
 	int v;
 
 	if (strcmp(key, "timeout") == 0) {
-		if (parse_uint(value, 1, IFS_TIMEOUT_MAX, &u) < 0)
+		if (parse_uint(value, 1, INSTAR_TIMEOUT_MAX_S, &u) < 0)
 			goto bad;
 		c->timeout = u;
 	} else if (strcmp(key, "max_jobs") == 0) {
@@ -315,8 +316,8 @@ static int config_build(struct ifs_config *c)
 	}
 	if (!c->max_staged_set) {
 		c->max_staged = c->max_staged_total / c->max_jobs;
-		if (c->max_staged > IFS_MAX_STAGED_DEFAULT)
-			c->max_staged = IFS_MAX_STAGED_DEFAULT;
+		if (c->max_staged > INSTAR_MAX_STAGED_DEFAULT)
+			c->max_staged = INSTAR_MAX_STAGED_DEFAULT;
 		if (c->max_staged == 0) {
 			log_err("max_staged_total (%llu bytes) is below max_jobs (%u) bytes",
 				(unsigned long long)c->max_staged_total, c->max_jobs);

@@ -110,7 +110,7 @@ static void usage(const char *prog)
 	    "    -o allow_other         let other users use the mount\n"
 	    "SIGUSR1 re-reads the config file.\n"
 	    "\n",
-	    prog, IFS_TIMEOUT_DEFAULT, IFS_MAX_JOBS_DEFAULT);
+	    prog, INSTAR_TIMEOUT_DEFAULT_S, IFS_MAX_JOBS_DEFAULT);
 }
 
 /* ---- SIGUSR1: reload, in a thread of its own (no work in a handler) ---- */
@@ -219,87 +219,95 @@ static int check_dev_fuse(void)
 	return -ENODEV;
 }
 
-int main(int argc, char *argv[])
+/* --help and --version, then FUSE's own options. 1: done (exit 0), 0: go
+ * on, -1: error. */
+static int parse_cmdline(struct fuse_args *args, const struct cmdline *cl,
+			 struct fuse_cmdline_opts *fopts, const char *prog)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts fopts = {0};
-	struct cmdline cl = {0};
-	struct ifs_config cfg;
-	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 10};
-	struct fuse_session *se = NULL;
-	const char *source, *mountpoint;
-	sigset_t usr1;
-	int ret = 1, r;
-
-	ifs_log_init();
-	if (fuse_opt_parse(&args, &cl, cmdline_spec, cmdline_proc) < 0)
-		return 1;
-	if (cl.help) {
-		usage(argv[0]);
+	if (cl->help) {
+		usage(prog);
 		printf("FUSE options:\n");
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto out_args;
+		return 1;
 	}
-	if (cl.version) {
+	if (cl->version) {
 		printf("instarfs version %s (libfuse %s)\n", INSTAR_VERSION, fuse_pkgversion());
-		ret = 0;
-		goto out_args;
+		return 1;
 	}
-	if (fuse_parse_cmdline(&args, &fopts) < 0)
-		goto out_args;
+	return fuse_parse_cmdline(args, fopts) < 0 ? -1 : 0;
+}
 
-	/* -o settings override the config file, now and on every reload. */
-	{
-		const struct {
-			const char *key;
-			const char *value;
-		} ov[] = {{"timeout", cl.timeout},
-			  {"preallocation", cl.preallocation},
-			  {"max_jobs", cl.max_jobs},
-			  {"max_staged", cl.max_staged},
-			  {"max_staged_total", cl.max_staged_total},
-			  {"log_level", cl.log_level},
-			  {"instar", cl.instar},
-			  {"backing_dirs", cl.backing_dirs},
-			  {"guest_dir", cl.guest_dir}};
+/* The configuration: the file, with the -o settings on top (now and on
+ * every reload). 0 or -1. */
+static int configure(const struct cmdline *cl, const struct fuse_cmdline_opts *fopts,
+		     struct ifs_config *cfg)
+{
+	const struct {
+		const char *key;
+		const char *value;
+	} ov[] = {{"timeout", cl->timeout},
+		  {"preallocation", cl->preallocation},
+		  {"max_jobs", cl->max_jobs},
+		  {"max_staged", cl->max_staged},
+		  {"max_staged_total", cl->max_staged_total},
+		  {"log_level", cl->log_level},
+		  {"instar", cl->instar},
+		  {"backing_dirs", cl->backing_dirs},
+		  {"guest_dir", cl->guest_dir}};
 
-		for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
-			if (ov[i].value && ifs_config_set_override(ov[i].key, ov[i].value) < 0)
-				goto out_args;
-	}
-	if (ifs_config_load(cl.config) < 0)
-		goto out_args;
-	ifs_config_get(&cfg);
-	if (fopts.debug)
+	for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
+		if (ov[i].value && ifs_config_set_override(ov[i].key, ov[i].value) < 0)
+			return -1;
+	if (ifs_config_load(cl->config) < 0)
+		return -1;
+	ifs_config_get(cfg);
+	if (fopts->debug)
 		ifs_log_set_level(IFS_LOG_DEBUG);
+	return 0;
+}
 
-	source = cl.source;
-	mountpoint = fopts.mountpoint;
-	if (!mountpoint && source && cfg.source[0]) {
+/* The source directory (opened) and the mount point (checked). 0 or -1. */
+static int find_dirs(const struct cmdline *cl, const struct fuse_cmdline_opts *fopts,
+		     const struct ifs_config *cfg, const char *prog, const char **ret_source,
+		     const char **ret_mountpoint)
+{
+	const char *source = cl->source, *mountpoint = fopts->mountpoint;
+	int r;
+
+	if (!mountpoint && source && cfg->source[0]) {
 		/* One bare word and a source in the config: it is the mount point. */
 		mountpoint = source;
-		source = cfg.source;
+		source = cfg->source;
 	}
 	if (!source || !mountpoint) {
-		fprintf(stderr, "usage: %s [options] SOURCE_DIR MOUNTPOINT (see --help)\n",
-			argv[0]);
-		goto out_args;
+		fprintf(stderr, "usage: %s [options] SOURCE_DIR MOUNTPOINT (see --help)\n", prog);
+		return -1;
 	}
 	r = ifs_source_open_dir(source);
 	if (r < 0) {
 		log_err("source directory %s: %s", source, strerror(-r));
-		goto out_args;
+		return -1;
 	}
 	if (check_dev_fuse() < 0 || check_mountpoint(mountpoint) < 0)
-		goto out_args;
+		return -1;
+	*ret_source = source;
+	*ret_mountpoint = mountpoint;
+	return 0;
+}
+
+/* A FUSE session mounted on mountpoint, or NULL. */
+static struct fuse_session *mount_session(struct fuse_args *args, const struct ifs_config *cfg,
+					  const char *mountpoint)
+{
+	struct fuse_session *se;
+	sigset_t usr1;
 
 	/* Kernel-side permission checks against the modes we report; without
 	 * this anyone allowed into the mount could resize any image. */
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0 ||
-	    (cfg.allow_other && fuse_opt_add_arg(&args, "-oallow_other") < 0))
-		goto out_args;
+	if (fuse_opt_add_arg(args, "-odefault_permissions") < 0 ||
+	    (cfg->allow_other && fuse_opt_add_arg(args, "-oallow_other") < 0))
+		return NULL;
 
 	/* Block SIGUSR1 before any thread exists; the reload thread reads it
 	 * from a signalfd. Children get a clean mask (jobs.c). */
@@ -307,33 +315,47 @@ int main(int argc, char *argv[])
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 
-	se = fuse_session_new(&args, &ifs_ll_ops, sizeof(ifs_ll_ops), NULL);
+	se = fuse_session_new(args, &ifs_ll_ops, sizeof(ifs_ll_ops), NULL);
 	if (!se)
-		goto out_args;
+		return NULL;
 	if (fuse_session_mount(se, mountpoint) != 0) {
 		log_err("cannot mount on %s (see the fuse message above)", mountpoint);
-		goto out_destroy;
+		fuse_session_destroy(se);
+		return NULL;
 	}
 	/* Never leak /dev/fuse into a child (posix_spawn also closes fds > 3). */
 	fcntl(fuse_session_fd(se), F_SETFD, FD_CLOEXEC);
-	if (fuse_daemonize(fopts.foreground) != 0)
-		goto out_unmount;
-	if (!fopts.foreground)
+	return se;
+}
+
+/* Daemonized (unless -f), serves the mount until it is unmounted or a
+ * signal ends the loop, then lets the running resizes finish. The exit
+ * status: 0 or 1. */
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *fopts,
+		 const struct ifs_config *cfg, const char *source, const char *mountpoint)
+{
+	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 10};
+	int ret, r;
+
+	if (fuse_daemonize(fopts->foreground) != 0)
+		return 1;
+	if (!fopts->foreground)
 		ifs_log_use_syslog();
 	if (fuse_set_signal_handlers(se) != 0)
-		goto out_unmount;
+		return 1;
 	ifs_jobs_init();
 	r = ifs_notify_start();
 	if (r == 0)
 		r = reload_start();
 	if (r < 0) {
 		log_err("cannot start threads: %s", strerror(-r));
-		goto out_signals;
+		fuse_remove_signal_handlers(se);
+		return 1;
 	}
 	log_info("serving %s on %s (instar %s, timeout %u s, max_jobs %u, max_staged %llu)", source,
-		 mountpoint, cfg.instar, cfg.timeout, cfg.max_jobs,
-		 (unsigned long long)cfg.max_staged);
-	if (fopts.singlethread)
+		 mountpoint, cfg->instar, cfg->timeout, cfg->max_jobs,
+		 (unsigned long long)cfg->max_staged);
+	if (fopts->singlethread)
 		ret = fuse_session_loop(se) ? 1 : 0;
 	else
 		ret = fuse_session_loop_mt(se, &loop) ? 1 : 0;
@@ -343,25 +365,52 @@ int main(int argc, char *argv[])
 	ifs_jobs_shutdown();
 	reload_stop();
 	ifs_notify_stop();
-out_signals:
 	fuse_remove_signal_handlers(se);
-out_unmount:
-	fuse_session_unmount(se);
-out_destroy:
-	fuse_session_destroy(se);
-out_args:
+	return ret;
+}
+
+static void cmdline_free(struct cmdline *cl)
+{
+	free(cl->source);
+	free(cl->config);
+	free(cl->timeout);
+	free(cl->preallocation);
+	free(cl->max_jobs);
+	free(cl->max_staged);
+	free(cl->max_staged_total);
+	free(cl->log_level);
+	free(cl->instar);
+	free(cl->backing_dirs);
+	free(cl->guest_dir);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fopts = {0};
+	struct cmdline cl = {0};
+	struct ifs_config cfg;
+	struct fuse_session *se;
+	const char *source, *mountpoint;
+	int ret = 1, r;
+
+	ifs_log_init();
+	if (fuse_opt_parse(&args, &cl, cmdline_spec, cmdline_proc) < 0)
+		return 1;
+	r = parse_cmdline(&args, &cl, &fopts, argv[0]);
+	if (r > 0)
+		ret = 0;
+	else if (r == 0 && configure(&cl, &fopts, &cfg) == 0 &&
+		 find_dirs(&cl, &fopts, &cfg, argv[0], &source, &mountpoint) == 0) {
+		se = mount_session(&args, &cfg, mountpoint);
+		if (se) {
+			ret = serve(se, &fopts, &cfg, source, mountpoint);
+			fuse_session_unmount(se);
+			fuse_session_destroy(se);
+		}
+	}
 	free(fopts.mountpoint);
-	free(cl.source);
-	free(cl.config);
-	free(cl.timeout);
-	free(cl.preallocation);
-	free(cl.max_jobs);
-	free(cl.max_staged);
-	free(cl.max_staged_total);
-	free(cl.log_level);
-	free(cl.instar);
-	free(cl.backing_dirs);
-	free(cl.guest_dir);
+	cmdline_free(&cl);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -34,6 +34,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "cli_limits.h"
+
 /* ---- log.c ---- */
 enum ifs_log_level { IFS_LOG_ERR = 0, IFS_LOG_WARN, IFS_LOG_INFO, IFS_LOG_DEBUG };
 
@@ -52,17 +54,14 @@ void ifs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* ---- config.c ---- */
 #define IFS_CONFIG_DEFAULT "/etc/instar/instarfs.ini"
-#define IFS_TIMEOUT_DEFAULT 30u
-#define IFS_TIMEOUT_MAX 86400u
 #define IFS_MAX_JOBS_DEFAULT 4u
 #define IFS_MAX_JOBS_MAX 1024u
 /* Extra seconds the watchdog grants the child past its own --timeout, so that
  * a child that times out itself can still report it. */
 #define IFS_GRACE_SECONDS 5u
-#define IFS_BACKING_DIRS_MAX 16u /* instar's --backing-dir limit */
-/* Staged bytes per child (instar's own default, 1 GiB) and for all of them
- * together: max_jobs x max_staged may not exceed max_staged_total. */
-#define IFS_MAX_STAGED_DEFAULT (1ull << 30)
+/* Staged bytes per child: at most instar's own default
+ * (INSTAR_MAX_STAGED_DEFAULT), and for all of them together: max_jobs x
+ * max_staged may not exceed max_staged_total. */
 #define IFS_MAX_STAGED_TOTAL_DEFAULT (4ull << 30)
 
 /* One absolute directory per entry, '\0'-separated, the last followed by
@@ -198,8 +197,6 @@ int ifs_job_info(struct ifs_image *img, char **ret_error);
  * (sizes unknown), rendered by vmm's serializer: code is an enum instar_err.
  * Returns malloc'ed text ending in "\n", or NULL. */
 char *ifs_result_error(const char *filename, uint32_t code, int errnum, const char *message);
-/* "EINVAL" etc. -> errno; unknown names give EIO. */
-int ifs_errno_from_name(const char *name);
 
 /* ---- control.c: the files in each image folder ---- */
 enum ifs_ctl_kind { IFS_CTL_SIZE, IFS_CTL_RESULT, IFS_CTL_INFO, IFS_CTL_FORMAT, IFS_CTL_COUNT };

@@ -21,12 +21,13 @@
 
 #include "abi_names.h"
 #include "instarfs.h"
+#include "result_json.h"
 
 #define IFS_CHILD_FD 3
 #define IFS_CHILD_FD_PATH "/dev/fd/3"
 #define OUT_MAX (64u * 1024u) /* more stdout than this is not a valid result */
 #define ERR_TAIL 512u	      /* stderr bytes kept for messages */
-#define ARGV_MAX (26u + 2u * IFS_BACKING_DIRS_MAX)
+#define ARGV_MAX (26u + 2u * INSTAR_MAX_BACKING_DIRS)
 /* Children get this environment and nothing of ours: whatever instarfs was
  * started with (test hooks, LD_PRELOAD, locale) stays out of a resize. */
 #define CHILD_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -339,29 +340,25 @@ static void child_env(const struct ifs_config *cfg, char *buf, size_t cap, char 
 	envp[n] = NULL;
 }
 
-/* Runs argv with img_fd as fd 3 and waits at most limit_s seconds. */
-static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct child *c)
+/* Starts argv with img_fd as fd 3 and its stdout and stderr into the pipes
+ * outp and errp, whose write ends are closed here once it runs. 0, or
+ * c->spawn_err (a positive errno); the caller closes what is still open. */
+static int child_spawn(char *const argv[], int img_fd, struct child *c, int outp[2], int errp[2])
 {
 	char envbuf[PATH_MAX + 32], *envp[4];
 	struct ifs_config cfg;
-
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, pidfd = -1;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	int64_t deadline;
-	bool exited = false;
 
-	memset(c, 0, sizeof(*c));
-	c->pid = -1;
 	ifs_config_get(&cfg);
 	child_env(&cfg, envbuf, sizeof(envbuf), envp);
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		c->spawn_err = errno;
-		goto out;
+		return c->spawn_err;
 	}
 	c->spawn_err = spawn_setup(&fa, &at, outp[1], errp[1], img_fd);
 	if (c->spawn_err)
-		goto out;
+		return c->spawn_err;
 	c->spawn_err = posix_spawn(&c->pid, argv[0], &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
@@ -370,31 +367,35 @@ static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct c
 	outp[1] = errp[1] = -1;
 	if (c->spawn_err) {
 		c->pid = -1;
-		goto out;
+		return c->spawn_err;
 	}
 	log_debug("started %s %s (pid %d)", argv[0], argv[1], (int)c->pid);
-	/* A pidfd tells us when the child exits even if something it started
-	 * keeps the pipes open. Without one (old kernel) we wait for EOF. */
-	pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
-	deadline = now_ms() + (int64_t)limit_s * 1000;
-	while (!exited && (outp[0] >= 0 || errp[0] >= 0 || pidfd >= 0)) {
+	return 0;
+}
+
+/* Reads the child's output until it exits (true; pidfd), both pipes reach
+ * EOF (false), or the deadline passes (false, c->timed_out). */
+static bool child_collect(struct child *c, int *out, int *err, int pidfd, int64_t deadline)
+{
+	while (*out >= 0 || *err >= 0 || pidfd >= 0) {
 		struct pollfd pfd[3];
 		int n = 0, left = (int)(deadline - now_ms());
+		bool exited = false;
 
 		if (left <= 0) {
 			c->timed_out = true;
-			break;
+			return false;
 		}
-		if (outp[0] >= 0)
-			pfd[n++] = (struct pollfd){.fd = outp[0], .events = POLLIN};
-		if (errp[0] >= 0)
-			pfd[n++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+		if (*out >= 0)
+			pfd[n++] = (struct pollfd){.fd = *out, .events = POLLIN};
+		if (*err >= 0)
+			pfd[n++] = (struct pollfd){.fd = *err, .events = POLLIN};
 		if (pidfd >= 0)
 			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		if (poll(pfd, (nfds_t)n, left) < 0) {
 			if (errno == EINTR)
 				continue;
-			break;
+			return false;
 		}
 		for (int i = 0; i < n; i++) {
 			if (!pfd[i].revents)
@@ -403,41 +404,73 @@ static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct c
 				exited = true;
 				continue;
 			}
-			if (pfd[i].fd == outp[0])
-				child_read(c, &outp[0], true);
+			if (pfd[i].fd == *out)
+				child_read(c, out, true);
 			else
-				child_read(c, &errp[0], false);
+				child_read(c, err, false);
 		}
+		if (exited)
+			return true;
 	}
-	if (exited) {
-		/* Take what is already in the pipes, without waiting for writers
-		 * the child may have left behind. */
-		if (outp[0] >= 0)
-			fcntl(outp[0], F_SETFL, O_NONBLOCK);
-		if (errp[0] >= 0)
-			fcntl(errp[0], F_SETFL, O_NONBLOCK);
-		while (outp[0] >= 0 && c->out_len < OUT_MAX) {
-			size_t before = c->out_len;
+	return false;
+}
 
-			child_read(c, &outp[0], true);
-			if (c->out_len == before)
-				break;
-		}
-		for (int i = 0; i < 64 && errp[0] >= 0; i++)
-			child_read(c, &errp[0], false);
+/* After the exit: what is already in the pipes, without waiting for writers
+ * the child may have left behind. */
+static void child_drain(struct child *c, int *out, int *err)
+{
+	if (*out >= 0)
+		fcntl(*out, F_SETFL, O_NONBLOCK);
+	if (*err >= 0)
+		fcntl(*err, F_SETFL, O_NONBLOCK);
+	while (*out >= 0 && c->out_len < OUT_MAX) {
+		size_t before = c->out_len;
+
+		child_read(c, out, true);
+		if (c->out_len == before)
+			break;
 	}
-	/* No pidfd (kernel before 5.3): the pipes are closed, poll for the exit. */
-	while (!exited && !c->timed_out && pidfd < 0) {
+	for (int i = 0; i < 64 && *err >= 0; i++)
+		child_read(c, err, false);
+}
+
+/* No pidfd (kernel before 5.3) and the pipes closed: polls for the exit
+ * until the deadline. */
+static void child_poll_exit(struct child *c, int64_t deadline)
+{
+	while (!c->timed_out) {
 		siginfo_t si = {0};
 
 		if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
 		    si.si_pid == c->pid)
-			break;
+			return;
 		if (now_ms() >= deadline)
 			c->timed_out = true;
 		else
 			usleep(10000);
 	}
+}
+
+/* Runs argv with img_fd as fd 3 and waits at most limit_s seconds. */
+static void child_run(char *const argv[], int img_fd, unsigned limit_s, struct child *c)
+{
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, pidfd = -1;
+	int64_t deadline;
+	bool exited;
+
+	memset(c, 0, sizeof(*c));
+	c->pid = -1;
+	if (child_spawn(argv, img_fd, c, outp, errp))
+		goto out;
+	/* A pidfd tells us when the child exits even if something it started
+	 * keeps the pipes open. Without one (old kernel) we wait for EOF. */
+	pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	deadline = now_ms() + (int64_t)limit_s * 1000;
+	exited = child_collect(c, &outp[0], &errp[0], pidfd, deadline);
+	if (exited)
+		child_drain(c, &outp[0], &errp[0]);
+	else if (pidfd < 0)
+		child_poll_exit(c, deadline);
 	if (c->timed_out)
 		log_warn("%s %s (pid %d) ran past %u s: killing it", argv[0], argv[1], (int)c->pid,
 			 limit_s);
@@ -630,8 +663,8 @@ static int job_resize(struct ifs_image *img, const struct ifs_request *req)
 	if (doc) {
 		err = json_object_get(doc, "error");
 		if (json_is_object(err)) {
-			errnum =
-			    ifs_errno_from_name(json_string_value(json_object_get(err, "errno")));
+			errnum = vmm_result_errno_from_name(
+			    json_string_value(json_object_get(err, "errno")));
 		} else if (WEXITSTATUS(c.status) != 0) {
 			snprintf(msg, sizeof(msg),
 				 "instar resize exited with status %d without an error object",
@@ -700,8 +733,8 @@ int ifs_job_info(struct ifs_image *img, char **ret_error)
 			vs = json_object_get(doc, "virtual_size");
 		fmt = json_object_get(doc, "format");
 		if (json_is_object(err)) {
-			errnum =
-			    ifs_errno_from_name(json_string_value(json_object_get(err, "errno")));
+			errnum = vmm_result_errno_from_name(
+			    json_string_value(json_object_get(err, "errno")));
 			json = doc_dump(doc, img->name, JSON_COMPACT);
 		} else if (!json_is_integer(vs) || json_integer_value(vs) < 0 ||
 			   !json_is_string(fmt) ||

@@ -52,30 +52,36 @@ int vmm_result_errno(uint32_t error)
 	}
 }
 
+/* Every errno a result may name: the defaults above, those instar reports
+ * itself (EACCES, EMEDIUMTYPE), and instarfs' own (ECANCELED at shutdown,
+ * EAGAIN). ENOTSUP, the same number as EOPNOTSUPP on Linux, is only read. */
+static const struct {
+	int errnum;
+	const char *name;
+} vmm_errno_names[] = {
+    {EINVAL, "EINVAL"}, {ERANGE, "ERANGE"},	      {EPERM, "EPERM"},
+    {EBUSY, "EBUSY"},	{EOPNOTSUPP, "EOPNOTSUPP"},   {ENOTSUP, "ENOTSUP"},
+    {ENOSPC, "ENOSPC"}, {ETIMEDOUT, "ETIMEDOUT"},     {EIO, "EIO"},
+    {EACCES, "EACCES"}, {EMEDIUMTYPE, "EMEDIUMTYPE"}, {ECANCELED, "ECANCELED"},
+    {EAGAIN, "EAGAIN"},
+};
+
 const char *vmm_result_errno_name(int errnum)
 {
-	switch (errnum) {
-	case EINVAL:
-		return "EINVAL";
-	case ERANGE:
-		return "ERANGE";
-	case EPERM:
-		return "EPERM";
-	case EBUSY:
-		return "EBUSY";
-	case EOPNOTSUPP:
-		return "EOPNOTSUPP";
-	case ENOSPC:
-		return "ENOSPC";
-	case ETIMEDOUT:
-		return "ETIMEDOUT";
-	case EACCES:
-		return "EACCES";
-	case EMEDIUMTYPE:
-		return "EMEDIUMTYPE";
-	default:
-		return "EIO";
-	}
+	for (size_t i = 0; i < sizeof(vmm_errno_names) / sizeof(vmm_errno_names[0]); i++)
+		if (vmm_errno_names[i].errnum == errnum)
+			return vmm_errno_names[i].name;
+	return "EIO";
+}
+
+int vmm_result_errno_from_name(const char *name)
+{
+	if (!name)
+		return EIO;
+	for (size_t i = 0; i < sizeof(vmm_errno_names) / sizeof(vmm_errno_names[0]); i++)
+		if (strcmp(name, vmm_errno_names[i].name) == 0)
+			return vmm_errno_names[i].errnum;
+	return EIO;
 }
 
 static json_t *json_size(uint64_t v)

@@ -7,8 +7,9 @@
  *    "file_size_before": int|null, "file_size_after": int|null}
  * and on failure (error != INSTAR_OK) also
  *   "error": {"code": instar_err_name(error), "errno": "EINVAL"|"ERANGE"|
- *             "EPERM"|"EBUSY"|"EOPNOTSUPP"|"ENOSPC"|"ETIMEDOUT"|"EIO",
- *             "message": str}
+ *             "EPERM"|"EBUSY"|"EOPNOTSUPP"|"ENOSPC"|"ETIMEDOUT"|"EIO"|
+ *             "EACCES"|"EMEDIUMTYPE" (instar), or "ECANCELED"|"EAGAIN"
+ *             (instarfs' own result.json), "message": str}
  */
 #ifndef VMM_RESULT_JSON_H
 #define VMM_RESULT_JSON_H
@@ -43,8 +44,13 @@ void vmm_result_init(struct vmm_result *r);
  * ETIMEDOUT, anything else EIO. Returns 0 for INSTAR_OK. */
 int vmm_result_errno(uint32_t error);
 
-/* "EINVAL", "ERANGE", ... for the errnos above; "EIO" for any other. */
+/* "EINVAL", "ERANGE", ... for the errnos of the schema above; "EIO" for
+ * any other. */
 const char *vmm_result_errno_name(int errnum);
+
+/* The errno a name of the schema stands for (as read back from a child's
+ * result by instarfs); EIO for NULL or any other name. */
+int vmm_result_errno_from_name(const char *name);
 
 /* Renders r as one compact JSON object followed by "\n" into a malloc'ed,
  * NUL-terminated string (*ret_json, free() it). Returns 0 or -ENOMEM. */
