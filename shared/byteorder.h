@@ -32,88 +32,28 @@
 #error "shared/byteorder.h: unknown byte order"
 #endif
 
-static inline uint16_t get_le16(const void *p)
-{
-	uint16_t v;
+/* One definition per width and order: a move and, where needed, a swap. */
+#define INSTAR_BYTEORDER_FNS(order, ORDER, bits)                                                   \
+	static inline uint##bits##_t get_##order##bits(const void *p)                              \
+	{                                                                                          \
+		uint##bits##_t v;                                                                  \
+                                                                                                   \
+		__builtin_memcpy(&v, p, sizeof(v));                                                \
+		return INSTAR_##ORDER##bits(v);                                                    \
+	}                                                                                          \
+	static inline void put_##order##bits(void *p, uint##bits##_t v)                            \
+	{                                                                                          \
+		v = INSTAR_##ORDER##bits(v);                                                       \
+		__builtin_memcpy(p, &v, sizeof(v));                                                \
+	}
 
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_LE16(v);
-}
+INSTAR_BYTEORDER_FNS(le, LE, 16)
+INSTAR_BYTEORDER_FNS(le, LE, 32)
+INSTAR_BYTEORDER_FNS(le, LE, 64)
+INSTAR_BYTEORDER_FNS(be, BE, 16)
+INSTAR_BYTEORDER_FNS(be, BE, 32)
+INSTAR_BYTEORDER_FNS(be, BE, 64)
 
-static inline void put_le16(void *p, uint16_t v)
-{
-	v = INSTAR_LE16(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
-
-static inline uint32_t get_le32(const void *p)
-{
-	uint32_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_LE32(v);
-}
-
-static inline void put_le32(void *p, uint32_t v)
-{
-	v = INSTAR_LE32(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
-
-static inline uint64_t get_le64(const void *p)
-{
-	uint64_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_LE64(v);
-}
-
-static inline void put_le64(void *p, uint64_t v)
-{
-	v = INSTAR_LE64(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
-
-static inline uint16_t get_be16(const void *p)
-{
-	uint16_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_BE16(v);
-}
-
-static inline void put_be16(void *p, uint16_t v)
-{
-	v = INSTAR_BE16(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
-
-static inline uint32_t get_be32(const void *p)
-{
-	uint32_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_BE32(v);
-}
-
-static inline void put_be32(void *p, uint32_t v)
-{
-	v = INSTAR_BE32(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
-
-static inline uint64_t get_be64(const void *p)
-{
-	uint64_t v;
-
-	__builtin_memcpy(&v, p, sizeof(v));
-	return INSTAR_BE64(v);
-}
-
-static inline void put_be64(void *p, uint64_t v)
-{
-	v = INSTAR_BE64(v);
-	__builtin_memcpy(p, &v, sizeof(v));
-}
+#undef INSTAR_BYTEORDER_FNS
 
 #endif
