@@ -183,6 +183,7 @@ enum instar_format {
 	INSTAR_FMT_VHD = 4, /* qemu's name: vpc */
 	INSTAR_FMT_VHDX = 5,
 	INSTAR_FMT_QED = 6,
+	INSTAR_FMT_LUKS = 7, /* LUKS1 container (qemu's "luks") */
 	INSTAR_FMT_COUNT
 };
 

@@ -467,7 +467,17 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 		}
 		return 0;
 	} else if (h && bytes_eq(h, "LUKS\xba\xbe", 6)) {
-		ret->other = "luks";
+		/* LUKS1: the virtual disk is the payload, from the payload
+		 * offset (u32 BE, sectors) to the end of the file. */
+		h = win(in, 0, 108);
+		ret->format = INSTAR_FMT_LUKS;
+		if (h) {
+			uint64_t payload = (uint64_t)get_be32(h + 104) * 512;
+
+			ret->version = get_be16(h + 6);
+			if (ret->version == 1 && payload <= in->file_size)
+				ret->virtual_size = instar_probe_raw_size(in->file_size - payload);
+		}
 		return 0;
 	}
 	h = win(in, 0, 68);

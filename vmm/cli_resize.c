@@ -87,7 +87,6 @@ static const char *const qemu_other_drivers[] = {
     "https",
     "iscsi",
     "iser",
-    "luks",
     "nbd",
     "nfs",
     "null-aio",

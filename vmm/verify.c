@@ -52,6 +52,8 @@ uint64_t vmm_verify_max_rounding(uint32_t format)
 		return VHD_CYLINDER_MAX;
 	case INSTAR_FMT_VHDX:
 		return VHDX_SECTOR_MAX;
+	case INSTAR_FMT_LUKS:
+		return 511; /* the payload is sized in 512-byte sectors */
 	default:
 		return 0;
 	}

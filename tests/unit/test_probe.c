@@ -265,8 +265,17 @@ static void test_other_formats(void **state)
 
 	memset(mem, 0, 4096);
 	memcpy(mem, "LUKS\xba\xbe", 6);
+	mem[7] = 1;		/* version 1 (u16 BE at @6) */
+	put_be32(mem + 104, 4); /* payload at 2048 */
 	probe_mem(4096, 4096, &info);
-	assert_string_equal(info.other, "luks");
+	assert_int_equal(info.format, INSTAR_FMT_LUKS);
+	assert_null(info.other);
+	assert_int_equal(info.version, 1);
+	assert_int_equal(info.virtual_size, 4096 - 2048);
+	put_be32(mem + 104, 9); /* payload past the end: size unknown */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.format, INSTAR_FMT_LUKS);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
 
 	memset(mem, 0, 4096);
 	mem[0x40] = 0x7f;
