@@ -37,14 +37,14 @@
  *   still mapped past its end and/or the kept tail's old bytes, as qemu
  *   leaves them: qemu-img compare, check (leaks only) and every read below
  *   the size see the new image. A later grow zeroes the partial cluster's
- *   bytes past the old end (q2_grow_head) and, header-only too, clears the
+ *   bytes past the old end (qcow2_grow_head) and, header-only too, clears the
  *   L2 entries left mapped in its grown range in layer 3 (in place, or in a
  *   copy of a shared table), before its commit; their clusters lose the
  *   reference in 6. So a grown range always reads as zeros (or, over a
  *   longer backing file, as its zero flags say).
  * - The final length and discards only give back unreferenced space.
  *
- * Before any of it, q2_validate checks what the plan relies on: refcount
+ * Before any of it, qcow2_validate checks what the plan relies on: refcount
  * table entries, active L1 entries, the snapshot table and snapshot L1
  * tables, bitmap directory and tables: aligned, inside the file, off the
  * header and each other (qemu's corruption texts; INSTAR_ERR_CORRUPT,
@@ -65,7 +65,7 @@
  *   refused like qemu ("Failed to zero out new clusters"). A shorter one
  *   already reads as zeros there, so the grow is header-only. Unknown
  *   length: zeroed, to be safe. The partial cluster at an unaligned old end
- *   is zeroed past the old size as qemu does (q2_grow_head): in place when
+ *   is zeroed past the old size as qemu does (qcow2_grow_head): in place when
  *   ours alone, else moved to a new cluster with its kept part; an
  *   unallocated one takes its kept part from the backing file, which the
  *   planner reads through plan_io.read_backing (refused without it).
@@ -94,44 +94,44 @@
 #include "plan.h"
 #include "unzstd.h"
 
-#define Q2_MAGIC 0x514649fbu
-#define Q2_INC_DIRTY (1ull << 0)
-#define Q2_INC_CORRUPT (1ull << 1)
-#define Q2_INC_DATA_FILE (1ull << 2)
-#define Q2_INC_COMPRESSION (1ull << 3)
-#define Q2_INC_EXTL2 (1ull << 4)
-#define Q2_INC_KNOWN 0x1full
-#define Q2_AUTOCLEAR_BITMAPS (1ull << 0)
-#define Q2_AUTOCLEAR_DATA_RAW (1ull << 1)
-#define Q2_AUTOCLEAR_KNOWN (Q2_AUTOCLEAR_BITMAPS | Q2_AUTOCLEAR_DATA_RAW)
-#define Q2_COPIED (1ull << 63)
-#define Q2_COMPRESSED (1ull << 62)
-#define Q2_ZERO_FLAG 1ull
-#define Q2_OFF_MASK 0x00fffffffffffe00ull
-#define Q2_RT_MASK 0xfffffffffffffe00ull
-#define Q2_MAX_L1_ENTRIES ((32u << 20) / 8)
-#define Q2_MAX_RT_BYTES (8u << 20)
-#define Q2_MAX_SNAPSHOTS 65536u
-#define Q2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
-#define Q2_EXT_BITMAPS 0x23852875u
-#define Q2_EXT_FEATURES 0x6803f857u
-#define Q2_EXT_DATA_FILE 0x44415441u
-#define Q2_BM_IN_USE 1u
-#define Q2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
-#define Q2_BM_MAX 65535u     /* qemu's QCOW2_MAX_BITMAPS */
-#define Q2_BM_DIR_MAX (1u << 20)
-#define Q2_BM_MAX_TABLE 0x8000000u   /* entries; qemu's BME_MAX_TABLE_SIZE */
-#define Q2_BM_MAX_PHYS (64ull << 20) /* bytes; qemu's BME_MAX_PHYS_SIZE */
-#define Q2_L1W_ENTRIES 8192u	     /* L1 window: 64 KiB */
-#define Q2_BATCH (256u << 10)
-#define Q2_ZBUF (64u << 10)
-#define Q2_FIXPOINT_MAX 64
-#define Q2_RELOCATE_MAX 1024
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_INC_DIRTY (1ull << 0)
+#define QCOW2_INC_CORRUPT (1ull << 1)
+#define QCOW2_INC_DATA_FILE (1ull << 2)
+#define QCOW2_INC_COMPRESSION (1ull << 3)
+#define QCOW2_INC_EXTL2 (1ull << 4)
+#define QCOW2_INC_KNOWN 0x1full
+#define QCOW2_AUTOCLEAR_BITMAPS (1ull << 0)
+#define QCOW2_AUTOCLEAR_DATA_RAW (1ull << 1)
+#define QCOW2_AUTOCLEAR_KNOWN (QCOW2_AUTOCLEAR_BITMAPS | QCOW2_AUTOCLEAR_DATA_RAW)
+#define QCOW2_COPIED (1ull << 63)
+#define QCOW2_COMPRESSED (1ull << 62)
+#define QCOW2_ZERO_FLAG 1ull
+#define QCOW2_OFF_MASK 0x00fffffffffffe00ull
+#define QCOW2_RT_MASK 0xfffffffffffffe00ull
+#define QCOW2_MAX_L1_ENTRIES ((32u << 20) / 8)
+#define QCOW2_MAX_RT_BYTES (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS 65536u
+#define QCOW2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
+#define QCOW2_EXT_BITMAPS 0x23852875u
+#define QCOW2_EXT_FEATURES 0x6803f857u
+#define QCOW2_EXT_DATA_FILE 0x44415441u
+#define QCOW2_BM_IN_USE 1u
+#define QCOW2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
+#define QCOW2_BM_MAX 65535u	/* qemu's QCOW2_MAX_BITMAPS */
+#define QCOW2_BM_DIR_MAX (1u << 20)
+#define QCOW2_BM_MAX_TABLE 0x8000000u	/* entries; qemu's BME_MAX_TABLE_SIZE */
+#define QCOW2_BM_MAX_PHYS (64ull << 20) /* bytes; qemu's BME_MAX_PHYS_SIZE */
+#define QCOW2_L1W_ENTRIES 8192u		/* L1 window: 64 KiB */
+#define QCOW2_BATCH (256u << 10)
+#define QCOW2_ZBUF (64u << 10)
+#define QCOW2_FIXPOINT_MAX 64
+#define QCOW2_RELOCATE_MAX 1024
 
-enum { Q2_KIND_KEEP = 0, Q2_KIND_NEW = 1, Q2_KIND_INPLACE = 2, Q2_KIND_COW = 3 };
+enum { QCOW2_KIND_KEEP = 0, QCOW2_KIND_NEW = 1, QCOW2_KIND_INPLACE = 2, QCOW2_KIND_COW = 3 };
 
 /* A cached refblock: the phase-5 view (original + increments + decrements). */
-struct q2_rb {
+struct qcow2_rb {
 	uint64_t idx;
 	uint8_t *buf;
 	uint8_t *touched; /* bit per entry: decremented by this plan */
@@ -139,12 +139,12 @@ struct q2_rb {
 };
 
 /* A phase-1 copy of an existing refblock: original + run increments. */
-struct q2_snap {
+struct qcow2_snap {
 	uint64_t idx;
 	uint8_t *buf;
 };
 
-struct q2 {
+struct qcow2 {
 	const struct plan_opts *o;
 	const struct plan_io *io;
 	struct plan_scratch *s;
@@ -170,7 +170,7 @@ struct q2 {
 	uint8_t hdr0[512]; /* sector 0 as this plan leaves it (commit write) */
 
 	/* persistent bitmaps */
-	struct q2_bm *bms;
+	struct qcow2_bm *bms;
 	uint32_t nbm;
 	int bm_rewrite;
 	uint8_t *bm_dir;
@@ -183,9 +183,9 @@ struct q2 {
 	uint64_t *rt;
 	uint64_t rt_n;
 	uint32_t *slot; /* rt index -> 1-based cache entry */
-	struct q2_rb *rbs;
+	struct qcow2_rb *rbs;
 	uint32_t nrbs, caprbs;
-	struct q2_snap *snaps;
+	struct qcow2_snap *snaps;
 	uint32_t nsnaps, capsnaps;
 
 	/* L1 read window */
@@ -197,30 +197,30 @@ struct q2 {
 	uint64_t bat_off;
 	uint32_t bat_len;
 	int pending;
-	uint8_t *zbuf; /* Q2_ZBUF zeros */
+	uint8_t *zbuf; /* QCOW2_ZBUF zeros */
 	uint8_t *tbuf; /* one cluster of work space */
 
 	/* the run of new clusters */
 	uint64_t run_a, run_fixed, run_nrb, run_nrt, run_end;
 	uint64_t rt_new_n; /* entries of a relocated reftable; 0 if not moved */
 
-	/* metadata the validation found (q2_validate), sorted cluster indexes */
+	/* metadata the validation found (qcow2_validate), sorted cluster indexes */
 	uint64_t *rbl, *l2l; /* refblocks; active L2 tables (NULL: not kept) */
 	uint64_t nrbl, nl2l;
 	uint64_t snap_end; /* end of the snapshot table (0: none) */
 
-	/* the partial cluster at a grow's unaligned old end (q2_grow_head) */
-	int head_mode;	       /* Q2_HEAD_*: what becomes of its L2 entry */
-	uint64_t head_w0;      /* Q2_HEAD_ENTRY: the new entry */
+	/* the partial cluster at a grow's unaligned old end (qcow2_grow_head) */
+	int head_mode;	       /* QCOW2_HEAD_*: what becomes of its L2 entry */
+	uint64_t head_w0;      /* QCOW2_HEAD_ENTRY: the new entry */
 	uint64_t head_w1;      /* extended L2: the new bitmap */
-	uint8_t *head_buf;     /* Q2_HEAD_NEW: the new cluster's content */
+	uint8_t *head_buf;     /* QCOW2_HEAD_NEW: the new cluster's content */
 	uint64_t head_old_w0;  /* the entry it replaces (its clusters lose a ref) */
 	uint64_t hw_off;       /* in-place write into the cluster we own */
 	uint64_t hw_len;       /* (0: none) */
 	const uint8_t *hw_buf; /* its bytes (NULL: zeros) */
 };
 
-static int q2_fail(struct q2 *q, int err, const char *msg)
+static int qcow2_fail(struct qcow2 *q, int err, const char *msg)
 {
 	q->ret->error = (uint32_t)err;
 	if (msg)
@@ -228,12 +228,12 @@ static int q2_fail(struct q2 *q, int err, const char *msg)
 	return err;
 }
 
-static uint64_t q2_div_up(uint64_t a, uint64_t b)
+static uint64_t qcow2_div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
 }
 
-static void *q2_alloc(struct q2 *q, uint64_t len, size_t align)
+static void *qcow2_alloc(struct qcow2 *q, uint64_t len, size_t align)
 {
 	if (len > (uint64_t)SIZE_MAX)
 		return NULL;
@@ -242,7 +242,7 @@ static void *q2_alloc(struct q2 *q, uint64_t len, size_t align)
 
 /* ---- op emission ---- */
 
-static int q2_put_flush(struct q2 *q)
+static int qcow2_put_flush(struct qcow2 *q)
 {
 	int rc;
 
@@ -255,7 +255,7 @@ static int q2_put_flush(struct q2 *q)
 }
 
 /* Writes, coalescing contiguous pieces (new tables are laid out in a row). */
-static int q2_put(struct q2 *q, uint64_t off, const void *data, uint64_t len)
+static int qcow2_put(struct qcow2 *q, uint64_t off, const void *data, uint64_t len)
 {
 	int rc;
 
@@ -265,15 +265,15 @@ static int q2_put(struct q2 *q, uint64_t off, const void *data, uint64_t len)
 	if (!len)
 		return 0;
 
-	if (q->bat_len && off == q->bat_off + q->bat_len && q->bat_len + len <= Q2_BATCH) {
+	if (q->bat_len && off == q->bat_off + q->bat_len && q->bat_len + len <= QCOW2_BATCH) {
 		plan_memcpy(q->bat + q->bat_len, data, (size_t)len);
 		q->bat_len += (uint32_t)len;
 		return 0;
 	}
-	rc = q2_put_flush(q);
+	rc = qcow2_put_flush(q);
 	if (rc)
 		return rc;
-	if (len >= Q2_BATCH) {
+	if (len >= QCOW2_BATCH) {
 		q->pending = 1;
 		return plan_write(q->p, off, data, len);
 	}
@@ -283,9 +283,9 @@ static int q2_put(struct q2 *q, uint64_t off, const void *data, uint64_t len)
 	return 0;
 }
 
-static int q2_zero(struct q2 *q, uint64_t off, uint64_t len)
+static int qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len)
 {
-	int rc = q2_put_flush(q);
+	int rc = qcow2_put_flush(q);
 
 	if (rc)
 		return rc;
@@ -294,11 +294,11 @@ static int q2_zero(struct q2 *q, uint64_t off, uint64_t len)
 }
 
 /* Writes len zero bytes at off as WRITE ops (for small metadata ranges). */
-static int q2_put_zeros(struct q2 *q, uint64_t off, uint64_t len)
+static int qcow2_put_zeros(struct qcow2 *q, uint64_t off, uint64_t len)
 {
 	while (len) {
-		uint64_t n = len < Q2_ZBUF ? len : Q2_ZBUF;
-		int rc = q2_put(q, off, q->zbuf, n);
+		uint64_t n = len < QCOW2_ZBUF ? len : QCOW2_ZBUF;
+		int rc = qcow2_put(q, off, q->zbuf, n);
 
 		if (rc)
 			return rc;
@@ -309,9 +309,9 @@ static int q2_put_zeros(struct q2 *q, uint64_t off, uint64_t len)
 }
 
 /* FLUSH, but only when something was written since the last one. */
-static int q2_barrier(struct q2 *q)
+static int qcow2_barrier(struct qcow2 *q)
 {
-	int rc = q2_put_flush(q);
+	int rc = qcow2_put_flush(q);
 
 	if (rc || !q->pending)
 		return rc;
@@ -321,7 +321,7 @@ static int q2_barrier(struct q2 *q)
 
 /* ---- refcounts ---- */
 
-static uint64_t q2_rc_get(const struct q2 *q, const uint8_t *b, uint64_t i)
+static uint64_t qcow2_rc_get(const struct qcow2 *q, const uint8_t *b, uint64_t i)
 {
 	uint32_t per, sh;
 
@@ -341,7 +341,7 @@ static uint64_t q2_rc_get(const struct q2 *q, const uint8_t *b, uint64_t i)
 	}
 }
 
-static void q2_rc_set(const struct q2 *q, uint8_t *b, uint64_t i, uint64_t v)
+static void qcow2_rc_set(const struct qcow2 *q, uint8_t *b, uint64_t i, uint64_t v)
 {
 	uint32_t per, sh, mask;
 
@@ -368,50 +368,51 @@ static void q2_rc_set(const struct q2 *q, uint8_t *b, uint64_t i, uint64_t v)
 }
 
 /* Validated offset of refblock r of the old reftable, or 0 if there is none. */
-static int q2_rb_off(struct q2 *q, uint64_t r, uint64_t *off)
+static int qcow2_rb_off(struct qcow2 *q, uint64_t r, uint64_t *off)
 {
 	uint64_t o;
 
 	*off = 0;
 	if (r >= q->rt_n || q->rt[r] == 0)
 		return 0;
-	o = q->rt[r] & Q2_RT_MASK;
+	o = q->rt[r] & QCOW2_RT_MASK;
 	if (o & (q->cs - 1) || o < q->cs || o / q->cs >= q->file_clusters)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: refcount block offset invalid");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: refcount block offset invalid");
 	*off = o;
 	return 0;
 }
 
 /* The cached refblock r if it is loaded already, else NULL. */
-static struct q2_rb *q2_rb_loaded(struct q2 *q, uint64_t r)
+static struct qcow2_rb *qcow2_rb_loaded(struct qcow2 *q, uint64_t r)
 {
 	return q->slot[r] ? &q->rbs[q->slot[r] - 1] : NULL;
 }
 
 /* The cached refblock r (loaded on first use), or *ret_rb = NULL if absent. */
-static int q2_rb_get(struct q2 *q, uint64_t r, struct q2_rb **ret_rb)
+static int qcow2_rb_get(struct qcow2 *q, uint64_t r, struct qcow2_rb **ret_rb)
 {
-	struct q2_rb *e;
+	struct qcow2_rb *e;
 	uint64_t off;
 	int rc;
 
 	*ret_rb = NULL;
-	rc = q2_rb_off(q, r, &off);
+	rc = qcow2_rb_off(q, r, &off);
 	if (rc || !off)
 		return rc;
-	*ret_rb = q2_rb_loaded(q, r);
+	*ret_rb = qcow2_rb_loaded(q, r);
 	if (*ret_rb)
 		return 0;
 	if (q->nrbs >= q->caprbs)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: too many refcount blocks");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: too many refcount blocks");
 	e = &q->rbs[q->nrbs];
-	e->buf = q2_alloc(q, q->cs, 64);
+	e->buf = qcow2_alloc(q, q->cs, 64);
 	if (!e->buf)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-			       "qcow2: out of scratch for refcounts");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for refcounts");
 	rc = plan_read(q->io, off, e->buf, (uint32_t)q->cs);
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read refcount block");
+		return qcow2_fail(q, rc, "qcow2: cannot read refcount block");
 	e->idx = r;
 	e->touched = NULL;
 	e->dirty = 0;
@@ -420,43 +421,43 @@ static int q2_rb_get(struct q2 *q, uint64_t r, struct q2_rb **ret_rb)
 	return 0;
 }
 
-static int q2_ref_get(struct q2 *q, uint64_t c, uint64_t *v)
+static int qcow2_ref_get(struct qcow2 *q, uint64_t c, uint64_t *v)
 {
-	struct q2_rb *e;
-	int rc = q2_rb_get(q, c / q->rbe, &e);
+	struct qcow2_rb *e;
+	int rc = qcow2_rb_get(q, c / q->rbe, &e);
 
 	*v = 0;
 	if (rc || !e)
 		return rc;
-	*v = q2_rc_get(q, e->buf, c % q->rbe);
+	*v = qcow2_rc_get(q, e->buf, c % q->rbe);
 	return 0;
 }
 
-static int q2_ref_dec(struct q2 *q, uint64_t c)
+static int qcow2_ref_dec(struct qcow2 *q, uint64_t c)
 {
-	struct q2_rb *e;
+	struct qcow2_rb *e;
 	uint64_t i = c % q->rbe, v;
-	int rc = q2_rb_get(q, c / q->rbe, &e);
+	int rc = qcow2_rb_get(q, c / q->rbe, &e);
 
 	if (rc)
 		return rc;
-	if (!e || (v = q2_rc_get(q, e->buf, i)) == 0)
-		return q2_fail(
+	if (!e || (v = qcow2_rc_get(q, e->buf, i)) == 0)
+		return qcow2_fail(
 		    q, INSTAR_ERR_CORRUPT,
 		    "qcow2: refcount of a referenced cluster is 0; run 'qemu-img check'");
 	if (!e->touched) {
-		e->touched = q2_alloc(q, q2_div_up(q->rbe, 8), 8);
+		e->touched = qcow2_alloc(q, qcow2_div_up(q->rbe, 8), 8);
 		if (!e->touched)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	}
-	q2_rc_set(q, e->buf, i, v - 1);
+	qcow2_rc_set(q, e->buf, i, v - 1);
 	e->touched[i / 8] |= (uint8_t)(1u << (i % 8));
 	e->dirty = 1;
 	return 0;
 }
 
 /* Decrements a byte range's clusters (a table that is being freed). */
-static int q2_ref_dec_range(struct q2 *q, uint64_t off, uint64_t len)
+static int qcow2_ref_dec_range(struct qcow2 *q, uint64_t off, uint64_t len)
 {
 	uint64_t c, last;
 	int rc;
@@ -465,7 +466,7 @@ static int q2_ref_dec_range(struct q2 *q, uint64_t off, uint64_t len)
 		return 0;
 	last = (off + len - 1) >> q->cb;
 	for (c = off >> q->cb; c <= last; c++) {
-		rc = q2_ref_dec(q, c);
+		rc = qcow2_ref_dec(q, c);
 		if (rc)
 			return rc;
 	}
@@ -474,34 +475,35 @@ static int q2_ref_dec_range(struct q2 *q, uint64_t off, uint64_t len)
 
 /* The bytes [*ret_off, *ret_off + *ret_len) a compressed L2 entry's data
  * occupies: from its offset to the end of its last 512-byte sector. */
-static int q2_compressed(struct q2 *q, uint64_t w0, uint64_t *ret_off, uint64_t *ret_len)
+static int qcow2_compressed(struct qcow2 *q, uint64_t w0, uint64_t *ret_off, uint64_t *ret_len)
 {
 	uint32_t x = 70 - q->cb; /* 62 - (cluster_bits - 8) */
 	uint64_t off = w0 & ((1ull << x) - 1);
 	uint64_t nsect = (w0 >> x) & ((1ull << (q->cb - 8)) - 1);
 
-	if (off >= Q2_MAX_OFFSET || off < q->cs)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: compressed cluster offset invalid");
+	if (off >= QCOW2_MAX_OFFSET || off < q->cs)
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+				  "qcow2: compressed cluster offset invalid");
 	*ret_off = off;
 	*ret_len = (nsect + 1) * 512 - (off & 511);
 	return 0;
 }
 
 /* Host clusters an L2 entry (first word) holds a reference on. */
-static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_t *n)
+static int qcow2_entry_clusters(struct qcow2 *q, uint64_t w0, uint64_t *first, uint64_t *n)
 {
 	*first = 0;
 	*n = 0;
 	if (q->data_file) {
 		/* data clusters live in the data file and are not refcounted */
-		if (w0 & Q2_COMPRESSED)
-			return q2_fail(q, INSTAR_ERR_CORRUPT,
-				       "qcow2: compressed cluster with an external data file");
+		if (w0 & QCOW2_COMPRESSED)
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+					  "qcow2: compressed cluster with an external data file");
 		return 0;
 	}
-	if (w0 & Q2_COMPRESSED) {
+	if (w0 & QCOW2_COMPRESSED) {
 		uint64_t off, len;
-		int rc = q2_compressed(q, w0, &off, &len);
+		int rc = qcow2_compressed(q, w0, &off, &len);
 
 		if (rc)
 			return rc;
@@ -509,29 +511,29 @@ static int q2_entry_clusters(struct q2 *q, uint64_t w0, uint64_t *first, uint64_
 		*n = ((off + len - 1) >> q->cb) - *first + 1;
 		return 0;
 	}
-	w0 &= Q2_OFF_MASK;
+	w0 &= QCOW2_OFF_MASK;
 	if (!w0)
 		return 0;
 	if (w0 & (q->cs - 1))
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset unaligned");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset unaligned");
 	*first = w0 >> q->cb;
 	*n = 1;
 	return 0;
 }
 
-static int q2_dec_entry(struct q2 *q, uint64_t w0)
+static int qcow2_dec_entry(struct qcow2 *q, uint64_t w0)
 {
 	uint64_t first, n;
-	int rc = q2_entry_clusters(q, w0, &first, &n);
+	int rc = qcow2_entry_clusters(q, w0, &first, &n);
 
 	for (uint64_t k = 0; !rc && k < n; k++)
-		rc = q2_ref_dec(q, first + k);
+		rc = qcow2_ref_dec(q, first + k);
 	return rc;
 }
 
 /* ---- L1 / L2 access ---- */
 
-static int q2_l1_get(struct q2 *q, uint64_t i, uint64_t *v)
+static int qcow2_l1_get(struct qcow2 *q, uint64_t i, uint64_t *v)
 {
 	int rc;
 
@@ -540,14 +542,14 @@ static int q2_l1_get(struct q2 *q, uint64_t i, uint64_t *v)
 		return 0;
 	}
 	if (!q->l1w_n || i < q->l1w_first || i >= q->l1w_first + q->l1w_n) {
-		uint64_t first = i & ~(uint64_t)(Q2_L1W_ENTRIES - 1);
+		uint64_t first = i & ~(uint64_t)(QCOW2_L1W_ENTRIES - 1);
 		uint64_t n = q->l1_size - first;
 
-		if (n > Q2_L1W_ENTRIES)
-			n = Q2_L1W_ENTRIES;
+		if (n > QCOW2_L1W_ENTRIES)
+			n = QCOW2_L1W_ENTRIES;
 		rc = plan_read(q->io, q->l1_off + first * 8, q->l1w, (uint32_t)(n * 8));
 		if (rc)
-			return q2_fail(q, rc, "qcow2: cannot read the L1 table");
+			return qcow2_fail(q, rc, "qcow2: cannot read the L1 table");
 		q->l1w_first = first;
 		q->l1w_n = n;
 	}
@@ -556,26 +558,36 @@ static int q2_l1_get(struct q2 *q, uint64_t i, uint64_t *v)
 }
 
 /* Validated L2 table offset of an L1 entry (0: no table). */
-static int q2_l2_off(struct q2 *q, uint64_t e, uint64_t *t)
+static int qcow2_l2_off(struct qcow2 *q, uint64_t e, uint64_t *t)
 {
-	uint64_t o = e & Q2_OFF_MASK;
+	uint64_t o = e & QCOW2_OFF_MASK;
 
 	*t = o;
 	if (!o)
 		return 0;
 	if (o & (q->cs - 1) || o < q->cs || o / q->cs >= q->file_clusters)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L2 table offset invalid");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L2 table offset invalid");
 	return 0;
 }
 
-static int q2_read_cluster(struct q2 *q, uint64_t off, uint8_t *buf)
+/* The L2 table offset of L1 entry i, validated (0: none). */
+static int qcow2_l2_of(struct qcow2 *q, uint64_t i, uint64_t *t)
+{
+	uint64_t e;
+	int rc = qcow2_l1_get(q, i, &e);
+
+	*t = 0;
+	return rc ? rc : qcow2_l2_off(q, e, t);
+}
+
+static int qcow2_read_cluster(struct qcow2 *q, uint64_t off, uint8_t *buf)
 {
 	int rc = plan_read(q->io, off, buf, (uint32_t)q->cs);
 
-	return rc ? q2_fail(q, rc, "qcow2: cannot read an L2 table") : 0;
+	return rc ? qcow2_fail(q, rc, "qcow2: cannot read an L2 table") : 0;
 }
 
-static void q2_l2_put(const struct q2 *q, uint8_t *t, uint64_t j, uint64_t w0, uint64_t w1)
+static void qcow2_l2_put(const struct qcow2 *q, uint8_t *t, uint64_t j, uint64_t w0, uint64_t w1)
 {
 	plan_put_be64(t + j * q->esz, w0);
 	if (q->ext_l2)
@@ -584,7 +596,7 @@ static void q2_l2_put(const struct q2 *q, uint8_t *t, uint64_t j, uint64_t w0, u
 
 /* ---- header ---- */
 
-static void q2_cat(char *d, size_t cap, const char *a, const char *b, size_t blen, const char *c)
+static void qcow2_cat(char *d, size_t cap, const char *a, const char *b, size_t blen, const char *c)
 {
 	size_t n = 0;
 
@@ -597,30 +609,30 @@ static void q2_cat(char *d, size_t cap, const char *a, const char *b, size_t ble
 	d[n] = '\0';
 }
 
-static int q2_parse(struct q2 *q)
+/* The header fields (v2, v3) and the features this planner handles. */
+static int qcow2_parse_header(struct qcow2 *q)
 {
 	uint8_t h[112];
-	uint64_t fsz = q->io->file_size, fend, l1_bytes, rt_bytes, need;
-	uint32_t crypt, bsize, order = 4;
-	uint8_t *c0;
+	uint64_t fsz = q->io->file_size;
+	uint32_t crypt, order = 4;
 	int rc;
 
 	if (fsz < 72)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: file too small for a header");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: file too small for a header");
 	rc = plan_read(q->io, 0, h, sizeof(h));
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read the header");
-	if (plan_be32(h) != Q2_MAGIC)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bad magic");
+		return qcow2_fail(q, rc, "qcow2: cannot read the header");
+	if (plan_be32(h) != QCOW2_MAGIC)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bad magic");
 	q->version = plan_be32(h + 4);
 	if (q->version != 2 && q->version != 3)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, "qcow2: unsupported version");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, "qcow2: unsupported version");
 	q->cb = plan_be32(h + 20);
 	if (q->cb < 9 || q->cb > 21)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: cluster size out of range");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: cluster size out of range");
 	q->cs = 1ull << q->cb;
 	q->backing_off = plan_be64(h + 8);
-	bsize = plan_be32(h + 16);
+	q->blen = plan_be32(h + 16); /* checked in qcow2_parse_tables */
 	q->size = plan_be64(h + 24);
 	crypt = plan_be32(h + 32);
 	q->l1_size = plan_be32(h + 36);
@@ -636,87 +648,101 @@ static int q2_parse(struct q2 *q)
 		order = plan_be32(h + 96);
 		q->hdr_len = plan_be32(h + 100);
 		if (q->hdr_len < 104 || q->hdr_len % 8 || q->hdr_len > q->cs)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: header length invalid");
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: header length invalid");
 		if (order > 6)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: refcount order too large");
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: refcount order too large");
 		if (q->hdr_len > 104)
 			q->ctype = h[104];
-		if (q->ctype > 1 || (q->ctype != 0) != ((q->incompat & Q2_INC_COMPRESSION) != 0))
-			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				       "qcow2: unknown compression type");
+		if (q->ctype > 1 || (q->ctype != 0) != ((q->incompat & QCOW2_INC_COMPRESSION) != 0))
+			return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					  "qcow2: unknown compression type");
 	}
 	q->rbits = 1u << order;
 	q->rbe = (q->cs * 8) >> order;
-	if (q->incompat & ~Q2_INC_KNOWN)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: unsupported incompatible feature bits");
-	if (q->incompat & Q2_INC_CORRUPT)
-		return q2_fail(q, INSTAR_ERR_CORRUPT,
-			       "qcow2: Image is corrupt; cannot be opened read/write");
-	if (q->incompat & Q2_INC_DIRTY)
-		return q2_fail(
+	if (q->incompat & ~QCOW2_INC_KNOWN)
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: unsupported incompatible feature bits");
+	if (q->incompat & QCOW2_INC_CORRUPT)
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+				  "qcow2: Image is corrupt; cannot be opened read/write");
+	if (q->incompat & QCOW2_INC_DIRTY)
+		return qcow2_fail(
 		    q, INSTAR_ERR_REQUIRES_CHECK,
 		    "qcow2: image is dirty (lazy refcounts); run 'qemu-img check -r all'");
-	q->ext_l2 = (q->incompat & Q2_INC_EXTL2) != 0;
+	q->ext_l2 = (q->incompat & QCOW2_INC_EXTL2) != 0;
 	if (q->ext_l2 && q->cb < 14)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-			       "qcow2: extended L2 entries need clusters of 16 KiB or more");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				  "qcow2: extended L2 entries need clusters of 16 KiB or more");
 	if (crypt != 0)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: encrypted images are not supported");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: encrypted images are not supported");
 	q->esz = q->ext_l2 ? 16 : 8;
 	q->l2e = q->cs / q->esz;
-	q->file_clusters = q2_div_up(fsz, q->cs);
-	fend = q->file_clusters << q->cb;
+	q->file_clusters = qcow2_div_up(fsz, q->cs);
 	if (q->size > (uint64_t)INT64_MAX)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: virtual size too large");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: virtual size too large");
+	return 0;
+}
+
+/* The L1 table and the reftable: sizes, places; the backing file name's
+ * place in cluster 0. */
+static int qcow2_parse_tables(struct qcow2 *q)
+{
+	uint64_t fend = q->file_clusters << q->cb, l1_bytes, rt_bytes, need;
 
 	/* L1: big enough for the size, within qemu's limit, inside the file. */
-	if (q->l1_size > Q2_MAX_L1_ENTRIES)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: Active L1 table too large");
-	need = q2_div_up(q2_div_up(q->size, q->cs), q->l2e);
+	if (q->l1_size > QCOW2_MAX_L1_ENTRIES)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: Active L1 table too large");
+	need = qcow2_div_up(qcow2_div_up(q->size, q->cs), q->l2e);
 	if (q->l1_size < need)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L1 table is too small");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L1 table is too small");
 	l1_bytes = (uint64_t)q->l1_size * 8;
 	if (q->l1_size && (q->l1_off & (q->cs - 1) || q->l1_off < q->cs || q->l1_off > fend ||
 			   l1_bytes > fend - q->l1_off))
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: L1 table offset invalid");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: L1 table offset invalid");
 
 	/* Reftable: qemu's 8 MiB limit, aligned, not on the header nor the L1. */
-	if (q->rt_clusters == 0 || q->rt_clusters > (Q2_MAX_RT_BYTES >> q->cb))
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table size invalid");
+	if (q->rt_clusters == 0 || q->rt_clusters > (QCOW2_MAX_RT_BYTES >> q->cb))
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table size invalid");
 	rt_bytes = (uint64_t)q->rt_clusters << q->cb;
 	if (q->rt_off & (q->cs - 1) || q->rt_off < q->cs || q->rt_off > fend ||
 	    rt_bytes > fend - q->rt_off)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table offset invalid");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				  "qcow2: refcount table offset invalid");
 	if (q->l1_size && q->l1_off < q->rt_off + rt_bytes && q->rt_off < q->l1_off + l1_bytes)
-		return q2_fail(q, INSTAR_ERR_CORRUPT,
-			       "qcow2: L1 table overlaps the refcount table");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+				  "qcow2: L1 table overlaps the refcount table");
 
-	if (q->nb_snap > Q2_MAX_SNAPSHOTS)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: too many snapshots");
+	if (q->nb_snap > QCOW2_MAX_SNAPSHOTS)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: too many snapshots");
 	if (q->backing_off) {
-		if (bsize == 0 || bsize > 1023 || q->backing_off >= q->cs ||
-		    bsize > q->cs - q->backing_off)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: backing file name invalid");
+		if (q->blen == 0 || q->blen > 1023 || q->backing_off >= q->cs ||
+		    q->blen > q->cs - q->backing_off)
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: backing file name invalid");
 		q->backing = 1;
 	}
+	return 0;
+}
 
-	/* Header extensions (bitmaps) live in cluster 0 after the header. */
-	c0 = q2_alloc(q, q->cs, 8);
+/* Header extensions (bitmaps, data file) live in cluster 0 after the header. */
+static int qcow2_parse_extensions(struct qcow2 *q)
+{
+	uint8_t *c0;
+	int rc;
+
+	c0 = qcow2_alloc(q, q->cs, 8);
 	if (!c0)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	rc = plan_read(q->io, 0, c0, (uint32_t)q->cs);
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read the header cluster");
+		return qcow2_fail(q, rc, "qcow2: cannot read the header cluster");
 	q->c0 = c0;
 	plan_memcpy(q->hdr0, c0, sizeof(q->hdr0));
-	if (q->backing) {
+	if (q->backing)
 		q->bname = c0 + q->backing_off;
-		q->blen = bsize;
-	}
 	q->ext_end = q->hdr_len;
 	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs; q->ext_end = pos) {
 		uint32_t type = plan_be32(c0 + pos), len = plan_be32(c0 + pos + 4);
@@ -724,13 +750,13 @@ static int q2_parse(struct q2 *q)
 		if (type == 0)
 			break;
 		if (len > q->cs - pos - 8)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: header extension too long");
-		if (type == Q2_EXT_BITMAPS && !q->bm_ext) {
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: header extension too long");
+		if (type == QCOW2_EXT_BITMAPS && !q->bm_ext) {
 			q->bm_ext = c0 + pos + 8;
 			q->bm_len = len;
 		}
-		if (type == Q2_EXT_DATA_FILE) { /* the last one counts, as in qemu */
+		if (type == QCOW2_EXT_DATA_FILE) { /* the last one counts, as in qemu */
 			q->dname = c0 + pos + 8;
 			q->dlen = len;
 		}
@@ -739,37 +765,48 @@ static int q2_parse(struct q2 *q)
 	return 0;
 }
 
+static int qcow2_parse(struct qcow2 *q)
+{
+	int rc = qcow2_parse_header(q);
+
+	if (!rc)
+		rc = qcow2_parse_tables(q);
+	if (!rc)
+		rc = qcow2_parse_extensions(q);
+	return rc;
+}
+
 /* ---- the reftable and the refblock cache ---- */
 
-static int q2_load_reftable(struct q2 *q)
+static int qcow2_load_reftable(struct qcow2 *q)
 {
 	uint64_t bytes = (uint64_t)q->rt_clusters << q->cb, room;
 	uint8_t *b;
 	int rc;
 
 	q->rt_n = bytes / 8;
-	b = q2_alloc(q, bytes, 8);
-	q->slot = q2_alloc(q, q->rt_n * sizeof(uint32_t), 8);
+	b = qcow2_alloc(q, bytes, 8);
+	q->slot = qcow2_alloc(q, q->rt_n * sizeof(uint32_t), 8);
 	if (!b || !q->slot)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-			       "qcow2: out of scratch for the reftable");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for the reftable");
 	rc = plan_read(q->io, q->rt_off, b, (uint32_t)bytes);
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read the refcount table");
+		return qcow2_fail(q, rc, "qcow2: cannot read the refcount table");
 	q->rt = (uint64_t *)(void *)b;
 	for (uint64_t i = 0; i < q->rt_n; i++)
 		q->rt[i] = plan_be64(b + i * 8); /* same slot: read before write */
-	room = (q->s->len - q->s->used) / (q->cs + sizeof(struct q2_rb));
+	room = (q->s->len - q->s->used) / (q->cs + sizeof(struct qcow2_rb));
 	q->caprbs = (uint32_t)(room < q->rt_n ? room : q->rt_n);
 	q->capsnaps = q->caprbs < 4096 ? q->caprbs : 4096;
-	q->rbs = q2_alloc(q, (uint64_t)q->caprbs * sizeof(struct q2_rb) + 1, 8);
-	q->snaps = q2_alloc(q, (uint64_t)q->capsnaps * sizeof(struct q2_snap) + 1, 8);
+	q->rbs = qcow2_alloc(q, (uint64_t)q->caprbs * sizeof(struct qcow2_rb) + 1, 8);
+	q->snaps = qcow2_alloc(q, (uint64_t)q->capsnaps * sizeof(struct qcow2_snap) + 1, 8);
 	if (!q->rbs || !q->snaps)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	return 0;
 }
 
-static int q2_rb_new(const struct q2 *q, uint64_t r)
+static int qcow2_rb_new(const struct qcow2 *q, uint64_t r)
 {
 	return r >= q->rt_n || q->rt[r] == 0;
 }
@@ -778,12 +815,12 @@ static int q2_rb_new(const struct q2 *q, uint64_t r)
  * needs: a fixed point, since those count themselves too. The run starts
  * after the file, the L1 and the reftable, and past any cluster that the
  * refcounts already claim there (leaks beyond EOF are skipped, not reused). */
-static int q2_layout(struct q2 *q, uint64_t fixed)
+static int qcow2_layout(struct qcow2 *q, uint64_t fixed)
 {
 	uint64_t a = q->file_clusters, e, nrb = 0, nrt = 0, rtn = 0, end = 0, r0 = 0, r1 = 0;
 
 	if (q->l1_size) {
-		e = q2_div_up(q->l1_off + (uint64_t)q->l1_size * 8, q->cs);
+		e = qcow2_div_up(q->l1_off + (uint64_t)q->l1_size * 8, q->cs);
 		a = e > a ? e : a;
 	}
 	e = (q->rt_off >> q->cb) + q->rt_clusters;
@@ -798,26 +835,26 @@ static int q2_layout(struct q2 *q, uint64_t fixed)
 		uint64_t hi = 0;
 
 		nrb = nrt = rtn = 0;
-		for (it = 0; it < Q2_FIXPOINT_MAX; it++) {
+		for (it = 0; it < QCOW2_FIXPOINT_MAX; it++) {
 			uint64_t total, cnt = 0, nrt2 = 0, rtn2 = 0;
 
 			if (__builtin_add_overflow(fixed, nrb, &total) ||
 			    __builtin_add_overflow(total, nrt, &total) ||
 			    __builtin_add_overflow(a, total, &end) ||
-			    end > (Q2_MAX_OFFSET >> q->cb))
-				return q2_fail(q, INSTAR_ERR_TOO_LARGE,
-					       "qcow2: image file would grow too large");
+			    end > (QCOW2_MAX_OFFSET >> q->cb))
+				return qcow2_fail(q, INSTAR_ERR_TOO_LARGE,
+						  "qcow2: image file would grow too large");
 			r0 = a / q->rbe;
 			r1 = (end - 1) / q->rbe;
 			for (uint64_t r = r0; r <= r1; r++)
-				cnt += (uint64_t)q2_rb_new(q, r);
+				cnt += (uint64_t)qcow2_rb_new(q, r);
 			if (r1 >= q->rt_n) {
 				rtn2 = r1 + 1;
-				if (rtn2 > Q2_MAX_RT_BYTES / 8)
-					return q2_fail(
+				if (rtn2 > QCOW2_MAX_RT_BYTES / 8)
+					return qcow2_fail(
 					    q, INSTAR_ERR_TOO_LARGE,
 					    "qcow2: refcount table would grow too large");
-				nrt2 = q2_div_up(rtn2 * 8, q->cs);
+				nrt2 = qcow2_div_up(rtn2 * 8, q->cs);
 			}
 			if (cnt == nrb && nrt2 == nrt) {
 				rtn = rtn2;
@@ -826,27 +863,27 @@ static int q2_layout(struct q2 *q, uint64_t fixed)
 			nrb = cnt;
 			nrt = nrt2;
 		}
-		if (it == Q2_FIXPOINT_MAX)
-			return q2_fail(q, INSTAR_ERR_INTERNAL,
-				       "qcow2: refcount layout did not settle");
+		if (it == QCOW2_FIXPOINT_MAX)
+			return qcow2_fail(q, INSTAR_ERR_INTERNAL,
+					  "qcow2: refcount layout did not settle");
 		/* scan whole refblocks so one step skips all their claims */
 		for (uint64_t r = r0; r <= r1 && r < q->rt_n; r++) {
-			struct q2_rb *rb;
+			struct qcow2_rb *rb;
 			uint64_t lo = r * q->rbe, c0 = a > lo ? a : lo;
-			int rc = q2_rb_get(q, r, &rb);
+			int rc = qcow2_rb_get(q, r, &rb);
 
 			if (rc)
 				return rc;
 			for (uint64_t c = c0; rb && c < lo + q->rbe; c++)
-				if (q2_rc_get(q, rb->buf, c - lo)) {
+				if (qcow2_rc_get(q, rb->buf, c - lo)) {
 					hi = c;
 					found = 1;
 				}
 		}
 		if (!found)
 			break;
-		if (reloc >= Q2_RELOCATE_MAX)
-			return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: no free clusters found");
+		if (reloc >= QCOW2_RELOCATE_MAX)
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: no free clusters found");
 		a = hi + 1;
 	}
 	q->run_a = a;
@@ -859,7 +896,7 @@ static int q2_layout(struct q2 *q, uint64_t fixed)
 
 /* +1 for every run cluster in the existing refblocks that cover the run; the
  * result is kept as a phase-1 copy, the cache goes on to phase 5. */
-static int q2_apply_incs(struct q2 *q)
+static int qcow2_apply_incs(struct qcow2 *q)
 {
 	uint64_t r0, r1;
 
@@ -868,26 +905,26 @@ static int q2_apply_incs(struct q2 *q)
 	r0 = q->run_a / q->rbe;
 	r1 = (q->run_end - 1) / q->rbe;
 	for (uint64_t r = r0; r <= r1 && r < q->rt_n; r++) {
-		struct q2_rb *rb;
-		struct q2_snap *sn;
+		struct qcow2_rb *rb;
+		struct qcow2_snap *sn;
 		uint64_t lo = r * q->rbe;
 		uint64_t c0 = q->run_a > lo ? q->run_a : lo;
 		uint64_t c1 = q->run_end < lo + q->rbe ? q->run_end : lo + q->rbe;
-		int rc = q2_rb_get(q, r, &rb);
+		int rc = qcow2_rb_get(q, r, &rb);
 
 		if (rc)
 			return rc;
 		if (!rb)
 			continue;
 		for (uint64_t c = c0; c < c1; c++)
-			q2_rc_set(q, rb->buf, c - lo, 1);
+			qcow2_rc_set(q, rb->buf, c - lo, 1);
 		if (q->nsnaps >= q->capsnaps)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				       "qcow2: too many refblocks");
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					  "qcow2: too many refblocks");
 		sn = &q->snaps[q->nsnaps];
-		sn->buf = q2_alloc(q, q->cs, 64);
+		sn->buf = qcow2_alloc(q, q->cs, 64);
 		if (!sn->buf)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 		plan_memcpy(sn->buf, rb->buf, (size_t)q->cs);
 		sn->idx = r;
 		q->nsnaps++;
@@ -898,13 +935,13 @@ static int q2_apply_incs(struct q2 *q)
 
 /* Layer 1 refcount part: updated existing refblocks, new refblocks and the
  * relocated reftable (all in the run, nothing references them yet). */
-static int q2_emit_refcounts(struct q2 *q)
+static int qcow2_emit_refcounts(struct qcow2 *q)
 {
 	uint64_t r0, r1, k = 0, rb_base = q->run_a + q->run_fixed;
 	int rc;
 
 	for (uint32_t i = 0; i < q->nsnaps; i++) {
-		rc = q2_put(q, q->rt[q->snaps[i].idx] & Q2_RT_MASK, q->snaps[i].buf, q->cs);
+		rc = qcow2_put(q, q->rt[q->snaps[i].idx] & QCOW2_RT_MASK, q->snaps[i].buf, q->cs);
 		if (rc)
 			return rc;
 	}
@@ -917,12 +954,12 @@ static int q2_emit_refcounts(struct q2 *q)
 		uint64_t c0 = q->run_a > lo ? q->run_a : lo;
 		uint64_t c1 = q->run_end < lo + q->rbe ? q->run_end : lo + q->rbe;
 
-		if (!q2_rb_new(q, r))
+		if (!qcow2_rb_new(q, r))
 			continue;
 		plan_memset(q->tbuf, 0, (size_t)q->cs);
 		for (uint64_t c = c0; c < c1; c++)
-			q2_rc_set(q, q->tbuf, c - lo, 1);
-		rc = q2_put(q, (rb_base + k) << q->cb, q->tbuf, q->cs);
+			qcow2_rc_set(q, q->tbuf, c - lo, 1);
+		rc = qcow2_put(q, (rb_base + k) << q->cb, q->tbuf, q->cs);
 		if (rc)
 			return rc;
 		k++;
@@ -938,11 +975,11 @@ static int q2_emit_refcounts(struct q2 *q)
 
 			if (r < q->rt_n)
 				v = q->rt[r];
-			if (r >= r0 && r <= r1 && q2_rb_new(q, r))
+			if (r >= r0 && r <= r1 && qcow2_rb_new(q, r))
 				v = (rb_base + k++) << q->cb;
 			plan_put_be64(q->tbuf + j * 8, v);
 		}
-		rc = q2_put(q, (rb_base + q->run_nrb + m) << q->cb, q->tbuf, q->cs);
+		rc = qcow2_put(q, (rb_base + q->run_nrb + m) << q->cb, q->tbuf, q->cs);
 		if (rc)
 			return rc;
 	}
@@ -950,7 +987,7 @@ static int q2_emit_refcounts(struct q2 *q)
 }
 
 /* Layer 2: make the new refblocks reachable. */
-static int q2_emit_reftable_switch(struct q2 *q)
+static int qcow2_emit_reftable_switch(struct qcow2 *q)
 {
 	uint64_t r0, r1, k = 0, rb_base = q->run_a + q->run_fixed;
 	uint8_t b[12];
@@ -961,15 +998,15 @@ static int q2_emit_reftable_switch(struct q2 *q)
 	if (q->rt_new_n) {
 		plan_put_be64(b, (rb_base + q->run_nrb) << q->cb);
 		plan_put_be32(b + 8, (uint32_t)q->run_nrt);
-		return q2_put(q, 48, b, 12);
+		return qcow2_put(q, 48, b, 12);
 	}
 	r0 = q->run_a / q->rbe;
 	r1 = (q->run_end - 1) / q->rbe;
 	for (uint64_t r = r0; r <= r1; r++) {
-		if (!q2_rb_new(q, r))
+		if (!qcow2_rb_new(q, r))
 			continue;
 		plan_put_be64(b, (rb_base + k++) << q->cb);
-		rc = q2_put(q, q->rt_off + r * 8, b, 8);
+		rc = qcow2_put(q, q->rt_off + r * 8, b, 8);
 		if (rc)
 			return rc;
 	}
@@ -978,24 +1015,24 @@ static int q2_emit_reftable_switch(struct q2 *q)
 
 /* The end of layer 1 and layer 2: the refcounts, a barrier, the new
  * refblocks made reachable, a barrier. */
-static int q2_emit_ref_layers(struct q2 *q)
+static int qcow2_emit_ref_layers(struct qcow2 *q)
 {
-	int rc = q2_emit_refcounts(q);
+	int rc = qcow2_emit_refcounts(q);
 
 	if (!rc)
-		rc = q2_barrier(q);
+		rc = qcow2_barrier(q);
 	if (!rc)
-		rc = q2_emit_reftable_switch(q);
+		rc = qcow2_emit_reftable_switch(q);
 	if (!rc)
-		rc = q2_barrier(q);
+		rc = qcow2_barrier(q);
 	return rc;
 }
 
 /* Header size @24 between barriers: the commit point. */
-static int q2_commit(struct q2 *q)
+static int qcow2_commit(struct qcow2 *q)
 {
 	uint8_t b[8];
-	int rc = q2_barrier(q);
+	int rc = qcow2_barrier(q);
 
 	if (rc)
 		return rc;
@@ -1004,42 +1041,42 @@ static int q2_commit(struct q2 *q)
 		/* size and bitmap directory become live in one sector write */
 		plan_put_be64(q->hdr0 + 24, q->o->new_size);
 		plan_put_be64(q->hdr0 + (q->bm_ext - q->c0) + 16, q->bm_new_doff);
-		rc = q2_put(q, 0, q->hdr0, sizeof(q->hdr0));
+		rc = qcow2_put(q, 0, q->hdr0, sizeof(q->hdr0));
 	} else {
-		rc = q2_put(q, 24, b, 8);
+		rc = qcow2_put(q, 24, b, 8);
 	}
 	if (!rc)
-		rc = q2_barrier(q);
+		rc = qcow2_barrier(q);
 	return rc;
 }
 
 /* Phase 5: decremented refblocks, then discards of clusters now free. */
-static int q2_emit_cleanup(struct q2 *q, uint64_t file_after)
+static int qcow2_emit_cleanup(struct qcow2 *q, uint64_t file_after)
 {
 	uint64_t run_lo = 0, run_n = 0;
 	int rc;
 
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		struct q2_rb *rb = q2_rb_loaded(q, r);
+		struct qcow2_rb *rb = qcow2_rb_loaded(q, r);
 
 		if (!rb || !rb->dirty)
 			continue;
-		rc = q2_put(q, q->rt[r] & Q2_RT_MASK, rb->buf, q->cs);
+		rc = qcow2_put(q, q->rt[r] & QCOW2_RT_MASK, rb->buf, q->cs);
 		if (rc)
 			return rc;
 	}
-	rc = q2_barrier(q);
+	rc = qcow2_barrier(q);
 	if (rc)
 		return rc;
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		struct q2_rb *rb = q2_rb_loaded(q, r);
+		struct qcow2_rb *rb = qcow2_rb_loaded(q, r);
 
 		if (!rb || !rb->touched)
 			continue;
 		for (uint64_t i = 0; i < q->rbe; i++) {
 			uint64_t c = r * q->rbe + i;
 
-			if (!(rb->touched[i / 8] & (1u << (i % 8))) || q2_rc_get(q, rb->buf, i))
+			if (!(rb->touched[i / 8] & (1u << (i % 8))) || qcow2_rc_get(q, rb->buf, i))
 				continue;
 			if ((c << q->cb) >= file_after)
 				continue;
@@ -1060,14 +1097,14 @@ static int q2_emit_cleanup(struct q2 *q, uint64_t file_after)
 
 /* Layer 3 extra: clear autoclear bits we do not understand (the spec asks a
  * writer to), keeping "bitmaps consistent" which we leave valid. */
-static int q2_emit_autoclear(struct q2 *q)
+static int qcow2_emit_autoclear(struct qcow2 *q)
 {
 	uint8_t b[8];
 
-	if (q->version < 3 || !(q->autoclear & ~Q2_AUTOCLEAR_KNOWN))
+	if (q->version < 3 || !(q->autoclear & ~QCOW2_AUTOCLEAR_KNOWN))
 		return 0;
-	plan_put_be64(b, q->autoclear & Q2_AUTOCLEAR_KNOWN);
-	return q2_put(q, 88, b, 8);
+	plan_put_be64(b, q->autoclear & QCOW2_AUTOCLEAR_KNOWN);
+	return qcow2_put(q, 88, b, 8);
 }
 
 /* Persistent bitmaps (extension 0x23852875): each bitmap's table follows the
@@ -1075,7 +1112,7 @@ static int q2_emit_autoclear(struct q2 *q)
  * cluster holds bits past the new end, gets a new table (and, if needed, a
  * new last data cluster) in the run; then a new directory. The extension's
  * directory offset and the size @24 switch together in one sector-0 write. */
-struct q2_bm {
+struct qcow2_bm {
 	uint32_t dpos;	       /* entry offset in the directory */
 	uint32_t old_n, new_n; /* table entries */
 	uint64_t toff;	       /* old table offset */
@@ -1088,24 +1125,24 @@ struct q2_bm {
 };
 
 /* A table entry's data cluster loses this bitmap's reference. */
-static int q2_bm_dec_entry(struct q2 *q, uint64_t e)
+static int qcow2_bm_dec_entry(struct qcow2 *q, uint64_t e)
 {
-	uint64_t o = e & Q2_OFF_MASK;
+	uint64_t o = e & QCOW2_OFF_MASK;
 
-	return o ? q2_ref_dec(q, o >> q->cb) : 0;
+	return o ? qcow2_ref_dec(q, o >> q->cb) : 0;
 }
 
 /* Bits of a bitmap of granularity 2^g covering size bytes. */
-static uint64_t q2_bm_bits(uint64_t size, uint32_t g)
+static uint64_t qcow2_bm_bits(uint64_t size, uint32_t g)
 {
 	return (size >> g) + ((size & ((1ull << g) - 1)) != 0);
 }
 
-static int q2_bm_entry_ok(const struct q2 *q, uint64_t e)
+static int qcow2_bm_entry_ok(const struct qcow2 *q, uint64_t e)
 {
-	uint64_t o = e & Q2_OFF_MASK;
+	uint64_t o = e & QCOW2_OFF_MASK;
 
-	if (e & ~(Q2_OFF_MASK | 1ull))
+	if (e & ~(QCOW2_OFF_MASK | 1ull))
 		return 0; /* reserved bits */
 	if (!o)
 		return 1;
@@ -1114,17 +1151,17 @@ static int q2_bm_entry_ok(const struct q2 *q, uint64_t e)
 
 /* Decides what entry `last` must become: fix = the new cluster content when
  * bits at or past `vb` (valid bits in that cluster) are set. */
-static int q2_bm_tail(struct q2 *q, struct q2_bm *bm, uint64_t vb)
+static int qcow2_bm_tail(struct qcow2 *q, struct qcow2_bm *bm, uint64_t vb)
 {
-	uint64_t e = plan_be64(bm->tab + bm->last * 8), bits = q->cs * 8, o = e & Q2_OFF_MASK;
+	uint64_t e = plan_be64(bm->tab + bm->last * 8), bits = q->cs * 8, o = e & QCOW2_OFF_MASK;
 	int dirty = 0;
 
 	if (vb >= bits || (!o && !(e & 1)))
 		return 0;
-	bm->fix = q2_alloc(q, q->cs, 64);
+	bm->fix = qcow2_alloc(q, q->cs, 64);
 	if (!bm->fix)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-			       "qcow2: out of scratch for bitmaps");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for bitmaps");
 	if (!o) {
 		plan_memset(bm->fix, 0xff, (size_t)q->cs); /* all ones */
 		dirty = 1;
@@ -1132,7 +1169,7 @@ static int q2_bm_tail(struct q2 *q, struct q2_bm *bm, uint64_t vb)
 		int rc = plan_read(q->io, o, bm->fix, (uint32_t)q->cs);
 
 		if (rc)
-			return q2_fail(q, rc, "qcow2: cannot read a bitmap data cluster");
+			return qcow2_fail(q, rc, "qcow2: cannot read a bitmap data cluster");
 		for (uint64_t i = vb / 8; i < q->cs && !dirty; i++) {
 			uint8_t m = i == vb / 8 ? (uint8_t)(0xffu << (vb % 8)) : 0xff;
 
@@ -1153,7 +1190,7 @@ static int q2_bm_tail(struct q2 *q, struct q2_bm *bm, uint64_t vb)
 /* The extension chain of a header cluster image h: every extension but the
  * feature-name table (names only) must match the original's bytes, and the
  * bitmaps one must be present. Returns 1 if h parses that way. */
-static int q2_chain_ok(const struct q2 *q, const uint8_t *h)
+static int qcow2_chain_ok(const struct qcow2 *q, const uint8_t *h)
 {
 	uint32_t seen = 0, want = 0;
 	uint64_t pos;
@@ -1161,7 +1198,7 @@ static int q2_chain_ok(const struct q2 *q, const uint8_t *h)
 	for (pos = q->hdr_len; pos < q->ext_end;) {
 		uint32_t len = plan_be32(q->c0 + pos + 4);
 
-		want += plan_be32(q->c0 + pos) != Q2_EXT_FEATURES;
+		want += plan_be32(q->c0 + pos) != QCOW2_EXT_FEATURES;
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
 	for (pos = q->hdr_len; pos + 8 <= q->cs;) {
@@ -1173,7 +1210,7 @@ static int q2_chain_ok(const struct q2 *q, const uint8_t *h)
 			return seen == want;
 		if (len > q->cs - pos - 8)
 			return 0;
-		if (type != Q2_EXT_FEATURES) {
+		if (type != QCOW2_EXT_FEATURES) {
 			for (o = q->hdr_len; o < q->ext_end && !match;) {
 				uint32_t l2 = plan_be32(q->c0 + o + 4);
 
@@ -1195,7 +1232,7 @@ static int q2_chain_ok(const struct q2 *q, const uint8_t *h)
  * sector by sector with barriers; every intermediate state must parse with
  * every extension but the feature names intact. Then the commit can switch
  * size and directory in one sector-0 write. */
-static int q2_bm_reorder(struct q2 *q, const uint8_t *ext)
+static int qcow2_bm_reorder(struct qcow2 *q, const uint8_t *ext)
 {
 	uint64_t bpos = (uint64_t)(ext - q->c0) - 8, blen = 8 + ((q->bm_len + 7ull) & ~7ull);
 	uint64_t w = q->hdr_len, nsec = (q->ext_end + 511) / 512;
@@ -1203,13 +1240,13 @@ static int q2_bm_reorder(struct q2 *q, const uint8_t *ext)
 
 	if (q->hdr_len + 32 > 512 ||
 	    (q->backing_off && q->backing_off < q->ext_end + 8 && q->backing_off >= q->hdr_len))
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: the bitmaps extension cannot be moved into the first "
-			       "sector; cannot switch it atomically with the size");
-	q->nx = q2_alloc(q, q->cs, 64);
-	hy = q2_alloc(q, q->cs, 64);
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: the bitmaps extension cannot be moved into the first "
+				  "sector; cannot switch it atomically with the size");
+	q->nx = qcow2_alloc(q, q->cs, 64);
+	hy = qcow2_alloc(q, q->cs, 64);
 	if (!q->nx || !hy)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	plan_memcpy(q->nx, q->c0, (size_t)q->cs);
 	plan_memcpy(q->nx + w, q->c0 + bpos, (size_t)blen);
 	w += blen;
@@ -1219,11 +1256,11 @@ static int q2_bm_reorder(struct q2 *q, const uint8_t *ext)
 	for (uint64_t k = 1; k < nsec; k++) {
 		plan_memcpy(hy, q->c0, (size_t)q->cs);
 		plan_memcpy(hy, q->nx, (size_t)(k * 512));
-		if (!q2_chain_ok(q, hy))
-			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				       "qcow2: the bitmaps extension cannot be moved into the "
-				       "first sector crash-safely; cannot switch it atomically "
-				       "with the size");
+		if (!qcow2_chain_ok(q, hy))
+			return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					  "qcow2: the bitmaps extension cannot be moved into the "
+					  "first sector crash-safely; cannot switch it atomically "
+					  "with the size");
 	}
 	plan_memcpy(q->hdr0, q->nx, sizeof(q->hdr0));
 	q->bm_ext = q->nx + q->hdr_len + 8;
@@ -1234,33 +1271,33 @@ static int q2_bm_reorder(struct q2 *q, const uint8_t *ext)
 
 /* Parses and validates the directory and the tables; refuses an in-use
  * bitmap with qemu's message; plans which bitmaps are rewritten. */
-static int q2_check_bitmaps(struct q2 *q, const uint8_t *ext, uint32_t len)
+static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len)
 {
 	uint32_t nb;
 	uint64_t dsize, doff, pos = 0, fend = q->file_clusters << q->cb;
 	uint8_t *dir;
 	int rc;
 
-	if (!(q->autoclear & Q2_AUTOCLEAR_BITMAPS))
+	if (!(q->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
 		return 0; /* extension stale: bitmaps already inconsistent */
 	if (len < 24)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
 	nb = plan_be32(ext);
 	dsize = plan_be64(ext + 8);
 	doff = plan_be64(ext + 16);
 	if (nb == 0)
 		return 0;
-	if (nb > Q2_BM_MAX || dsize > Q2_BM_DIR_MAX || dsize < (uint64_t)nb * 32 ||
+	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || dsize < (uint64_t)nb * 32 ||
 	    doff & (q->cs - 1) || doff < q->cs || doff > fend || dsize > fend - doff)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
-	dir = q2_alloc(q, dsize, 8);
-	q->bms = q2_alloc(q, (uint64_t)nb * sizeof(struct q2_bm), 8);
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
+	dir = qcow2_alloc(q, dsize, 8);
+	q->bms = qcow2_alloc(q, (uint64_t)nb * sizeof(struct qcow2_bm), 8);
 	if (!dir || !q->bms)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-			       "qcow2: out of scratch for bitmaps");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for bitmaps");
 	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read the bitmap directory");
+		return qcow2_fail(q, rc, "qcow2: cannot read the bitmap directory");
 	q->bm_dir = dir;
 	q->bm_dsize = dsize;
 	q->bm_doff = doff;
@@ -1271,127 +1308,129 @@ static int q2_check_bitmaps(struct q2 *q, const uint8_t *ext, uint32_t len)
 		uint64_t ent;
 
 		if (pos + 24 > dsize)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: bitmap directory truncated");
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: bitmap directory truncated");
 		flags = plan_be32(dir + pos + 12);
 		nlen = plan_be16(dir + pos + 18);
 		xlen = plan_be32(dir + pos + 20);
 		ent = 24 + (uint64_t)xlen + nlen;
-		if (nlen == 0 || nlen > 1023 || xlen > Q2_BM_DIR_MAX || pos + ent > dsize)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: bitmap directory entry invalid");
-		if (flags & Q2_BM_IN_USE) {
+		if (nlen == 0 || nlen > 1023 || xlen > QCOW2_BM_DIR_MAX || pos + ent > dsize)
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: bitmap directory entry invalid");
+		if (flags & QCOW2_BM_IN_USE) {
 			char msg[INSTAR_DETAIL_MAX];
 
-			q2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
-			       nlen, "' is inconsistent and cannot be used");
-			return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
+			qcow2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
+				  nlen, "' is inconsistent and cannot be used");
+			return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
 		}
 		q->bms[i].dpos = (uint32_t)pos;
 		pos += (ent + 7) & ~7ull;
 	}
 	for (uint32_t i = 0; i < nb; i++) {
-		struct q2_bm *bm = &q->bms[i];
+		struct qcow2_bm *bm = &q->bms[i];
 		const uint8_t *d = dir + bm->dpos;
 		uint32_t flags = plan_be32(d + 12), g = d[17];
 		uint64_t ob, nbits, per = q->cs * 8, keep, vb;
 
 		bm->toff = plan_be64(d);
 		bm->old_n = plan_be32(d + 8);
-		if (flags & ~Q2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
-		    bm->old_n > Q2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
+		if (flags & ~QCOW2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
+		    bm->old_n > QCOW2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
 		    bm->toff > fend || (uint64_t)bm->old_n * 8 > fend - bm->toff)
-			return q2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap entry invalid");
-		ob = q2_bm_bits(q->size, g);
-		if (q2_div_up(ob, per) > bm->old_n)
-			return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: bitmap table too small");
-		nbits = q2_bm_bits(q->o->new_size, g);
-		if (nbits > Q2_BM_MAX_PHYS * 8 || q2_div_up(nbits, per) * q->cs > Q2_BM_MAX_PHYS) {
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: bitmap entry invalid");
+		ob = qcow2_bm_bits(q->size, g);
+		if (qcow2_div_up(ob, per) > bm->old_n)
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: bitmap table too small");
+		nbits = qcow2_bm_bits(q->o->new_size, g);
+		if (nbits > QCOW2_BM_MAX_PHYS * 8 ||
+		    qcow2_div_up(nbits, per) * q->cs > QCOW2_BM_MAX_PHYS) {
 			char msg[INSTAR_DETAIL_MAX];
 
 			/* qemu resizes, then loses the bitmap on close: refuse */
-			q2_cat(msg, sizeof(msg), "Bitmap '",
-			       (const char *)d + 24 + plan_be32(d + 20), plan_be16(d + 18),
-			       "' doesn't satisfy the constraints: Too much space will be "
-			       "occupied by the bitmap. Use larger granularity");
-			return q2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
+			qcow2_cat(msg, sizeof(msg), "Bitmap '",
+				  (const char *)d + 24 + plan_be32(d + 20), plan_be16(d + 18),
+				  "' doesn't satisfy the constraints: Too much space will be "
+				  "occupied by the bitmap. Use larger granularity");
+			return qcow2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
 		}
-		bm->new_n = (uint32_t)q2_div_up(nbits, per);
+		bm->new_n = (uint32_t)qcow2_div_up(nbits, per);
 		bm->rewrite = bm->new_n != bm->old_n;
-		bm->tab = q2_alloc(q, (uint64_t)bm->old_n * 8 + 8, 8);
+		bm->tab = qcow2_alloc(q, (uint64_t)bm->old_n * 8 + 8, 8);
 		if (!bm->tab)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				       "qcow2: out of scratch for bitmaps");
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					  "qcow2: out of scratch for bitmaps");
 		if (bm->old_n && (rc = plan_read(q->io, bm->toff, bm->tab, bm->old_n * 8)))
-			return q2_fail(q, rc, "qcow2: cannot read a bitmap table");
+			return qcow2_fail(q, rc, "qcow2: cannot read a bitmap table");
 		for (uint32_t k = 0; k < bm->old_n; k++)
-			if (!q2_bm_entry_ok(q, plan_be64(bm->tab + (uint64_t)k * 8)))
-				return q2_fail(q, INSTAR_ERR_CORRUPT,
-					       "qcow2: bitmap table entry invalid");
+			if (!qcow2_bm_entry_ok(q, plan_be64(bm->tab + (uint64_t)k * 8)))
+				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+						  "qcow2: bitmap table entry invalid");
 		keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
 		if (!keep)
 			continue;
 		bm->last = keep - 1;
 		vb = (ob < nbits ? ob : nbits) - bm->last * per;
-		rc = q2_bm_tail(q, bm, vb);
+		rc = qcow2_bm_tail(q, bm, vb);
 		if (rc)
 			return rc;
 	}
 	for (uint32_t i = 0; i < nb; i++)
 		q->bm_rewrite |= q->bms[i].rewrite;
 	if (q->bm_rewrite && (uint64_t)(ext - q->c0) + 24 > 512)
-		return q2_bm_reorder(q, ext);
+		return qcow2_bm_reorder(q, ext);
 	return 0;
 }
 
 /* Clusters the bitmap rewrite needs in the run. */
-static uint64_t q2_bm_clusters(const struct q2 *q)
+static uint64_t qcow2_bm_clusters(const struct qcow2 *q)
 {
 	uint64_t n = 0;
 
 	if (!q->bm_rewrite)
 		return 0;
 	for (uint32_t i = 0; i < q->nbm; i++) {
-		const struct q2_bm *bm = &q->bms[i];
+		const struct qcow2_bm *bm = &q->bms[i];
 
 		if (bm->rewrite)
-			n += q2_div_up((uint64_t)bm->new_n * 8, q->cs) + (bm->fix != NULL);
+			n += qcow2_div_up((uint64_t)bm->new_n * 8, q->cs) + (bm->fix != NULL);
 	}
-	return n + q2_div_up(q->bm_dsize, q->cs);
+	return n + qcow2_div_up(q->bm_dsize, q->cs);
 }
 
 /* Phase-5 decrements of the old tables, dropped/replaced data clusters and
  * the old directory; assigns the new offsets from run cluster `base`. */
-static int q2_bm_plan(struct q2 *q, uint64_t base)
+static int qcow2_bm_plan(struct qcow2 *q, uint64_t base)
 {
 	int rc = 0;
 
 	if (!q->bm_rewrite)
 		return 0;
 	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
-		struct q2_bm *bm = &q->bms[i];
+		struct qcow2_bm *bm = &q->bms[i];
 
 		if (!bm->rewrite)
 			continue;
 		if (bm->fix)
 			bm->fixc = base++;
 		bm->new_toff = base << q->cb;
-		base += q2_div_up((uint64_t)bm->new_n * 8, q->cs);
+		base += qcow2_div_up((uint64_t)bm->new_n * 8, q->cs);
 		for (uint64_t k = bm->new_n; k < bm->old_n && !rc; k++)
-			rc = q2_bm_dec_entry(q, plan_be64(bm->tab + k * 8));
+			rc = qcow2_bm_dec_entry(q, plan_be64(bm->tab + k * 8));
 		if (!rc && bm->fix)
-			rc = q2_bm_dec_entry(q, plan_be64(bm->tab + bm->last * 8));
+			rc = qcow2_bm_dec_entry(q, plan_be64(bm->tab + bm->last * 8));
 		if (!rc)
-			rc = q2_ref_dec_range(q, bm->toff, (uint64_t)bm->old_n * 8);
+			rc = qcow2_ref_dec_range(q, bm->toff, (uint64_t)bm->old_n * 8);
 	}
 	q->bm_new_doff = base << q->cb;
 	if (!rc)
-		rc = q2_ref_dec_range(q, q->bm_doff, q->bm_dsize);
+		rc = qcow2_ref_dec_range(q, q->bm_doff, q->bm_dsize);
 	return rc;
 }
 
 /* Layer 1: new data clusters, tables and the directory. */
-static int q2_bm_emit(struct q2 *q)
+static int qcow2_bm_emit(struct qcow2 *q)
 {
 	uint8_t b[8];
 	int rc = 0;
@@ -1402,33 +1441,33 @@ static int q2_bm_emit(struct q2 *q)
 	for (uint64_t k = 0; q->nx && k < (q->ext_end + 511) / 512 && !rc; k++) {
 		if (!plan_memcmp(q->nx + k * 512, q->bm_c0 + k * 512, 512))
 			continue;
-		rc = q2_put(q, k * 512, q->nx + k * 512, 512);
+		rc = qcow2_put(q, k * 512, q->nx + k * 512, 512);
 		if (!rc)
-			rc = q2_barrier(q);
+			rc = qcow2_barrier(q);
 	}
 	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
-		struct q2_bm *bm = &q->bms[i];
+		struct qcow2_bm *bm = &q->bms[i];
 		uint64_t keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
 
 		if (!bm->rewrite)
 			continue;
-		if (bm->fix && (rc = q2_put(q, bm->fixc << q->cb, bm->fix, q->cs)))
+		if (bm->fix && (rc = qcow2_put(q, bm->fixc << q->cb, bm->fix, q->cs)))
 			return rc;
-		if (keep > 1 && (rc = q2_put(q, bm->new_toff, bm->tab, (keep - 1) * 8)))
+		if (keep > 1 && (rc = qcow2_put(q, bm->new_toff, bm->tab, (keep - 1) * 8)))
 			return rc;
 		if (keep) {
 			plan_memcpy(b, bm->tab + (keep - 1) * 8, 8);
 			if (bm->fix)
 				plan_put_be64(b, bm->fixc << q->cb);
-			rc = q2_put(q, bm->new_toff + (keep - 1) * 8, b, 8);
+			rc = qcow2_put(q, bm->new_toff + (keep - 1) * 8, b, 8);
 		}
-		if (!rc && (bm->new_n - keep) * 8 <= Q2_BATCH)
-			rc = q2_put_zeros(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
+		if (!rc && (bm->new_n - keep) * 8 <= QCOW2_BATCH)
+			rc = qcow2_put_zeros(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
 		else if (!rc)
-			rc = q2_zero(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
+			rc = qcow2_zero(q, bm->new_toff + keep * 8, (bm->new_n - keep) * 8);
 	}
 	for (uint32_t i = 0; i < q->nbm && !rc; i++) {
-		struct q2_bm *bm = &q->bms[i];
+		struct qcow2_bm *bm = &q->bms[i];
 
 		if (!bm->rewrite)
 			continue;
@@ -1436,7 +1475,7 @@ static int q2_bm_emit(struct q2 *q)
 		plan_put_be32(q->bm_dir + bm->dpos + 8, bm->new_n);
 	}
 	if (!rc)
-		rc = q2_put(q, q->bm_new_doff, q->bm_dir, q->bm_dsize);
+		rc = qcow2_put(q, q->bm_new_doff, q->bm_dir, q->bm_dsize);
 	return rc;
 }
 
@@ -1449,26 +1488,26 @@ static int q2_bm_emit(struct q2 *q)
  * inside the file, not on the header, not on each other. Messages are
  * qemu's corruption event texts where qemu has one for the same fault. */
 
-#define Q2_MAX_SNAP_EXTRA 1024u		    /* qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
-#define Q2_MAX_SNAP_TABLE (1024ull * 65536) /* qemu's QCOW_MAX_SNAPSHOTS_SIZE */
-#define Q2_SNAP_HDR 40u
+#define QCOW2_MAX_SNAP_EXTRA 1024u	       /* qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
+#define QCOW2_MAX_SNAP_TABLE (1024ull * 65536) /* qemu's QCOW_MAX_SNAPSHOTS_SIZE */
+#define QCOW2_SNAP_HDR 40u
 
 enum {
-	Q2_OL_HEADER = 1,
-	Q2_OL_L1 = 2,
-	Q2_OL_RT = 4,
-	Q2_OL_RB = 8,
-	Q2_OL_L2 = 16,
-	Q2_OL_SNAP = 32,
-	Q2_OL_BMDIR = 64,
+	QCOW2_OL_HEADER = 1,
+	QCOW2_OL_L1 = 2,
+	QCOW2_OL_RT = 4,
+	QCOW2_OL_RB = 8,
+	QCOW2_OL_L2 = 16,
+	QCOW2_OL_SNAP = 32,
+	QCOW2_OL_BMDIR = 64,
 };
 
-struct q2_msg {
+struct qcow2_msg {
 	char b[INSTAR_DETAIL_MAX];
 	uint32_t n;
 };
 
-static void q2_ms(struct q2_msg *m, const char *t)
+static void qcow2_ms(struct qcow2_msg *m, const char *t)
 {
 	while (t && *t && m->n + 1 < sizeof(m->b))
 		m->b[m->n++] = *t++;
@@ -1476,24 +1515,24 @@ static void q2_ms(struct q2_msg *m, const char *t)
 }
 
 /* qemu's %#" PRIx64: "0" or "0x" and lowercase digits */
-static void q2_mx(struct q2_msg *m, uint64_t v)
+static void qcow2_mx(struct qcow2_msg *m, uint64_t v)
 {
 	char d[19];
 	int k = 0;
 
 	if (!v) {
-		q2_ms(m, "0");
+		qcow2_ms(m, "0");
 		return;
 	}
 	d[k++] = '\0';
 	for (; v; v >>= 4)
 		d[k++] = "0123456789abcdef"[v & 15];
-	q2_ms(m, "0x");
+	qcow2_ms(m, "0x");
 	while (--k >= 0 && d[k])
-		q2_ms(m, (char[2]){d[k], '\0'});
+		qcow2_ms(m, (char[2]){d[k], '\0'});
 }
 
-static void q2_md(struct q2_msg *m, uint64_t v)
+static void qcow2_md(struct qcow2_msg *m, uint64_t v)
 {
 	char d[21];
 	int k = 0;
@@ -1503,30 +1542,30 @@ static void q2_md(struct q2_msg *m, uint64_t v)
 		d[k++] = (char)('0' + v % 10);
 	while (v /= 10);
 	while (--k >= 0 && d[k])
-		q2_ms(m, (char[2]){d[k], '\0'});
+		qcow2_ms(m, (char[2]){d[k], '\0'});
 }
 
 /* CORRUPT with "a X b Y c" (X, Y in hex; b, c optional). */
-static int q2_corrupt(struct q2 *q, const char *a, uint64_t x, const char *b, uint64_t y,
-		      const char *c)
+static int qcow2_corrupt(struct qcow2 *q, const char *a, uint64_t x, const char *b, uint64_t y,
+			 const char *c)
 {
-	struct q2_msg m;
+	struct qcow2_msg m;
 
 	m.n = 0;
 	m.b[0] = '\0';
-	q2_ms(&m, a);
-	q2_mx(&m, x);
+	qcow2_ms(&m, a);
+	qcow2_mx(&m, x);
 	if (b) {
-		q2_ms(&m, b);
+		qcow2_ms(&m, b);
 		if (c) {
-			q2_mx(&m, y);
-			q2_ms(&m, c);
+			qcow2_mx(&m, y);
+			qcow2_ms(&m, c);
 		}
 	}
-	return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+	return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 }
 
-static void q2_sift(uint64_t *a, uint64_t i, uint64_t n)
+static void qcow2_sift(uint64_t *a, uint64_t i, uint64_t n)
 {
 	for (;;) {
 		uint64_t c = 2 * i + 1, t;
@@ -1544,21 +1583,21 @@ static void q2_sift(uint64_t *a, uint64_t i, uint64_t n)
 	}
 }
 
-static void q2_sort(uint64_t *a, uint64_t n)
+static void qcow2_sort(uint64_t *a, uint64_t n)
 {
 	for (uint64_t i = n / 2; i-- > 0;)
-		q2_sift(a, i, n);
+		qcow2_sift(a, i, n);
 	for (uint64_t e = n; e > 1; e--) {
 		uint64_t t = a[0];
 
 		a[0] = a[e - 1];
 		a[e - 1] = t;
-		q2_sift(a, 0, e - 1);
+		qcow2_sift(a, 0, e - 1);
 	}
 }
 
 /* Whether a sorted list holds a value in [lo, hi). */
-static int q2_any_in(const uint64_t *a, uint64_t n, uint64_t lo, uint64_t hi)
+static int qcow2_any_in(const uint64_t *a, uint64_t n, uint64_t lo, uint64_t hi)
 {
 	uint64_t l = 0, h = n;
 
@@ -1573,7 +1612,7 @@ static int q2_any_in(const uint64_t *a, uint64_t n, uint64_t lo, uint64_t hi)
 	return l < n && a[l] < hi;
 }
 
-static int q2_meet(uint64_t c0, uint64_t c1, uint64_t off, uint64_t len, uint32_t cb)
+static int qcow2_meet(uint64_t c0, uint64_t c1, uint64_t off, uint64_t len, uint32_t cb)
 {
 	uint64_t d0, d1;
 
@@ -1585,150 +1624,152 @@ static int q2_meet(uint64_t c0, uint64_t c1, uint64_t off, uint64_t len, uint32_
 }
 
 /* The metadata (qemu's names) that host bytes [off, off+len) lie on, or
- * NULL; `skip` leaves kinds out (Q2_OL_*). */
-static const char *q2_overlap(const struct q2 *q, uint64_t off, uint64_t len, uint32_t skip)
+ * NULL; `skip` leaves kinds out (QCOW2_OL_*). */
+static const char *qcow2_overlap(const struct qcow2 *q, uint64_t off, uint64_t len, uint32_t skip)
 {
 	uint64_t c0 = off >> q->cb, c1;
 
 	if (!len)
 		return NULL;
 	c1 = ((off + len - 1) >> q->cb) + 1;
-	if (!(skip & Q2_OL_HEADER) && c0 == 0)
+	if (!(skip & QCOW2_OL_HEADER) && c0 == 0)
 		return "qcow2_header";
-	if (!(skip & Q2_OL_L1) && q2_meet(c0, c1, q->l1_off, (uint64_t)q->l1_size * 8, q->cb))
+	if (!(skip & QCOW2_OL_L1) && qcow2_meet(c0, c1, q->l1_off, (uint64_t)q->l1_size * 8, q->cb))
 		return "active L1 table";
-	if (!(skip & Q2_OL_RT) &&
-	    q2_meet(c0, c1, q->rt_off, (uint64_t)q->rt_clusters << q->cb, q->cb))
+	if (!(skip & QCOW2_OL_RT) &&
+	    qcow2_meet(c0, c1, q->rt_off, (uint64_t)q->rt_clusters << q->cb, q->cb))
 		return "refcount table";
-	if (!(skip & Q2_OL_RB) && q->rbl && q2_any_in(q->rbl, q->nrbl, c0, c1))
+	if (!(skip & QCOW2_OL_RB) && q->rbl && qcow2_any_in(q->rbl, q->nrbl, c0, c1))
 		return "refcount block";
-	if (!(skip & Q2_OL_L2) && q->l2l && q2_any_in(q->l2l, q->nl2l, c0, c1))
+	if (!(skip & QCOW2_OL_L2) && q->l2l && qcow2_any_in(q->l2l, q->nl2l, c0, c1))
 		return "active L2 table";
-	if (!(skip & Q2_OL_SNAP) && q->snap_end &&
-	    q2_meet(c0, c1, q->snap_off, q->snap_end - q->snap_off, q->cb))
+	if (!(skip & QCOW2_OL_SNAP) && q->snap_end &&
+	    qcow2_meet(c0, c1, q->snap_off, q->snap_end - q->snap_off, q->cb))
 		return "snapshot table";
-	if (!(skip & Q2_OL_BMDIR) && q->bm_dir && q2_meet(c0, c1, q->bm_doff, q->bm_dsize, q->cb))
+	if (!(skip & QCOW2_OL_BMDIR) && q->bm_dir &&
+	    qcow2_meet(c0, c1, q->bm_doff, q->bm_dsize, q->cb))
 		return "bitmap directory";
 	return NULL;
 }
 
-static int q2_ol_fail(struct q2 *q, const char *what, uint64_t off, const char *name)
+static int qcow2_ol_fail(struct qcow2 *q, const char *what, uint64_t off, const char *name)
 {
-	struct q2_msg m;
+	struct qcow2_msg m;
 
 	m.n = 0;
 	m.b[0] = '\0';
-	q2_ms(&m, what);
-	q2_mx(&m, off);
-	q2_ms(&m, " overlaps with ");
-	q2_ms(&m, name);
-	return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+	qcow2_ms(&m, what);
+	qcow2_mx(&m, off);
+	qcow2_ms(&m, " overlaps with ");
+	qcow2_ms(&m, name);
+	return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 }
 
 /* Refcount table entries: aligned, inside the file, off the other tables,
  * each refblock once. Leaves q->rbl sorted. */
-static int q2_check_reftable(struct q2 *q)
+static int qcow2_check_reftable(struct qcow2 *q)
 {
 	uint64_t n = 0, k = 0;
 	const char *ol;
 
 	for (uint64_t r = 0; r < q->rt_n; r++) /* first, as qemu's reads find them */
-		if (q->rt[r] & Q2_RT_MASK & (q->cs - 1))
-			return q2_corrupt(q, "Refblock offset ", q->rt[r] & Q2_RT_MASK,
-					  " unaligned (reftable index: ", r, ")");
+		if (q->rt[r] & QCOW2_RT_MASK & (q->cs - 1))
+			return qcow2_corrupt(q, "Refblock offset ", q->rt[r] & QCOW2_RT_MASK,
+					     " unaligned (reftable index: ", r, ")");
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		uint64_t o = q->rt[r] & Q2_RT_MASK;
+		uint64_t o = q->rt[r] & QCOW2_RT_MASK;
 
 		if (!o)
 			continue;
 		if (o >> q->cb >= q->file_clusters)
-			return q2_corrupt(q, "Refblock at ", o,
-					  " is not covered by the refcount structures", 0, NULL);
-		ol = q2_overlap(q, o, q->cs, Q2_OL_RB | Q2_OL_L2 | Q2_OL_SNAP | Q2_OL_BMDIR);
+			return qcow2_corrupt(q, "Refblock at ", o,
+					     " is not covered by the refcount structures", 0, NULL);
+		ol = qcow2_overlap(q, o, q->cs,
+				   QCOW2_OL_RB | QCOW2_OL_L2 | QCOW2_OL_SNAP | QCOW2_OL_BMDIR);
 		if (ol)
-			return q2_ol_fail(q, "Refblock at ", o, ol);
+			return qcow2_ol_fail(q, "Refblock at ", o, ol);
 		n++;
 	}
-	q->rbl = q2_alloc(q, n * 8 + 8, 8);
+	q->rbl = qcow2_alloc(q, n * 8 + 8, 8);
 	if (!q->rbl)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	for (uint64_t r = 0; r < q->rt_n; r++)
-		if (q->rt[r] & Q2_RT_MASK)
-			q->rbl[k++] = (q->rt[r] & Q2_RT_MASK) >> q->cb;
-	q2_sort(q->rbl, n);
+		if (q->rt[r] & QCOW2_RT_MASK)
+			q->rbl[k++] = (q->rt[r] & QCOW2_RT_MASK) >> q->cb;
+	qcow2_sort(q->rbl, n);
 	q->nrbl = n;
 	for (uint64_t i = 1; i < n; i++)
 		if (q->rbl[i] == q->rbl[i - 1])
-			return q2_corrupt(q, "Refblock at ", q->rbl[i] << q->cb,
-					  " is listed twice in the refcount table", 0, NULL);
+			return qcow2_corrupt(q, "Refblock at ", q->rbl[i] << q->cb,
+					     " is listed twice in the refcount table", 0, NULL);
 	return 0;
 }
 
 /* Active L1 entries: each L2 table aligned, inside the file, off the
  * header, L1, reftable and refblocks, and used once. The sorted list (for
  * the later overlap checks) is kept if the scratch holds it. */
-static int q2_check_l1(struct q2 *q)
+static int qcow2_check_l1(struct qcow2 *q)
 {
 	uint64_t n = 0, k = 0, e, t;
 	const char *ol;
 	int rc;
 
 	for (uint64_t i = 0; i < q->l1_size; i++) {
-		rc = q2_l1_get(q, i, &e);
+		rc = qcow2_l1_get(q, i, &e);
 		if (rc)
 			return rc;
-		t = e & Q2_OFF_MASK;
+		t = e & QCOW2_OFF_MASK;
 		if (!t)
 			continue;
 		if (t & (q->cs - 1))
-			return q2_corrupt(q, "L2 table offset ", t, " unaligned (L1 index: ", i,
-					  ")");
+			return qcow2_corrupt(q, "L2 table offset ", t, " unaligned (L1 index: ", i,
+					     ")");
 		if (t >> q->cb >= q->file_clusters)
-			return q2_corrupt(q, "L2 table offset ", t,
-					  " is beyond the end of the image file (L1 index: ", i,
-					  ")");
-		ol = q2_overlap(q, t, q->cs, Q2_OL_L2 | Q2_OL_SNAP | Q2_OL_BMDIR);
+			return qcow2_corrupt(q, "L2 table offset ", t,
+					     " is beyond the end of the image file (L1 index: ", i,
+					     ")");
+		ol = qcow2_overlap(q, t, q->cs, QCOW2_OL_L2 | QCOW2_OL_SNAP | QCOW2_OL_BMDIR);
 		if (ol)
-			return q2_ol_fail(q, "L2 table at ", t, ol);
+			return qcow2_ol_fail(q, "L2 table at ", t, ol);
 		n++;
 	}
 	/* a huge L1 in a small scratch: every table was checked alone above,
 	 * only the pairwise checks are skipped */
 	if (q->s->len - q->s->used < n * 8 + 4 * q->cs + (512u << 10))
 		return 0;
-	q->l2l = q2_alloc(q, n * 8 + 8, 8);
+	q->l2l = qcow2_alloc(q, n * 8 + 8, 8);
 	if (!q->l2l)
 		return 0;
 	for (uint64_t i = 0; i < q->l1_size && k < n; i++) {
-		rc = q2_l1_get(q, i, &e);
+		rc = qcow2_l1_get(q, i, &e);
 		if (rc)
 			return rc;
-		if (e & Q2_OFF_MASK)
-			q->l2l[k++] = (e & Q2_OFF_MASK) >> q->cb;
+		if (e & QCOW2_OFF_MASK)
+			q->l2l[k++] = (e & QCOW2_OFF_MASK) >> q->cb;
 	}
-	q2_sort(q->l2l, n);
+	qcow2_sort(q->l2l, n);
 	q->nl2l = n;
 	for (uint64_t i = 1; i < n; i++)
 		if (q->l2l[i] == q->l2l[i - 1])
-			return q2_corrupt(q, "L2 table at ", q->l2l[i] << q->cb,
-					  " is listed twice in the active L1 table", 0, NULL);
+			return qcow2_corrupt(q, "L2 table at ", q->l2l[i] << q->cb,
+					     " is listed twice in the active L1 table", 0, NULL);
 	return 0;
 }
 
 /* The snapshot table (as qemu reads it on open) and each snapshot's L1
  * table: inside the file and off the other metadata. Pass 0 walks the
  * table and finds its end, pass 1 checks the L1 tables against it. */
-static int q2_check_snapshots(struct q2 *q)
+static int qcow2_check_snapshots(struct qcow2 *q)
 {
 	uint64_t fsz = q->io->file_size;
-	uint8_t b[Q2_SNAP_HDR];
+	uint8_t b[QCOW2_SNAP_HDR];
 	const char *ol;
 	int rc;
 
 	if (!q->nb_snap)
 		return 0;
 	if (q->snap_off & (q->cs - 1) || q->snap_off == 0 || q->snap_off >= fsz)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table offset invalid");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table offset invalid");
 	for (int pass = 0; pass < 2; pass++) {
 		uint64_t off = q->snap_off;
 
@@ -1737,97 +1778,98 @@ static int q2_check_snapshots(struct q2 *q)
 			uint32_t l1n, xs;
 
 			off = (off + 7) & ~7ull;
-			if (off + Q2_SNAP_HDR > fsz)
-				return q2_fail(
+			if (off + QCOW2_SNAP_HDR > fsz)
+				return qcow2_fail(
 				    q, INSTAR_ERR_CORRUPT,
 				    "Snapshot table runs past the end of the image file");
-			rc = plan_read(q->io, off, b, Q2_SNAP_HDR);
+			rc = plan_read(q->io, off, b, QCOW2_SNAP_HDR);
 			if (rc)
-				return q2_fail(q, rc, "Failed to read snapshot table");
+				return qcow2_fail(q, rc, "Failed to read snapshot table");
 			l1o = plan_be64(b);
 			l1n = plan_be32(b + 8);
 			xs = plan_be32(b + 36);
-			if (xs > Q2_MAX_SNAP_EXTRA) {
-				struct q2_msg m;
+			if (xs > QCOW2_MAX_SNAP_EXTRA) {
+				struct qcow2_msg m;
 
 				m.n = 0;
 				m.b[0] = '\0';
-				q2_ms(&m, "Too much extra metadata in snapshot table entry ");
-				q2_md(&m, i);
-				return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+				qcow2_ms(&m, "Too much extra metadata in snapshot table entry ");
+				qcow2_md(&m, i);
+				return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 			}
-			off += Q2_SNAP_HDR + xs + plan_be16(b + 12) + plan_be16(b + 14);
-			if (off - q->snap_off > Q2_MAX_SNAP_TABLE)
-				return q2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table is too big");
-			if (l1n > Q2_MAX_L1_ENTRIES)
-				return q2_fail(q, INSTAR_ERR_CORRUPT,
-					       "Snapshot L1 table too large");
+			off += QCOW2_SNAP_HDR + xs + plan_be16(b + 12) + plan_be16(b + 14);
+			if (off - q->snap_off > QCOW2_MAX_SNAP_TABLE)
+				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+						  "Snapshot table is too big");
+			if (l1n > QCOW2_MAX_L1_ENTRIES)
+				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+						  "Snapshot L1 table too large");
 			if (l1n && (l1o & (q->cs - 1) || l1o < q->cs || l1o > fsz ||
 				    (uint64_t)l1n * 8 > fsz - l1o))
-				return q2_fail(q, INSTAR_ERR_CORRUPT,
-					       "Snapshot L1 table offset invalid");
+				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+						  "Snapshot L1 table offset invalid");
 			if (pass && l1n &&
-			    (ol = q2_overlap(q, l1o, (uint64_t)l1n * 8, Q2_OL_BMDIR)))
-				return q2_ol_fail(q, "Snapshot L1 table at ", l1o, ol);
+			    (ol = qcow2_overlap(q, l1o, (uint64_t)l1n * 8, QCOW2_OL_BMDIR)))
+				return qcow2_ol_fail(q, "Snapshot L1 table at ", l1o, ol);
 		}
 		if (off > fsz)
-			return q2_fail(q, INSTAR_ERR_CORRUPT,
-				       "Snapshot table runs past the end of the image file");
-		if (!pass &&
-		    (ol = q2_overlap(q, q->snap_off, off - q->snap_off, Q2_OL_SNAP | Q2_OL_BMDIR)))
-			return q2_ol_fail(q, "Snapshot table at ", q->snap_off, ol);
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+					  "Snapshot table runs past the end of the image file");
+		if (!pass && (ol = qcow2_overlap(q, q->snap_off, off - q->snap_off,
+						 QCOW2_OL_SNAP | QCOW2_OL_BMDIR)))
+			return qcow2_ol_fail(q, "Snapshot table at ", q->snap_off, ol);
 		q->snap_end = off;
 	}
 	return 0;
 }
 
-/* The bitmap directory and tables (parsed by q2_check_bitmaps): off the
+/* The bitmap directory and tables (parsed by qcow2_check_bitmaps): off the
  * other metadata. */
-static int q2_check_bitmap_places(struct q2 *q)
+static int qcow2_check_bitmap_places(struct qcow2 *q)
 {
 	const char *ol;
 
 	if (!q->nbm)
 		return 0;
-	ol = q2_overlap(q, q->bm_doff, q->bm_dsize, Q2_OL_BMDIR);
+	ol = qcow2_overlap(q, q->bm_doff, q->bm_dsize, QCOW2_OL_BMDIR);
 	if (ol)
-		return q2_ol_fail(q, "Bitmap directory at ", q->bm_doff, ol);
+		return qcow2_ol_fail(q, "Bitmap directory at ", q->bm_doff, ol);
 	for (uint32_t i = 0; i < q->nbm; i++) {
-		const struct q2_bm *bm = &q->bms[i];
+		const struct qcow2_bm *bm = &q->bms[i];
 
-		ol = q2_overlap(q, bm->toff, (uint64_t)bm->old_n * 8, 0);
+		ol = qcow2_overlap(q, bm->toff, (uint64_t)bm->old_n * 8, 0);
 		if (ol)
-			return q2_ol_fail(q, "Bitmap table at ", bm->toff, ol);
+			return qcow2_ol_fail(q, "Bitmap table at ", bm->toff, ol);
 	}
 	return 0;
 }
 
-static int q2_validate(struct q2 *q)
+static int qcow2_validate(struct qcow2 *q)
 {
-	int rc = q2_check_reftable(q);
+	int rc = qcow2_check_reftable(q);
 
 	if (!rc)
-		rc = q2_check_l1(q);
+		rc = qcow2_check_l1(q);
 	if (!rc)
-		rc = q2_check_snapshots(q);
+		rc = qcow2_check_snapshots(q);
 	if (!rc)
-		rc = q2_check_bitmap_places(q);
+		rc = qcow2_check_bitmap_places(q);
 	return rc;
 }
 
 /* An L2 table we change: in place when the active image owns it alone,
  * else (shared with a snapshot) a copy. */
-static int q2_table_kind(struct q2 *q, uint64_t t, int *ret_kind)
+static int qcow2_table_kind(struct qcow2 *q, uint64_t t, int *ret_kind)
 {
 	uint64_t refs;
-	int rc = q2_ref_get(q, t >> q->cb, &refs);
+	int rc = qcow2_ref_get(q, t >> q->cb, &refs);
 
 	if (rc)
 		return rc;
 	if (!refs)
-		return q2_fail(q, INSTAR_ERR_CORRUPT,
-			       "qcow2: L2 table has refcount 0; run 'qemu-img check'");
-	*ret_kind = refs == 1 ? Q2_KIND_INPLACE : Q2_KIND_COW;
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+				  "qcow2: L2 table has refcount 0; run 'qemu-img check'");
+	*ret_kind = refs == 1 ? QCOW2_KIND_INPLACE : QCOW2_KIND_COW;
 	return 0;
 }
 
@@ -1835,27 +1877,27 @@ static int q2_table_kind(struct q2 *q, uint64_t t, int *ret_kind)
  * active image owns it alone (*ret_refs == 1) that range is zeroed in place
  * (*zoff, *zlen). A cluster that lies on other metadata is refused (qemu's
  * overlap check would refuse the write). */
-static int q2_own_tail(struct q2 *q, uint64_t h, uint64_t in, uint64_t *zoff, uint64_t *zlen,
-		       uint64_t *ret_refs)
+static int qcow2_own_tail(struct qcow2 *q, uint64_t h, uint64_t in, uint64_t *zoff, uint64_t *zlen,
+			  uint64_t *ret_refs)
 {
 	const char *ol;
 	int rc;
 
 	if (h & (q->cs - 1) || h / q->cs >= q->file_clusters)
-		return q2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset invalid");
-	rc = q2_ref_get(q, h >> q->cb, ret_refs);
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: cluster offset invalid");
+	rc = qcow2_ref_get(q, h >> q->cb, ret_refs);
 	if (rc || *ret_refs != 1)
 		return rc;
-	ol = q2_overlap(q, h, q->cs, 0);
+	ol = qcow2_overlap(q, h, q->cs, 0);
 	if (ol) {
-		struct q2_msg m;
+		struct qcow2_msg m;
 
 		m.n = 0;
 		m.b[0] = '\0';
-		q2_ms(&m, "Preventing invalid write on metadata (overlaps with ");
-		q2_ms(&m, ol);
-		q2_ms(&m, ")");
-		return q2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+		qcow2_ms(&m, "Preventing invalid write on metadata (overlaps with ");
+		qcow2_ms(&m, ol);
+		qcow2_ms(&m, ")");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 	}
 	*zoff = h + in;
 	*zlen = q->cs - in;
@@ -1864,12 +1906,12 @@ static int q2_own_tail(struct q2 *q, uint64_t h, uint64_t in, uint64_t *zoff, ui
 
 /* A compressed cluster's content into buf (one cluster). Returns 0, 1 if it
  * does not decompress, or an error. */
-static int q2_decompress(struct q2 *q, uint64_t w0, uint8_t *buf)
+static int qcow2_decompress(struct qcow2 *q, uint64_t w0, uint8_t *buf)
 {
 	size_t wsz = q->ctype ? PLAN_UNZSTD_WORK_SIZE : PLAN_INFLATE_WORK_SIZE;
 	uint64_t off, csize;
 	uint8_t *cbuf, *work;
-	int rc = q2_compressed(q, w0, &off, &csize);
+	int rc = qcow2_compressed(q, w0, &off, &csize);
 
 	if (rc)
 		return rc;
@@ -1877,13 +1919,13 @@ static int q2_decompress(struct q2 *q, uint64_t w0, uint8_t *buf)
 		return 1;
 	if (csize > q->io->file_size - off)
 		csize = q->io->file_size - off; /* as qemu: a short last read */
-	cbuf = q2_alloc(q, csize, 64);
-	work = q2_alloc(q, wsz, 64);
+	cbuf = qcow2_alloc(q, csize, 64);
+	work = qcow2_alloc(q, wsz, 64);
 	if (!cbuf || !work)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	rc = plan_read(q->io, off, cbuf, (uint32_t)csize);
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read a compressed cluster");
+		return qcow2_fail(q, rc, "qcow2: cannot read a compressed cluster");
 	rc = q->ctype ? plan_unzstd(cbuf, (size_t)csize, buf, (size_t)q->cs, work)
 		      : plan_inflate(cbuf, (size_t)csize, buf, (size_t)q->cs, work);
 	return rc ? 1 : 0;
@@ -1891,29 +1933,29 @@ static int q2_decompress(struct q2 *q, uint64_t w0, uint8_t *buf)
 
 /* ---- grow ---- */
 
-static int q2_entry_nonzero(const struct q2 *q, const uint8_t *t, uint64_t j)
+static int qcow2_entry_nonzero(const struct qcow2 *q, const uint8_t *t, uint64_t j)
 {
 	return plan_be64(t + j * q->esz) != 0 || (q->ext_l2 && plan_be64(t + j * q->esz + 8) != 0);
 }
 
 enum {
-	Q2_HEAD_NONE = 0,  /* the partial cluster's entry stays */
-	Q2_HEAD_MAP = 1,   /* preallocation maps it like a new cluster */
-	Q2_HEAD_ENTRY = 2, /* it becomes head_w0/head_w1 (same host cluster) */
-	Q2_HEAD_NEW = 3,   /* it moves to a new cluster holding head_buf */
+	QCOW2_HEAD_NONE = 0,  /* the partial cluster's entry stays */
+	QCOW2_HEAD_MAP = 1,   /* preallocation maps it like a new cluster */
+	QCOW2_HEAD_ENTRY = 2, /* it becomes head_w0/head_w1 (same host cluster) */
+	QCOW2_HEAD_NEW = 3,   /* it moves to a new cluster holding head_buf */
 };
 
 /* Backing file bytes at guest offset off into buf. */
-static int q2_read_backing(struct q2 *q, uint64_t off, uint8_t *buf, uint64_t len)
+static int qcow2_read_backing(struct qcow2 *q, uint64_t off, uint8_t *buf, uint64_t len)
 {
 	if (!len)
 		return 0;
 	if (!q->io->read_backing)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: the partial cluster at the old end needs the backing "
-			       "file's data, which is not available");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: the partial cluster at the old end needs the backing "
+				  "file's data, which is not available");
 	if (q->io->read_backing(q->io->backing_ctx, off, buf, (uint32_t)len))
-		return q2_fail(q, INSTAR_ERR_READ_FAILED, "qcow2: cannot read the backing file");
+		return qcow2_fail(q, INSTAR_ERR_READ_FAILED, "qcow2: cannot read the backing file");
 	return 0;
 }
 
@@ -1921,30 +1963,30 @@ static int q2_read_backing(struct q2 *q, uint64_t off, uint8_t *buf, uint64_t le
  * w0/w1) into a new buffer, zeros from upto on: its own data, decompressed,
  * zeros or the backing file's, cluster by cluster (extended L2: subcluster
  * by subcluster; `from` is a subcluster boundary). */
-static int q2_head_view(struct q2 *q, uint64_t w0, uint64_t w1, uint64_t from, uint64_t upto,
-			uint8_t **ret)
+static int qcow2_head_view(struct qcow2 *q, uint64_t w0, uint64_t w1, uint64_t from, uint64_t upto,
+			   uint8_t **ret)
 {
-	uint64_t h = w0 & Q2_OFF_MASK, gstart = (q->size >> q->cb) << q->cb, sc = q->cs / 32;
-	uint8_t *buf = q2_alloc(q, q->cs, 64);
+	uint64_t h = w0 & QCOW2_OFF_MASK, gstart = (q->size >> q->cb) << q->cb, sc = q->cs / 32;
+	uint8_t *buf = qcow2_alloc(q, q->cs, 64);
 	int rc = 0;
 
 	*ret = buf;
 	if (!buf)
-		return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-	if (w0 & Q2_COMPRESSED) {
-		rc = q2_decompress(q, w0, buf);
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	if (w0 & QCOW2_COMPRESSED) {
+		rc = qcow2_decompress(q, w0, buf);
 		if (rc == 1)
-			return q2_fail(q, INSTAR_ERR_CORRUPT,
-				       "qcow2: the compressed cluster at the old end does not "
-				       "decompress");
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+					  "qcow2: the compressed cluster at the old end does not "
+					  "decompress");
 	} else if (!q->ext_l2) {
 		if (h)
-			rc = q2_read_cluster(q, h, buf);
-		else if (!(q->version >= 3 && (w0 & Q2_ZERO_FLAG)))
-			rc = q2_read_backing(q, gstart + from, buf + from, upto - from);
+			rc = qcow2_read_cluster(q, h, buf);
+		else if (!(q->version >= 3 && (w0 & QCOW2_ZERO_FLAG)))
+			rc = qcow2_read_backing(q, gstart + from, buf + from, upto - from);
 	} else {
 		if (h && (w1 & 0xffffffffull))
-			rc = q2_read_cluster(q, h, buf);
+			rc = qcow2_read_cluster(q, h, buf);
 		for (uint64_t lo = from; !rc && lo < upto; lo += sc) {
 			uint64_t k = lo / sc, n = upto - lo < sc ? upto - lo : sc;
 
@@ -1953,12 +1995,86 @@ static int q2_head_view(struct q2 *q, uint64_t w0, uint64_t w1, uint64_t from, u
 			if ((w1 >> (32 + k)) & 1)
 				plan_memset(buf + lo, 0, (size_t)n);
 			else
-				rc = q2_read_backing(q, gstart + lo, buf + lo, n);
+				rc = qcow2_read_backing(q, gstart + lo, buf + lo, n);
 		}
 	}
 	if (rc)
 		return rc;
 	plan_memset(buf + upto, 0, (size_t)(q->cs - upto));
+	return 0;
+}
+
+/* The partial cluster at the old end with extended L2 entries (over a longer
+ * backing file, no data preallocation): subclusters wholly past the old end
+ * read as zeros, only the one holding the old end is written. */
+static int qcow2_grow_head_ext(struct qcow2 *q, uint64_t w0, uint64_t w1, int map_mode)
+{
+	uint64_t h = w0 & QCOW2_OFF_MASK, in = q->size & (q->cs - 1), sc = q->cs / 32;
+	uint64_t k0 = in / sc, part = in % sc, nw1 = w1, s0 = k0, refs, zoff, zlen;
+	int zero = (int)((w1 >> (32 + k0)) & 1), rc;
+	uint8_t *buf;
+
+	for (uint64_t k = part ? k0 + 1 : k0; k < 32; k++)
+		nw1 = (nw1 | (1ull << (32 + k))) & ~(1ull << k);
+	refs = 0;
+	if (h) {
+		rc = qcow2_ref_get(q, h >> q->cb, &refs);
+		if (rc)
+			return rc;
+	}
+	if (part && !zero && h && refs != 1) {
+		/* a copy, as qemu copies on write: every subcluster from
+		 * the first allocated one to the old end's is allocated
+		 * (metadata preallocation: the allocated ones stay so) */
+		for (uint64_t k = 0; k < k0 && !map_mode; k++)
+			if ((w1 >> k) & 1) {
+				s0 = k;
+				break;
+			}
+		rc = qcow2_head_view(q, w0, w1, s0 * sc, in, &buf);
+		if (rc)
+			return rc;
+		for (uint64_t k = s0; k <= k0; k++)
+			nw1 = (nw1 | (1ull << k)) & ~(1ull << (32 + k));
+		q->head_mode = QCOW2_HEAD_NEW;
+		q->head_buf = buf;
+		q->head_w1 = nw1;
+		return 0;
+	}
+	if (part && !zero) {
+		/* the subcluster holding the old end: its kept part, zeros */
+		rc = qcow2_head_view(q, w0, w1, k0 * sc, in, &buf);
+		if (rc)
+			return rc;
+		nw1 |= 1ull << k0;
+		if (h) {
+			rc = qcow2_own_tail(q, h, k0 * sc, &zoff, &zlen, &refs);
+			if (rc)
+				return rc;
+			q->hw_off = zoff;
+			q->hw_len = sc;
+			q->hw_buf = buf + k0 * sc;
+		} else {
+			q->head_mode = QCOW2_HEAD_NEW;
+			q->head_buf = buf;
+			q->head_w1 = nw1;
+			return 0;
+		}
+	}
+	if (map_mode && !h) {
+		/* metadata preallocation maps it (nothing in it is allocated) */
+		q->head_mode = QCOW2_HEAD_NEW;
+		q->head_w1 = nw1;
+		q->head_buf = qcow2_alloc(q, q->cs, 64);
+		if (!q->head_buf)
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		return 0;
+	}
+	if (nw1 != w1) {
+		q->head_mode = QCOW2_HEAD_ENTRY;
+		q->head_w0 = w0;
+		q->head_w1 = nw1;
+	}
 	return 0;
 }
 
@@ -1973,50 +2089,48 @@ static int q2_head_view(struct q2 *q, uint64_t w0, uint64_t w1, uint64_t from, u
  * subclusters past the old end get their zero bits, only the one holding
  * the old end is written. falloc and full move it to a fully allocated
  * cluster, as qemu's preallocation does. */
-static int q2_grow_head(struct q2 *q, int map_mode)
+static int qcow2_grow_head(struct qcow2 *q, int map_mode)
 {
-	uint64_t old = q->size, gh = old >> q->cb, in = old & (q->cs - 1), sc = q->cs / 32;
-	uint64_t e, t, w0 = 0, w1 = 0, h, refs, zoff, zlen;
+	uint64_t old = q->size, gh = old >> q->cb, in = old & (q->cs - 1);
+	uint64_t t, w0 = 0, w1 = 0, h, refs, zoff, zlen;
 	int prealloc_data =
 	    q->o->prealloc == INSTAR_PREALLOC_FALLOC || q->o->prealloc == INSTAR_PREALLOC_FULL;
 	uint8_t ent[16];
 	int rc;
 
-	q->head_mode = Q2_HEAD_NONE;
+	q->head_mode = QCOW2_HEAD_NONE;
 	if (q->data_file) {
 		/* the cluster's bytes live in the data file, which the host resizes */
 		if (!q->zero_new)
 			return 0;
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: cannot zero the partial cluster at the old end in the "
-			       "external data file");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: cannot zero the partial cluster at the old end in the "
+				  "external data file");
 	}
-	rc = q2_l1_get(q, gh / q->l2e, &e);
-	if (!rc)
-		rc = q2_l2_off(q, e, &t);
+	rc = qcow2_l2_of(q, gh / q->l2e, &t);
 	if (rc)
 		return rc;
 	if (t) {
 		rc = plan_read(q->io, t + (gh % q->l2e) * q->esz, ent, q->esz);
 		if (rc)
-			return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+			return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
 		w0 = plan_be64(ent);
 		w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
 	}
 	q->head_old_w0 = w0;
-	h = w0 & Q2_OFF_MASK;
+	h = w0 & QCOW2_OFF_MASK;
 
 	if (!q->zero_new) {
-		if (w0 & Q2_COMPRESSED)
+		if (w0 & QCOW2_COMPRESSED)
 			return 0;
-		if (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG))
+		if (!q->ext_l2 && q->version >= 3 && (w0 & QCOW2_ZERO_FLAG))
 			return 0; /* reads as zeros already */
 		if (!h) {
 			if (map_mode)
-				q->head_mode = Q2_HEAD_MAP;
+				q->head_mode = QCOW2_HEAD_MAP;
 			return 0;
 		}
-		rc = q2_own_tail(q, h, in, &zoff, &zlen, &refs);
+		rc = qcow2_own_tail(q, h, in, &zoff, &zlen, &refs);
 		if (!rc && refs == 1) {
 			q->hw_off = zoff;
 			q->hw_len = zlen;
@@ -2024,102 +2138,33 @@ static int q2_grow_head(struct q2 *q, int map_mode)
 		return rc; /* shared with a snapshot: left as qemu leaves it */
 	}
 
-	if (w0 & Q2_COMPRESSED && q->ext_l2 && q->o->prealloc == INSTAR_PREALLOC_OFF)
+	if (w0 & QCOW2_COMPRESSED && q->ext_l2 && q->o->prealloc == INSTAR_PREALLOC_OFF)
 		/* qemu cannot zero subclusters of a compressed cluster */
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "Failed to zero out new clusters: Operation not supported");
-	if (w0 & Q2_COMPRESSED || (q->ext_l2 && prealloc_data)) {
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "Failed to zero out new clusters: Operation not supported");
+	if (w0 & QCOW2_COMPRESSED || (q->ext_l2 && prealloc_data)) {
 		/* a new cluster with the kept part (extended L2: all allocated) */
-		q->head_mode = Q2_HEAD_NEW;
+		q->head_mode = QCOW2_HEAD_NEW;
 		q->head_w1 = q->ext_l2 ? 0xffffffffull : 0;
-		return q2_head_view(q, w0, w1, 0, in, &q->head_buf);
+		return qcow2_head_view(q, w0, w1, 0, in, &q->head_buf);
 	}
 	if (!q->ext_l2) {
-		if (q->version >= 3 && (w0 & Q2_ZERO_FLAG))
+		if (q->version >= 3 && (w0 & QCOW2_ZERO_FLAG))
 			return 0; /* reads as zeros already */
 		if (h) {
-			rc = q2_own_tail(q, h, in, &zoff, &zlen, &refs);
+			rc = qcow2_own_tail(q, h, in, &zoff, &zlen, &refs);
 			if (rc || refs == 1) {
 				q->hw_off = zoff;
 				q->hw_len = zlen;
 				return rc;
 			}
 		}
-		q->head_mode = Q2_HEAD_NEW;
+		q->head_mode = QCOW2_HEAD_NEW;
 		q->head_w1 = 0;
-		return q2_head_view(q, w0, 0, 0, in, &q->head_buf);
+		return qcow2_head_view(q, w0, 0, 0, in, &q->head_buf);
 	}
 
-	/* extended L2: subclusters wholly past the old end read as zeros */
-	{
-		uint64_t k0 = in / sc, part = in % sc, nw1 = w1, s0 = k0;
-		int zero = (int)((w1 >> (32 + k0)) & 1);
-		uint8_t *buf;
-
-		for (uint64_t k = part ? k0 + 1 : k0; k < 32; k++)
-			nw1 = (nw1 | (1ull << (32 + k))) & ~(1ull << k);
-		refs = 0;
-		if (h) {
-			rc = q2_ref_get(q, h >> q->cb, &refs);
-			if (rc)
-				return rc;
-		}
-		if (part && !zero && h && refs != 1) {
-			/* a copy, as qemu copies on write: every subcluster from
-			 * the first allocated one to the old end's is allocated
-			 * (metadata preallocation: the allocated ones stay so) */
-			for (uint64_t k = 0; k < k0 && !map_mode; k++)
-				if ((w1 >> k) & 1) {
-					s0 = k;
-					break;
-				}
-			rc = q2_head_view(q, w0, w1, s0 * sc, in, &buf);
-			if (rc)
-				return rc;
-			for (uint64_t k = s0; k <= k0; k++)
-				nw1 = (nw1 | (1ull << k)) & ~(1ull << (32 + k));
-			q->head_mode = Q2_HEAD_NEW;
-			q->head_buf = buf;
-			q->head_w1 = nw1;
-			return 0;
-		}
-		if (part && !zero) {
-			/* the subcluster holding the old end: its kept part, zeros */
-			rc = q2_head_view(q, w0, w1, k0 * sc, in, &buf);
-			if (rc)
-				return rc;
-			nw1 |= 1ull << k0;
-			if (h) {
-				rc = q2_own_tail(q, h, k0 * sc, &zoff, &zlen, &refs);
-				if (rc)
-					return rc;
-				q->hw_off = zoff;
-				q->hw_len = sc;
-				q->hw_buf = buf + k0 * sc;
-			} else {
-				q->head_mode = Q2_HEAD_NEW;
-				q->head_buf = buf;
-				q->head_w1 = nw1;
-				return 0;
-			}
-		}
-		if (map_mode && !h) {
-			/* metadata preallocation maps it (nothing in it is allocated) */
-			q->head_mode = Q2_HEAD_NEW;
-			q->head_w1 = nw1;
-			q->head_buf = q2_alloc(q, q->cs, 64);
-			if (!q->head_buf)
-				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					       "qcow2: out of scratch");
-			return 0;
-		}
-		if (nw1 != w1) {
-			q->head_mode = Q2_HEAD_ENTRY;
-			q->head_w0 = w0;
-			q->head_w1 = nw1;
-		}
-		return 0;
-	}
+	return qcow2_grow_head_ext(q, w0, w1, map_mode);
 }
 
 /* An L2 entry of the grown range (guest cluster g, new data cluster dc).
@@ -2130,22 +2175,22 @@ static int q2_grow_head(struct q2 *q, int map_mode)
  * subcluster allocated), as qemu 7.2 does (its protocol truncate zeroes
  * them). With an external data file a mapped cluster is the same offset in
  * the data file (qemu's allocation there is the identity); qemu preallocates
- * only metadata there. The partial cluster at the old end (q2_grow_head)
+ * only metadata there. The partial cluster at the old end (qcow2_grow_head)
  * gets the entry decided for it. Past the old end without preallocation or
  * a backing file: an empty entry (clears what a crashed shrink left). */
-static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t g,
-			 uint64_t dc, uint64_t head_c)
+static void qcow2_new_entry(const struct qcow2 *q, uint8_t *t, uint64_t j, int map_mode, uint64_t g,
+			    uint64_t dc, uint64_t head_c)
 {
 	uint64_t host = q->data_file ? g : dc;
-	uint64_t w0 = map_mode ? (host << q->cb) | Q2_COPIED : 0, w1 = 0;
+	uint64_t w0 = map_mode ? (host << q->cb) | QCOW2_COPIED : 0, w1 = 0;
 	int data =
 	    q->o->prealloc == INSTAR_PREALLOC_FALLOC || q->o->prealloc == INSTAR_PREALLOC_FULL;
 
-	if (q->head_mode >= Q2_HEAD_ENTRY && g == q->size >> q->cb) {
-		if (q->head_mode == Q2_HEAD_ENTRY)
-			q2_l2_put(q, t, j, q->head_w0, q->head_w1);
+	if (q->head_mode >= QCOW2_HEAD_ENTRY && g == q->size >> q->cb) {
+		if (q->head_mode == QCOW2_HEAD_ENTRY)
+			qcow2_l2_put(q, t, j, q->head_w0, q->head_w1);
 		else
-			q2_l2_put(q, t, j, (head_c << q->cb) | Q2_COPIED, q->head_w1);
+			qcow2_l2_put(q, t, j, (head_c << q->cb) | QCOW2_COPIED, q->head_w1);
 		return;
 	}
 	if (q->zero_new && q->version >= 3) {
@@ -2154,304 +2199,359 @@ static void q2_new_entry(const struct q2 *q, uint8_t *t, uint64_t j, int map_mod
 		else if (q->ext_l2)
 			w1 = 0xffffffff00000000ull;
 		else
-			w0 |= Q2_ZERO_FLAG;
+			w0 |= QCOW2_ZERO_FLAG;
 	}
-	q2_l2_put(q, t, j, w0, w1);
+	qcow2_l2_put(q, t, j, w0, w1);
 }
 
 /* The common end of grow and shrink: autoclear bits, the size commit with
  * its barriers, then the cleanup; file_size_after is set either way. */
-static int q2_finish(struct q2 *q, int rc, uint64_t after)
+static int qcow2_finish(struct qcow2 *q, int rc, uint64_t after)
 {
 	if (!rc)
-		rc = q2_emit_autoclear(q);
+		rc = qcow2_emit_autoclear(q);
 	if (!rc)
-		rc = q2_commit(q);
+		rc = qcow2_commit(q);
 	if (!rc)
-		rc = q2_emit_cleanup(q, after);
+		rc = qcow2_emit_cleanup(q, after);
 	q->ret->file_size_after = after;
 	return rc;
 }
 
 /* Whether L2 table t (L1 index i) maps anything in guest clusters [lo, hi):
  * left there by a shrink that crashed after its commit. */
-static int q2_stale(struct q2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi, int *ret)
+static int qcow2_stale(struct qcow2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi, int *ret)
 {
 	uint64_t j0 = lo - i * q->l2e, n = hi - lo;
 	int rc = plan_read(q->io, t + j0 * q->esz, q->tbuf, (uint32_t)(n * q->esz));
 
 	*ret = 0;
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+		return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
 	for (uint64_t j = 0; j < n && !*ret; j++)
-		*ret = q2_entry_nonzero(q, q->tbuf, j);
+		*ret = qcow2_entry_nonzero(q, q->tbuf, j);
 	return 0;
 }
 
 /* Drops this image's references held by entries of table t in guest
  * clusters [lo, hi) (phase 5: they are overwritten before the commit). */
-static int q2_dec_stale(struct q2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi)
+static int qcow2_dec_stale(struct qcow2 *q, uint64_t i, uint64_t t, uint64_t lo, uint64_t hi)
 {
 	uint64_t j0 = lo - i * q->l2e, n = hi - lo;
 	int rc = plan_read(q->io, t + j0 * q->esz, q->tbuf, (uint32_t)(n * q->esz));
 
 	if (rc)
-		return q2_fail(q, rc, "qcow2: cannot read an L2 table");
+		return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
 	for (uint64_t j = 0; j < n && !rc; j++)
-		rc = q2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+		rc = qcow2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
 	return rc;
 }
 
-static int q2_grow(struct q2 *q)
-{
-	const struct plan_opts *o = q->o;
-	uint64_t old = q->size, nsz = o->new_size;
-	uint64_t need_l1 = q2_div_up(q2_div_up(nsz, q->cs), q->l2e);
-	int relocate = need_l1 > q->l1_size;
-	uint64_t n_l1 = relocate ? q2_div_up(need_l1 * 8, q->cs) : 0;
-	int zero_mode = q->zero_new && o->prealloc == INSTAR_PREALLOC_OFF;
-	/* data-file-raw keeps every cluster mapped: qemu forces metadata */
-	int map_mode = o->prealloc != INSTAR_PREALLOC_OFF || q->data_raw;
-	int all = zero_mode || map_mode; /* every entry of the grown range is written */
-	uint64_t g_old = q2_div_up(old, q->cs), g_new = q2_div_up(nsz, q->cs), g_lo = g_old;
-	uint64_t d_lo = g_old, i_lo = 0, i_hi = 0, n_idx = 0, n_l2 = 0, n_data = 0, n_head = 0;
-	uint64_t fixed, a, l2_base, data_base, head_c = 0, k, after;
-	uint8_t *kinds = NULL, b[12];
-	int rc;
+/* What a grow decides before it emits: the tables and clusters of the grown
+ * range, and where they go in the run. */
+struct qcow2_grow {
+	uint64_t need_l1;	     /* L1 entries the new size needs */
+	int relocate;		     /* the L1 moves (need_l1 > l1_size) */
+	uint64_t n_l1;		     /* clusters of the new L1 (0: not moved) */
+	int map_mode;		     /* every new cluster mapped (preallocation, data-file-raw) */
+	int all;		     /* every entry of the grown range is written */
+	uint64_t g_old, g_new, g_lo; /* guest clusters: old end, new end, first written */
+	uint64_t d_lo;		     /* guest cluster of the first new data cluster */
+	uint64_t i_lo, i_hi;	     /* L1 indexes of the tables touched */
+	uint8_t *kinds;		     /* QCOW2_KIND_* per L1 index in [i_lo, i_hi] */
+	uint64_t n_l2, n_data, n_head;
+	uint64_t l2_base, data_base, head_c; /* run clusters */
+};
 
-	if (old & (q->cs - 1)) {
-		rc = q2_grow_head(q, map_mode);
+/* Guest clusters of L1 index i within [lo, hi). */
+static void qcow2_span(const struct qcow2 *q, uint64_t i, uint64_t lo, uint64_t hi, uint64_t *glo,
+		       uint64_t *ghi)
+{
+	*glo = i * q->l2e > lo ? i * q->l2e : lo;
+	*ghi = (i + 1) * q->l2e < hi ? (i + 1) * q->l2e : hi;
+}
+
+/* The tables of the grown range (a head that changes implies `all`): new
+ * ones where the range needs entries and has no table; existing ones are
+ * written when the range needs entries, or the head changes, or entries are
+ * left past the old end (a shrink that crashed after its commit): in place
+ * when ours alone, else copied. */
+static int qcow2_grow_tables(struct qcow2 *q, struct qcow2_grow *g)
+{
+	g->i_lo = g->g_lo / q->l2e;
+	g->i_hi = (g->g_new - 1) / q->l2e;
+	g->kinds = qcow2_alloc(q, g->i_hi - g->i_lo + 1, 8);
+	if (!g->kinds)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	for (uint64_t i = g->i_lo; i <= g->i_hi; i++) {
+		uint64_t t, glo, ghi;
+		uint8_t *kind = &g->kinds[i - g->i_lo];
+		int k, stale = 0, rc = qcow2_l2_of(q, i, &t);
+
 		if (rc)
 			return rc;
-		if (q->head_mode != Q2_HEAD_NONE)
-			g_lo = g_old - 1;
-	}
-	/* The tables of the grown range (a head that changes implies `all`):
-	 * new ones where the range needs entries and has no table; existing
-	 * ones are written when the range needs entries, or the head changes,
-	 * or entries are left past the old end (a shrink that crashed after its
-	 * commit): in place when ours alone, else copied. */
-	if (g_lo < g_new) {
-		i_lo = g_lo / q->l2e;
-		i_hi = (g_new - 1) / q->l2e;
-		n_idx = i_hi - i_lo + 1;
-		kinds = q2_alloc(q, n_idx, 8);
-		if (!kinds)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-		for (uint64_t i = i_lo; i <= i_hi; i++) {
-			uint64_t e, t, glo = i * q->l2e > g_old ? i * q->l2e : g_old;
-			uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
-			int kind, stale = 0;
-
-			rc = q2_l1_get(q, i, &e);
-			if (!rc)
-				rc = q2_l2_off(q, e, &t);
-			if (rc)
-				return rc;
-			if (!t) {
-				kinds[i - i_lo] = all ? Q2_KIND_NEW : Q2_KIND_KEEP;
-				n_l2 += kinds[i - i_lo] == Q2_KIND_NEW;
-				continue;
-			}
-			if (glo < ghi && (rc = q2_stale(q, i, t, glo, ghi, &stale)))
-				return rc;
-			if (!all && !stale && !(q->head_mode && i == i_lo)) {
-				kinds[i - i_lo] = Q2_KIND_KEEP;
-				continue;
-			}
-			rc = q2_table_kind(q, t, &kind);
-			if (rc)
-				return rc;
-			kinds[i - i_lo] = (uint8_t)kind;
-			n_l2 += kind == Q2_KIND_COW;
-		}
-		/* the head keeps its cluster unless it moves or is mapped anew */
-		d_lo = q->head_mode == Q2_HEAD_ENTRY ? g_old : g_lo;
-		n_data = map_mode && !q->data_file ? g_new - d_lo : 0;
-	}
-	n_head = q->head_mode == Q2_HEAD_NEW && !n_data;
-	if (__builtin_add_overflow(n_l1, n_l2, &fixed) ||
-	    __builtin_add_overflow(fixed, n_data + n_head, &fixed) ||
-	    __builtin_add_overflow(fixed, q2_bm_clusters(q), &fixed))
-		return q2_fail(q, INSTAR_ERR_TOO_LARGE, "qcow2: image file would grow too large");
-	rc = q2_layout(q, fixed);
-	if (!rc)
-		rc = q2_apply_incs(q);
-	if (rc)
-		return rc;
-
-	/* phase-5 decrements, computed before anything is emitted */
-	if (relocate && q->l1_size)
-		rc = q2_ref_dec_range(q, q->l1_off, (uint64_t)q->l1_size * 8);
-	if (!rc && q->rt_new_n)
-		rc = q2_ref_dec_range(q, q->rt_off, (uint64_t)q->rt_clusters << q->cb);
-	if (!rc)
-		rc = q2_bm_plan(q, q->run_a + n_l1 + n_l2 + n_data + n_head);
-	if (!rc && q->head_mode == Q2_HEAD_NEW)
-		rc = q2_dec_entry(q, q->head_old_w0);
-	for (uint64_t i = i_lo; !rc && kinds && i <= i_hi; i++) {
-		uint64_t e, t, glo = i * q->l2e > g_old ? i * q->l2e : g_old;
-		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
-
-		if (kinds[i - i_lo] != Q2_KIND_COW && kinds[i - i_lo] != Q2_KIND_INPLACE)
+		qcow2_span(q, i, g->g_old, g->g_new, &glo, &ghi);
+		if (!t) {
+			*kind = g->all ? QCOW2_KIND_NEW : QCOW2_KIND_KEEP;
+			g->n_l2 += *kind == QCOW2_KIND_NEW;
 			continue;
-		rc = q2_l1_get(q, i, &e);
-		if (!rc)
-			rc = q2_l2_off(q, e, &t);
-		if (!rc && glo < ghi)
-			rc = q2_dec_stale(q, i, t, glo, ghi);
-		if (!rc && kinds[i - i_lo] == Q2_KIND_COW)
-			rc = q2_ref_dec(q, t >> q->cb);
+		}
+		if (glo < ghi && (rc = qcow2_stale(q, i, t, glo, ghi, &stale)))
+			return rc;
+		if (!g->all && !stale && !(q->head_mode && i == g->i_lo)) {
+			*kind = QCOW2_KIND_KEEP;
+			continue;
+		}
+		rc = qcow2_table_kind(q, t, &k);
+		if (rc)
+			return rc;
+		*kind = (uint8_t)k;
+		g->n_l2 += k == QCOW2_KIND_COW;
 	}
-	if (rc)
-		return rc;
+	/* the head keeps its cluster unless it moves or is mapped anew */
+	g->d_lo = q->head_mode == QCOW2_HEAD_ENTRY ? g->g_old : g->g_lo;
+	g->n_data = g->map_mode && !q->data_file ? g->g_new - g->d_lo : 0;
+	return 0;
+}
 
-	a = q->run_a;
-	l2_base = a + n_l1;
-	data_base = l2_base + n_l2;
-	head_c = data_base; /* the head's data cluster, or its own one after none */
-	after = q->io->file_size;
-	if (q->run_end > q->run_a && (q->run_end << q->cb) > after)
-		after = q->run_end << q->cb;
-	if (q->hw_buf && q->hw_off + q->hw_len > after)
-		after = q->hw_off + q->hw_len; /* data past the file's end */
+/* Phase-5 decrements, computed before anything is emitted: the old L1 and
+ * reftable when they move, the head's old cluster when it moves, entries a
+ * crashed shrink left in the grown range, tables replaced by copies. */
+static int qcow2_grow_decrements(struct qcow2 *q, const struct qcow2_grow *g)
+{
+	int rc = 0;
 
-	/* layer 1: new L1, L2 tables, data, refcounts */
-	k = 0;
-	for (uint64_t m = 0; m < n_l1; m++) {
-		uint64_t per = q->cs / 8;
+	if (g->relocate && q->l1_size)
+		rc = qcow2_ref_dec_range(q, q->l1_off, (uint64_t)q->l1_size * 8);
+	if (!rc && q->rt_new_n)
+		rc = qcow2_ref_dec_range(q, q->rt_off, (uint64_t)q->rt_clusters << q->cb);
+	if (!rc)
+		rc = qcow2_bm_plan(q, q->run_a + g->n_l1 + g->n_l2 + g->n_data + g->n_head);
+	if (!rc && q->head_mode == QCOW2_HEAD_NEW)
+		rc = qcow2_dec_entry(q, q->head_old_w0);
+	for (uint64_t i = g->i_lo; !rc && g->kinds && i <= g->i_hi; i++) {
+		uint8_t kind = g->kinds[i - g->i_lo];
+		uint64_t t, glo, ghi;
 
+		if (kind != QCOW2_KIND_COW && kind != QCOW2_KIND_INPLACE)
+			continue;
+		qcow2_span(q, i, g->g_old, g->g_new, &glo, &ghi);
+		rc = qcow2_l2_of(q, i, &t);
+		if (!rc && glo < ghi)
+			rc = qcow2_dec_stale(q, i, t, glo, ghi);
+		if (!rc && kind == QCOW2_KIND_COW)
+			rc = qcow2_ref_dec(q, t >> q->cb);
+	}
+	return rc;
+}
+
+/* Layer 1, tables: the relocated L1 (new and copied tables linked), the new
+ * and copied L2 tables with the grown range's entries. */
+static int qcow2_grow_emit_tables(struct qcow2 *q, const struct qcow2_grow *g)
+{
+	uint64_t per = q->cs / 8, k = 0;
+	int rc;
+
+	for (uint64_t m = 0; m < g->n_l1; m++) {
 		for (uint64_t j = 0; j < per; j++) {
 			uint64_t i = m * per + j, v = 0;
 
-			if (i < q->l1_size && (rc = q2_l1_get(q, i, &v)))
+			if (i < q->l1_size && (rc = qcow2_l1_get(q, i, &v)))
 				return rc;
-			if (kinds && i >= i_lo && i <= i_hi &&
-			    (kinds[i - i_lo] == Q2_KIND_NEW || kinds[i - i_lo] == Q2_KIND_COW))
-				v = ((l2_base + k++) << q->cb) | Q2_COPIED;
+			if (g->kinds && i >= g->i_lo && i <= g->i_hi &&
+			    (g->kinds[i - g->i_lo] == QCOW2_KIND_NEW ||
+			     g->kinds[i - g->i_lo] == QCOW2_KIND_COW))
+				v = ((g->l2_base + k++) << q->cb) | QCOW2_COPIED;
 			plan_put_be64(q->tbuf + j * 8, v);
 		}
-		rc = q2_put(q, (a + m) << q->cb, q->tbuf, q->cs);
+		rc = qcow2_put(q, (q->run_a + m) << q->cb, q->tbuf, q->cs);
 		if (rc)
 			return rc;
 	}
 	k = 0;
-	for (uint64_t i = i_lo; kinds && i <= i_hi; i++) {
-		uint8_t kind = kinds[i - i_lo];
-		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
-		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
+	for (uint64_t i = g->i_lo; g->kinds && i <= g->i_hi; i++) {
+		uint8_t kind = g->kinds[i - g->i_lo];
+		uint64_t t, glo, ghi;
 
-		if (kind == Q2_KIND_INPLACE || kind == Q2_KIND_KEEP)
+		if (kind == QCOW2_KIND_INPLACE || kind == QCOW2_KIND_KEEP)
 			continue;
-		if (kind == Q2_KIND_COW) {
-			uint64_t e, t;
-
-			rc = q2_l1_get(q, i, &e);
+		if (kind == QCOW2_KIND_COW) {
+			rc = qcow2_l2_of(q, i, &t);
 			if (!rc)
-				rc = q2_l2_off(q, e, &t);
-			if (!rc)
-				rc = q2_read_cluster(q, t, q->tbuf);
+				rc = qcow2_read_cluster(q, t, q->tbuf);
 			if (rc)
 				return rc;
 		} else {
 			plan_memset(q->tbuf, 0, (size_t)q->cs);
 		}
-		for (uint64_t g = glo; g < ghi; g++)
-			q2_new_entry(q, q->tbuf, g - i * q->l2e, map_mode, g, data_base + g - d_lo,
-				     head_c);
-		rc = q2_put(q, (l2_base + k++) << q->cb, q->tbuf, q->cs);
+		qcow2_span(q, i, g->g_lo, g->g_new, &glo, &ghi);
+		for (uint64_t c = glo; c < ghi; c++)
+			qcow2_new_entry(q, q->tbuf, c - i * q->l2e, g->map_mode, c,
+					g->data_base + c - g->d_lo, g->head_c);
+		rc = qcow2_put(q, (g->l2_base + k++) << q->cb, q->tbuf, q->cs);
 		if (rc)
 			return rc;
 	}
-	if (n_data && o->prealloc != INSTAR_PREALLOC_METADATA)
-		rc = q2_zero(q, data_base << q->cb, n_data << q->cb);
-	else if (n_data && q->run_end == data_base + n_data)
+	return 0;
+}
+
+/* Layer 1, data: preallocated clusters, the head's new cluster, the head's
+ * bytes written in place. */
+static int qcow2_grow_emit_data(struct qcow2 *q, const struct qcow2_grow *g)
+{
+	int rc = 0;
+
+	if (g->n_data && q->o->prealloc != INSTAR_PREALLOC_METADATA)
+		rc = qcow2_zero(q, g->data_base << q->cb, g->n_data << q->cb);
+	else if (g->n_data && q->run_end == g->data_base + g->n_data)
 		/* metadata: nothing else extends the file past the new data
 		 * clusters; do it now so no committed state points past EOF */
-		rc = q2_put(q, q->run_end << q->cb, q->zbuf, 512);
-	if (!rc && q->head_mode == Q2_HEAD_NEW)
-		rc = q2_put(q, head_c << q->cb, q->head_buf, q->cs);
+		rc = qcow2_put(q, q->run_end << q->cb, q->zbuf, 512);
+	if (!rc && q->head_mode == QCOW2_HEAD_NEW)
+		rc = qcow2_put(q, g->head_c << q->cb, q->head_buf, q->cs);
 	if (!rc && q->hw_len && q->hw_buf)
-		rc = q2_put(q, q->hw_off, q->hw_buf, q->hw_len);
+		rc = qcow2_put(q, q->hw_off, q->hw_buf, q->hw_len);
 	else if (!rc && q->hw_len)
-		rc = q2_zero(q, q->hw_off, q->hw_len);
-	if (!rc)
-		rc = q2_bm_emit(q);
-	if (!rc)
-		rc = q2_emit_ref_layers(q);
-	if (rc)
-		return rc;
-	/* layer 3: link the new tables, write the ones we own in place */
-	k = 0;
-	for (uint64_t i = i_lo; kinds && i <= i_hi; i++) {
-		uint64_t glo = i * q->l2e > g_lo ? i * q->l2e : g_lo;
-		uint64_t ghi = (i + 1) * q->l2e < g_new ? (i + 1) * q->l2e : g_new;
-		uint64_t e, t;
+		rc = qcow2_zero(q, q->hw_off, q->hw_len);
+	return rc;
+}
 
-		if (kinds[i - i_lo] == Q2_KIND_KEEP)
+/* Layer 3: link the new tables, write the entries of the ones we own in
+ * place, switch to the relocated L1. */
+static int qcow2_grow_emit_links(struct qcow2 *q, const struct qcow2_grow *g)
+{
+	uint64_t k = 0;
+	uint8_t b[12];
+	int rc;
+
+	for (uint64_t i = g->i_lo; g->kinds && i <= g->i_hi; i++) {
+		uint8_t kind = g->kinds[i - g->i_lo];
+		uint64_t t, glo, ghi;
+
+		if (kind == QCOW2_KIND_KEEP)
 			continue;
-		if (kinds[i - i_lo] != Q2_KIND_INPLACE) {
-			if (!relocate) {
-				plan_put_be64(b, ((l2_base + k) << q->cb) | Q2_COPIED);
-				rc = q2_put(q, q->l1_off + i * 8, b, 8);
+		if (kind != QCOW2_KIND_INPLACE) {
+			if (!g->relocate) {
+				plan_put_be64(b, ((g->l2_base + k) << q->cb) | QCOW2_COPIED);
+				rc = qcow2_put(q, q->l1_off + i * 8, b, 8);
 				if (rc)
 					return rc;
 			}
 			k++;
 			continue;
 		}
-		rc = q2_l1_get(q, i, &e);
-		if (!rc)
-			rc = q2_l2_off(q, e, &t);
+		rc = qcow2_l2_of(q, i, &t);
 		if (rc)
 			return rc;
-		for (uint64_t g = glo; g < ghi; g++)
-			q2_new_entry(q, q->tbuf, g - glo, map_mode, g, data_base + g - d_lo,
-				     head_c);
-		rc = q2_put(q, t + (glo - i * q->l2e) * q->esz, q->tbuf, (ghi - glo) * q->esz);
+		qcow2_span(q, i, g->g_lo, g->g_new, &glo, &ghi);
+		for (uint64_t c = glo; c < ghi; c++)
+			qcow2_new_entry(q, q->tbuf, c - glo, g->map_mode, c,
+					g->data_base + c - g->d_lo, g->head_c);
+		rc = qcow2_put(q, t + (glo - i * q->l2e) * q->esz, q->tbuf, (ghi - glo) * q->esz);
 		if (rc)
 			return rc;
 	}
-	if (relocate) {
-		plan_put_be32(b, (uint32_t)need_l1);
-		plan_put_be64(b + 4, a << q->cb);
-		rc = q2_put(q, 36, b, 12);
+	if (!g->relocate)
+		return 0;
+	plan_put_be32(b, (uint32_t)g->need_l1);
+	plan_put_be64(b + 4, q->run_a << q->cb);
+	return qcow2_put(q, 36, b, 12);
+}
+
+static int qcow2_grow(struct qcow2 *q)
+{
+	const struct plan_opts *o = q->o;
+	struct qcow2_grow gs, *g = &gs;
+	uint64_t fixed, after;
+	int zero_mode = q->zero_new && o->prealloc == INSTAR_PREALLOC_OFF;
+	int rc;
+
+	plan_memset(g, 0, sizeof(*g));
+	g->need_l1 = qcow2_div_up(qcow2_div_up(o->new_size, q->cs), q->l2e);
+	g->relocate = g->need_l1 > q->l1_size;
+	g->n_l1 = g->relocate ? qcow2_div_up(g->need_l1 * 8, q->cs) : 0;
+	/* data-file-raw keeps every cluster mapped: qemu forces metadata */
+	g->map_mode = o->prealloc != INSTAR_PREALLOC_OFF || q->data_raw;
+	g->all = zero_mode || g->map_mode;
+	g->g_old = qcow2_div_up(q->size, q->cs);
+	g->g_new = qcow2_div_up(o->new_size, q->cs);
+	g->g_lo = g->d_lo = g->g_old;
+	if (q->size & (q->cs - 1)) {
+		rc = qcow2_grow_head(q, g->map_mode);
+		if (rc)
+			return rc;
+		if (q->head_mode != QCOW2_HEAD_NONE)
+			g->g_lo = g->g_old - 1;
 	}
-	return q2_finish(q, rc, after);
+	if (g->g_lo < g->g_new && (rc = qcow2_grow_tables(q, g)))
+		return rc;
+	g->n_head = q->head_mode == QCOW2_HEAD_NEW && !g->n_data;
+	if (__builtin_add_overflow(g->n_l1, g->n_l2, &fixed) ||
+	    __builtin_add_overflow(fixed, g->n_data + g->n_head, &fixed) ||
+	    __builtin_add_overflow(fixed, qcow2_bm_clusters(q), &fixed))
+		return qcow2_fail(q, INSTAR_ERR_TOO_LARGE,
+				  "qcow2: image file would grow too large");
+	rc = qcow2_layout(q, fixed);
+	if (!rc)
+		rc = qcow2_apply_incs(q);
+	if (!rc)
+		rc = qcow2_grow_decrements(q, g);
+	if (rc)
+		return rc;
+
+	g->l2_base = q->run_a + g->n_l1;
+	g->data_base = g->l2_base + g->n_l2;
+	g->head_c = g->data_base; /* the head's data cluster, or its own one after none */
+	after = q->io->file_size;
+	if (q->run_end > q->run_a && (q->run_end << q->cb) > after)
+		after = q->run_end << q->cb;
+	if (q->hw_buf && q->hw_off + q->hw_len > after)
+		after = q->hw_off + q->hw_len; /* data past the file's end */
+
+	rc = qcow2_grow_emit_tables(q, g);
+	if (!rc)
+		rc = qcow2_grow_emit_data(q, g);
+	if (!rc)
+		rc = qcow2_bm_emit(q);
+	if (!rc)
+		rc = qcow2_emit_ref_layers(q);
+	if (!rc)
+		rc = qcow2_grow_emit_links(q, g);
+	return qcow2_finish(q, rc, after);
 }
 
 /* ---- shrink ---- */
 
 /* Highest cluster below `limit` with a refcount, after this plan's changes. */
-static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
+static int qcow2_last_used(struct qcow2 *q, uint64_t limit, uint64_t *last)
 {
 	uint8_t *tmp = NULL;
 
 	*last = 0;
 	for (uint64_t r = (limit - 1) / q->rbe + 1; r-- > 0;) {
 		uint64_t off, lo = r * q->rbe, n = limit - lo < q->rbe ? limit - lo : q->rbe;
-		const struct q2_rb *rb;
+		const struct qcow2_rb *rb;
 		const uint8_t *buf;
-		int rc = q2_rb_off(q, r, &off);
+		int rc = qcow2_rb_off(q, r, &off);
 
 		if (rc)
 			return rc;
 		if (!off)
 			continue;
-		rb = q2_rb_loaded(q, r);
+		rb = qcow2_rb_loaded(q, r);
 		if (rb) {
 			buf = rb->buf;
 		} else {
-			if (!tmp && !(tmp = q2_alloc(q, q->cs, 64)))
-				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					       "qcow2: out of scratch");
+			if (!tmp && !(tmp = qcow2_alloc(q, q->cs, 64)))
+				return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+						  "qcow2: out of scratch");
 			rc = plan_read(q->io, off, tmp, (uint32_t)q->cs);
 			if (rc)
-				return q2_fail(q, rc, "qcow2: cannot read a refcount block");
+				return qcow2_fail(q, rc, "qcow2: cannot read a refcount block");
 			buf = tmp;
 		}
 		for (uint64_t i = n; i-- > 0;)
-			if (q2_rc_get(q, buf, i)) {
+			if (qcow2_rc_get(q, buf, i)) {
 				*last = lo + i;
 				return 0;
 			}
@@ -2466,8 +2566,8 @@ static int q2_last_used(struct q2 *q, uint64_t limit, uint64_t *last)
  * copied: *ret_buf is the new cluster's content (kept part, then zeros) and
  * *ret_w1 its second L2 word. A compressed cluster that does not decompress
  * is left as qemu leaves it: it reads as an error before and after. */
-static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, uint64_t *ret_w1,
-		   uint64_t *zoff, uint64_t *zlen)
+static int qcow2_tail(struct qcow2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf,
+		      uint64_t *ret_w1, uint64_t *zoff, uint64_t *zlen)
 {
 	uint64_t in = q->o->new_size & (q->cs - 1), h, refs;
 	uint8_t *buf;
@@ -2478,24 +2578,24 @@ static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, ui
 	*zoff = *zlen = 0;
 	if (q->data_file)
 		return 0; /* the host cuts the data file at the new size */
-	if (!(w0 & Q2_COMPRESSED)) {
-		h = w0 & Q2_OFF_MASK;
-		if (!h || (!q->ext_l2 && q->version >= 3 && (w0 & Q2_ZERO_FLAG)))
+	if (!(w0 & QCOW2_COMPRESSED)) {
+		h = w0 & QCOW2_OFF_MASK;
+		if (!h || (!q->ext_l2 && q->version >= 3 && (w0 & QCOW2_ZERO_FLAG)))
 			return 0; /* reads as zeros (or the backing file) anyway */
-		rc = q2_own_tail(q, h, in, zoff, zlen, &refs);
+		rc = qcow2_own_tail(q, h, in, zoff, zlen, &refs);
 		if (rc || refs == 1)
 			return rc;
-		buf = q2_alloc(q, q->cs, 64);
+		buf = qcow2_alloc(q, q->cs, 64);
 		if (!buf)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-		rc = q2_read_cluster(q, h, buf);
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = qcow2_read_cluster(q, h, buf);
 		if (rc)
 			return rc;
 	} else {
-		buf = q2_alloc(q, q->cs, 64);
+		buf = qcow2_alloc(q, q->cs, 64);
 		if (!buf)
-			return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-		rc = q2_decompress(q, w0, buf);
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = qcow2_decompress(q, w0, buf);
 		if (rc)
 			return rc == 1 ? 0 : rc;
 		*ret_w1 = q->ext_l2 ? 0xffffffffull : 0; /* every subcluster allocated */
@@ -2505,221 +2605,281 @@ static int q2_tail(struct q2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_buf, ui
 	return 0;
 }
 
-static int q2_shrink(struct q2 *q)
+/* What a shrink decides before it emits. */
+struct qcow2_shrink {
+	uint64_t cut;	 /* guest clusters kept */
+	uint64_t new_l1; /* L1 entries kept */
+	/* the L2 table straddling the cut (L1 index s_idx, entries from jcut) */
+	uint64_t s_idx, s_t, jcut;
+	uint8_t *torig, *tnew; /* as read; as it becomes */
+	int s_kind;
+	/* the last kept cluster (L1 index ti, entry tj) when partially cut */
+	uint64_t ti, tj, t_t, tail_w0, tail_w1, tz_off, tz_len;
+	uint8_t *tail;	 /* its new cluster's content (NULL: none) */
+	uint8_t *t_copy; /* copy of its shared table */
+	uint8_t tent[16];
+	int t_kind, tail_in_s;
+	/* run clusters: the tail's new cluster, the copy of its table */
+	uint64_t p_tail, p_tab;
+	/* L1 entries past the new end that hold something */
+	uint64_t z_lo, z_hi;
+	int have_z;
+};
+
+/* The L2 table straddling the cut: when it maps anything past the cut, it
+ * is cleared there, in place or (shared with a snapshot) in a copy. */
+static int qcow2_shrink_straddle(struct qcow2 *q, struct qcow2_shrink *k)
 {
-	uint64_t nsz = q->o->new_size, cut = q2_div_up(nsz, q->cs), new_l1 = q2_div_up(cut, q->l2e);
-	uint64_t s_idx = 0, s_t = 0, jcut = 0, tz_off = 0, tz_len = 0, z_lo = 0, z_hi = 0;
-	uint64_t last, limit, after, e, t;
-	uint64_t ti = (cut - 1) / q->l2e, tj = (cut - 1) % q->l2e, t_t = 0, tail_w0 = 0,
-		 tail_w1 = 0;
-	uint64_t n_run, p_tail, p_tab;
-	uint8_t *torig = NULL, *tnew = NULL, *tail = NULL, *t_copy = NULL, b[8], tent[16];
-	int s_kind = Q2_KIND_KEEP, t_kind = Q2_KIND_KEEP, have_z = 0, tail_in_s, rc;
+	int mod = 0, rc;
 
-	/* the L2 table straddling the cut */
-	if (cut % q->l2e && (s_idx = cut / q->l2e) < q->l1_size) {
-		rc = q2_l1_get(q, s_idx, &e);
-		if (!rc)
-			rc = q2_l2_off(q, e, &s_t);
-		if (rc)
-			return rc;
-		jcut = cut % q->l2e;
-		if (s_t) {
-			int mod = 0;
-
-			torig = q2_alloc(q, q->cs, 64);
-			tnew = q2_alloc(q, q->cs, 64);
-			if (!torig || !tnew)
-				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					       "qcow2: out of scratch");
-			rc = q2_read_cluster(q, s_t, torig);
-			if (rc)
-				return rc;
-			for (uint64_t j = jcut; j < q->l2e && !mod; j++)
-				mod = q2_entry_nonzero(q, torig, j);
-			if (mod) {
-				/* shared with a snapshot: copy it, drop our reference */
-				rc = q2_table_kind(q, s_t, &s_kind);
-				if (rc)
-					return rc;
-				plan_memcpy(tnew, torig, (size_t)q->cs);
-				plan_memset(tnew + jcut * q->esz, 0,
-					    (size_t)((q->l2e - jcut) * q->esz));
-			}
-		}
-	}
-
-	/* the kept tail of a partially cut cluster: zeroed (qemu does not) */
-	if (nsz & (q->cs - 1)) {
-		uint64_t w0 = 0, w1 = 0;
-		uint8_t ent[16];
-
-		if (torig && ti == s_idx) {
-			w0 = plan_be64(torig + tj * q->esz);
-			w1 = q->ext_l2 ? plan_be64(torig + tj * q->esz + 8) : 0;
-		} else {
-			rc = q2_l1_get(q, ti, &e);
-			if (!rc)
-				rc = q2_l2_off(q, e, &t_t);
-			if (rc)
-				return rc;
-			if (t_t && (rc = plan_read(q->io, t_t + tj * q->esz, ent, q->esz)))
-				return q2_fail(q, rc, "qcow2: cannot read an L2 table");
-			if (t_t) {
-				w0 = plan_be64(ent);
-				w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
-			}
-		}
-		rc = q2_tail(q, w0, w1, &tail, &tail_w1, &tz_off, &tz_len);
-		if (rc)
-			return rc;
-		tail_w0 = w0;
-	}
-	/* a copied tail is linked from its L2 table: the straddling one (which
-	 * then changes even if nothing past the cut was allocated), or the one
-	 * before the cut, in place or copied when a snapshot shares it */
-	tail_in_s = tail && torig && ti == s_idx;
-	if (tail_in_s) {
-		if (s_kind == Q2_KIND_KEEP) {
-			rc = q2_table_kind(q, s_t, &s_kind);
-			if (rc)
-				return rc;
-			plan_memcpy(tnew, torig, (size_t)q->cs);
-		}
-	} else if (tail) {
-		rc = q2_table_kind(q, t_t, &t_kind);
-		if (rc)
-			return rc;
-		if (t_kind == Q2_KIND_COW) {
-			t_copy = q2_alloc(q, q->cs, 64);
-			if (!t_copy)
-				return q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					       "qcow2: out of scratch");
-			rc = q2_read_cluster(q, t_t, t_copy);
-			if (rc)
-				return rc;
-		}
-	}
-
-	/* the run: [straddling copy][tail cluster][copy of the tail's table][bitmaps] */
-	n_run = (s_kind == Q2_KIND_COW) + (tail != NULL) + (t_kind == Q2_KIND_COW);
-	rc = q2_layout(q, n_run + q2_bm_clusters(q));
-	if (!rc)
-		rc = q2_apply_incs(q);
-	if (!rc)
-		rc = q2_bm_plan(q, q->run_a + n_run);
+	if (!(k->cut % q->l2e) || (k->s_idx = k->cut / q->l2e) >= q->l1_size)
+		return 0;
+	rc = qcow2_l2_of(q, k->s_idx, &k->s_t);
 	if (rc)
 		return rc;
-	p_tail = q->run_a + (s_kind == Q2_KIND_COW);
-	p_tab = p_tail + (tail != NULL);
-	if (tail) {
-		uint64_t nw0 = (p_tail << q->cb) | Q2_COPIED;
-		uint8_t *tab = tail_in_s ? tnew : t_copy;
+	k->jcut = k->cut % q->l2e;
+	if (!k->s_t)
+		return 0;
+	k->torig = qcow2_alloc(q, q->cs, 64);
+	k->tnew = qcow2_alloc(q, q->cs, 64);
+	if (!k->torig || !k->tnew)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	rc = qcow2_read_cluster(q, k->s_t, k->torig);
+	if (rc)
+		return rc;
+	for (uint64_t j = k->jcut; j < q->l2e && !mod; j++)
+		mod = qcow2_entry_nonzero(q, k->torig, j);
+	if (!mod)
+		return 0;
+	/* shared with a snapshot: copy it, drop our reference */
+	rc = qcow2_table_kind(q, k->s_t, &k->s_kind);
+	if (rc)
+		return rc;
+	plan_memcpy(k->tnew, k->torig, (size_t)q->cs);
+	plan_memset(k->tnew + k->jcut * q->esz, 0, (size_t)((q->l2e - k->jcut) * q->esz));
+	return 0;
+}
 
-		if (tab) {
-			q2_l2_put(q, tab, tj, nw0, tail_w1);
-		} else {
-			plan_put_be64(tent, nw0);
-			plan_put_be64(tent + 8, tail_w1);
+/* The kept tail of a partially cut cluster: zeroed (qemu does not). A
+ * copied tail is linked from its L2 table: the straddling one (which then
+ * changes even if nothing past the cut was allocated), or the one before the
+ * cut, in place or copied when a snapshot shares it. */
+static int qcow2_shrink_tail(struct qcow2 *q, struct qcow2_shrink *k)
+{
+	uint64_t w0 = 0, w1 = 0;
+	uint8_t ent[16];
+	int rc;
+
+	if (!(q->o->new_size & (q->cs - 1)))
+		return 0;
+	if (k->torig && k->ti == k->s_idx) {
+		w0 = plan_be64(k->torig + k->tj * q->esz);
+		w1 = q->ext_l2 ? plan_be64(k->torig + k->tj * q->esz + 8) : 0;
+	} else {
+		rc = qcow2_l2_of(q, k->ti, &k->t_t);
+		if (rc)
+			return rc;
+		if (k->t_t && (rc = plan_read(q->io, k->t_t + k->tj * q->esz, ent, q->esz)))
+			return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
+		if (k->t_t) {
+			w0 = plan_be64(ent);
+			w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
 		}
-		rc = q2_dec_entry(q, tail_w0);
-		if (!rc && t_kind == Q2_KIND_COW)
-			rc = q2_ref_dec(q, t_t >> q->cb);
-		if (rc)
-			return rc;
 	}
+	rc = qcow2_tail(q, w0, w1, &k->tail, &k->tail_w1, &k->tz_off, &k->tz_len);
+	if (rc)
+		return rc;
+	k->tail_w0 = w0;
+	k->tail_in_s = k->tail && k->torig && k->ti == k->s_idx;
+	if (k->tail_in_s) {
+		if (k->s_kind != QCOW2_KIND_KEEP)
+			return 0;
+		rc = qcow2_table_kind(q, k->s_t, &k->s_kind);
+		if (!rc)
+			plan_memcpy(k->tnew, k->torig, (size_t)q->cs);
+		return rc;
+	}
+	if (!k->tail)
+		return 0;
+	rc = qcow2_table_kind(q, k->t_t, &k->t_kind);
+	if (rc || k->t_kind != QCOW2_KIND_COW)
+		return rc;
+	k->t_copy = qcow2_alloc(q, q->cs, 64);
+	if (!k->t_copy)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	return qcow2_read_cluster(q, k->t_t, k->t_copy);
+}
 
-	/* phase-5 decrements: cut entries, then whole tables past the new L1 */
-	if (s_kind != Q2_KIND_KEEP) {
-		for (uint64_t j = jcut; j < q->l2e && !rc; j++)
-			rc = q2_dec_entry(q, plan_be64(torig + j * q->esz));
-		if (!rc && s_kind == Q2_KIND_COW)
-			rc = q2_ref_dec(q, s_t >> q->cb);
+/* The run: [straddling copy][tail cluster][copy of the tail's table][bitmaps];
+ * the tail's new entry set in the table that links it. */
+static int qcow2_shrink_layout(struct qcow2 *q, struct qcow2_shrink *k)
+{
+	uint64_t n_run =
+	    (k->s_kind == QCOW2_KIND_COW) + (k->tail != NULL) + (k->t_kind == QCOW2_KIND_COW);
+	uint64_t nw0;
+	uint8_t *tab;
+	int rc = qcow2_layout(q, n_run + qcow2_bm_clusters(q));
+
+	if (!rc)
+		rc = qcow2_apply_incs(q);
+	if (!rc)
+		rc = qcow2_bm_plan(q, q->run_a + n_run);
+	if (rc)
+		return rc;
+	k->p_tail = q->run_a + (k->s_kind == QCOW2_KIND_COW);
+	k->p_tab = k->p_tail + (k->tail != NULL);
+	if (!k->tail)
+		return 0;
+	nw0 = (k->p_tail << q->cb) | QCOW2_COPIED;
+	tab = k->tail_in_s ? k->tnew : k->t_copy;
+	if (tab) {
+		qcow2_l2_put(q, tab, k->tj, nw0, k->tail_w1);
+	} else {
+		plan_put_be64(k->tent, nw0);
+		plan_put_be64(k->tent + 8, k->tail_w1);
+	}
+	rc = qcow2_dec_entry(q, k->tail_w0);
+	if (!rc && k->t_kind == QCOW2_KIND_COW)
+		rc = qcow2_ref_dec(q, k->t_t >> q->cb);
+	return rc;
+}
+
+/* Phase-5 decrements: cut entries, then whole tables past the new L1. */
+static int qcow2_shrink_decrements(struct qcow2 *q, struct qcow2_shrink *k)
+{
+	uint64_t e, t;
+	int rc = 0;
+
+	if (k->s_kind != QCOW2_KIND_KEEP) {
+		for (uint64_t j = k->jcut; j < q->l2e && !rc; j++)
+			rc = qcow2_dec_entry(q, plan_be64(k->torig + j * q->esz));
+		if (!rc && k->s_kind == QCOW2_KIND_COW)
+			rc = qcow2_ref_dec(q, k->s_t >> q->cb);
 		if (rc)
 			return rc;
 	}
-	for (uint64_t i = new_l1; i < q->l1_size; i++) {
-		rc = q2_l1_get(q, i, &e);
+	for (uint64_t i = k->new_l1; i < q->l1_size; i++) {
+		rc = qcow2_l1_get(q, i, &e);
 		if (rc)
 			return rc;
 		if (!e)
 			continue;
-		if (!have_z)
-			z_lo = i;
-		z_hi = i;
-		have_z = 1;
-		rc = q2_l2_off(q, e, &t);
+		if (!k->have_z)
+			k->z_lo = i;
+		k->z_hi = i;
+		k->have_z = 1;
+		rc = qcow2_l2_off(q, e, &t);
 		if (rc)
 			return rc;
 		if (!t)
 			continue;
-		rc = q2_read_cluster(q, t, q->tbuf);
+		rc = qcow2_read_cluster(q, t, q->tbuf);
 		for (uint64_t j = 0; j < q->l2e && !rc; j++)
-			rc = q2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+			rc = qcow2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
 		if (!rc)
-			rc = q2_ref_dec(q, t >> q->cb);
+			rc = qcow2_ref_dec(q, t >> q->cb);
 		if (rc)
 			return rc;
 	}
+	return 0;
+}
 
-	/* the free tail of the file goes */
-	limit = q->file_clusters > q->run_end ? q->file_clusters : q->run_end;
-	rc = q2_last_used(q, limit, &last);
+/* The file's length after the shrink: the free tail goes. */
+static int qcow2_shrink_end(struct qcow2 *q, uint64_t *after)
+{
+	uint64_t last, limit = q->file_clusters > q->run_end ? q->file_clusters : q->run_end;
+	int rc = qcow2_last_used(q, limit, &last);
+
 	if (rc)
 		return rc;
 	if (q->run_end > q->run_a && q->run_end - 1 > last)
 		last = q->run_end - 1;
-	after = q->io->file_size;
-	if ((q->run_end << q->cb) > after)
-		after = q->run_end << q->cb;
-	if (((last + 1) << q->cb) < after)
-		after = (last + 1) << q->cb;
+	*after = q->io->file_size;
+	if ((q->run_end << q->cb) > *after)
+		*after = q->run_end << q->cb;
+	if (((last + 1) << q->cb) < *after)
+		*after = (last + 1) << q->cb;
+	return 0;
+}
+
+/* Layer 4: unlink what lies past the new end, now beyond the size; the
+ * refcounts still count it, so a crash from here on leaves leaks only. */
+static int qcow2_shrink_unlink(struct qcow2 *q, const struct qcow2_shrink *k)
+{
+	uint8_t b[8];
+	int rc = 0;
+
+	if (k->s_kind == QCOW2_KIND_INPLACE) {
+		uint64_t j0 = k->tail_in_s ? k->tj : k->jcut;
+
+		rc = qcow2_put(q, k->s_t + j0 * q->esz, k->tnew + j0 * q->esz,
+			       (q->l2e - j0) * q->esz);
+	} else if (k->s_kind == QCOW2_KIND_COW) {
+		plan_put_be64(b, (q->run_a << q->cb) | QCOW2_COPIED);
+		rc = qcow2_put(q, q->l1_off + k->s_idx * 8, b, 8);
+	}
+	if (!rc && k->t_kind == QCOW2_KIND_INPLACE) {
+		rc = qcow2_put(q, k->t_t + k->tj * q->esz, k->tent, q->esz);
+	} else if (!rc && k->t_kind == QCOW2_KIND_COW) {
+		plan_put_be64(b, (k->p_tab << q->cb) | QCOW2_COPIED);
+		rc = qcow2_put(q, q->l1_off + k->ti * 8, b, 8);
+	}
+	if (!rc && k->have_z)
+		rc = qcow2_put_zeros(q, q->l1_off + k->z_lo * 8, (k->z_hi - k->z_lo + 1) * 8);
+	if (!rc && k->tz_len)
+		rc = qcow2_zero(q, k->tz_off, k->tz_len);
+	return rc;
+}
+
+static int qcow2_shrink(struct qcow2 *q)
+{
+	struct qcow2_shrink ks, *k = &ks;
+	uint64_t after = 0;
+	int rc;
+
+	plan_memset(k, 0, sizeof(*k));
+	k->cut = qcow2_div_up(q->o->new_size, q->cs);
+	k->new_l1 = qcow2_div_up(k->cut, q->l2e);
+	k->ti = (k->cut - 1) / q->l2e;
+	k->tj = (k->cut - 1) % q->l2e;
+	k->s_kind = k->t_kind = QCOW2_KIND_KEEP;
+	rc = qcow2_shrink_straddle(q, k);
+	if (!rc)
+		rc = qcow2_shrink_tail(q, k);
+	if (!rc)
+		rc = qcow2_shrink_layout(q, k);
+	if (!rc)
+		rc = qcow2_shrink_decrements(q, k);
+	if (!rc)
+		rc = qcow2_shrink_end(q, &after);
+	if (rc)
+		return rc;
 
 	/* layer 1: a copy of a shared straddling table, the tail's new cluster
 	 * and the copy of its shared table */
-	if (s_kind == Q2_KIND_COW)
-		rc = q2_put(q, q->run_a << q->cb, tnew, q->cs);
-	if (!rc && tail)
-		rc = q2_put(q, p_tail << q->cb, tail, q->cs);
-	if (!rc && t_kind == Q2_KIND_COW)
-		rc = q2_put(q, p_tab << q->cb, t_copy, q->cs);
+	if (k->s_kind == QCOW2_KIND_COW)
+		rc = qcow2_put(q, q->run_a << q->cb, k->tnew, q->cs);
+	if (!rc && k->tail)
+		rc = qcow2_put(q, k->p_tail << q->cb, k->tail, q->cs);
+	if (!rc && k->t_kind == QCOW2_KIND_COW)
+		rc = qcow2_put(q, k->p_tab << q->cb, k->t_copy, q->cs);
 	if (!rc)
-		rc = q2_bm_emit(q);
+		rc = qcow2_bm_emit(q);
 	if (!rc)
-		rc = q2_emit_ref_layers(q);
+		rc = qcow2_emit_ref_layers(q);
 	/* layer 3: the commit. Nothing the old image reads has changed yet:
 	 * the size (and, with bitmaps, the new directory) goes first. */
 	if (!rc)
-		rc = q2_emit_autoclear(q);
+		rc = qcow2_emit_autoclear(q);
 	if (!rc)
-		rc = q2_commit(q);
-	if (rc)
-		return rc;
-	/* layer 4: unlink what lies past the new end, now beyond the size; the
-	 * refcounts still count it, so a crash from here on leaves leaks only */
-	if (s_kind == Q2_KIND_INPLACE) {
-		uint64_t j0 = tail_in_s ? tj : jcut;
-
-		rc = q2_put(q, s_t + j0 * q->esz, tnew + j0 * q->esz, (q->l2e - j0) * q->esz);
-	} else if (s_kind == Q2_KIND_COW) {
-		plan_put_be64(b, (q->run_a << q->cb) | Q2_COPIED);
-		rc = q2_put(q, q->l1_off + s_idx * 8, b, 8);
-	}
-	if (!rc && t_kind == Q2_KIND_INPLACE) {
-		rc = q2_put(q, t_t + tj * q->esz, tent, q->esz);
-	} else if (!rc && t_kind == Q2_KIND_COW) {
-		plan_put_be64(b, (p_tab << q->cb) | Q2_COPIED);
-		rc = q2_put(q, q->l1_off + ti * 8, b, 8);
-	}
-	if (!rc && have_z)
-		rc = q2_put_zeros(q, q->l1_off + z_lo * 8, (z_hi - z_lo + 1) * 8);
-	if (!rc && tz_len)
-		rc = q2_zero(q, tz_off, tz_len);
+		rc = qcow2_commit(q);
+	if (!rc)
+		rc = qcow2_shrink_unlink(q, k);
 	/* layer 5 (decrements) only once no table points at what they free */
 	if (!rc)
-		rc = q2_barrier(q);
+		rc = qcow2_barrier(q);
 	if (!rc)
-		rc = q2_emit_cleanup(q, after);
+		rc = qcow2_emit_cleanup(q, after);
 	q->ret->file_size_after = after;
 	return rc;
 }
@@ -2730,7 +2890,7 @@ static int q2_shrink(struct q2 *q)
  * names it resolved must be the ones this header holds. Then what the grown
  * range needs: zeros over the backing file only where qemu's block layer
  * asks for them (backing file longer than the image, BDRV_REQ_ZERO_WRITE). */
-static int q2_check_names(struct q2 *q)
+static int qcow2_check_names(struct qcow2 *q)
 {
 	const struct plan_opts *o = q->o;
 	int host_b = (o->flags & INSTAR_RESIZE_BACKING) != 0;
@@ -2738,78 +2898,79 @@ static int q2_check_names(struct q2 *q)
 
 	if (host_b != q->backing ||
 	    (q->backing && instar_crc32(0, q->bname, q->blen) != o->backing_name_crc))
-		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
-			       "qcow2: backing file name differs from the host's probe");
+		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+				  "qcow2: backing file name differs from the host's probe");
 	q->zero_new = q->backing && (!(o->flags & INSTAR_RESIZE_BACKING_LEN) ||
 				     o->backing_len > (q->size & ~511ull));
 
-	q->data_file = (q->incompat & Q2_INC_DATA_FILE) != 0;
-	q->data_raw = q->version >= 3 && (q->autoclear & Q2_AUTOCLEAR_DATA_RAW) != 0;
+	q->data_file = (q->incompat & QCOW2_INC_DATA_FILE) != 0;
+	q->data_raw = q->version >= 3 && (q->autoclear & QCOW2_AUTOCLEAR_DATA_RAW) != 0;
 	if (q->data_raw && !q->data_file)
-		return q2_fail(q, INSTAR_ERR_PARSE_FAILED,
-			       "qcow2: data-file-raw is set without an external data file");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				  "qcow2: data-file-raw is set without an external data file");
 	if (q->data_file && !q->dname)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: external data file without a name in the header");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: external data file without a name in the header");
 	if (host_d != q->data_file ||
 	    (q->data_file && instar_crc32(0, q->dname, q->dlen) != o->data_file_name_crc))
-		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
-			       "qcow2: data file name differs from the host's probe");
+		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+				  "qcow2: data file name differs from the host's probe");
 	if (q->data_file && q->nb_snap)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "qcow2: internal snapshots with an external data file");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: internal snapshots with an external data file");
 	return 0;
 }
 
-static int q2_check_request(struct q2 *q)
+static int qcow2_check_request(struct qcow2 *q)
 {
 	const struct plan_opts *o = q->o;
 	uint64_t need_l1;
 	int rc;
 
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != q->size)
-		return q2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
-			       "qcow2: virtual size differs from the host's probe");
+		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
+				  "qcow2: virtual size differs from the host's probe");
 	if (o->new_size == 0 || o->new_size > (uint64_t)INT64_MAX)
-		return q2_fail(q, INSTAR_ERR_INVALID_NEW_SIZE, "New image size must be positive");
+		return qcow2_fail(q, INSTAR_ERR_INVALID_NEW_SIZE,
+				  "New image size must be positive");
 	if (o->prealloc > INSTAR_PREALLOC_FULL)
-		return q2_fail(q, INSTAR_ERR_INVALID_OPTION, "Invalid preallocation mode");
+		return qcow2_fail(q, INSTAR_ERR_INVALID_OPTION, "Invalid preallocation mode");
 	if (o->prealloc != INSTAR_PREALLOC_OFF && o->new_size <= q->size)
-		return q2_fail(q, INSTAR_ERR_PREALLOC_NOT_GROWING,
-			       "Preallocation can only be used for growing images");
+		return qcow2_fail(q, INSTAR_ERR_PREALLOC_NOT_GROWING,
+				  "Preallocation can only be used for growing images");
 	if (o->new_size < q->size && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
-		return q2_fail(q, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
-			       "Use the --shrink option to perform a shrink operation.");
+		return qcow2_fail(q, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
+				  "Use the --shrink option to perform a shrink operation.");
 	if (o->new_size % 512)
-		return q2_fail(q, INSTAR_ERR_NOT_MULTIPLE_512,
-			       "The new size must be a multiple of 512");
+		return qcow2_fail(q, INSTAR_ERR_NOT_MULTIPLE_512,
+				  "The new size must be a multiple of 512");
 	if (q->version < 3 && q->nb_snap)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "Can't resize a v2 image which has snapshots");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "Can't resize a v2 image which has snapshots");
 	if (q->bm_ext) {
-		rc = q2_check_bitmaps(q, q->bm_ext, q->bm_len);
+		rc = qcow2_check_bitmaps(q, q->bm_ext, q->bm_len);
 		if (rc)
 			return rc;
 	}
-	rc = q2_check_names(q);
+	rc = qcow2_check_names(q);
 	if (rc)
 		return rc;
-	need_l1 = q2_div_up(q2_div_up(o->new_size, q->cs), q->l2e);
-	if (need_l1 > q->l1_size && need_l1 > Q2_MAX_L1_ENTRIES)
-		return q2_fail(q, INSTAR_ERR_TOO_LARGE,
-			       "Failed to grow the L1 table: File too large");
+	need_l1 = qcow2_div_up(qcow2_div_up(o->new_size, q->cs), q->l2e);
+	if (need_l1 > q->l1_size && need_l1 > QCOW2_MAX_L1_ENTRIES)
+		return qcow2_fail(q, INSTAR_ERR_TOO_LARGE,
+				  "Failed to grow the L1 table: File too large");
 	if (q->version < 3 && q->zero_new && o->new_size > q->size &&
 	    o->prealloc == INSTAR_PREALLOC_OFF)
-		return q2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-			       "Failed to zero out new clusters: Operation not supported");
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "Failed to zero out new clusters: Operation not supported");
 	return 0;
 }
 
 int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		      struct plan *p, struct instar_resize_result *ret)
 {
-	struct q2 qs;
-	struct q2 *q = &qs;
+	struct qcow2 qs;
+	struct qcow2 *q = &qs;
 	int rc;
 
 	plan_memset(q, 0, sizeof(*q));
@@ -2820,36 +2981,36 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 	q->ret = ret;
 	plan_result_init(ret, p, o, io);
 
-	rc = q2_parse(q);
+	rc = qcow2_parse(q);
 	if (rc)
 		goto out;
 	ret->old_virtual_size = q->size;
-	rc = q2_check_request(q);
+	rc = qcow2_check_request(q);
 	if (rc)
 		goto out;
-	q->l1w = q2_alloc(q, Q2_L1W_ENTRIES * 8, 64);
-	q->bat = q2_alloc(q, Q2_BATCH, 64);
-	q->zbuf = q2_alloc(q, Q2_ZBUF, 64);
-	q->tbuf = q2_alloc(q, q->cs, 64);
+	q->l1w = qcow2_alloc(q, QCOW2_L1W_ENTRIES * 8, 64);
+	q->bat = qcow2_alloc(q, QCOW2_BATCH, 64);
+	q->zbuf = qcow2_alloc(q, QCOW2_ZBUF, 64);
+	q->tbuf = qcow2_alloc(q, q->cs, 64);
 	if (!q->l1w || !q->bat || !q->zbuf || !q->tbuf) {
-		rc = q2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 		goto out;
 	}
-	rc = q2_load_reftable(q);
+	rc = qcow2_load_reftable(q);
 	if (!rc && o->new_size != q->size)
-		rc = q2_validate(q);
+		rc = qcow2_validate(q);
 	if (rc)
 		goto out;
 	if (o->new_size > q->size) {
 		ret->action = INSTAR_ACTION_GROW;
-		rc = q2_grow(q);
+		rc = qcow2_grow(q);
 	} else if (o->new_size < q->size) {
 		ret->action = INSTAR_ACTION_SHRINK;
-		rc = q2_shrink(q);
+		rc = qcow2_shrink(q);
 	} else {
 		/* same size: qemu still rewrites the size field */
 		q->bm_rewrite = 0;
-		rc = q2_commit(q);
+		rc = qcow2_commit(q);
 	}
 out:
 	if (rc && ret->error == INSTAR_OK)

@@ -132,7 +132,7 @@ static void vhd_footer_set(uint8_t *f, const uint8_t *old, uint64_t size,
 	plan_put_be32(f + VF_CSUM, vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+static bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
@@ -213,7 +213,7 @@ static int vhd_parse(struct vhd *v)
 	if (v->table_offset < VHD_FOOTER_LEN || v->table_offset % VHD_SECTOR ||
 	    v->table_offset > eof_footer || eof_footer - v->table_offset < v->bat_bytes)
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block table outside the file");
-	if (ranges_overlap(v->table_offset, v->bat_bytes, v->data_offset, VHD_DYN_LEN))
+	if (vhd_ranges_overlap(v->table_offset, v->bat_bytes, v->data_offset, VHD_DYN_LEN))
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block table overlaps its header");
 	return 0;
 }
@@ -265,8 +265,8 @@ static int vhd_scan(struct vhd *v, uint64_t min_size)
 			if (off < VHD_FOOTER_LEN || end > limit)
 				return vhd_fail(v, INSTAR_ERR_CORRUPT,
 						"vhd block outside the file");
-			if (ranges_overlap(off, span, v->data_offset, VHD_DYN_LEN) ||
-			    ranges_overlap(off, span, v->table_offset, v->bat_bytes))
+			if (vhd_ranges_overlap(off, span, v->data_offset, VHD_DYN_LEN) ||
+			    vhd_ranges_overlap(off, span, v->table_offset, v->bat_bytes))
 				return vhd_fail(v, INSTAR_ERR_CORRUPT,
 						"vhd block overlaps the metadata");
 			if (i < v->keep && end > v->kept_end)

@@ -76,17 +76,17 @@ static int vhdx_fail(struct vhdx *v, int err, const char *msg)
 	return err;
 }
 
-static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+static bool vhdx_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
 
-static uint64_t round_up(uint64_t x, uint64_t a)
+static uint64_t vhdx_round_up(uint64_t x, uint64_t a)
 {
 	return (x + a - 1) / a * a;
 }
 
-static bool crc_ok(uint8_t *b, uint32_t len)
+static bool vhdx_crc_ok(uint8_t *b, uint32_t len)
 {
 	uint32_t want = plan_le32(b + 4), got;
 
@@ -96,13 +96,13 @@ static bool crc_ok(uint8_t *b, uint32_t len)
 	return got == want;
 }
 
-static void crc_set(uint8_t *b, uint32_t len)
+static void vhdx_crc_set(uint8_t *b, uint32_t len)
 {
 	plan_put_le32(b + 4, 0);
 	plan_put_le32(b + 4, plan_crc32c(0, b, len));
 }
 
-static bool guid_zero(const uint8_t *g)
+static bool vhdx_guid_zero(const uint8_t *g)
 {
 	for (int i = 0; i < 16; i++)
 		if (g[i])
@@ -110,26 +110,26 @@ static bool guid_zero(const uint8_t *g)
 	return true;
 }
 
-static uint64_t entries_for(const struct vhdx *v, uint64_t size)
+static uint64_t vhdx_entries_for(const struct vhdx *v, uint64_t size)
 {
 	uint64_t nb = size / v->block_size + (size % v->block_size != 0);
 
 	return nb ? nb + (nb - 1) / v->cr : 0;
 }
 
-static bool is_sb(const struct vhdx *v, uint64_t j)
+static bool vhdx_is_sb(const struct vhdx *v, uint64_t j)
 {
 	return j % (v->cr + 1) == v->cr;
 }
 
-static uint64_t payload_index(const struct vhdx *v, uint64_t j)
+static uint64_t vhdx_payload_index(const struct vhdx *v, uint64_t j)
 {
 	return j - j / (v->cr + 1);
 }
 
 /* A fresh GUID without a random source: a CRC mix of the old one, the new
  * sequence number and size; the sequence number differs on every update. */
-static void guid_next(uint8_t *g, uint64_t seq, uint64_t size, uint32_t salt)
+static void vhdx_guid_next(uint8_t *g, uint64_t seq, uint64_t size, uint32_t salt)
 {
 	uint8_t in[36];
 
@@ -156,8 +156,8 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 		r = plan_read(v->io, VHDX_HDR2, h2, VHDX_HDR_LEN);
 	if (r)
 		return r;
-	ok1 = plan_memcmp(h1, "head", 4) == 0 && crc_ok(h1, VHDX_HDR_LEN);
-	ok2 = plan_memcmp(h2, "head", 4) == 0 && crc_ok(h2, VHDX_HDR_LEN);
+	ok1 = plan_memcmp(h1, "head", 4) == 0 && vhdx_crc_ok(h1, VHDX_HDR_LEN);
+	ok2 = plan_memcmp(h2, "head", 4) == 0 && vhdx_crc_ok(h2, VHDX_HDR_LEN);
 	if (!ok1 && !ok2)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
 	if (ok1 && ok2 && plan_le64(h1 + 8) == plan_le64(h2 + 8) &&
@@ -174,7 +174,7 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
 	if (plan_le64(v->hdr + 8) == UINT64_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
-	if (!guid_zero(v->hdr + 48))
+	if (!vhdx_guid_zero(v->hdr + 48))
 		return vhdx_fail(v, INSTAR_ERR_REQUIRES_CHECK,
 				 "vhdx log must be replayed first (qemu-img check -r all)");
 	v->log_len = plan_le32(v->hdr + 68);
@@ -194,7 +194,7 @@ static int vhdx_regions(struct vhdx *v)
 	if (r)
 		return r;
 	/* qemu reads only table 1 and refuses the file when it is bad */
-	if (plan_memcmp(v->rt, "regi", 4) != 0 || !crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN))
+	if (plan_memcmp(v->rt, "regi", 4) != 0 || !vhdx_crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN))
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
 	n = plan_le32(v->rt + 8);
 	if (n > INSTAR_VHDX_TABLE_MAX)
@@ -206,12 +206,12 @@ static int vhdx_regions(struct vhdx *v)
 		if (off % MiB || off < MiB || len == 0 || len % MiB || off > v->file_size ||
 		    v->file_size - off < len)
 			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region outside the file");
-		if (overlap(off, len, v->log_off, v->log_len))
+		if (vhdx_overlap(off, len, v->log_off, v->log_len))
 			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region overlaps the log");
 		for (uint32_t k = 0; k < i; k++) {
 			const uint8_t *o = v->rt + INSTAR_VHDX_RT_ENTRY(k);
 
-			if (overlap(off, len, plan_le64(o + 16), plan_le32(o + 24)))
+			if (vhdx_overlap(off, len, plan_le64(o + 16), plan_le32(o + 24)))
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx regions overlap");
 		}
 		if (off + len > v->kept_end)
@@ -326,7 +326,7 @@ static int vhdx_metadata(struct vhdx *v)
 	v->old_size = plan_le64(b);
 	if (v->old_size % v->lss || v->old_size > VHDX_MAX_SIZE)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx virtual disk size");
-	v->old_entries = entries_for(v, v->old_size);
+	v->old_entries = vhdx_entries_for(v, v->old_size);
 	if (v->old_entries > v->bat_len / 8)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT region too small");
 	return 0;
@@ -341,7 +341,7 @@ static int vhdx_read_chunk(struct vhdx *v, uint64_t first, uint64_t n)
  * end of the kept blocks and the block cut by min_size. */
 static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 {
-	uint64_t keep = entries_for(v, min_size);
+	uint64_t keep = vhdx_entries_for(v, min_size);
 	uint64_t cut = min_size / v->block_size;
 	int r;
 
@@ -358,7 +358,7 @@ static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 			uint64_t j = base + k, e = plan_le64(v->chunk + 8 * k);
 			uint64_t st = e & 7, off = e & BAT_OFF_MASK, len;
 
-			if (is_sb(v, j)) {
+			if (vhdx_is_sb(v, j)) {
 				if (st != BAT_NOT_PRESENT && st != BAT_FULLY_PRESENT)
 					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
 							 "bad vhdx sector bitmap state");
@@ -377,14 +377,14 @@ static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 			if (off < MiB || off > v->file_size || v->file_size - off < len)
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
 						 "vhdx block outside the file");
-			if (overlap(off, len, v->log_off, v->log_len) ||
-			    overlap(off, len, v->bat_off, v->bat_len) ||
-			    overlap(off, len, v->md_off, v->md_len))
+			if (vhdx_overlap(off, len, v->log_off, v->log_len) ||
+			    vhdx_overlap(off, len, v->bat_off, v->bat_len) ||
+			    vhdx_overlap(off, len, v->md_off, v->md_len))
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
 						 "vhdx block overlaps the metadata");
 			if (j < keep && off + len > v->kept_end)
 				v->kept_end = off + len;
-			if (!is_sb(v, j) && payload_index(v, j) == cut &&
+			if (!vhdx_is_sb(v, j) && vhdx_payload_index(v, j) == cut &&
 			    min_size % v->block_size) {
 				v->tail_alloc = true;
 				v->tail_off = off + min_size % v->block_size;
@@ -412,7 +412,7 @@ static int vhdx_write_entries(struct vhdx *v, uint64_t bat_off, uint64_t from, u
 
 		if (n > to - base)
 			n = to - base;
-		wend = round_up(base + n, 64);
+		wend = vhdx_round_up(base + n, 64);
 		have = first < src_end ? (src_end < wend ? src_end : wend) - first : 0;
 		r = have ? vhdx_read_chunk(v, first, have) : 0;
 		if (r)
@@ -423,7 +423,7 @@ static int vhdx_write_entries(struct vhdx *v, uint64_t bat_off, uint64_t from, u
 
 			if (j < keep && j < v->old_entries)
 				continue;
-			if (is_sb(v, j) || j >= v->new_entries) {
+			if (vhdx_is_sb(v, j) || j >= v->new_entries) {
 				plan_put_le64(e, BAT_NOT_PRESENT);
 			} else if (v->fixed) {
 				plan_put_le64(e, *next_block | BAT_FULLY_PRESENT);
@@ -456,7 +456,7 @@ static int vhdx_discard_from(struct vhdx *v, uint64_t keep)
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
 			uint64_t e = plan_le64(v->chunk + 8 * k), off = e & BAT_OFF_MASK;
-			uint64_t len = is_sb(v, base + k) ? MiB : v->block_size;
+			uint64_t len = vhdx_is_sb(v, base + k) ? MiB : v->block_size;
 
 			if (!off)
 				continue;
@@ -484,9 +484,9 @@ static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
 		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
 	plan_memcpy(h, v->hdr, VHDX_HDR_LEN);
 	plan_put_le64(h + 8, seq);
-	guid_next(h + 16, seq, v->new_size, 1);
-	guid_next(h + 32, seq, v->new_size, 2);
-	crc_set(h, VHDX_HDR_LEN);
+	vhdx_guid_next(h + 16, seq, v->new_size, 1);
+	vhdx_guid_next(h + 32, seq, v->new_size, 2);
+	vhdx_crc_set(h, VHDX_HDR_LEN);
 	return plan_write(v->p, v->hdr_other, h, VHDX_HDR_LEN);
 }
 
@@ -494,12 +494,12 @@ static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
 static int vhdx_write_regions(struct vhdx *v, uint64_t off, uint64_t len)
 {
 	uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(v->bat_rt_idx);
-	uint64_t used = round_up(16 + 32ull * plan_le32(v->rt + 8), 512);
+	uint64_t used = vhdx_round_up(16 + 32ull * plan_le32(v->rt + 8), 512);
 	int r;
 
 	plan_put_le64(e + 16, off);
 	plan_put_le32(e + 24, (uint32_t)len);
-	crc_set(v->rt, INSTAR_VHDX_TABLE_LEN);
+	vhdx_crc_set(v->rt, INSTAR_VHDX_TABLE_LEN);
 	/* the rest of the 64 KiB is what table 1 already holds */
 	r = plan_write(v->p, INSTAR_VHDX_RT1, v->rt, used);
 	if (!r)
@@ -513,7 +513,7 @@ static int vhdx_write_regions(struct vhdx *v, uint64_t off, uint64_t len)
 
 static int vhdx_write_size(struct vhdx *v)
 {
-	uint64_t first = v->vds_pos / 512 * 512, end = round_up(v->vds_pos + 8, 512);
+	uint64_t first = v->vds_pos / 512 * 512, end = vhdx_round_up(v->vds_pos + 8, 512);
 	uint8_t sec[1024];
 	int r = plan_read(v->io, first, sec, (uint32_t)(end - first));
 
@@ -525,14 +525,14 @@ static int vhdx_write_size(struct vhdx *v)
 
 static int vhdx_grow(struct vhdx *v, const struct plan_opts *o)
 {
-	uint64_t need = v->new_entries * 8, eof = round_up(v->file_size, MiB);
+	uint64_t need = v->new_entries * 8, eof = vhdx_round_up(v->file_size, MiB);
 	uint64_t bat_off = v->bat_off, bat_len = v->bat_len, next, last_block;
 	bool reloc = need > v->bat_len;
 	int r;
 
 	if (reloc) {
 		bat_off = eof;
-		bat_len = round_up(need, MiB);
+		bat_len = vhdx_round_up(need, MiB);
 		if (bat_len > 0xfff00000ull)
 			return vhdx_fail(v, INSTAR_ERR_TOO_LARGE, "vhdx BAT region too large");
 		eof = bat_off + bat_len;
@@ -542,8 +542,8 @@ static int vhdx_grow(struct vhdx *v, const struct plan_opts *o)
 	if (reloc) {
 		r = vhdx_write_entries(v, bat_off, 0, v->new_entries, v->old_entries, &next);
 		if (!r)
-			r = plan_zero(v->p, bat_off + round_up(need, 512),
-				      bat_len - round_up(need, 512));
+			r = plan_zero(v->p, bat_off + vhdx_round_up(need, 512),
+				      bat_len - vhdx_round_up(need, 512));
 	} else {
 		r = vhdx_write_entries(v, bat_off, v->old_entries, v->new_entries, v->old_entries,
 				       &next);
@@ -636,7 +636,7 @@ static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scra
 		return vhdx_fail(v, INSTAR_ERR_HEADER_MISMATCH, "vhdx size differs from the probe");
 	if (o->new_size > VHDX_MAX_SIZE)
 		return vhdx_fail(v, INSTAR_ERR_TOO_LARGE, "vhdx size limit is 64 TiB");
-	v->new_size = round_up(o->new_size, v->lss);
+	v->new_size = vhdx_round_up(o->new_size, v->lss);
 	v->ret->new_virtual_size = v->new_size;
 	if (v->new_size < v->old_size) {
 		v->ret->action = INSTAR_ACTION_SHRINK;
@@ -660,7 +660,7 @@ static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scra
 	v->p->file_size_after = v->file_size;
 	if (v->ret->action == INSTAR_ACTION_NOOP)
 		return 0;
-	v->new_entries = entries_for(v, v->new_size);
+	v->new_entries = vhdx_entries_for(v, v->new_size);
 	r = vhdx_scan(v, v->new_size < v->old_size ? v->new_size : v->old_size);
 	if (r)
 		return r;

@@ -79,7 +79,7 @@
 #define VMDK_IO_CHUNK (1u << 20)
 #define VMDK_PROBE_LEN 4096u
 
-struct plan_vmdk {
+struct vmdk {
 	const struct plan_io *io;
 	struct plan_scratch *s;
 	struct plan *p;
@@ -103,13 +103,13 @@ struct plan_vmdk {
 
 /* ---- small string builder (details and the descriptor) ---- */
 
-struct plan_vmdk_str {
+struct vmdk_str {
 	char *buf;
 	size_t cap, len;
 	bool over;
 };
 
-static void plan_vmdk_put(struct plan_vmdk_str *s, const char *t, size_t n)
+static void vmdk_put(struct vmdk_str *s, const char *t, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s->len + 1 >= s->cap) {
@@ -121,7 +121,7 @@ static void plan_vmdk_put(struct plan_vmdk_str *s, const char *t, size_t n)
 	s->buf[s->len] = '\0';
 }
 
-static size_t plan_vmdk_strlen(const char *t)
+static size_t vmdk_strlen(const char *t)
 {
 	size_t n = 0;
 
@@ -130,12 +130,12 @@ static size_t plan_vmdk_strlen(const char *t)
 	return n;
 }
 
-static void plan_vmdk_puts(struct plan_vmdk_str *s, const char *t)
+static void vmdk_puts(struct vmdk_str *s, const char *t)
 {
-	plan_vmdk_put(s, t, plan_vmdk_strlen(t));
+	vmdk_put(s, t, vmdk_strlen(t));
 }
 
-static void plan_vmdk_putu(struct plan_vmdk_str *s, uint64_t v)
+static void vmdk_putu(struct vmdk_str *s, uint64_t v)
 {
 	char d[20];
 	int n = 0;
@@ -145,18 +145,18 @@ static void plan_vmdk_putu(struct plan_vmdk_str *s, uint64_t v)
 		v /= 10;
 	} while (v);
 	while (n)
-		plan_vmdk_put(s, &d[--n], 1);
+		vmdk_put(s, &d[--n], 1);
 }
 
-static void plan_vmdk_putx8(struct plan_vmdk_str *s, uint32_t v)
+static void vmdk_putx8(struct vmdk_str *s, uint32_t v)
 {
 	static const char hx[] = "0123456789abcdef";
 
 	for (int sh = 28; sh >= 0; sh -= 4)
-		plan_vmdk_put(s, &hx[(v >> sh) & 0xf], 1);
+		vmdk_put(s, &hx[(v >> sh) & 0xf], 1);
 }
 
-static int plan_vmdk_fail(struct plan_vmdk *v, int err, const char *msg)
+static int vmdk_fail(struct vmdk *v, int err, const char *msg)
 {
 	plan_set_detail(v->ret, msg);
 	v->ret->error = (uint32_t)err;
@@ -164,36 +164,36 @@ static int plan_vmdk_fail(struct plan_vmdk *v, int err, const char *msg)
 }
 
 /* Detail "<a><num><b>". */
-static int plan_vmdk_failu(struct plan_vmdk *v, int err, const char *a, uint64_t num, const char *b)
+static int vmdk_failu(struct vmdk *v, int err, const char *a, uint64_t num, const char *b)
 {
 	char tmp[INSTAR_DETAIL_MAX];
-	struct plan_vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
+	struct vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
 
 	tmp[0] = '\0';
-	plan_vmdk_puts(&s, a);
-	plan_vmdk_putu(&s, num);
-	plan_vmdk_puts(&s, b);
-	return plan_vmdk_fail(v, err, tmp);
+	vmdk_puts(&s, a);
+	vmdk_putu(&s, num);
+	vmdk_puts(&s, b);
+	return vmdk_fail(v, err, tmp);
 }
 
 /* Detail "<a><printable part of t, at most 40 chars><b>". */
-static int plan_vmdk_failt(struct plan_vmdk *v, int err, const char *a, const char *t, size_t n,
-			   const char *b)
+static int vmdk_failt(struct vmdk *v, int err, const char *a, const char *t, size_t n,
+		      const char *b)
 {
 	char tmp[INSTAR_DETAIL_MAX];
-	struct plan_vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
+	struct vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
 
 	tmp[0] = '\0';
-	plan_vmdk_puts(&s, a);
+	vmdk_puts(&s, a);
 	for (size_t i = 0; i < n && i < 40; i++)
-		plan_vmdk_put(&s, (t[i] >= 0x20 && t[i] < 0x7f) ? &t[i] : "?", 1);
-	plan_vmdk_puts(&s, b);
-	return plan_vmdk_fail(v, err, tmp);
+		vmdk_put(&s, (t[i] >= 0x20 && t[i] < 0x7f) ? &t[i] : "?", 1);
+	vmdk_puts(&s, b);
+	return vmdk_fail(v, err, tmp);
 }
 
 /* ---- I/O in bounded chunks ---- */
 
-static int plan_vmdk_read(struct plan_vmdk *v, uint64_t off, void *buf, uint64_t len)
+static int vmdk_read(struct vmdk *v, uint64_t off, void *buf, uint64_t len)
 {
 	uint8_t *b = buf;
 
@@ -201,8 +201,8 @@ static int plan_vmdk_read(struct plan_vmdk *v, uint64_t off, void *buf, uint64_t
 		uint32_t n = len > VMDK_IO_CHUNK ? VMDK_IO_CHUNK : (uint32_t)len;
 
 		if (plan_read(v->io, off, b, n) != 0)
-			return plan_vmdk_failu(v, INSTAR_ERR_READ_FAILED,
-					       "vmdk: read failed at offset ", off, "");
+			return vmdk_failu(v, INSTAR_ERR_READ_FAILED, "vmdk: read failed at offset ",
+					  off, "");
 		off += n;
 		b += n;
 		len -= n;
@@ -210,16 +210,16 @@ static int plan_vmdk_read(struct plan_vmdk *v, uint64_t off, void *buf, uint64_t
 	return 0;
 }
 
-static int plan_vmdk_emit(struct plan_vmdk *v, int r)
+static int vmdk_emit(struct vmdk *v, int r)
 {
 	if (r == 0)
 		return 0;
-	return plan_vmdk_fail(v, r,
-			      r == INSTAR_ERR_SCRATCH_TOO_SMALL ? "vmdk: too many plan operations"
-								: "vmdk: plan sink failed");
+	return vmdk_fail(v, r,
+			 r == INSTAR_ERR_SCRATCH_TOO_SMALL ? "vmdk: too many plan operations"
+							   : "vmdk: plan sink failed");
 }
 
-static void *plan_vmdk_alloc(struct plan_vmdk *v, uint64_t len)
+static void *vmdk_alloc(struct vmdk *v, uint64_t len)
 {
 	if (len > SIZE_MAX)
 		return NULL;
@@ -228,12 +228,12 @@ static void *plan_vmdk_alloc(struct plan_vmdk *v, uint64_t len)
 
 /* ---- layout checks ---- */
 
-static uint64_t plan_vmdk_div_up(uint64_t a, uint64_t b)
+static uint64_t vmdk_div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
 }
 
-static bool plan_vmdk_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+static bool vmdk_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	if (alen == 0 || blen == 0)
 		return false;
@@ -242,28 +242,28 @@ static bool plan_vmdk_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint
 
 /* Does [start, start+len) (sectors) touch the header, descriptor, GD or RGD?
  * Callers have checked start+len <= file_sec, so nothing overflows. */
-static bool plan_vmdk_hits_meta(const struct plan_vmdk *v, uint64_t start, uint64_t len)
+static bool vmdk_hits_meta(const struct vmdk *v, uint64_t start, uint64_t len)
 {
-	if (plan_vmdk_ranges_overlap(start, len, 0, 1) ||
-	    plan_vmdk_ranges_overlap(start, len, v->doff, v->dsz))
+	if (vmdk_ranges_overlap(start, len, 0, 1) ||
+	    vmdk_ranges_overlap(start, len, v->doff, v->dsz))
 		return true;
 	for (uint32_t c = 0; c < v->ncopies; c++)
-		if (plan_vmdk_ranges_overlap(start, len, v->gd_off[c], v->old_gd_sec))
+		if (vmdk_ranges_overlap(start, len, v->gd_off[c], v->old_gd_sec))
 			return true;
 	return false;
 }
 
 /* A GT or grain at sector off of len sectors must lie inside the file and
  * clear of the fixed metadata, or writing into it could destroy the header. */
-static bool plan_vmdk_region_ok(const struct plan_vmdk *v, uint64_t off, uint64_t len)
+static bool vmdk_region_ok(const struct vmdk *v, uint64_t off, uint64_t len)
 {
 	return off != 0 && off <= v->file_sec && len <= v->file_sec - off &&
-	       !plan_vmdk_hits_meta(v, off, len);
+	       !vmdk_hits_meta(v, off, len);
 }
 
 /* ---- header ---- */
 
-static int plan_vmdk_parse_header(struct plan_vmdk *v)
+static int vmdk_parse_header(struct vmdk *v)
 {
 	const uint8_t *h = v->hdr;
 	uint64_t gd, rgd, end;
@@ -280,49 +280,47 @@ static int plan_vmdk_parse_header(struct plan_vmdk *v)
 	gd = plan_le64(h + 56);
 
 	if (v->version < 1 || v->version > 3)
-		return plan_vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk sparse version ",
-				       v->version, " is not supported");
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk sparse version ",
+				  v->version, " is not supported");
 	if (v->flags & ~VMDK_FLAGS_KNOWN)
-		return plan_vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				       "vmdk: unknown header flags (", v->flags, ")");
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk: unknown header flags (",
+				  v->flags, ")");
 	if ((v->flags & VMDK_FLAG_NL_TEST) && plan_memcmp(h + 73, nl, sizeof(nl)) != 0)
-		return plan_vmdk_fail(v, INSTAR_ERR_CORRUPT,
-				      "vmdk: newline check bytes damaged (text-mode transfer?)");
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk: newline check bytes damaged (text-mode transfer?)");
 	if (gd == VMDK_GD_AT_END)
-		return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				      "vmdk streamOptimized with the grain directory at the end "
-				      "(footer) is not supported");
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				 "vmdk streamOptimized with the grain directory at the end "
+				 "(footer) is not supported");
 	v->compressed = (v->flags & VMDK_FLAG_COMPRESSED) != 0;
 	v->zgrain = (v->flags & VMDK_FLAG_ZERO_GRAIN) != 0;
 	if (v->compressed && plan_le16(h + 77) != 1)
-		return plan_vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				       "vmdk compression algorithm ", plan_le16(h + 77),
-				       " is not supported");
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk compression algorithm ",
+				  plan_le16(h + 77), " is not supported");
 	if (v->grain == 0 || v->grain > VMDK_MAX_GRAIN || (v->grain & (v->grain - 1)) != 0)
-		return plan_vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk grainSize ", v->grain,
-				       " is not a power of two up to 2097152 sectors");
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk grainSize ", v->grain,
+				  " is not a power of two up to 2097152 sectors");
 	if (v->ngte == 0 || v->ngte > VMDK_MAX_GTES)
-		return plan_vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk numGTEsPerGT ", v->ngte,
-				       " is not in 1..512");
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk numGTEsPerGT ", v->ngte,
+				  " is not in 1..512");
 	if (v->cap > VMDK_MAX_CAP)
-		return plan_vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk capacity ", v->cap,
-				       " sectors is absurd");
-	v->gt_sec = (uint32_t)plan_vmdk_div_up((uint64_t)v->ngte * 4, VMDK_SEC);
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk capacity ", v->cap,
+				  " sectors is absurd");
+	v->gt_sec = (uint32_t)vmdk_div_up((uint64_t)v->ngte * 4, VMDK_SEC);
 	v->gt_cov = (uint64_t)v->ngte * v->grain; /* <= 2^30 */
-	v->old_n = plan_vmdk_div_up(v->cap, v->gt_cov);
-	v->old_gd_sec = plan_vmdk_div_up(v->old_n * 4, VMDK_SEC);
-	v->file_sec = plan_vmdk_div_up(v->io->file_size, VMDK_SEC);
+	v->old_n = vmdk_div_up(v->cap, v->gt_cov);
+	v->old_gd_sec = vmdk_div_up(v->old_n * 4, VMDK_SEC);
+	v->file_sec = vmdk_div_up(v->io->file_size, VMDK_SEC);
 
 	if (v->doff == 0)
-		return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				      "vmdk sparse extent without an embedded descriptor "
-				      "(part of a multi-file image) is not supported");
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				 "vmdk sparse extent without an embedded descriptor "
+				 "(part of a multi-file image) is not supported");
 	if (v->dsz == 0 || v->dsz > VMDK_MAX_DESC_SECTORS)
-		return plan_vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptorSize ", v->dsz,
-				       " sectors is out of range");
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptorSize ", v->dsz,
+				  " sectors is out of range");
 	if (__builtin_add_overflow(v->doff, v->dsz, &end) || end > v->file_sec)
-		return plan_vmdk_fail(v, INSTAR_ERR_CORRUPT,
-				      "vmdk descriptor lies beyond end of file");
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT, "vmdk descriptor lies beyond end of file");
 
 	v->ncopies = 1;
 	v->gd_off[0] = gd;
@@ -335,33 +333,33 @@ static int plan_vmdk_parse_header(struct plan_vmdk *v)
 		uint64_t o = v->gd_off[c];
 
 		if (o == 0 || __builtin_add_overflow(o, v->old_gd_sec, &end) || end > v->file_sec)
-			return plan_vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
-					       " lies beyond end of file");
-		if (plan_vmdk_ranges_overlap(o, v->old_gd_sec, 0, 1) ||
-		    plan_vmdk_ranges_overlap(o, v->old_gd_sec, v->doff, v->dsz))
-			return plan_vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
-					       " overlaps the header or descriptor");
+			return vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
+					  " lies beyond end of file");
+		if (vmdk_ranges_overlap(o, v->old_gd_sec, 0, 1) ||
+		    vmdk_ranges_overlap(o, v->old_gd_sec, v->doff, v->dsz))
+			return vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
+					  " overlaps the header or descriptor");
 	}
 	if (v->ncopies == 2 &&
-	    plan_vmdk_ranges_overlap(v->gd_off[0], v->old_gd_sec, v->gd_off[1], v->old_gd_sec))
-		return plan_vmdk_fail(v, INSTAR_ERR_CORRUPT,
-				      "vmdk grain directory overlaps the redundant one");
+	    vmdk_ranges_overlap(v->gd_off[0], v->old_gd_sec, v->gd_off[1], v->old_gd_sec))
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk grain directory overlaps the redundant one");
 	return 0;
 }
 
 /* ---- descriptor ---- */
 
-static bool plan_vmdk_is_space(char c)
+static bool vmdk_is_space(char c)
 {
 	return c == ' ' || c == '\t';
 }
 
-static bool plan_vmdk_is_digit(char c)
+static bool vmdk_is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
 
-static int plan_vmdk_hexval(char c)
+static int vmdk_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -374,33 +372,33 @@ static int plan_vmdk_hexval(char c)
 
 /* One "key = value" line: the key after leading blanks, and the span of the
  * value with blanks and one pair of double quotes stripped. */
-struct plan_vmdk_kv {
+struct vmdk_kv {
 	const char *key;
 	size_t key_len;
 	size_t val, val_end; /* offsets into the descriptor */
 };
 
-static bool plan_vmdk_line_kv(const char *d, size_t ls, size_t le, struct plan_vmdk_kv *kv)
+static bool vmdk_line_kv(const char *d, size_t ls, size_t le, struct vmdk_kv *kv)
 {
 	size_t i = ls, k0, k1;
 
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	k0 = i;
-	while (i < le && d[i] != '=' && !plan_vmdk_is_space(d[i]))
+	while (i < le && d[i] != '=' && !vmdk_is_space(d[i]))
 		i++;
 	k1 = i;
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	if (k1 == k0 || i >= le || d[i] != '=')
 		return false;
 	i++;
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	kv->key = d + k0;
 	kv->key_len = k1 - k0;
 	le = le > i && d[le - 1] == '\r' ? le - 1 : le;
-	while (le > i && plan_vmdk_is_space(d[le - 1]))
+	while (le > i && vmdk_is_space(d[le - 1]))
 		le--;
 	if (le - i >= 2 && d[i] == '"' && d[le - 1] == '"') {
 		i++;
@@ -411,22 +409,22 @@ static bool plan_vmdk_line_kv(const char *d, size_t ls, size_t le, struct plan_v
 	return true;
 }
 
-static bool plan_vmdk_key_is(const struct plan_vmdk_kv *kv, const char *key)
+static bool vmdk_key_is(const struct vmdk_kv *kv, const char *key)
 {
-	size_t n = plan_vmdk_strlen(key);
+	size_t n = vmdk_strlen(key);
 
 	return kv->key_len == n && plan_memcmp(kv->key, key, n) == 0;
 }
 
 /* Decimal value of d[a..b), 0 digits or overflow -> false. */
-static bool plan_vmdk_parse_dec(const char *d, size_t a, size_t b, uint64_t *ret)
+static bool vmdk_parse_dec(const char *d, size_t a, size_t b, uint64_t *ret)
 {
 	uint64_t x = 0;
 
 	if (a >= b)
 		return false;
 	for (size_t i = a; i < b; i++) {
-		if (!plan_vmdk_is_digit(d[i]) || __builtin_mul_overflow(x, 10, &x) ||
+		if (!vmdk_is_digit(d[i]) || __builtin_mul_overflow(x, 10, &x) ||
 		    __builtin_add_overflow(x, (uint64_t)(d[i] - '0'), &x))
 			return false;
 	}
@@ -436,57 +434,57 @@ static bool plan_vmdk_parse_dec(const char *d, size_t a, size_t b, uint64_t *ret
 
 /* An extent line: ACCESS SECTORS TYPE "FILE" [OFFSET]. Sets the span of
  * SECTORS and of TYPE. */
-struct plan_vmdk_extent {
+struct vmdk_extent {
 	size_t sec, sec_end, type, type_end;
 };
 
-static bool plan_vmdk_line_extent(const char *d, size_t ls, size_t le, struct plan_vmdk_extent *e)
+static bool vmdk_line_extent(const char *d, size_t ls, size_t le, struct vmdk_extent *e)
 {
 	static const char *const access[] = {"RW", "RDONLY", "NOACCESS"};
 	size_t i = ls;
 	bool ok = false;
 
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	for (unsigned a = 0; a < 3 && !ok; a++) {
-		size_t n = plan_vmdk_strlen(access[a]);
+		size_t n = vmdk_strlen(access[a]);
 
 		if (le - i > n && plan_memcmp(d + i, access[a], n) == 0 &&
-		    plan_vmdk_is_space(d[i + n])) {
+		    vmdk_is_space(d[i + n])) {
 			i += n;
 			ok = true;
 		}
 	}
 	if (!ok)
 		return false;
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	e->sec = i;
-	while (i < le && plan_vmdk_is_digit(d[i]))
+	while (i < le && vmdk_is_digit(d[i]))
 		i++;
 	e->sec_end = i;
-	if (e->sec_end == e->sec || i >= le || !plan_vmdk_is_space(d[i]))
+	if (e->sec_end == e->sec || i >= le || !vmdk_is_space(d[i]))
 		return false;
-	while (i < le && plan_vmdk_is_space(d[i]))
+	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	e->type = i;
-	while (i < le && !plan_vmdk_is_space(d[i]) && d[i] != '\r')
+	while (i < le && !vmdk_is_space(d[i]) && d[i] != '\r')
 		i++;
 	e->type_end = i;
 	return e->type_end > e->type;
 }
 
-static int plan_vmdk_read_desc(struct plan_vmdk *v)
+static int vmdk_read_desc(struct vmdk *v)
 {
 	uint64_t len = v->dsz * VMDK_SEC;
 	size_t n;
 	int r;
 
-	v->desc = plan_vmdk_alloc(v, len + 1);
+	v->desc = vmdk_alloc(v, len + 1);
 	if (!v->desc)
-		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				      "vmdk: no scratch for descriptor");
-	r = plan_vmdk_read(v, v->doff * VMDK_SEC, v->desc, len);
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_read(v, v->doff * VMDK_SEC, v->desc, len);
 	if (r)
 		return r;
 	v->desc[len] = '\0';
@@ -496,25 +494,24 @@ static int plan_vmdk_read_desc(struct plan_vmdk *v)
 		/* Bytes >= 0x80 pass: VMware writes encoding="UTF-8" and may
 		 * store non-ASCII file names; only control bytes are refused. */
 		if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f)
-			return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-					      "vmdk descriptor is not text");
+			return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptor is not text");
 	}
 	v->desc_len = n;
 	return 0;
 }
 
 /* Finds createType in text d[0..len). */
-static bool plan_vmdk_find_create_type(const char *d, size_t len, const char **ret, size_t *ret_len)
+static bool vmdk_find_create_type(const char *d, size_t len, const char **ret, size_t *ret_len)
 {
 	size_t ls = 0;
 
 	while (ls < len) {
 		size_t le = ls;
-		struct plan_vmdk_kv kv;
+		struct vmdk_kv kv;
 
 		while (le < len && d[le] != '\n')
 			le++;
-		if (plan_vmdk_line_kv(d, ls, le, &kv) && plan_vmdk_key_is(&kv, "createType")) {
+		if (vmdk_line_kv(d, ls, le, &kv) && vmdk_key_is(&kv, "createType")) {
 			*ret = d + kv.val;
 			*ret_len = kv.val_end - kv.val;
 			return true;
@@ -524,36 +521,34 @@ static bool plan_vmdk_find_create_type(const char *d, size_t len, const char **r
 	return false;
 }
 
-static bool plan_vmdk_span_is(const char *t, size_t n, const char *s)
+static bool vmdk_span_is(const char *t, size_t n, const char *s)
 {
-	return n == plan_vmdk_strlen(s) && plan_memcmp(t, s, n) == 0;
+	return n == vmdk_strlen(s) && plan_memcmp(t, s, n) == 0;
 }
 
-static int plan_vmdk_check_desc(struct plan_vmdk *v)
+static int vmdk_check_desc(struct vmdk *v)
 {
 	const char *ct;
 	size_t ctn;
 
 	/* qemu's twoGbMaxExtent* extents carry an all-zero descriptor. */
 	if (v->desc_len == 0)
-		return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				      "vmdk sparse extent with an empty descriptor (part of a "
-				      "multi-file image) is not supported");
-	if (!plan_vmdk_find_create_type(v->desc, v->desc_len, &ct, &ctn))
-		return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-				      "vmdk descriptor has no createType");
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				 "vmdk sparse extent with an empty descriptor (part of a "
+				 "multi-file image) is not supported");
+	if (!vmdk_find_create_type(v->desc, v->desc_len, &ct, &ctn))
+		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptor has no createType");
 	v->create_type = ct;
 	v->create_type_len = ctn;
-	if (plan_vmdk_span_is(ct, ctn, "monolithicSparse") ||
-	    plan_vmdk_span_is(ct, ctn, "streamOptimized"))
+	if (vmdk_span_is(ct, ctn, "monolithicSparse") || vmdk_span_is(ct, ctn, "streamOptimized"))
 		return 0;
-	return plan_vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
-			       " is not supported");
+	return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
+			  " is not supported");
 }
 
 /* 32-bit mixer (murmur3 finaliser): the planner has no entropy source, so the
  * new CID is derived from the old one and the new capacity. */
-static uint32_t plan_vmdk_mix(uint64_t x)
+static uint32_t vmdk_mix(uint64_t x)
 {
 	uint32_t h = (uint32_t)x ^ (uint32_t)(x >> 32) * 0x9e3779b9u;
 
@@ -566,12 +561,11 @@ static uint32_t plan_vmdk_mix(uint64_t x)
 }
 
 /* Builds the new descriptor into out (cap bytes, NUL included). */
-static int plan_vmdk_build_desc(struct plan_vmdk *v, uint64_t new_cap, char *out, size_t cap,
-				size_t *ret_len)
+static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t cap, size_t *ret_len)
 {
 	const char *d = v->desc;
 	size_t len = v->desc_len, ls;
-	struct plan_vmdk_str o = {.buf = out, .cap = cap};
+	struct vmdk_str o = {.buf = out, .cap = cap};
 	uint64_t heads = 0, secs = 0, cyl;
 	uint32_t old_cid = 0, new_cid;
 	unsigned extents = 0;
@@ -579,64 +573,62 @@ static int plan_vmdk_build_desc(struct plan_vmdk *v, uint64_t new_cap, char *out
 	/* Pass 1: geometry, CID, extent lines. */
 	for (ls = 0; ls < len;) {
 		size_t le = ls;
-		struct plan_vmdk_kv kv;
-		struct plan_vmdk_extent e;
+		struct vmdk_kv kv;
+		struct vmdk_extent e;
 
 		while (le < len && d[le] != '\n')
 			le++;
-		if (plan_vmdk_line_extent(d, ls, le, &e)) {
+		if (vmdk_line_extent(d, ls, le, &e)) {
 			extents++;
-			if (!plan_vmdk_span_is(d + e.type, e.type_end - e.type, "SPARSE"))
-				return plan_vmdk_failt(v, INSTAR_ERR_PARSE_FAILED,
-						       "vmdk embedded descriptor has a ",
-						       d + e.type, e.type_end - e.type, " extent");
-		} else if (plan_vmdk_line_kv(d, ls, le, &kv)) {
-			if (plan_vmdk_key_is(&kv, "CID")) {
+			if (!vmdk_span_is(d + e.type, e.type_end - e.type, "SPARSE"))
+				return vmdk_failt(v, INSTAR_ERR_PARSE_FAILED,
+						  "vmdk embedded descriptor has a ", d + e.type,
+						  e.type_end - e.type, " extent");
+		} else if (vmdk_line_kv(d, ls, le, &kv)) {
+			if (vmdk_key_is(&kv, "CID")) {
 				if (kv.val_end == kv.val || kv.val_end - kv.val > 8)
-					return plan_vmdk_fail(
-					    v, INSTAR_ERR_PARSE_FAILED,
-					    "vmdk descriptor CID is not a 32-bit hex");
+					return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+							 "vmdk descriptor CID is not a 32-bit hex");
 				old_cid = 0;
 				for (size_t i = kv.val; i < kv.val_end; i++) {
-					int x = plan_vmdk_hexval(d[i]);
+					int x = vmdk_hexval(d[i]);
 
 					if (x < 0)
-						return plan_vmdk_fail(
+						return vmdk_fail(
 						    v, INSTAR_ERR_PARSE_FAILED,
 						    "vmdk descriptor CID is not a 32-bit hex");
 					old_cid = old_cid << 4 | (uint32_t)x;
 				}
-			} else if (plan_vmdk_key_is(&kv, "parentCID")) {
+			} else if (vmdk_key_is(&kv, "parentCID")) {
 				/* A delta disk reads unallocated grains from its parent:
 				 * the grown tail would not read as zeros. */
-				if (!plan_vmdk_span_is(d + kv.val, kv.val_end - kv.val, "ffffffff"))
-					return plan_vmdk_fail(
+				if (!vmdk_span_is(d + kv.val, kv.val_end - kv.val, "ffffffff"))
+					return vmdk_fail(
 					    v, INSTAR_ERR_UNSUPPORTED_FEATURE,
 					    "vmdk with a parent (delta disk) is not supported");
-			} else if (plan_vmdk_key_is(&kv, "ddb.geometry.heads")) {
-				if (!plan_vmdk_parse_dec(d, kv.val, kv.val_end, &heads) ||
-				    heads == 0 || heads > 256)
-					return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-							      "vmdk ddb.geometry.heads is invalid");
-			} else if (plan_vmdk_key_is(&kv, "ddb.geometry.sectors")) {
-				if (!plan_vmdk_parse_dec(d, kv.val, kv.val_end, &secs) ||
-				    secs == 0 || secs > 255)
-					return plan_vmdk_fail(
-					    v, INSTAR_ERR_PARSE_FAILED,
-					    "vmdk ddb.geometry.sectors is invalid");
+			} else if (vmdk_key_is(&kv, "ddb.geometry.heads")) {
+				if (!vmdk_parse_dec(d, kv.val, kv.val_end, &heads) || heads == 0 ||
+				    heads > 256)
+					return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+							 "vmdk ddb.geometry.heads is invalid");
+			} else if (vmdk_key_is(&kv, "ddb.geometry.sectors")) {
+				if (!vmdk_parse_dec(d, kv.val, kv.val_end, &secs) || secs == 0 ||
+				    secs > 255)
+					return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+							 "vmdk ddb.geometry.sectors is invalid");
 			}
 		}
 		ls = le + 1;
 	}
 	if (extents != 1)
-		return plan_vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk embedded descriptor has ",
-				       extents, " extent lines, expected 1");
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk embedded descriptor has ",
+				  extents, " extent lines, expected 1");
 
 	/* qemu's formula: whole cylinders of heads*sectors, no cap. */
 	cyl = heads && secs ? new_cap / (heads * secs) : 0;
-	new_cid = plan_vmdk_mix((uint64_t)old_cid << 32 ^ new_cap);
+	new_cid = vmdk_mix((uint64_t)old_cid << 32 ^ new_cap);
 	if (new_cid == old_cid || new_cid == 0xffffffffu)
-		new_cid = plan_vmdk_mix(new_cid + 1u) & 0x7fffffffu;
+		new_cid = vmdk_mix(new_cid + 1u) & 0x7fffffffu;
 	if (new_cid == old_cid)
 		new_cid ^= 1u;
 
@@ -644,57 +636,56 @@ static int plan_vmdk_build_desc(struct plan_vmdk *v, uint64_t new_cap, char *out
 	out[0] = '\0';
 	for (ls = 0; ls < len;) {
 		size_t le = ls, vs = 0, ve = 0;
-		struct plan_vmdk_kv kv;
-		struct plan_vmdk_extent e;
+		struct vmdk_kv kv;
+		struct vmdk_extent e;
 		int which = 0; /* 1 sectors, 2 cylinders, 3 CID */
 
 		while (le < len && d[le] != '\n')
 			le++;
-		if (plan_vmdk_line_extent(d, ls, le, &e)) {
+		if (vmdk_line_extent(d, ls, le, &e)) {
 			which = 1;
 			vs = e.sec;
 			ve = e.sec_end;
-		} else if (plan_vmdk_line_kv(d, ls, le, &kv)) {
+		} else if (vmdk_line_kv(d, ls, le, &kv)) {
 			vs = kv.val;
 			ve = kv.val_end;
-			if (plan_vmdk_key_is(&kv, "ddb.geometry.cylinders") && heads && secs)
+			if (vmdk_key_is(&kv, "ddb.geometry.cylinders") && heads && secs)
 				which = 2;
-			else if (plan_vmdk_key_is(&kv, "CID"))
+			else if (vmdk_key_is(&kv, "CID"))
 				which = 3;
 		}
 		if (which) {
-			plan_vmdk_put(&o, d + ls, vs - ls);
+			vmdk_put(&o, d + ls, vs - ls);
 			if (which == 1)
-				plan_vmdk_putu(&o, new_cap);
+				vmdk_putu(&o, new_cap);
 			else if (which == 2)
-				plan_vmdk_putu(&o, cyl);
+				vmdk_putu(&o, cyl);
 			else
-				plan_vmdk_putx8(&o, new_cid);
-			plan_vmdk_put(&o, d + ve, le - ve);
+				vmdk_putx8(&o, new_cid);
+			vmdk_put(&o, d + ve, le - ve);
 		} else {
-			plan_vmdk_put(&o, d + ls, le - ls);
+			vmdk_put(&o, d + ls, le - ls);
 		}
 		if (le < len)
-			plan_vmdk_put(&o, "\n", 1);
+			vmdk_put(&o, "\n", 1);
 		ls = le + 1;
 	}
 	if (o.over)
-		return plan_vmdk_failu(v, INSTAR_ERR_TOO_LARGE,
-				       "new vmdk descriptor does not fit in descriptorSize (",
-				       v->dsz, " sectors)");
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE,
+				  "new vmdk descriptor does not fit in descriptorSize (", v->dsz,
+				  " sectors)");
 	*ret_len = o.len;
 	return 0;
 }
 
 /* ---- plan ---- */
 
-struct plan_vmdk_tail {
+struct vmdk_tail {
 	uint64_t sec[2]; /* grain sectors whose tail to zero (0 = none) */
 };
 
 /* Grain-table entry of grain g in copy c, or 0 if that GT is absent. */
-static int plan_vmdk_gte(struct plan_vmdk *v, uint8_t *const gd[2], uint32_t c, uint64_t g,
-			 uint32_t *ret)
+static int vmdk_gte(struct vmdk *v, uint8_t *const gd[2], uint32_t c, uint64_t g, uint32_t *ret)
 {
 	uint64_t i = g / v->ngte;
 	uint32_t gt;
@@ -707,7 +698,7 @@ static int plan_vmdk_gte(struct plan_vmdk *v, uint8_t *const gd[2], uint32_t c, 
 	gt = plan_le32(gd[c] + i * 4);
 	if (gt == 0)
 		return 0;
-	r = plan_vmdk_read(v, (uint64_t)gt * VMDK_SEC + (g % v->ngte) * 4, b, 4);
+	r = vmdk_read(v, (uint64_t)gt * VMDK_SEC + (g % v->ngte) * 4, b, 4);
 	if (r)
 		return r;
 	*ret = plan_le32(b);
@@ -716,8 +707,8 @@ static int plan_vmdk_gte(struct plan_vmdk *v, uint8_t *const gd[2], uint32_t c, 
 
 /* Finds the allocated grain holding sector bound (not grain-aligned) whose
  * bytes from bound to the grain's end must read as zero afterwards. */
-static int plan_vmdk_find_tail(struct plan_vmdk *v, uint8_t *const gd[2], uint64_t bound,
-			       bool shrink, struct plan_vmdk_tail *t)
+static int vmdk_find_tail(struct vmdk *v, uint8_t *const gd[2], uint64_t bound, bool shrink,
+			  struct vmdk_tail *t)
 {
 	uint64_t g = bound / v->grain;
 
@@ -726,25 +717,25 @@ static int plan_vmdk_find_tail(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 		return 0;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
 		uint32_t gte;
-		int r = plan_vmdk_gte(v, gd, c, g, &gte);
+		int r = vmdk_gte(v, gd, c, g, &gte);
 
 		if (r)
 			return r;
 		if (gte == 0 || (gte == 1 && v->zgrain))
 			continue;
 		if (v->compressed && shrink)
-			return plan_vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
-					       "vmdk: the new end cuts a compressed grain; use a "
-					       "multiple of the grain size (",
-					       v->grain * VMDK_SEC, " bytes)");
+			return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
+					  "vmdk: the new end cuts a compressed grain; use a "
+					  "multiple of the grain size (",
+					  v->grain * VMDK_SEC, " bytes)");
 		/* qemu fails reads past a short compressed grain (EINVAL). */
 		if (v->compressed)
-			return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					      "vmdk: the old end cuts a compressed grain, which "
-					      "cannot be grown");
-		if (!plan_vmdk_region_ok(v, gte, v->grain))
-			return plan_vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain at sector ", gte,
-					       " is out of range");
+			return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					 "vmdk: the old end cuts a compressed grain, which "
+					 "cannot be grown");
+		if (!vmdk_region_ok(v, gte, v->grain))
+			return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain at sector ", gte,
+					  " is out of range");
 		if (c == 1 && gte == t->sec[0])
 			continue;
 		t->sec[c] = gte;
@@ -754,13 +745,13 @@ static int plan_vmdk_find_tail(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 
 /* Clears, in every existing GT of both copies, the entries of grains >= first
  * (grains at or past the smaller end). */
-static int plan_vmdk_clear_gts(struct plan_vmdk *v, uint8_t *const gd[2], uint64_t first)
+static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
 {
 	uint64_t gt_bytes = (uint64_t)v->gt_sec * VMDK_SEC;
-	uint8_t *buf = plan_vmdk_alloc(v, gt_bytes);
+	uint8_t *buf = vmdk_alloc(v, gt_bytes);
 
 	if (!buf)
-		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch for a GT");
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch for a GT");
 	for (uint32_t c = 0; c < v->ncopies; c++) {
 		for (uint64_t i = first / v->ngte; i < v->old_n; i++) {
 			uint32_t gt = plan_le32(gd[c] + i * 4);
@@ -769,7 +760,7 @@ static int plan_vmdk_clear_gts(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 
 			if (gt == 0)
 				continue;
-			r = plan_vmdk_read(v, (uint64_t)gt * VMDK_SEC, buf, gt_bytes);
+			r = vmdk_read(v, (uint64_t)gt * VMDK_SEC, buf, gt_bytes);
 			if (r)
 				return r;
 			for (uint32_t j = 0; j < v->ngte; j++) {
@@ -779,7 +770,7 @@ static int plan_vmdk_clear_gts(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 				dirty = true;
 			}
 			if (dirty) {
-				r = plan_vmdk_emit(
+				r = vmdk_emit(
 				    v, plan_write(v->p, (uint64_t)gt * VMDK_SEC, buf, gt_bytes));
 				if (r)
 					return r;
@@ -791,162 +782,195 @@ static int plan_vmdk_clear_gts(struct plan_vmdk *v, uint8_t *const gd[2], uint64
 
 /* Unmaps grains at or past bound (both GD copies) and zeroes the tail of the
  * allocated grain that bound cuts. */
-static int plan_vmdk_unmap(struct plan_vmdk *v, uint8_t *const gd[2], uint64_t bound,
-			   const struct plan_vmdk_tail *tail)
+static int vmdk_unmap(struct vmdk *v, uint8_t *const gd[2], uint64_t bound,
+		      const struct vmdk_tail *tail)
 {
 	uint64_t in = bound % v->grain;
-	int r = plan_vmdk_clear_gts(v, gd, plan_vmdk_div_up(bound, v->grain));
+	int r = vmdk_clear_gts(v, gd, vmdk_div_up(bound, v->grain));
 
 	for (uint32_t c = 0; c < v->ncopies && !r; c++) {
 		if (tail->sec[c] == 0)
 			continue;
-		r = plan_vmdk_emit(
+		r = vmdk_emit(
 		    v, plan_zero(v->p, (tail->sec[c] + in) * VMDK_SEC, (v->grain - in) * VMDK_SEC));
 	}
 	return r;
 }
 
-static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
-{
-	uint64_t new_n = plan_vmdk_div_up(new_cap, v->gt_cov);
-	uint64_t new_gd_sec = plan_vmdk_div_up(new_n * 4, VMDK_SEC);
-	uint64_t buf_sec = new_gd_sec > v->old_gd_sec ? new_gd_sec : v->old_gd_sec;
-	uint64_t min_cap = shrink ? new_cap : v->cap;
+/* Where a resize puts the grain tables and directories (sectors). */
+struct vmdk_layout {
+	uint64_t new_n;	     /* GD entries for the new capacity */
+	uint64_t new_gd_sec; /* sectors of one new GD */
+	bool reloc;	     /* the GDs move (they grow) */
+	bool changed;	     /* GD entries were added */
+	uint8_t *gd[2];	     /* the GDs as they become */
 	uint64_t base, next, end, new_gd_off[2];
-	bool reloc = new_gd_sec > v->old_gd_sec, changed = false, joined;
-	uint8_t *gd[2] = {NULL, NULL}, *zero_sec, *hdr;
-	struct plan_vmdk_tail tail;
-	char *nd;
-	size_t nd_len = 0, wlen;
+};
+
+/* Reads each GD copy into a buffer as large as the old or new one, and
+ * checks every grain table it points to. */
+static int vmdk_load_gds(struct vmdk *v, struct vmdk_layout *l)
+{
+	uint64_t buf_sec = l->new_gd_sec > v->old_gd_sec ? l->new_gd_sec : v->old_gd_sec;
 	int r;
 
-	/* The new descriptor first: one that cannot be written must stop the
-	 * plan before any op is emitted. */
-	nd = plan_vmdk_alloc(v, v->dsz * VMDK_SEC);
-	if (!nd)
-		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				      "vmdk: no scratch for descriptor");
-	r = plan_vmdk_build_desc(v, new_cap, nd, v->dsz * VMDK_SEC, &nd_len);
-	if (r)
-		return r;
-
 	for (uint32_t c = 0; c < v->ncopies; c++) {
-		gd[c] = plan_vmdk_alloc(v, buf_sec * VMDK_SEC);
-		if (!gd[c])
-			return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					      "vmdk: no scratch for the grain directory");
-		r = plan_vmdk_read(v, v->gd_off[c] * VMDK_SEC, gd[c], v->old_n * 4);
+		l->gd[c] = vmdk_alloc(v, buf_sec * VMDK_SEC);
+		if (!l->gd[c])
+			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					 "vmdk: no scratch for the grain directory");
+		r = vmdk_read(v, v->gd_off[c] * VMDK_SEC, l->gd[c], v->old_n * 4);
 		if (r)
 			return r;
 		for (uint64_t i = 0; i < v->old_n; i++) {
-			uint32_t gt = plan_le32(gd[c] + i * 4);
+			uint32_t gt = plan_le32(l->gd[c] + i * 4);
 
-			if (gt && !plan_vmdk_region_ok(v, gt, v->gt_sec))
-				return plan_vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain table ",
-						       i,
-						       " points outside the file or into metadata");
+			if (gt && !vmdk_region_ok(v, gt, v->gt_sec))
+				return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain table ", i,
+						  " points outside the file or into metadata");
 		}
 	}
+	return 0;
+}
 
-	r = plan_vmdk_find_tail(v, gd, min_cap, shrink, &tail);
-	if (r)
-		return r;
-
-	/* New GTs (and moved GDs) go to the grain-aligned end of file. */
-	base = plan_vmdk_div_up(v->file_sec, v->grain) * v->grain;
-	next = base;
+/* New GTs (and moved GDs) go to the grain-aligned end of file. */
+static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
+{
+	l->base = vmdk_div_up(v->file_sec, v->grain) * v->grain;
+	l->next = l->base;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
-		for (uint64_t i = 0; i < new_n; i++) {
-			if (i < v->old_n && plan_le32(gd[c] + i * 4) != 0)
+		for (uint64_t i = 0; i < l->new_n; i++) {
+			if (i < v->old_n && plan_le32(l->gd[c] + i * 4) != 0)
 				continue;
-			if (next + v->gt_sec >= VMDK_MAX_FILE_SEC)
-				return plan_vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
-						      "vmdk grain tables would lie beyond the "
-						      "2 TiB extent offset limit");
-			plan_put_le32(gd[c] + i * 4, (uint32_t)next);
-			next += v->gt_sec;
-			changed = true;
+			if (l->next + v->gt_sec >= VMDK_MAX_FILE_SEC)
+				return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+						 "vmdk grain tables would lie beyond the "
+						 "2 TiB extent offset limit");
+			plan_put_le32(l->gd[c] + i * 4, (uint32_t)l->next);
+			l->next += v->gt_sec;
+			l->changed = true;
 		}
 	}
 	/* Entries past new_n in the GD sectors stay as read (zero on a grow:
 	 * the buffer beyond old_n is fresh scratch). */
 	for (uint32_t c = 0; c < v->ncopies; c++) {
-		new_gd_off[c] = v->gd_off[c];
-		if (!reloc)
+		l->new_gd_off[c] = v->gd_off[c];
+		if (!l->reloc)
 			continue;
-		if (next + new_gd_sec >= VMDK_MAX_FILE_SEC)
-			return plan_vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
-					      "vmdk grain directory would lie beyond the "
-					      "2 TiB extent offset limit");
-		new_gd_off[c] = next;
-		next += new_gd_sec;
+		if (l->next + l->new_gd_sec >= VMDK_MAX_FILE_SEC)
+			return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+					 "vmdk grain directory would lie beyond the "
+					 "2 TiB extent offset limit");
+		l->new_gd_off[c] = l->next;
+		l->next += l->new_gd_sec;
 	}
-	end = next > base ? plan_vmdk_div_up(next, v->grain) * v->grain : v->file_sec;
-	if (end > VMDK_MAX_FILE_SEC)
-		return plan_vmdk_fail(
-		    v, INSTAR_ERR_TOO_LARGE,
-		    "vmdk metadata would lie beyond the 2 TiB extent offset limit");
+	l->end = l->next > l->base ? vmdk_div_up(l->next, v->grain) * v->grain : v->file_sec;
+	if (l->end > VMDK_MAX_FILE_SEC)
+		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+				 "vmdk metadata would lie beyond the 2 TiB extent offset limit");
+	return 0;
+}
 
-	/* Prepare: the new GTs lie past the old end of file (base >= file_sec),
-	 * where the file reads as zeros once it is long enough, so they are
-	 * left as holes: no zero op, no write (a 64 TiB grow has 8 GiB of
-	 * them). Only the last sector of the grain-aligned end is written, so
-	 * the file really reaches its new length before anything points
-	 * there: qemu allocates new grains at the end of file, which must lie
-	 * past the new GTs. The moved GDs are written below. */
-	if (next > base) {
-		zero_sec = plan_vmdk_alloc(v, VMDK_SEC);
+/* Prepare: the new GTs lie past the old end of file (base >= file_sec),
+ * where the file reads as zeros once it is long enough, so they are left as
+ * holes: no zero op, no write (a 64 TiB grow has 8 GiB of them). Only the
+ * last sector of the grain-aligned end is written, so the file really
+ * reaches its new length before anything points there: qemu allocates new
+ * grains at the end of file, which must lie past the new GTs. A grow clears
+ * stale entries past the old end (and a cut grain's tail) before the new
+ * size makes them visible. Then the GDs, and a barrier. */
+static int vmdk_prepare(struct vmdk *v, struct vmdk_layout *l, uint64_t min_cap, bool shrink,
+			struct vmdk_tail *tail)
+{
+	uint8_t *zero_sec;
+	int r;
+
+	if (l->next > l->base) {
+		zero_sec = vmdk_alloc(v, VMDK_SEC);
 		if (!zero_sec)
-			return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-		r = plan_vmdk_emit(v, plan_write(v->p, (end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
+			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+		r = vmdk_emit(v, plan_write(v->p, (l->end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
 		if (r)
 			return r;
 	}
-	/* A grow clears stale entries past the old end (and a cut grain's
-	 * tail) before the new size makes them visible. */
 	if (!shrink) {
-		r = plan_vmdk_unmap(v, gd, min_cap, &tail);
+		r = vmdk_unmap(v, l->gd, min_cap, tail);
 		if (r)
 			return r;
 	}
-	for (uint32_t c = 0; c < v->ncopies && (changed || reloc); c++) {
-		r = plan_vmdk_emit(
-		    v, plan_write(v->p, new_gd_off[c] * VMDK_SEC, gd[c], new_gd_sec * VMDK_SEC));
+	for (uint32_t c = 0; c < v->ncopies && (l->changed || l->reloc); c++) {
+		r = vmdk_emit(v, plan_write(v->p, l->new_gd_off[c] * VMDK_SEC, l->gd[c],
+					    l->new_gd_sec * VMDK_SEC));
 		if (r)
 			return r;
 	}
-	if (v->p->nops) {
-		r = plan_vmdk_emit(v, plan_flush(v->p));
-		if (r)
-			return r;
-	}
+	return v->p->nops ? vmdk_emit(v, plan_flush(v->p)) : 0;
+}
 
-	/* Commit: the header sector (capacity, GD offsets), and the descriptor
-	 * (extent sectors, geometry, CID) in the same write when it follows the
-	 * header directly, as in every image qemu or VMware creates. */
-	wlen = nd_len > v->desc_len ? nd_len : v->desc_len;
-	wlen = (size_t)plan_vmdk_div_up(wlen + 1, VMDK_SEC) * VMDK_SEC;
+/* Commit: the header sector (capacity, GD offsets), and the descriptor
+ * (extent sectors, geometry, CID) in the same write when it follows the
+ * header directly, as in every image qemu or VMware creates. */
+static int vmdk_commit(struct vmdk *v, const struct vmdk_layout *l, uint64_t new_cap,
+		       const char *nd, size_t nd_len)
+{
+	size_t wlen = nd_len > v->desc_len ? nd_len : v->desc_len;
+	bool joined = v->doff == 1;
+	uint8_t *hdr;
+	int r;
+
+	wlen = (size_t)vmdk_div_up(wlen + 1, VMDK_SEC) * VMDK_SEC;
 	if (wlen > v->dsz * VMDK_SEC)
 		wlen = (size_t)(v->dsz * VMDK_SEC);
-	joined = v->doff == 1;
-	hdr = plan_vmdk_alloc(v, VMDK_SEC + (joined ? wlen : 0));
+	hdr = vmdk_alloc(v, VMDK_SEC + (joined ? wlen : 0));
 	if (!hdr)
-		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	plan_memcpy(hdr, v->hdr, VMDK_SEC);
 	plan_put_le64(hdr + 12, new_cap);
-	plan_put_le64(hdr + 56, new_gd_off[0]);
+	plan_put_le64(hdr + 56, l->new_gd_off[0]);
 	if (v->ncopies == 2)
-		plan_put_le64(hdr + 48, new_gd_off[1]);
+		plan_put_le64(hdr + 48, l->new_gd_off[1]);
 	if (joined)
 		plan_memcpy(hdr + VMDK_SEC, nd, wlen);
-	r = plan_vmdk_emit(v, plan_write(v->p, 0, hdr, VMDK_SEC + (joined ? wlen : 0)));
+	r = vmdk_emit(v, plan_write(v->p, 0, hdr, VMDK_SEC + (joined ? wlen : 0)));
 	if (!r)
-		r = plan_vmdk_emit(v, plan_flush(v->p));
+		r = vmdk_emit(v, plan_flush(v->p));
 	if (!r && !joined) {
-		r = plan_vmdk_emit(v, plan_write(v->p, v->doff * VMDK_SEC, nd, wlen));
+		r = vmdk_emit(v, plan_write(v->p, v->doff * VMDK_SEC, nd, wlen));
 		if (!r)
-			r = plan_vmdk_emit(v, plan_flush(v->p));
+			r = vmdk_emit(v, plan_flush(v->p));
 	}
+	return r;
+}
+
+static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
+{
+	uint64_t min_cap = shrink ? new_cap : v->cap;
+	struct vmdk_layout l = {0};
+	struct vmdk_tail tail;
+	char *nd;
+	size_t nd_len = 0;
+	int r;
+
+	l.new_n = vmdk_div_up(new_cap, v->gt_cov);
+	l.new_gd_sec = vmdk_div_up(l.new_n * 4, VMDK_SEC);
+	l.reloc = l.new_gd_sec > v->old_gd_sec;
+	/* The new descriptor first: one that cannot be written must stop the
+	 * plan before any op is emitted. */
+	nd = vmdk_alloc(v, v->dsz * VMDK_SEC);
+	if (!nd)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_build_desc(v, new_cap, nd, v->dsz * VMDK_SEC, &nd_len);
+	if (!r)
+		r = vmdk_load_gds(v, &l);
+	if (!r)
+		r = vmdk_find_tail(v, l.gd, min_cap, shrink, &tail);
+	if (!r)
+		r = vmdk_place(v, &l);
+	if (!r)
+		r = vmdk_prepare(v, &l, min_cap, shrink, &tail);
+	if (!r)
+		r = vmdk_commit(v, &l, new_cap, nd, nd_len);
 	if (r)
 		return r;
 
@@ -955,102 +979,100 @@ static int plan_vmdk_plan(struct plan_vmdk *v, uint64_t new_cap, bool shrink)
 	if (shrink) {
 		uint32_t before = v->p->nops;
 
-		r = plan_vmdk_unmap(v, gd, min_cap, &tail);
+		r = vmdk_unmap(v, l.gd, min_cap, &tail);
 		if (!r && v->p->nops != before)
-			r = plan_vmdk_emit(v, plan_flush(v->p));
+			r = vmdk_emit(v, plan_flush(v->p));
 		if (r)
 			return r;
 	}
 
-	v->p->file_size_after = next > base ? end * VMDK_SEC : v->io->file_size;
+	v->p->file_size_after = l.next > l.base ? l.end * VMDK_SEC : v->io->file_size;
 	return 0;
 }
 
 /* Not a sparse extent: a text descriptor names the subformat. */
-static int plan_vmdk_probe_text(struct plan_vmdk *v)
+static int vmdk_probe_text(struct vmdk *v)
 {
 	uint32_t len =
 	    v->io->file_size < VMDK_PROBE_LEN ? (uint32_t)v->io->file_size : VMDK_PROBE_LEN;
-	char *buf = plan_vmdk_alloc(v, (uint64_t)len + 1);
+	char *buf = vmdk_alloc(v, (uint64_t)len + 1);
 	const char *ct;
 	size_t n, ctn;
 	int r;
 
 	if (plan_le32(v->hdr) == VMDK_COWD_MAGIC)
-		return plan_vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				      "vmdk subformat vmfsSparse (COWD extent) is not supported");
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				 "vmdk subformat vmfsSparse (COWD extent) is not supported");
 	if (!buf)
-		return plan_vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-	r = plan_vmdk_read(v, 0, buf, len);
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+	r = vmdk_read(v, 0, buf, len);
 	if (r)
 		return r;
 	for (n = 0; n < len && buf[n]; n++)
 		;
-	if (plan_vmdk_find_create_type(buf, n, &ct, &ctn))
-		return plan_vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct,
-				       ctn, " is not supported (multi-file)");
-	return plan_vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-			      "not a vmdk image: no sparse header and no descriptor");
+	if (vmdk_find_create_type(buf, n, &ct, &ctn))
+		return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
+				  " is not supported (multi-file)");
+	return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+			 "not a vmdk image: no sparse header and no descriptor");
 }
 
 int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		     struct plan *p, struct instar_resize_result *ret)
 {
-	struct plan_vmdk v = {.io = io, .s = s, .p = p, .ret = ret};
+	struct vmdk v = {.io = io, .s = s, .p = p, .ret = ret};
 	uint64_t new_cap;
 	bool shrink;
 	int r;
 
 	plan_result_init(ret, p, o, io);
 
-	v.hdr = plan_vmdk_alloc(&v, VMDK_SEC);
+	v.hdr = vmdk_alloc(&v, VMDK_SEC);
 	if (!v.hdr)
-		return plan_vmdk_fail(&v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+		return vmdk_fail(&v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	/* A descriptor file may be shorter than a sector; past EOF reads 0. */
-	r = plan_vmdk_read(&v, 0, v.hdr,
-			   io->file_size < VMDK_SEC ? (uint32_t)io->file_size : VMDK_SEC);
+	r = vmdk_read(&v, 0, v.hdr, io->file_size < VMDK_SEC ? (uint32_t)io->file_size : VMDK_SEC);
 	if (r)
 		return r;
 	if (plan_le32(v.hdr) != VMDK_MAGIC)
-		return plan_vmdk_probe_text(&v);
+		return vmdk_probe_text(&v);
 	if (io->file_size < VMDK_SEC)
-		return plan_vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED,
-				      "vmdk: file shorter than a header");
-	r = plan_vmdk_parse_header(&v);
+		return vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED, "vmdk: file shorter than a header");
+	r = vmdk_parse_header(&v);
 	if (r)
 		return r;
 	ret->old_virtual_size = v.cap * VMDK_SEC;
-	r = plan_vmdk_read_desc(&v);
+	r = vmdk_read_desc(&v);
 	if (!r)
-		r = plan_vmdk_check_desc(&v);
+		r = vmdk_check_desc(&v);
 	if (r)
 		return r;
 
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != v.cap * VMDK_SEC)
-		return plan_vmdk_failu(&v, INSTAR_ERR_HEADER_MISMATCH, "vmdk header says ",
-				       v.cap * VMDK_SEC, " bytes");
+		return vmdk_failu(&v, INSTAR_ERR_HEADER_MISMATCH, "vmdk header says ",
+				  v.cap * VMDK_SEC, " bytes");
 	if (o->new_size % VMDK_SEC)
-		return plan_vmdk_fail(&v, INSTAR_ERR_NOT_MULTIPLE_512,
-				      "The new size must be a multiple of 512");
+		return vmdk_fail(&v, INSTAR_ERR_NOT_MULTIPLE_512,
+				 "The new size must be a multiple of 512");
 	if (o->new_size == 0)
-		return plan_vmdk_fail(&v, INSTAR_ERR_INVALID_NEW_SIZE,
-				      "vmdk capacity 0 is not allowed (qemu cannot open it)");
+		return vmdk_fail(&v, INSTAR_ERR_INVALID_NEW_SIZE,
+				 "vmdk capacity 0 is not allowed (qemu cannot open it)");
 	new_cap = o->new_size / VMDK_SEC;
 	if (new_cap > VMDK_MAX_CAP)
-		return plan_vmdk_fail(&v, INSTAR_ERR_TOO_LARGE,
-				      "vmdk virtual size above 64 TiB is not supported");
+		return vmdk_fail(&v, INSTAR_ERR_TOO_LARGE,
+				 "vmdk virtual size above 64 TiB is not supported");
 	shrink = new_cap < v.cap;
 	if (shrink && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
-		return plan_vmdk_fail(&v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
-				      "Use the --shrink option to perform a shrink operation.");
+		return vmdk_fail(&v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
+				 "Use the --shrink option to perform a shrink operation.");
 	if (o->prealloc != INSTAR_PREALLOC_OFF)
-		return plan_vmdk_fail(&v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
-				      "vmdk: preallocation is not supported");
+		return vmdk_fail(&v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+				 "vmdk: preallocation is not supported");
 	if (new_cap == v.cap)
 		return 0;
 
 	ret->action = shrink ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
-	r = plan_vmdk_plan(&v, new_cap, shrink);
+	r = vmdk_plan(&v, new_cap, shrink);
 	if (r)
 		return r;
 	ret->file_size_after = p->file_size_after;

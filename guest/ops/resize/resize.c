@@ -1,6 +1,8 @@
 /* guest/ops/resize/resize.c — the resize operation: reads its config, runs the
  * format's planner over the block device and applies each planned op at once
  * through the call table; the host stages them and commits only on success. */
+#include <errno.h>
+
 #include "abi.h"
 #include "lib.h"
 #include "plan.h"
@@ -124,7 +126,7 @@ static int guest_resize_sink(void *ctx, const struct plan_op *op)
 	case PLAN_OP_FLUSH:
 		return g->ct->flush();
 	default:
-		return -22;
+		return -EINVAL;
 	}
 }
 
@@ -150,7 +152,7 @@ int _start(const struct instar_calltab *ct)
 	memset(&res, 0, sizeof(res));
 	if (ct->magic != INSTAR_CALLTAB_MAGIC || ct->version < INSTAR_CALLTAB_VERSION ||
 	    ct->size < sizeof(*ct))
-		return -22; /* no way to report: the host sees no result */
+		return -EINVAL; /* no way to report: the host sees no result */
 	cfg = ct->get_config(&cfg_len);
 	if (cfg_len != sizeof(*cfg) || cfg->magic != INSTAR_RESIZE_MAGIC ||
 	    cfg->abi_version != INSTAR_ABI_VERSION || cfg->reserved != 0)
