@@ -14,7 +14,11 @@
  *      tail table relinked to its copy, L1 entries zeroed, the kept tail
  *      of a cut cluster zeroed in place)                            -> FLUSH
  *   6. refcount decrements (refblocks in place)                    -> FLUSH
- *   7. discards of clusters whose refcount fell to 0; final length.
+ *   7. discards of clusters whose refcount fell to 0.
+ *   8. shrink only: refblocks left counting only themselves leave the
+ *      reftable, as qemu drops them (a crash before: leaks)       -> FLUSH
+ *      and are discarded. Then the final length: after the last cluster
+ *      still counted.
  * Every prefix is the old image or the new one, at worst with leaks:
  * - Before 4 nothing the old image reads has changed (new clusters are
  *   unreferenced, +1 counts are leaks). A shrink never unmaps before its
@@ -49,7 +53,9 @@
  * tables, bitmap directory and tables: aligned, inside the file, off the
  * header and each other (qemu's corruption texts; INSTAR_ERR_CORRUPT,
  * nothing written). qemu finds such faults only when it trips over them
- * and marks the image corrupt, sometimes after a partial change.
+ * and marks the image corrupt, sometimes after a partial change. Every
+ * cluster an L2 or bitmap entry releases is checked off the metadata too
+ * (qcow2_dec_entry, qcow2_bm_dec_entry), while the plan is still silent.
  *
  * All new clusters form one contiguous run at the end of the used file, laid
  * out as [L1][L2 tables][data][new refblocks][new reftable]; the run counts
@@ -206,6 +212,8 @@ struct qcow2 {
 
 	/* metadata the validation found (qcow2_validate), sorted cluster indexes */
 	uint64_t *rbl, *l2l; /* refblocks; active L2 tables (NULL: not kept) */
+	uint8_t *rb_drop;    /* shrink: 1 per reftable entry whose refblock goes */
+	uint64_t n_drop;
 	uint64_t nrbl, nl2l;
 	uint64_t snap_end; /* end of the snapshot table (0: none) */
 
@@ -521,11 +529,21 @@ static int qcow2_entry_clusters(struct qcow2 *q, uint64_t w0, uint64_t *first, u
 	return 0;
 }
 
+static const char *qcow2_overlap(const struct qcow2 *q, uint64_t off, uint64_t len, uint32_t skip);
+static int qcow2_ol_fail(struct qcow2 *q, const char *what, uint64_t off, const char *name);
+
+/* An L2 entry's clusters lose its reference. They must not lie on metadata
+ * (the header, L1, reftable, refblocks, active L2 tables, snapshot table,
+ * bitmap directory): that count is the metadata's, and a cluster it frees
+ * would be discarded and cut. qemu does not look; it frees the table. */
 static int qcow2_dec_entry(struct qcow2 *q, uint64_t w0)
 {
 	uint64_t first, n;
+	const char *ol;
 	int rc = qcow2_entry_clusters(q, w0, &first, &n);
 
+	if (!rc && n && (ol = qcow2_overlap(q, first << q->cb, n << q->cb, 0)))
+		return qcow2_ol_fail(q, "Data cluster at ", first << q->cb, ol);
 	for (uint64_t k = 0; !rc && k < n; k++)
 		rc = qcow2_ref_dec(q, first + k);
 	return rc;
@@ -1124,12 +1142,19 @@ struct qcow2_bm {
 	int rewrite;
 };
 
-/* A table entry's data cluster loses this bitmap's reference. */
+/* A table entry's data cluster loses this bitmap's reference (not one on
+ * metadata: see qcow2_dec_entry). */
 static int qcow2_bm_dec_entry(struct qcow2 *q, uint64_t e)
 {
 	uint64_t o = e & QCOW2_OFF_MASK;
+	const char *ol;
 
-	return o ? qcow2_ref_dec(q, o >> q->cb) : 0;
+	if (!o)
+		return 0;
+	ol = qcow2_overlap(q, o, q->cs, 0);
+	if (ol)
+		return qcow2_ol_fail(q, "Bitmap data cluster at ", o, ol);
+	return qcow2_ref_dec(q, o >> q->cb);
 }
 
 /* Bits of a bitmap of granularity 2^g covering size bytes. */
@@ -2536,7 +2561,7 @@ static int qcow2_last_used(struct qcow2 *q, uint64_t limit, uint64_t *last)
 
 		if (rc)
 			return rc;
-		if (!off)
+		if (!off || (q->rb_drop && q->rb_drop[r]))
 			continue;
 		rb = qcow2_rb_loaded(q, r);
 		if (rb) {
@@ -2784,6 +2809,88 @@ static int qcow2_shrink_decrements(struct qcow2 *q, struct qcow2_shrink *k)
 	return 0;
 }
 
+/* Refblock r as this plan leaves it: the cached copy, else read into tmp. */
+static int qcow2_rb_view(struct qcow2 *q, uint64_t r, uint64_t off, uint8_t *tmp,
+			 const uint8_t **buf)
+{
+	const struct qcow2_rb *rb = qcow2_rb_loaded(q, r);
+	int rc;
+
+	if (rb) {
+		*buf = rb->buf;
+		return 0;
+	}
+	rc = plan_read(q->io, off, tmp, (uint32_t)q->cs);
+	if (rc)
+		return qcow2_fail(q, rc, "qcow2: cannot read a refcount block");
+	*buf = tmp;
+	return 0;
+}
+
+/* Refblocks left counting nothing but themselves go, as qemu's shrink drops
+ * them from the reftable (which then lets the file end move back): one that
+ * lies in the range it describes and has no other refcount after this
+ * plan's decrements. Its reftable entry is cleared after the decrements are
+ * durable (qcow2_shrink_emit_drops); its own count vanishes with it. One
+ * that another refblock counts is kept (qemu's shrink leaks its cluster). */
+static int qcow2_shrink_drops(struct qcow2 *q)
+{
+	uint8_t *tmp = NULL;
+	int rc;
+
+	q->rb_drop = qcow2_alloc(q, q->rt_n, 8);
+	if (!q->rb_drop)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	for (uint64_t r = 0; r < q->rt_n; r++) {
+		uint64_t off, self, i;
+		const uint8_t *buf;
+
+		rc = qcow2_rb_off(q, r, &off);
+		if (rc)
+			return rc;
+		self = off >> q->cb;
+		if (!off || self / q->rbe != r)
+			continue;
+		if (!tmp && !(tmp = qcow2_alloc(q, q->cs, 64)))
+			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+		rc = qcow2_rb_view(q, r, off, tmp, &buf);
+		if (rc)
+			return rc;
+		for (i = 0; i < q->rbe; i++)
+			if (i != self % q->rbe && qcow2_rc_get(q, buf, i))
+				break;
+		if (i == q->rbe) {
+			q->rb_drop[r] = 1;
+			q->n_drop++;
+		}
+	}
+	return 0;
+}
+
+/* After the decrements are durable: the dropped refblocks leave the reftable
+ * (a crash before leaves them counting leaks only), then their clusters
+ * below the new end are discarded. */
+static int qcow2_shrink_emit_drops(struct qcow2 *q, uint64_t after)
+{
+	uint8_t z[8] = {0};
+	int rc = 0;
+
+	if (!q->n_drop)
+		return 0;
+	for (uint64_t r = 0; r < q->rt_n && !rc; r++)
+		if (q->rb_drop[r])
+			rc = qcow2_put(q, q->rt_off + r * 8, z, 8);
+	if (!rc)
+		rc = qcow2_barrier(q);
+	for (uint64_t r = 0; r < q->rt_n && !rc; r++) {
+		uint64_t off = q->rt[r] & QCOW2_RT_MASK;
+
+		if (q->rb_drop[r] && off < after)
+			rc = plan_discard(q->p, off, q->cs);
+	}
+	return rc;
+}
+
 /* The file's length after the shrink: the free tail goes. */
 static int qcow2_shrink_end(struct qcow2 *q, uint64_t *after)
 {
@@ -2851,6 +2958,8 @@ static int qcow2_shrink(struct qcow2 *q)
 	if (!rc)
 		rc = qcow2_shrink_decrements(q, k);
 	if (!rc)
+		rc = qcow2_shrink_drops(q);
+	if (!rc)
 		rc = qcow2_shrink_end(q, &after);
 	if (rc)
 		return rc;
@@ -2880,6 +2989,8 @@ static int qcow2_shrink(struct qcow2 *q)
 		rc = qcow2_barrier(q);
 	if (!rc)
 		rc = qcow2_emit_cleanup(q, after);
+	if (!rc)
+		rc = qcow2_shrink_emit_drops(q, after);
 	q->ret->file_size_after = after;
 	return rc;
 }

@@ -405,6 +405,24 @@ expect_error "060 unaligned refblock" "refcount_bits=1" 64M \
 	"printf '\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00' | dd of=\$B bs=1 seek=\$((0x10010)) conv=notrunc status=none" \
 	32M CORRUPT --shrink
 
+# A data cluster past the cut whose L2 entry points at the active L1 table:
+# releasing it would free the L1 (qemu does; qemu-img check then finds
+# "refcount=0 reference=1"). Refused, nothing written.
+expect_error "L2 entry on the L1 table" "" 64M \
+	"wr 0x11 40M 64K; printf '\\x80\\x00\\x00\\x00\\x00\\x03\\x00\\x00' | dd of=\$B bs=1 seek=\$((0x40000 + 640 * 8)) conv=notrunc status=none" \
+	32M CORRUPT --shrink
+grep -q "detail=Data cluster at 0x30000 overlaps with active L1 table" pa.out || fail "$(cat pa.out)"
+
+# 163: a shrink gives the space back: refblocks left counting only themselves
+# leave the reftable, as qemu drops them, and the file ends no later than
+# qemu's (512-byte clusters, 64-bit refcounts: a refblock per 32 KiB).
+run_case "163 shrink drops refblocks" "cluster_size=512,refcount_bits=64" 3M "wr 0xff 0 3M" 1M --shrink
+[ "$(stat -c %s o.qcow2)" -le "$(stat -c %s q.qcow2)" ] ||
+	fail "file length $(stat -c %s o.qcow2) > qemu-img's $(stat -c %s q.qcow2)"
+run_case "163 shrink drops refblocks, 16-bit" "cluster_size=512" 8M "wr 0xff 0 8M" 1M --shrink
+[ "$(stat -c %s o.qcow2)" -le "$(stat -c %s q.qcow2)" ] ||
+	fail "file length $(stat -c %s o.qcow2) > qemu-img's $(stat -c %s q.qcow2)"
+
 # 125, 271, 274: growing from inside a cluster over a longer backing file:
 # the rest of that cluster reads as zeros, the kept part as before (copied
 # from the backing file when unallocated, as qemu does); the new clusters'
@@ -499,6 +517,7 @@ crash_case "shrink extended L2" "extended_l2=on,cluster_size=128K" 256M \
 # left past the old end cleared before the commit
 crash_case "grow partial head over backing" "" 31K "$QI rebase -q -u -b back.raw -F raw \$B" 96K \
 	--backing-data back.raw
+crash_case "shrink drops refblocks (163)" "cluster_size=512,refcount_bits=64" 3M "wr 0xff 0 3M" 1M --shrink
 STALE="wr 0x77 40M 1M; $PA --stop-after 1 --shrink qcow2 \$B $((32 * M)) >/dev/null"
 crash_case "grow over a crashed shrink" "" 64M "$STALE" 64M
 

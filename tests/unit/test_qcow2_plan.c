@@ -953,6 +953,107 @@ static void test_corrupt_refcount_table(void **state)
 	}
 }
 
+/* Issue 19 (iotest 163): a shrink drops refblocks left counting only
+ * themselves from the reftable, as qemu does, and the file ends after the
+ * last cluster still counted. mkimg() grown to 4 MiB of virtual size with a
+ * refblock at cluster 2048, the first cluster it describes, which counts
+ * itself, the second L2 table (2049) and a data cluster (2050) of guest
+ * cluster 600 (past a 1 MiB cut). */
+static struct ptl_img mkfar(void)
+{
+	struct ptl_img im = mkimg();
+	const uint64_t far = 2048;
+
+	im.b = realloc(im.b, (far + 3) * CS);
+	assert_non_null(im.b);
+	memset(im.b + im.len, 0, (far + 3) * CS - im.len);
+	im.len = (far + 3) * CS;
+	put64(im.b + 24, 4 * MIB);
+	put32(im.b + 36, 2);
+	put64(im.b + CS + 8, far * CS);
+	for (int c = 0; c < 3; c++)
+		plan_put_be16(im.b + far * CS + c * 2, 1);
+	put64(im.b + 3 * CS + 8, ((far + 1) * CS) | (1ull << 63));
+	put64(im.b + (far + 1) * CS + (600 - 512) * 8, ((far + 2) * CS) | (1ull << 63));
+	memset(im.b + (far + 2) * CS, 0x5a, CS);
+	return im;
+}
+
+static void test_shrink_drops_refblock(void **state)
+{
+	struct ptl_img im = mkfar();
+	struct run r;
+	int last_rb = -1, flush = -1, rt_at = -1;
+
+	(void)state;
+	run_plan(&im, MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	/* guest data ends at cluster 6: the refblock's cluster goes too */
+	assert_int_equal(r.after, 7 * CS);
+	assert_int_equal(plan_be64(im.b + CS + 8), 0);
+	assert_int_equal(refcount(&im, 3), 1);
+	for (uint32_t i = 0; i < r.rec.n && i < 512; i++) {
+		const struct plan_op *op = &r.rec.ops[i];
+
+		if (op->kind == PLAN_OP_WRITE && op->off == 2048ull * CS)
+			last_rb = (int)i;
+		if (op->kind == PLAN_OP_FLUSH && last_rb >= 0 && flush < 0)
+			flush = (int)i;
+		if (op->kind == PLAN_OP_WRITE && op->off == CS + 8 && op->len == 8)
+			rt_at = (int)i;
+	}
+	/* the decrements are durable before the refblock leaves the reftable */
+	assert_true(last_rb >= 0 && flush > last_rb && rt_at > flush);
+	free(im.b);
+
+	/* still counting a cluster below the cut: it stays */
+	im = mkfar();
+	plan_put_be16(im.b + 2048 * CS + 2 * 2, 2);
+	run_plan(&im, MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.after, 2051ull * CS);
+	assert_int_equal(plan_be64(im.b + CS + 8), 2048ull * CS);
+	free(im.b);
+}
+
+/* An L2 entry whose cluster a plan would release must not lie on metadata:
+ * its refcount is the metadata's, and freeing it would free the table. */
+static void test_corrupt_data_cluster(void **state)
+{
+	static const struct {
+		uint64_t w0;
+		const char *detail;
+	} cases[] = {
+	    {(3ull * CS) | (1ull << 63), "Data cluster at 0x3000 overlaps with active L1 table"},
+	    {(2ull * CS) | (1ull << 63), "Data cluster at 0x2000 overlaps with refcount block"},
+	    {(4ull * CS) | (1ull << 63), "Data cluster at 0x4000 overlaps with active L2 table"},
+	    {1ull * CS, "Data cluster at 0x1000 overlaps with refcount table"},
+	    /* compressed, 4 KiB clusters: offset in bits 0-53, one sector */
+	    {(1ull << 62) | (3ull * CS + 512),
+	     "Data cluster at 0x3000 overlaps with active L1 table"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ptl_img im = mkimg();
+
+		put64(im.b + 4 * CS + 200 * 8, cases[i].w0);
+		expect_corrupt(&im, 512 * 1024, cases[i].detail);
+		free(im.b);
+	}
+	/* a bitmap's data cluster on the L2 table, whose bits past a 512 KiB
+	 * cut are set (the L2 entry of guest cluster 200): the shrink would
+	 * replace that cluster and free the table */
+	{
+		struct ptl_img im = mkbm();
+
+		put64(im.b + 8 * CS, 4ull * CS);
+		expect_corrupt(&im, 512 * 1024,
+			       "Bitmap data cluster at 0x4000 overlaps with active L2 table");
+		free(im.b);
+	}
+}
+
 static void test_corrupt_l1(void **state)
 {
 	struct ptl_img im;
@@ -1286,6 +1387,8 @@ int main(void)
 	    cmocka_unit_test(test_data_file),
 	    cmocka_unit_test(test_corrupt_refcount_table),
 	    cmocka_unit_test(test_corrupt_l1),
+	    cmocka_unit_test(test_corrupt_data_cluster),
+	    cmocka_unit_test(test_shrink_drops_refblock),
 	    cmocka_unit_test(test_corrupt_snapshots),
 	    cmocka_unit_test(test_grow_partial_backing),
 	    cmocka_unit_test(test_grow_prealloc_backing),
