@@ -24,6 +24,43 @@ require_kvm() {
 	kvm_gate
 }
 
+# lacking WHAT: a part of a test needs WHAT, which this machine lacks. Under
+# CI that is a failure (scripts/deps.sh installs every tool, CI has /dev/kvm);
+# elsewhere the part is left out, and the output says so.
+lacking() {
+	if [ -n "${CI:-}" ]; then
+		echo "FAIL: $1 missing under CI" >&2
+		exit 1
+	fi
+	echo "note: $1 missing: the checks that need it are left out"
+}
+
+# libyal_check FMT IMG SIZE EXPRAW: the second oracle: libyal's reader
+# (libyal_read.py) opens IMG at SIZE and reads EXPRAW's bytes (what qemu
+# read). Needs Debian's python3-libvhdi, -libvmdk, -libqcow (scripts/deps.sh);
+# without them: lacking.
+LIBYAL_PY=
+libyal_check() {
+	local out p
+	if [ -z "$LIBYAL_PY" ]; then
+		LIBYAL_PY=none
+		for p in /usr/bin/python3 python3; do
+			if "$p" -c 'import pyvhdi, pyvmdk, pyqcow' 2>/dev/null; then
+				LIBYAL_PY=$p
+				break
+			fi
+		done
+		[ "$LIBYAL_PY" != none ] || lacking "python3-libvhdi/-libvmdk/-libqcow (the libyal reader)"
+	fi
+	[ "$LIBYAL_PY" != none ] || return 0
+	out=$("$LIBYAL_PY" "$(dirname "${BASH_SOURCE[0]}")/libyal_read.py" "$@") || {
+		fail "$2: $out"
+		return 0
+	}
+	echo "  $2: $out"
+	NCHECK=$((NCHECK + 1))
+}
+
 # require_strace: tests that trace instar need strace (a failure if it is
 # missing). Under strace, LeakSanitizer (sanitizer builds) cannot ptrace the
 # process at exit and fails it, so it is off for these runs; every other
