@@ -19,7 +19,7 @@ compat_init "$@"
 INSTAR=${3:-$(dirname "$PA")/../../vmm/instar}
 if ! [ -x "$INSTAR" ] || ! [ -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
 	INSTAR=
-	echo "note: no instar or no usable /dev/kvm: the end-to-end 64T grow is skipped"
+	lacking "instar or a usable /dev/kvm (the end-to-end 64T grow)"
 fi
 # The harness itself does not free its op recorder; only the planner matters.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0

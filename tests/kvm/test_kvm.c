@@ -653,9 +653,12 @@ static int run_scenario(const struct scenario *scn, const char *ops_dir)
 		fprintf(stderr, "FAIL: an unneeded fd survived the sandbox\n");
 		fail = 1;
 	}
-	if (s->timeout_ms &&
-	    (rep.elapsed_ms < s->timeout_ms || rep.elapsed_ms > s->timeout_ms + 2000)) {
-		fprintf(stderr, "FAIL: watchdog fired after %" PRIu64 " ms, limit %u ms\n",
+	/* The watchdog must not fire before its deadline (an order of events
+	 * on one monotonic clock, which load cannot reverse). How late it
+	 * fires is no verdict: a loaded machine delays it; one that never
+	 * fires hangs the spinning guest into meson's timeout, a failure. */
+	if (s->timeout_ms && rep.elapsed_ms < s->timeout_ms) {
+		fprintf(stderr, "FAIL: watchdog fired after %" PRIu64 " ms, before its %u ms\n",
 			rep.elapsed_ms, s->timeout_ms);
 		fail = 1;
 	}

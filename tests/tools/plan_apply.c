@@ -13,7 +13,8 @@
  * --backing-data a raw file the planner may read as the backing file's
  * content (its length is then the backing length unless given).
  *
- * Prints one line "error=NAME action=A old=N new=N before=N after=N detail=..."
+ * Prints one line "error=NAME action=A old=N new=N before=N after=N ops=N
+ * reads=N read_bytes=N detail=..." (reads: the planner's read calls).
  * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +40,17 @@ struct recorder {
 	size_t n, cap;
 };
 
+/* What the planner read (image and backing file): its cost in a form no
+ * machine's speed changes, for tests that bound the work a plan takes. */
+static uint64_t n_reads, read_bytes;
+
 static int file_read(void *ctx, uint64_t off, void *buf, uint32_t len)
 {
 	int fd = *(int *)ctx;
 	uint8_t *b = buf;
 
+	n_reads++;
+	read_bytes += len;
 	while (len) {
 		ssize_t r = pread(fd, b, len, (off_t)off);
 		if (r < 0)
@@ -264,9 +271,10 @@ int main(int argc, char **argv)
 	plan_resize((uint32_t)fmt, &po, &io, &sc, &p, &res);
 	res.detail[INSTAR_DETAIL_MAX - 1] = '\0';
 	printf("error=%s action=%s old=%" PRIu64 " new=%" PRIu64 " before=%" PRIu64
-	       " after=%" PRIu64 " ops=%zu detail=%s\n",
+	       " after=%" PRIu64 " ops=%zu reads=%" PRIu64 " read_bytes=%" PRIu64 " detail=%s\n",
 	       instar_err_name(res.error), instar_action_name(res.action), res.old_virtual_size,
-	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, res.detail);
+	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, n_reads,
+	       read_bytes, res.detail);
 	if (show_ops)
 		for (size_t i = 0; i < rec.n; i++)
 			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i,

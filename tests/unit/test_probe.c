@@ -1,6 +1,7 @@
 /* tests/unit/test_probe.c — the host format probe against images made by
  * qemu-img (the oracle for format and virtual size), plus hostile headers
- * built in memory. The qemu-img cases skip when qemu-img is missing. */
+ * built in memory. The qemu-img cases are left out without qemu-img (under CI
+ * that fails the suite). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -592,6 +593,12 @@ static int setup(void **state)
 	if (!mkdtemp(tmpdir))
 		return -1;
 	have_qemu_img = run("qemu-img --version >/dev/null 2>&1") == 0;
+	/* Without qemu-img the cases it judges are left out, except under CI
+	 * (scripts/deps.sh installs it), where that fails the suite. */
+	if (!have_qemu_img && getenv("CI") && *getenv("CI")) {
+		fprintf(stderr, "qemu-img missing under CI\n");
+		return -1;
+	}
 	return 0;
 }
 
