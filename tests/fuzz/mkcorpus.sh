@@ -34,6 +34,8 @@ seed vhd-dyn-grow 2 0 0x10000000 vd.vhd
 seed vhd-dyn-shrink 2 1 0x1000000 vd.vhd
 qemu-img create -q -f vpc -o subformat=fixed vf.vhd 8M
 seed vhd-fixed-grow 2 0 0x1000000 vf.vhd
+# a shrink writes the new footer at the old EOF-512, past the final end
+seed vhd-fixed-shrink 2 1 0x400000 vf.vhd
 qemu-img create -q -f vhdx vx.vhdx 64M
 qemu-io -f vhdx -c 'write -P 0xab 0 4k' vx.vhdx >/dev/null
 seed vhdx-grow 3 0 0x40000000 vx.vhdx
