@@ -4,7 +4,7 @@
  * qemu's qcow2 does: raw deflate, window 2^12, default level). The timings
  * are information, not a verdict: the unit suites check the decoded bytes;
  * here a wrong byte only stops the run (a wrong decoder's speed means
- * nothing).
+ * nothing). The data: tests/unit/gen_data.h, as the unit tests make it.
  *
  *   bench-decoders [RUNS]    (default 20; prints the best and the median)
  *
@@ -17,26 +17,14 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "gen_data.h" /* tests/unit: the data kinds test_inflate.c uses */
 #include "inflate.h"
 #include "unzstd.h"
 
 #define CLUSTER (2u << 20)
 
-enum kind { K_RANDOM, K_ZEROS, K_TEXT, K_PATTERN, K_COUNT };
-static const char *const kind_names[K_COUNT] = {"random", "zeros", "text", "pattern"};
-
 static _Alignas(8) uint8_t inflate_work[PLAN_INFLATE_WORK_SIZE];
 static _Alignas(8) uint8_t unzstd_work[PLAN_UNZSTD_WORK_SIZE];
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
-}
-
 static void die(const char *what)
 {
 	fprintf(stderr, "bench-decoders: %s failed\n", what);
@@ -52,39 +40,6 @@ static void *xmalloc(size_t n)
 		exit(1);
 	}
 	return p;
-}
-
-static void gen(enum kind k, uint8_t *buf, size_t n)
-{
-	static const char *const words[] = {
-	    "the ",   "qcow2 ",	   "cluster ", "of ",	 "a ",	    "virtual ", "disk ",
-	    "image ", "is ",	   "resized ", "when ",	 "grows ",  "and\n",	"L2 ",
-	    "table ", "refcount ", "block ",   "entry ", "header ", "sector "};
-	size_t i = 0, p;
-
-	switch (k) {
-	case K_RANDOM:
-		for (; i < n; i++)
-			buf[i] = (uint8_t)rng();
-		break;
-	case K_ZEROS:
-		memset(buf, 0, n);
-		break;
-	case K_TEXT:
-		while (i < n) {
-			const char *w = words[rng() % (sizeof(words) / sizeof(words[0]))];
-
-			for (; *w && i < n; w++)
-				buf[i++] = (uint8_t)*w;
-		}
-		break;
-	default:
-		/* A short random pattern repeated: long matches at one distance. */
-		p = 1 + rng() % 300;
-		for (; i < n; i++)
-			buf[i] = i < p ? (uint8_t)rng() : buf[i - p];
-		break;
-	}
 }
 
 static double now(void)
