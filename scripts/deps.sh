@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — install what instar needs to build, test and benchmark.
 # As root: apt-get update + install of whatever is missing. Otherwise: print the
-# apt-get line to run. Runtime needs only libfuse3, inih, libseccomp, jansson;
-# qemu-utils, hyperfine, zlib and libzstd (the decompressor tests) are for
-# tests and benchmarks only; strace and libyal's python3-libqcow, -libvmdk,
-# -libvhdi (a second reader) for the fault suite (tests/fault/faults.py).
+# apt-get line to run. Runtime needs only libfuse3, inih, jansson; the rest
+# is for building, tests and benchmarks: cmocka (the unit suite), libseccomp
+# (a unit test compiles the sandbox policy with it to cross-check instar's
+# hand-built filter), qemu-utils (the oracle), zlib and libzstd (the
+# decompressor tests), strace and libyal's python3-libqcow, -libvmdk,
+# -libvhdi (the second oracle: tests/compat/libyal_read.py and the fault
+# suite), hyperfine (bench/).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
