@@ -7,13 +7,13 @@
 # hand-built filter), qemu-utils (the oracle), zlib and libzstd (the
 # decompressor tests), strace and libyal's python3-libqcow, -libvmdk,
 # -libvhdi (the second oracle: tests/compat/libyal_read.py and the fault
-# suite), hyperfine (bench/).
+# suite), man-db (the man page test), hyperfine (bench/).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libinih-dev libseccomp-dev libjansson-dev libcmocka-dev
   qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
-  python3 time util-linux e2fsprogs clang-format
+  python3 time util-linux e2fsprogs clang-format man-db
   zlib1g-dev libzstd-dev
   strace python3-libqcow python3-libvmdk python3-libvhdi
 )

@@ -103,6 +103,7 @@ run_case() {
 	check_ours o.qcow2 "${ALLOW_LEAKS:-0}"
 	[ "$(vsize o.qcow2)" = "$nb" ] || fail "virtual size $(vsize o.qcow2) != $nb"
 	"$QI" compare -q -f qcow2 -F qcow2 q.qcow2 o.qcow2 || fail "qemu-img compare differs"
+	second_oracle o.qcow2 "$nb"
 	case " ${flags[*]} " in
 	*--preallocation=metadata*)
 		[ "$(map_shape q.qcow2 1)" = "$(map_shape o.qcow2 1)" ] ||
@@ -123,6 +124,14 @@ run_case() {
 			fail "kept tail of the cut cluster is not zero"
 		rm -f t.qcow2
 	fi
+}
+
+# second_oracle IMG SIZE: libqcow reads IMG as qemu does (lib.sh's
+# libyal_check against qemu-img convert's raw).
+second_oracle() {
+	"$QI" convert -O raw "$1" so.raw || { fail "qemu-img convert"; return; }
+	libyal_check qcow2 "$1" "$2" so.raw
+	rm -f so.raw
 }
 
 # expect_error NAME CREATE_OPTS SIZE PREP NEWSIZE ERRNAME [plan-apply flags]

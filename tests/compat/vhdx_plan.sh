@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/compat/vhdx_plan.sh — the VHDX planner against qemu-img/qemu-io as the
-# oracle: dynamic and fixed disks, block sizes 1M/32M, logical sectors
-# 512/4096, grow (in place, past a sector-bitmap boundary, with BAT region
+# oracle (libvhdi the second one after each resize: libyal_read.py):
+# dynamic and fixed disks, block sizes 1M/32M, logical sectors 512/4096,
+# grow (in place, past a sector-bitmap boundary, with BAT region
 # relocation), shrink (data past the cut, a cut block), refusals, and a crash
 # run (--stop-after K for every K) of each plan: qemu-img check is clean and
 # the disk is the old or the new one with its data.
@@ -134,6 +135,7 @@ resize_case() {
 	cp --sparse=always "$img" "$T/$name.orig.vhdx"
 	apply_ok "$name" "$want" "${flags[@]}" vhdx "$img" "$req"
 	verify "$img" "$T/$name.new.raw" "$want"
+	libyal_check vhdx "$img" "$want" "$T/$name.new.raw"
 	# qemu can allocate and write at the new end afterwards
 	"$QIO" -f vhdx -c "write -P 0x5a $((want - 4096)) 4096" "$img" >/dev/null
 	out=$("$QIO" -f vhdx -c "read -P 0x5a $((want - 4096)) 4096" "$img")
@@ -164,6 +166,7 @@ lss4k_case() {
 	apply_ok "$name" "$want" "$@" vhdx "$T/$name.vhdx" "$req"
 	patch_lss "$T/$name.vhdx" 512
 	verify "$T/$name.vhdx" "$T/$name.exp" "$want"
+	libyal_check vhdx "$T/$name.vhdx" "$want" "$T/$name.exp"
 }
 lss4k_case dyn-lss4k-grow 3000001000 3000004608
 lss4k_case dyn-lss4k-shrink 10000000 10002432 --shrink
@@ -181,6 +184,7 @@ mkimg "$T/sg.vhdx" dynamic 64M 32M 512 "0x77 0 64M"
 truncate -s 3000320 "$T/sg.raw"
 truncate -s $((64 * M)) "$T/sg.raw"
 verify "$T/sg.vhdx" "$T/sg.raw" $((64 * M))
+libyal_check vhdx "$T/sg.vhdx" $((64 * M)) "$T/sg.raw"
 
 # refusals leave the image untouched
 mkimg "$T/r.vhdx" dynamic 64M 1M 512 "0x12 0 1M"

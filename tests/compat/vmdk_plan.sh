@@ -67,7 +67,8 @@ check_clean() {
 	esac
 }
 
-# verify IMG EXPRAW SIZE: qemu opens IMG at SIZE with exactly EXPRAW's bytes.
+# verify IMG EXPRAW SIZE: qemu opens IMG at SIZE with exactly EXPRAW's bytes,
+# and so does the second oracle, libvmdk (libyal_read.py).
 verify() {
 	local img=$1 exp=$2 size=$3 got
 	check_clean "$img"
@@ -75,6 +76,7 @@ verify() {
 	[ "$got" = "$size" ] || fail "$img: virtual size $got, want $size"
 	"$QI" compare -q -f vmdk -F raw "$img" "$exp" || fail "$img: data differs from $exp"
 	NCHECK=$((NCHECK + 1))
+	libyal_check vmdk "$img" "$size" "$exp"
 }
 
 # geometry_like IMG SIZE OPTS: descriptor geometry equals a fresh qemu image.
@@ -154,6 +156,9 @@ case_grow g5to6 5G 6G "adapter_type=lsilogic" "0x55 $((5 * G - 4096)) 4096"
 big_grow() {
 	local img=$T/$1.vmdk how=$2 new=$((64 << 40)) kib out h
 	mkimg "$img" 1G "" "0x11 0 64k" "0x22 $((G - 65536)) 64k"
+	# (the expected bytes: the old disk; libyal_read.py reads zeros past
+	# its end, and no file system here holds a 64 TiB sparse file)
+	"$QI" convert -f vmdk -O raw "$img" "$T/$1.exp"
 	if [ "$how" = e2e ]; then
 		out=$("$INSTAR" resize -q -f vmdk "$img" 64T 2>&1) || fail "$1: instar: $out"
 	else
@@ -164,6 +169,7 @@ big_grow() {
 	# (no qemu-img check: it reads all 8 GiB of tables, 80 s; the layout is
 	# the one of the checked grows above, only larger)
 	[ "$(vsize "$img")" = "$new" ] || fail "$1: virtual size $(vsize "$img")"
+	libyal_check vmdk "$img" "$new" "$T/$1.exp"
 	h=$(hdr "$img")
 	"$QIO" -f vmdk -c "write -P 0x5a $G 4k" -c "write -P 0xa5 $((new - 4096)) 4k" "$img" \
 		>/dev/null || fail "$1: qemu-io write into the grown area failed"
