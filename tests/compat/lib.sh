@@ -35,7 +35,7 @@ lacking() {
 	echo "note: $1 missing: the checks that need it are left out"
 }
 
-# libyal_check FMT IMG SIZE EXPRAW: the second oracle: libyal's reader
+# libyal_check FMT IMG SIZE EXPRAW [LIMIT]: the second oracle: libyal's reader
 # (libyal_read.py) opens IMG at SIZE and reads EXPRAW's bytes (what qemu
 # read). Needs Debian's python3-libvhdi, -libvmdk, -libqcow (scripts/deps.sh);
 # without them: lacking.
@@ -53,7 +53,7 @@ libyal_check() {
 		[ "$LIBYAL_PY" != none ] || lacking "python3-libvhdi/-libvmdk/-libqcow (the libyal reader)"
 	fi
 	[ "$LIBYAL_PY" != none ] || return 0
-	out=$("$LIBYAL_PY" "$(dirname "${BASH_SOURCE[0]}")/libyal_read.py" "$@") || {
+	out=$("$LIBYAL_PY" "$(dirname "${BASH_SOURCE[0]}")/libyal_read.py" "$@" 2>&1) || {
 		fail "$2: $out"
 		return 0
 	}
