@@ -24,15 +24,23 @@ require_kvm() {
 	kvm_gate
 }
 
-# lacking WHAT: a part of a test needs WHAT, which this machine lacks. Under
-# CI that is a failure (scripts/deps.sh installs every tool, CI has /dev/kvm);
-# elsewhere the part is left out, and the output says so.
+# lacking WHAT: a part of a test needs a tool (WHAT) this machine lacks.
+# Under CI that is a failure (scripts/deps.sh installs every tool); elsewhere
+# the part is left out, and the output says so.
 lacking() {
 	if [ -n "${CI:-}" ]; then
 		echo "FAIL: $1 missing under CI" >&2
 		exit 1
 	fi
 	echo "note: $1 missing: the checks that need it are left out"
+}
+
+# guest_part_left_out WHAT: the guest cannot boot here (tests/kvm_gate.sh's
+# rule): the part WHAT of a mixed test is left out and counted; the test ends
+# with guest_skips_end, which turns such a run into a skip saying why.
+guest_part_left_out() {
+	GUEST_SKIPPED=$((GUEST_SKIPPED + 1))
+	echo "note: $1 left out: $(kvm_why)"
 }
 
 # libyal_check FMT IMG SIZE EXPRAW [LIMIT]: the second oracle: libyal's reader
