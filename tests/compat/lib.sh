@@ -48,6 +48,7 @@ guest_part_left_out() {
 # read). Needs Debian's python3-libvhdi, -libvmdk, -libqcow (scripts/deps.sh);
 # without them: lacking.
 LIBYAL_PY=
+LIBYAL_READ=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/libyal_read.py
 libyal_check() {
 	local out p
 	if [ -z "$LIBYAL_PY" ]; then
@@ -61,7 +62,7 @@ libyal_check() {
 		[ "$LIBYAL_PY" != none ] || lacking "python3-libvhdi/-libvmdk/-libqcow (the libyal reader)"
 	fi
 	[ "$LIBYAL_PY" != none ] || return 0
-	out=$("$LIBYAL_PY" "$(dirname "${BASH_SOURCE[0]}")/libyal_read.py" "$@" 2>&1) || {
+	out=$("$LIBYAL_PY" "$LIBYAL_READ" "$@" 2>&1) || {
 		fail "$2: $out"
 		return 0
 	}
