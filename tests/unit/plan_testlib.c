@@ -42,3 +42,9 @@ int ptl_run(ptl_planner_fn planner, uint8_t *img, size_t len, uint64_t new_size,
 	plan_init(&p, ptl_count_sink, &n, 0);
 	return planner(&o, &io, &s, &p, res);
 }
+
+void ptl_put_field(uint8_t *b, size_t off, int width, bool big_endian, uint64_t v)
+{
+	for (int i = 0; i < width; i++)
+		b[off + (size_t)(big_endian ? width - 1 - i : i)] = (uint8_t)(v >> (8 * i));
+}

@@ -26,6 +26,10 @@ typedef int (*ptl_planner_fn)(const struct plan_opts *o, const struct plan_io *i
 			      struct plan_scratch *s, struct plan *p,
 			      struct instar_resize_result *ret);
 
+/* Stores v as a width-byte (1, 2, 4 or 8) field at b + off, big- or
+ * little-endian: the hostile-header tables of the planner tests. */
+void ptl_put_field(uint8_t *b, size_t off, int width, bool big_endian, uint64_t v);
+
 /* Runs planner on the len bytes at img, to new_size with flags and no
  * expected old size, over 1 MiB of scratch, counting the ops. Returns what
  * the planner returns; res is cleared first. */

@@ -195,12 +195,7 @@ static void test_hostile_headers(void **state)
 		const struct bad *b = &bads[i];
 
 		build(h);
-		if (b->width == 1)
-			h[b->off] = (uint8_t)b->v;
-		else if (b->width == 2)
-			plan_put_be16(h + b->off, (uint16_t)b->v);
-		else
-			plan_put_be32(h + b->off, b->v);
+		ptl_put_field(h, b->off, b->width, true, b->v);
 		print_message("%s\n", b->detail);
 		refused(h, PAYLOAD + 64 * M, 128 * M, 0, 0, b->err, b->detail);
 	}
