@@ -152,17 +152,20 @@ static size_t libseccomp_prog(struct sock_filter **out)
 	rc |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	for (size_t i = 0; i < N_ALLOWED; i++)
 		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, vmm_sandbox_allowed[i], 0);
-	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_ioctl, 1, SCMP_A1_64(SCMP_CMP_EQ, TCGETS));
-	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_ioctl, 2, SCMP_A0_64(SCMP_CMP_EQ, VCPU_FD),
-			       SCMP_A1_64(SCMP_CMP_EQ, KVM_RUN));
-	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_tgkill, 1, SCMP_A0_64(SCMP_CMP_EQ, TGID));
+	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_ioctl, 1,
+			       SCMP_A1_64(SCMP_CMP_EQ, TCGETS, 0));
+	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_ioctl, 2,
+			       SCMP_A0_64(SCMP_CMP_EQ, VCPU_FD, 0),
+			       SCMP_A1_64(SCMP_CMP_EQ, KVM_RUN, 0));
 	rc |=
-	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_fcntl, 1, SCMP_A1_64(SCMP_CMP_EQ, F_GETFD));
-	rc |=
-	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_fcntl, 1, SCMP_A1_64(SCMP_CMP_EQ, F_GETFL));
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_tgkill, 1, SCMP_A0_64(SCMP_CMP_EQ, TGID, 0));
+	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_fcntl, 1,
+			       SCMP_A1_64(SCMP_CMP_EQ, F_GETFD, 0));
+	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_fcntl, 1,
+			       SCMP_A1_64(SCMP_CMP_EQ, F_GETFL, 0));
 	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, __NR_newfstatat, 2,
-			       SCMP_A0_64(SCMP_CMP_LT, 0x80000000u),
-			       SCMP_A3_64(SCMP_CMP_EQ, AT_EMPTY_PATH));
+			       SCMP_A0_64(SCMP_CMP_LT, 0x80000000u, 0),
+			       SCMP_A3_64(SCMP_CMP_EQ, AT_EMPTY_PATH, 0));
 	if (rc || seccomp_export_bpf(ctx, fileno(tmp)) || fseek(tmp, 0, SEEK_END) ||
 	    (len = ftell(tmp)) <= 0 || len % (long)sizeof(**out)) {
 		fprintf(stderr, "libseccomp: cannot build the policy (rc %d)\n", rc);
