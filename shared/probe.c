@@ -1,6 +1,7 @@
 /* shared/probe.c — bounded host-side format probe (see probe.h). Every read
  * goes through win(), which hands out a pointer only when the whole range
  * lies inside one window the caller supplied. */
+#include "abi_names.h"
 #include "crc32.h"
 #include "byteorder.h"
 #include "probe.h"
@@ -150,55 +151,35 @@ uint32_t instar_probe_name_flags(const struct instar_probe_info *info, uint32_t 
 
 /* ---- vmdk ---- */
 
-/* The first 512 bytes as qemu's probe sees them: zero-padded. */
-static uint8_t probe_byte(const struct instar_probe_input *in, uint64_t off)
+/* qemu's text-descriptor rule over the zero-padded first 512 bytes:
+ * comment lines and blank lines, then a line "version=1|2|3" (with \n or
+ * \r\n). */
+static bool vmdk_text_probe(const uint8_t *b)
 {
-	const uint8_t *p = win(in, off, 1);
-
-	return p ? *p : 0;
-}
-
-/* qemu's text-descriptor rule: comment lines and blank lines, then a line
- * "version=1|2|3" (with \n or \r\n), all within the first 512 bytes. */
-static bool vmdk_text_probe(const struct instar_probe_input *in)
-{
-	uint64_t p = 0, end = SECTOR;
+	size_t p = 0, end = SECTOR;
 
 	while (p < end) {
-		uint8_t c = probe_byte(in, p);
-
-		if (c == '#') {
-			while (p < end && probe_byte(in, p) != '\n')
+		if (b[p] == '#') {
+			while (p < end && b[p] != '\n')
 				p++;
 			p++;
 			continue;
 		}
-		if (c == ' ') {
-			while (p < end && probe_byte(in, p) == ' ')
+		if (b[p] == ' ') {
+			while (p < end && b[p] == ' ')
 				p++;
-			if (p < end && probe_byte(in, p) == '\r')
+			if (p < end && b[p] == '\r')
 				p++;
-			if (p == end || probe_byte(in, p) != '\n')
+			if (p == end || b[p] != '\n')
 				return false;
 			p++;
 			continue;
 		}
-		if (end - p >= 10 && probe_byte(in, p) == 'v') {
-			static const char v[] = "version=";
-			uint64_t i;
-
-			for (i = 0; i < 8; i++)
-				if (probe_byte(in, p + i) != (uint8_t)v[i])
-					return false;
-			c = probe_byte(in, p + 8);
-			if (c < '1' || c > '3')
-				return false;
-			if (probe_byte(in, p + 9) == '\n')
-				return true;
-			return end - p >= 11 && probe_byte(in, p + 9) == '\r' &&
-			       probe_byte(in, p + 10) == '\n';
-		}
-		return false;
+		if (end - p >= 10 && bytes_eq(b + p, "version=", 8) && b[p + 8] >= '1' &&
+		    b[p + 8] <= '3' && b[p + 9] == '\n')
+			return true;
+		return end - p >= 11 && bytes_eq(b + p, "version=", 8) && b[p + 8] >= '1' &&
+		       b[p + 8] <= '3' && b[p + 9] == '\r' && b[p + 10] == '\n';
 	}
 	return false;
 }
@@ -391,6 +372,388 @@ static void probe_vhdx(const struct instar_probe_input *in, struct instar_probe_
 	}
 }
 
+/* ---- the formats qemu 7.2 knows but instar does not resize: their size ---- */
+
+/* qcow (v1): size, BE64 @24 */
+static void probe_qcow(const struct instar_probe_input *in, const uint8_t *b,
+		       struct instar_probe_info *ret)
+{
+	(void)in;
+	ret->version = 1;
+	ret->virtual_size = get_be64(b + 24);
+}
+
+/* qed: image_size, LE64 @48; cluster_size LE32 @4; features LE64 @16 */
+static void probe_qed(const struct instar_probe_input *in, const uint8_t *b,
+		      struct instar_probe_info *ret)
+{
+	/* The guest checks every field; these are for `instar info` and
+	 * the sizes the resize starts from. */
+	(void)in;
+	ret->virtual_size = get_le64(b + 48);
+	ret->cluster_size = get_le32(b + 4);
+	ret->has_backing = (get_le64(b + 16) & 1) != 0;
+}
+
+/* luks (LUKS1): the virtual disk is the payload, from the payload offset
+ * (u32 BE @104, sectors) to the end of the file, in whole sectors as qemu
+ * reports it; the guest checks the rest of the header. */
+static void probe_luks(const struct instar_probe_input *in, const uint8_t *b,
+		       struct instar_probe_info *ret)
+{
+	uint64_t payload = (uint64_t)get_be32(b + 104) * 512;
+
+	ret->version = get_be16(b + 6);
+	if (payload <= in->file_size)
+		ret->virtual_size = instar_probe_raw_size(in->file_size - payload);
+}
+
+/* vdi: disk_size, LE64 @0x170; block_size LE32 @0x178 */
+static void probe_vdi(const struct instar_probe_input *in, const uint8_t *b,
+		      struct instar_probe_info *ret)
+{
+	uint64_t size = get_le64(b + 0x170);
+
+	(void)in;
+	/* qemu rounds an odd disk_size up to whole sectors */
+	ret->virtual_size =
+	    size <= UINT64_MAX - (SECTOR - 1) ? (size + SECTOR - 1) & ~511ull : size;
+	ret->cluster_size = get_le32(b + 0x178);
+}
+
+/* parallels: nb_sectors, LE64 @36 */
+static void probe_parallels(const struct instar_probe_input *in, const uint8_t *b,
+			    struct instar_probe_info *ret)
+{
+	uint64_t sectors = get_le64(b + 36);
+
+	(void)in;
+	if (sectors <= UINT64_MAX / SECTOR)
+		ret->virtual_size = sectors * SECTOR;
+}
+
+/* ---- qemu 7.2's probe rules ---- */
+
+/* Each block driver's bdrv_probe as qemu 7.2 has it, over the first 512
+ * bytes of the file (zero past its end, as qemu reads them) and the name
+ * the image was opened by: a score, 0 = not this format. */
+
+/* bochs: NUL-terminated magic, type and subtype (C strings in fixed
+ * fields), version 1 or 2 */
+static int score_bochs(const uint8_t *b, const char *name)
+{
+	uint32_t v = get_le32(b + 64);
+
+	(void)name;
+	return bytes_eq(b, "Bochs Virtual HD Image", 23) && bytes_eq(b + 32, "Redolog", 8) &&
+		       bytes_eq(b + 48, "Growing", 8) && (v == 0x20000 || v == 0x10000)
+		   ? 100
+		   : 0;
+}
+
+/* cloop: the V2.0 shell header, the whole line */
+static const char cloop_magic[] = "#!/bin/sh\n"
+				  "#V2.0 Format\n"
+				  "modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
+
+static int score_cloop(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return bytes_eq(b, cloop_magic, sizeof(cloop_magic) - 1) ? 2 : 0;
+}
+
+/* dmg: only the name, "*.dmg" (more than the suffix) */
+static int score_dmg(const uint8_t *b, const char *name)
+{
+	size_t n = 0;
+
+	(void)b;
+	if (!name)
+		return 0;
+	while (name[n])
+		n++;
+	return n > 4 && bytes_eq((const uint8_t *)name + n - 4, ".dmg", 4) ? 2 : 0;
+}
+
+static int score_parallels(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return (bytes_eq(b, "WithoutFreeSpace", 16) || bytes_eq(b, "WithouFreSpacExt", 16)) &&
+		       get_le32(b + 16) == 2
+		   ? 100
+		   : 0;
+}
+
+static int score_qcow(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return get_be32(b) == 0x514649fb && get_be32(b + 4) == 1 ? 100 : 0;
+}
+
+static int score_qcow2(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return get_be32(b) == 0x514649fb && get_be32(b + 4) >= 2 ? 100 : 0;
+}
+
+static int score_qed(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return get_le32(b) == 0x00444551 ? 100 : 0; /* "QED\0" */
+}
+
+static int score_vdi(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return get_le32(b + 0x40) == 0xbeda107f ? 100 : 0;
+}
+
+/* luks: magic and version 1 (a LUKS2 header is raw to qemu 7.2) */
+static int score_luks(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return bytes_eq(b, "LUKS\xba\xbe", 6) && (b[6] << 8 | b[7]) == 1 ? 100 : 0;
+}
+
+static bool vmdk_text_probe(const uint8_t *b);
+
+static int score_vmdk(const uint8_t *b, const char *name)
+{
+	(void)name;
+	if (bytes_eq(b, "KDMV", 4) || bytes_eq(b, "COWD", 4))
+		return 100;
+	return vmdk_text_probe(b) ? 100 : 0;
+}
+
+static int score_vpc(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return bytes_eq(b, "conectix", 8) ? 100 : 0;
+}
+
+static int score_vhdx(const uint8_t *b, const char *name)
+{
+	(void)name;
+	return bytes_eq(b, "vhdxfile", 8) ? 100 : 0;
+}
+
+static void details_qcow2(const struct instar_probe_input *in, const uint8_t *b,
+			  struct instar_probe_info *ret);
+static void details_vmdk(const struct instar_probe_input *in, const uint8_t *b,
+			 struct instar_probe_info *ret);
+static void details_vpc(const struct instar_probe_input *in, const uint8_t *b,
+			struct instar_probe_info *ret);
+static void details_vhdx(const struct instar_probe_input *in, const uint8_t *b,
+			 struct instar_probe_info *ret);
+
+/* qemu 7.2's drivers with a probe, in the order qemu asks them: the highest
+ * score wins and, among equal scores, the first (measured with qemu-img
+ * 7.2: a header that is both vdi and qcow2 opens as vdi, both parallels
+ * and vdi as parallels, a cloop named *.dmg as dmg). Whether instar
+ * resizes a format is instar_format_from_name(name), nothing here; details
+ * reads what `instar info` and the resize need (NULL: nothing). */
+static const struct probe_driver {
+	const char *name;
+	int (*score)(const uint8_t *b, const char *name);
+	void (*details)(const struct instar_probe_input *in, const uint8_t *b,
+			struct instar_probe_info *ret);
+} probe_drivers[] = {
+    {"parallels", score_parallels, probe_parallels},
+    {"qed", score_qed, probe_qed},
+    {"vdi", score_vdi, probe_vdi},
+    {"bochs", score_bochs, NULL},
+    {"qcow", score_qcow, probe_qcow},
+    {"qcow2", score_qcow2, details_qcow2},
+    {"luks", score_luks, probe_luks},
+    {"vmdk", score_vmdk, details_vmdk},
+    {"vpc", score_vpc, details_vpc},
+    {"vhdx", score_vhdx, details_vhdx},
+    {"dmg", score_dmg, NULL},
+    {"cloop", score_cloop, NULL},
+};
+
+const char *const *instar_probe_driver_names(size_t *ret_n)
+{
+	static const char *names[sizeof(probe_drivers) / sizeof(probe_drivers[0])];
+
+	for (size_t i = 0; i < sizeof(probe_drivers) / sizeof(probe_drivers[0]); i++)
+		names[i] = probe_drivers[i].name;
+	*ret_n = sizeof(probe_drivers) / sizeof(probe_drivers[0]);
+	return names;
+}
+
+static void details_qcow2(const struct instar_probe_input *in, const uint8_t *h,
+			  struct instar_probe_info *ret)
+{
+	uint32_t bits = get_be32(h + 20);
+
+	ret->version = get_be32(h + 4);
+	ret->virtual_size = get_be64(h + 24);
+	ret->encrypted = get_be32(h + 32) != 0;
+	if (bits >= 9 && bits <= 21)
+		ret->cluster_size = 1u << bits;
+	ret->has_backing = get_be64(h + 8) != 0;
+	probe_qcow2_names(in, h, ret);
+}
+
+static void details_vmdk(const struct instar_probe_input *in, const uint8_t *h,
+			 struct instar_probe_info *ret)
+{
+	if (bytes_eq(h, "KDMV", 4)) {
+		probe_vmdk_sparse(in, h, ret);
+	} else if (!bytes_eq(h, "COWD", 4)) {
+		/* A whole descriptor file that we hold gives the size. */
+		const uint8_t *d =
+		    in->file_size <= INSTAR_PROBE_HEAD_LEN ? win(in, 0, in->file_size) : NULL;
+
+		if (d)
+			vmdk_descriptor(d, (size_t)in->file_size, ret, true);
+	}
+}
+
+static void details_vpc(const struct instar_probe_input *in, const uint8_t *h,
+			struct instar_probe_info *ret)
+{
+	probe_vhd(in, h, ret);
+}
+
+static void details_vhdx(const struct instar_probe_input *in, const uint8_t *h,
+			 struct instar_probe_info *ret)
+{
+	(void)h;
+	probe_vhdx(in, ret);
+}
+
+/* ---- what qemu 7.2's driver says when it cannot open the file ---- */
+
+static void put_str(char *d, size_t cap, size_t *pos, const char *s)
+{
+	for (; *s && *pos + 1 < cap; s++)
+		d[(*pos)++] = *s;
+	d[*pos] = '\0';
+}
+
+static void put_num(char *d, size_t cap, size_t *pos, uint64_t v, unsigned base, unsigned width)
+{
+	char t[24];
+	unsigned n = 0;
+
+	do {
+		t[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v && n < sizeof(t));
+	while (n < width && n < sizeof(t))
+		t[n++] = '0';
+	while (n && *pos + 1 < cap)
+		d[(*pos)++] = t[--n];
+	d[*pos] = '\0';
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* qemu's vmdk_parse_description(desc, "createType"): the text up to its
+ * first NUL holds "createType", two characters, then a value closed by '"'
+ * (shorter than 128). -1 when the bytes to tell are not in the windows. */
+static int vmdk_has_create_type(const struct instar_probe_input *in)
+{
+	static const char key[] = "createType";
+	uint64_t max = in->file_size < (1u << 20) - 1 ? in->file_size : (1u << 20) - 1, n = 0;
+	const uint8_t *d;
+
+	while (n < max && (d = win(in, n, 1)) && *d)
+		n++;
+	if (n < max && !win(in, n, 1))
+		return -1; /* the text goes on past what we hold */
+	d = n ? win(in, 0, n) : NULL;
+	for (uint64_t i = 0; d && i + sizeof(key) - 1 <= n; i++) {
+		uint64_t v, e;
+
+		if (!bytes_eq(d + i, key, sizeof(key) - 1))
+			continue;
+		v = i + sizeof(key) - 1 + 2;
+		if (v >= n)
+			return 0;
+		for (e = v; e < n && d[e] != '"'; e++)
+			;
+		return e < n && e - v + 1 <= 128;
+	}
+	return 0;
+}
+
+/* The message (without qemu's "Could not open 'NAME': ") with which qemu
+ * 7.2's driver drv fails to open the file read-write, when the probe can
+ * tell; "" when it opens (or only the guest can tell). A second line, if
+ * any, is a hint. Secrets (luks, encrypted qcow2) are the caller's. */
+static void open_error(const struct instar_probe_input *in, const uint8_t *b, const char *drv,
+		       struct instar_probe_info *ret)
+{
+	char *m = ret->open_error;
+	size_t cap = sizeof(ret->open_error), pos = 0;
+	const uint8_t *t;
+
+	m[0] = '\0';
+	if (str_eq(drv, "bochs") || str_eq(drv, "cloop") || str_eq(drv, "dmg")) {
+		put_str(m, cap, &pos, "Image is read-only"); /* read-only drivers */
+	} else if (str_eq(drv, "qcow2")) {
+		if (get_be32(b) != 0x514649fb) {
+			put_str(m, cap, &pos, "Image is not in qcow2 format");
+		} else if (get_be32(b + 4) < 2 || get_be32(b + 4) > 3) {
+			put_str(m, cap, &pos, "Unsupported qcow2 version ");
+			put_num(m, cap, &pos, get_be32(b + 4), 10, 0);
+		}
+	} else if (str_eq(drv, "qcow")) {
+		if (get_be32(b) != 0x514649fb) {
+			put_str(m, cap, &pos, "Image not in qcow format");
+		} else if (get_be32(b + 4) != 1) {
+			put_str(m, cap, &pos, "qcow (v1) does not support qcow version ");
+			put_num(m, cap, &pos, get_be32(b + 4), 10, 0);
+			put_str(m, cap, &pos, "\nTry the 'qcow2' driver instead.");
+		} else if (get_be64(b + 24) <= 1) {
+			put_str(m, cap, &pos, "Image size is too small (must be at least 2 bytes)");
+		}
+	} else if (str_eq(drv, "vmdk")) {
+		if (!bytes_eq(b, "KDMV", 4) && !bytes_eq(b, "COWD", 4) &&
+		    vmdk_has_create_type(in) == 0)
+			put_str(m, cap, &pos, "invalid VMDK image descriptor");
+	} else if (str_eq(drv, "vpc")) {
+		t = in->file_size >= SECTOR ? win(in, in->file_size - SECTOR, SECTOR) : NULL;
+		if (!bytes_eq(b, "conectix", 8) && !(t && bytes_eq(t, "conectix", 8)))
+			put_str(m, cap, &pos, "invalid VPC image");
+	} else if (str_eq(drv, "vhdx")) {
+		if (!bytes_eq(b, "vhdxfile", 8)) {
+			/* the driver fails without a message: the block layer's */
+			put_str(m, cap, &pos, "Could not open '");
+			put_str(m, cap, &pos, in->name ? in->name : "");
+			put_str(m, cap, &pos, "': Invalid argument");
+		}
+	} else if (str_eq(drv, "qed")) {
+		if (!score_qed(b, NULL))
+			put_str(m, cap, &pos, "Image not in QED format");
+	} else if (str_eq(drv, "parallels")) {
+		if (!score_parallels(b, NULL))
+			put_str(m, cap, &pos, "Image not in Parallels format");
+	} else if (str_eq(drv, "vdi")) {
+		uint64_t size = get_le64(b + 0x170), max = 0x1fffff8000000ull;
+
+		if (size > max) {
+			put_str(m, cap, &pos, "Unsupported VDI image size (size is 0x");
+			put_num(m, cap, &pos, size, 16, 0);
+			put_str(m, cap, &pos, ", max supported is 0x");
+			put_num(m, cap, &pos, max, 16, 0);
+			put_str(m, cap, &pos, ")");
+		} else if (!score_vdi(b, NULL)) {
+			put_str(m, cap, &pos, "Image not in VDI format (bad signature ");
+			put_num(m, cap, &pos, get_le32(b + 0x40), 16, 8);
+			put_str(m, cap, &pos, ")");
+		}
+	}
+}
+
 /* ---- entry ---- */
 
 uint64_t instar_probe_raw_size(uint64_t file_size)
@@ -400,10 +763,23 @@ uint64_t instar_probe_raw_size(uint64_t file_size)
 	return (file_size + SECTOR - 1) & ~(uint64_t)(SECTOR - 1);
 }
 
+static void set_raw(const struct instar_probe_input *in, struct instar_probe_info *ret)
+{
+	ret->format = INSTAR_FMT_RAW;
+	ret->driver = "raw";
+	ret->virtual_size = instar_probe_raw_size(in->file_size);
+}
+
+static void probe_pick(const struct instar_probe_input *in, const uint8_t *b,
+		       const struct probe_driver *best, struct instar_probe_info *ret);
+
 int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *ret)
 {
-	const uint8_t *h;
-	uint32_t magic;
+	uint8_t b[INSTAR_PROBE_QEMU_LEN] = {0};
+	const struct probe_driver *best = NULL;
+	const uint8_t *h = NULL;
+	uint64_t n;
+	int best_score = 1; /* raw's: any other driver must score more */
 
 	*ret = (struct instar_probe_info){0};
 	ret->format = INSTAR_FMT_UNKNOWN;
@@ -418,103 +794,61 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 		    (!w->data || w->offset > in->file_size || w->len > in->file_size - w->offset))
 			return -1;
 	}
+	/* qemu: an empty file is raw; else the first 512 bytes, zero-padded */
+	if (in->file_size == 0) {
+		set_raw(in, ret);
+		open_error(in, b, in->force ? in->force : ret->driver, ret);
+		return 0;
+	}
+	/* the bytes the windows hold from 0 on (a file that shrank while it
+	 * was read holds fewer): zeros beyond, as qemu reads past the end */
+	n = in->file_size < sizeof(b) ? in->file_size : sizeof(b);
+	while (n && !(h = win(in, 0, n)))
+		n--;
+	for (uint64_t i = 0; i < n; i++)
+		b[i] = h[i];
+	for (size_t i = 0; i < sizeof(probe_drivers) / sizeof(probe_drivers[0]); i++) {
+		int score = probe_drivers[i].score(b, in->name);
 
-	h = win(in, 0, 8);
-	magic = h ? get_be32(h) : 0;
-
-	if (magic == 0x514649fb) { /* "QFI\xfb" */
-		h = win(in, 0, 104);
-		if (h && get_be32(h + 4) >= 2) {
-			uint32_t bits = get_be32(h + 20);
-
-			ret->format = INSTAR_FMT_QCOW2;
-			ret->version = get_be32(h + 4);
-			ret->virtual_size = get_be64(h + 24);
-			if (bits >= 9 && bits <= 21)
-				ret->cluster_size = 1u << bits;
-			ret->has_backing = get_be64(h + 8) != 0;
-			probe_qcow2_names(in, h, ret);
-			return 0;
-		}
-		if (h && get_be32(h + 4) == 1) {
-			ret->other = "qcow";
-			return 0;
-		}
-	} else if (h && (bytes_eq(h, "KDMV", 4) || bytes_eq(h, "COWD", 4))) {
-		ret->format = INSTAR_FMT_VMDK;
-		h = win(in, 0, 512);
-		if (h && bytes_eq(h, "KDMV", 4))
-			probe_vmdk_sparse(in, h, ret);
-		return 0;
-	} else if (h && bytes_eq(h, "conectix", 8)) {
-		h = win(in, 0, 512);
-		ret->format = INSTAR_FMT_VHD;
-		if (h)
-			probe_vhd(in, h, ret);
-		return 0;
-	} else if (h && bytes_eq(h, "vhdxfile", 8)) {
-		ret->format = INSTAR_FMT_VHDX;
-		probe_vhdx(in, ret);
-		return 0;
-	} else if (h && bytes_eq(h, "QED\0", 4)) {
-		/* The guest checks every field; these are for `instar info`. */
-		h = win(in, 0, 64);
-		ret->format = INSTAR_FMT_QED;
-		if (h) {
-			ret->cluster_size = get_le32(h + 4);
-			ret->virtual_size = get_le64(h + 48);
-			ret->has_backing = (get_le64(h + 16) & 1) != 0;
-		}
-		return 0;
-	} else if (h && bytes_eq(h, "LUKS\xba\xbe", 6)) {
-		/* LUKS1: the virtual disk is the payload, from the payload
-		 * offset (u32 BE, sectors) to the end of the file. */
-		h = win(in, 0, 108);
-		ret->format = INSTAR_FMT_LUKS;
-		if (h) {
-			uint64_t payload = (uint64_t)get_be32(h + 104) * 512;
-
-			ret->version = get_be16(h + 6);
-			if (ret->version == 1 && payload <= in->file_size)
-				ret->virtual_size = instar_probe_raw_size(in->file_size - payload);
-		}
-		return 0;
-	}
-	h = win(in, 0, 68);
-	if (h && get_le32(h + 0x40) == 0xbeda107f) {
-		ret->other = "vdi";
-		return 0;
-	}
-	h = win(in, 0, 20);
-	if (h && (bytes_eq(h, "WithoutFreeSpace", 16) || bytes_eq(h, "WithouFreSpacExt", 16)) &&
-	    get_le32(h + 16) == 2) {
-		ret->other = "parallels";
-		return 0;
-	}
-	h = win(in, 0, 22);
-	if (h && bytes_eq(h, "Bochs Virtual HD Image", 22)) {
-		ret->other = "bochs";
-		return 0;
-	}
-	if (in->file_size && vmdk_text_probe(in)) {
-		ret->format = INSTAR_FMT_VMDK;
-		set_sub(ret, "", 0);
-		/* A whole descriptor file that we hold gives the size. */
-		h = in->file_size <= INSTAR_PROBE_HEAD_LEN ? win(in, 0, in->file_size) : NULL;
-		if (h)
-			vmdk_descriptor(h, (size_t)in->file_size, ret, true);
-		return 0;
-	}
-	/* A fixed VHD has its only footer in the last sector. */
-	if (in->file_size >= SECTOR) {
-		h = win(in, in->file_size - SECTOR, SECTOR);
-		if (h && bytes_eq(h, "conectix", 8)) {
-			ret->format = INSTAR_FMT_VHD;
-			probe_vhd(in, h, ret);
-			return 0;
+		if (score > best_score) {
+			best_score = score;
+			best = &probe_drivers[i];
 		}
 	}
-	ret->format = INSTAR_FMT_RAW;
-	ret->virtual_size = instar_probe_raw_size(in->file_size);
+	probe_pick(in, b, best, ret);
+	open_error(in, b, in->force ? in->force : ret->driver, ret);
 	return 0;
+}
+
+static void probe_pick(const struct instar_probe_input *in, const uint8_t *b,
+		       const struct probe_driver *best, struct instar_probe_info *ret)
+{
+	const uint8_t *h;
+
+	if (!best) {
+		/* instar's own rule beyond qemu's: a fixed VHD has its only footer
+		 * in the last sector; resizing it as raw would cut the footer. */
+		if (in->file_size >= SECTOR) {
+			h = win(in, in->file_size - SECTOR, SECTOR);
+			if (h && bytes_eq(h, "conectix", 8)) {
+				ret->format = INSTAR_FMT_VHD;
+				ret->driver = "vpc";
+				probe_vhd(in, h, ret);
+				return;
+			}
+		}
+		set_raw(in, ret);
+		return;
+	}
+	ret->driver = best->name;
+	{
+		int f = instar_format_from_name(best->name);
+
+		if (f > 0)
+			ret->format = (uint32_t)f;
+		else
+			ret->other = best->name;
+	}
+	if (best->details)
+		best->details(in, b, ret);
 }

@@ -18,6 +18,7 @@
 #define INSTAR_PROBE_MAX_WINDOWS 8
 #define INSTAR_PROBE_MAX_EXTRA 65536u /* largest extra window ever asked for */
 #define INSTAR_PROBE_UNKNOWN UINT64_MAX
+#define INSTAR_PROBE_QEMU_LEN 512u /* what qemu 7.2's probe reads */
 
 /* A copy of bytes [offset, offset + len) of the file. */
 struct instar_probe_window {
@@ -28,6 +29,9 @@ struct instar_probe_window {
 
 struct instar_probe_input {
 	uint64_t file_size;
+	const char *name;  /* the name the image is opened by (qemu's dmg probe
+			      goes by it), or NULL */
+	const char *force; /* the driver -f names (open_error), or NULL */
 	unsigned nwindows; /* <= INSTAR_PROBE_MAX_WINDOWS; the head and the tail
 			      first, then any windows asked for (need_*) */
 	struct instar_probe_window windows[INSTAR_PROBE_MAX_WINDOWS];
@@ -35,14 +39,17 @@ struct instar_probe_input {
 
 struct instar_probe_info {
 	uint32_t format;       /* enum instar_format; UNKNOWN with other set */
-	const char *other;     /* a qemu format instar does not handle ("qed",
-				  "vdi", "luks", "qcow", ...), else NULL */
+	const char *driver;    /* qemu 7.2's driver for the image, as its probe
+				  picks it ("raw", "qcow2", "vpc", "cloop", ...) */
+	const char *other;     /* driver, when instar does not resize that
+				  format ("qed", "luks", "dmg", ...), else NULL */
 	uint64_t virtual_size; /* INSTAR_PROBE_UNKNOWN when not known */
 	uint64_t file_size;
 	/* Details for `instar info`; 0 / "" when not known. */
 	uint32_t version;      /* qcow2 2/3, vmdk sparse version, vhdx 1 */
 	uint32_t cluster_size; /* qcow2 cluster, vmdk grain, vhd/vhdx block */
 	bool has_backing;      /* qcow2 backing file, vhd/vhdx differencing */
+	bool encrypted;	       /* qcow2 crypt_method other than 0 */
 	char subformat[32];    /* vmdk createType; vhd/vhdx fixed, dynamic,
 				  differencing */
 	/* qcow2: the names the header gives, as stored (untrusted bytes, not
@@ -57,15 +64,28 @@ struct instar_probe_info {
 	uint8_t backing[1023];
 	uint8_t backing_fmt[32];
 	uint8_t data_file_name[1023];
+	/* What qemu 7.2's driver (force, else the probed one) says when it
+	 * fails to open this file read-write, without "Could not open 'F': ";
+	 * "" when it opens or only the guest can tell. A second line is a
+	 * hint. Secrets (luks, encrypted qcow2) are not judged here. */
+	char open_error[160];
 	/* When not 0: reading [need_offset, need_offset + need_len) and probing
 	 * again with that window added would tell more (vhdx metadata). */
 	uint64_t need_offset;
 	uint32_t need_len;
 };
 
-/* Probes in. Always fills ret (raw is the fallback, as in qemu) and returns
- * 0; returns -1 only for an input that breaks the rules above. */
+/* Probes in by qemu 7.2's rules: every driver's score over the first 512
+ * bytes (zero past the end of the file) and in->name, the highest wins, ties
+ * in qemu's order; an empty file, or one no driver claims, is raw. Beyond
+ * qemu: a file with a VHD footer in its last sector only (a fixed VHD) is
+ * vpc, never raw. Always fills ret and returns 0; returns -1 only for an
+ * input that breaks the rules above (the head window must hold the first
+ * min(512, file_size) bytes). */
 int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *ret);
+
+/* The drivers the probe knows besides raw, in qemu's order (*ret_n of them). */
+const char *const *instar_probe_driver_names(size_t *ret_n);
 
 /* What the host tells the qcow2 guest of the names ret holds (the guest
  * refuses a header that disagrees): INSTAR_RESIZE_BACKING and

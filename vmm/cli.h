@@ -50,5 +50,9 @@ const char *cli_name(const char *name, char *buf);
 /* Reads the probe windows of fd (head, tail, then what the probe asks for)
  * and probes. Returns 0 or a negative errno from pread. */
 int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret);
+/* The same for the image opened by name (qemu's dmg probe goes by it), with
+ * open_error judged for the driver force (-f; NULL: the probed one). */
+int cli_probe_file(int fd, uint64_t file_size, const char *name, const char *force,
+		   struct instar_probe_info *ret);
 
 #endif

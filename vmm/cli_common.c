@@ -160,3 +160,9 @@ int cli_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret)
 {
 	return vmm_probe_fd(fd, file_size, ret);
 }
+
+int cli_probe_file(int fd, uint64_t file_size, const char *name, const char *force,
+		   struct instar_probe_info *ret)
+{
+	return vmm_probe_fd_as(fd, file_size, name, force, ret);
+}

@@ -12,6 +12,7 @@
 
 #include "abi_names.h"
 #include "cli.h"
+#include "cli_opts.h"
 #include "external.h"
 #include "guest_run.h"
 #include "lock.h"
@@ -57,7 +58,11 @@ struct resize_args {
 	const char *fmt;
 	const char *size_arg;
 	uint32_t prealloc;
-	bool shrink, quiet, object, image_opts;
+	bool shrink, quiet, image_opts;
+	const char *display; /* the name in "Could not open '%s'": the
+				--image-opts string, else filename */
+	struct cli_objects objects;
+	struct cli_image_opts io;
 	uint32_t timeout_ms;
 	const char *guest_dir;
 	uint64_t max_staged; /* bound on the guest's staged writes; 0 = default */
@@ -142,6 +147,18 @@ static void resize_help(void)
 	       "                           (powers of 1024); fractions like 1.5G allowed\n");
 }
 
+/* msg's first line as an error (after prefix), any further line as a hint
+ * (qemu's error_append_hint). */
+static void report_lines(struct cli_ctx *c, unsigned code, int errnum, const char *prefix,
+			 const char *msg)
+{
+	size_t n = strcspn(msg, "\n");
+
+	cli_error(c, code, errnum, "%s%.*s", prefix, (int)n, msg);
+	if (msg[n])
+		cli_hint(c, "%s", msg + n + 1);
+}
+
 static int parse_timeout(const char *s, uint32_t *ret_ms)
 {
 	char *end;
@@ -193,9 +210,16 @@ static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_ar
 		case 'q':
 			a->quiet = true;
 			break;
-		case OPT_OBJECT:
-			a->object = true;
+		case OPT_OBJECT: {
+			char msg[CLI_OPTS_MSG];
+
+			/* qemu-img creates each object as it parses the option */
+			if (cli_object_add(&a->objects, optarg, msg, sizeof(msg)) < 0) {
+				report_lines(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "", msg);
+				return -1;
+			}
 			break;
+		}
 		case OPT_IMAGE_OPTS:
 			a->image_opts = true;
 			break;
@@ -270,6 +294,7 @@ static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_ar
 		return -1;
 	}
 	a->filename = argv[optind];
+	a->display = a->filename;
 	c->res.filename = a->filename;
 	return 0;
 }
@@ -294,25 +319,6 @@ static int parse_size(struct cli_ctx *c, const char *arg, struct instar_size *re
 		return -1;
 	}
 	return 0;
-}
-
-/* -f NAME: one of ours (>0), a qemu driver instar does not resize (0), or
- * unknown (-1, reported). */
-static int resolve_format(struct cli_ctx *c, const struct resize_args *a)
-{
-	int f;
-
-	if (strcmp(a->fmt, "file") == 0 || strcmp(a->fmt, "host_device") == 0)
-		return INSTAR_FMT_RAW; /* the protocol alone acts like raw */
-	f = instar_format_from_name(a->fmt);
-	if (f > 0)
-		return f;
-	for (size_t i = 0; i < sizeof(qemu_other_drivers) / sizeof(qemu_other_drivers[0]); i++)
-		if (strcmp(a->fmt, qemu_other_drivers[i]) == 0)
-			return 0;
-	cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "Could not open '%s': Unknown driver '%s'",
-		  a->filename, a->fmt);
-	return -1;
 }
 
 static void report_lock(struct cli_ctx *c, const char *filename, int r,
@@ -346,14 +352,16 @@ static void report_lock(struct cli_ctx *c, const char *filename, int r,
 	cli_hint(c, "Is another process using the image [%s]?", filename);
 }
 
-/* Guest text is untrusted: keep printable ASCII only, bounded. */
-static void sanitize_detail(const char *in, char *out, size_t outlen)
+/* The guest's detail text, bounded and NUL-terminated; cli_error escapes it
+ * (shared/escape.c) as it does every line it prints. */
+static void guest_detail(const char *in, char *out, size_t outlen)
 {
-	size_t o = 0;
+	size_t n = 0;
 
-	for (size_t i = 0; i < INSTAR_DETAIL_MAX && in[i] && o + 1 < outlen; i++)
-		out[o++] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
-	out[o] = '\0';
+	while (n < INSTAR_DETAIL_MAX && n + 1 < outlen && in[n])
+		n++;
+	memcpy(out, in, n);
+	out[n] = '\0';
 }
 
 static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
@@ -362,7 +370,7 @@ static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
 	char detail[INSTAR_DETAIL_MAX + 1];
 	const char *f = a->filename;
 
-	sanitize_detail(gr->detail, detail, sizeof(detail));
+	guest_detail(gr->detail, detail, sizeof(detail));
 	switch (gr->error) {
 	case INSTAR_ERR_UNSUPPORTED_FORMAT:
 		cli_error(c, gr->error, 0, "Image format driver does not support resize");
@@ -569,7 +577,7 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 				 x->data_name, strerror(errno));
 	}
 	if (r < 0) {
-		sanitize_detail(gr.detail, detail, sizeof(detail));
+		guest_detail(gr.detail, detail, sizeof(detail));
 		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
 			  detail[0] ? detail : strerror(-r));
 		return -1;
@@ -586,7 +594,8 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	c->res.file_size_before = gr.file_size_before;
 	c->res.file_size_after = gr.file_size_after;
 	if (gr.old_virtual_size != probed_size || gr.new_virtual_size != new_size) {
-		/* committed: report what the guest did, but say so */
+		/* committed, with other sizes than asked for: the JSON result
+		 * reports the sizes the guest wrote */
 		c->res.old_virtual_size = gr.old_virtual_size;
 		c->res.resolved_new_virtual_size = gr.new_virtual_size;
 	}
@@ -662,130 +671,252 @@ static void warn_probed_raw(const char *filename)
 		cli_name(filename, nb));
 }
 
-static int do_resize(struct cli_ctx *c, struct resize_args *a)
-{
-	struct instar_probe_info info;
-	struct vmm_lock_error le;
-	struct instar_size size;
+/* One resize, step by step: what each step found, for the next. */
+struct resize_job {
+	int fd; /* stays open (and locked) until exit */
 	struct stat st;
-	int64_t total;
-	uint64_t cur, probed;
-	struct resize_ext ext = {.data_fd = -1};
-	int fd, r, forced = -1;
-	uint32_t format;
+	struct instar_probe_info info;
+	const char *driver; /* qemu's driver for the image: -f's, else the probe's */
+	uint32_t format;    /* instar's format for driver; UNKNOWN: not resized */
+	bool forced;
+	uint64_t probed, cur; /* the header's size; qemu's length of it */
+	struct resize_ext ext;
+};
 
-	if (parse_size(c, a->size_arg, &size) < 0)
-		return -1;
-	if (a->object) {
-		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
-			  "--object is not yet supported");
-		return -1;
-	}
-	if (a->image_opts) {
-		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
-			  "--image-opts is not yet supported");
-		return -1;
-	}
+/* --image-opts: the option string names the file and the driver; -f is
+ * refused with it, as qemu-img refuses it. */
+static int take_image_opts(struct cli_ctx *c, struct resize_args *a)
+{
+	char msg[CLI_OPTS_MSG];
+	int r;
+
+	if (!a->image_opts)
+		return 0;
 	if (a->fmt) {
-		forced = resolve_format(c, a);
-		if (forced < 0)
-			return -1;
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+			  "--image-opts and --format are mutually exclusive");
+		return -1;
 	}
+	r = cli_image_opts_parse(a->filename, &a->io, msg, sizeof(msg));
+	if (a->io.warning[0]) {
+		size_t n = strcspn(a->io.warning, "\n");
 
-	fd = open(a->filename, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
+		cli_warn("%.*s", (int)n, a->io.warning);
+		if (a->io.warning[n])
+			fprintf(stderr, "%s\n", a->io.warning + n + 1);
+	}
+	if (r < 0) {
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "Could not open '%s': %s",
+			  a->display, msg);
+		return -1;
+	}
+	a->fmt = a->io.driver;
+	return 0;
+}
+
+/* --image-opts: the file it names, once its driver is known. */
+static int image_opts_file(struct cli_ctx *c, struct resize_args *a)
+{
+	char msg[CLI_OPTS_MSG];
+
+	if (!a->image_opts)
+		return 0;
+	if (cli_image_opts_file(&a->io, msg, sizeof(msg)) < 0) {
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "Could not open '%s': %s",
+			  a->display, msg);
+		return -1;
+	}
+	a->filename = a->io.filename;
+	c->res.filename = a->filename;
+	return 0;
+}
+
+/* -f NAME: the driver, and whether instar resizes its format. */
+static int resolve_driver(struct cli_ctx *c, const struct resize_args *a, struct resize_job *j)
+{
+	int f;
+
+	if (!a->fmt)
+		return 0;
+	j->forced = true;
+	if (strcmp(a->fmt, "file") == 0 || strcmp(a->fmt, "host_device") == 0) {
+		j->driver = "raw"; /* the protocol alone acts like raw */
+		return 0;
+	}
+	f = instar_format_from_name(a->fmt);
+	if (f > 0) {
+		j->driver = instar_format_name((uint32_t)f); /* "vhd" is "vpc" */
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(qemu_other_drivers) / sizeof(qemu_other_drivers[0]); i++)
+		if (strcmp(a->fmt, qemu_other_drivers[i]) == 0) {
+			j->driver = qemu_other_drivers[i];
+			return 0;
+		}
+	cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "Could not open '%s': Unknown driver '%s'",
+		  a->display, a->fmt);
+	return -1;
+}
+
+/* Opens and probes the file, as qemu-img opens the protocol first. */
+static int open_image(struct cli_ctx *c, const struct resize_args *a, struct resize_job *j)
+{
+	int r;
+
+	j->fd = open(a->filename, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (j->fd < 0) {
 		r = errno;
 		cli_error(c, INSTAR_ERR_OPEN_FAILED, r == EACCES || r == EPERM ? EPERM : EIO,
-			  "Could not open '%s': Could not open '%s': %s", a->filename, a->filename,
+			  "Could not open '%s': Could not open '%s': %s", a->display, a->filename,
 			  strerror(r));
 		return -1;
 	}
-	/* fd stays open (and locked) until exit. */
-	if (fstat(fd, &st) < 0) {
-		cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", a->filename,
+	if (fstat(j->fd, &j->st) < 0) {
+		cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", a->display,
 			  strerror(errno));
 		return -1;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(j->st.st_mode)) {
 		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
 			  "Cannot resize device files");
 		return -1;
 	}
-	c->res.file_size_before = (uint64_t)st.st_size;
-	c->res.file_size_after = (uint64_t)st.st_size; /* until something changes */
-	r = cli_probe_fd(fd, (uint64_t)st.st_size, &info);
+	c->res.file_size_before = (uint64_t)j->st.st_size;
+	c->res.file_size_after = (uint64_t)j->st.st_size; /* until something changes */
+	r = cli_probe_file(j->fd, (uint64_t)j->st.st_size, a->filename, j->driver, &j->info);
 	if (r < 0) {
 		cli_error(c, INSTAR_ERR_READ_FAILED, EIO,
-			  "Could not open '%s': Could not read image: %s", a->filename,
+			  "Could not open '%s': Could not read image: %s", a->display,
 			  strerror(-r));
 		return -1;
 	}
+	if (!j->forced)
+		j->driver = j->info.driver;
+	r = instar_format_from_name(j->driver);
+	j->format = r > 0 ? (uint32_t)r : INSTAR_FMT_UNKNOWN;
+	if (j->format != INSTAR_FMT_UNKNOWN)
+		c->res.target_format = (int)j->format;
+	return 0;
+}
 
-	if (forced == 0 || (forced < 0 && info.other)) {
-		/* a format qemu knows and instar does not resize */
-		format = INSTAR_FMT_UNKNOWN;
-	} else {
-		format = forced > 0 ? (uint32_t)forced : info.format;
-	}
-	if (format != INSTAR_FMT_UNKNOWN)
-		c->res.target_format = (int)format;
+/* What the driver's open says before any lock is taken (qemu's format
+ * drivers fail there): the file is not in the forced format, a read-only
+ * driver, a missing secret. An image that needs a secret is never resized. */
+static int check_open(struct cli_ctx *c, const struct resize_args *a, const struct resize_job *j)
+{
+	const char *key = a->io.key_secret;
+	bool luks = strcmp(j->driver, "luks") == 0;
+	bool crypt = j->format == INSTAR_FMT_QCOW2 && j->info.encrypted;
+	char prefix[CLI_NAME_MAX + 32];
 
-	r = vmm_image_lock(fd, format != INSTAR_FMT_RAW, &le);
-	if (r < 0) {
-		report_lock(c, a->filename, r, &le);
+	snprintf(prefix, sizeof(prefix), "Could not open '%s': ", a->display);
+	if (j->info.open_error[0]) {
+		report_lines(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE, prefix, j->info.open_error);
 		return -1;
 	}
-	if (forced < 0 && format == INSTAR_FMT_RAW)
+	if (a->io.late_error[0]) {
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%s%s", prefix, a->io.late_error);
+		return -1;
+	}
+	if (!luks && !crypt)
+		return 0;
+	if (!key) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+			  "%sParameter '%s' is required for cipher", prefix,
+			  luks ? "key-secret" : "encrypt.key-secret");
+		return -1;
+	}
+	if (!cli_object_has_secret(&a->objects, key)) {
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%sNo secret with id '%s'", prefix,
+			  key);
+		return -1;
+	}
+	if (luks && strcmp(j->info.driver, "luks") != 0) {
+		cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE, "%sVolume is not in LUKS format",
+			  prefix);
+		return -1;
+	}
+	/* qemu would unlock it with the secret; instar resizes neither */
+	cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
+		  "%sinstar does not resize encrypted images (%s)", prefix,
+		  luks ? "luks" : "qcow2 with encryption");
+	return -1;
+}
+
+/* The locks qemu takes (unless file.locking=off), the probed-raw warning
+ * and --strict-format. */
+static int lock_image(struct cli_ctx *c, const struct resize_args *a, const struct resize_job *j)
+{
+	struct vmm_lock_error le;
+	const struct instar_probe_info *info = &j->info;
+	int r, forced = j->forced ? instar_format_from_name(j->driver) : -1;
+
+	if (a->io.locking != CLI_LOCKING_OFF) {
+		r = vmm_image_lock(j->fd, j->format != INSTAR_FMT_RAW, &le);
+		if (r < 0) {
+			report_lock(c, a->filename, r, &le);
+			return -1;
+		}
+	}
+	if (!j->forced && j->format == INSTAR_FMT_RAW)
 		warn_probed_raw(a->filename);
 	/* --strict-format (instarfs, when an image's name says its format): a
 	 * probe that disagrees is refused both ways. A raw disk whose guest
 	 * wrote a qcow2 header must not be resized as qcow2, and a qcow2 named
 	 * .raw not cut as raw: whoever owns it has to say what it is. */
-	if (a->strict_format && forced > 0 && (info.format != (uint32_t)forced || info.other)) {
-		if (forced == INSTAR_FMT_RAW)
-			cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
-				  "Could not open '%s': Image is not in raw format: its header "
-				  "says %s",
-				  a->filename,
-				  info.other ? "another format" : instar_format_name(info.format));
-		else
-			cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
-				  "Could not open '%s': Image is not in %s format", a->filename,
-				  instar_format_name((uint32_t)forced));
+	if (!a->strict_format || forced <= 0 || (info->format == (uint32_t)forced && !info->other))
+		return 0;
+	if (forced == INSTAR_FMT_RAW)
+		cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
+			  "Could not open '%s': Image is not in raw format: its header says %s",
+			  a->display,
+			  info->other ? "another format" : instar_format_name(info->format));
+	else
+		cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
+			  "Could not open '%s': Image is not in %s format", a->display,
+			  instar_format_name((uint32_t)forced));
+	return -1;
+}
+
+/* The image's current length as qemu-img sees it (and, for qcow2, what it
+ * opens beside the image). */
+static int current_size(struct cli_ctx *c, const struct resize_args *a, struct resize_job *j)
+{
+	if (j->format == INSTAR_FMT_RAW) {
+		j->probed = instar_probe_raw_size((uint64_t)j->st.st_size);
+		j->cur = j->probed;
+		c->res.old_virtual_size = j->cur;
+		return 0;
+	}
+	if (j->format != INSTAR_FMT_UNKNOWN && j->info.format != j->format) {
+		cli_error(c, INSTAR_ERR_PARSE_FAILED, EINVAL,
+			  "Could not open '%s': Image is not in %s format", a->display,
+			  instar_format_name(j->format));
 		return -1;
 	}
-
-	if (format == INSTAR_FMT_UNKNOWN) {
-		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
-			  "Image format driver does not support resize");
+	if (j->format == INSTAR_FMT_QCOW2 && open_external(c, a, j->fd, &j->info, &j->ext) < 0)
+		return -1;
+	j->probed = j->info.virtual_size;
+	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX) {
+		if (j->format == INSTAR_FMT_UNKNOWN)
+			return 1; /* refused below, whatever the size */
+		cli_error(c, INSTAR_ERR_PARSE_FAILED, EIO,
+			  "Could not open '%s': Could not determine the image's virtual size",
+			  a->display);
 		return -1;
 	}
-	if (format == INSTAR_FMT_RAW) {
-		probed = instar_probe_raw_size((uint64_t)st.st_size);
-		cur = probed;
-	} else {
-		if (info.format != format) {
-			cli_error(c, INSTAR_ERR_PARSE_FAILED, EINVAL,
-				  "Could not open '%s': Image is not in %s format", a->filename,
-				  instar_format_name(format));
-			return -1;
-		}
-		if (format == INSTAR_FMT_QCOW2 && open_external(c, a, fd, &info, &ext) < 0)
-			return -1;
-		probed = info.virtual_size;
-		if (probed == INSTAR_PROBE_UNKNOWN || probed > (uint64_t)INT64_MAX) {
-			cli_error(
-			    c, INSTAR_ERR_PARSE_FAILED, EIO,
-			    "Could not open '%s': Could not determine the image's virtual size",
-			    a->filename);
-			return -1;
-		}
-		/* qemu's length is whole sectors of the header's size */
-		cur = probed & ~511ull;
-	}
-	c->res.old_virtual_size = cur;
+	/* qemu's length is whole sectors of the header's size */
+	j->cur = j->probed & ~511ull;
+	c->res.old_virtual_size = j->cur;
+	return 0;
+}
 
-	total = instar_size_resolve(&size, cur);
+/* qemu-img's checks of the new size, in its order. */
+static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64_t cur,
+			  const struct instar_size *size, int64_t *ret_total)
+{
+	int64_t total = instar_size_resolve(size, cur);
+
 	if (total <= 0) {
 		cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, EINVAL,
 			  "New image size must be positive");
@@ -814,16 +945,39 @@ static int do_resize(struct cli_ctx *c, struct resize_args *a)
 			  (long long)total, (long long)BDRV_MAX_LENGTH);
 		return -1;
 	}
+	*ret_total = total;
+	return 0;
+}
 
-	if (format == INSTAR_FMT_RAW)
-		return resize_raw(c, a, fd, (uint64_t)total);
+static int do_resize(struct cli_ctx *c, struct resize_args *a)
+{
+	struct resize_job j = {.fd = -1, .ext = {.data_fd = -1}};
+	struct instar_size size;
+	int64_t total;
+	int r;
 
-	if (format == INSTAR_FMT_QCOW2 && (total & 511)) {
+	if (parse_size(c, a->size_arg, &size) < 0 || take_image_opts(c, a) < 0 ||
+	    resolve_driver(c, a, &j) < 0 || image_opts_file(c, a) < 0 || open_image(c, a, &j) < 0 ||
+	    check_open(c, a, &j) < 0 || lock_image(c, a, &j) < 0)
+		return -1;
+	r = current_size(c, a, &j);
+	if (r < 0 || (r == 0 && check_new_size(c, a, j.cur, &size, &total) < 0))
+		return -1;
+	if (j.format == INSTAR_FMT_UNKNOWN) {
+		/* a format qemu knows and instar does not resize */
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
+			  "Image format driver does not support resize");
+		return -1;
+	}
+	if (j.format == INSTAR_FMT_RAW)
+		return resize_raw(c, a, j.fd, (uint64_t)total);
+	if (j.format == INSTAR_FMT_QCOW2 && (total & 511)) {
 		cli_error(c, INSTAR_ERR_NOT_MULTIPLE_512, EINVAL,
 			  "The new size must be a multiple of 512");
 		return -1;
 	}
-	return resize_guest(c, a, fd, format, probed, (uint64_t)st.st_size, (uint64_t)total, &ext);
+	return resize_guest(c, a, j.fd, j.format, j.probed, (uint64_t)j.st.st_size, (uint64_t)total,
+			    &j.ext);
 }
 
 int cli_resize(int argc, char **argv)
@@ -835,10 +989,13 @@ int cli_resize(int argc, char **argv)
 	cli_ctx_init(&c, cli_wants_json(argc, argv));
 	r = parse_args(&c, argc, argv, &a);
 	if (r > 0) {
+		cli_objects_free(&a.objects);
 		cli_ctx_free(&c);
 		return 0;
 	}
 	if (r == 0 && do_resize(&c, &a) == 0 && !a.quiet && !c.json)
 		printf("Image resized.\n");
+	cli_objects_free(&a.objects);
+	cli_image_opts_free(&a.io);
 	return cli_finish(&c);
 }

@@ -14,9 +14,9 @@ struct probe_bufs {
 };
 
 static int probe_windows(vmm_probe_read_fn rd, void *ctx, struct probe_bufs *b, uint64_t file_size,
-			 struct instar_probe_info *ret)
+			 const char *name, const char *force, struct instar_probe_info *ret)
 {
-	struct instar_probe_input in = {.file_size = file_size};
+	struct instar_probe_input in = {.file_size = file_size, .name = name, .force = force};
 	unsigned nextra = 0;
 	size_t n;
 	int r;
@@ -51,17 +51,23 @@ static int probe_windows(vmm_probe_read_fn rd, void *ctx, struct probe_bufs *b, 
 	}
 }
 
-int vmm_probe_read(vmm_probe_read_fn rd, void *ctx, uint64_t file_size,
-		   struct instar_probe_info *ret)
+static int probe_read_as(vmm_probe_read_fn rd, void *ctx, uint64_t file_size, const char *name,
+			 const char *force, struct instar_probe_info *ret)
 {
 	struct probe_bufs *b = malloc(sizeof(*b));
 	int r;
 
 	if (!b)
 		return -ENOMEM;
-	r = probe_windows(rd, ctx, b, file_size, ret);
+	r = probe_windows(rd, ctx, b, file_size, name, force, ret);
 	free(b);
 	return r;
+}
+
+int vmm_probe_read(vmm_probe_read_fn rd, void *ctx, uint64_t file_size,
+		   struct instar_probe_info *ret)
+{
+	return probe_read_as(rd, ctx, file_size, NULL, NULL, ret);
 }
 
 static int probe_pread(void *ctx, uint64_t off, void *buf, size_t len, size_t *ret_n)
@@ -88,4 +94,10 @@ static int probe_pread(void *ctx, uint64_t off, void *buf, size_t len, size_t *r
 int vmm_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret)
 {
 	return vmm_probe_read(probe_pread, &fd, file_size, ret);
+}
+
+int vmm_probe_fd_as(int fd, uint64_t file_size, const char *name, const char *force,
+		    struct instar_probe_info *ret)
+{
+	return probe_read_as(probe_pread, &fd, file_size, name, force, ret);
 }

@@ -20,4 +20,8 @@ int vmm_probe_read(vmm_probe_read_fn rd, void *ctx, uint64_t file_size,
 /* The same over a file descriptor (pread). */
 int vmm_probe_fd(int fd, uint64_t file_size, struct instar_probe_info *ret);
 
+/* The same with the probe's name and force (shared/probe.h). */
+int vmm_probe_fd_as(int fd, uint64_t file_size, const char *name, const char *force,
+		    struct instar_probe_info *ret);
+
 #endif

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# tests/compat/cli_probe.sh INSTAR QEMU_IMG — the formats qemu-img 7.2 probes
+# and instar does not resize (bochs, cloop, dmg, parallels, qcow, vdi,
+# luks, encrypted qcow2), and -f naming a driver the file is not in: instar
+# must refuse with qemu-img's exit code and message ("qemu-img: " read as
+# "instar: ") and leave the file as it was. No guest is booted: every case
+# here ends before one would be.
+set -u
+. "$(dirname "$0")/lib.sh"
+instar=$(realpath "$1")
+QI=$2
+scratch_dir
+cd "$T" || exit 1
+fails=0
+ncases=0
+
+# same NAME SRC ARGS...: resize copies of SRC (named NAME, so a *.dmg name
+# counts) to 2M with ARGS; exit code and stderr as qemu-img's; instar's
+# copy unchanged when it failed.
+same() {
+	local name=$1 src=$2 qrc irc
+	shift 2
+	ncases=$((ncases + 1))
+	mkdir -p q i
+	cp "$src" "q/$name"
+	cp "$src" "i/$name"
+	(cd q && "$QI" resize "$@" "$name" 2M >../q.out 2>../q.err)
+	qrc=$?
+	(cd i && "$instar" resize "$@" "$name" 2M >../i.out 2>../i.err)
+	irc=$?
+	sed -e 's/^qemu-img: /instar: /' q.err >q.errn
+	if [ "$qrc" != "$irc" ] || ! cmp -s q.errn i.err || ! cmp -s q.out i.out; then
+		fails=$((fails + 1))
+		echo "FAIL $name $*: rc qemu $qrc instar $irc"
+		diff q.errn i.err
+	fi
+	if [ "$irc" != 0 ] && ! cmp -s "$src" "i/$name"; then
+		fails=$((fails + 1))
+		echo "FAIL $name $*: instar changed the file it refused"
+	fi
+	rm -rf q i
+}
+
+# The images: qemu-img creates what it can, the read-only formats are
+# hand-built headers (qemu reads the first 512 bytes to probe).
+for f in qcow vdi parallels raw qcow2; do
+	"$QI" create -q -f "$f" "src.$f" 1M
+done
+"$QI" create -q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 src.luks 1M
+"$QI" create -q -f qcow2 --object secret,id=s0,data=x \
+	-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 src.eqcow2 1M
+python3 - <<'PY'
+import struct
+cloop = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
+open("src.cloop", "wb").write(cloop + bytes(4096))
+b = bytearray(4096)
+b[0:22] = b"Bochs Virtual HD Image"
+b[32:39] = b"Redolog"
+b[48:55] = b"Growing"
+b[64:68] = struct.pack("<I", 0x20000)
+open("src.bochs", "wb").write(b)
+# LUKS2 is raw to qemu 7.2's probe
+open("src.luks2", "wb").write(b"LUKS\xba\xbe\x00\x02" + bytes(4088))
+# both vdi and qcow2: qemu picks vdi
+q = bytearray(open("src.qcow2", "rb").read())
+q[0x40:0x44] = struct.pack("<I", 0xbeda107f)
+open("src.tie", "wb").write(q)
+# a qcow v1 header in 8 bytes: qemu reads zeros past the end
+open("src.shortqcow", "wb").write(b"QFI\xfb\x00\x00\x00\x01")
+open("src.small", "wb").write(b"hello")
+PY
+
+# probed: refused as qemu-img refuses, never resized as raw
+for f in cloop bochs qcow vdi parallels luks eqcow2 tie shortqcow; do
+	same "img.$f" "src.$f"
+done
+same img.dmg src.raw      # any file named *.dmg is dmg to qemu
+same cloop.dmg src.cloop  # and dmg wins the tie with cloop
+same img.luks2 src.luks2  # raw to qemu (the probed-raw warning)
+same vdi.dmg src.vdi      # a score-100 format beats the name
+# with the key-secret given, qemu would open (and may resize) these; instar
+# resizes neither and says so (README)
+for f in luks eqcow2; do
+	key=key-secret
+	drv=luks
+	[ "$f" = eqcow2 ] && { key=encrypt.key-secret; drv=qcow2; }
+	cp "src.$f" "k.$f"
+	ncases=$((ncases + 1))
+	if "$instar" resize --object secret,id=s0,data=x --image-opts \
+		"driver=$drv,$key=s0,file.filename=k.$f" 2M 2>i.err; then
+		fails=$((fails + 1))
+		echo "FAIL $f with its secret resized"
+	fi
+	grep -q "instar does not resize encrypted images" i.err ||
+		{ fails=$((fails + 1)); echo "FAIL $f with its secret said:"; cat i.err; }
+	cmp -s "src.$f" "k.$f" || { fails=$((fails + 1)); echo "FAIL $f changed"; }
+done
+
+# -f naming a driver the file is not in: that driver's open message
+for src in src.raw src.small src.qcow2 src.cloop src.qcow src.vdi; do
+	for f in qcow2 vmdk vpc vhdx qcow qed vdi parallels bochs cloop dmg luks; do
+		case "$src:$f" in src.qcow2:qcow2 | src.qcow:qcow | src.vdi:vdi) continue ;; esac
+		same img "$src" -f "$f"
+	done
+done
+# -f with the file's own format instar does not resize: after the size checks
+for f in qcow vdi parallels; do
+	same img "src.$f" -f "$f"
+	same img "src.$f" -f "$f" --preallocation=full
+done
+
+echo "probe cases: $ncases, $fails failed"
+[ "$fails" = 0 ]
