@@ -476,8 +476,13 @@ int cli_image_opts_parse(const char *s, struct cli_image_opts *ret, char *msg, s
 	for (size_t i = 0; r == 0 && i < kv.n; i++)
 		r = image_opt(kv.key[i], kv.val[i], drv, ret, msg, len);
 	kv_free(&kv);
-	if (r < 0)
+	if (r < 0) {
+		char warning[sizeof(ret->warning)];
+
+		memcpy(warning, ret->warning, sizeof(warning)); /* printed all the same */
 		cli_image_opts_free(ret);
+		memcpy(ret->warning, warning, sizeof(warning));
+	}
 	return r;
 }
 
