@@ -154,7 +154,7 @@ int cli_info(int argc, char **argv)
 		close(fd);
 		return cli_finish(&c);
 	}
-	r = cli_probe_fd(fd, (uint64_t)st.st_size, &info);
+	r = cli_probe_file(fd, (uint64_t)st.st_size, filename, NULL, &info);
 	close(fd);
 	if (r < 0) {
 		cli_error(&c, INSTAR_ERR_READ_FAILED, 0,
