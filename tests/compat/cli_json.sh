@@ -82,9 +82,9 @@ check 1 TOO_LARGE ERANGE raw:1M -f raw IMG 1p
 check 1 PREALLOCATION_UNSUPPORTED EOPNOTSUPP raw:1M --preallocation=metadata IMG 2M
 check 1 NOT_MULTIPLE_512 EINVAL qcow2:1M IMG +1
 check 1 OPEN_FAILED EIO none IMG 1M
-check 1 UNSUPPORTED_FEATURE EOPNOTSUPP raw:1M --object secret,id=s,data=x IMG 2M
-check 1 UNSUPPORTED_FEATURE EOPNOTSUPP raw:1M --image-opts IMG 2M
-check 1 UNSUPPORTED_FORMAT EOPNOTSUPP raw:1M -f vdi IMG 2M
+check 1 INVALID_OPTION EINVAL raw:1M --object secret,id=s IMG 2M
+check 1 INVALID_OPTION EINVAL raw:1M --image-opts driver=raw 2M
+check 1 PARSE_FAILED EMEDIUMTYPE raw:1M -f vdi IMG 2M
 
 # locked: a VM-style lock set held by another process
 truncate -s 1M "$tmp/img"
