@@ -801,7 +801,8 @@ static int open_image(struct cli_ctx *c, const struct resize_args *a, struct res
 
 /* What the driver's open says before any lock is taken (qemu's format
  * drivers fail there): the file is not in the forced format, a read-only
- * driver, a missing secret. An image that needs a secret is never resized. */
+ * driver, a missing secret. An encrypted qcow2 is never resized; a LUKS
+ * container is, without its secret. */
 static int check_open(struct cli_ctx *c, const struct resize_args *a, const struct resize_job *j)
 {
 	const char *key = a->io.key_secret;
@@ -820,26 +821,34 @@ static int check_open(struct cli_ctx *c, const struct resize_args *a, const stru
 	}
 	if (!luks && !crypt)
 		return 0;
-	if (!key) {
-		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
-			  "%sParameter '%s' is required for cipher", prefix,
-			  luks ? "key-secret" : "encrypt.key-secret");
-		return -1;
-	}
-	if (!cli_object_has_secret(&a->objects, key)) {
+	if (key && !cli_object_has_secret(&a->objects, key)) {
 		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%sNo secret with id '%s'", prefix,
 			  key);
 		return -1;
 	}
 	if (luks && strcmp(j->info.driver, "luks") != 0) {
-		cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE, "%sVolume is not in LUKS format",
-			  prefix);
+		/* qemu looks for the secret before it reads the header */
+		if (!key)
+			cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+				  "%sParameter 'key-secret' is required for cipher", prefix);
+		else
+			cli_error(c, INSTAR_ERR_PARSE_FAILED, EMEDIUMTYPE,
+				  "%sVolume is not in LUKS format", prefix);
 		return -1;
 	}
-	/* qemu would unlock it with the secret; instar resizes neither */
+	/* A LUKS container is resized without its secret (its header and key
+	 * material are not encrypted; guest/plan/luks.c), where qemu needs it
+	 * to open the image. */
+	if (luks)
+		return 0;
+	if (!key) {
+		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
+			  "%sParameter 'encrypt.key-secret' is required for cipher", prefix);
+		return -1;
+	}
+	/* qemu would unlock it with the secret; instar does not resize it */
 	cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
-		  "%sinstar does not resize encrypted images (%s)", prefix,
-		  luks ? "luks" : "qcow2 with encryption");
+		  "%sinstar does not resize encrypted images (qcow2 with encryption)", prefix);
 	return -1;
 }
 
