@@ -113,15 +113,29 @@ static char *take_value(const char **pp, size_t *ret_len)
 	return v;
 }
 
+/* Takes the value at *pp (",," a comma, up to a single comma) and stores it
+ * under key: 0 or a negative errno. */
+static int kv_put_value(struct kv *kv, const char *key, size_t klen, const char **pp)
+{
+	size_t vlen;
+	char *val = take_value(pp, &vlen);
+	int r;
+
+	if (!val)
+		return -ENOMEM;
+	r = kv_put(kv, key, klen, val, vlen);
+	free(val);
+	return r;
+}
+
 /* util/keyval.c's keyval_parse with the implied key "qom-type". */
 static int keyval_parse(const char *s, struct kv *kv, char *msg, size_t len)
 {
 	bool first = true;
 
 	while (*s) {
-		size_t klen = strcspn(s, "=,"), vlen, frag;
+		size_t klen = strcspn(s, "=,"), frag;
 		const char *key = s, *p;
-		char *val;
 		int r;
 
 		if (first && klen && s[klen] != '=') {
@@ -153,11 +167,7 @@ static int keyval_parse(const char *s, struct kv *kv, char *msg, size_t len)
 		if (*s != '=')
 			return say(msg, len, "Expected '=' after parameter '%.*s'", (int)klen, key);
 		s++;
-		val = take_value(&s, &vlen);
-		if (!val)
-			return say(msg, len, "%s", strerror(ENOMEM));
-		r = kv_put(kv, key, klen, val, vlen);
-		free(val);
+		r = kv_put_value(kv, key, klen, &s);
 		if (r < 0)
 			return say(msg, len, "%s", strerror(-r));
 	}
@@ -344,19 +354,14 @@ static int qemu_opts_parse(const char *s, struct kv *kv, char **ret_ref, char *w
 	bool first = true;
 
 	while (*s) {
-		size_t klen = strcspn(s, "=,"), vlen;
+		size_t klen = strcspn(s, "=,");
 		const char *key = s;
-		char *val;
 		int r;
 
 		s += klen;
 		if (*s == '=') {
 			s++;
-			val = take_value(&s, &vlen);
-			if (!val)
-				return say(msg, len, "%s", strerror(ENOMEM));
-			r = kv_put(kv, key, klen, val, vlen);
-			free(val);
+			r = kv_put_value(kv, key, klen, &s);
 		} else if (first) {
 			*ret_ref = strndup(key, klen);
 			if (*s == ',')
