@@ -5,12 +5,7 @@
 # and what instar refuses of them refused with a message, the file unchanged.
 set -u
 . "$(dirname "$0")/lib.sh"
-instar=$(realpath "$1")
-QI=$2
-scratch_dir
-cd "$T" || exit 1
-fails=0
-ncases=0
+cli_init "$1" "$2"
 printf 'abc' >sec.txt
 "$QI" create -q -f raw src.raw 1M
 "$QI" create -q -f qcow2 src.qcow2 1M

@@ -7,12 +7,7 @@
 # here ends before one would be.
 set -u
 . "$(dirname "$0")/lib.sh"
-instar=$(realpath "$1")
-QI=$2
-scratch_dir
-cd "$T" || exit 1
-fails=0
-ncases=0
+cli_init "$1" "$2"
 
 # same NAME SRC ARGS...: resize copies of SRC (named NAME, so a *.dmg name
 # counts) to 2M with ARGS; exit code and stderr as qemu-img's; instar's

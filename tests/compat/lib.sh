@@ -85,6 +85,18 @@ scratch_dir() {
 	trap 'rm -rf "$T"' EXIT
 }
 
+# cli_init INSTAR QEMU_IMG: instar (absolute) and QI for the CLI scripts
+# that compare with qemu-img case by case; runs in the scratch dir T, with
+# the counters fails and ncases at 0.
+cli_init() {
+	instar=$(realpath "$1")
+	QI=$2
+	scratch_dir
+	cd "$T" || exit 1
+	fails=0
+	ncases=0
+}
+
 # compat_init PLAN_APPLY [QEMU_IMG]: PA, QI, QIO and the scratch dir T.
 compat_init() {
 	PA=$1
