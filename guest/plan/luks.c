@@ -52,28 +52,16 @@ static int luks_fail(struct instar_resize_result *ret, uint32_t err, const char 
 static int luks_fail_n(struct instar_resize_result *ret, uint32_t err, const char *fmt, uint32_t a,
 		       uint32_t b)
 {
-	char msg[INSTAR_DETAIL_MAX];
-	size_t n = 0;
+	struct plan_msg m = {.n = 0};
 	int used = 0;
 
-	for (const char *f = fmt; *f && n + 12 < sizeof(msg); f++) {
-		char d[11];
-		int k = 0;
-		uint32_t v;
-
-		if (*f != '#') {
-			msg[n++] = *f;
-			continue;
-		}
-		v = used++ ? b : a;
-		do
-			d[k++] = (char)('0' + v % 10);
-		while (v /= 10);
-		while (k)
-			msg[n++] = d[--k];
+	for (const char *f = fmt; *f; f++) {
+		if (*f == '#')
+			plan_msg_dec(&m, used++ ? b : a);
+		else
+			plan_msg_str(&m, (char[2]){*f, '\0'});
 	}
-	msg[n] = '\0';
-	return luks_fail(ret, err, msg);
+	return luks_fail(ret, err, m.b);
 }
 
 /* qemu's length of a slot's key material in sectors: master key bytes x

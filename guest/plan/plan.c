@@ -86,6 +86,44 @@ int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len)
 	return io->read(io->ctx, off, buf, len) == 0 ? 0 : INSTAR_ERR_READ_FAILED;
 }
 
+void plan_msg_str(struct plan_msg *m, const char *t)
+{
+	while (t && *t && m->n + 1 < sizeof(m->b))
+		m->b[m->n++] = *t++;
+	m->b[m->n] = '\0';
+}
+
+/* v's digits in base (10 or 16), most significant first. */
+static void plan_msg_digits(struct plan_msg *m, uint64_t v, unsigned base)
+{
+	char d[21];
+	int k = 0;
+
+	d[k++] = '\0';
+	do
+		d[k++] = "0123456789abcdef"[v % base];
+	while (v /= base);
+	while (--k >= 0 && d[k])
+		plan_msg_str(m, (char[2]){d[k], '\0'});
+}
+
+void plan_msg_hex0x(struct plan_msg *m, uint64_t v)
+{
+	if (v)
+		plan_msg_str(m, "0x");
+	plan_msg_digits(m, v, 16);
+}
+
+void plan_msg_hex(struct plan_msg *m, uint64_t v)
+{
+	plan_msg_digits(m, v, 16);
+}
+
+void plan_msg_dec(struct plan_msg *m, uint64_t v)
+{
+	plan_msg_digits(m, v, 10);
+}
+
 void plan_set_detail(struct instar_resize_result *ret, const char *msg)
 {
 	size_t i = 0;

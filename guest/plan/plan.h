@@ -88,6 +88,20 @@ void *plan_alloc(struct plan_scratch *s, size_t len, size_t align);
 /* Reads through io; 0 or INSTAR_ERR_READ_FAILED. */
 int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len);
 
+/* A detail message built piece by piece (the guest has no printf);
+ * m.n = 0 and m.b[0] = '\0' start one; each call appends, truncating. */
+struct plan_msg {
+	char b[INSTAR_DETAIL_MAX];
+	uint32_t n;
+};
+void plan_msg_str(struct plan_msg *m, const char *t);
+/* v as qemu's %#" PRIx64 prints it: "0", else "0x" and lowercase digits */
+void plan_msg_hex0x(struct plan_msg *m, uint64_t v);
+/* v as %" PRIx64: lowercase hex digits, no prefix */
+void plan_msg_hex(struct plan_msg *m, uint64_t v);
+/* v in decimal */
+void plan_msg_dec(struct plan_msg *m, uint64_t v);
+
 /* Sets ret->detail from a NUL-terminated string (truncating). */
 void plan_set_detail(struct instar_resize_result *ret, const char *msg);
 

@@ -1527,64 +1527,21 @@ enum {
 	QCOW2_OL_BMDIR = 64,
 };
 
-struct qcow2_msg {
-	char b[INSTAR_DETAIL_MAX];
-	uint32_t n;
-};
-
-static void qcow2_ms(struct qcow2_msg *m, const char *t)
-{
-	while (t && *t && m->n + 1 < sizeof(m->b))
-		m->b[m->n++] = *t++;
-	m->b[m->n] = '\0';
-}
-
-/* qemu's %#" PRIx64: "0" or "0x" and lowercase digits */
-static void qcow2_mx(struct qcow2_msg *m, uint64_t v)
-{
-	char d[19];
-	int k = 0;
-
-	if (!v) {
-		qcow2_ms(m, "0");
-		return;
-	}
-	d[k++] = '\0';
-	for (; v; v >>= 4)
-		d[k++] = "0123456789abcdef"[v & 15];
-	qcow2_ms(m, "0x");
-	while (--k >= 0 && d[k])
-		qcow2_ms(m, (char[2]){d[k], '\0'});
-}
-
-static void qcow2_md(struct qcow2_msg *m, uint64_t v)
-{
-	char d[21];
-	int k = 0;
-
-	d[k++] = '\0';
-	do
-		d[k++] = (char)('0' + v % 10);
-	while (v /= 10);
-	while (--k >= 0 && d[k])
-		qcow2_ms(m, (char[2]){d[k], '\0'});
-}
-
 /* CORRUPT with "a X b Y c" (X, Y in hex; b, c optional). */
 static int qcow2_corrupt(struct qcow2 *q, const char *a, uint64_t x, const char *b, uint64_t y,
 			 const char *c)
 {
-	struct qcow2_msg m;
+	struct plan_msg m;
 
 	m.n = 0;
 	m.b[0] = '\0';
-	qcow2_ms(&m, a);
-	qcow2_mx(&m, x);
+	plan_msg_str(&m, a);
+	plan_msg_hex0x(&m, x);
 	if (b) {
-		qcow2_ms(&m, b);
+		plan_msg_str(&m, b);
 		if (c) {
-			qcow2_mx(&m, y);
-			qcow2_ms(&m, c);
+			plan_msg_hex0x(&m, y);
+			plan_msg_str(&m, c);
 		}
 	}
 	return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
@@ -1679,14 +1636,14 @@ static const char *qcow2_overlap(const struct qcow2 *q, uint64_t off, uint64_t l
 
 static int qcow2_ol_fail(struct qcow2 *q, const char *what, uint64_t off, const char *name)
 {
-	struct qcow2_msg m;
+	struct plan_msg m;
 
 	m.n = 0;
 	m.b[0] = '\0';
-	qcow2_ms(&m, what);
-	qcow2_mx(&m, off);
-	qcow2_ms(&m, " overlaps with ");
-	qcow2_ms(&m, name);
+	plan_msg_str(&m, what);
+	plan_msg_hex0x(&m, off);
+	plan_msg_str(&m, " overlaps with ");
+	plan_msg_str(&m, name);
 	return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 }
 
@@ -1814,12 +1771,13 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 			l1n = plan_be32(b + 8);
 			xs = plan_be32(b + 36);
 			if (xs > QCOW2_MAX_SNAP_EXTRA) {
-				struct qcow2_msg m;
+				struct plan_msg m;
 
 				m.n = 0;
 				m.b[0] = '\0';
-				qcow2_ms(&m, "Too much extra metadata in snapshot table entry ");
-				qcow2_md(&m, i);
+				plan_msg_str(&m,
+					     "Too much extra metadata in snapshot table entry ");
+				plan_msg_dec(&m, i);
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 			}
 			off += QCOW2_SNAP_HDR + xs + plan_be16(b + 12) + plan_be16(b + 14);
@@ -1915,13 +1873,13 @@ static int qcow2_own_tail(struct qcow2 *q, uint64_t h, uint64_t in, uint64_t *zo
 		return rc;
 	ol = qcow2_overlap(q, h, q->cs, 0);
 	if (ol) {
-		struct qcow2_msg m;
+		struct plan_msg m;
 
 		m.n = 0;
 		m.b[0] = '\0';
-		qcow2_ms(&m, "Preventing invalid write on metadata (overlaps with ");
-		qcow2_ms(&m, ol);
-		qcow2_ms(&m, ")");
+		plan_msg_str(&m, "Preventing invalid write on metadata (overlaps with ");
+		plan_msg_str(&m, ol);
+		plan_msg_str(&m, ")");
 		return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 	}
 	*zoff = h + in;

@@ -96,8 +96,6 @@ static bool qed_table_ok(const struct qed_hdr *h, uint64_t file_size)
 
 static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_resize_result *ret)
 {
-	static const char hex[] = "0123456789abcdef";
-	char msg[64] = "Unsupported QED features: ";
 	int r = plan_read(io, 0, h->raw, QED_HDR_LEN);
 
 	if (r)
@@ -115,15 +113,11 @@ static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_
 	h->backing_len = plan_le32(h->raw + QED_OFF_BACKING_LEN);
 
 	if (h->features & ~QED_F_KNOWN) {
-		uint64_t v = h->features & ~QED_F_KNOWN;
-		size_t n = 26, k = 16;
+		struct plan_msg m = {.n = 0};
 
-		while (k > 1 && !(v >> (4 * (k - 1))))
-			k--;
-		while (k--)
-			msg[n++] = hex[(v >> (4 * k)) & 15];
-		msg[n] = '\0';
-		return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
+		plan_msg_str(&m, "Unsupported QED features: ");
+		plan_msg_hex(&m, h->features & ~QED_F_KNOWN);
+		return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE, m.b);
 	}
 	if (h->cluster_size < QED_MIN_CLUSTER || h->cluster_size > QED_MAX_CLUSTER ||
 	    !qed_pow2(h->cluster_size))
