@@ -397,14 +397,16 @@ static void probe_qed(const struct instar_probe_input *in, const uint8_t *b,
 
 /* luks (LUKS1): the virtual disk is the payload, from the payload offset
  * (u32 BE @104, sectors) to the end of the file, in whole sectors as qemu
- * reports it; the guest checks the rest of the header. */
+ * reports it; the guest checks the rest of the header. A file shorter than
+ * the 592-byte header has no size (qemu cannot read its header). */
+#define LUKS_HEADER_LEN 592u
 static void probe_luks(const struct instar_probe_input *in, const uint8_t *b,
 		       struct instar_probe_info *ret)
 {
 	uint64_t payload = (uint64_t)get_be32(b + 104) * 512;
 
 	ret->version = get_be16(b + 6);
-	if (payload <= in->file_size)
+	if (in->file_size >= LUKS_HEADER_LEN && payload <= in->file_size)
 		ret->virtual_size = instar_probe_raw_size(in->file_size - payload);
 }
 

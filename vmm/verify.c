@@ -115,6 +115,17 @@ static int check_sizes(const struct instar_resize_config *cfg, const struct inst
 	return 0;
 }
 
+/* A LUKS container's size is its length rounded up to whole sectors: a
+ * --shrink to a size within the last sector shortens the file and leaves the
+ * size as it was (qemu sets the length to exactly payload + size). */
+static bool shortened_in_sector(const struct instar_resize_config *cfg,
+				const struct instar_resize_result *g)
+{
+	return cfg->format == INSTAR_FMT_LUKS && (cfg->flags & INSTAR_RESIZE_SHRINK_ALLOWED) &&
+	       g->action == INSTAR_ACTION_NOOP &&
+	       cfg->file_size - g->file_size_after <= vmm_verify_max_rounding(cfg->format);
+}
+
 /* The final length against what the staged ops and the request justify. */
 static int check_length(const struct instar_resize_config *cfg,
 			const struct instar_resize_result *g, const struct vmm_blk_staged *s,
@@ -122,14 +133,16 @@ static int check_length(const struct instar_resize_config *cfg,
 {
 	uint64_t after = g->file_size_after, before = cfg->file_size;
 	uint64_t max = (before > s->eof ? before : s->eof) + VMM_VERIFY_ALIGN_SLACK;
+	bool shrinks =
+	    g->action == INSTAR_ACTION_SHRINK || (after < before && shortened_in_sector(cfg, g));
 
 	/* A shrink may write inside the old file past its new end (a VHD
 	 * footer that commits the new size at the old end of file, then moves). */
-	if (after < s->write_end && (g->action != INSTAR_ACTION_SHRINK || s->write_end > before))
+	if (after < s->write_end && (!shrinks || s->write_end > before))
 		return refuse(why, whylen,
 			      "its final length %llu cuts off its own writes (up to %llu)",
 			      (unsigned long long)after, (unsigned long long)s->write_end);
-	if (after < before && g->action != INSTAR_ACTION_SHRINK)
+	if (after < before && !shrinks)
 		return refuse(why, whylen, "it shortened the file (%llu -> %llu) without a shrink",
 			      (unsigned long long)before, (unsigned long long)after);
 	if (__builtin_add_overflow(max, vmm_verify_prealloc_allowance(cfg), &max))

@@ -11,7 +11,8 @@
 
 /* The most a format may round a requested virtual size up (VHD: to the CHS
  * geometry, at most one cylinder of 16 x 255 sectors; VHDX: to its logical
- * sector). qcow2 and vmdk resize to the exact request. */
+ * sector; LUKS: to whole 512-byte sectors). qcow2 and vmdk resize to the
+ * exact request. */
 uint64_t vmm_verify_max_rounding(uint32_t format);
 
 /* What a preallocating grow of cfg may allocate or add to the length past
@@ -26,7 +27,8 @@ uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg);
  * rounding of it), an action that matches them and the shrink permission, a
  * final file length at or past every staged write (a shrink's writes may end
  * past it, but not past the old length), below the old length only
- * for a permitted shrink and above what the staged ops reach only by what
+ * for a permitted shrink (or, for LUKS with --shrink, by less than a sector
+ * while its rounded size stays) and above what the staged ops reach only by what
  * preallocation justifies; and the staged view, probed by the host as the
  * file will be after the commit, in the same format and subformat, with that
  * virtual size and the same backing and data-file names. 0, or -EPROTO with

@@ -207,9 +207,13 @@ int plan_resize_luks(const struct plan_opts *o, const struct plan_io *io, struct
 	end = payload + o->new_size;
 	p->file_size_after = end;
 	ret->file_size_after = end;
+	/* The action is the sizes' (what the host verifies), not the length's:
+	 * within one sector the length moves while the size stays. */
+	ret->action = ret->new_virtual_size > old   ? INSTAR_ACTION_GROW
+		      : ret->new_virtual_size < old ? INSTAR_ACTION_SHRINK
+						    : INSTAR_ACTION_NOOP;
 	if (end == io->file_size)
 		return 0;
-	ret->action = end > io->file_size ? INSTAR_ACTION_GROW : INSTAR_ACTION_SHRINK;
 	if (end > io->file_size && o->prealloc != INSTAR_PREALLOC_OFF) {
 		r = plan_zero(p, io->file_size, end - io->file_size);
 		if (!r)

@@ -44,17 +44,19 @@ same() {
 	local qflags=("${FLAGS[@]}")
 	take_flags "${REST[@]}"
 	size=${REST[0]}
-	cp "$T/base.luks" "$T/q.luks"
-	cp "$T/base.luks" "$T/i.luks"
+	cp "$T/$BASE" "$T/q.luks"
+	cp "$T/$BASE" "$T/i.luks"
 	"$QI" resize -q "${OBJ[@]}" "${qflags[@]}" --image-opts "$(opts "$T/q.luks")" "$size" ||
 		fail "$name: qemu-img resize"
 	out=$("$PA" "${FLAGS[@]}" luks "$T/i.luks" "$(b "${size#+}")") || fail "$name: $out"
 	echo "$name: $out"
+	[ -z "$ACTION" ] || [[ "$out" == *" action=$ACTION "* ]] || fail "$name: not $ACTION"
 	cmp "$T/q.luks" "$T/i.luks" || fail "$name: files differ from qemu-img's"
 	[ "$(vsize "$T/i.luks")" = "$(vsize "$T/q.luks")" ] || fail "$name: virtual size"
 	reads "$T/i.luks" "read -q -P 0xa5 0 512" || fail "$name: the data at 0 does not decrypt"
 	NCHECK=$((NCHECK + 1))
 }
+BASE=base.luks ACTION=
 same grow -- -- 128M
 same "grow by a byte (the length exactly)" -- -- $((64 * 1024 * 1024 + 1))
 same falloc --preallocation=falloc -- --prealloc falloc -- 256M
@@ -63,6 +65,19 @@ same shrink --shrink -- --shrink -- 32M
 same "shrink to one sector" --shrink -- --shrink -- 512
 same noop -- -- 64M
 reads "$T/i.luks" "read -q -P 0x5a 63M 1M" || fail "noop: the data at 63M does not decrypt"
+
+# A payload that is not whole sectors (qemu-img left it 64M + 1 bytes long,
+# which reads as 64M + 512): asking for the size as it reads sets the length
+# to whole sectors, a --shrink within the sector shortens it; the size, and
+# so the action the host verifies, stays in both.
+cp "$T/base.luks" "$T/odd.luks"
+"$QI" resize -q "${OBJ[@]}" --image-opts "$(opts "$T/odd.luks")" $((64 * 1024 * 1024 + 1))
+BASE=odd.luks ACTION=noop
+same "the size as it reads" -- -- $((64 * 1024 * 1024 + 512))
+same "--shrink within the last sector" --shrink -- --shrink -- $((64 * 1024 * 1024 + 300))
+BASE=odd.luks ACTION=grow
+same "grow from a partial sector" -- -- 65M
+BASE=base.luks ACTION=
 
 # Refusals: qemu-img's message (after "qemu-img: " and, for open-time
 # checks, "Could not open '...': ") is the planner's detail; nothing changes.

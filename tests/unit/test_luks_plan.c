@@ -86,6 +86,9 @@ static int run(uint8_t *h, uint64_t file_len, uint64_t new_size, uint32_t flags,
 	return rc;
 }
 
+static void refused(uint8_t *h, uint64_t file_len, uint64_t new_size, uint32_t flags,
+		    uint32_t prealloc, uint32_t err, const char *detail);
+
 static void test_sizes(void **state)
 {
 	uint8_t h[HDR];
@@ -107,11 +110,23 @@ static void test_sizes(void **state)
 	assert_int_equal(run(h, PAYLOAD + 64 * M, 64 * M + 1, 0, 0, &r, &rec, &after), 0);
 	assert_int_equal(r.new_virtual_size, 64 * M + 512);
 	assert_int_equal(after, PAYLOAD + 64 * M + 1);
-	/* ... and read back as 64M + 512: asking for that only sets the length */
+	/* ... and read back as 64M + 512: asking for that only sets the length,
+	 * the size stays (the host derives the action from the sizes) */
 	assert_int_equal(run(h, PAYLOAD + 64 * M + 1, 64 * M + 512, 0, 0, &r, &rec, &after), 0);
 	assert_int_equal(r.old_virtual_size, 64 * M + 512);
-	assert_int_equal(r.action, INSTAR_ACTION_GROW);
+	assert_int_equal(r.new_virtual_size, 64 * M + 512);
+	assert_int_equal(r.action, INSTAR_ACTION_NOOP);
 	assert_int_equal(after, PAYLOAD + 64 * M + 512);
+	assert_int_equal(rec.nops, 0);
+	/* --shrink within that sector shortens the file, the size stays */
+	assert_int_equal(run(h, PAYLOAD + 64 * M + 1, 64 * M + 300, INSTAR_RESIZE_SHRINK_ALLOWED, 0,
+			     &r, &rec, &after),
+			 0);
+	assert_int_equal(r.action, INSTAR_ACTION_NOOP);
+	assert_int_equal(r.new_virtual_size, 64 * M + 512);
+	assert_int_equal(after, PAYLOAD + 64 * M + 300);
+	/* ... which without the flag is qemu's shrink refusal (below 64M + 512) */
+	refused(h, PAYLOAD + 64 * M + 1, 64 * M + 300, 0, 0, INSTAR_ERR_SHRINK_WITHOUT_FLAG, "");
 	/* falloc: the grown range is allocated zeros */
 	assert_int_equal(
 	    run(h, PAYLOAD + 64 * M, 256 * M, 0, INSTAR_PREALLOC_FALLOC, &r, &rec, &after), 0);

@@ -275,6 +275,15 @@ static void test_other_formats(void **state)
 	assert_null(info.other);
 	assert_int_equal(info.version, 1);
 	assert_int_equal(info.virtual_size, 4096 - 2048);
+	/* a file cut inside the 592-byte header has no size, even where the
+	 * zeros past its end read as payload offset 0 */
+	memset(mem, 0, 4096);
+	memcpy(mem, "LUKS\xba\xbe\0\1", 8);
+	probe_mem(100, 100, &info);
+	assert_int_equal(info.format, INSTAR_FMT_LUKS);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	probe_mem(592, 592, &info);
+	assert_int_equal(info.virtual_size, 1024); /* 592 in whole sectors */
 
 	memset(mem, 0, 4096);
 	mem[0x40] = 0x7f;
