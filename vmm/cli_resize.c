@@ -250,10 +250,9 @@ static int parse_args(struct cli_ctx *c, int argc, char **argv, struct resize_ar
 			break;
 		case OPT_TIMEOUT:
 			if (parse_timeout(optarg, &a->timeout_ms) < 0) {
-				cli_error(
-				    c, INSTAR_ERR_INVALID_OPTION, EINVAL,
-				    "Invalid timeout '%s': expected whole seconds, 1 to 86400",
-				    optarg);
+				cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL,
+					  "Invalid timeout '%s': expected whole seconds, 1 to %u",
+					  optarg, INSTAR_TIMEOUT_MAX_S);
 				return -1;
 			}
 			break;

@@ -1,5 +1,7 @@
 /* guest/core/frame.c — guest core: the doorbell frame writer and the EXIT
  * register (the CPL0 exception path has its own COM1 writer, in idt.c). */
+#include <errno.h>
+
 #include "crc32.h"
 #include "frame.h"
 #include "lib.h"
@@ -13,7 +15,7 @@ static struct {
 int guest_frame_send(uint16_t type, const void *buf, uint32_t len)
 {
 	if (len > INSTAR_FRAME_MAX_PAYLOAD)
-		return -22;
+		return -EINVAL;
 	guest_frame.h = (struct instar_frame_hdr){
 	    .magic = INSTAR_FRAME_MAGIC,
 	    .type = type,

@@ -9,7 +9,7 @@
 #include "abi.h"
 
 /* Sends one frame of type with len <= INSTAR_FRAME_MAX_PAYLOAD bytes via the
- * doorbell. Returns 0 or -EINVAL (22) for an oversized payload. */
+ * doorbell. Returns 0 or -EINVAL for an oversized payload. */
 int guest_frame_send(uint16_t type, const void *buf, uint32_t len);
 
 /* Writes the EXIT register: the host ends the run. */
