@@ -140,15 +140,42 @@ case_grow() {
 	hazard "$img" "$old" "$new"
 }
 
+# du_below IMG KIB: IMG has fewer than KIB KiB allocated (new tables are holes).
+du_below() {
+	local kib
+	kib=$(du -k "$1" | cut -f1)
+	[ "$kib" -lt "$2" ] || fail "$1: $kib KiB allocated, want < $2"
+	echo "  $1: $kib KiB allocated"
+}
+
 # ---- grow: in place, GD sector boundary, relocation, adapters ----
 case_grow small 1G $((G + M)) "" "0x11 0 64k" "0x22 $((G - 4096)) 4096"
 case_grow m100 100M 1G "" "0x11 0 64k" "0x22 50M 64k" "0x33 $((100 * M - 512)) 512"
 case_grow g4to5 4G 5G "" "0x44 $((4 * G - 64 * 1024)) 64k" "0x45 1G 4k"
 case_grow reloc8 1G 8G "adapter_type=lsilogic" "0x11 0 64k" "0x22 $((G - 512)) 512"
 case_grow reloc100 1G 100G "adapter_type=buslogic" "0x11 0 64k" "0x22 $((G - 512)) 512"
+# its 2 x 3168 new grain tables (12 MiB) are holes: checked, compared and
+# read by libvmdk above, and the file holds little more than before
+du_below "$T/reloc100.vmdk" 1024
 case_grow zg 1G 3G "zeroed_grain=on,adapter_type=ide" "0x11 0 64k" "0x22 $((G - 4096)) 4096"
 # a 5G image has a two-sector GD: growing to 6G stays in place
 case_grow g5to6 5G 6G "adapter_type=lsilogic" "0x55 $((5 * G - 4096)) 4096"
+
+# ---- a large grow qemu-img checks whole: 1G -> 4T, 2 x 131070 new grain
+# tables (512 MiB) left as holes (qemu-img check 7 s; compare would take
+# minutes over 4 TiB: qemu-io reads at both ends instead, and libvmdk) ----
+img=$T/g4t.vmdk
+mkimg "$img" 1G "" "0x11 0 64k" "0x22 $((G - 65536)) 64k"
+"$QI" convert -f vmdk -O raw "$img" "$T/g4t.exp"
+resize "$img" $((4 << 40))
+check_clean "$img"
+[ "$(vsize "$img")" = $((4 << 40)) ] || fail "g4t: virtual size $(vsize "$img")"
+du_below "$img" 2048
+libyal_check vmdk "$img" $((4 << 40)) "$T/g4t.exp"
+"$QIO" -f vmdk -r -c "read -P 0x11 0 64k" -c "read -P 0x22 $((G - 65536)) 64k" \
+	-c "read -P 0 $G 1M" -c "read -P 0 $(((4 << 40) - M)) $M" "$img" |
+	grep -q 'Pattern verification failed' && fail "g4t: data after the grow"
+NCHECK=$((NCHECK + 1))
 
 # ---- a 64 TiB grow: the new grain tables (2 x 2^21 of 2 KiB: 8 GiB) lie
 # past the old end of file and stay holes; only the moved GD copies (2 x 8

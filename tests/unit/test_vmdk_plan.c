@@ -19,6 +19,7 @@
 #define SEC 512u
 #define DISK_MAX (8u << 20)
 #define SCRATCH_LEN (4u << 20)
+#define SCRATCH_BIG (24u << 20) /* two 8 MiB GDs: a 64 TiB grow */
 #define MIB (1ull << 20)
 
 struct sink {
@@ -31,6 +32,7 @@ struct sink {
 	bool apply;
 	uint32_t nzero;	   /* zero ops */
 	uint64_t past_eof; /* bytes written or zeroed past the old end of file */
+	uint64_t written;  /* bytes of all write and zero ops */
 	uint64_t old_len;
 };
 
@@ -48,6 +50,8 @@ static int sink_fn(void *ctx, const struct plan_op *op)
 	s->n++;
 	if (op->kind == PLAN_OP_ZERO)
 		s->nzero++;
+	if (op->kind == PLAN_OP_WRITE || op->kind == PLAN_OP_ZERO)
+		s->written += op->len;
 	if ((op->kind == PLAN_OP_WRITE || op->kind == PLAN_OP_ZERO) &&
 	    op->off + op->len > s->old_len)
 		s->past_eof += op->off + op->len - (op->off > s->old_len ? op->off : s->old_len);
@@ -409,6 +413,26 @@ static void test_grow_new_gts_are_holes(void **state)
 	free_disk(d);
 }
 
+/* The issue's case (16.5): 64 MiB -> 64 TiB, 2^21 GD entries (8 MiB a copy)
+ * and 2 x 2^21 new GTs of 2 KiB (8 GiB). All the plan writes is O(GD): both
+ * GD copies, the header with the descriptor, the last sector and the two old
+ * GTs' cleared entries; no zero op. */
+static void test_grow_64t_writes_only_the_gds(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	const uint64_t gd_bytes = (1ull << 21) * 4, gts = 2 * ((1ull << 21) - 2) * 2048;
+
+	(void)state;
+	run_plan(d, &r, 64ull << 40, 0, SCRATCH_BIG, false);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.res.file_size_after >= 384 * SEC + gts + 2 * gd_bytes);
+	assert_int_equal(r.sk.nzero, 0);
+	assert_true(r.sk.written >= 2 * gd_bytes);
+	assert_true(r.sk.written <= 2 * gd_bytes + (1 + 20) * SEC + SEC);
+	free_disk(d);
+}
+
 /* ---- hostile images ---- */
 
 static void test_hostile_header(void **state)
@@ -670,6 +694,7 @@ int main(void)
 	    cmocka_unit_test(test_grow_in_place),
 	    cmocka_unit_test(test_grow_relocates_gd),
 	    cmocka_unit_test(test_grow_new_gts_are_holes),
+	    cmocka_unit_test(test_grow_64t_writes_only_the_gds),
 	    cmocka_unit_test(test_shrink_cuts_grain),
 	    cmocka_unit_test(test_zero_gd_entry_gets_a_gt),
 	    cmocka_unit_test(test_noop_and_options),
@@ -682,7 +707,7 @@ int main(void)
 	};
 	int rc;
 
-	scratch_mem = malloc(SCRATCH_LEN);
+	scratch_mem = malloc(SCRATCH_BIG);
 	if (!scratch_mem)
 		return 1;
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
