@@ -246,7 +246,8 @@ enum instar_err {
 #define INSTAR_RESIZE_BACKING_LEN (1u << 2)
 /* qcow2: the host opened the external data file named by the header
  * extension (CRC-32 in data_file_name_crc) and resizes it itself: to the new
- * virtual size before the commit of a grow, after the commit of a shrink. */
+ * virtual size before the commit of a grow, after the commit of a shrink.
+ * vmdk: the same for the one FLAT/VMFS extent a descriptor file names. */
 #define INSTAR_RESIZE_DATA_FILE (1u << 3)
 struct instar_resize_config {
 	uint32_t magic;			    /* IN: INSTAR_RESIZE_MAGIC */

@@ -189,13 +189,137 @@ static bool is_digit(uint8_t c)
 	return c >= '0' && c <= '9';
 }
 
-/* Walks a descriptor text: createType="..." and the sum of the extent sizes
- * (lines "RW|RDONLY|NOACCESS <sectors> <type> ..."). */
+/* One extent line as qemu 7.2's vmdk_parse_extents() reads it with
+ * sscanf("%10s %" SCNd64 " %10s \"%511[^\n\r\"]\" %" SCNd64): 1 for an
+ * extent qemu opens (RW, sectors > 0, a known type, FLAT with an offset,
+ * VMFS and the sparse types without one), 0 for a line qemu skips, -1 for a
+ * line qemu refuses or instar does not read as qemu would (a name without
+ * its closing quote or over 511 bytes, a number read from the next line). */
+struct vmdk_ext_line {
+	uint64_t sectors;
+	const uint8_t *type, *name;
+	size_t type_len, name_len;
+	bool has_offset;
+	uint64_t offset;
+};
+
+static size_t cstr_len(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+static bool is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* A decimal at d[*i] (sign, digits) up to INT64_MAX: 1, 0 if none, -1 if
+ * out of range. */
+static int vmdk_dec(const uint8_t *d, size_t n, size_t *i, uint64_t *ret, bool *neg)
+{
+	size_t k = *i;
+	uint64_t v = 0;
+
+	*neg = false;
+	if (k < n && (d[k] == '+' || d[k] == '-'))
+		*neg = d[k++] == '-';
+	if (k >= n || !is_digit(d[k]))
+		return 0;
+	for (; k < n && is_digit(d[k]); k++) {
+		if (v > ((uint64_t)INT64_MAX - (d[k] - '0')) / 10)
+			return -1;
+		v = v * 10 + (d[k] - '0');
+	}
+	*i = k;
+	*ret = v;
+	return 1;
+}
+
+static size_t vmdk_token(const uint8_t *d, size_t n, size_t *i)
+{
+	size_t k = *i;
+
+	while (*i < n && d[*i] && !is_space(d[*i]))
+		(*i)++;
+	return *i - k;
+}
+
+static int vmdk_extent_line(const uint8_t *d, size_t n, size_t ls, struct vmdk_ext_line *e)
+{
+	static const char *const types[] = {"FLAT", "SPARSE", "VMFS", "VMFSSPARSE", "SESPARSE"};
+	size_t i = ls, tl, k;
+	bool neg, neg_sectors, known = false;
+	int r;
+
+	while (i < n && d[i] && is_space(d[i]))
+		i++;
+	if (vmdk_token(d, n, &i) != 2 || !bytes_eq(d + i - 2, "RW", 2))
+		return 0;
+	while (i < n && d[i] && is_space(d[i]))
+		i++;
+	r = vmdk_dec(d, n, &i, &e->sectors, &neg_sectors);
+	if (r <= 0)
+		return r;
+	while (i < n && d[i] && is_space(d[i]))
+		i++;
+	e->type = d + i;
+	tl = vmdk_token(d, n, &i);
+	if (tl == 0 || tl > 10)
+		return 0;
+	e->type_len = tl;
+	while (i < n && d[i] && is_space(d[i]))
+		i++;
+	if (i >= n || d[i] != '"')
+		return 0;
+	e->name = d + ++i;
+	while (i < n && d[i] && d[i] != '"' && d[i] != '\n' && d[i] != '\r')
+		i++;
+	e->name_len = (size_t)(d + i - e->name);
+	if (e->name_len == 0)
+		return 0;
+	if (i >= n || d[i] != '"' || e->name_len > 511)
+		return -1;
+	i++;
+	/* the offset: sscanf skips any whitespace, line ends included */
+	k = i;
+	while (k < n && d[k] && is_space(d[k]))
+		k++;
+	e->has_offset = false;
+	r = vmdk_dec(d, n, &k, &e->offset, &neg);
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		for (size_t j = i; j < k; j++)
+			if (d[j] == '\n')
+				return -1; /* read from the next line */
+		e->has_offset = true;
+		if (neg)
+			e->offset = UINT64_MAX; /* negative: invalid for FLAT */
+	}
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+		known |= tl == cstr_len(types[t]) && bytes_eq(e->type, types[t], tl);
+	if (neg_sectors || e->sectors == 0 || !known)
+		return 0; /* qemu skips the line */
+	if (tl == 4 && bytes_eq(e->type, "FLAT", 4))
+		return e->has_offset && e->offset != UINT64_MAX ? 1 : -1;
+	return e->has_offset ? -1 : 1;
+}
+
+/* Walks a descriptor text: createType="...", and for a descriptor file the
+ * sum of its extents (qemu's size) and, when it has exactly one extent and
+ * that is FLAT or VMFS (monolithicFlat, ESXi's vmfs), the extent's name as
+ * the file the host opens beside the image (data_file / data_file_name). */
 static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info *ret,
 			    bool want_size)
 {
+	struct vmdk_ext_line e, flat = {0};
 	uint64_t sectors = 0;
-	bool any_extent = false, bad = false;
+	unsigned extents = 0;
+	bool bad = false;
 	size_t i = 0;
 
 	while (i < n && d[i]) {
@@ -215,37 +339,33 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 				set_sub(ret, (const char *)d + q, qe - q);
 			continue;
 		}
-		size_t k = ls, kw;
-
-		if (le - ls >= 3 && bytes_eq(d + ls, "RW ", 3))
-			kw = 3;
-		else if (le - ls >= 7 && bytes_eq(d + ls, "RDONLY ", 7))
-			kw = 7;
-		else if (le - ls >= 9 && bytes_eq(d + ls, "NOACCESS ", 9))
-			kw = 9;
-		else
+		if (!want_size)
 			continue;
-		k += kw;
-		uint64_t v = 0;
-
-		if (k >= le || !is_digit(d[k])) {
-			bad = true;
-			continue;
-		}
-		for (; k < le && is_digit(d[k]); k++) {
-			if (v > (UINT64_MAX - 9) / 10) {
+		switch (vmdk_extent_line(d, n, ls, &e)) {
+		case 1:
+			if (sectors + e.sectors < sectors)
 				bad = true;
-				break;
-			}
-			v = v * 10 + (d[k] - '0');
-		}
-		if (sectors + v < sectors)
+			sectors += e.sectors;
+			if (extents++ == 0)
+				flat = e;
+			break;
+		case -1:
 			bad = true;
-		sectors += v;
-		any_extent = true;
+			break;
+		default:
+			break;
+		}
 	}
-	if (want_size && any_extent && !bad && sectors <= UINT64_MAX / SECTOR)
-		ret->virtual_size = sectors * SECTOR;
+	if (!want_size || bad || !extents || sectors > UINT64_MAX / SECTOR)
+		return;
+	ret->virtual_size = sectors * SECTOR;
+	ret->names_known = true;
+	if (extents == 1 && ((flat.type_len == 4 && bytes_eq(flat.type, "FLAT", 4)) ||
+			     (flat.type_len == 4 && bytes_eq(flat.type, "VMFS", 4)))) {
+		ret->data_file = true;
+		ret->data_file_len = copy_name(ret->data_file_name, sizeof(ret->data_file_name),
+					       flat.name, flat.name_len);
+	}
 }
 
 static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t *h,

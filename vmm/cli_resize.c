@@ -482,6 +482,7 @@ struct resize_ext {
 	uint32_t backing_crc, data_crc;
 	int data_fd; /* -1: none */
 	char data_name[1024];
+	const char *data_noun; /* "data file" (qcow2), "extent file" (vmdk) */
 };
 
 static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint64_t size,
@@ -498,7 +499,7 @@ static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint6
 		return 0;
 	cli_error(c, r == -ENOSPC || r == -EDQUOT ? INSTAR_ERR_NO_SPACE : INSTAR_ERR_IO,
 		  r == -ENOSPC || r == -EDQUOT ? ENOSPC : EIO,
-		  "Could not resize the data file '%s': %s: %s", x->data_name,
+		  "Could not resize the %s '%s': %s: %s", x->data_noun, x->data_name,
 		  rr.what ? rr.what : "Could not resize file", strerror(-r));
 	return -1;
 }
@@ -639,6 +640,7 @@ static int open_external(struct cli_ctx *c, const struct resize_args *a, int fd,
 	if (flags & INSTAR_RESIZE_DATA_FILE) {
 		vmm_ext_name(x->data_name, sizeof(x->data_name), info->data_file_name,
 			     info->data_file_len);
+		x->data_noun = info->format == INSTAR_FMT_VMDK ? "extent file" : "data file";
 		r = vmm_ext_data_file(&pol, fd, info, err, sizeof(err));
 		if (r < 0) {
 			vmm_ext_policy_close(&pol);
@@ -902,7 +904,8 @@ static int current_size(struct cli_ctx *c, const struct resize_args *a, struct r
 			  instar_format_name(j->format));
 		return -1;
 	}
-	if (j->format == INSTAR_FMT_QCOW2 && open_external(c, a, j->fd, &j->info, &j->ext) < 0)
+	if ((j->format == INSTAR_FMT_QCOW2 || j->format == INSTAR_FMT_VMDK) &&
+	    open_external(c, a, j->fd, &j->info, &j->ext) < 0)
 		return -1;
 	j->probed = j->info.virtual_size;
 	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX) {

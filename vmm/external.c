@@ -403,9 +403,18 @@ int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
 			   errlen);
 }
 
+/* What the file an image names is called in messages. */
+struct ext_noun {
+	const char *ext, *noun, *an;
+};
+
 int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 		      const struct instar_probe_info *info, char *err, size_t errlen)
 {
+	static const struct ext_noun qcow2 = {"external data file", "data file",
+					      "an external data file"},
+				     vmdk = {"flat extent", "extent file", "a flat extent"};
+	const struct ext_noun *n = info->format == INSTAR_FMT_VMDK ? &vmdk : &qcow2;
 	struct vmm_lock_error le;
 	struct stat st, ist;
 	char name[1024], full[PATH_MAX];
@@ -414,12 +423,12 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 
 	vmm_ext_name(name, sizeof(name), info->data_file_name, info->data_file_len);
 	if (!name[0]) {
-		snprintf(err, errlen, "The external data file name is empty");
+		snprintf(err, errlen, "The %s name is empty", n->ext);
 		return -EINVAL;
 	}
 	if (ext_has_protocol(name)) {
-		snprintf(err, errlen,
-			 "instar opens only local data files, not the protocol name '%s'", name);
+		snprintf(err, errlen, "instar opens only local %ss, not the protocol name '%s'",
+			 n->noun, name);
 		return -EPROTONOSUPPORT;
 	}
 	if (fstat(image_fd, &ist) < 0) {
@@ -436,9 +445,9 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 	pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
 	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -EACCES) {
 		snprintf(err, errlen,
-			 "Could not open '%s': instar opens an external data file only beneath "
-			 "the image's directory, and follows no symbolic link",
-			 name);
+			 "Could not open '%s': instar opens %s only beneath the image's directory, "
+			 "and follows no symbolic link",
+			 name, n->an);
 		return -EACCES;
 	}
 	if (pfd < 0) {
@@ -453,19 +462,19 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 	/* Checked before it is opened for writing: the file is written to. */
 	base = strrchr(full, '/') + 1;
 	if (!S_ISREG(st.st_mode))
-		why = "the data file is not a regular file";
+		why = "is not a regular file";
 	else if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino)
-		why = "the data file is the image itself";
+		why = "is the image itself";
 	else if (st.st_uid != ist.st_uid)
-		why = "the data file's owner is not the image's owner";
+		why = "has another owner than the image";
 	else if (st.st_nlink != 1)
-		why = "the data file has more than one link";
+		why = "has more than one link";
 	else if (p->confine && rel == base && base[0] != '.')
-		why = "the data file lies directly beside the image, where instarfs exposes it "
-		      "as an image of its own (use a subdirectory or a hidden name)";
+		why = "lies directly beside the image, where instarfs exposes it as an image of "
+		      "its own (use a subdirectory or a hidden name)";
 	if (why) {
 		r = -EACCES;
-		snprintf(err, errlen, "Could not open '%s': %s", name, why);
+		snprintf(err, errlen, "Could not open '%s': the %s %s", name, n->noun, why);
 		goto fail;
 	}
 	fd = ext_reopen(pfd, &st, O_RDWR);

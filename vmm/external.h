@@ -1,6 +1,7 @@
-/* vmm/external.h — the other files a qcow2 header names: the backing chain
- * (opened read-only, as qemu-img opens it, for its existence and length) and
- * the external data file (opened read-write; the host resizes it). The names
+/* vmm/external.h — the other files an image names: a qcow2 header's backing
+ * chain (opened read-only, as qemu-img opens it, for its existence and
+ * length) and external data file, and a vmdk descriptor's flat extent (both
+ * opened read-write; the host resizes them). The names
  * are untrusted bytes from the image: one policy decides which files they
  * may reach, and every file is opened O_PATH, checked to be a regular file,
  * and only then reopened with the mode it needs. */
@@ -58,7 +59,9 @@ int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
 		    const struct instar_probe_info *info, uint64_t *ret_len, bool *ret_known,
 		    char *err, size_t errlen);
 
-/* Opens the external data file read-write. Its name must lead beneath the
+/* Opens the external data file of a qcow2 image, or the one FLAT/VMFS extent
+ * a vmdk descriptor file names (monolithicFlat, vmfs), read-write: the host
+ * resizes it. Its name must lead beneath the
  * image's directory (relative, or absolute and landing there; no symbolic
  * link on the way) to a regular file with the image's owner and one link,
  * other than the image (image_fd). Returns the fd, or a negative errno

@@ -1,7 +1,9 @@
 /* guest/plan/vmdk.c — the VMDK resize planner (pure; guest and host library).
  * Handles a hosted sparse extent with an embedded descriptor: monolithicSparse
- * and the streamOptimized layout qemu creates (GD pre-allocated). Multi-file
- * subformats and VMware streams with the GD at the end are refused.
+ * and the streamOptimized layout qemu creates (GD pre-allocated); and a
+ * descriptor file with one flat extent (monolithicFlat, ESXi's vmfs), whose
+ * extent the host resizes. Other multi-file subformats and VMware streams
+ * with the GD at the end are refused.
  *
  * Decisions (see docs/formats.md §2):
  * - The new size must be a multiple of 512 (capacity is in sectors); other
@@ -23,7 +25,15 @@
  *   whose boundary cuts an allocated compressed grain is refused. Streams
  *   otherwise get the same GT/GD treatment; the appended GTs carry no stream
  *   markers, so only random-access readers (qemu) are known to see them.
- * - Refused: text descriptor files (monolithicFlat, twoGbMaxExtent*, ...),
+ * - A descriptor file with one extent "RW N FLAT \"name\" 0" or "RW N VMFS
+ *   \"name\"" (monolithicFlat, vmfs): one write of the new text (extent
+ *   sectors, cylinders, CID), which keeps the file's length when shorter
+ *   (NUL or comment padding); the host sizes the extent to the new size
+ *   before that write's commit on a grow and after it on a shrink.
+ *   Preallocation falloc/full is the host's, on the extent; metadata is
+ *   refused.
+ * - Refused: other descriptor files (twoGbMaxExtent*, several extents, a
+ *   FLAT offset other than 0, RDONLY/NOACCESS extents, over 64 KiB),
  *   sparse extents without a descriptor of their own, VMware streams with
  *   the GD at the end, delta disks (parentCID set), unknown header flags.
  * - The new CID is derived from the old CID and the new capacity (a planner
@@ -55,6 +65,7 @@
  *   (descriptor), never lost data. A descriptor elsewhere is written after
  *   the header, in its own barrier step, with the same outcome in between.
  *   A reader that cross-checks the two copies refuses the image only there. */
+#include "crc32.h"
 #include "plan.h"
 
 #define VMDK_MAGIC 0x564d444bu /* "KDMV" little-endian */
@@ -97,6 +108,7 @@ struct vmdk {
 	/* descriptor */
 	char *desc;
 	size_t desc_len;
+	bool flat_file; /* a descriptor file with one FLAT/VMFS extent */
 	const char *create_type;
 	size_t create_type_len;
 };
@@ -569,6 +581,7 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 	uint64_t heads = 0, secs = 0, cyl;
 	uint32_t old_cid = 0, new_cid;
 	unsigned extents = 0;
+	bool have_cid = false, have_parent = false;
 
 	/* Pass 1: geometry, CID, extent lines. */
 	for (ls = 0; ls < len;) {
@@ -580,12 +593,14 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 			le++;
 		if (vmdk_line_extent(d, ls, le, &e)) {
 			extents++;
-			if (!vmdk_span_is(d + e.type, e.type_end - e.type, "SPARSE"))
+			if (!v->flat_file &&
+			    !vmdk_span_is(d + e.type, e.type_end - e.type, "SPARSE"))
 				return vmdk_failt(v, INSTAR_ERR_PARSE_FAILED,
 						  "vmdk embedded descriptor has a ", d + e.type,
 						  e.type_end - e.type, " extent");
 		} else if (vmdk_line_kv(d, ls, le, &kv)) {
 			if (vmdk_key_is(&kv, "CID")) {
+				have_cid = true;
 				if (kv.val_end == kv.val || kv.val_end - kv.val > 8)
 					return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
 							 "vmdk descriptor CID is not a 32-bit hex");
@@ -600,6 +615,7 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 					old_cid = old_cid << 4 | (uint32_t)x;
 				}
 			} else if (vmdk_key_is(&kv, "parentCID")) {
+				have_parent = true;
 				/* A delta disk reads unallocated grains from its parent:
 				 * the grown tail would not read as zeros. */
 				if (!vmdk_span_is(d + kv.val, kv.val_end - kv.val, "ffffffff"))
@@ -623,6 +639,11 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 	if (extents != 1)
 		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk embedded descriptor has ",
 				  extents, " extent lines, expected 1");
+	/* qemu opens a descriptor file only with both (vmdk_read_cid) */
+	if (v->flat_file && (!have_cid || !have_parent))
+		return vmdk_fail(
+		    v, INSTAR_ERR_PARSE_FAILED,
+		    "vmdk descriptor has no CID or no parentCID (qemu cannot open it)");
 
 	/* qemu's formula: whole cylinders of heads*sectors, no cap. */
 	cyl = heads && secs ? new_cap / (heads * secs) : 0;
@@ -991,7 +1012,218 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 }
 
 /* Not a sparse extent: a text descriptor names the subformat. */
-static int vmdk_probe_text(struct vmdk *v)
+/* ---- descriptor files with one flat extent (monolithicFlat, vmfs) ----
+ *
+ * The image the guest sees is the descriptor; the extent it names is a raw
+ * file the host opened under its name policy and resizes itself (as a qcow2
+ * data file: INSTAR_RESIZE_DATA_FILE, the name's CRC-32 in
+ * data_file_name_crc) — before the descriptor's commit on a grow, after it
+ * on a shrink. The plan rewrites the extent's sectors, the geometry's
+ * cylinders and the CID, in one write (docs/formats.md §2). */
+
+#define VMDK_DESC_FILE_MAX (64u * 1024) /* what the host probe reads whole */
+
+/* The one extent line a flat descriptor may have: RW <sectors> FLAT
+ * "<name>" 0, or RW <sectors> VMFS "<name>". Sets the name's span. */
+static bool vmdk_flat_line(const char *d, size_t ls, size_t le, const struct vmdk_extent *e,
+			   size_t *ret_name, size_t *ret_name_end)
+{
+	bool flat = vmdk_span_is(d + e->type, e->type_end - e->type, "FLAT");
+	size_t i = ls;
+
+	while (i < le && vmdk_is_space(d[i]))
+		i++;
+	if (le - i < 3 || d[i] != 'R' || d[i + 1] != 'W' || !vmdk_is_space(d[i + 2]))
+		return false;
+	if (!flat && !vmdk_span_is(d + e->type, e->type_end - e->type, "VMFS"))
+		return false;
+	i = e->type_end;
+	while (i < le && vmdk_is_space(d[i]))
+		i++;
+	if (i >= le || d[i] != '"')
+		return false;
+	*ret_name = ++i;
+	while (i < le && d[i] != '"' && d[i] != '\r')
+		i++;
+	*ret_name_end = i;
+	if (i >= le || d[i] != '"' || *ret_name_end == *ret_name || i - *ret_name > 511)
+		return false;
+	i++;
+	while (i < le && vmdk_is_space(d[i]))
+		i++;
+	if (flat) { /* offset 0: the extent is the disk from its first byte */
+		if (i >= le || d[i] != '0')
+			return false;
+		while (i < le && d[i] == '0')
+			i++;
+		if (i < le && !vmdk_is_space(d[i]) && d[i] != '\r')
+			return false;
+		while (i < le && vmdk_is_space(d[i]))
+			i++;
+	}
+	return i == le || (i + 1 == le && d[i] == '\r');
+}
+
+/* Finds the descriptor's one extent: its sectors and its name's span. */
+static int vmdk_flat_extent(struct vmdk *v, uint64_t *ret_sectors, size_t *ret_name,
+			    size_t *ret_name_end)
+{
+	const char *d = v->desc;
+	unsigned extents = 0;
+	bool ok = false;
+
+	for (size_t ls = 0; ls < v->desc_len;) {
+		size_t le = ls;
+		struct vmdk_extent e;
+
+		while (le < v->desc_len && d[le] != '\n')
+			le++;
+		if (vmdk_line_extent(d, ls, le, &e)) {
+			extents++;
+			ok = vmdk_flat_line(d, ls, le, &e, ret_name, ret_name_end) &&
+			     vmdk_parse_dec(d, e.sec, e.sec_end, ret_sectors);
+		}
+		ls = le + 1;
+	}
+	if (extents != 1)
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk descriptor with ",
+				  extents, " extents is not supported (one flat extent only)");
+	if (!ok)
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				 "vmdk extent line is not RW FLAT \"name\" 0 or RW VMFS \"name\"");
+	if (*ret_sectors == 0 || *ret_sectors > VMDK_MAX_CAP)
+		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk flat extent of ", *ret_sectors,
+				  " sectors is not supported");
+	return 0;
+}
+
+/* Reads the whole descriptor file (NUL-terminated in scratch). */
+static int vmdk_flat_read(struct vmdk *v)
+{
+	uint64_t len = v->io->file_size;
+	size_t n;
+	int r;
+
+	if (len > VMDK_DESC_FILE_MAX)
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk descriptor file over ",
+				  VMDK_DESC_FILE_MAX, " bytes is not supported");
+	v->desc = vmdk_alloc(v, len + 1);
+	if (!v->desc)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_read(v, 0, v->desc, len);
+	if (r)
+		return r;
+	v->desc[len] = '\0';
+	/* The text ends at the first NUL (qemu pads what it rewrites with NULs
+	 * to whole sectors); only NULs may follow. */
+	for (n = 0; n < len && v->desc[n]; n++)
+		;
+	for (size_t i = n; i < len; i++)
+		if (v->desc[i] != '\0')
+			return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+					 "vmdk descriptor file has a NUL byte inside its text");
+	v->desc_len = n;
+	v->flat_file = true;
+	return 0;
+}
+
+/* The checks of a new size both layouts make; *ret_cap in sectors. */
+static int vmdk_check_new_size(struct vmdk *v, const struct plan_opts *o, uint64_t cap,
+			       uint64_t *ret_cap)
+{
+	if (o->new_size % VMDK_SEC)
+		return vmdk_fail(v, INSTAR_ERR_NOT_MULTIPLE_512,
+				 "The new size must be a multiple of 512");
+	if (o->new_size == 0)
+		return vmdk_fail(v, INSTAR_ERR_INVALID_NEW_SIZE,
+				 "vmdk capacity 0 is not allowed (qemu cannot open it)");
+	*ret_cap = o->new_size / VMDK_SEC;
+	if (*ret_cap > VMDK_MAX_CAP)
+		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+				 "vmdk virtual size above 64 TiB is not supported");
+	if (*ret_cap < cap && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
+		return vmdk_fail(v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
+				 "Use the --shrink option to perform a shrink operation.");
+	return 0;
+}
+
+/* The new text keeps the file's length when it is shorter, so no byte of
+ * the old text is left past it: NULs where the file had NUL padding (as
+ * qemu pads), else a comment line of blanks. */
+static void vmdk_flat_pad(const struct vmdk *v, char *nd, size_t *len)
+{
+	size_t n = *len, pad;
+
+	if (n >= v->io->file_size)
+		return;
+	pad = (size_t)v->io->file_size - n;
+	if (v->desc_len < v->io->file_size) {
+		while (pad--)
+			nd[n++] = '\0';
+	} else {
+		if (n && nd[n - 1] != '\n') {
+			nd[n++] = '\n';
+			pad--;
+		}
+		if (pad) {
+			nd[n++] = '#';
+			for (size_t i = 1; i < pad; i++)
+				nd[n++] = i + 1 == pad ? '\n' : ' ';
+		}
+	}
+	*len = n;
+}
+
+static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
+{
+	uint64_t sectors = 0, new_cap;
+	size_t name = 0, name_end = 0, nd_len, cap;
+	char *nd;
+	int r;
+
+	r = vmdk_flat_read(v);
+	if (!r)
+		r = vmdk_flat_extent(v, &sectors, &name, &name_end);
+	if (r)
+		return r;
+	if (!(o->flags & INSTAR_RESIZE_DATA_FILE) ||
+	    instar_crc32(0, v->desc + name, name_end - name) != o->data_file_name_crc)
+		return vmdk_fail(v, INSTAR_ERR_HEADER_MISMATCH,
+				 "vmdk: extent file name differs from the host's probe");
+	v->ret->old_virtual_size = sectors * VMDK_SEC;
+	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != sectors * VMDK_SEC)
+		return vmdk_failu(v, INSTAR_ERR_HEADER_MISMATCH, "vmdk descriptor says ",
+				  sectors * VMDK_SEC, " bytes");
+	r = vmdk_check_new_size(v, o, sectors, &new_cap);
+	if (r || new_cap == sectors)
+		return r;
+	if (o->prealloc == INSTAR_PREALLOC_METADATA)
+		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+				 "vmdk: preallocation=metadata is not supported for a flat extent");
+	cap = (size_t)v->io->file_size + 128;
+	nd = vmdk_alloc(v, cap);
+	if (!nd)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_build_desc(v, new_cap, nd, cap, &nd_len);
+	if (r)
+		return r;
+	vmdk_flat_pad(v, nd, &nd_len);
+	v->ret->action = new_cap < sectors ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
+	r = vmdk_emit(v, plan_write(v->p, 0, nd, nd_len));
+	if (!r)
+		r = vmdk_emit(v, plan_flush(v->p));
+	if (r)
+		return r;
+	v->p->file_size_after = nd_len > v->io->file_size ? nd_len : v->io->file_size;
+	v->ret->file_size_after = v->p->file_size_after;
+	return 0;
+}
+
+/* No sparse header: a descriptor file. One flat extent (monolithicFlat,
+ * ESXi's vmfs) is resized; other multi-file layouts are refused. */
+static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 {
 	uint32_t len =
 	    v->io->file_size < VMDK_PROBE_LEN ? (uint32_t)v->io->file_size : VMDK_PROBE_LEN;
@@ -1010,11 +1242,13 @@ static int vmdk_probe_text(struct vmdk *v)
 		return r;
 	for (n = 0; n < len && buf[n]; n++)
 		;
-	if (vmdk_find_create_type(buf, n, &ct, &ctn))
-		return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
-				  " is not supported (multi-file)");
-	return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-			 "not a vmdk image: no sparse header and no descriptor");
+	if (!vmdk_find_create_type(buf, n, &ct, &ctn))
+		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+				 "not a vmdk image: no sparse header and no descriptor");
+	if (vmdk_span_is(ct, ctn, "monolithicFlat") || vmdk_span_is(ct, ctn, "vmfs"))
+		return vmdk_plan_flat(v, o);
+	return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
+			  " is not supported (multi-file)");
 }
 
 int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
@@ -1035,7 +1269,7 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	if (r)
 		return r;
 	if (plan_le32(v.hdr) != VMDK_MAGIC)
-		return vmdk_probe_text(&v);
+		return vmdk_plan_text(&v, o);
 	if (io->file_size < VMDK_SEC)
 		return vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED, "vmdk: file shorter than a header");
 	r = vmdk_parse_header(&v);
@@ -1051,20 +1285,10 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != v.cap * VMDK_SEC)
 		return vmdk_failu(&v, INSTAR_ERR_HEADER_MISMATCH, "vmdk header says ",
 				  v.cap * VMDK_SEC, " bytes");
-	if (o->new_size % VMDK_SEC)
-		return vmdk_fail(&v, INSTAR_ERR_NOT_MULTIPLE_512,
-				 "The new size must be a multiple of 512");
-	if (o->new_size == 0)
-		return vmdk_fail(&v, INSTAR_ERR_INVALID_NEW_SIZE,
-				 "vmdk capacity 0 is not allowed (qemu cannot open it)");
-	new_cap = o->new_size / VMDK_SEC;
-	if (new_cap > VMDK_MAX_CAP)
-		return vmdk_fail(&v, INSTAR_ERR_TOO_LARGE,
-				 "vmdk virtual size above 64 TiB is not supported");
+	r = vmdk_check_new_size(&v, o, v.cap, &new_cap);
+	if (r)
+		return r;
 	shrink = new_cap < v.cap;
-	if (shrink && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
-		return vmdk_fail(&v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
-				 "Use the --shrink option to perform a shrink operation.");
 	if (o->prealloc != INSTAR_PREALLOC_OFF)
 		return vmdk_fail(&v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
 				 "vmdk: preallocation is not supported");

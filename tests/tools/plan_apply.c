@@ -8,8 +8,9 @@
  *              FORMAT IMAGE NEWSIZE
  *
  * Like the host, it tells the qcow2 planner which backing file and data file
- * names it saw (the shared probe's view); --backing-len gives the backing
- * file's length (without it the planner treats it as unknown);
+ * names it saw, and the vmdk planner a descriptor's flat extent (the shared
+ * probe's view; resizing that extent, the host's part, is the caller's); --backing-len gives the
+ * backing file's length (without it the planner treats it as unknown);
  * --backing-data a raw file the planner may read as the backing file's
  * content (its length is then the backing length unless given).
  *
@@ -157,7 +158,8 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 	return 0;
 }
 
-/* The host's part of the qcow2 config: the names the probe saw. */
+/* The host's part of the config: the names the probe saw (qcow2's backing
+ * and data files, a vmdk descriptor's flat extent). */
 static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
 {
 	static uint8_t head[INSTAR_PROBE_HEAD_LEN];
@@ -168,7 +170,8 @@ static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
 	if (n <= 0)
 		return;
 	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
-	if (instar_probe(&in, &info) < 0 || info.format != INSTAR_FMT_QCOW2)
+	if (instar_probe(&in, &info) < 0 ||
+	    (info.format != INSTAR_FMT_QCOW2 && info.format != INSTAR_FMT_VMDK))
 		return;
 	po->flags |= instar_probe_name_flags(&info, &po->backing_name_crc, &po->data_file_name_crc);
 }
@@ -255,7 +258,7 @@ int main(int argc, char **argv)
 	}
 	po.new_size = strtoull(argv[optind + 2], NULL, 0);
 	po.expected_old_size = UINT64_MAX; /* "unknown": planners skip the check */
-	if (fmt == INSTAR_FMT_QCOW2)
+	if (fmt == INSTAR_FMT_QCOW2 || fmt == INSTAR_FMT_VMDK)
 		host_names(fd, (uint64_t)st.st_size, &po);
 	io.read = file_read;
 	io.ctx = &fd;

@@ -345,6 +345,48 @@ static void test_hostile_vmdk(void **state)
 	assert_int_equal(info.format, INSTAR_FMT_VMDK);
 	assert_string_equal(info.subformat, "monolithicFlat");
 	assert_int_equal(info.virtual_size, 4096 * 512);
+	assert_false(info.data_file); /* two extents: no one flat extent */
+
+	/* qemu's extent rules: RW only, a known type, FLAT with an offset, VMFS
+	 * without; one FLAT/VMFS extent is the file the host opens */
+	static const struct {
+		const char *lines;
+		uint64_t size; /* sectors; 0: unknown */
+		const char *flat;
+	} ext[] = {
+	    {"RW 2048 FLAT \"x-flat.vmdk\" 0\n", 2048, "x-flat.vmdk"},
+	    {"  RW\t2048   VMFS  \"sub/x-flat.vmdk\"\r\n", 2048, "sub/x-flat.vmdk"},
+	    {"RW 2048 FLAT \"x-flat.vmdk\" 0\nRDONLY 4096 FLAT \"y.vmdk\" 0\n", 2048,
+	     "x-flat.vmdk"},
+	    {"RW 2048 FLAT \"x-flat.vmdk\" 0\nNOACCESS 4096 FLAT \"y.vmdk\" 0\n", 2048,
+	     "x-flat.vmdk"},
+	    {"RW 2048 FLAT \"x-flat.vmdk\" 0\nRW 4096 ZERO \"z\"\n", 2048, "x-flat.vmdk"},
+	    {"RW 2048 FLAT \"x-flat.vmdk\" 0\nRW 0 FLAT \"z\" 0\nRW -5 FLAT \"z\" 0\n", 2048,
+	     "x-flat.vmdk"},
+	    {"RW 2048 SPARSE \"x-s001.vmdk\"\n", 2048, NULL},
+	    {"RW 2048 FLAT \"x-flat.vmdk\"\n", 0, NULL},	 /* FLAT needs an offset */
+	    {"RW 2048 VMFS \"x-flat.vmdk\" 0\n", 0, NULL},	 /* VMFS takes none */
+	    {"RW 2048 FLAT \"x-flat.vmdk\" -1\n", 0, NULL},	 /* a negative offset */
+	    {"RW 2048 VMFS \"x-flat.vmdk\n", 0, NULL},		 /* no closing quote */
+	    {"RW 2048 VMFS \"x-flat.vmdk\"\n7\n", 0, NULL},	 /* offset from the next line */
+	    {"RW 99999999999999999999 FLAT \"x\" 0\n", 0, NULL}, /* past int64 */
+	};
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		memset(mem, 0, 4096);
+		snprintf((char *)mem, 4096,
+			 "# Disk DescriptorFile\nversion=1\n"
+			 "createType=\"monolithicFlat\"\n%s",
+			 ext[i].lines);
+		probe_mem(strlen((char *)mem), strlen((char *)mem), &info);
+		print_message("%s", ext[i].lines);
+		assert_int_equal(info.virtual_size,
+				 ext[i].size ? ext[i].size * 512 : INSTAR_PROBE_UNKNOWN);
+		assert_int_equal(info.data_file, ext[i].flat != NULL);
+		if (ext[i].flat) {
+			assert_int_equal(info.data_file_len, strlen(ext[i].flat));
+			assert_memory_equal(info.data_file_name, ext[i].flat, info.data_file_len);
+		}
+	}
 
 	/* "# Disk DescriptorFile" without version= is raw for qemu */
 	memset(mem, 0, 4096);
