@@ -43,6 +43,19 @@ guest_part_left_out() {
 	echo "note: $1 left out: $(kvm_why)"
 }
 
+# e2e_or_left_out WHAT: E2E=1 when the guest can boot here (the suite also
+# runs `instar resize` end to end), else E2E empty and WHAT counted as left
+# out (guest_part_left_out).
+e2e_or_left_out() {
+	E2E=
+	if kvm_usable; then
+		E2E=1
+		echo "end to end: ${INSTAR:-instar}"
+	else
+		guest_part_left_out "$1"
+	fi
+}
+
 # libyal_check FMT IMG SIZE EXPRAW [LIMIT]: the second oracle: libyal's reader
 # (libyal_read.py) opens IMG at SIZE and reads EXPRAW's bytes (what qemu
 # read). Needs Debian's python3-libvhdi, -libvmdk, -libqcow (scripts/deps.sh);

@@ -17,12 +17,7 @@ SAMPLES=$4
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR"
 NCHECK=0
 G=$((1 << 30))
-E2E=
-if kvm_usable; then
-	E2E=1
-else
-	guest_part_left_out "the end-to-end resizes of the samples (plan-apply does them)"
-fi
+e2e_or_left_out "the end-to-end resizes of the samples (plan-apply does them)"
 
 # info_size IMG: the host probe's virtual size.
 info_size() {

@@ -17,13 +17,7 @@ set -euo pipefail
 compat_init "$@"
 INSTAR=${3:-$(dirname "$PA")/../../vmm/instar}
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR"
-E2E=
-if kvm_usable; then
-	E2E=1
-	echo "end to end: $INSTAR"
-else
-	guest_part_left_out "the end-to-end resizes (plan-apply does them)"
-fi
+e2e_or_left_out "the end-to-end resizes (plan-apply does them)"
 
 vsize() {
 	qi_vsize vpc "$1"

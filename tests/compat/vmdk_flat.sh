@@ -19,12 +19,7 @@ INSTAR=$(realpath "$3")
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR"
 NCHECK=0
 M=$((1 << 20))
-E2E=
-if kvm_usable; then
-	E2E=1
-else
-	guest_part_left_out "the end-to-end resizes (plan-apply and the host's truncate do them)"
-fi
+e2e_or_left_out "the end-to-end resizes (plan-apply and the host's truncate do them)"
 
 # the image's size (qemu-img info also lists the extent's, after it)
 vsize() {
