@@ -802,8 +802,8 @@ static int open_image(struct cli_ctx *c, const struct resize_args *a, struct res
 
 /* What the driver's open says before any lock is taken (qemu's format
  * drivers fail there): the file is not in the forced format, a read-only
- * driver, a missing secret. An encrypted qcow2 is never resized; a LUKS
- * container is, without its secret. */
+ * driver, a secret named but not given. A LUKS container and an encrypted
+ * qcow2 are resized without their secret (qemu needs it to open them). */
 static int check_open(struct cli_ctx *c, const struct resize_args *a, const struct resize_job *j)
 {
 	const char *key = a->io.key_secret;
@@ -837,20 +837,10 @@ static int check_open(struct cli_ctx *c, const struct resize_args *a, const stru
 				  "%sVolume is not in LUKS format", prefix);
 		return -1;
 	}
-	/* A LUKS container is resized without its secret (its header and key
-	 * material are not encrypted; guest/plan/luks.c), where qemu needs it
-	 * to open the image. */
-	if (luks)
-		return 0;
-	if (!key) {
-		cli_error(c, INSTAR_ERR_UNSUPPORTED_FEATURE, EOPNOTSUPP,
-			  "%sParameter 'encrypt.key-secret' is required for cipher", prefix);
-		return -1;
-	}
-	/* qemu would unlock it with the secret; instar does not resize it */
-	cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
-		  "%sinstar does not resize encrypted images (qcow2 with encryption)", prefix);
-	return -1;
+	/* The headers, the key material and qcow2's tables are not encrypted
+	 * (guest/plan/luks.c, guest/plan/qcow2.c): with or without the secret,
+	 * the guest resizes them and never decrypts. */
+	return 0;
 }
 
 /* The locks qemu takes (unless file.locking=off), the probed-raw warning

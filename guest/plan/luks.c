@@ -128,17 +128,20 @@ static int luks_check_slots(const uint8_t *h, struct instar_resize_result *ret)
 	return 0;
 }
 
-/* The checks qemu makes when it opens the image, in its order; the payload
- * offset in bytes on success. */
-static int luks_parse(const struct plan_io *io, uint8_t *h, uint64_t *ret_payload,
-		      struct instar_resize_result *ret)
+/* The checks qemu makes when it opens a LUKS1 header at byte `base` with
+ * `room` bytes for it and its key material, in its order; the payload
+ * offset in bytes (from base) on success. A payload past the room fails
+ * with `past`. */
+int plan_luks_header(const struct plan_io *io, uint64_t base, uint64_t room, const char *past,
+		     uint64_t *ret_payload, struct instar_resize_result *ret)
 {
+	uint8_t h[LUKS_HDR_LEN];
 	uint32_t version;
-	int r = plan_read(io, 0, h, LUKS_HDR_LEN);
+	int r = plan_read(io, base, h, LUKS_HDR_LEN);
 
 	if (r)
 		return luks_fail(ret, (uint32_t)r, NULL);
-	if (io->file_size < LUKS_HDR_LEN || plan_memcmp(h, "LUKS\xba\xbe", 6) != 0)
+	if (room < LUKS_HDR_LEN || plan_memcmp(h, "LUKS\xba\xbe", 6) != 0)
 		return luks_fail(ret, INSTAR_ERR_PARSE_FAILED, "Volume is not in LUKS format");
 	version = plan_be16(h + LUKS_OFF_VERSION);
 	if (version != 1)
@@ -163,9 +166,8 @@ static int luks_parse(const struct plan_io *io, uint8_t *h, uint64_t *ret_payloa
 	if (r)
 		return r;
 	*ret_payload = (uint64_t)plan_be32(h + LUKS_OFF_PAYLOAD) * LUKS_SECTOR;
-	if (*ret_payload > io->file_size)
-		return luks_fail(ret, INSTAR_ERR_CORRUPT,
-				 "The LUKS payload starts past the end of the file");
+	if (*ret_payload > room)
+		return luks_fail(ret, INSTAR_ERR_CORRUPT, past);
 	return 0;
 }
 
@@ -177,13 +179,13 @@ static uint64_t luks_round(uint64_t v)
 int plan_resize_luks(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		     struct plan *p, struct instar_resize_result *ret)
 {
-	uint8_t h[LUKS_HDR_LEN];
 	uint64_t payload = 0, old, end;
 	int r;
 
 	(void)s;
 	plan_result_init(ret, p, o, io);
-	r = luks_parse(io, h, &payload, ret);
+	r = plan_luks_header(io, 0, io->file_size,
+			     "The LUKS payload starts past the end of the file", &payload, ret);
 	if (r)
 		return r;
 	/* Sizes as qemu reports them: whole sectors, rounded up. */

@@ -162,6 +162,14 @@ int plan_resize_luks(const struct plan_opts *o, const struct plan_io *io, struct
 int plan_resize_qed(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		    struct plan *p, struct instar_resize_result *ret);
 
+/* LUKS1 header checks as qemu makes them on open (guest/plan/luks.c): the
+ * header at byte base of the image, with room bytes for it and its key
+ * material (a raw container: the file; qcow2: its encryption header
+ * region). 0 and the payload offset from base, or ret->error with qemu's
+ * message (past: when the payload lies beyond room). */
+int plan_luks_header(const struct plan_io *io, uint64_t base, uint64_t room, const char *past,
+		     uint64_t *ret_payload, struct instar_resize_result *ret);
+
 /* Dispatch on enum instar_format; UNSUPPORTED_FORMAT for others. */
 int plan_resize(uint32_t format, const struct plan_opts *o, const struct plan_io *io,
 		struct plan_scratch *s, struct plan *p, struct instar_resize_result *ret);

@@ -122,6 +122,10 @@
 #define QCOW2_EXT_BITMAPS 0x23852875u
 #define QCOW2_EXT_FEATURES 0x6803f857u
 #define QCOW2_EXT_DATA_FILE 0x44415441u
+#define QCOW2_EXT_CRYPTO 0x0537be77u /* full disk encryption header: offset, length */
+#define QCOW2_CRYPT_AES 1u
+#define QCOW2_CRYPT_LUKS 2u
+#define QCOW2_LUKS_HDR_LEN 592u /* what qemu reads of a LUKS1 header first */
 #define QCOW2_BM_IN_USE 1u
 #define QCOW2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
 #define QCOW2_BM_MAX 65535u	/* qemu's QCOW2_MAX_BITMAPS */
@@ -160,6 +164,9 @@ struct qcow2 {
 	/* header */
 	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
 	uint32_t ctype; /* compression type: 0 deflate, 1 zstd */
+	uint32_t crypt; /* 0, QCOW2_CRYPT_AES or QCOW2_CRYPT_LUKS */
+	int fde;	/* the encryption header extension was found */
+	uint64_t fde_off, fde_len; /* its region (LUKS header and key material) */
 	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off, snap_off;
 	int ext_l2, backing;
 	int zero_new;		      /* the grown range must read as zeros, not backing data */
@@ -632,7 +639,7 @@ static int qcow2_parse_header(struct qcow2 *q)
 {
 	uint8_t h[112];
 	uint64_t fsz = q->io->file_size;
-	uint32_t crypt, order = 4;
+	uint32_t order = 4;
 	int rc;
 
 	if (fsz < 72)
@@ -652,7 +659,7 @@ static int qcow2_parse_header(struct qcow2 *q)
 	q->backing_off = plan_be64(h + 8);
 	q->blen = plan_be32(h + 16); /* checked in qcow2_parse_tables */
 	q->size = plan_be64(h + 24);
-	crypt = plan_be32(h + 32);
+	q->crypt = plan_be32(h + 32);
 	q->l1_size = plan_be32(h + 36);
 	q->l1_off = plan_be64(h + 40);
 	q->rt_off = plan_be64(h + 48);
@@ -693,9 +700,13 @@ static int qcow2_parse_header(struct qcow2 *q)
 	if (q->ext_l2 && q->cb < 14)
 		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
 				  "qcow2: extended L2 entries need clusters of 16 KiB or more");
-	if (crypt != 0)
-		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				  "qcow2: encrypted images are not supported");
+	if (q->crypt > QCOW2_CRYPT_LUKS) {
+		struct plan_msg m = {.n = 0};
+
+		plan_msg_str(&m, "Unsupported encryption method ");
+		plan_msg_dec(&m, q->crypt);
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, m.b);
+	}
 	q->esz = q->ext_l2 ? 16 : 8;
 	q->l2e = q->cs / q->esz;
 	q->file_clusters = qcow2_div_up(fsz, q->cs);
@@ -745,7 +756,39 @@ static int qcow2_parse_tables(struct qcow2 *q)
 	return 0;
 }
 
-/* Header extensions (bitmaps, data file) live in cluster 0 after the header. */
+/* The full disk encryption header extension, checked as qemu's open checks
+ * it (its messages): LUKS only, 16 bytes, a cluster-aligned offset. The
+ * last one counts, as in qemu. Where it points is checked later
+ * (qcow2_check_crypt). */
+static int qcow2_crypto_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
+{
+	struct plan_msg m = {.n = 0};
+
+	if (q->crypt != QCOW2_CRYPT_LUKS)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				  "CRYPTO header extension only expected with LUKS encryption method");
+	if (len != 16) {
+		plan_msg_str(&m, "CRYPTO header extension size ");
+		plan_msg_dec(&m, len);
+		plan_msg_str(&m, ", but expected size 16");
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, m.b);
+	}
+	q->fde = 1;
+	q->fde_off = plan_be64(d);
+	q->fde_len = plan_be64(d + 8);
+	if (q->fde_off & (q->cs - 1)) {
+		plan_msg_str(&m, "Encryption header offset '");
+		plan_msg_dec(&m, q->fde_off);
+		plan_msg_str(&m, "' is not a multiple of cluster size '");
+		plan_msg_dec(&m, q->cs);
+		plan_msg_str(&m, "'");
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+	}
+	return 0;
+}
+
+/* Header extensions (bitmaps, data file, encryption header) live in
+ * cluster 0 after the header. */
 static int qcow2_parse_extensions(struct qcow2 *q)
 {
 	uint8_t *c0;
@@ -778,8 +821,13 @@ static int qcow2_parse_extensions(struct qcow2 *q)
 			q->dname = c0 + pos + 8;
 			q->dlen = len;
 		}
+		if (type == QCOW2_EXT_CRYPTO && (rc = qcow2_crypto_ext(q, c0 + pos + 8, len)))
+			return rc;
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
+	if (q->crypt == QCOW2_CRYPT_LUKS && !q->fde)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+				  "Missing CRYPTO header for crypt method 2");
 	return 0;
 }
 
@@ -1525,6 +1573,7 @@ enum {
 	QCOW2_OL_L2 = 16,
 	QCOW2_OL_SNAP = 32,
 	QCOW2_OL_BMDIR = 64,
+	QCOW2_OL_CRYPT = 128,
 };
 
 /* CORRUPT with "a X b Y c" (X, Y in hex; b, c optional). */
@@ -1631,6 +1680,8 @@ static const char *qcow2_overlap(const struct qcow2 *q, uint64_t off, uint64_t l
 	if (!(skip & QCOW2_OL_BMDIR) && q->bm_dir &&
 	    qcow2_meet(c0, c1, q->bm_doff, q->bm_dsize, q->cb))
 		return "bitmap directory";
+	if (!(skip & QCOW2_OL_CRYPT) && q->fde && qcow2_meet(c0, c1, q->fde_off, q->fde_len, q->cb))
+		return "encryption header";
 	return NULL;
 }
 
@@ -1827,6 +1878,51 @@ static int qcow2_check_bitmap_places(struct qcow2 *q)
 	return 0;
 }
 
+/* The encryption header region (LUKS header and key material): long enough
+ * for the header, inside the file, off the qcow2 header, the L1 table and
+ * the reftable (the later checks keep everything else off it), a LUKS1
+ * header as qemu checks it on open, with its key material inside the
+ * region (qemu's messages). */
+static int qcow2_check_crypt(struct qcow2 *q)
+{
+	const char *outside = "Request for data outside of extension header";
+	uint64_t payload;
+	const char *ol;
+
+	if (!q->fde)
+		return 0;
+	if (q->fde_len < QCOW2_LUKS_HDR_LEN)
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, outside);
+	if (q->fde_off > q->io->file_size || q->fde_len > q->io->file_size - q->fde_off)
+		return qcow2_corrupt(q, "Encryption header at ", q->fde_off,
+				     " runs past the end of the image file", 0, NULL);
+	ol = qcow2_overlap(q, q->fde_off, q->fde_len, QCOW2_OL_CRYPT | QCOW2_OL_BMDIR);
+	if (ol)
+		return qcow2_ol_fail(q, "Encryption header at ", q->fde_off, ol);
+	return plan_luks_header(q->io, q->fde_off, q->fde_len, outside, &payload, q->ret);
+}
+
+/* Every cluster of the encryption header region counted (after the reftable
+ * checks), so that no shrink ends the file before it. */
+static int qcow2_check_crypt_refs(struct qcow2 *q)
+{
+	uint64_t refs, end;
+	int rc;
+
+	if (!q->fde)
+		return 0;
+	end = qcow2_div_up(q->fde_off + q->fde_len, q->cs);
+	for (uint64_t c = q->fde_off >> q->cb; c < end; c++) {
+		rc = qcow2_ref_get(q, c, &refs);
+		if (rc)
+			return rc;
+		if (!refs)
+			return qcow2_corrupt(q, "Encryption header cluster at ", c << q->cb,
+					     " has a refcount of 0", 0, NULL);
+	}
+	return 0;
+}
+
 static int qcow2_validate(struct qcow2 *q)
 {
 	int rc = qcow2_check_reftable(q);
@@ -1837,6 +1933,8 @@ static int qcow2_validate(struct qcow2 *q)
 		rc = qcow2_check_snapshots(q);
 	if (!rc)
 		rc = qcow2_check_bitmap_places(q);
+	if (!rc)
+		rc = qcow2_check_crypt_refs(q);
 	return rc;
 }
 
@@ -2072,7 +2170,7 @@ static int qcow2_grow_head_ext(struct qcow2 *q, uint64_t w0, uint64_t w1, int ma
  * subclusters past the old end get their zero bits, only the one holding
  * the old end is written. falloc and full move it to a fully allocated
  * cluster, as qemu's preallocation does. */
-static int qcow2_grow_head(struct qcow2 *q, int map_mode)
+static int qcow2_grow_head_plain(struct qcow2 *q, int map_mode)
 {
 	uint64_t old = q->size, gh = old >> q->cb, in = old & (q->cs - 1);
 	uint64_t t, w0 = 0, w1 = 0, h, refs, zoff, zlen;
@@ -2148,6 +2246,26 @@ static int qcow2_grow_head(struct qcow2 *q, int map_mode)
 	}
 
 	return qcow2_grow_head_ext(q, w0, w1, map_mode);
+}
+
+/* Encrypted: guest bytes are ciphertext that only the key writes. Without a
+ * backing file that shows through the partial cluster is left, as qemu
+ * leaves it; over a longer one only what needs no data write (zero flags)
+ * is done, else the grow is refused. */
+static int qcow2_grow_head(struct qcow2 *q, int map_mode)
+{
+	int rc;
+
+	if (q->crypt && !q->zero_new) {
+		q->head_mode = QCOW2_HEAD_NONE;
+		return 0;
+	}
+	rc = qcow2_grow_head_plain(q, map_mode);
+	if (!rc && q->crypt && (q->hw_len || q->head_mode == QCOW2_HEAD_NEW))
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: cannot zero the partial cluster at the old end of an "
+				  "encrypted image over a longer backing file without its key");
+	return rc;
 }
 
 /* An L2 entry of the grown range (guest cluster g, new data cluster dc).
@@ -2561,6 +2679,8 @@ static int qcow2_tail(struct qcow2 *q, uint64_t w0, uint64_t w1, uint8_t **ret_b
 	*zoff = *zlen = 0;
 	if (q->data_file)
 		return 0; /* the host cuts the data file at the new size */
+	if (q->crypt)
+		return 0; /* zeros must be encrypted: left as qemu leaves it */
 	if (!(w0 & QCOW2_COMPRESSED)) {
 		h = w0 & QCOW2_OFF_MASK;
 		if (!h || (!q->ext_l2 && q->version >= 3 && (w0 & QCOW2_ZERO_FLAG)))
@@ -3016,6 +3136,15 @@ static int qcow2_check_request(struct qcow2 *q)
 	if (q->version < 3 && q->nb_snap)
 		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 				  "Can't resize a v2 image which has snapshots");
+	/* The key is never here: nothing that needs encrypted guest bytes. */
+	if (q->crypt && o->prealloc != INSTAR_PREALLOC_OFF)
+		return qcow2_fail(q, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+				  "qcow2: preallocation of an encrypted image needs the key to "
+				  "write encrypted zeros (qemu-img's new clusters read as noise)");
+	if (q->crypt && (q->incompat & QCOW2_INC_DATA_FILE))
+		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				  "qcow2: encrypted images with an external data file are not "
+				  "supported");
 	if (q->bm_ext) {
 		rc = qcow2_check_bitmaps(q, q->bm_ext, q->bm_len);
 		if (rc)
@@ -3066,6 +3195,8 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 		goto out;
 	}
 	rc = qcow2_load_reftable(q);
+	if (!rc)
+		rc = qcow2_check_crypt(q);
 	if (!rc && o->new_size != q->size)
 		rc = qcow2_validate(q);
 	if (rc)

@@ -9,6 +9,8 @@ cli_init "$1" "$2"
 printf 'abc' >sec.txt
 "$QI" create -q -f raw src.raw 1M
 "$QI" create -q -f qcow2 src.qcow2 1M
+"$QI" create -q -f qcow2 --object secret,id=s0,data=x \
+	-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 src.eqcow2 1M
 
 # same SRC ARGS...: both tools on a copy named "img" of SRC; ARGS end with
 # the image argument (the size 2M is added).
@@ -89,6 +91,14 @@ for o in 'driver=raw,file.driver=file,file.filename=img,file.locking=off' \
 done
 same src.raw -f raw --image-opts driver=raw,file.filename=img
 same src.raw --object secret,id=s0,data=x --image-opts 'driver=luks,key-secret=s0,file.filename=img'
+# an encrypted qcow2 (resized without its secret: README): a secret named but
+# not given, and malformed secrets, fail as in qemu before any guest
+for o in 'secret,id=s0' 'secret,id=s0,data=x,bogus=1' 'secret,id=s0,data=x,format=hex'; do
+	same src.eqcow2 --object "$o" --image-opts 'driver=qcow2,encrypt.key-secret=s0,file.filename=img'
+done
+same src.eqcow2 --image-opts 'driver=qcow2,encrypt.key-secret=s1,file.filename=img'
+same src.eqcow2 --object secret,id=s0,data=x \
+	--image-opts 'driver=qcow2,encrypt.key-secret=s1,file.filename=img'
 # iotest 102's form, on a qcow2 file opened as raw
 same src.qcow2 --image-opts 'driver=raw,file.driver=file,file.filename=img,file.locking=off'
 # what instar cannot honour, in qemu's words
