@@ -1878,39 +1878,42 @@ static int qcow2_check_bitmap_places(struct qcow2 *q)
 	return 0;
 }
 
+#define QCOW2_FDE_OUTSIDE "Request for data outside of extension header"
+
 /* The encryption header region (LUKS header and key material): long enough
  * for the header, inside the file, off the qcow2 header, the L1 table and
- * the reftable (the later checks keep everything else off it), a LUKS1
- * header as qemu checks it on open, with its key material inside the
- * region (qemu's messages). */
+ * the reftable; qcow2_validate keeps everything else off it. */
 static int qcow2_check_crypt(struct qcow2 *q)
 {
-	const char *outside = "Request for data outside of extension header";
-	uint64_t payload;
 	const char *ol;
 
 	if (!q->fde)
 		return 0;
 	if (q->fde_len < QCOW2_LUKS_HDR_LEN)
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT, outside);
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, QCOW2_FDE_OUTSIDE);
 	if (q->fde_off > q->io->file_size || q->fde_len > q->io->file_size - q->fde_off)
 		return qcow2_corrupt(q, "Encryption header at ", q->fde_off,
 				     " runs past the end of the image file", 0, NULL);
 	ol = qcow2_overlap(q, q->fde_off, q->fde_len, QCOW2_OL_CRYPT | QCOW2_OL_BMDIR);
 	if (ol)
 		return qcow2_ol_fail(q, "Encryption header at ", q->fde_off, ol);
-	return plan_luks_header(q->io, q->fde_off, q->fde_len, outside, &payload, q->ret);
+	return 0;
 }
 
-/* Every cluster of the encryption header region counted (after the reftable
- * checks), so that no shrink ends the file before it. */
-static int qcow2_check_crypt_refs(struct qcow2 *q)
+/* Then the LUKS1 header in it as qemu checks it on open, its key material
+ * inside the region (qemu's messages); and for a resize (after the reftable
+ * checks) every cluster of the region counted, so that no shrink ends the
+ * file before it. */
+static int qcow2_check_luks(struct qcow2 *q, int counted)
 {
-	uint64_t refs, end;
+	uint64_t payload, refs, end;
 	int rc;
 
 	if (!q->fde)
 		return 0;
+	rc = plan_luks_header(q->io, q->fde_off, q->fde_len, QCOW2_FDE_OUTSIDE, &payload, q->ret);
+	if (rc || !counted)
+		return rc;
 	end = qcow2_div_up(q->fde_off + q->fde_len, q->cs);
 	for (uint64_t c = q->fde_off >> q->cb; c < end; c++) {
 		rc = qcow2_ref_get(q, c, &refs);
@@ -1933,8 +1936,6 @@ static int qcow2_validate(struct qcow2 *q)
 		rc = qcow2_check_snapshots(q);
 	if (!rc)
 		rc = qcow2_check_bitmap_places(q);
-	if (!rc)
-		rc = qcow2_check_crypt_refs(q);
 	return rc;
 }
 
@@ -3199,6 +3200,8 @@ int plan_resize_qcow2(const struct plan_opts *o, const struct plan_io *io, struc
 		rc = qcow2_check_crypt(q);
 	if (!rc && o->new_size != q->size)
 		rc = qcow2_validate(q);
+	if (!rc)
+		rc = qcow2_check_luks(q, o->new_size != q->size);
 	if (rc)
 		goto out;
 	if (o->new_size > q->size) {

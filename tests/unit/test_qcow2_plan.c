@@ -437,7 +437,7 @@ static void test_hostile_headers(void **state)
 	    {56, 4, NCL, INSTAR_ERR_PARSE_FAILED},		/* runs past EOF */
 	    {60, 4, 0xffffffff, INSTAR_ERR_PARSE_FAILED},	/* snapshots */
 	    {8, 8, 4000, INSTAR_ERR_PARSE_FAILED},		/* backing name */
-	    {32, 4, 2, INSTAR_ERR_UNSUPPORTED_FEATURE},		/* encrypted */
+	    {32, 4, 2, INSTAR_ERR_PARSE_FAILED},		/* LUKS without its header */
 	    {72, 8, 1, INSTAR_ERR_REQUIRES_CHECK},		/* dirty */
 	    {72, 8, 2, INSTAR_ERR_CORRUPT},			/* corrupt */
 	    {72, 8, 1ull << 5, INSTAR_ERR_UNSUPPORTED_FEATURE}, /* unknown */
@@ -1369,6 +1369,255 @@ static void test_grow_clears_stale(void **state)
 	free(im.b);
 }
 
+/* ---- issue 19.4: encrypted images (LUKS, AES) resized without the key ----
+ * mkenc(): mkimg() with crypt method 2 and its encryption header extension
+ * naming FDE_N clusters from cluster FDE_C: a LUKS1 header (1-byte key, so
+ * each of the 8 key slots takes 8 sectors from sector 8), counted. */
+#define FDE_C 8u
+#define FDE_N 9u
+#define FDE_EXT 112u /* the extension's place: right after the v3 header */
+
+static void put_luks(uint8_t *h, uint32_t payload_sect)
+{
+	memcpy(h, "LUKS\xba\xbe", 6);
+	plan_put_be16(h + 6, 1);
+	strcpy((char *)h + 8, "aes");
+	strcpy((char *)h + 40, "xts-plain64");
+	strcpy((char *)h + 72, "sha256");
+	put32(h + 104, payload_sect);
+	put32(h + 108, 1);
+	put32(h + 164, 1000);
+	for (uint32_t i = 0; i < 8; i++) {
+		uint8_t *sl = h + 208 + 48 * i;
+
+		put32(sl, i == 0 ? 0x00AC71F3u : 0x0000DEADu);
+		put32(sl + 4, i == 0 ? 2000 : 0);
+		put32(sl + 40, 8 + 8 * i);
+		put32(sl + 44, 4000);
+	}
+}
+
+static struct ptl_img mkenc_from(struct ptl_img im)
+{
+	size_t len = (FDE_C + FDE_N) * CS;
+
+	im.b = realloc(im.b, len);
+	assert_non_null(im.b);
+	memset(im.b + im.len, 0, len - im.len);
+	im.len = len;
+	put32(im.b + 32, 2);
+	put32(im.b + FDE_EXT, 0x0537be77);
+	put32(im.b + FDE_EXT + 4, 16);
+	put64(im.b + FDE_EXT + 8, (uint64_t)FDE_C * CS);
+	put64(im.b + FDE_EXT + 16, (uint64_t)FDE_N * CS);
+	put_luks(im.b + FDE_C * CS, FDE_N * CS / 512);
+	for (uint32_t c = FDE_C; c < FDE_C + FDE_N; c++)
+		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+	return im;
+}
+
+static struct ptl_img mkenc(void)
+{
+	return mkenc_from(mkimg());
+}
+
+/* Whether any op of the run touches host bytes [lo, hi). */
+static int ops_touch(const struct run *r, uint64_t lo, uint64_t hi)
+{
+	for (uint32_t i = 0; i < r->rec.n && i < 512; i++) {
+		const struct plan_op *op = &r->rec.ops[i];
+
+		if (op->kind != PLAN_OP_FLUSH && op->off < hi && lo < op->off + op->len)
+			return 1;
+	}
+	return 0;
+}
+
+static void expect_enc_err(struct ptl_img *im, uint64_t size, int err, const char *detail)
+{
+	struct run r;
+
+	run_plan(im, size, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 0, &r);
+	if (r.rc != err || strcmp(r.res.detail, detail) != 0)
+		fail_msg("size %llu: got %d '%s', want %d '%s'", (unsigned long long)size, r.rc,
+			 r.res.detail, err, detail);
+	assert_int_equal(r.rec.n, 0);
+}
+
+static void test_encrypted_resize(void **state)
+{
+	const uint64_t lo = (uint64_t)FDE_C * CS, hi = (uint64_t)(FDE_C + FDE_N) * CS;
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	/* grow (the L1 moves): the run starts after the region, which no op touches */
+	im = mkenc();
+	run_plan(&im, 5 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(ops_touch(&r, lo, hi));
+	assert_int_equal(plan_be64(im.b + 24), 5 * MIB);
+	assert_true(plan_be64(im.b + 40) >= hi);
+	assert_int_equal(refcount(&im, FDE_C), 1);
+	free(im.b);
+
+	/* shrink past the data at guest cluster 200: the region stays */
+	im = mkenc();
+	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(ops_touch(&r, lo, hi));
+	assert_true(r.after >= hi);
+	assert_int_equal(refcount(&im, FDE_C + FDE_N - 1), 1);
+	assert_int_equal(refcount(&im, 5), 0);
+	free(im.b);
+
+	/* AES (method 1, no header extension) too */
+	im = mkimg();
+	put32(im.b + 32, 1);
+	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	free(im.b);
+}
+
+/* No guest byte is written: it would need the key. */
+static void test_encrypted_no_data_writes(void **state)
+{
+	static const uint32_t modes[] = {INSTAR_PREALLOC_METADATA, INSTAR_PREALLOC_FALLOC,
+					 INSTAR_PREALLOC_FULL};
+	struct ptl_img im;
+	struct run r;
+
+	(void)state;
+	for (size_t m = 0; m < 3; m++) {
+		im = mkenc();
+		run_plan(&im, 2 * MIB, 0, modes[m], 8 * MIB, 0, &r);
+		assert_int_equal(r.rc, INSTAR_ERR_PREALLOCATION_UNSUPPORTED);
+		assert_int_equal(r.rec.n, 0);
+		assert_non_null(strstr(r.res.detail, "encrypted"));
+		free(im.b);
+	}
+
+	/* a cut cluster's kept tail is left as qemu leaves it (unencrypted:
+	 * zeroed in place) */
+	im = mkenc();
+	run_plan(&im, 10 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(ops_touch(&r, 6 * CS, 7 * CS));
+	assert_int_equal(im.b[7 * CS - 1], 0xcd);
+	free(im.b);
+
+	/* a grow from inside an allocated cluster leaves its bytes past the
+	 * old end (unencrypted: zeroed in place) */
+	im = mkenc();
+	put64(im.b + 24, 10 * CS + 512);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(ops_touch(&r, 6 * CS, 7 * CS));
+	assert_int_equal(im.b[6 * CS + 512], 0xcd);
+	free(im.b);
+
+	/* over a longer backing file: zero flags need no key; the partial
+	 * cluster's zeros would, so that grow is refused */
+	backed_host(4 * MIB, 1);
+	im = mkenc_from(mkbacked(3));
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(plan_be64(im.b + 4 * CS + 300 * 8), 1);
+	free(im.b);
+	for (int alloc = 0; alloc < 2; alloc++) {
+		im = mkenc_from(mkbacked(3));
+		put64(im.b + 24, (alloc ? 10 : 20) * CS + 512);
+		run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+		assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE);
+		assert_int_equal(r.rec.n, 0);
+		assert_non_null(strstr(r.res.detail, "encrypted"));
+		free(im.b);
+	}
+	memset(&host, 0, sizeof(host));
+	backing.b = NULL;
+}
+
+/* Hostile encryption headers: qemu's words where its open has them. */
+static void test_encrypted_hostile(void **state)
+{
+	static const struct {
+		uint32_t off, width;
+		uint64_t val;
+		int err;
+		const char *detail;
+	} cases[] = {
+	    {32, 4, 3, INSTAR_ERR_UNSUPPORTED_FEATURE, "Unsupported encryption method 3"},
+	    {32, 4, 1, INSTAR_ERR_PARSE_FAILED,
+	     "CRYPTO header extension only expected with LUKS encryption method"},
+	    {FDE_EXT + 4, 4, 8, INSTAR_ERR_PARSE_FAILED,
+	     "CRYPTO header extension size 8, but expected size 16"},
+	    {FDE_EXT, 4, 0, INSTAR_ERR_PARSE_FAILED, "Missing CRYPTO header for crypt method 2"},
+	    /* unaligned */
+	    {FDE_EXT + 8, 8, FDE_C * CS + 512, INSTAR_ERR_CORRUPT,
+	     "Encryption header offset '33280' is not a multiple of cluster size '4096'"},
+	    /* zero length, too short for the LUKS header */
+	    {FDE_EXT + 16, 8, 0, INSTAR_ERR_CORRUPT, "Request for data outside of extension header"},
+	    {FDE_EXT + 16, 8, 591, INSTAR_ERR_CORRUPT,
+	     "Request for data outside of extension header"},
+	    /* outside the file, or running past its end */
+	    {FDE_EXT + 8, 8, 1ull << 40, INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0x10000000000 runs past the end of the image file"},
+	    {FDE_EXT + 8, 8, UINT64_MAX & ~(uint64_t)(CS - 1), INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0xfffffffffffff000 runs past the end of the image file"},
+	    {FDE_EXT + 16, 8, (FDE_N + 1) * CS, INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0x8000 runs past the end of the image file"},
+	    {FDE_EXT + 16, 8, UINT64_MAX, INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0x8000 runs past the end of the image file"},
+	    /* on the header, the reftable, the L1 table, a refblock, an L2 table */
+	    {FDE_EXT + 8, 8, 0, INSTAR_ERR_CORRUPT, "Encryption header at 0 overlaps with qcow2_header"},
+	    {FDE_EXT + 8, 8, 3 * CS, INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0x3000 overlaps with active L1 table"},
+	    {FDE_EXT + 8, 8, 4 * CS, INSTAR_ERR_CORRUPT,
+	     "L2 table at 0x4000 overlaps with encryption header"},
+	    /* the LUKS header in it, as qemu checks it */
+	    {FDE_C * CS, 4, 0, INSTAR_ERR_PARSE_FAILED, "Volume is not in LUKS format"},
+	    {FDE_C * CS + 208 + 48 * 3 + 44, 4, 3999, INSTAR_ERR_CORRUPT,
+	     "Keyslot 3 is corrupted (stripes 3999 != 4000)"},
+	    /* key material past the region */
+	    {FDE_C * CS + 104, 4, FDE_N * CS / 512 + 8, INSTAR_ERR_CORRUPT,
+	     "Request for data outside of extension header"},
+	    /* a cluster of it not counted: a shrink could cut the file there */
+	    {2 * CS + (FDE_C + 4) * 2, 2, 0, INSTAR_ERR_CORRUPT,
+	     "Encryption header cluster at 0xc000 has a refcount of 0"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ptl_img im = mkenc();
+
+		ptl_put_field(im.b, cases[i].off, (int)cases[i].width, true, cases[i].val);
+		expect_enc_err(&im, 512 * 1024, cases[i].err, cases[i].detail); /* shrink */
+		expect_enc_err(&im, 4 * MIB, cases[i].err, cases[i].detail);	  /* grow */
+		free(im.b);
+	}
+
+	/* one cluster on the reftable, on the refblock */
+	for (int k = 1; k <= 2; k++) {
+		struct ptl_img im = mkenc();
+
+		put64(im.b + FDE_EXT + 8, (uint64_t)k * CS);
+		put64(im.b + FDE_EXT + 16, CS);
+		expect_corrupt(&im, 512 * 1024,
+			       k == 1 ? "Encryption header at 0x1000 overlaps with refcount table"
+				      : "Refblock at 0x2000 overlaps with encryption header");
+		free(im.b);
+	}
+	/* a data cluster a shrink releases, inside the region */
+	{
+		struct ptl_img im = mkenc();
+
+		put64(im.b + 4 * CS + 200 * 8, (10ull * CS) | (1ull << 63));
+		expect_corrupt(&im, 512 * 1024,
+			       "Data cluster at 0xa000 overlaps with encryption header");
+		free(im.b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1393,6 +1642,9 @@ int main(void)
 	    cmocka_unit_test(test_grow_partial_backing),
 	    cmocka_unit_test(test_grow_prealloc_backing),
 	    cmocka_unit_test(test_grow_clears_stale),
+	    cmocka_unit_test(test_encrypted_resize),
+	    cmocka_unit_test(test_encrypted_no_data_writes),
+	    cmocka_unit_test(test_encrypted_hostile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
