@@ -94,7 +94,17 @@
  *   a compressed (deflate or zstd) or snapshot-shared one is copied to a new
  *   cluster with the tail zeroed. One that does not decompress is left.
  * - Shrink never allocates L2 tables for unallocated L1 entries (qemu does),
- *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1. */
+ *   so an empty 64 TiB -> 1 GiB shrink costs only reading the L1.
+ * - Encryption (LUKS and AES): resized without the key, which qemu needs to
+ *   open the image; only metadata changes. The encryption header region
+ *   (LUKS header and key material, named by its extension) is checked as
+ *   qemu checks it on open and kept, like metadata, inside the file, off
+ *   the other tables and counted (qcow2_check_crypt, qcow2_check_luks).
+ *   Nothing that writes guest bytes is planned: preallocation and an
+ *   external data file are refused, a partly cut cluster's tail and the
+ *   bytes past an unaligned old end are left as qemu leaves them, and a
+ *   grow over a longer backing file that would zero part of a cluster is
+ *   refused (docs/formats.md §1.2). */
 #include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
@@ -163,9 +173,9 @@ struct qcow2 {
 
 	/* header */
 	uint32_t version, cb, rbits, hdr_len, l1_size, rt_clusters, nb_snap;
-	uint32_t ctype; /* compression type: 0 deflate, 1 zstd */
-	uint32_t crypt; /* 0, QCOW2_CRYPT_AES or QCOW2_CRYPT_LUKS */
-	int fde;	/* the encryption header extension was found */
+	uint32_t ctype;		   /* compression type: 0 deflate, 1 zstd */
+	uint32_t crypt;		   /* 0, QCOW2_CRYPT_AES or QCOW2_CRYPT_LUKS */
+	int fde;		   /* the encryption header extension was found */
 	uint64_t fde_off, fde_len; /* its region (LUKS header and key material) */
 	uint64_t cs, size, l1_off, rt_off, incompat, autoclear, backing_off, snap_off;
 	int ext_l2, backing;
@@ -765,8 +775,9 @@ static int qcow2_crypto_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
 	struct plan_msg m = {.n = 0};
 
 	if (q->crypt != QCOW2_CRYPT_LUKS)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				  "CRYPTO header extension only expected with LUKS encryption method");
+		return qcow2_fail(
+		    q, INSTAR_ERR_PARSE_FAILED,
+		    "CRYPTO header extension only expected with LUKS encryption method");
 	if (len != 16) {
 		plan_msg_str(&m, "CRYPTO header extension size ");
 		plan_msg_dec(&m, len);

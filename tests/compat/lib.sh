@@ -1,6 +1,7 @@
 # tests/compat/lib.sh — helpers shared by the planner compat scripts
-# (vhd_plan.sh, vhdx_plan.sh, vmdk_plan.sh, qcow2_plan.sh, qcow2_luks_plan.sh, ...) and the CLI
-# scripts that share them (cli_staged.sh, cli_external.sh); sourced, not run:
+# (vhd_plan.sh, vhdx_plan.sh, vmdk_plan.sh, qcow2_plan.sh, qcow2_luks_plan.sh
+# and others) and the CLI scripts that share them (cli_staged.sh,
+# cli_external.sh); sourced, not run:
 #   . "$(dirname "$0")/lib.sh"
 # The caller sets PA (plan-apply), QI (qemu-img), QIO (qemu-io) and T, most
 # simply with compat_init, and defines vsize IMG before it uses crash_run.

@@ -95,21 +95,23 @@ done
 
 # Preallocation: qemu-img maps plaintext zeros (they decrypt to noise); the
 # planner refuses, nothing changes.
-for mode in metadata falloc full; do
-	cp "$T/base.luks" "$T/q.qcow2"
-	cp "$T/base.luks" "$T/r.qcow2"
-	"$QI" resize -q "${OBJ[@]}" --preallocation=$mode --image-opts "$(opts "$T/q.qcow2")" 128M ||
-		fail "$mode: qemu-img resize"
-	! reads "$T/q.qcow2" "read -q -P 0 64M 64M" >/dev/null ||
-		fail "$mode: qemu-img's new clusters read as zeros (the refusal's reason is gone)"
-	out=$("$PA" --prealloc $mode qcow2 "$T/r.qcow2" "$(b 128M)") &&
-		fail "$mode: plan-apply succeeded"
-	case "$out" in
-	*error=PREALLOCATION_UNSUPPORTED*"needs the key"*) ;;
-	*) fail "$mode: $out" ;;
-	esac
-	cmp -s "$T/r.qcow2" "$T/base.luks" || fail "$mode: image changed"
-	NCHECK=$((NCHECK + 1))
+for fmt in luks aes; do
+	for mode in metadata falloc full; do
+		cp "$T/base.$fmt" "$T/q.qcow2"
+		cp "$T/base.$fmt" "$T/r.qcow2"
+		"$QI" resize -q "${OBJ[@]}" --preallocation=$mode \
+			--image-opts "$(opts "$T/q.qcow2")" 128M || fail "$fmt $mode: qemu-img resize"
+		! reads "$T/q.qcow2" "read -q -P 0 64M 64M" >/dev/null ||
+			fail "$fmt $mode: qemu-img's new clusters read as zeros (the refusal's reason is gone)"
+		out=$("$PA" --prealloc $mode qcow2 "$T/r.qcow2" "$(b 128M)") &&
+			fail "$fmt $mode: plan-apply succeeded"
+		case "$out" in
+		*error=PREALLOCATION_UNSUPPORTED*"needs the key"*) ;;
+		*) fail "$fmt $mode: $out" ;;
+		esac
+		cmp -s "$T/r.qcow2" "$T/base.$fmt" || fail "$fmt $mode: image changed"
+		NCHECK=$((NCHECK + 1))
+	done
 done
 
 # Refusals: qemu-img's message (after "qemu-img: Could not open '...': ") is

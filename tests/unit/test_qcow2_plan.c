@@ -1535,6 +1535,16 @@ static void test_encrypted_no_data_writes(void **state)
 	}
 	memset(&host, 0, sizeof(host));
 	backing.b = NULL;
+
+	/* an external data file (its bytes would be encrypted too): refused */
+	im = mkenc();
+	put64(im.b + 72, 1ull << 2);
+	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 0, &r);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_FEATURE);
+	assert_int_equal(r.rec.n, 0);
+	assert_string_equal(r.res.detail,
+			    "qcow2: encrypted images with an external data file are not supported");
+	free(im.b);
 }
 
 /* Hostile encryption headers: qemu's words where its open has them. */
@@ -1556,7 +1566,8 @@ static void test_encrypted_hostile(void **state)
 	    {FDE_EXT + 8, 8, FDE_C * CS + 512, INSTAR_ERR_CORRUPT,
 	     "Encryption header offset '33280' is not a multiple of cluster size '4096'"},
 	    /* zero length, too short for the LUKS header */
-	    {FDE_EXT + 16, 8, 0, INSTAR_ERR_CORRUPT, "Request for data outside of extension header"},
+	    {FDE_EXT + 16, 8, 0, INSTAR_ERR_CORRUPT,
+	     "Request for data outside of extension header"},
 	    {FDE_EXT + 16, 8, 591, INSTAR_ERR_CORRUPT,
 	     "Request for data outside of extension header"},
 	    /* outside the file, or running past its end */
@@ -1569,7 +1580,8 @@ static void test_encrypted_hostile(void **state)
 	    {FDE_EXT + 16, 8, UINT64_MAX, INSTAR_ERR_CORRUPT,
 	     "Encryption header at 0x8000 runs past the end of the image file"},
 	    /* on the header, the reftable, the L1 table, a refblock, an L2 table */
-	    {FDE_EXT + 8, 8, 0, INSTAR_ERR_CORRUPT, "Encryption header at 0 overlaps with qcow2_header"},
+	    {FDE_EXT + 8, 8, 0, INSTAR_ERR_CORRUPT,
+	     "Encryption header at 0 overlaps with qcow2_header"},
 	    {FDE_EXT + 8, 8, 3 * CS, INSTAR_ERR_CORRUPT,
 	     "Encryption header at 0x3000 overlaps with active L1 table"},
 	    {FDE_EXT + 8, 8, 4 * CS, INSTAR_ERR_CORRUPT,
@@ -1592,7 +1604,7 @@ static void test_encrypted_hostile(void **state)
 
 		ptl_put_field(im.b, cases[i].off, (int)cases[i].width, true, cases[i].val);
 		expect_enc_err(&im, 512 * 1024, cases[i].err, cases[i].detail); /* shrink */
-		expect_enc_err(&im, 4 * MIB, cases[i].err, cases[i].detail);	  /* grow */
+		expect_enc_err(&im, 4 * MIB, cases[i].err, cases[i].detail);	/* grow */
 		free(im.b);
 	}
 
