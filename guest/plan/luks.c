@@ -14,7 +14,9 @@
  * The header is checked as qemu checks it when it opens the image, with
  * qemu's messages, 32-bit key-slot arithmetic included, so that instar
  * resizes exactly the images qemu would open. Cipher, mode and hash names
- * are only checked for their terminating NUL: instar never decrypts. */
+ * are only checked for their terminating NUL: instar never decrypts. The
+ * same checks serve the LUKS header of an encrypted qcow2 image
+ * (plan_luks_header, from guest/plan/qcow2.c). */
 #include "plan.h"
 
 #define LUKS_HDR_LEN 592u
