@@ -36,4 +36,10 @@ void ptl_put_field(uint8_t *b, size_t off, int width, bool big_endian, uint64_t 
 int ptl_run(ptl_planner_fn planner, uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
 	    struct instar_resize_result *res);
 
+/* A LUKS1 header at h (592 bytes written; the rest untouched): aes,
+ * xts-plain64, sha256, the payload at payload_sect sectors, a master key
+ * of key_bytes, slot 0 enabled, slot i's key material at sector
+ * 8 + slot_step * i, 4000 stripes each. */
+void ptl_luks_header(uint8_t *h, uint32_t payload_sect, uint32_t key_bytes, uint32_t slot_step);
+
 #endif

@@ -25,22 +25,7 @@
 static void build(uint8_t *h)
 {
 	memset(h, 0, HDR);
-	memcpy(h, "LUKS\xba\xbe", 6);
-	plan_put_be16(h + 6, 1);
-	strcpy((char *)h + 8, "aes");
-	strcpy((char *)h + 40, "xts-plain64");
-	strcpy((char *)h + 72, "sha256");
-	plan_put_be32(h + 104, PAYLOAD_SECT);
-	plan_put_be32(h + 108, 64);
-	plan_put_be32(h + 164, 1000);
-	for (uint32_t i = 0; i < 8; i++) {
-		uint8_t *s = h + 208 + 48 * i;
-
-		plan_put_be32(s, i == 0 ? 0x00AC71F3u : 0x0000DEADu);
-		plan_put_be32(s + 4, i == 0 ? 2000 : 0);
-		plan_put_be32(s + 40, 8 + 504 * i);
-		plan_put_be32(s + 44, 4000);
-	}
+	ptl_luks_header(h, PAYLOAD_SECT, 64, 504);
 }
 
 struct rec {

@@ -1377,26 +1377,6 @@ static void test_grow_clears_stale(void **state)
 #define FDE_N 9u
 #define FDE_EXT 112u /* the extension's place: right after the v3 header */
 
-static void put_luks(uint8_t *h, uint32_t payload_sect)
-{
-	memcpy(h, "LUKS\xba\xbe", 6);
-	plan_put_be16(h + 6, 1);
-	strcpy((char *)h + 8, "aes");
-	strcpy((char *)h + 40, "xts-plain64");
-	strcpy((char *)h + 72, "sha256");
-	put32(h + 104, payload_sect);
-	put32(h + 108, 1);
-	put32(h + 164, 1000);
-	for (uint32_t i = 0; i < 8; i++) {
-		uint8_t *sl = h + 208 + 48 * i;
-
-		put32(sl, i == 0 ? 0x00AC71F3u : 0x0000DEADu);
-		put32(sl + 4, i == 0 ? 2000 : 0);
-		put32(sl + 40, 8 + 8 * i);
-		put32(sl + 44, 4000);
-	}
-}
-
 static struct ptl_img mkenc_from(struct ptl_img im)
 {
 	size_t len = (FDE_C + FDE_N) * CS;
@@ -1410,7 +1390,7 @@ static struct ptl_img mkenc_from(struct ptl_img im)
 	put32(im.b + FDE_EXT + 4, 16);
 	put64(im.b + FDE_EXT + 8, (uint64_t)FDE_C * CS);
 	put64(im.b + FDE_EXT + 16, (uint64_t)FDE_N * CS);
-	put_luks(im.b + FDE_C * CS, FDE_N * CS / 512);
+	ptl_luks_header(im.b + FDE_C * CS, FDE_N * CS / 512, 1, 8);
 	for (uint32_t c = FDE_C; c < FDE_C + FDE_N; c++)
 		plan_put_be16(im.b + 2 * CS + c * 2, 1);
 	return im;
