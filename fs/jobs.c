@@ -575,7 +575,7 @@ static const char *format_from_name(const char *name)
 	static const struct {
 		const char *ext, *fmt;
 	} map[] = {{".qcow2", "qcow2"}, {".vmdk", "vmdk"}, {".vhd", "vpc"}, {".vpc", "vpc"},
-		   {".vhdx", "vhdx"},	{".qed", "qed"},   {".raw", "raw"}};
+		   {".vhdx", "vhdx"},	{".qed", "qed"},   {".vdi", "vdi"}, {".raw", "raw"}};
 	size_t len = strlen(name);
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 5u
+#define INSTAR_ABI_VERSION 6u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
@@ -184,6 +184,7 @@ enum instar_format {
 	INSTAR_FMT_VHDX = 5,
 	INSTAR_FMT_QED = 6,
 	INSTAR_FMT_LUKS = 7, /* LUKS1 container (qemu's "luks") */
+	INSTAR_FMT_VDI = 8, /* VirtualBox */
 	INSTAR_FMT_COUNT
 };
 

@@ -36,7 +36,7 @@ static const char *const err_names[INSTAR_ERR_COUNT] = {
 static const char *const fmt_names[INSTAR_FMT_COUNT] = {
     [INSTAR_FMT_UNKNOWN] = "unknown", [INSTAR_FMT_RAW] = "raw",	  [INSTAR_FMT_QCOW2] = "qcow2",
     [INSTAR_FMT_VMDK] = "vmdk",	      [INSTAR_FMT_VHD] = "vpc",	  [INSTAR_FMT_VHDX] = "vhdx",
-    [INSTAR_FMT_QED] = "qed",	      [INSTAR_FMT_LUKS] = "luks",
+    [INSTAR_FMT_QED] = "qed",	      [INSTAR_FMT_LUKS] = "luks", [INSTAR_FMT_VDI] = "vdi",
 };
 
 static const char *const prealloc_names[] = {"off", "metadata", "falloc", "full"};

@@ -6,6 +6,7 @@
 #include "byteorder.h"
 #include "probe.h"
 #include "vhd_size.h"
+#include "vdi_layout.h"
 #include "vhdx_layout.h"
 
 #define SECTOR 512u
@@ -530,17 +531,42 @@ static void probe_luks(const struct instar_probe_input *in, const uint8_t *b,
 		ret->virtual_size = instar_probe_raw_size(in->file_size - payload);
 }
 
-/* vdi: disk_size, LE64 @0x170; block_size LE32 @0x178 */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* vdi (b: the first 512 bytes, the whole header qemu reads): type, parent
+ * and block size for `instar info`; the size qemu 7.2 reports (the disk
+ * size rounded up to 512) only when the header is one qemu opens as far as
+ * the header alone tells: version 1.1, 512-byte sectors, 1 MiB blocks, at
+ * most qemu's number of blocks and a block map large enough for the disk.
+ * The guest's planner checks everything again. */
 static void probe_vdi(const struct instar_probe_input *in, const uint8_t *b,
 		      struct instar_probe_info *ret)
 {
-	uint64_t size = get_le64(b + 0x170);
+	uint32_t type = get_le32(b + INSTAR_VDI_H_TYPE), blocks = get_le32(b + INSTAR_VDI_H_BLOCKS);
+	uint64_t size = get_le64(b + INSTAR_VDI_H_DISK_SIZE);
 
 	(void)in;
-	/* qemu rounds an odd disk_size up to whole sectors */
-	ret->virtual_size =
-	    size <= UINT64_MAX - (SECTOR - 1) ? (size + SECTOR - 1) & ~511ull : size;
-	ret->cluster_size = get_le32(b + 0x178);
+	set_sub(ret,
+		type == INSTAR_VDI_TYPE_DYNAMIC	 ? "dynamic"
+		: type == INSTAR_VDI_TYPE_STATIC ? "static"
+						 : "other",
+		8);
+	ret->has_backing = !all_zero(b + INSTAR_VDI_H_UUID_PARENT, 16);
+	ret->cluster_size = get_le32(b + INSTAR_VDI_H_BLOCK_SIZE);
+	if (get_le32(b + INSTAR_VDI_H_VERSION) != INSTAR_VDI_VERSION_1_1 ||
+	    get_le32(b + INSTAR_VDI_H_SECTOR_SIZE) != SECTOR ||
+	    ret->cluster_size != INSTAR_VDI_BLOCK_SIZE || size > INSTAR_VDI_SIZE_MAX)
+		return;
+	size = (size + SECTOR - 1) & ~(uint64_t)(SECTOR - 1); /* qemu rounds odd sizes up */
+	if (blocks > INSTAR_VDI_BLOCKS_MAX || size > (uint64_t)blocks * INSTAR_VDI_BLOCK_SIZE)
+		return;
+	ret->virtual_size = size;
 }
 
 /* parallels: nb_sectors, LE64 @36 */
@@ -627,7 +653,7 @@ static int score_qed(const uint8_t *b, const char *name)
 static int score_vdi(const uint8_t *b, const char *name)
 {
 	(void)name;
-	return get_le32(b + 0x40) == 0xbeda107f ? 100 : 0;
+	return get_le32(b + INSTAR_VDI_H_SIGNATURE) == INSTAR_VDI_SIGNATURE ? 100 : 0;
 }
 
 /* luks: magic and version 1 (a LUKS2 header is raw to qemu 7.2) */
@@ -860,7 +886,7 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 		if (!score_parallels(b, NULL))
 			put_str(m, cap, &pos, "Image not in Parallels format");
 	} else if (str_eq(drv, "vdi")) {
-		uint64_t size = get_le64(b + 0x170), max = 0x1fffff8000000ull;
+		uint64_t size = get_le64(b + INSTAR_VDI_H_DISK_SIZE), max = INSTAR_VDI_SIZE_MAX;
 
 		if (size > max) {
 			put_str(m, cap, &pos, "Unsupported VDI image size (size is 0x");
@@ -870,7 +896,7 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 			put_str(m, cap, &pos, ")");
 		} else if (!score_vdi(b, NULL)) {
 			put_str(m, cap, &pos, "Image not in VDI format (bad signature ");
-			put_num(m, cap, &pos, get_le32(b + 0x40), 16, 8);
+			put_num(m, cap, &pos, get_le32(b + INSTAR_VDI_H_SIGNATURE), 16, 8);
 			put_str(m, cap, &pos, ")");
 		}
 	}

@@ -47,11 +47,11 @@ struct instar_probe_info {
 	uint64_t file_size;
 	/* Details for `instar info`; 0 / "" when not known. */
 	uint32_t version;      /* qcow2 2/3, vmdk sparse version, vhdx 1 */
-	uint32_t cluster_size; /* qcow2 cluster, vmdk grain, vhd/vhdx block */
+	uint32_t cluster_size; /* qcow2 cluster, vmdk grain, vhd/vhdx/vdi block */
 	bool has_backing;      /* qcow2 backing file, vhd/vhdx differencing */
 	bool encrypted;	       /* qcow2 crypt_method other than 0 */
 	char subformat[32];    /* vmdk createType; vhd/vhdx fixed, dynamic,
-				  differencing */
+				  differencing; vdi dynamic, static */
 	/* qcow2: the names the header gives, as stored (untrusted bytes, not
 	 * NUL-terminated; *_len 0 = none): the backing file (header @8/@16),
 	 * its format (extension 0xE2792ACA) and the external data file

@@ -106,7 +106,6 @@ static const char *const qemu_other_drivers[] = {
     "snapshot-access",
     "ssh",
     "throttle",
-    "vdi",
     "vvfat",
 };
 

@@ -13,6 +13,7 @@
 
 #define VHD_CYLINDER_MAX (16ull * 255 * 512)
 #define VHDX_SECTOR_MAX 4096ull
+#define VDI_SECTOR_MAX 511ull /* a request rounds up to 512, as qemu-img create does */
 #define VMM_VERIFY_PREALLOC_SLACK (256ull << 20)
 /* A plan may round the end of file up to its allocation unit (a qcow2
  * cluster: at most 2 MiB; vhdx aligns to 1 MiB) without writing there. */
@@ -54,6 +55,8 @@ uint64_t vmm_verify_max_rounding(uint32_t format)
 		return VHDX_SECTOR_MAX;
 	case INSTAR_FMT_LUKS:
 		return 511; /* the payload is sized in 512-byte sectors */
+	case INSTAR_FMT_VDI:
+		return VDI_SECTOR_MAX;
 	default:
 		return 0;
 	}

@@ -225,6 +225,8 @@ int plan_resize(uint32_t format, const struct plan_opts *o, const struct plan_io
 		return plan_resize_qed(o, io, s, p, ret);
 	case INSTAR_FMT_LUKS:
 		return plan_resize_luks(o, io, s, p, ret);
+	case INSTAR_FMT_VDI:
+		return plan_resize_vdi(o, io, s, p, ret);
 	default:
 		ret->error = INSTAR_ERR_UNSUPPORTED_FORMAT;
 		return ret->error;

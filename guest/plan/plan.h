@@ -156,6 +156,8 @@ int plan_resize_vhd(const struct plan_opts *o, const struct plan_io *io, struct 
 		    struct plan *p, struct instar_resize_result *ret);
 int plan_resize_vhdx(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		     struct plan *p, struct instar_resize_result *ret);
+int plan_resize_vdi(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
+		    struct plan *p, struct instar_resize_result *ret);
 
 int plan_resize_luks(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		     struct plan *p, struct instar_resize_result *ret);

@@ -128,6 +128,9 @@ static const struct qcase qcases[] = {
     {"f.vhdx", "vhdx", "-o subformat=fixed,block_size=1M", "3M", INSTAR_FMT_VHDX, "fixed",
      1u << 20},
     {"b.vhdx", "vhdx", "", "2T", INSTAR_FMT_VHDX, "dynamic", 32u << 20},
+    {"d.vdi", "vdi", "", "1G", INSTAR_FMT_VDI, "dynamic", 1u << 20},
+    {"s.vdi", "vdi", "-o static=on", "3M", INSTAR_FMT_VDI, "static", 1u << 20},
+    {"odd.vdi", "vdi", "", "1000", INSTAR_FMT_VDI, "dynamic", 1u << 20},
     {"r.raw", "raw", "", "1M", INSTAR_FMT_RAW, "", 0},
     {"odd.raw", "raw", "", "1000", INSTAR_FMT_RAW, "", 0},
 };
@@ -214,6 +217,12 @@ static void put_be64(uint8_t *p, uint64_t v)
 	put_be32(p + 4, (uint32_t)v);
 }
 
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 static void put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -291,7 +300,52 @@ static void test_other_formats(void **state)
 	mem[0x42] = 0xda;
 	mem[0x43] = 0xbe;
 	probe_mem(4096, 4096, &info);
-	assert_string_equal(info.other, "vdi");
+	assert_int_equal(info.format, INSTAR_FMT_VDI);
+	assert_null(info.other);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN); /* version 0 */
+}
+
+/* A VDI header: the size only when the header is one qemu opens; an odd
+ * disk size rounds up to 512 as qemu's open does. */
+static void test_vdi(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, 4096);
+	put_le32(mem + 0x40, 0xbeda107f);
+	put_le32(mem + 0x44, 0x00010001);
+	put_le32(mem + 0x4c, 2);
+	put_le32(mem + 0x168, 512);
+	put_le32(mem + 0x178, 1u << 20);
+	put_le32(mem + 0x180, 3);
+	put_le64(mem + 0x170, 3u << 20);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.format, INSTAR_FMT_VDI);
+	assert_int_equal(info.virtual_size, 3u << 20);
+	assert_string_equal(info.subformat, "static");
+	assert_int_equal(info.cluster_size, 1u << 20);
+	put_le64(mem + 0x170, (2u << 20) + 1);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, (2u << 20) + 512);
+	put_le64(mem + 0x170, (3u << 20) + 1); /* more than the block map holds */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	put_le64(mem + 0x170, 1u << 20);
+	put_le32(mem + 0x178, 4096); /* a block size qemu does not open */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	put_le32(mem + 0x178, 1u << 20);
+	put_le32(mem + 0x180, 0x1fffff80); /* qemu 7.2's most blocks */
+	put_le64(mem + 0x170, 1u << 20);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, 1u << 20);
+	put_le32(mem + 0x180, 0x1fffff81); /* one more: qemu refuses it */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	probe_mem(300, 300, &info); /* the signature, not the whole header */
+	assert_int_equal(info.format, INSTAR_FMT_VDI);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
 }
 
 static void test_hostile_qcow2(void **state)
@@ -817,7 +871,6 @@ static void test_qemu_other_images(void **state)
 	} cases[] = {
 	    {"o.qcow", "qcow", ""},
 	    {"o.qed", "qed", ""},
-	    {"o.vdi", "vdi", ""},
 	    {"o.parallels", "parallels", ""},
 	    {"o.luks", "luks", "--object secret,id=s0,data=x -o key-secret=s0,iter-time=10"},
 	};
@@ -864,7 +917,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_qemu_images),	    cmocka_unit_test(test_qcow2_fields),
-	    cmocka_unit_test(test_empty_and_small), cmocka_unit_test(test_other_formats),
+	    cmocka_unit_test(test_empty_and_small), cmocka_unit_test(test_other_formats), cmocka_unit_test(test_vdi),
 	    cmocka_unit_test(test_hostile_qcow2),   cmocka_unit_test(test_hostile_vmdk),
 	    cmocka_unit_test(test_hostile_vhdx),    cmocka_unit_test(test_vhd_tail_footer),
 	    cmocka_unit_test(test_vhd_size_rule),   cmocka_unit_test(test_vhd_rounding_bound),
