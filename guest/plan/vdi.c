@@ -1,7 +1,7 @@
 /* guest/plan/vdi.c — the VirtualBox VDI resize planner: header version 1.1,
  * dynamic (type 1) and static (type 2) images, grow and shrink. Pure: reads
  * through plan_io, emits ops; freestanding. Layout: shared/vdi_layout.h and
- * docs/formats.md §5.
+ * docs/formats.md §6.
  *
  * The invariant every reader relies on. Block map entry i names the block
  * that holds virtual bytes [i MiB, i+1 MiB): it lies at offset_data + e MiB.
@@ -387,8 +387,9 @@ static int vdi_grow(struct vdi *v)
 		if (ndata > UINT32_MAX - VDI_SECTOR + 1)
 			return vdi_fail(v, INSTAR_ERR_TOO_LARGE,
 					"vdi data offset would pass 4 GiB (offset_data is 32-bit)");
-		T = v->nalloc > k ? v->nalloc : k;
-		moved = v->nalloc < k ? v->nalloc : k;
+		/* past every named block (a leak at the end is reused) */
+		T = v->maxref > k ? v->maxref : k;
+		moved = v->maxref < k ? v->maxref : k;
 	}
 
 	if (moved) {
@@ -604,21 +605,30 @@ static int vdi_plan(struct vdi *v, const struct plan_opts *o, struct plan_scratc
 				    : INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
 				"vdi resize supports only preallocation=off");
 	v->p->file_size_after = v->file_size;
-	if (v->ret->action == INSTAR_ACTION_NOOP)
-		return 0;
 	v->nblocks = vdi_blocks_for(v->new_size);
+	if (v->ret->action == INSTAR_ACTION_NOOP)
+		v->nblocks = v->blocks;
 	/* one bit per allocated block: bounded by the file (data + nalloc MiB) */
 	v->used = plan_alloc(sc, ((size_t)v->nalloc + 63) / 64 * 8, 8);
 	if (!v->used)
 		return vdi_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
 				"vdi block count too large for the planner's memory");
 	r = vdi_scan(v, v->ret->action == INSTAR_ACTION_GROW ? v->old_size : v->new_size,
-		     v->ret->action == INSTAR_ACTION_SHRINK);
+		     v->ret->action != INSTAR_ACTION_GROW);
 	if (r)
 		return r;
 	if (v->ret->action == INSTAR_ACTION_GROW)
 		return vdi_grow(v);
-	return vdi_shrink(v);
+	if (v->ret->action == INSTAR_ACTION_SHRINK)
+		return vdi_shrink(v);
+	/* same size: nothing, unless blocks are counted that no entry names
+	 * (a leak an interrupted resize or allocation left): then the named
+	 * ones move down and the count is set; the file keeps its length */
+	if (v->nkeep == v->nalloc)
+		return 0;
+	r = vdi_shrink(v);
+	v->p->file_size_after = v->file_size;
+	return r;
 }
 
 int plan_resize_vdi(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,

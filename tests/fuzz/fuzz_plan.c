@@ -22,7 +22,7 @@ struct fuzz_ctx {
 	uint64_t max_end; /* highest end of a WRITE or ZERO */
 	uint32_t nops;
 	uint64_t file_size;   /* before the plan */
-	int header_commit;    /* qcow2/vmdk: the commit write lies in sector 0 */
+	int header_commit;    /* qcow2/vmdk/vdi: the commit write lies in sector 0 */
 	int unflushed_append; /* an append (prepare) not yet behind a FLUSH */
 };
 
@@ -85,8 +85,10 @@ static int checking_sink(void *c, const struct plan_op *op)
 	return 0;
 }
 
-static const uint32_t formats[4] = {INSTAR_FMT_QCOW2, INSTAR_FMT_VMDK, INSTAR_FMT_VHD,
-				    INSTAR_FMT_VHDX};
+/* data[0] & 7 picks the planner; 5..7 as & 3 (the seeds older than vdi). */
+static const uint32_t formats[8] = {INSTAR_FMT_QCOW2, INSTAR_FMT_VMDK, INSTAR_FMT_VHD,
+				    INSTAR_FMT_VHDX,  INSTAR_FMT_VDI,  INSTAR_FMT_VMDK,
+				    INSTAR_FMT_VHD,   INSTAR_FMT_VHDX};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -96,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct plan_io io = {0};
 	struct plan p;
 	uint64_t nsz = 0;
+	uint32_t fmt;
 	int rc;
 
 	if (size < 10)
@@ -118,7 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ctx.max_end = 0;
 	ctx.nops = 0;
 	ctx.file_size = ctx.img.file_size;
-	ctx.header_commit = (data[0] & 3) <= 1;
+	fmt = formats[data[0] & 7];
+	ctx.header_commit =
+	    fmt == INSTAR_FMT_QCOW2 || fmt == INSTAR_FMT_VMDK || fmt == INSTAR_FMT_VDI;
 	ctx.unflushed_append = 0;
 	io.read = counting_read;
 	io.ctx = &ctx;
@@ -126,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	plan_scratch_init(&s, scratch, FUZZ_SCRATCH);
 	plan_init(&p, checking_sink, &ctx, FUZZ_MAX_OPS);
 	memset(&res, 0, sizeof(res));
-	rc = plan_resize(formats[data[0] & 3], &o, &io, &s, &p, &res);
+	rc = plan_resize(fmt, &o, &io, &s, &p, &res);
 	if (rc != (int)res.error)
 		abort();
 	if (ctx.nops > FUZZ_MAX_OPS || p.nops != ctx.nops)
@@ -142,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * would be written only to be cut: always a planner bug. */
 		if (ctx.max_end > p.file_size_after && ctx.max_end > ctx.file_size)
 			abort();
-		if (res.new_virtual_size != o.new_size && formats[data[0] & 3] == INSTAR_FMT_QCOW2)
+		if (res.new_virtual_size != o.new_size && fmt == INSTAR_FMT_QCOW2)
 			abort();
 	}
 	return 0;

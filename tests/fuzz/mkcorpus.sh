@@ -40,4 +40,11 @@ qemu-img create -q -f vhdx vx.vhdx 64M
 qemu-io -f vhdx -c 'write -P 0xab 0 4k' vx.vhdx >/dev/null
 seed vhdx-grow 3 0 0x40000000 vx.vhdx
 seed vhdx-shrink 3 1 0x1000000 vx.vhdx
+qemu-img create -q -f vdi vd.vdi 10M
+qemu-io -f vdi -c 'write -P 0xcd 9M 4k' -c 'write -P 0xab 0 4k' vd.vdi >/dev/null
+seed vdi-grow 4 0 0x6400000 vd.vdi
+seed vdi-grow-reloc 4 0 0x12c00000 vd.vdi
+seed vdi-shrink 4 1 0x300000 vd.vdi
+qemu-img create -q -f vdi -o static=on vs.vdi 2M
+seed vdi-static-grow-reloc 4 0 0x9000000 vs.vdi
 ls -la "$out"

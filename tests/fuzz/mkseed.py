@@ -2,7 +2,7 @@
 """tests/fuzz/mkseed.py — turn a disk image into a sparse fuzz input.
 
 usage: mkseed.py OUT SELECTOR FLAGS NEWSIZE IMAGE
-  SELECTOR: planner (0 qcow2, 1 vmdk, 2 vhd, 3 vhdx); FLAGS: bit0 shrink,
+  SELECTOR: planner (0 qcow2, 1 vmdk, 2 vhd, 3 vhdx, 4 vdi); FLAGS: bit0 shrink,
   bits1-2 preallocation; NEWSIZE: bytes. See sparse_image.h for the layout.
 """
 import os
