@@ -24,11 +24,11 @@ compat_init "$@"
 INSTAR=${3:-$(dirname "$PA")/../../vmm/instar}
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR (instar info is the probe under test)"
 E2E=
-if [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
+if kvm_usable; then
 	E2E=1
 	echo "end to end: $INSTAR"
 else
-	echo "note: no usable /dev/kvm: the end-to-end resizes are skipped"
+	echo "note: $(kvm_why): the end-to-end resizes are left out"
 fi
 SZ=$(command -v 7zz || true)
 [ -n "$SZ" ] || fail "7zz (Debian package 7zip, scripts/deps.sh) is needed: the second reader"
