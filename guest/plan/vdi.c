@@ -153,6 +153,10 @@ static int vdi_parse(struct vdi *v)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_in_image beyond the limit");
 	if (v->old_size > (uint64_t)v->blocks * VDI_BS)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map too small for the disk");
+	/* above blocks_in_image only by what an interrupted relocating grow
+	 * counts (its copies: at most 4096 blocks, a 4 GiB map) */
+	if (v->nalloc > INSTAR_VDI_BLOCKS_MAX + 4096u)
+		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_allocated beyond the limit");
 	if (v->bmap % VDI_SECTOR || v->data % VDI_SECTOR)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map or data not sector-aligned");
 	if (v->bmap < INSTAR_VDI_HEADER_LEN)

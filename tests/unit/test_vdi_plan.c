@@ -545,6 +545,7 @@ static void test_hostile(void **state)
 	    {"blocks beyond qemu's limit", 0x180, 0x40000000, INSTAR_ERR_CORRUPT},
 	    {"allocated > blocks", 0x184, 11, INSTAR_ERR_CORRUPT},
 	    {"allocated past the file", 0x184, 10, INSTAR_ERR_CORRUPT},
+	    {"allocated beyond the limit", 0x184, 0x40001000, INSTAR_ERR_CORRUPT},
 	    {"entry past blocks_allocated", 512 + 4 * 5, 4, INSTAR_ERR_CORRUPT},
 	    {"entry far out", 512 + 4 * 5, 0x7fffffff, INSTAR_ERR_CORRUPT},
 	    {"duplicate entry", 512 + 4 * 5, 2, INSTAR_ERR_CORRUPT},
