@@ -1,7 +1,7 @@
 /* shared/vdi_layout.h — the VirtualBox VDI (header version 1.1) layout that
  * both the host probe (shared/probe.c) and the guest planner
  * (guest/plan/vdi.c) read. Header only and freestanding. Every field is
- * little-endian; offsets are from the start of the file (docs/formats.md §6).
+ * little-endian; offsets are from the start of the file (docs/formats.md §8).
  * Each side applies its own rules (the probe is advisory; the planner
  * refuses anything it cannot rewrite safely); only the layout and the
  * limits qemu 7.2 applies live here. */

@@ -1,7 +1,7 @@
 /* guest/plan/vdi.c — the VirtualBox VDI resize planner: header version 1.1,
  * dynamic (type 1) and static (type 2) images, grow and shrink. Pure: reads
  * through plan_io, emits ops; freestanding. Layout: shared/vdi_layout.h and
- * docs/formats.md §6.
+ * docs/formats.md §8.
  *
  * The invariant every reader relies on. Block map entry i names the block
  * that holds virtual bytes [i MiB, i+1 MiB): it lies at offset_data + e MiB.
@@ -16,8 +16,8 @@
  * keeps blocks_allocated as it is.
  *
  * Sizes: a request is rounded up to 512 (as qemu-img create -f vdi rounds);
- * blocks_in_image becomes ceil(size / 1 MiB); at most qemu's 0x3fffffff
- * blocks. Preallocation modes other than off are refused.
+ * blocks_in_image becomes ceil(size / 1 MiB); at most qemu 7.2's 0x1fffff80
+ * blocks (INSTAR_VDI_BLOCKS_MAX). Preallocation modes other than off are refused.
  *
  * Grow, block map has room (offset_bmap + 4 * new blocks <= offset_data):
  *   new entries (unallocated; static: the next block indices, their blocks
@@ -588,7 +588,7 @@ static int vdi_plan(struct vdi *v, const struct plan_opts *o, struct plan_scratc
 	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != v->old_size)
 		return vdi_fail(v, INSTAR_ERR_HEADER_MISMATCH, "vdi size differs from the probe");
 	if (o->new_size > INSTAR_VDI_SIZE_MAX)
-		return vdi_fail(v, INSTAR_ERR_TOO_LARGE, "vdi size limit is 0x3fffffff MiB");
+		return vdi_fail(v, INSTAR_ERR_TOO_LARGE, "vdi size limit is 0x1fffff80 MiB");
 	v->new_size = vdi_round512(o->new_size);
 	v->ret->new_virtual_size = v->new_size;
 	if (v->new_size == 0)

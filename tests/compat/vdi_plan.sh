@@ -172,7 +172,7 @@ resize_case static-grow-reloc static 10M $((200 * M)) $((200 * M)) nocrash -- "0
 # 128 blocks fill qemu's map: no spare entry to count the moved copy
 # under. Between the count and the commit qemu reads and writes the disk
 # right but qemu-img check reports the copy's index as too large (it is past
-# blocks_in_image; docs/formats.md §6); running the resize again ends it.
+# blocks_in_image; docs/formats.md §8); running the resize again ends it.
 NOROOM=1
 resize_case static-grow-full static 128M $((200 * M)) $((200 * M)) crash -- "0xab 0 1M" \
 	"0xcd 127M 1M"
@@ -246,7 +246,7 @@ mkimg "$T/r.vdi" dynamic 10M "0x12 0 1M"
 cp "$T/r.vdi" "$T/r.orig"
 refused "shrink without flag" SHRINK_WITHOUT_FLAG vdi "$T/r.vdi" $((5 * M))
 refused "preallocation" PREALLOCATION_UNSUPPORTED --prealloc falloc vdi "$T/r.vdi" $((20 * M))
-refused "past qemu's limit" TOO_LARGE vdi "$T/r.vdi" $((0x3fffffff * M + 512))
+refused "past qemu's limit" TOO_LARGE vdi "$T/r.vdi" $((0x1fffff80 * M + 512))
 cmp -s "$T/r.vdi" "$T/r.orig" || fail "refused resize changed the image"
 printf '\1' | dd of="$T/r.vdi" bs=1 seek=$((0x1b8)) conv=notrunc status=none
 refused "differencing resize" UNSUPPORTED_SUBFORMAT vdi "$T/r.vdi" $((20 * M))

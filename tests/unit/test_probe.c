@@ -720,12 +720,6 @@ static void probe_named(uint64_t file_size, const char *name, struct instar_prob
 	assert_int_equal(instar_probe(&in, ret), 0);
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static const char cloop_head[] = "#!/bin/sh\n#V2.0 Format\n"
 				 "modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
 
