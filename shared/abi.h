@@ -184,7 +184,7 @@ enum instar_format {
 	INSTAR_FMT_VHDX = 5,
 	INSTAR_FMT_QED = 6,
 	INSTAR_FMT_LUKS = 7, /* LUKS1 container (qemu's "luks") */
-	INSTAR_FMT_VDI = 8, /* VirtualBox */
+	INSTAR_FMT_VDI = 8,  /* VirtualBox */
 	INSTAR_FMT_COUNT
 };
 

@@ -910,12 +910,19 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_qemu_images),	    cmocka_unit_test(test_qcow2_fields),
-	    cmocka_unit_test(test_empty_and_small), cmocka_unit_test(test_other_formats), cmocka_unit_test(test_vdi),
-	    cmocka_unit_test(test_hostile_qcow2),   cmocka_unit_test(test_hostile_vmdk),
-	    cmocka_unit_test(test_hostile_vhdx),    cmocka_unit_test(test_vhd_tail_footer),
-	    cmocka_unit_test(test_vhd_size_rule),   cmocka_unit_test(test_vhd_rounding_bound),
-	    cmocka_unit_test(test_qemu_rules),	    cmocka_unit_test(test_qemu_other_images),
+	    cmocka_unit_test(test_qemu_images),
+	    cmocka_unit_test(test_qcow2_fields),
+	    cmocka_unit_test(test_empty_and_small),
+	    cmocka_unit_test(test_other_formats),
+	    cmocka_unit_test(test_vdi),
+	    cmocka_unit_test(test_hostile_qcow2),
+	    cmocka_unit_test(test_hostile_vmdk),
+	    cmocka_unit_test(test_hostile_vhdx),
+	    cmocka_unit_test(test_vhd_tail_footer),
+	    cmocka_unit_test(test_vhd_size_rule),
+	    cmocka_unit_test(test_vhd_rounding_bound),
+	    cmocka_unit_test(test_qemu_rules),
+	    cmocka_unit_test(test_qemu_other_images),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
