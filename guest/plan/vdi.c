@@ -27,15 +27,19 @@
  * Grow, block map full: k = the MiB blocks the new map needs. The map moves
  *   to the old offset_data and the data start moves k blocks up (the old map
  *   space stays unused), so the blocks at data indices 0..k-1 move to the
- *   end: copies at indices T..T+k-1 (T = max(blocks_allocated, k)) -> FLUSH
- *   -> header: blocks_allocated += copies -> FLUSH -> entries repointed to the
- *   copies -> FLUSH -> the new map (every index k lower) written at the old
+ *   end: copies at indices T..T+k-1 (T = max(1 + highest named block, k)),
+ *   the zeroed tail of a cut last block (or of its copy), static: the new
+ *   blocks appended as holes; all unseen by the old disk -> FLUSH -> header:
+ *   blocks_allocated += copies -> FLUSH -> entries repointed to the copies
+ *   -> FLUSH -> the new map (every index k lower) written at the old
  *   offset_data, which no entry names any more -> FLUSH -> header
  *   (offset_bmap, offset_data, sizes; the commit) -> FLUSH -> discard the old
  *   map. Until the commit the old disk is whole; between the first header
  *   write and the commit the copies are counted but not all named, which
  *   qemu-img check reports as a block count mismatch (a leak; reads and
- *   writes stay correct).
+ *   writes stay correct), and with a full old map (no spare entry) the
+ *   copies lie past blocks_in_image. docs/formats.md §8.3 says why no order
+ *   of writes avoids either.
  * Shrink (with the shrink flag): entries past the new end are dropped and
  *   their blocks freed. If every kept entry names a block below the kept
  *   count: header (the commit) -> FLUSH -> cleanup. Otherwise the freed
@@ -398,14 +402,7 @@ static int vdi_grow(struct vdi *v)
 
 	if (moved) {
 		/* the blocks in the new map's way: copies past the allocated
-		 * ones, counted (old size; blocks_in_image raised to cover the
-		 * count where the old map has room, as VirtualBox requires),
-		 * then named */
-		uint32_t nA = T + moved, bA = v->blocks;
-		uint64_t cap = (v->data - v->bmap) / 4;
-
-		if (nA > bA && nA <= cap)
-			bA = nA;
+		 * ones (the old disk does not see them yet) */
 		for (uint32_t j = 0; j < moved; j++) {
 			if (!vdi_used(v, j))
 				continue;
@@ -415,6 +412,29 @@ static int vdi_grow(struct vdi *v)
 			if (T + j + 1 > top)
 				top = T + j + 1;
 		}
+	}
+	/* blocks_allocated of the result: past the highest named block (a
+	 * leak at the end goes), in the new indices */
+	base = top > k ? top - k : 0;
+	nalloc_new = base + add;
+	/* Before anything the old disk sees: the range a grow exposes reads
+	 * zeros (the kept block's tail, past the old size, or its copy's) and,
+	 * static, the new blocks are appended as holes past every block. */
+	if (v->cut_entry != VDI_FREE && vdi_alloc(v->cut_entry))
+		r = vdi_zero_tail(v, vdi_moved(v->cut_entry, k, T, false), v->old_size);
+	if (!r && add)
+		r = plan_zero(v->p, ndata + (uint64_t)base * VDI_BS, (uint64_t)add * VDI_BS);
+	if (!r && moved) {
+		/* the copies counted (old size; blocks_in_image raised to cover
+		 * the count where the old map has room, as VirtualBox requires),
+		 * then named. From here to the commit the old disk has a leak,
+		 * and with a full map its copies lie past blocks_in_image
+		 * (docs/formats.md §8.3). */
+		uint32_t nA = T + moved, bA = v->blocks;
+		uint64_t cap = (v->data - v->bmap) / 4;
+
+		if (nA > bA && nA <= cap)
+			bA = nA;
 		if (bA > v->blocks)
 			r = vdi_fill_free(v, v->bmap + 4ull * v->blocks, 4ull * (bA - v->blocks));
 		if (!r)
@@ -428,19 +448,7 @@ static int vdi_grow(struct vdi *v)
 			r = vdi_write_map(v, v->bmap, 0, v->blocks, k, T, false, 0, true);
 		if (!r)
 			r = plan_flush(v->p);
-		if (r)
-			return r;
 	}
-	/* blocks_allocated of the result: past the highest named block (a
-	 * leak at the end goes), in the new indices */
-	base = top > k ? top - k : 0;
-	nalloc_new = base + add;
-	/* the range a grow exposes reads zeros: the kept block's tail */
-	if (v->cut_entry != VDI_FREE && vdi_alloc(v->cut_entry))
-		r = vdi_zero_tail(v, vdi_moved(v->cut_entry, k, T, false), v->old_size);
-	/* static: the new blocks, appended as holes */
-	if (!r && add)
-		r = plan_zero(v->p, ndata + (uint64_t)base * VDI_BS, (uint64_t)add * VDI_BS);
 	if (!r && k == 0)
 		r = vdi_write_map(v, v->bmap, v->blocks, v->nblocks, 0, 0, false, base, false);
 	if (!r && k) {
