@@ -119,6 +119,7 @@ compat_init() {
 	scratch_dir
 }
 
+
 # fail MSG: the first failed check ends the script (qcow2_plan.sh counts
 # failures instead and defines its own).
 fail() {

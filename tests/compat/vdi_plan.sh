@@ -23,13 +23,7 @@ set -euo pipefail
 compat_init "$@"
 INSTAR=${3:-$(dirname "$PA")/../../vmm/instar}
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR (instar info is the probe under test)"
-E2E=
-if kvm_usable; then
-	E2E=1
-	echo "end to end: $INSTAR"
-else
-	echo "note: $(kvm_why): the end-to-end resizes are left out"
-fi
+e2e_or_left_out "the end-to-end resizes (plan-apply does the rest)"
 SZ=$(command -v 7zz || true)
 [ -n "$SZ" ] || fail "7zz (Debian package 7zip, scripts/deps.sh) is needed: the second reader"
 
@@ -277,3 +271,4 @@ if [ -n "$E2E" ]; then
 fi
 
 echo "vdi_plan: all ok ($NCHECK image checks, $LEAKS crash states with a leak)"
+guest_skips_end
