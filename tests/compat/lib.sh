@@ -150,6 +150,20 @@ mkexp() {
 	truncate -s "$2" "$3"
 }
 
+# qemu_reads FMT IMG ORIGRAW SIZE: qemu-img info gives IMG the virtual size
+# SIZE, and qemu-img compare reads ORIGRAW's bytes below it, zeros above;
+# the expected disk stays in $T/exp.raw for a second reader. (The sizes are
+# equal, so compare's tolerance of a longer zero tail does not apply; it
+# skips the sparse expected file's holes, unlike a convert + cmp.)
+qemu_reads() {
+	local got
+	got=$(qi_vsize "$1" "$2")
+	[ "$got" = "$4" ] || fail "$2: virtual size $got, want $4"
+	mkexp "$3" "$4" "$T/exp.raw"
+	"$QI" compare -q -f "$1" -F raw "$2" "$T/exp.raw" ||
+		fail "$2: data differs from the expected bytes"
+}
+
 # take_flags WORDS... -- REST...: FLAGS = the words before "--", REST = the
 # words after it.
 take_flags() {
