@@ -27,6 +27,11 @@ e2e_or_left_out "the end-to-end resizes (plan-apply does the rest)"
 SZ=$(command -v 7zz || true)
 [ -n "$SZ" ] || fail "7zz (Debian package 7zip, scripts/deps.sh) is needed: the second reader"
 
+# vsize IMG: qemu's virtual size (lib.sh's crash_run asks for it).
+vsize() {
+	qi_vsize vdi "$1"
+}
+
 # check_clean IMG: qemu-img check finds nothing.
 check_clean() {
 	local out
