@@ -59,10 +59,11 @@ check '--preallocation' instar resize --p
 check '--shrink' instar resize --sh
 check '-f --output --help' instar info -
 # formats
-check 'raw qcow2 vmdk vpc vhdx vdi' instar resize -f ''
-check 'qcow2' instar resize -f q
+check 'raw qcow2 vmdk vpc vhdx vdi qed luks' instar resize -f ''
+check 'qcow2 qed' instar resize -f q
 check 'vmdk vpc vhdx vdi' instar resize -f v
-check 'raw qcow2 vmdk vpc vhdx vdi' instar info -f ''
+check 'luks' instar resize -f l
+check 'raw qcow2 vmdk vpc vhdx vdi qed luks' instar info -f ''
 # preallocation modes, separate word and both '=' forms
 check 'off metadata falloc full' instar resize --preallocation ''
 check 'falloc full' instar resize --preallocation f
