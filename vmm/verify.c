@@ -188,6 +188,8 @@ int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
 	if (after.version != before->version || after.cluster_size != before->cluster_size ||
 	    strcmp(after.subformat, before->subformat) != 0)
 		return refuse(why, whylen, "the staged header changed the image's kind");
+	if (after.encrypted != before->encrypted)
+		return refuse(why, whylen, "the staged header changed the image's encryption");
 	if (!names_equal(before, &after))
 		return refuse(why, whylen, "the staged header names other backing or data files");
 	return 0;

@@ -30,7 +30,8 @@ uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg);
  * for a permitted shrink (or, for LUKS with --shrink, by less than a sector
  * while its rounded size stays) and above what the staged ops reach only by what
  * preallocation justifies; and the staged view, probed by the host as the
- * file will be after the commit, in the same format and subformat, with that
+ * file will be after the commit, in the same format and subformat, as
+ * encrypted as before, with that
  * virtual size and the same backing and data-file names. 0, or -EPROTO with
  * why set. */
 int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,

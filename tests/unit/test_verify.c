@@ -156,6 +156,20 @@ static void test_lies(void **state)
 		"the staged header says 18446744073709551615 bytes");
 }
 
+/* The staged image must keep the encryption the host probed: a guest that
+ * clears a qcow2's encryption method (probed as before.encrypted) is
+ * refused. Here the host's probe said encrypted, the staged view is not. */
+static void test_encryption_kept(void **state)
+{
+	struct t *t = *state;
+
+	t->before.encrypted = true;
+	refused(t, claim(t, 2048, 0, INSTAR_ACTION_GROW, 1024, 2048, PAYLOAD + 2048),
+		"changed the image's encryption");
+	t->before.encrypted = false;
+	assert_int_equal(claim(t, 2048, 0, INSTAR_ACTION_GROW, 1024, 2048, PAYLOAD + 2048), 0);
+}
+
 /* The in-sector allowance is LUKS's alone: another format may not shorten
  * its file without a shrink. */
 static void test_other_formats(void **state)
@@ -176,6 +190,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_honest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_formats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_encryption_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
