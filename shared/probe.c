@@ -377,6 +377,20 @@ static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t
 	const uint8_t *d;
 
 	ret->version = get_le32(h + 4);
+	/* A stream with the GD at the end (gdOffset all ones, as VMware
+	 * writes): qemu takes every field from the footer, the sector before
+	 * the last (in the tail window), after an end-of-stream marker check;
+	 * without a readable footer the size is not known here. */
+	if (get_le64(h + 56) == UINT64_MAX) {
+		const uint8_t *f = in->file_size % SECTOR == 0 && in->file_size >= 4 * SECTOR
+				       ? win(in, in->file_size - 2 * SECTOR, 2 * SECTOR)
+				       : NULL;
+
+		cap = UINT64_MAX;
+		if (f && bytes_eq(f, "KDMV", 4) && get_le64(f + SECTOR) == 0 &&
+		    get_le32(f + SECTOR + 8) == 0 && get_le32(f + SECTOR + 12) == 0)
+			cap = get_le64(f + 12);
+	}
 	if (cap <= UINT64_MAX / SECTOR)
 		ret->virtual_size = cap * SECTOR;
 	if (grain && grain <= UINT32_MAX / SECTOR)

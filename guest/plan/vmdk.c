@@ -105,6 +105,13 @@ struct vmdk {
 	uint64_t gd_off[2]; /* [0] = GD (qemu reads it), [1] = RGD */
 	uint64_t old_n, old_gd_sec;
 	bool compressed, zgrain;
+	/* A stream with the GD at the end (VMware's layout): the header's
+	 * gdOffset is GD_AT_END and the last three sectors are the footer
+	 * marker, the footer (a copy of the header with the real gdOffset:
+	 * qemu and libvmdk read the footer instead of the header) and the
+	 * end-of-stream marker. */
+	bool footer;
+	uint8_t *trio; /* the last three sectors as read */
 	/* descriptor */
 	char *desc;
 	size_t desc_len;
@@ -262,7 +269,7 @@ static bool vmdk_hits_meta(const struct vmdk *v, uint64_t start, uint64_t len)
 	for (uint32_t c = 0; c < v->ncopies; c++)
 		if (vmdk_ranges_overlap(start, len, v->gd_off[c], v->old_gd_sec))
 			return true;
-	return false;
+	return v->footer && vmdk_ranges_overlap(start, len, v->file_sec - 3, 3);
 }
 
 /* A GT or grain at sector off of len sectors must lie inside the file and
@@ -275,12 +282,69 @@ static bool vmdk_region_ok(const struct vmdk *v, uint64_t off, uint64_t len)
 
 /* ---- header ---- */
 
+#define VMDK_MARKER_EOS 0u
+#define VMDK_MARKER_GD 2u
+#define VMDK_MARKER_FOOTER 3u
+
+/* A marker sector: u64 val (sectors that follow, 0 for end-of-stream), u32
+ * size (0: not a grain), u32 type. */
+static void vmdk_put_marker(uint8_t *b, uint64_t val, uint32_t type)
+{
+	plan_memset(b, 0, VMDK_SEC);
+	plan_put_le64(b, val);
+	plan_put_le32(b + 12, type);
+}
+
+/* The footer of a stream whose header says GD_AT_END, checked as qemu 7.2
+ * does: the last three sectors are a footer marker (size 0, type 3), a
+ * sparse header (magic KDMV; its gdOffset is the real one) and an
+ * end-of-stream marker (val, size and type 0). libvmdk reads the footer at
+ * the same place (1024 bytes from the end). */
+static int vmdk_read_footer(struct vmdk *v)
+{
+	const uint8_t *t;
+	int r;
+
+	if (v->io->file_size % VMDK_SEC || v->io->file_size < 4 * VMDK_SEC)
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk stream with the grain directory at the end: the file is "
+				 "not whole sectors ending in a footer");
+	v->trio = vmdk_alloc(v, 3 * VMDK_SEC);
+	if (!v->trio)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+	r = vmdk_read(v, v->io->file_size - 3 * VMDK_SEC, v->trio, 3 * VMDK_SEC);
+	if (r)
+		return r;
+	t = v->trio;
+	if (plan_le32(t + 8) != 0 || plan_le32(t + 12) != VMDK_MARKER_FOOTER ||
+	    plan_le32(t + VMDK_SEC) != VMDK_MAGIC || plan_le64(t + 2 * VMDK_SEC) != 0 ||
+	    plan_le32(t + 2 * VMDK_SEC + 8) != 0 ||
+	    plan_le32(t + 2 * VMDK_SEC + 12) != VMDK_MARKER_EOS)
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk stream: invalid footer (the file must end with a footer "
+				 "marker, the footer and an end-of-stream marker)");
+	if (plan_le64(t + VMDK_SEC + 56) == VMDK_GD_AT_END)
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk stream footer has no grain directory offset");
+	v->footer = true;
+	return 0;
+}
+
 static int vmdk_parse_header(struct vmdk *v)
 {
 	const uint8_t *h = v->hdr;
 	uint64_t gd, rgd, end;
 	static const uint8_t nl[4] = {0x0a, 0x20, 0x0d, 0x0a};
 
+	/* qemu: "The footer takes precedence over the header": every field
+	 * comes from the footer then. */
+	if (plan_le64(h + 56) == VMDK_GD_AT_END) {
+		int r = vmdk_read_footer(v);
+
+		if (r)
+			return r;
+		h = v->trio + VMDK_SEC;
+	}
 	v->version = plan_le32(h + 4);
 	v->flags = plan_le32(h + 8);
 	v->cap = plan_le64(h + 12);
@@ -300,10 +364,10 @@ static int vmdk_parse_header(struct vmdk *v)
 	if ((v->flags & VMDK_FLAG_NL_TEST) && plan_memcmp(h + 73, nl, sizeof(nl)) != 0)
 		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
 				 "vmdk: newline check bytes damaged (text-mode transfer?)");
-	if (gd == VMDK_GD_AT_END)
-		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				 "vmdk streamOptimized with the grain directory at the end "
-				 "(footer) is not supported");
+	if (v->footer && (v->flags & VMDK_FLAG_RGD))
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				 "vmdk stream with the grain directory at the end and a "
+				 "redundant grain directory is not supported");
 	v->compressed = (v->flags & VMDK_FLAG_COMPRESSED) != 0;
 	v->zgrain = (v->flags & VMDK_FLAG_ZERO_GRAIN) != 0;
 	if (v->compressed && plan_le16(h + 77) != 1)
@@ -344,9 +408,11 @@ static int vmdk_parse_header(struct vmdk *v)
 		const char *what = c ? "vmdk redundant grain directory" : "vmdk grain directory";
 		uint64_t o = v->gd_off[c];
 
-		if (o == 0 || __builtin_add_overflow(o, v->old_gd_sec, &end) || end > v->file_sec)
+		if (o == 0 || __builtin_add_overflow(o, v->old_gd_sec, &end) ||
+		    end > v->file_sec - (v->footer ? 3 : 0))
 			return vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
-					  " lies beyond end of file");
+					  v->footer ? " lies beyond the footer"
+						    : " lies beyond end of file");
 		if (vmdk_ranges_overlap(o, v->old_gd_sec, 0, 1) ||
 		    vmdk_ranges_overlap(o, v->old_gd_sec, v->doff, v->dsz))
 			return vmdk_failt(v, INSTAR_ERR_CORRUPT, what, "", 0,
@@ -854,9 +920,32 @@ static int vmdk_load_gds(struct vmdk *v, struct vmdk_layout *l)
 	return 0;
 }
 
+/* A stream with a footer: no new GTs (a GD entry of 0 reads as zeros, as in
+ * VMware's own streams); a GD that grows out of its sectors moves to where
+ * the footer was: a GD marker and the GD at the old footer marker's sector,
+ * then the three footer sectors (the end of file moves past them). */
+static int vmdk_place_footer(struct vmdk *v, struct vmdk_layout *l)
+{
+	uint64_t at = v->file_sec - 3;
+
+	l->base = l->next = l->end = v->file_sec;
+	l->new_gd_off[0] = v->gd_off[0];
+	if (!l->reloc)
+		return 0;
+	l->new_gd_off[0] = at + 1;
+	l->end = at + 1 + l->new_gd_sec + 3;
+	if (l->end > VMDK_MAX_FILE_SEC)
+		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+				 "vmdk grain directory would lie beyond the "
+				 "2 TiB extent offset limit");
+	return 0;
+}
+
 /* New GTs (and moved GDs) go to the grain-aligned end of file. */
 static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
 {
+	if (v->footer)
+		return vmdk_place_footer(v, l);
 	l->base = vmdk_div_up(v->file_sec, v->grain) * v->grain;
 	l->next = l->base;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
@@ -890,6 +979,55 @@ static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
 		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
 				 "vmdk metadata would lie beyond the 2 TiB extent offset limit");
 	return 0;
+}
+
+/* Prepare a stream with a footer. A moved GD: first a copy of the old
+ * footer sectors at the new end (the file is then longer and still the old
+ * image: both readers take the footer from the end), a barrier, then the GD
+ * marker and the new GD where the old footer was (no reader looks there
+ * any more). A GD that stays and grows gets its entries past the old ones
+ * zeroed in place (no reader of the old image reads them). A grow clears
+ * stale GT entries past the old end, as for the other layouts. */
+static int vmdk_prepare_footer(struct vmdk *v, struct vmdk_layout *l, uint64_t min_cap, bool shrink,
+			       struct vmdk_tail *tail)
+{
+	uint64_t gd_bytes = l->new_gd_sec * VMDK_SEC, old_bytes = v->old_gd_sec * VMDK_SEC;
+	uint32_t mark;
+	uint8_t *buf;
+	int r = 0;
+
+	if (l->reloc) {
+		r = vmdk_emit(v, plan_write(v->p, (l->end - 3) * VMDK_SEC, v->trio, 3 * VMDK_SEC));
+		if (!r)
+			r = vmdk_emit(v, plan_flush(v->p));
+		if (r)
+			return r;
+	}
+	mark = v->p->nops;
+	if (l->reloc) {
+		buf = vmdk_alloc(v, VMDK_SEC + gd_bytes);
+		if (!buf)
+			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					 "vmdk: no scratch for the grain directory");
+		vmdk_put_marker(buf, l->new_gd_sec, VMDK_MARKER_GD);
+		plan_memcpy(buf + VMDK_SEC, l->gd[0], gd_bytes);
+		r = vmdk_emit(v, plan_write(v->p, (l->new_gd_off[0] - 1) * VMDK_SEC, buf,
+					    VMDK_SEC + gd_bytes));
+	} else if (!shrink && l->new_n > v->old_n) {
+		buf = vmdk_alloc(v, old_bytes);
+		if (!buf)
+			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+					 "vmdk: no scratch for the grain directory");
+		r = vmdk_read(v, v->gd_off[0] * VMDK_SEC, buf, old_bytes);
+		if (!r && plan_memcmp(buf, l->gd[0], old_bytes) != 0)
+			r = vmdk_emit(
+			    v, plan_write(v->p, v->gd_off[0] * VMDK_SEC, l->gd[0], old_bytes));
+	}
+	if (!r && !shrink)
+		r = vmdk_unmap(v, l->gd, min_cap, tail);
+	if (!r && v->p->nops != mark)
+		r = vmdk_emit(v, plan_flush(v->p));
+	return r;
 }
 
 /* Prepare: the new GTs lie past the old end of file (base >= file_sec),
@@ -928,11 +1066,13 @@ static int vmdk_prepare(struct vmdk *v, struct vmdk_layout *l, uint64_t min_cap,
 	return v->p->nops ? vmdk_emit(v, plan_flush(v->p)) : 0;
 }
 
-/* Commit: the header sector (capacity, GD offsets), and the descriptor
- * (extent sectors, geometry, CID) in the same write when it follows the
- * header directly, as in every image qemu or VMware creates. */
-static int vmdk_commit(struct vmdk *v, const struct vmdk_layout *l, uint64_t new_cap,
-		       const char *nd, size_t nd_len)
+/* The header sector (capacity, GD offsets) and, when the descriptor follows
+ * the header directly (every image qemu or VMware creates), the descriptor
+ * (extent sectors, geometry, CID) in one write, then a barrier; a descriptor
+ * elsewhere in its own write and barrier after it. A stream with a footer
+ * keeps GD_AT_END in its header. */
+static int vmdk_commit_header(struct vmdk *v, const struct vmdk_layout *l, uint64_t new_cap,
+			      const char *nd, size_t nd_len)
 {
 	size_t wlen = nd_len > v->desc_len ? nd_len : v->desc_len;
 	bool joined = v->doff == 1;
@@ -947,7 +1087,8 @@ static int vmdk_commit(struct vmdk *v, const struct vmdk_layout *l, uint64_t new
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	plan_memcpy(hdr, v->hdr, VMDK_SEC);
 	plan_put_le64(hdr + 12, new_cap);
-	plan_put_le64(hdr + 56, l->new_gd_off[0]);
+	if (!v->footer)
+		plan_put_le64(hdr + 56, l->new_gd_off[0]);
 	if (v->ncopies == 2)
 		plan_put_le64(hdr + 48, l->new_gd_off[1]);
 	if (joined)
@@ -961,6 +1102,44 @@ static int vmdk_commit(struct vmdk *v, const struct vmdk_layout *l, uint64_t new
 			r = vmdk_emit(v, plan_flush(v->p));
 	}
 	return r;
+}
+
+/* The footer sector of a stream (what qemu reads: capacity and gdOffset),
+ * one sector, then a barrier. */
+static int vmdk_commit_footer(struct vmdk *v, const struct vmdk_layout *l, uint64_t new_cap)
+{
+	uint8_t *f = vmdk_alloc(v, VMDK_SEC);
+	int r;
+
+	if (!f)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+	plan_memcpy(f, v->trio + VMDK_SEC, VMDK_SEC);
+	plan_put_le64(f + 12, new_cap);
+	plan_put_le64(f + 56, l->new_gd_off[0]);
+	r = vmdk_emit(v, plan_write(v->p, (l->end - 2) * VMDK_SEC, f, VMDK_SEC));
+	return r ? r : vmdk_emit(v, plan_flush(v->p));
+}
+
+/* Commit. A stream with a footer has two: the footer (qemu takes the size
+ * and the GD from it; libvmdk the GD and, from its capacity, the GD's
+ * length) and the header with the descriptor (libvmdk takes the size from
+ * the descriptor's extent line). The one with the larger size goes first,
+ * so a reader that takes the GD from the footer and the size from the
+ * descriptor never reads past the GD it was given: a grow writes the
+ * footer first, a shrink the header and descriptor first. */
+static int vmdk_commit(struct vmdk *v, const struct vmdk_layout *l, uint64_t new_cap,
+		       const char *nd, size_t nd_len, bool shrink)
+{
+	int r;
+
+	if (!v->footer)
+		return vmdk_commit_header(v, l, new_cap, nd, nd_len);
+	if (shrink) {
+		r = vmdk_commit_header(v, l, new_cap, nd, nd_len);
+		return r ? r : vmdk_commit_footer(v, l, new_cap);
+	}
+	r = vmdk_commit_footer(v, l, new_cap);
+	return r ? r : vmdk_commit_header(v, l, new_cap, nd, nd_len);
 }
 
 static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
@@ -989,9 +1168,10 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 	if (!r)
 		r = vmdk_place(v, &l);
 	if (!r)
-		r = vmdk_prepare(v, &l, min_cap, shrink, &tail);
+		r = v->footer ? vmdk_prepare_footer(v, &l, min_cap, shrink, &tail)
+			      : vmdk_prepare(v, &l, min_cap, shrink, &tail);
 	if (!r)
-		r = vmdk_commit(v, &l, new_cap, nd, nd_len);
+		r = vmdk_commit(v, &l, new_cap, nd, nd_len, shrink);
 	if (r)
 		return r;
 
@@ -1007,7 +1187,10 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 			return r;
 	}
 
-	v->p->file_size_after = l.next > l.base ? l.end * VMDK_SEC : v->io->file_size;
+	if (v->footer)
+		v->p->file_size_after = l.end * VMDK_SEC;
+	else
+		v->p->file_size_after = l.next > l.base ? l.end * VMDK_SEC : v->io->file_size;
 	return 0;
 }
 

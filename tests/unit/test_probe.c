@@ -391,6 +391,29 @@ static void test_hostile_vmdk(void **state)
 	assert_int_equal(info.virtual_size, 2048 * 512);
 	assert_string_equal(info.subformat, "");
 
+	/* a stream with the GD at the end: the size is the footer's (the
+	 * sector before the last), after the end-of-stream marker's check */
+	memset(mem, 0, 4096);
+	memcpy(mem, "KDMV", 4);
+	put_le64(mem + 12, 2048); /* the header's capacity: not what qemu reads */
+	put_le64(mem + 56, UINT64_MAX);
+	memcpy(mem + 4096 - 1024, "KDMV", 4);
+	put_le64(mem + 4096 - 1024 + 12, 4096);
+	put_le64(mem + 4096 - 1024 + 56, 3);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, 4096 * 512);
+	mem[4096 - 512 + 12] = 3; /* not an end-of-stream marker */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	mem[4096 - 512 + 12] = 0;
+	probe_mem(4095, 4095, &info); /* not whole sectors */
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	probe_mem(4096, 1024, &info); /* the footer not in a window */
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+	memcpy(mem + 4096 - 1024, "KDMW", 4);
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.virtual_size, INSTAR_PROBE_UNKNOWN);
+
 	/* text descriptor: qemu's rule, then extents summed */
 	memset(mem, 0, 4096);
 	strcpy((char *)mem, "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\n"

@@ -433,6 +433,218 @@ static void test_grow_64t_writes_only_the_gds(void **state)
 	free_disk(d);
 }
 
+/* ---- streams with the GD at the end (VMware's layout) ---- */
+
+static const char stream_desc[] = "# Disk DescriptorFile\n"
+				  "version=1\n"
+				  "CID=a454774a\n"
+				  "parentCID=ffffffff\n"
+				  "createType=\"streamOptimized\"\n"
+				  "\n"
+				  "RDONLY 131072 SPARSE \"s.vmdk\"\n"
+				  "\n"
+				  "ddb.adapterType = \"lsilogic\"\n"
+				  "ddb.geometry.cylinders = \"8\"\n"
+				  "ddb.geometry.heads = \"255\"\n"
+				  "ddb.geometry.sectors = \"63\"\n";
+
+static void put_marker(uint8_t *b, uint64_t val, uint32_t type)
+{
+	memset(b, 0, SEC);
+	put64(b, val);
+	put32(b + 12, type);
+}
+
+/* 64 MiB as VMware streams it: header (GD_AT_END) and a one-sector
+ * descriptor, grain 0 at 128 and grain 600 at 129 (markers with a few bytes
+ * of "compressed" data, never decoded here), GT 0 (marker 130, table
+ * 131..134) and GT 1 (marker 135, table 136..139), the GD marker at 140 and
+ * the GD at 141, the footer marker at 142, the footer at 143 and the
+ * end-of-stream marker at 144: 145 sectors. */
+#define ST_END 145u
+static void mk_stream(struct ptl_img *d)
+{
+	uint8_t *h = d->b;
+
+	memset(d->b, 0, DISK_MAX);
+	memcpy(h, "KDMV", 4);
+	put32(h + 4, 3);
+	put32(h + 8, 0x30001);
+	put64(h + 12, 131072);
+	put64(h + 20, 128);
+	put64(h + 28, 1);
+	put64(h + 36, 1);
+	put32(h + 44, 512);
+	put64(h + 56, UINT64_MAX);
+	put64(h + 64, 128);
+	h[73] = 0x0a;
+	h[74] = 0x20;
+	h[75] = 0x0d;
+	h[76] = 0x0a;
+	plan_put_le16(h + 77, 1);
+	memcpy(d->b + SEC, stream_desc, strlen(stream_desc));
+	put64(d->b + 128 * SEC, 0);
+	put32(d->b + 128 * SEC + 8, 20);
+	put64(d->b + 129 * SEC, 600 * 128);
+	put32(d->b + 129 * SEC + 8, 20);
+	put_marker(d->b + 130 * SEC, 4, 1);
+	put32(d->b + 131 * SEC, 128);
+	put_marker(d->b + 135 * SEC, 4, 1);
+	put32(d->b + 136 * SEC + (600 - 512) * 4, 129);
+	put_marker(d->b + 140 * SEC, 1, 2);
+	put32(d->b + 141 * SEC, 131);
+	put32(d->b + 141 * SEC + 4, 136);
+	put_marker(d->b + 142 * SEC, 1, 3);
+	memcpy(d->b + 143 * SEC, h, SEC);
+	put64(d->b + 143 * SEC + 56, 141);
+	put_marker(d->b + 144 * SEC, 0, 0);
+	d->len = ST_END * SEC;
+}
+
+static void test_stream_footer_grow_in_place(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+
+	(void)state;
+	mk_stream(d);
+	/* 1 GiB: 32 GD entries still fit the GD's sector */
+	run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.res.old_virtual_size == 64 * MIB);
+	assert_true(r.res.file_size_after == ST_END * SEC);
+	/* the footer first (qemu's commit), then header and descriptor */
+	assert_int_equal(r.sk.n, 4);
+	assert_true(r.sk.kinds[0] == PLAN_OP_WRITE && r.sk.offs[0] == 143 * SEC &&
+		    r.sk.lens[0] == SEC);
+	assert_int_equal(r.sk.kinds[1], PLAN_OP_FLUSH);
+	assert_true(r.sk.kinds[2] == PLAN_OP_WRITE && r.sk.offs[2] == 0 && r.sk.lens[2] == 2 * SEC);
+	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
+	assert_true(plan_le64(d->b + 143 * SEC + 12) == 2097152);
+	assert_true(plan_le64(d->b + 143 * SEC + 56) == 141);
+	assert_true(plan_le64(d->b + 12) == 2097152);
+	assert_true(plan_le64(d->b + 56) == UINT64_MAX);
+	assert_non_null(strstr((char *)d->b + SEC, "RDONLY 2097152 SPARSE \"s.vmdk\""));
+	assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"130\""));
+	/* the markers are untouched */
+	assert_true(plan_le32(d->b + 142 * SEC + 12) == 3 && plan_le32(d->b + 144 * SEC + 12) == 0);
+	free_disk(d);
+}
+
+static void test_stream_footer_grow_moves_gd(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	uint8_t trio[3 * SEC];
+	uint64_t end;
+
+	(void)state;
+	mk_stream(d);
+	memcpy(trio, d->b + 142 * SEC, sizeof(trio));
+	/* 8 GiB: 256 entries, two sectors: marker 142, GD 143..144, the
+	 * footer sectors 145..147 */
+	run_plan(d, &r, 8ull << 30, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	end = 148;
+	assert_true(r.res.file_size_after == end * SEC);
+	/* order: a copy of the old footer sectors at the new end, barrier, the
+	 * GD over the old footer, barrier, the new footer, barrier, header */
+	assert_int_equal(r.sk.n, 8);
+	assert_true(r.sk.offs[0] == (end - 3) * SEC && r.sk.lens[0] == 3 * SEC);
+	assert_int_equal(r.sk.kinds[1], PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[2] == 142 * SEC && r.sk.lens[2] == 3 * SEC);
+	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[4] == (end - 2) * SEC && r.sk.lens[4] == SEC);
+	assert_int_equal(r.sk.kinds[5], PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[6] == 0);
+	assert_int_equal(r.sk.kinds[7], PLAN_OP_FLUSH);
+	/* the result */
+	assert_true(plan_le64(d->b + 142 * SEC) == 2 && plan_le32(d->b + 142 * SEC + 12) == 2);
+	assert_true(plan_le32(d->b + 143 * SEC) == 131 && plan_le32(d->b + 143 * SEC + 4) == 136);
+	for (uint32_t i = 2; i < 256; i++)
+		assert_true(plan_le32(d->b + 143 * SEC + i * 4) == 0);
+	assert_memory_equal(d->b + (end - 3) * SEC, trio, SEC);
+	assert_memory_equal(d->b + (end - 1) * SEC, trio + 2 * SEC, SEC);
+	assert_true(plan_le64(d->b + (end - 2) * SEC + 12) == 8ull << 21);
+	assert_true(plan_le64(d->b + (end - 2) * SEC + 56) == 143);
+	assert_true(plan_le64(d->b + 12) == 8ull << 21);
+	assert_true(plan_le64(d->b + 56) == UINT64_MAX);
+	/* the old GD (141) is left as it was */
+	assert_true(plan_le32(d->b + 141 * SEC) == 131);
+	free_disk(d);
+}
+
+static void test_stream_footer_shrink(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+
+	(void)state;
+	mk_stream(d);
+	/* 32 MiB: grain 600 (in GT 1) goes; the GD stays as it is */
+	run_plan(d, &r, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.res.file_size_after == ST_END * SEC);
+	/* header and descriptor first, then the footer, then the unmapping */
+	assert_true(r.sk.n >= 6);
+	assert_true(r.sk.offs[0] == 0 && r.sk.kinds[1] == PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[2] == 143 * SEC && r.sk.lens[2] == SEC);
+	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[4] == 136 * SEC);
+	assert_int_equal(r.sk.kinds[r.sk.n - 1], PLAN_OP_FLUSH);
+	assert_true(plan_le32(d->b + 136 * SEC + (600 - 512) * 4) == 0);
+	assert_true(plan_le32(d->b + 131 * SEC) == 128);
+	assert_true(plan_le64(d->b + 143 * SEC + 12) == 65536);
+	assert_true(plan_le64(d->b + 143 * SEC + 56) == 141);
+	assert_true(plan_le32(d->b + 141 * SEC + 4) == 136);
+	assert_true(plan_le64(d->b + 12) == 65536);
+	assert_non_null(strstr((char *)d->b + SEC, "RDONLY 65536 SPARSE"));
+	free_disk(d);
+}
+
+static void test_stream_footer_hostile(void **state)
+{
+	struct ptl_img *d = new_disk();
+
+	(void)state;
+	mk_stream(d);
+	expect_err(d, 128 * MIB, 0, 0, NULL);
+	put32(d->b + 142 * SEC + 12, 1); /* not a footer marker */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	mk_stream(d);
+	put32(d->b + 142 * SEC + 8, 1); /* a marker with a size is a grain */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	mk_stream(d);
+	put64(d->b + 144 * SEC, 1); /* end-of-stream marker with a length */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	mk_stream(d);
+	d->b[143 * SEC] = 'X'; /* footer magic */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	mk_stream(d);
+	d->len += 512; /* something after the end-of-stream marker */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	mk_stream(d);
+	d->len -= 100; /* not whole sectors */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "whole sectors");
+	mk_stream(d);
+	put64(d->b + 143 * SEC + 56, UINT64_MAX); /* the footer has no GD either */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "no grain directory");
+	mk_stream(d);
+	put64(d->b + 143 * SEC + 56, 142); /* GD over the footer */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "beyond the footer");
+	mk_stream(d);
+	put32(d->b + 143 * SEC + 8, 0x30003); /* a redundant GD */
+	put64(d->b + 143 * SEC + 48, 20);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "redundant");
+	mk_stream(d);
+	put32(d->b + 141 * SEC + 4, 142); /* a GT on the footer sectors */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "grain table");
+	mk_stream(d);
+	put64(d->b + 143 * SEC + 12, 1ull << 40); /* the footer's capacity counts */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "capacity");
+	free_disk(d);
+}
+
 /* ---- hostile images ---- */
 
 static void test_hostile_header(void **state)
@@ -485,8 +697,8 @@ static void test_hostile_header(void **state)
 	d->b[75] = 0x0a; /* CRLF mangled */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "newline");
 	mk_image(d, base_desc);
-	put64(d->b + 56, UINT64_MAX); /* GD_AT_END: a VMware stream */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "footer");
+	put64(d->b + 56, UINT64_MAX); /* GD_AT_END, but the file has no footer */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
 	mk_image(d, base_desc);
 	d->len = 100; /* truncated header */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
@@ -696,6 +908,10 @@ int main(void)
 	    cmocka_unit_test(test_grow_relocates_gd),
 	    cmocka_unit_test(test_grow_new_gts_are_holes),
 	    cmocka_unit_test(test_grow_64t_writes_only_the_gds),
+	    cmocka_unit_test(test_stream_footer_grow_in_place),
+	    cmocka_unit_test(test_stream_footer_grow_moves_gd),
+	    cmocka_unit_test(test_stream_footer_shrink),
+	    cmocka_unit_test(test_stream_footer_hostile),
 	    cmocka_unit_test(test_shrink_cuts_grain),
 	    cmocka_unit_test(test_zero_gd_entry_gets_a_gt),
 	    cmocka_unit_test(test_noop_and_options),
