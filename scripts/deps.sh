@@ -7,8 +7,9 @@
 # hand-built filter), qemu-utils (the oracle), zlib and libzstd (the
 # decompressor tests), strace and libyal's python3-libqcow, -libvmdk,
 # -libvhdi (the second oracle: tests/compat/libyal_read.py and the fault
-# suite), man-db (the man page test), 7zip (7zz: a VDI reader that is not qemu,
-# for tests/compat/vdi_plan.sh), hyperfine (bench/).
+# suite), python3-vmdkstream (a second writer of VMware's stream layout for
+# tests/compat/vmdk_plan.sh), man-db (the man page test), 7zip (7zz: a VDI
+# reader that is not qemu, for tests/compat/vdi_plan.sh), hyperfine (bench/).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
@@ -16,7 +17,7 @@ pkgs=(
   qemu-utils hyperfine scdoc clang-14 libclang-rt-14-dev bash-completion
   python3 time util-linux e2fsprogs clang-format man-db
   zlib1g-dev libzstd-dev
-  strace python3-libqcow python3-libvmdk python3-libvhdi 7zip
+  strace python3-libqcow python3-libvmdk python3-libvhdi 7zip python3-vmdkstream
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -638,6 +638,79 @@ static uint32_t vmdk_mix(uint64_t x)
 	return h;
 }
 
+/* A comment line a descriptor can do without: not the first line (the
+ * signature libvmdk checks) and not a section heading ("# Extent
+ * description", "# The Disk Data Base", "#DDB"). */
+static bool vmdk_free_comment(const char *d, size_t ls, size_t le)
+{
+	static const char *const keep[] = {"# Extent description", "# The Disk Data Base", "#DDB"};
+	size_t i = ls;
+
+	while (i < le && vmdk_is_space(d[i]))
+		i++;
+	if (ls == 0 || i >= le || d[i] != '#')
+		return false;
+	for (unsigned k = 0; k < 3; k++) {
+		size_t n = vmdk_strlen(keep[k]);
+
+		if (le - i >= n && plan_memcmp(d + i, keep[k], n) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* Copies the descriptor into o with the extent's sectors, the cylinders
+ * (when heads and sectors are known: cyl != UINT64_MAX) and the CID
+ * replaced; lean drops the free comment lines. */
+static void vmdk_copy_desc(struct vmdk *v, uint64_t new_cap, uint64_t cyl, uint32_t new_cid,
+			   bool lean, struct vmdk_str *o)
+{
+	const char *d = v->desc;
+	size_t len = v->desc_len;
+
+	o->buf[0] = '\0';
+	for (size_t ls = 0; ls < len;) {
+		size_t le = ls, vs = 0, ve = 0;
+		struct vmdk_kv kv;
+		struct vmdk_extent e;
+		int which = 0; /* 1 sectors, 2 cylinders, 3 CID */
+
+		while (le < len && d[le] != '\n')
+			le++;
+		if (lean && vmdk_free_comment(d, ls, le)) {
+			ls = le + 1;
+			continue;
+		}
+		if (vmdk_line_extent(d, ls, le, &e)) {
+			which = 1;
+			vs = e.sec;
+			ve = e.sec_end;
+		} else if (vmdk_line_kv(d, ls, le, &kv)) {
+			vs = kv.val;
+			ve = kv.val_end;
+			if (vmdk_key_is(&kv, "ddb.geometry.cylinders") && cyl != UINT64_MAX)
+				which = 2;
+			else if (vmdk_key_is(&kv, "CID"))
+				which = 3;
+		}
+		if (which) {
+			vmdk_put(o, d + ls, vs - ls);
+			if (which == 1)
+				vmdk_putu(o, new_cap);
+			else if (which == 2)
+				vmdk_putu(o, cyl);
+			else
+				vmdk_putx8(o, new_cid);
+			vmdk_put(o, d + ve, le - ve);
+		} else {
+			vmdk_put(o, d + ls, le - ls);
+		}
+		if (le < len)
+			vmdk_put(o, "\n", 1);
+		ls = le + 1;
+	}
+}
+
 /* Builds the new descriptor into out (cap bytes, NUL included). */
 static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t cap, size_t *ret_len)
 {
@@ -712,50 +785,19 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 		    "vmdk descriptor has no CID or no parentCID (qemu cannot open it)");
 
 	/* qemu's formula: whole cylinders of heads*sectors, no cap. */
-	cyl = heads && secs ? new_cap / (heads * secs) : 0;
+	cyl = heads && secs ? new_cap / (heads * secs) : UINT64_MAX;
 	new_cid = vmdk_mix((uint64_t)old_cid << 32 ^ new_cap);
 	if (new_cid == old_cid || new_cid == 0xffffffffu)
 		new_cid = vmdk_mix(new_cid + 1u) & 0x7fffffffu;
 	if (new_cid == old_cid)
 		new_cid ^= 1u;
 
-	/* Pass 2: copy, replacing three values. */
-	out[0] = '\0';
-	for (ls = 0; ls < len;) {
-		size_t le = ls, vs = 0, ve = 0;
-		struct vmdk_kv kv;
-		struct vmdk_extent e;
-		int which = 0; /* 1 sectors, 2 cylinders, 3 CID */
-
-		while (le < len && d[le] != '\n')
-			le++;
-		if (vmdk_line_extent(d, ls, le, &e)) {
-			which = 1;
-			vs = e.sec;
-			ve = e.sec_end;
-		} else if (vmdk_line_kv(d, ls, le, &kv)) {
-			vs = kv.val;
-			ve = kv.val_end;
-			if (vmdk_key_is(&kv, "ddb.geometry.cylinders") && heads && secs)
-				which = 2;
-			else if (vmdk_key_is(&kv, "CID"))
-				which = 3;
-		}
-		if (which) {
-			vmdk_put(&o, d + ls, vs - ls);
-			if (which == 1)
-				vmdk_putu(&o, new_cap);
-			else if (which == 2)
-				vmdk_putu(&o, cyl);
-			else
-				vmdk_putx8(&o, new_cid);
-			vmdk_put(&o, d + ve, le - ve);
-		} else {
-			vmdk_put(&o, d + ls, le - ls);
-		}
-		if (le < len)
-			vmdk_put(&o, "\n", 1);
-		ls = le + 1;
+	/* Pass 2: copy, replacing three values; if the text outgrows
+	 * descriptorSize, again without the free comment lines. */
+	vmdk_copy_desc(v, new_cap, cyl, new_cid, false, &o);
+	if (o.over) {
+		o = (struct vmdk_str){.buf = out, .cap = cap};
+		vmdk_copy_desc(v, new_cap, cyl, new_cid, true, &o);
 	}
 	if (o.over)
 		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE,

@@ -22,6 +22,11 @@ sees its cause in the image, never as a blanket skip:
   not current_size (offset 48), which qemu and Hyper-V read, and it reads the
   footer at the end of the file (qemu the copy at 0). instar writes both
   fields with the new size, so after a resize they agree: no exception here.
+- libvmdk refuses an image whose descriptor does not start with its
+  signature line "# Disk DescriptorFile": VMDKstream (Debian's
+  python3-vmdkstream) writes "# Disk Descriptor File". When the open fails
+  and the embedded descriptor's first line is not the signature, the image is
+  reported as not readable by libvmdk (named, exit 0); qemu reads it.
 - libqcow refuses a qcow2 v3 image with an incompatible feature it does not
   know: an external data file (bit 2), a compression type other than zlib
   (bit 3), extended L2 entries (bit 4). When the open fails and the header
@@ -102,6 +107,19 @@ def qcow2_cluster(path, hdr, off):
     return "data", l2e & 0x00fffffffffffe00
 
 
+def vmdk_desc_unsigned(path):
+    """The first line of a sparse extent's embedded descriptor when it is
+    not libvmdk's signature line, else None."""
+    with open(path, "rb") as f:
+        h = f.read(512)
+        if len(h) < 44 or h[:4] != b"KDMV":
+            return None
+        off, = struct.unpack_from("<Q", h, 28)
+        f.seek(off * 512)
+        line = f.read(64).split(b"\n")[0]
+    return None if line.rstrip(b"\r") == b"# Disk DescriptorFile" else line
+
+
 def open_reader(fmt, img):
     """(module name, version, size, read(n, off), handles to close, whether
     a qcow2 backing chain is open, the raw backing file libqcow can't take)."""
@@ -178,6 +196,11 @@ def main():
         mod, ver, size, rd, handles, chained, raw_backing = open_reader(fmt, img)
     except Exception as e:  # libyal raises IOError with a multi-line trace
         why = " ".join(str(e).split())[:300]
+        if fmt == "vmdk" and vmdk_desc_unsigned(img) is not None:
+            print("libyal pyvmdk: not readable by libvmdk (its descriptor starts %r, not "
+                  "libvmdk's signature line; known, see libyal_read.py): %s"
+                  % (vmdk_desc_unsigned(img).decode("ascii", "replace"), why[:120]))
+            return 0
         if hdr:
             known = [v for b, v in UNKNOWN_TO_LIBQCOW.items() if hdr["incompat"] >> b & 1]
             if known:

@@ -8,7 +8,10 @@
 # new size, and a qemu-io write into the grown area that must not touch the
 # header or the descriptor (qemu writes at offset 0 on a GD entry of 0).
 # A 64 TiB grow must leave its new grain tables as holes (`du` bound), also
-# end to end with `instar resize` when /dev/kvm is usable.
+# end to end with `instar resize` when /dev/kvm is usable. Streams with the
+# grain directory at the end (footer) from VMware (tests/samples), VMDKstream
+# and vmdk_stream.py: grown and shrunk, read by qemu, libvmdk and `instar
+# info`, and crash-run with both readers.
 #   vmdk_plan.sh PLAN_APPLY QEMU_IMG [INSTAR]
 # (INSTAR defaults to the build's vmm/instar beside PLAN_APPLY's tests/tools)
 set -euo pipefail
@@ -18,6 +21,7 @@ set -euo pipefail
 compat_init "$@"
 INSTAR=${3:-$(dirname "$PA")/../../vmm/instar}
 [ -x "$INSTAR" ] || fail "no instar at $INSTAR"
+INSTAR_INFO=$INSTAR # (instar info needs no guest)
 if ! kvm_usable; then
 	INSTAR=
 	guest_part_left_out "the end-to-end 64T grow"
@@ -277,6 +281,157 @@ expect_err "$T/so4.vmdk" $((63 * M + 512)) UNSUPPORTED_SHRINK "compressed grain"
 "$QIO" -f raw -c "write -P 0x77 $((M - 4096)) 4608" "$T/sp.raw" >/dev/null
 "$QI" convert -O vmdk -o subformat=streamOptimized "$T/sp.raw" "$T/sp.vmdk"
 expect_err "$T/sp.vmdk" $((2 * M)) UNSUPPORTED_FEATURE "compressed grain"
+
+# ---- streams with the grain directory at the end (VMware's layout) ----
+# Three writers: VMware (QEMU's sample, tests/samples), Debian's VMDKstream
+# (python3-vmdkstream) and vmdk_stream.py (VMware's Virtual Disk Format 5.0
+# layout, written here). qemu takes size and GD from the footer, libvmdk the
+# GD from the footer and the size from the descriptor; instar info must say
+# qemu's size. libvmdk opens the extent by the descriptor's name, so each
+# image lives in its own directory under that name.
+SAMPLES=$(cd "$(dirname "$0")/../samples" && pwd)
+
+# fdesc IMG: the extent line's size in bytes (the size libvmdk reads).
+fdesc() {
+	local sec
+	sec=$(dd if="$1" bs=512 skip=1 count=2 status=none | tr -d '\0' |
+		sed -n 's/^\(RW\|RDONLY\) \([0-9]*\) SPARSE.*/\2/p')
+	[ -n "$sec" ] || fail "$1: no extent line"
+	echo $((sec * 512))
+}
+
+# fverify IMG EXPRAW SIZE: verify, and the host probe and libvmdk's size.
+fverify() {
+	local got
+	verify "$1" "$2" "$3"
+	[ "$(fdesc "$1")" = "$3" ] || fail "$1: descriptor says $(fdesc "$1"), want $3"
+	got=$("$INSTAR_INFO" info --output=json "$1" | sed -n 's/.*"virtual_size":\([0-9]*\).*/\1/p')
+	[ "$got" = "$3" ] || fail "$1: instar info says $got, want $3"
+}
+# ftail IMG: the last three sectors (footer marker, footer, end of stream) as
+# hex: they must stay the stream's last sectors.
+ftail() {
+	python3 -c "
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+assert len(d) % 512 == 0, 'not whole sectors'
+m, f, e = d[-1536:-1024], d[-1024:-512], d[-512:]
+assert struct.unpack_from('<QII', m) [1:] == (0, 3), 'footer marker'
+assert f[:4] == b'KDMV' and struct.unpack_from('<Q', f, 56)[0] != 2**64 - 1, 'footer'
+assert e == bytes(512), 'end-of-stream marker'
+h = d[:512]
+assert struct.unpack_from('<Q', h, 56)[0] == 2**64 - 1, 'header gdOffset'
+assert h[12:20] == f[12:20], 'header and footer capacity'
+gd = struct.unpack_from('<Q', f, 56)[0]
+assert struct.unpack_from('<QII', d, (gd - 1) * 512)[1:] == (0, 2), 'GD marker'
+" "$1" || fail "$1: not a stream with a footer any more"
+}
+
+# fstream_case NAME IMG ORIGRAW GROW...: grow to each GROW size from the
+# original, shrink to a third, grow back; every result checked by qemu,
+# libvmdk and the probe; IMG is the original again at the end.
+fstream_case() {
+	local name=$1 img=$2 raw=$3 v s1 s2 s3
+	shift 3
+	v=$(vsize "$img")
+	cp "$img" "$T/$name.orig"
+	for s1 in "$@"; do
+		cp "$T/$name.orig" "$img"
+		mkexp "$raw" "$s1" "$T/$name.exp"
+		resize "$img" "$s1"
+		ftail "$img"
+		fverify "$img" "$T/$name.exp" "$s1"
+	done
+	# shrink to a third (whole grains), grow back to the old size
+	s2=$((v / 3 / 65536 * 65536))
+	cp "$T/$name.orig" "$img"
+	mkexp "$raw" "$s2" "$T/$name.exp"
+	resize "$img" "$s2" --shrink
+	ftail "$img"
+	fverify "$img" "$T/$name.exp" "$s2"
+	[ "$(stat -c %s "$img")" = "$(stat -c %s "$T/$name.orig")" ] || fail "$name: shrink changed the length"
+	truncate -s "$v" "$T/$name.exp"
+	resize "$img" "$v"
+	ftail "$img"
+	fverify "$img" "$T/$name.exp" "$v"
+	s3=$(stat -c %s "$img")
+	cp "$T/$name.orig" "$img"
+	echo "stream $name: $v -> $*, shrink to $s2, grow back ok ($s3 bytes)"
+}
+
+# VMware's sample: 16 GiB, 512 GD entries in 4 sectors (every grow moves the
+# GD), GD entries of 0 for its empty tables; qemu's test 059 reads a pattern
+# at every 640 KiB + 512 bytes
+mkdir "$T/vmw"
+bzcat "$SAMPLES/iotest-version3.vmdk.bz2" >"$T/vmw/generated-stream.vmdk"
+"$QI" convert -f vmdk -O raw "$T/vmw/generated-stream.vmdk" "$T/vmw.raw"
+"$QIO" -f vmdk -r -c "read -P 0x35 $((5 * 655360 + 5 * 512)) 512" \
+	"$T/vmw/generated-stream.vmdk" | grep -q 'Pattern verification failed' &&
+	fail "VMware sample: not the data qemu's test 059 reads"
+fstream_case vmw "$T/vmw/generated-stream.vmdk" "$T/vmw.raw" $((20 * G))
+
+# vmdk_stream.py and VMDKstream on the same 100 MiB disk: 4 GD entries in a
+# sector that holds 128, so 125 MiB grows the GD in place and 6400 MiB moves
+# it
+"$QI" create -q -f raw "$T/s.raw" 100M
+qio_write raw "$T/s.raw" "0x11 0 64k" "0x22 50M 100k" "0x33 $((100 * M - 4096)) 4096"
+mkdir "$T/gen" "$T/vds"
+python3 "$(dirname "$0")/vmdk_stream.py" "$T/s.raw" "$T/gen/gen.vmdk"
+fstream_case gen "$T/gen/gen.vmdk" "$T/s.raw" $((125 * M)) $((6400 * M))
+VDS_PY=
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import VMDKstream' 2>/dev/null; then
+		VDS_PY=$p
+		break
+	fi
+done
+if [ -n "$VDS_PY" ]; then
+	"$VDS_PY" -c 'import sys, VMDKstream; VMDKstream.convert_to_stream(sys.argv[1], sys.argv[2])' \
+		"$T/s.raw" "$T/vds/call-me-stream.vmdk"
+	fstream_case vds "$T/vds/call-me-stream.vmdk" "$T/s.raw" $((125 * M)) $((6400 * M))
+else
+	lacking "python3-vmdkstream (VMDKstream, a second writer of VMware's stream layout)"
+fi
+
+# a footer that is not one (qemu: "Invalid footer"), and one GD too few
+cp "$T/gen/gen.vmdk" "$T/gen/bad.vmdk"
+printf '\001' | dd of="$T/gen/bad.vmdk" bs=1 seek=$(($(stat -c %s "$T/gen/bad.vmdk") - 1536 + 12)) \
+	conv=notrunc status=none
+expect_err "$T/gen/bad.vmdk" $G CORRUPT "invalid footer"
+"$QI" info "$T/gen/bad.vmdk" >/dev/null 2>&1 && fail "qemu opens a stream with a bad footer"
+
+# crash order: stop after every K writes; qemu (footer) and libvmdk
+# (descriptor size, footer GD) each see the old image or the new one
+fcrash_case() {
+	local name=$1 img=$2 raw=$3 new=$4 flag=${5:-} size n k got dsz
+	size=$(vsize "$img")
+	cp "$img" "$T/fc.orig"
+	"$PA" --dry-run $flag vmdk "$img" "$new" >"$T/pa.out" || fail "$name: $(cat "$T/pa.out")"
+	n=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$T/pa.out")
+	mkexp "$raw" "$size" "$T/fc.exp.$size"
+	mkexp "$raw" "$new" "$T/fc.exp.$new"
+	for ((k = 0; k <= n; k++)); do
+		cp "$T/fc.orig" "$img"
+		"$PA" --stop-after $k $flag vmdk "$img" "$new" >/dev/null || fail "$name K=$k: plan-apply"
+		check_clean "$img"
+		got=$(vsize "$img")
+		[ "$got" = "$size" ] || [ "$got" = "$new" ] || fail "$name K=$k: qemu size $got"
+		"$QI" compare -q -f vmdk -F raw "$img" "$T/fc.exp.$got" ||
+			fail "$name K=$k: qemu sees size $got but not that image's data"
+		dsz=$(fdesc "$img")
+		[ "$dsz" = "$size" ] || [ "$dsz" = "$new" ] || fail "$name K=$k: descriptor size $dsz"
+		libyal_check vmdk "$img" "$dsz" "$T/fc.exp.$dsz"
+		NCHECK=$((NCHECK + 1))
+	done
+	cp "$T/fc.orig" "$img"
+	echo "crash $name: K=0..$n"
+}
+fcrash_case stream-grow-inplace "$T/gen/gen.vmdk" "$T/s.raw" $G
+fcrash_case stream-grow-moved "$T/gen/gen.vmdk" "$T/s.raw" $((20 * G))
+fcrash_case stream-shrink "$T/gen/gen.vmdk" "$T/s.raw" $((40 * M)) --shrink
+fcrash_case vmware-grow "$T/vmw/generated-stream.vmdk" "$T/vmw.raw" $((17 * G))
+# (a shrink by 64 MiB: two grain tables to clear, not forty)
+fcrash_case vmware-shrink "$T/vmw/generated-stream.vmdk" "$T/vmw.raw" $((16 * G - 64 * M)) --shrink
 
 # ---- refusals ----
 img=$T/ref1.vmdk

@@ -805,11 +805,31 @@ static void test_hostile_descriptor(void **state)
 	/* Text filling descriptorSize exactly: a longer number cannot fit. */
 	n = strlen(base_desc);
 	memcpy(big, base_desc, n);
-	memset(big + n, '#', sizeof(big) - n - 2);
+	memset(big + n, 'x', sizeof(big) - n - 2);
 	big[sizeof(big) - 2] = '\n';
 	big[sizeof(big) - 1] = '\0';
 	set_desc(d, big);
 	expect_err(d, 1ull << 30, 0, INSTAR_ERR_TOO_LARGE, "descriptorSize");
+	/* The same with a free comment line instead: it makes room (the
+	 * signature line and the section headings stay). */
+	memset(big + n, 'x', sizeof(big) - n - 2);
+	big[n] = '#';
+	big[n + 1] = ' ';
+	set_desc(d, big);
+	{
+		struct run r = {0};
+		const char *t = (char *)d->b + SEC;
+
+		run_plan(d, &r, 1ull << 30, 0, SCRATCH_LEN, true);
+		assert_int_equal(r.rc, 0);
+		assert_non_null(strstr(t, "RW 2097152 SPARSE \"t.vmdk\"\n"));
+		assert_true(strncmp(t, "# Disk DescriptorFile\n", 22) == 0);
+		assert_non_null(strstr(t, "\n# Extent description\n"));
+		assert_non_null(strstr(t, "\n# The Disk Data Base\n#DDB\n"));
+		assert_null(strstr(t, "\n# xxx"));
+		assert_true(strlen(t) < 20 * SEC);
+	}
+	mk_image(d, base_desc);
 
 	/* A VMware-style descriptor: UTF-8 name, extra keys, lsilogic. */
 	set_desc(d, "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\n"
