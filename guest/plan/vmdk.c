@@ -1,9 +1,10 @@
 /* guest/plan/vmdk.c — the VMDK resize planner (pure; guest and host library).
- * Handles a hosted sparse extent with an embedded descriptor: monolithicSparse
- * and the streamOptimized layout qemu creates (GD pre-allocated); and a
- * descriptor file with one flat extent (monolithicFlat, ESXi's vmfs), whose
- * extent the host resizes. Other multi-file subformats and VMware streams
- * with the GD at the end are refused.
+ * Handles a hosted sparse extent with an embedded descriptor: monolithicSparse,
+ * the streamOptimized layout qemu creates (GD pre-allocated) and the one
+ * VMware writes (GD at the end, footer and end-of-stream markers: layout,
+ * readers and write order in docs/formats.md §2.4); and a descriptor file
+ * with one flat extent (monolithicFlat, ESXi's vmfs), whose extent the host
+ * resizes. Other multi-file subformats are refused.
  *
  * Decisions (see docs/formats.md §2):
  * - The new size must be a multiple of 512 (capacity is in sectors); other
@@ -34,8 +35,18 @@
  *   refused.
  * - Refused: other descriptor files (twoGbMaxExtent*, several extents, a
  *   FLAT offset other than 0, RDONLY/NOACCESS extents, over 64 KiB),
- *   sparse extents without a descriptor of their own, VMware streams with
- *   the GD at the end, delta disks (parentCID set), unknown header flags.
+ *   sparse extents without a descriptor of their own, streams with the GD
+ *   at the end and a redundant GD, delta disks (parentCID set), unknown
+ *   header flags.
+ * - Streams with the GD at the end: every field comes from the footer (as
+ *   qemu reads it); no GT is added (a GD entry of 0 reads as zeros there);
+ *   a GD that outgrows its sectors moves over the old footer once a copy of
+ *   the footer sits at the new end; two commits, the footer and the header
+ *   with the descriptor, the footer first on a grow and last on a shrink
+ *   (docs/formats.md §2.4).
+ * - A descriptor that outgrows descriptorSize is written without its free
+ *   comment lines (not the first line, libvmdk's signature, nor the section
+ *   headings); if it still does not fit, TOO_LARGE.
  * - The new CID is derived from the old CID and the new capacity (a planner
  *   has no entropy); it always differs from the old one.
  * - Order (every prefix of the plan is the old image or the new one):
