@@ -101,6 +101,28 @@ static void put64(uint8_t *p, uint64_t v)
 	plan_put_le64(p, v);
 }
 
+/* A sparse header for 64 MiB in 64 KiB grains, 512 entries a GT, the
+ * descriptor from sector 1, grains from sector 128. */
+static void put_header(uint8_t *h, uint32_t version, uint32_t flags, uint64_t desc_sectors,
+		       uint64_t rgd, uint64_t gd)
+{
+	memcpy(h, "KDMV", 4);
+	put32(h + 4, version);
+	put32(h + 8, flags);
+	put64(h + 12, 131072);
+	put64(h + 20, 128);
+	put64(h + 28, 1);
+	put64(h + 36, desc_sectors);
+	put32(h + 44, 512);
+	put64(h + 48, rgd);
+	put64(h + 56, gd);
+	put64(h + 64, 128);
+	h[73] = 0x0a;
+	h[74] = 0x20;
+	h[75] = 0x0d;
+	h[76] = 0x0a;
+}
+
 /* qemu's layout for 64 MiB: descriptor 1..20, RGD 21, its GTs 22..29, GD 30,
  * its GTs 31..38, grains from sector 128. Grain 0 is allocated at 128 and
  * grain 511 (the last before 32 MiB) at 256; the file is 320 sectors. */
@@ -109,21 +131,7 @@ static void mk_image(struct ptl_img *d, const char *desc)
 	uint8_t *h = d->b;
 
 	memset(d->b, 0, DISK_MAX);
-	memcpy(h, "KDMV", 4);
-	put32(h + 4, 1);
-	put32(h + 8, 3);
-	put64(h + 12, 131072);
-	put64(h + 20, 128);
-	put64(h + 28, 1);
-	put64(h + 36, 20);
-	put32(h + 44, 512);
-	put64(h + 48, 21);
-	put64(h + 56, 30);
-	put64(h + 64, 128);
-	h[73] = 0x0a;
-	h[74] = 0x20;
-	h[75] = 0x0d;
-	h[76] = 0x0a;
+	put_header(h, 1, 3, 20, 21, 30);
 	memcpy(d->b + SEC, desc, strlen(desc));
 	put32(d->b + 21 * SEC, 22);
 	put32(d->b + 21 * SEC + 4, 26);
@@ -467,20 +475,7 @@ static void mk_stream(struct ptl_img *d)
 	uint8_t *h = d->b;
 
 	memset(d->b, 0, DISK_MAX);
-	memcpy(h, "KDMV", 4);
-	put32(h + 4, 3);
-	put32(h + 8, 0x30001);
-	put64(h + 12, 131072);
-	put64(h + 20, 128);
-	put64(h + 28, 1);
-	put64(h + 36, 1);
-	put32(h + 44, 512);
-	put64(h + 56, UINT64_MAX);
-	put64(h + 64, 128);
-	h[73] = 0x0a;
-	h[74] = 0x20;
-	h[75] = 0x0d;
-	h[76] = 0x0a;
+	put_header(h, 3, 0x30001, 1, 0, UINT64_MAX);
 	plan_put_le16(h + 77, 1);
 	memcpy(d->b + SEC, stream_desc, strlen(stream_desc));
 	put64(d->b + 128 * SEC, 0);
