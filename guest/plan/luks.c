@@ -87,15 +87,15 @@ static bool luks_has_nul(const uint8_t *b, size_t len)
 
 static int luks_check_slots(const uint8_t *h, struct instar_resize_result *ret)
 {
-	uint32_t key_bytes = plan_be32(h + LUKS_OFF_KEY_BYTES);
-	uint32_t payload = plan_be32(h + LUKS_OFF_PAYLOAD);
+	uint32_t key_bytes = get_be32(h + LUKS_OFF_KEY_BYTES);
+	uint32_t payload = get_be32(h + LUKS_OFF_PAYLOAD);
 	uint32_t min_start = (LUKS_KEY_SLOT_OFFSET + LUKS_SECTOR - 1) / LUKS_SECTOR;
 
 	for (uint32_t i = 0; i < LUKS_NSLOTS; i++) {
 		const uint8_t *s1 = h + LUKS_OFF_SLOTS + i * LUKS_SLOT_LEN;
-		uint32_t active = plan_be32(s1 + LUKS_SLOT_ACTIVE);
-		uint32_t stripes = plan_be32(s1 + LUKS_SLOT_STRIPES);
-		uint32_t start1 = plan_be32(s1 + LUKS_SLOT_KEY_OFFSET);
+		uint32_t active = get_be32(s1 + LUKS_SLOT_ACTIVE);
+		uint32_t stripes = get_be32(s1 + LUKS_SLOT_STRIPES);
+		uint32_t start1 = get_be32(s1 + LUKS_SLOT_KEY_OFFSET);
 		uint32_t len1 = luks_slot_sectors(key_bytes, stripes);
 
 		if (stripes != LUKS_STRIPES)
@@ -105,7 +105,7 @@ static int luks_check_slots(const uint8_t *h, struct instar_resize_result *ret)
 		if (active != LUKS_SLOT_DISABLED && active != LUKS_SLOT_ENABLED)
 			return luks_fail_n(ret, INSTAR_ERR_CORRUPT,
 					   "Keyslot # state (active/disable) is corrupted", i, 0);
-		if (active == LUKS_SLOT_ENABLED && !plan_be32(s1 + LUKS_SLOT_ITERS))
+		if (active == LUKS_SLOT_ENABLED && !get_be32(s1 + LUKS_SLOT_ITERS))
 			return luks_fail_n(ret, INSTAR_ERR_CORRUPT,
 					   "Keyslot # iteration count is zero", i, 0);
 		if (start1 < min_start)
@@ -117,9 +117,9 @@ static int luks_check_slots(const uint8_t *h, struct instar_resize_result *ret)
 					   0);
 		for (uint32_t j = i + 1; j < LUKS_NSLOTS; j++) {
 			const uint8_t *s2 = h + LUKS_OFF_SLOTS + j * LUKS_SLOT_LEN;
-			uint32_t start2 = plan_be32(s2 + LUKS_SLOT_KEY_OFFSET);
+			uint32_t start2 = get_be32(s2 + LUKS_SLOT_KEY_OFFSET);
 			uint32_t len2 =
-			    luks_slot_sectors(key_bytes, plan_be32(s2 + LUKS_SLOT_STRIPES));
+			    luks_slot_sectors(key_bytes, get_be32(s2 + LUKS_SLOT_STRIPES));
 
 			if (start1 + len1 > start2 && start2 + len2 > start1)
 				return luks_fail_n(ret, INSTAR_ERR_CORRUPT,
@@ -145,7 +145,7 @@ int plan_luks_header(const struct plan_io *io, uint64_t base, uint64_t room, con
 		return luks_fail(ret, (uint32_t)r, NULL);
 	if (room < LUKS_HDR_LEN || plan_memcmp(h, "LUKS\xba\xbe", 6) != 0)
 		return luks_fail(ret, INSTAR_ERR_PARSE_FAILED, "Volume is not in LUKS format");
-	version = plan_be16(h + LUKS_OFF_VERSION);
+	version = get_be16(h + LUKS_OFF_VERSION);
 	if (version != 1)
 		return luks_fail_n(ret, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				   "LUKS version # is not supported", version, 0);
@@ -158,16 +158,15 @@ int plan_luks_header(const struct plan_io *io, uint64_t base, uint64_t room, con
 	if (!luks_has_nul(h + LUKS_OFF_HASH_SPEC, LUKS_NAME_LEN))
 		return luks_fail(ret, INSTAR_ERR_CORRUPT,
 				 "LUKS header hash spec is not NUL terminated");
-	if (plan_be32(h + LUKS_OFF_PAYLOAD) <
-	    (LUKS_KEY_SLOT_OFFSET + LUKS_SECTOR - 1) / LUKS_SECTOR)
+	if (get_be32(h + LUKS_OFF_PAYLOAD) < (LUKS_KEY_SLOT_OFFSET + LUKS_SECTOR - 1) / LUKS_SECTOR)
 		return luks_fail(ret, INSTAR_ERR_CORRUPT,
 				 "LUKS payload is overlapping with the header");
-	if (!plan_be32(h + LUKS_OFF_MK_ITERS))
+	if (!get_be32(h + LUKS_OFF_MK_ITERS))
 		return luks_fail(ret, INSTAR_ERR_CORRUPT, "LUKS key iteration count is zero");
 	r = luks_check_slots(h, ret);
 	if (r)
 		return r;
-	*ret_payload = (uint64_t)plan_be32(h + LUKS_OFF_PAYLOAD) * LUKS_SECTOR;
+	*ret_payload = (uint64_t)get_be32(h + LUKS_OFF_PAYLOAD) * LUKS_SECTOR;
 	if (*ret_payload > room)
 		return luks_fail(ret, INSTAR_ERR_CORRUPT, past);
 	return 0;

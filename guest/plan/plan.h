@@ -119,19 +119,7 @@ static inline void plan_result_init(struct instar_resize_result *ret, struct pla
 	p->file_size_after = io->file_size;
 }
 
-/* Byte order (unaligned-safe): shared/byteorder.h, under the planners' names. */
-#define plan_be16 get_be16
-#define plan_be32 get_be32
-#define plan_be64 get_be64
-#define plan_le16 get_le16
-#define plan_le32 get_le32
-#define plan_le64 get_le64
-#define plan_put_be16 put_be16
-#define plan_put_be32 put_be32
-#define plan_put_be64 put_be64
-#define plan_put_le16 put_le16
-#define plan_put_le32 put_le32
-#define plan_put_le64 put_le64
+/* Byte order (unaligned-safe): get_be32, put_le64, ... from shared/byteorder.h. */
 
 /* Freestanding-safe mem helpers (the guest has no libc). */
 void plan_memcpy(void *dst, const void *src, size_t n);

@@ -352,11 +352,11 @@ static uint64_t qcow2_rc_get(const struct qcow2 *q, const uint8_t *b, uint64_t i
 
 	switch (q->rbits) {
 	case 64:
-		return plan_be64(b + i * 8);
+		return get_be64(b + i * 8);
 	case 32:
-		return plan_be32(b + i * 4);
+		return get_be32(b + i * 4);
 	case 16:
-		return plan_be16(b + i * 2);
+		return get_be16(b + i * 2);
 	case 8:
 		return b[i];
 	default: /* 1, 2, 4 bits: bit 0 is the LSB of the byte */
@@ -372,13 +372,13 @@ static void qcow2_rc_set(const struct qcow2 *q, uint8_t *b, uint64_t i, uint64_t
 
 	switch (q->rbits) {
 	case 64:
-		plan_put_be64(b + i * 8, v);
+		put_be64(b + i * 8, v);
 		return;
 	case 32:
-		plan_put_be32(b + i * 4, (uint32_t)v);
+		put_be32(b + i * 4, (uint32_t)v);
 		return;
 	case 16:
-		plan_put_be16(b + i * 2, (uint16_t)v);
+		put_be16(b + i * 2, (uint16_t)v);
 		return;
 	case 8:
 		b[i] = (uint8_t)v;
@@ -588,7 +588,7 @@ static int qcow2_l1_get(struct qcow2 *q, uint64_t i, uint64_t *v)
 		q->l1w_first = first;
 		q->l1w_n = n;
 	}
-	*v = plan_be64(q->l1w + (i - q->l1w_first) * 8);
+	*v = get_be64(q->l1w + (i - q->l1w_first) * 8);
 	return 0;
 }
 
@@ -624,9 +624,9 @@ static int qcow2_read_cluster(struct qcow2 *q, uint64_t off, uint8_t *buf)
 
 static void qcow2_l2_put(const struct qcow2 *q, uint8_t *t, uint64_t j, uint64_t w0, uint64_t w1)
 {
-	plan_put_be64(t + j * q->esz, w0);
+	put_be64(t + j * q->esz, w0);
 	if (q->ext_l2)
-		plan_put_be64(t + j * q->esz + 8, w1);
+		put_be64(t + j * q->esz + 8, w1);
 }
 
 /* ---- header ---- */
@@ -657,31 +657,31 @@ static int qcow2_parse_header(struct qcow2 *q)
 	rc = plan_read(q->io, 0, h, sizeof(h));
 	if (rc)
 		return qcow2_fail(q, rc, "qcow2: cannot read the header");
-	if (plan_be32(h) != QCOW2_MAGIC)
+	if (get_be32(h) != QCOW2_MAGIC)
 		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bad magic");
-	q->version = plan_be32(h + 4);
+	q->version = get_be32(h + 4);
 	if (q->version != 2 && q->version != 3)
 		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, "qcow2: unsupported version");
-	q->cb = plan_be32(h + 20);
+	q->cb = get_be32(h + 20);
 	if (q->cb < 9 || q->cb > 21)
 		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: cluster size out of range");
 	q->cs = 1ull << q->cb;
-	q->backing_off = plan_be64(h + 8);
-	q->blen = plan_be32(h + 16); /* checked in qcow2_parse_tables */
-	q->size = plan_be64(h + 24);
-	q->crypt = plan_be32(h + 32);
-	q->l1_size = plan_be32(h + 36);
-	q->l1_off = plan_be64(h + 40);
-	q->rt_off = plan_be64(h + 48);
-	q->rt_clusters = plan_be32(h + 56);
-	q->nb_snap = plan_be32(h + 60);
-	q->snap_off = plan_be64(h + 64);
+	q->backing_off = get_be64(h + 8);
+	q->blen = get_be32(h + 16); /* checked in qcow2_parse_tables */
+	q->size = get_be64(h + 24);
+	q->crypt = get_be32(h + 32);
+	q->l1_size = get_be32(h + 36);
+	q->l1_off = get_be64(h + 40);
+	q->rt_off = get_be64(h + 48);
+	q->rt_clusters = get_be32(h + 56);
+	q->nb_snap = get_be32(h + 60);
+	q->snap_off = get_be64(h + 64);
 	q->hdr_len = 72;
 	if (q->version == 3) {
-		q->incompat = plan_be64(h + 72);
-		q->autoclear = plan_be64(h + 88);
-		order = plan_be32(h + 96);
-		q->hdr_len = plan_be32(h + 100);
+		q->incompat = get_be64(h + 72);
+		q->autoclear = get_be64(h + 88);
+		order = get_be32(h + 96);
+		q->hdr_len = get_be32(h + 100);
 		if (q->hdr_len < 104 || q->hdr_len % 8 || q->hdr_len > q->cs)
 			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
 					  "qcow2: header length invalid");
@@ -785,8 +785,8 @@ static int qcow2_crypto_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
 		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, m.b);
 	}
 	q->fde = 1;
-	q->fde_off = plan_be64(d);
-	q->fde_len = plan_be64(d + 8);
+	q->fde_off = get_be64(d);
+	q->fde_len = get_be64(d + 8);
 	if (q->fde_off & (q->cs - 1)) {
 		plan_msg_str(&m, "Encryption header offset '");
 		plan_msg_dec(&m, q->fde_off);
@@ -817,7 +817,7 @@ static int qcow2_parse_extensions(struct qcow2 *q)
 		q->bname = c0 + q->backing_off;
 	q->ext_end = q->hdr_len;
 	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs; q->ext_end = pos) {
-		uint32_t type = plan_be32(c0 + pos), len = plan_be32(c0 + pos + 4);
+		uint32_t type = get_be32(c0 + pos), len = get_be32(c0 + pos + 4);
 
 		if (type == 0)
 			break;
@@ -872,7 +872,7 @@ static int qcow2_load_reftable(struct qcow2 *q)
 		return qcow2_fail(q, rc, "qcow2: cannot read the refcount table");
 	q->rt = (uint64_t *)(void *)b;
 	for (uint64_t i = 0; i < q->rt_n; i++)
-		q->rt[i] = plan_be64(b + i * 8); /* same slot: read before write */
+		q->rt[i] = get_be64(b + i * 8); /* same slot: read before write */
 	room = (q->s->len - q->s->used) / (q->cs + sizeof(struct qcow2_rb));
 	q->caprbs = (uint32_t)(room < q->rt_n ? room : q->rt_n);
 	q->capsnaps = q->caprbs < 4096 ? q->caprbs : 4096;
@@ -1054,7 +1054,7 @@ static int qcow2_emit_refcounts(struct qcow2 *q)
 				v = q->rt[r];
 			if (r >= r0 && r <= r1 && qcow2_rb_new(q, r))
 				v = (rb_base + k++) << q->cb;
-			plan_put_be64(q->tbuf + j * 8, v);
+			put_be64(q->tbuf + j * 8, v);
 		}
 		rc = qcow2_put(q, (rb_base + q->run_nrb + m) << q->cb, q->tbuf, q->cs);
 		if (rc)
@@ -1073,8 +1073,8 @@ static int qcow2_emit_reftable_switch(struct qcow2 *q)
 	if (q->run_end == q->run_a)
 		return 0;
 	if (q->rt_new_n) {
-		plan_put_be64(b, (rb_base + q->run_nrb) << q->cb);
-		plan_put_be32(b + 8, (uint32_t)q->run_nrt);
+		put_be64(b, (rb_base + q->run_nrb) << q->cb);
+		put_be32(b + 8, (uint32_t)q->run_nrt);
 		return qcow2_put(q, 48, b, 12);
 	}
 	r0 = q->run_a / q->rbe;
@@ -1082,7 +1082,7 @@ static int qcow2_emit_reftable_switch(struct qcow2 *q)
 	for (uint64_t r = r0; r <= r1; r++) {
 		if (!qcow2_rb_new(q, r))
 			continue;
-		plan_put_be64(b, (rb_base + k++) << q->cb);
+		put_be64(b, (rb_base + k++) << q->cb);
 		rc = qcow2_put(q, q->rt_off + r * 8, b, 8);
 		if (rc)
 			return rc;
@@ -1113,11 +1113,11 @@ static int qcow2_commit(struct qcow2 *q)
 
 	if (rc)
 		return rc;
-	plan_put_be64(b, q->o->new_size);
+	put_be64(b, q->o->new_size);
 	if (q->bm_rewrite) {
 		/* size and bitmap directory become live in one sector write */
-		plan_put_be64(q->hdr0 + 24, q->o->new_size);
-		plan_put_be64(q->hdr0 + (q->bm_ext - q->c0) + 16, q->bm_new_doff);
+		put_be64(q->hdr0 + 24, q->o->new_size);
+		put_be64(q->hdr0 + (q->bm_ext - q->c0) + 16, q->bm_new_doff);
 		rc = qcow2_put(q, 0, q->hdr0, sizeof(q->hdr0));
 	} else {
 		rc = qcow2_put(q, 24, b, 8);
@@ -1180,7 +1180,7 @@ static int qcow2_emit_autoclear(struct qcow2 *q)
 
 	if (q->version < 3 || !(q->autoclear & ~QCOW2_AUTOCLEAR_KNOWN))
 		return 0;
-	plan_put_be64(b, q->autoclear & QCOW2_AUTOCLEAR_KNOWN);
+	put_be64(b, q->autoclear & QCOW2_AUTOCLEAR_KNOWN);
 	return qcow2_put(q, 88, b, 8);
 }
 
@@ -1237,7 +1237,7 @@ static int qcow2_bm_entry_ok(const struct qcow2 *q, uint64_t e)
  * bits at or past `vb` (valid bits in that cluster) are set. */
 static int qcow2_bm_tail(struct qcow2 *q, struct qcow2_bm *bm, uint64_t vb)
 {
-	uint64_t e = plan_be64(bm->tab + bm->last * 8), bits = q->cs * 8, o = e & QCOW2_OFF_MASK;
+	uint64_t e = get_be64(bm->tab + bm->last * 8), bits = q->cs * 8, o = e & QCOW2_OFF_MASK;
 	int dirty = 0;
 
 	if (vb >= bits || (!o && !(e & 1)))
@@ -1280,13 +1280,13 @@ static int qcow2_chain_ok(const struct qcow2 *q, const uint8_t *h)
 	uint64_t pos;
 
 	for (pos = q->hdr_len; pos < q->ext_end;) {
-		uint32_t len = plan_be32(q->c0 + pos + 4);
+		uint32_t len = get_be32(q->c0 + pos + 4);
 
-		want += plan_be32(q->c0 + pos) != QCOW2_EXT_FEATURES;
+		want += get_be32(q->c0 + pos) != QCOW2_EXT_FEATURES;
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
 	for (pos = q->hdr_len; pos + 8 <= q->cs;) {
-		uint32_t type = plan_be32(h + pos), len = plan_be32(h + pos + 4);
+		uint32_t type = get_be32(h + pos), len = get_be32(h + pos + 4);
 		uint64_t o, n = 8 + (((uint64_t)len + 7) & ~7ull);
 		int match = 0;
 
@@ -1296,9 +1296,9 @@ static int qcow2_chain_ok(const struct qcow2 *q, const uint8_t *h)
 			return 0;
 		if (type != QCOW2_EXT_FEATURES) {
 			for (o = q->hdr_len; o < q->ext_end && !match;) {
-				uint32_t l2 = plan_be32(q->c0 + o + 4);
+				uint32_t l2 = get_be32(q->c0 + o + 4);
 
-				match = plan_be32(q->c0 + o) == type && l2 == len &&
+				match = get_be32(q->c0 + o) == type && l2 == len &&
 					!plan_memcmp(q->c0 + o, h + pos, (size_t)n);
 				o += 8 + (((uint64_t)l2 + 7) & ~7ull);
 			}
@@ -1366,9 +1366,9 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 		return 0; /* extension stale: bitmaps already inconsistent */
 	if (len < 24)
 		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
-	nb = plan_be32(ext);
-	dsize = plan_be64(ext + 8);
-	doff = plan_be64(ext + 16);
+	nb = get_be32(ext);
+	dsize = get_be64(ext + 8);
+	doff = get_be64(ext + 16);
 	if (nb == 0)
 		return 0;
 	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || dsize < (uint64_t)nb * 32 ||
@@ -1394,9 +1394,9 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 		if (pos + 24 > dsize)
 			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
 					  "qcow2: bitmap directory truncated");
-		flags = plan_be32(dir + pos + 12);
-		nlen = plan_be16(dir + pos + 18);
-		xlen = plan_be32(dir + pos + 20);
+		flags = get_be32(dir + pos + 12);
+		nlen = get_be16(dir + pos + 18);
+		xlen = get_be32(dir + pos + 20);
 		ent = 24 + (uint64_t)xlen + nlen;
 		if (nlen == 0 || nlen > 1023 || xlen > QCOW2_BM_DIR_MAX || pos + ent > dsize)
 			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
@@ -1414,11 +1414,11 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 	for (uint32_t i = 0; i < nb; i++) {
 		struct qcow2_bm *bm = &q->bms[i];
 		const uint8_t *d = dir + bm->dpos;
-		uint32_t flags = plan_be32(d + 12), g = d[17];
+		uint32_t flags = get_be32(d + 12), g = d[17];
 		uint64_t ob, nbits, per = q->cs * 8, keep, vb;
 
-		bm->toff = plan_be64(d);
-		bm->old_n = plan_be32(d + 8);
+		bm->toff = get_be64(d);
+		bm->old_n = get_be32(d + 8);
 		if (flags & ~QCOW2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
 		    bm->old_n > QCOW2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
 		    bm->toff > fend || (uint64_t)bm->old_n * 8 > fend - bm->toff)
@@ -1434,7 +1434,7 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 
 			/* qemu resizes, then loses the bitmap on close: refuse */
 			qcow2_cat(msg, sizeof(msg), "Bitmap '",
-				  (const char *)d + 24 + plan_be32(d + 20), plan_be16(d + 18),
+				  (const char *)d + 24 + get_be32(d + 20), get_be16(d + 18),
 				  "' doesn't satisfy the constraints: Too much space will be "
 				  "occupied by the bitmap. Use larger granularity");
 			return qcow2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
@@ -1448,7 +1448,7 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 		if (bm->old_n && (rc = plan_read(q->io, bm->toff, bm->tab, bm->old_n * 8)))
 			return qcow2_fail(q, rc, "qcow2: cannot read a bitmap table");
 		for (uint32_t k = 0; k < bm->old_n; k++)
-			if (!qcow2_bm_entry_ok(q, plan_be64(bm->tab + (uint64_t)k * 8)))
+			if (!qcow2_bm_entry_ok(q, get_be64(bm->tab + (uint64_t)k * 8)))
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
 						  "qcow2: bitmap table entry invalid");
 		keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
@@ -1501,9 +1501,9 @@ static int qcow2_bm_plan(struct qcow2 *q, uint64_t base)
 		bm->new_toff = base << q->cb;
 		base += qcow2_div_up((uint64_t)bm->new_n * 8, q->cs);
 		for (uint64_t k = bm->new_n; k < bm->old_n && !rc; k++)
-			rc = qcow2_bm_dec_entry(q, plan_be64(bm->tab + k * 8));
+			rc = qcow2_bm_dec_entry(q, get_be64(bm->tab + k * 8));
 		if (!rc && bm->fix)
-			rc = qcow2_bm_dec_entry(q, plan_be64(bm->tab + bm->last * 8));
+			rc = qcow2_bm_dec_entry(q, get_be64(bm->tab + bm->last * 8));
 		if (!rc)
 			rc = qcow2_ref_dec_range(q, bm->toff, (uint64_t)bm->old_n * 8);
 	}
@@ -1542,7 +1542,7 @@ static int qcow2_bm_emit(struct qcow2 *q)
 		if (keep) {
 			plan_memcpy(b, bm->tab + (keep - 1) * 8, 8);
 			if (bm->fix)
-				plan_put_be64(b, bm->fixc << q->cb);
+				put_be64(b, bm->fixc << q->cb);
 			rc = qcow2_put(q, bm->new_toff + (keep - 1) * 8, b, 8);
 		}
 		if (!rc && (bm->new_n - keep) * 8 <= QCOW2_BATCH)
@@ -1555,8 +1555,8 @@ static int qcow2_bm_emit(struct qcow2 *q)
 
 		if (!bm->rewrite)
 			continue;
-		plan_put_be64(q->bm_dir + bm->dpos, bm->new_toff);
-		plan_put_be32(q->bm_dir + bm->dpos + 8, bm->new_n);
+		put_be64(q->bm_dir + bm->dpos, bm->new_toff);
+		put_be32(q->bm_dir + bm->dpos + 8, bm->new_n);
 	}
 	if (!rc)
 		rc = qcow2_put(q, q->bm_new_doff, q->bm_dir, q->bm_dsize);
@@ -1829,9 +1829,9 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 			rc = plan_read(q->io, off, b, QCOW2_SNAP_HDR);
 			if (rc)
 				return qcow2_fail(q, rc, "Failed to read snapshot table");
-			l1o = plan_be64(b);
-			l1n = plan_be32(b + 8);
-			xs = plan_be32(b + 36);
+			l1o = get_be64(b);
+			l1n = get_be32(b + 8);
+			xs = get_be32(b + 36);
 			if (xs > QCOW2_MAX_SNAP_EXTRA) {
 				struct plan_msg m;
 
@@ -1842,7 +1842,7 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 				plan_msg_dec(&m, i);
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
 			}
-			off += QCOW2_SNAP_HDR + xs + plan_be16(b + 12) + plan_be16(b + 14);
+			off += QCOW2_SNAP_HDR + xs + get_be16(b + 12) + get_be16(b + 14);
 			if (off - q->snap_off > QCOW2_MAX_SNAP_TABLE)
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
 						  "Snapshot table is too big");
@@ -2028,7 +2028,7 @@ static int qcow2_decompress(struct qcow2 *q, uint64_t w0, uint8_t *buf)
 
 static int qcow2_entry_nonzero(const struct qcow2 *q, const uint8_t *t, uint64_t j)
 {
-	return plan_be64(t + j * q->esz) != 0 || (q->ext_l2 && plan_be64(t + j * q->esz + 8) != 0);
+	return get_be64(t + j * q->esz) != 0 || (q->ext_l2 && get_be64(t + j * q->esz + 8) != 0);
 }
 
 enum {
@@ -2207,8 +2207,8 @@ static int qcow2_grow_head_plain(struct qcow2 *q, int map_mode)
 		rc = plan_read(q->io, t + (gh % q->l2e) * q->esz, ent, q->esz);
 		if (rc)
 			return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
-		w0 = plan_be64(ent);
-		w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
+		w0 = get_be64(ent);
+		w1 = q->ext_l2 ? get_be64(ent + 8) : 0;
 	}
 	q->head_old_w0 = w0;
 	h = w0 & QCOW2_OFF_MASK;
@@ -2356,7 +2356,7 @@ static int qcow2_dec_stale(struct qcow2 *q, uint64_t i, uint64_t t, uint64_t lo,
 	if (rc)
 		return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
 	for (uint64_t j = 0; j < n && !rc; j++)
-		rc = qcow2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+		rc = qcow2_dec_entry(q, get_be64(q->tbuf + j * q->esz));
 	return rc;
 }
 
@@ -2475,7 +2475,7 @@ static int qcow2_grow_emit_tables(struct qcow2 *q, const struct qcow2_grow *g)
 			    (g->kinds[i - g->i_lo] == QCOW2_KIND_NEW ||
 			     g->kinds[i - g->i_lo] == QCOW2_KIND_COW))
 				v = ((g->l2_base + k++) << q->cb) | QCOW2_COPIED;
-			plan_put_be64(q->tbuf + j * 8, v);
+			put_be64(q->tbuf + j * 8, v);
 		}
 		rc = qcow2_put(q, (q->run_a + m) << q->cb, q->tbuf, q->cs);
 		if (rc)
@@ -2545,7 +2545,7 @@ static int qcow2_grow_emit_links(struct qcow2 *q, const struct qcow2_grow *g)
 			continue;
 		if (kind != QCOW2_KIND_INPLACE) {
 			if (!g->relocate) {
-				plan_put_be64(b, ((g->l2_base + k) << q->cb) | QCOW2_COPIED);
+				put_be64(b, ((g->l2_base + k) << q->cb) | QCOW2_COPIED);
 				rc = qcow2_put(q, q->l1_off + i * 8, b, 8);
 				if (rc)
 					return rc;
@@ -2566,8 +2566,8 @@ static int qcow2_grow_emit_links(struct qcow2 *q, const struct qcow2_grow *g)
 	}
 	if (!g->relocate)
 		return 0;
-	plan_put_be32(b, (uint32_t)g->need_l1);
-	plan_put_be64(b + 4, q->run_a << q->cb);
+	put_be32(b, (uint32_t)g->need_l1);
+	put_be64(b + 4, q->run_a << q->cb);
 	return qcow2_put(q, 36, b, 12);
 }
 
@@ -2788,8 +2788,8 @@ static int qcow2_shrink_tail(struct qcow2 *q, struct qcow2_shrink *k)
 	if (!(q->o->new_size & (q->cs - 1)))
 		return 0;
 	if (k->torig && k->ti == k->s_idx) {
-		w0 = plan_be64(k->torig + k->tj * q->esz);
-		w1 = q->ext_l2 ? plan_be64(k->torig + k->tj * q->esz + 8) : 0;
+		w0 = get_be64(k->torig + k->tj * q->esz);
+		w1 = q->ext_l2 ? get_be64(k->torig + k->tj * q->esz + 8) : 0;
 	} else {
 		rc = qcow2_l2_of(q, k->ti, &k->t_t);
 		if (rc)
@@ -2797,8 +2797,8 @@ static int qcow2_shrink_tail(struct qcow2 *q, struct qcow2_shrink *k)
 		if (k->t_t && (rc = plan_read(q->io, k->t_t + k->tj * q->esz, ent, q->esz)))
 			return qcow2_fail(q, rc, "qcow2: cannot read an L2 table");
 		if (k->t_t) {
-			w0 = plan_be64(ent);
-			w1 = q->ext_l2 ? plan_be64(ent + 8) : 0;
+			w0 = get_be64(ent);
+			w1 = q->ext_l2 ? get_be64(ent + 8) : 0;
 		}
 	}
 	rc = qcow2_tail(q, w0, w1, &k->tail, &k->tail_w1, &k->tz_off, &k->tz_len);
@@ -2850,8 +2850,8 @@ static int qcow2_shrink_layout(struct qcow2 *q, struct qcow2_shrink *k)
 	if (tab) {
 		qcow2_l2_put(q, tab, k->tj, nw0, k->tail_w1);
 	} else {
-		plan_put_be64(k->tent, nw0);
-		plan_put_be64(k->tent + 8, k->tail_w1);
+		put_be64(k->tent, nw0);
+		put_be64(k->tent + 8, k->tail_w1);
 	}
 	rc = qcow2_dec_entry(q, k->tail_w0);
 	if (!rc && k->t_kind == QCOW2_KIND_COW)
@@ -2867,7 +2867,7 @@ static int qcow2_shrink_decrements(struct qcow2 *q, struct qcow2_shrink *k)
 
 	if (k->s_kind != QCOW2_KIND_KEEP) {
 		for (uint64_t j = k->jcut; j < q->l2e && !rc; j++)
-			rc = qcow2_dec_entry(q, plan_be64(k->torig + j * q->esz));
+			rc = qcow2_dec_entry(q, get_be64(k->torig + j * q->esz));
 		if (!rc && k->s_kind == QCOW2_KIND_COW)
 			rc = qcow2_ref_dec(q, k->s_t >> q->cb);
 		if (rc)
@@ -2890,7 +2890,7 @@ static int qcow2_shrink_decrements(struct qcow2 *q, struct qcow2_shrink *k)
 			continue;
 		rc = qcow2_read_cluster(q, t, q->tbuf);
 		for (uint64_t j = 0; j < q->l2e && !rc; j++)
-			rc = qcow2_dec_entry(q, plan_be64(q->tbuf + j * q->esz));
+			rc = qcow2_dec_entry(q, get_be64(q->tbuf + j * q->esz));
 		if (!rc)
 			rc = qcow2_ref_dec(q, t >> q->cb);
 		if (rc)
@@ -3012,13 +3012,13 @@ static int qcow2_shrink_unlink(struct qcow2 *q, const struct qcow2_shrink *k)
 		rc = qcow2_put(q, k->s_t + j0 * q->esz, k->tnew + j0 * q->esz,
 			       (q->l2e - j0) * q->esz);
 	} else if (k->s_kind == QCOW2_KIND_COW) {
-		plan_put_be64(b, (q->run_a << q->cb) | QCOW2_COPIED);
+		put_be64(b, (q->run_a << q->cb) | QCOW2_COPIED);
 		rc = qcow2_put(q, q->l1_off + k->s_idx * 8, b, 8);
 	}
 	if (!rc && k->t_kind == QCOW2_KIND_INPLACE) {
 		rc = qcow2_put(q, k->t_t + k->tj * q->esz, k->tent, q->esz);
 	} else if (!rc && k->t_kind == QCOW2_KIND_COW) {
-		plan_put_be64(b, (k->p_tab << q->cb) | QCOW2_COPIED);
+		put_be64(b, (k->p_tab << q->cb) | QCOW2_COPIED);
 		rc = qcow2_put(q, q->l1_off + k->ti * 8, b, 8);
 	}
 	if (!rc && k->have_z)

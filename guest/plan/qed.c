@@ -100,17 +100,17 @@ static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_
 
 	if (r)
 		return qed_fail(ret, (uint32_t)r, NULL);
-	if (io->file_size < QED_HDR_LEN || plan_le32(h->raw) != QED_MAGIC)
+	if (io->file_size < QED_HDR_LEN || get_le32(h->raw) != QED_MAGIC)
 		return qed_fail(ret, INSTAR_ERR_PARSE_FAILED, "Image not in QED format");
-	h->cluster_size = plan_le32(h->raw + QED_OFF_CLUSTER_SIZE);
-	h->table_size = plan_le32(h->raw + QED_OFF_TABLE_SIZE);
-	h->header_size = plan_le32(h->raw + QED_OFF_HEADER_SIZE);
-	h->features = plan_le64(h->raw + QED_OFF_FEATURES);
-	h->autoclear = plan_le64(h->raw + QED_OFF_AUTOCLEAR);
-	h->l1 = plan_le64(h->raw + QED_OFF_L1);
-	h->image_size = plan_le64(h->raw + QED_OFF_IMAGE_SIZE);
-	h->backing_off = plan_le32(h->raw + QED_OFF_BACKING_NAME);
-	h->backing_len = plan_le32(h->raw + QED_OFF_BACKING_LEN);
+	h->cluster_size = get_le32(h->raw + QED_OFF_CLUSTER_SIZE);
+	h->table_size = get_le32(h->raw + QED_OFF_TABLE_SIZE);
+	h->header_size = get_le32(h->raw + QED_OFF_HEADER_SIZE);
+	h->features = get_le64(h->raw + QED_OFF_FEATURES);
+	h->autoclear = get_le64(h->raw + QED_OFF_AUTOCLEAR);
+	h->l1 = get_le64(h->raw + QED_OFF_L1);
+	h->image_size = get_le64(h->raw + QED_OFF_IMAGE_SIZE);
+	h->backing_off = get_le32(h->raw + QED_OFF_BACKING_NAME);
+	h->backing_len = get_le32(h->raw + QED_OFF_BACKING_LEN);
 
 	if (h->features & ~QED_F_KNOWN) {
 		struct plan_msg m = {.n = 0};
@@ -172,8 +172,8 @@ int plan_resize_qed(const struct plan_opts *o, const struct plan_io *io, struct 
 		return 0; /* NOOP: nothing to write */
 	ret->action = o->new_size == h.image_size ? INSTAR_ACTION_NOOP : INSTAR_ACTION_GROW;
 	/* One write covering autoclear..image_size, then a barrier. */
-	plan_put_le64(h.raw + QED_OFF_AUTOCLEAR, 0);
-	plan_put_le64(h.raw + QED_OFF_IMAGE_SIZE, o->new_size);
+	put_le64(h.raw + QED_OFF_AUTOCLEAR, 0);
+	put_le64(h.raw + QED_OFF_IMAGE_SIZE, o->new_size);
 	r = plan_write(p, QED_OFF_AUTOCLEAR, h.raw + QED_OFF_AUTOCLEAR,
 		       QED_OFF_IMAGE_SIZE + 8 - QED_OFF_AUTOCLEAR);
 	if (!r)

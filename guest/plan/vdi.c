@@ -121,12 +121,12 @@ static int vdi_parse(struct vdi *v)
 	r = plan_read(v->io, 0, v->hdr, INSTAR_VDI_HEADER_LEN);
 	if (r)
 		return r;
-	if (plan_le32(h + INSTAR_VDI_H_SIGNATURE) != INSTAR_VDI_SIGNATURE)
+	if (get_le32(h + INSTAR_VDI_H_SIGNATURE) != INSTAR_VDI_SIGNATURE)
 		return vdi_fail(v, INSTAR_ERR_PARSE_FAILED, "no vdi signature");
-	if (plan_le32(h + INSTAR_VDI_H_VERSION) != INSTAR_VDI_VERSION_1_1)
+	if (get_le32(h + INSTAR_VDI_H_VERSION) != INSTAR_VDI_VERSION_1_1)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				"vdi header version other than 1.1");
-	v->type = plan_le32(h + INSTAR_VDI_H_TYPE);
+	v->type = get_le32(h + INSTAR_VDI_H_TYPE);
 	if (v->type != INSTAR_VDI_TYPE_DYNAMIC && v->type != INSTAR_VDI_TYPE_STATIC)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				"vdi image type other than dynamic or static");
@@ -134,25 +134,25 @@ static int vdi_parse(struct vdi *v)
 	    !vdi_is_zero(h + INSTAR_VDI_H_UUID_PARENT, 16))
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				"differencing vdi (link or parent uuid set)");
-	if (plan_le32(h + INSTAR_VDI_H_SECTOR_SIZE) != VDI_SECTOR)
+	if (get_le32(h + INSTAR_VDI_H_SECTOR_SIZE) != VDI_SECTOR)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi sector size is not 512");
-	if (plan_le32(h + INSTAR_VDI_H_BLOCK_SIZE) != VDI_BS)
+	if (get_le32(h + INSTAR_VDI_H_BLOCK_SIZE) != VDI_BS)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi block size is not 1 MiB");
-	if (plan_le32(h + INSTAR_VDI_H_BLOCK_EXTRA) != 0)
+	if (get_le32(h + INSTAR_VDI_H_BLOCK_EXTRA) != 0)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi block extra data");
-	hsize = plan_le32(h + INSTAR_VDI_H_HEADER_SIZE);
+	hsize = get_le32(h + INSTAR_VDI_H_HEADER_SIZE);
 	if (hsize < INSTAR_VDI_HEADER_SIZE_MIN ||
 	    hsize > INSTAR_VDI_HEADER_LEN - INSTAR_VDI_H_HEADER_SIZE)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi header size out of range");
-	disk = plan_le64(h + INSTAR_VDI_H_DISK_SIZE);
+	disk = get_le64(h + INSTAR_VDI_H_DISK_SIZE);
 	if (disk > INSTAR_VDI_SIZE_MAX)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
 				"vdi disk size beyond qemu's limit");
 	v->old_size = vdi_round512(disk);
-	v->bmap = plan_le32(h + INSTAR_VDI_H_OFFSET_BMAP);
-	v->data = plan_le32(h + INSTAR_VDI_H_OFFSET_DATA);
-	v->blocks = plan_le32(h + INSTAR_VDI_H_BLOCKS);
-	v->nalloc = plan_le32(h + INSTAR_VDI_H_ALLOCATED);
+	v->bmap = get_le32(h + INSTAR_VDI_H_OFFSET_BMAP);
+	v->data = get_le32(h + INSTAR_VDI_H_OFFSET_DATA);
+	v->blocks = get_le32(h + INSTAR_VDI_H_BLOCKS);
+	v->nalloc = get_le32(h + INSTAR_VDI_H_ALLOCATED);
 	if (v->blocks > INSTAR_VDI_BLOCKS_MAX)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_in_image beyond the limit");
 	if (v->old_size > (uint64_t)v->blocks * VDI_BS)
@@ -210,7 +210,7 @@ static int vdi_scan(struct vdi *v, uint64_t cut, bool shrink)
 		if (r)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
-			uint32_t i = first + k, e = plan_le32(v->chunk + 4 * k);
+			uint32_t i = first + k, e = get_le32(v->chunk + 4 * k);
 
 			if (i == cut_idx && cut % VDI_BS)
 				v->cut_entry = e;
@@ -240,7 +240,7 @@ static int vdi_scan(struct vdi *v, uint64_t cut, bool shrink)
 		if (r)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
-			uint32_t e = plan_le32(v->chunk + 4 * k);
+			uint32_t e = get_le32(v->chunk + 4 * k);
 
 			if (!vdi_alloc(e))
 				continue;
@@ -287,12 +287,12 @@ static int vdi_write_header(struct vdi *v, uint64_t size, uint32_t blocks, uint3
 	uint8_t *h = v->nhdr;
 
 	plan_memcpy(h, v->hdr, INSTAR_VDI_HEADER_LEN);
-	plan_put_le64(h + INSTAR_VDI_H_DISK_SIZE, size);
-	plan_put_le32(h + INSTAR_VDI_H_BLOCKS, blocks);
-	plan_put_le32(h + INSTAR_VDI_H_ALLOCATED, nalloc);
-	plan_put_le32(h + INSTAR_VDI_H_OFFSET_BMAP, bmap);
-	plan_put_le32(h + INSTAR_VDI_H_OFFSET_DATA, data);
-	if (lchs && plan_le32(h + INSTAR_VDI_H_HEADER_SIZE) >= INSTAR_VDI_HEADER_SIZE_LCHS)
+	put_le64(h + INSTAR_VDI_H_DISK_SIZE, size);
+	put_le32(h + INSTAR_VDI_H_BLOCKS, blocks);
+	put_le32(h + INSTAR_VDI_H_ALLOCATED, nalloc);
+	put_le32(h + INSTAR_VDI_H_OFFSET_BMAP, bmap);
+	put_le32(h + INSTAR_VDI_H_OFFSET_DATA, data);
+	if (lchs && get_le32(h + INSTAR_VDI_H_HEADER_SIZE) >= INSTAR_VDI_HEADER_SIZE_LCHS)
 		plan_memset(h + INSTAR_VDI_H_LCHS, 0, 12);
 	return plan_write(v->p, 0, h, INSTAR_VDI_HEADER_LEN);
 }
@@ -342,7 +342,7 @@ static int vdi_write_map(struct vdi *v, uint64_t base, uint32_t from, uint32_t t
 			uint32_t e, i = first + j;
 
 			if (j < nold) {
-				uint32_t o = plan_le32(v->chunk + 4 * j);
+				uint32_t o = get_le32(v->chunk + 4 * j);
 
 				e = vdi_moved(o, k, T, shift);
 				changed |= e != o;
@@ -351,7 +351,7 @@ static int vdi_write_map(struct vdi *v, uint64_t base, uint32_t from, uint32_t t
 								      : VDI_FREE;
 				changed = true;
 			}
-			plan_put_le32(v->chunk + 4 * j, e);
+			put_le32(v->chunk + 4 * j, e);
 		}
 		if (changed) {
 			r = plan_write(v->p, base + 4ull * first, v->chunk, 4ull * n);
@@ -440,7 +440,7 @@ static int vdi_grow(struct vdi *v)
 		if (!r)
 			r = plan_flush(v->p);
 		if (!r)
-			r = vdi_write_header(v, plan_le64(v->hdr + INSTAR_VDI_H_DISK_SIZE), bA, nA,
+			r = vdi_write_header(v, get_le64(v->hdr + INSTAR_VDI_H_DISK_SIZE), bA, nA,
 					     v->bmap, v->data, false);
 		if (!r)
 			r = plan_flush(v->p);
@@ -494,11 +494,11 @@ static int vdi_compact(struct vdi *v, uint32_t what, uint32_t *ret_cut_loc)
 		if (r)
 			return r;
 		for (uint32_t j = 0; j < n; j++) {
-			uint32_t i = first + j, e = plan_le32(v->chunk + 4 * j);
+			uint32_t i = first + j, e = get_le32(v->chunk + 4 * j);
 
 			if (i >= v->nblocks) {
 				if ((what & VDI_DROP) && e != VDI_FREE) {
-					plan_put_le32(v->chunk + 4 * j, VDI_FREE);
+					put_le32(v->chunk + 4 * j, VDI_FREE);
 					changed = true;
 				}
 				continue;
@@ -521,7 +521,7 @@ static int vdi_compact(struct vdi *v, uint32_t what, uint32_t *ret_cut_loc)
 			if (i == cut_idx)
 				*ret_cut_loc = hole;
 			if (what & VDI_REPOINT) {
-				plan_put_le32(v->chunk + 4 * j, hole);
+				put_le32(v->chunk + 4 * j, hole);
 				changed = true;
 			}
 			hole++;

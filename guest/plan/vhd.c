@@ -101,7 +101,7 @@ static uint32_t vhd_checksum(const uint8_t *b, uint32_t len, uint32_t csum_off)
 static bool vhd_footer_valid(const uint8_t *f)
 {
 	return plan_memcmp(f, "conectix", 8) == 0 &&
-	       plan_be32(f + VF_CSUM) == vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM);
+	       get_be32(f + VF_CSUM) == vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM);
 }
 
 /* Rounds a request to what the footer can express (vhd_size.h); fills CHS. */
@@ -123,13 +123,13 @@ static void vhd_footer_set(uint8_t *f, const uint8_t *old, uint64_t size,
 			   const struct instar_vhd_chs *g)
 {
 	plan_memcpy(f, old, VHD_FOOTER_LEN);
-	plan_put_be64(f + VF_ORIG_SIZE, size);
-	plan_put_be64(f + VF_CUR_SIZE, size);
-	plan_put_be16(f + VF_CYL, (uint16_t)g->cyls);
+	put_be64(f + VF_ORIG_SIZE, size);
+	put_be64(f + VF_CUR_SIZE, size);
+	put_be16(f + VF_CYL, (uint16_t)g->cyls);
 	f[VF_HEADS] = (uint8_t)g->heads;
 	f[VF_SPT] = (uint8_t)g->spt;
-	plan_put_be32(f + VF_CSUM, 0);
-	plan_put_be32(f + VF_CSUM, vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
+	put_be32(f + VF_CSUM, 0);
+	put_be32(f + VF_CSUM, vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
 }
 
 static bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -153,7 +153,7 @@ static int vhd_parse(struct vhd *v)
 		return r;
 	v->dynamic =
 	    plan_memcmp(f, "conectix", 8) == 0 &&
-	    (plan_be32(f + VF_TYPE) == VHD_TYPE_DYNAMIC || plan_be32(f + VF_TYPE) == VHD_TYPE_DIFF);
+	    (get_be32(f + VF_TYPE) == VHD_TYPE_DYNAMIC || get_be32(f + VF_TYPE) == VHD_TYPE_DIFF);
 	if (!v->dynamic || !vhd_footer_valid(f)) {
 		r = plan_read(io, eof_footer, f, VHD_FOOTER_LEN);
 		if (r)
@@ -162,10 +162,10 @@ static int vhd_parse(struct vhd *v)
 			return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhd footer");
 		if (!vhd_footer_valid(f))
 			return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd footer checksum mismatch");
-		if (v->dynamic && plan_be32(f + VF_TYPE) == VHD_TYPE_FIXED)
+		if (v->dynamic && get_be32(f + VF_TYPE) == VHD_TYPE_FIXED)
 			return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd footer copies disagree");
 	}
-	switch (plan_be32(f + VF_TYPE)) {
+	switch (get_be32(f + VF_TYPE)) {
 	case VHD_TYPE_FIXED:
 		v->dynamic = false;
 		break;
@@ -186,7 +186,7 @@ static int vhd_parse(struct vhd *v)
 		return 0;
 	}
 
-	v->data_offset = plan_be64(f + VF_DATA_OFF);
+	v->data_offset = get_be64(f + VF_DATA_OFF);
 	if (v->data_offset < VHD_FOOTER_LEN || v->data_offset % VHD_SECTOR ||
 	    v->data_offset > eof_footer || eof_footer - v->data_offset < VHD_DYN_LEN)
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd dynamic header offset out of range");
@@ -195,11 +195,11 @@ static int vhd_parse(struct vhd *v)
 		return r;
 	if (plan_memcmp(v->dyn, "cxsparse", 8) != 0)
 		return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhd dynamic header");
-	if (plan_be32(v->dyn + VD_CSUM) != vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM))
+	if (get_be32(v->dyn + VD_CSUM) != vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM))
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd dynamic header checksum mismatch");
-	v->table_offset = plan_be64(v->dyn + VD_TABLE_OFF);
-	v->mte = plan_be32(v->dyn + VD_MTE);
-	v->block_size = plan_be32(v->dyn + VD_BLOCK_SIZE);
+	v->table_offset = get_be64(v->dyn + VD_TABLE_OFF);
+	v->mte = get_be32(v->dyn + VD_MTE);
+	v->block_size = get_be32(v->dyn + VD_BLOCK_SIZE);
 	if (v->block_size < VHD_SECTOR || (v->block_size & (v->block_size - 1)))
 		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block size is not a power of two");
 	/* bitmap: one bit per sector, padded to a sector */
@@ -256,7 +256,7 @@ static int vhd_scan(struct vhd *v, uint64_t min_size)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
 			uint64_t i = c * VHD_CHUNK_ENTRIES + k, off, end;
-			uint32_t e = plan_be32(v->chunk + 4 * k);
+			uint32_t e = get_be32(v->chunk + 4 * k);
 
 			if (e == VHD_BAT_FREE)
 				continue;
@@ -326,7 +326,7 @@ static int vhd_clear_in_place(struct vhd *v, uint32_t new_mte, struct vhd_discar
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
 			uint64_t i = base + k;
-			uint32_t e = plan_be32(v->chunk + 4 * k);
+			uint32_t e = get_be32(v->chunk + 4 * k);
 
 			if (i < v->keep || (i < v->mte && e == VHD_BAT_FREE))
 				continue;
@@ -337,7 +337,7 @@ static int vhd_clear_in_place(struct vhd *v, uint32_t new_mte, struct vhd_discar
 				if (r)
 					return r;
 			}
-			plan_put_be32(v->chunk + 4 * k, VHD_BAT_FREE);
+			put_be32(v->chunk + 4 * k, VHD_BAT_FREE);
 			dirty = true;
 		}
 		if (dirty) {
@@ -363,7 +363,7 @@ static int vhd_discard_stale(struct vhd *v, struct vhd_discard *disc)
 		if (r)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
-			uint32_t e = plan_be32(v->chunk + 4 * k);
+			uint32_t e = get_be32(v->chunk + 4 * k);
 
 			if (c * VHD_CHUNK_ENTRIES + k < v->keep || e == VHD_BAT_FREE)
 				continue;
@@ -396,7 +396,7 @@ static int vhd_write_new_bat(struct vhd *v, uint64_t off, uint64_t new_bytes)
 		}
 		for (uint64_t k = 0; k < n; k++)
 			if (k >= have || base + k >= v->keep)
-				plan_put_be32(v->chunk + 4 * k, VHD_BAT_FREE);
+				put_be32(v->chunk + 4 * k, VHD_BAT_FREE);
 		r = plan_write(v->p, off + base * 4, v->chunk, n * 4);
 		if (r)
 			return r;
@@ -458,9 +458,9 @@ static int vhd_plan_fixed(struct vhd *v, const struct plan_opts *o, const uint8_
 
 static int vhd_write_header(struct vhd *v, uint64_t table_offset, uint32_t mte)
 {
-	plan_put_be64(v->dyn + VD_TABLE_OFF, table_offset);
-	plan_put_be32(v->dyn + VD_MTE, mte);
-	plan_put_be32(v->dyn + VD_CSUM, vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM));
+	put_be64(v->dyn + VD_TABLE_OFF, table_offset);
+	put_be32(v->dyn + VD_MTE, mte);
+	put_be32(v->dyn + VD_CSUM, vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM));
 	/* every changed field lies in the first sector */
 	return plan_write(v->p, v->data_offset, v->dyn, VHD_SECTOR);
 }

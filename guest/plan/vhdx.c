@@ -88,18 +88,18 @@ static uint64_t vhdx_round_up(uint64_t x, uint64_t a)
 
 static bool vhdx_crc_ok(uint8_t *b, uint32_t len)
 {
-	uint32_t want = plan_le32(b + 4), got;
+	uint32_t want = get_le32(b + 4), got;
 
-	plan_put_le32(b + 4, 0);
+	put_le32(b + 4, 0);
 	got = plan_crc32c(0, b, len);
-	plan_put_le32(b + 4, want);
+	put_le32(b + 4, want);
 	return got == want;
 }
 
 static void vhdx_crc_set(uint8_t *b, uint32_t len)
 {
-	plan_put_le32(b + 4, 0);
-	plan_put_le32(b + 4, plan_crc32c(0, b, len));
+	put_le32(b + 4, 0);
+	put_le32(b + 4, plan_crc32c(0, b, len));
 }
 
 static bool vhdx_guid_zero(const uint8_t *g)
@@ -134,11 +134,11 @@ static void vhdx_guid_next(uint8_t *g, uint64_t seq, uint64_t size, uint32_t sal
 	uint8_t in[36];
 
 	plan_memcpy(in, g, 16);
-	plan_put_le64(in + 16, seq);
-	plan_put_le64(in + 24, size);
-	plan_put_le32(in + 32, salt);
+	put_le64(in + 16, seq);
+	put_le64(in + 24, size);
+	put_le32(in + 32, salt);
 	for (uint32_t k = 0; k < 4; k++)
-		plan_put_le32(g + 4 * k, plan_crc32c(k * 0x9e3779b9u + salt, in, sizeof(in)));
+		put_le32(g + 4 * k, plan_crc32c(k * 0x9e3779b9u + salt, in, sizeof(in)));
 	g[7] = (uint8_t)((g[7] & 0x0f) | 0x40); /* version 4 */
 	g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
 }
@@ -160,25 +160,25 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 	ok2 = plan_memcmp(h2, "head", 4) == 0 && vhdx_crc_ok(h2, VHDX_HDR_LEN);
 	if (!ok1 && !ok2)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
-	if (ok1 && ok2 && plan_le64(h1 + 8) == plan_le64(h2 + 8) &&
+	if (ok1 && ok2 && get_le64(h1 + 8) == get_le64(h2 + 8) &&
 	    plan_memcmp(h1, h2, VHDX_HDR_LEN) != 0)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx headers share a sequence number");
-	if (ok1 && (!ok2 || plan_le64(h1 + 8) >= plan_le64(h2 + 8))) {
+	if (ok1 && (!ok2 || get_le64(h1 + 8) >= get_le64(h2 + 8))) {
 		v->hdr = h1;
 		v->hdr_other = VHDX_HDR2;
 	} else {
 		v->hdr = h2;
 		v->hdr_other = VHDX_HDR1;
 	}
-	if (plan_le16(v->hdr + 66) != 1)
+	if (get_le16(v->hdr + 66) != 1)
 		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
-	if (plan_le64(v->hdr + 8) == UINT64_MAX)
+	if (get_le64(v->hdr + 8) == UINT64_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
 	if (!vhdx_guid_zero(v->hdr + 48))
 		return vhdx_fail(v, INSTAR_ERR_REQUIRES_CHECK,
 				 "vhdx log must be replayed first (qemu-img check -r all)");
-	v->log_len = plan_le32(v->hdr + 68);
-	v->log_off = plan_le64(v->hdr + 72);
+	v->log_len = get_le32(v->hdr + 68);
+	v->log_off = get_le64(v->hdr + 72);
 	if (v->log_len % MiB || v->log_off % MiB || v->log_off < MiB || v->log_off > v->file_size ||
 	    v->file_size - v->log_off < v->log_len)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx log outside the file");
@@ -196,12 +196,12 @@ static int vhdx_regions(struct vhdx *v)
 	/* qemu reads only table 1 and refuses the file when it is bad */
 	if (plan_memcmp(v->rt, "regi", 4) != 0 || !vhdx_crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN))
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
-	n = plan_le32(v->rt + 8);
+	n = get_le32(v->rt + 8);
 	if (n > INSTAR_VHDX_TABLE_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table too long");
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(i);
-		uint64_t off = plan_le64(e + 16), len = plan_le32(e + 24);
+		uint64_t off = get_le64(e + 16), len = get_le32(e + 24);
 
 		if (off % MiB || off < MiB || len == 0 || len % MiB || off > v->file_size ||
 		    v->file_size - off < len)
@@ -211,7 +211,7 @@ static int vhdx_regions(struct vhdx *v)
 		for (uint32_t k = 0; k < i; k++) {
 			const uint8_t *o = v->rt + INSTAR_VHDX_RT_ENTRY(k);
 
-			if (vhdx_overlap(off, len, plan_le64(o + 16), plan_le32(o + 24)))
+			if (vhdx_overlap(off, len, get_le64(o + 16), get_le32(o + 24)))
 				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx regions overlap");
 		}
 		if (off + len > v->kept_end)
@@ -230,7 +230,7 @@ static int vhdx_regions(struct vhdx *v)
 			have_md = true;
 			v->md_off = off;
 			v->md_len = len;
-		} else if (plan_le32(e + 28) & 1) {
+		} else if (get_le32(e + 28) & 1) {
 			return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
 					 "unknown required vhdx region");
 		}
@@ -245,12 +245,12 @@ static int vhdx_regions(struct vhdx *v)
 /* Finds a metadata item; returns its absolute offset or 0 when absent. */
 static int vhdx_md_item(struct vhdx *v, const uint8_t *guid, uint32_t want_len, uint64_t *ret_pos)
 {
-	uint16_t n = plan_le16(v->mdt + 10);
+	uint16_t n = get_le16(v->mdt + 10);
 
 	*ret_pos = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = v->mdt + INSTAR_VHDX_MD_ENTRY(i);
-		uint64_t off = plan_le32(e + 16), len = plan_le32(e + 20);
+		uint64_t off = get_le32(e + 16), len = get_le32(e + 20);
 
 		if (!instar_vhdx_guid_eq(e, guid))
 			continue;
@@ -289,7 +289,7 @@ static int vhdx_metadata(struct vhdx *v)
 		return r;
 	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no vhdx metadata table");
-	if (plan_le16(v->mdt + 10) > INSTAR_VHDX_TABLE_MAX)
+	if (get_le16(v->mdt + 10) > INSTAR_VHDX_TABLE_MAX)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata table too long");
 	r = vhdx_md_item(v, instar_vhdx_guid_parent_locator, 0, &pos);
 	if (r)
@@ -301,8 +301,8 @@ static int vhdx_metadata(struct vhdx *v)
 			 b);
 	if (r)
 		return r;
-	v->block_size = plan_le32(b);
-	fflags = plan_le32(b + 4);
+	v->block_size = get_le32(b);
+	fflags = get_le32(b + 4);
 	if (fflags & 2)
 		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhdx");
 	v->fixed = fflags & 1;
@@ -314,7 +314,7 @@ static int vhdx_metadata(struct vhdx *v)
 			 &pos, b);
 	if (r)
 		return r;
-	v->lss = plan_le32(b);
+	v->lss = get_le32(b);
 	if (v->lss != 512 && v->lss != 4096)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
 	v->cr = (uint32_t)(((uint64_t)1 << 23) * v->lss / v->block_size);
@@ -323,7 +323,7 @@ static int vhdx_metadata(struct vhdx *v)
 			 &v->vds_pos, b);
 	if (r)
 		return r;
-	v->old_size = plan_le64(b);
+	v->old_size = get_le64(b);
 	if (v->old_size % v->lss || v->old_size > VHDX_MAX_SIZE)
 		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx virtual disk size");
 	v->old_entries = vhdx_entries_for(v, v->old_size);
@@ -355,7 +355,7 @@ static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 		if (r)
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
-			uint64_t j = base + k, e = plan_le64(v->chunk + 8 * k);
+			uint64_t j = base + k, e = get_le64(v->chunk + 8 * k);
 			uint64_t st = e & 7, off = e & BAT_OFF_MASK, len;
 
 			if (vhdx_is_sb(v, j)) {
@@ -424,12 +424,12 @@ static int vhdx_write_entries(struct vhdx *v, uint64_t bat_off, uint64_t from, u
 			if (j < keep && j < v->old_entries)
 				continue;
 			if (vhdx_is_sb(v, j) || j >= v->new_entries) {
-				plan_put_le64(e, BAT_NOT_PRESENT);
+				put_le64(e, BAT_NOT_PRESENT);
 			} else if (v->fixed) {
-				plan_put_le64(e, *next_block | BAT_FULLY_PRESENT);
+				put_le64(e, *next_block | BAT_FULLY_PRESENT);
 				*next_block += v->block_size;
 			} else {
-				plan_put_le64(e, BAT_ZERO);
+				put_le64(e, BAT_ZERO);
 			}
 		}
 		r = plan_write(v->p, bat_off + first * 8, v->chunk, (wend - first) * 8);
@@ -455,7 +455,7 @@ static int vhdx_discard_from(struct vhdx *v, uint64_t keep)
 		if (r)
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
-			uint64_t e = plan_le64(v->chunk + 8 * k), off = e & BAT_OFF_MASK;
+			uint64_t e = get_le64(v->chunk + 8 * k), off = e & BAT_OFF_MASK;
 			uint64_t len = vhdx_is_sb(v, base + k) ? MiB : v->block_size;
 
 			if (!off)
@@ -478,12 +478,12 @@ static int vhdx_discard_from(struct vhdx *v, uint64_t keep)
 static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
 {
 	uint8_t *h = plan_alloc(sc, VHDX_HDR_LEN, 8);
-	uint64_t seq = plan_le64(v->hdr + 8) + 1;
+	uint64_t seq = get_le64(v->hdr + 8) + 1;
 
 	if (!h)
 		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
 	plan_memcpy(h, v->hdr, VHDX_HDR_LEN);
-	plan_put_le64(h + 8, seq);
+	put_le64(h + 8, seq);
 	vhdx_guid_next(h + 16, seq, v->new_size, 1);
 	vhdx_guid_next(h + 32, seq, v->new_size, 2);
 	vhdx_crc_set(h, VHDX_HDR_LEN);
@@ -494,11 +494,11 @@ static int vhdx_write_header(struct vhdx *v, struct plan_scratch *sc)
 static int vhdx_write_regions(struct vhdx *v, uint64_t off, uint64_t len)
 {
 	uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(v->bat_rt_idx);
-	uint64_t used = vhdx_round_up(16 + 32ull * plan_le32(v->rt + 8), 512);
+	uint64_t used = vhdx_round_up(16 + 32ull * get_le32(v->rt + 8), 512);
 	int r;
 
-	plan_put_le64(e + 16, off);
-	plan_put_le32(e + 24, (uint32_t)len);
+	put_le64(e + 16, off);
+	put_le32(e + 24, (uint32_t)len);
 	vhdx_crc_set(v->rt, INSTAR_VHDX_TABLE_LEN);
 	/* the rest of the 64 KiB is what table 1 already holds */
 	r = plan_write(v->p, INSTAR_VHDX_RT1, v->rt, used);
@@ -519,7 +519,7 @@ static int vhdx_write_size(struct vhdx *v)
 
 	if (r)
 		return r;
-	plan_put_le64(sec + (v->vds_pos - first), v->new_size);
+	put_le64(sec + (v->vds_pos - first), v->new_size);
 	return plan_write(v->p, first, sec, end - first);
 }
 

@@ -302,8 +302,8 @@ static bool vmdk_region_ok(const struct vmdk *v, uint64_t off, uint64_t len)
 static void vmdk_put_marker(uint8_t *b, uint64_t val, uint32_t type)
 {
 	plan_memset(b, 0, VMDK_SEC);
-	plan_put_le64(b, val);
-	plan_put_le32(b + 12, type);
+	put_le64(b, val);
+	put_le32(b + 12, type);
 }
 
 /* The footer of a stream whose header says GD_AT_END, checked as qemu 7.2
@@ -327,14 +327,14 @@ static int vmdk_read_footer(struct vmdk *v)
 	if (r)
 		return r;
 	t = v->trio;
-	if (plan_le32(t + 8) != 0 || plan_le32(t + 12) != VMDK_MARKER_FOOTER ||
-	    plan_le32(t + VMDK_SEC) != VMDK_MAGIC || plan_le64(t + 2 * VMDK_SEC) != 0 ||
-	    plan_le32(t + 2 * VMDK_SEC + 8) != 0 ||
-	    plan_le32(t + 2 * VMDK_SEC + 12) != VMDK_MARKER_EOS)
+	if (get_le32(t + 8) != 0 || get_le32(t + 12) != VMDK_MARKER_FOOTER ||
+	    get_le32(t + VMDK_SEC) != VMDK_MAGIC || get_le64(t + 2 * VMDK_SEC) != 0 ||
+	    get_le32(t + 2 * VMDK_SEC + 8) != 0 ||
+	    get_le32(t + 2 * VMDK_SEC + 12) != VMDK_MARKER_EOS)
 		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
 				 "vmdk stream: invalid footer (the file must end with a footer "
 				 "marker, the footer and an end-of-stream marker)");
-	if (plan_le64(t + VMDK_SEC + 56) == VMDK_GD_AT_END)
+	if (get_le64(t + VMDK_SEC + 56) == VMDK_GD_AT_END)
 		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
 				 "vmdk stream footer has no grain directory offset");
 	v->footer = true;
@@ -349,22 +349,22 @@ static int vmdk_parse_header(struct vmdk *v)
 
 	/* qemu: "The footer takes precedence over the header": every field
 	 * comes from the footer then. */
-	if (plan_le64(h + 56) == VMDK_GD_AT_END) {
+	if (get_le64(h + 56) == VMDK_GD_AT_END) {
 		int r = vmdk_read_footer(v);
 
 		if (r)
 			return r;
 		h = v->trio + VMDK_SEC;
 	}
-	v->version = plan_le32(h + 4);
-	v->flags = plan_le32(h + 8);
-	v->cap = plan_le64(h + 12);
-	v->grain = plan_le64(h + 20);
-	v->doff = plan_le64(h + 28);
-	v->dsz = plan_le64(h + 36);
-	v->ngte = plan_le32(h + 44);
-	rgd = plan_le64(h + 48);
-	gd = plan_le64(h + 56);
+	v->version = get_le32(h + 4);
+	v->flags = get_le32(h + 8);
+	v->cap = get_le64(h + 12);
+	v->grain = get_le64(h + 20);
+	v->doff = get_le64(h + 28);
+	v->dsz = get_le64(h + 36);
+	v->ngte = get_le32(h + 44);
+	rgd = get_le64(h + 48);
+	gd = get_le64(h + 56);
 
 	if (v->version < 1 || v->version > 3)
 		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk sparse version ",
@@ -381,9 +381,9 @@ static int vmdk_parse_header(struct vmdk *v)
 				 "redundant grain directory is not supported");
 	v->compressed = (v->flags & VMDK_FLAG_COMPRESSED) != 0;
 	v->zgrain = (v->flags & VMDK_FLAG_ZERO_GRAIN) != 0;
-	if (v->compressed && plan_le16(h + 77) != 1)
+	if (v->compressed && get_le16(h + 77) != 1)
 		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vmdk compression algorithm ",
-				  plan_le16(h + 77), " is not supported");
+				  get_le16(h + 77), " is not supported");
 	if (v->grain == 0 || v->grain > VMDK_MAX_GRAIN || (v->grain & (v->grain - 1)) != 0)
 		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk grainSize ", v->grain,
 				  " is not a power of two up to 2097152 sectors");
@@ -835,13 +835,13 @@ static int vmdk_gte(struct vmdk *v, uint8_t *const gd[2], uint32_t c, uint64_t g
 	*ret = 0;
 	if (i >= v->old_n)
 		return 0;
-	gt = plan_le32(gd[c] + i * 4);
+	gt = get_le32(gd[c] + i * 4);
 	if (gt == 0)
 		return 0;
 	r = vmdk_read(v, (uint64_t)gt * VMDK_SEC + (g % v->ngte) * 4, b, 4);
 	if (r)
 		return r;
-	*ret = plan_le32(b);
+	*ret = get_le32(b);
 	return 0;
 }
 
@@ -894,7 +894,7 @@ static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch for a GT");
 	for (uint32_t c = 0; c < v->ncopies; c++) {
 		for (uint64_t i = first / v->ngte; i < v->old_n; i++) {
-			uint32_t gt = plan_le32(gd[c] + i * 4);
+			uint32_t gt = get_le32(gd[c] + i * 4);
 			bool dirty = false;
 			int r;
 
@@ -904,9 +904,9 @@ static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
 			if (r)
 				return r;
 			for (uint32_t j = 0; j < v->ngte; j++) {
-				if (i * v->ngte + j < first || plan_le32(buf + j * 4) == 0)
+				if (i * v->ngte + j < first || get_le32(buf + j * 4) == 0)
 					continue;
-				plan_put_le32(buf + j * 4, 0);
+				put_le32(buf + j * 4, 0);
 				dirty = true;
 			}
 			if (dirty) {
@@ -963,7 +963,7 @@ static int vmdk_load_gds(struct vmdk *v, struct vmdk_layout *l)
 		if (r)
 			return r;
 		for (uint64_t i = 0; i < v->old_n; i++) {
-			uint32_t gt = plan_le32(l->gd[c] + i * 4);
+			uint32_t gt = get_le32(l->gd[c] + i * 4);
 
 			if (gt && !vmdk_region_ok(v, gt, v->gt_sec))
 				return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain table ", i,
@@ -1003,13 +1003,13 @@ static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
 	l->next = l->base;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
 		for (uint64_t i = 0; i < l->new_n; i++) {
-			if (i < v->old_n && plan_le32(l->gd[c] + i * 4) != 0)
+			if (i < v->old_n && get_le32(l->gd[c] + i * 4) != 0)
 				continue;
 			if (l->next + v->gt_sec >= VMDK_MAX_FILE_SEC)
 				return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
 						 "vmdk grain tables would lie beyond the "
 						 "2 TiB extent offset limit");
-			plan_put_le32(l->gd[c] + i * 4, (uint32_t)l->next);
+			put_le32(l->gd[c] + i * 4, (uint32_t)l->next);
 			l->next += v->gt_sec;
 			l->changed = true;
 		}
@@ -1139,11 +1139,11 @@ static int vmdk_commit_header(struct vmdk *v, const struct vmdk_layout *l, uint6
 	if (!hdr)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	plan_memcpy(hdr, v->hdr, VMDK_SEC);
-	plan_put_le64(hdr + 12, new_cap);
+	put_le64(hdr + 12, new_cap);
 	if (!v->footer)
-		plan_put_le64(hdr + 56, l->new_gd_off[0]);
+		put_le64(hdr + 56, l->new_gd_off[0]);
 	if (v->ncopies == 2)
-		plan_put_le64(hdr + 48, l->new_gd_off[1]);
+		put_le64(hdr + 48, l->new_gd_off[1]);
 	if (joined)
 		plan_memcpy(hdr + VMDK_SEC, nd, wlen);
 	r = vmdk_emit(v, plan_write(v->p, 0, hdr, VMDK_SEC + (joined ? wlen : 0)));
@@ -1167,8 +1167,8 @@ static int vmdk_commit_footer(struct vmdk *v, const struct vmdk_layout *l, uint6
 	if (!f)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	plan_memcpy(f, v->trio + VMDK_SEC, VMDK_SEC);
-	plan_put_le64(f + 12, new_cap);
-	plan_put_le64(f + 56, l->new_gd_off[0]);
+	put_le64(f + 12, new_cap);
+	put_le64(f + 56, l->new_gd_off[0]);
 	r = vmdk_emit(v, plan_write(v->p, (l->end - 2) * VMDK_SEC, f, VMDK_SEC));
 	return r ? r : vmdk_emit(v, plan_flush(v->p));
 }
@@ -1468,7 +1468,7 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 	size_t n, ctn;
 	int r;
 
-	if (plan_le32(v->hdr) == VMDK_COWD_MAGIC)
+	if (get_le32(v->hdr) == VMDK_COWD_MAGIC)
 		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				 "vmdk subformat vmfsSparse (COWD extent) is not supported");
 	if (!buf)
@@ -1504,7 +1504,7 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	r = vmdk_read(&v, 0, v.hdr, io->file_size < VMDK_SEC ? (uint32_t)io->file_size : VMDK_SEC);
 	if (r)
 		return r;
-	if (plan_le32(v.hdr) != VMDK_MAGIC)
+	if (get_le32(v.hdr) != VMDK_MAGIC)
 		return vmdk_plan_text(&v, o);
 	if (io->file_size < VMDK_SEC)
 		return vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED, "vmdk: file shorter than a header");

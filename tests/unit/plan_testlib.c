@@ -46,22 +46,22 @@ int ptl_run(ptl_planner_fn planner, uint8_t *img, size_t len, uint64_t new_size,
 void ptl_luks_header(uint8_t *h, uint32_t payload_sect, uint32_t key_bytes, uint32_t slot_step)
 {
 	memcpy(h, "LUKS\xba\xbe", 6);
-	plan_put_be16(h + 6, 1);
+	put_be16(h + 6, 1);
 	memset(h + 8, 0, 200);
 	strcpy((char *)h + 8, "aes");
 	strcpy((char *)h + 40, "xts-plain64");
 	strcpy((char *)h + 72, "sha256");
-	plan_put_be32(h + 104, payload_sect);
-	plan_put_be32(h + 108, key_bytes);
-	plan_put_be32(h + 164, 1000);
+	put_be32(h + 104, payload_sect);
+	put_be32(h + 108, key_bytes);
+	put_be32(h + 164, 1000);
 	for (uint32_t i = 0; i < 8; i++) {
 		uint8_t *s = h + 208 + 48 * i;
 
 		memset(s, 0, 48);
-		plan_put_be32(s, i == 0 ? 0x00AC71F3u : 0x0000DEADu);
-		plan_put_be32(s + 4, i == 0 ? 2000 : 0);
-		plan_put_be32(s + 40, 8 + slot_step * i);
-		plan_put_be32(s + 44, 4000);
+		put_be32(s, i == 0 ? 0x00AC71F3u : 0x0000DEADu);
+		put_be32(s + 4, i == 0 ? 2000 : 0);
+		put_be32(s + 40, 8 + slot_step * i);
+		put_be32(s + 44, 4000);
 	}
 }
 

@@ -23,15 +23,15 @@ static void test_endian(void **state)
 	uint8_t b[8];
 
 	(void)state;
-	plan_put_be64(b, 0x0102030405060708ull);
+	put_be64(b, 0x0102030405060708ull);
 	assert_int_equal(b[0], 1);
 	assert_int_equal(b[7], 8);
-	assert_true(plan_be64(b) == 0x0102030405060708ull);
-	assert_true(plan_le64(b) == 0x0807060504030201ull);
-	plan_put_le32(b, 0xa1b2c3d4u);
+	assert_true(get_be64(b) == 0x0102030405060708ull);
+	assert_true(get_le64(b) == 0x0807060504030201ull);
+	put_le32(b, 0xa1b2c3d4u);
 	assert_int_equal(b[0], 0xd4);
-	assert_int_equal(plan_le32(b), 0xa1b2c3d4u);
-	assert_int_equal(plan_be16(b), 0xd4c3);
+	assert_int_equal(get_le32(b), 0xa1b2c3d4u);
+	assert_int_equal(get_be16(b), 0xd4c3);
 }
 
 static void test_scratch(void **state)

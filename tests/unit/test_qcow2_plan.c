@@ -55,12 +55,12 @@ static int rec_sink(void *ctx, const struct plan_op *op)
 
 static void put32(uint8_t *p, uint32_t v)
 {
-	plan_put_be32(p, v);
+	put_be32(p, v);
 }
 
 static void put64(uint8_t *p, uint64_t v)
 {
-	plan_put_be64(p, v);
+	put_be64(p, v);
 }
 
 /* A valid v3 image, 4 KiB clusters, 16-bit refcounts, 1 MiB virtual:
@@ -86,7 +86,7 @@ static struct ptl_img mkimg(void)
 	put32(h + 100, 112);
 	put64(im.b + 1 * CS, 2 * CS);
 	for (int c = 0; c < 7; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+		put_be16(im.b + 2 * CS + c * 2, 1);
 	put64(im.b + 3 * CS, (4ull * CS) | (1ull << 63));
 	put64(im.b + 4 * CS + 200 * 8, (5ull * CS) | (1ull << 63));
 	put64(im.b + 4 * CS + 10 * 8, (6ull * CS) | (1ull << 63));
@@ -113,8 +113,8 @@ static struct {
 /* The host's view of the header: the backing name's CRC when there is one. */
 static void host_view(const struct ptl_img *im, struct plan_opts *o)
 {
-	uint64_t boff = plan_be64(im->b + 8);
-	uint32_t bsz = plan_be32(im->b + 16);
+	uint64_t boff = get_be64(im->b + 8);
+	uint32_t bsz = get_be32(im->b + 16);
 
 	if (host.set) {
 		o->flags |= host.flags;
@@ -182,11 +182,11 @@ static int plan_err(struct ptl_img *im, uint64_t new_size, uint32_t flags)
 
 static uint16_t refcount(const struct ptl_img *im, uint64_t c)
 {
-	uint64_t rt = plan_be64(im->b + 48), rb = plan_be64(im->b + rt + (c / (CS / 2)) * 8);
+	uint64_t rt = get_be64(im->b + 48), rb = get_be64(im->b + rt + (c / (CS / 2)) * 8);
 
 	if (!rb)
 		return 0;
-	return plan_be16(im->b + rb + (c % (CS / 2)) * 2);
+	return get_be16(im->b + rb + (c % (CS / 2)) * 2);
 }
 
 static void test_valid_grow(void **state)
@@ -214,11 +214,11 @@ static void test_valid_grow(void **state)
 	assert_int_equal(r.rec.ops[l1_at - 1].kind, PLAN_OP_FLUSH);
 	assert_int_equal(r.rec.ops[size_at - 1].kind, PLAN_OP_FLUSH);
 	assert_int_equal(r.rec.ops[size_at + 1].kind, PLAN_OP_FLUSH);
-	assert_true(plan_be64(im.b + 24) == 5 * MIB);
-	assert_int_equal(plan_be32(im.b + 36), 3);
-	l1 = plan_be64(im.b + 40);
+	assert_true(get_be64(im.b + 24) == 5 * MIB);
+	assert_int_equal(get_be32(im.b + 36), 3);
+	l1 = get_be64(im.b + 40);
 	assert_true(l1 >= NCL * CS && l1 % CS == 0);
-	assert_true(plan_be64(im.b + l1) == ((4ull * CS) | (1ull << 63)));
+	assert_true(get_be64(im.b + l1) == ((4ull * CS) | (1ull << 63)));
 	assert_int_equal(refcount(&im, l1 / CS), 1);
 	assert_int_equal(refcount(&im, 3), 0); /* old L1 freed */
 	assert_true(r.after == im.len);
@@ -235,8 +235,8 @@ static void test_valid_shrink(void **state)
 	run_plan(&im, 100 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.res.action, INSTAR_ACTION_SHRINK);
-	assert_true(plan_be64(im.b + 4 * CS + 200 * 8) == 0);
-	assert_true(plan_be64(im.b + 4 * CS + 10 * 8) != 0);
+	assert_true(get_be64(im.b + 4 * CS + 200 * 8) == 0);
+	assert_true(get_be64(im.b + 4 * CS + 10 * 8) != 0);
 	assert_int_equal(refcount(&im, 5), 0);
 	assert_int_equal(refcount(&im, 6), 1);
 	/* the free tail (clusters 5.. except 6) is trimmed to after cluster 6 */
@@ -300,14 +300,14 @@ static void test_shrink_commit_first(void **state)
 	assert_commit_first(&r, len);
 	assert_int_equal(im.b[6 * CS + 511], 0xcd);
 	assert_int_equal(im.b[6 * CS + 512], 0);
-	assert_true(plan_be64(im.b + 4 * CS + 200 * 8) == 0);
+	assert_true(get_be64(im.b + 4 * CS + 200 * 8) == 0);
 	assert_int_equal(refcount(&im, 5), 0);
 	free(im.b);
 
 	/* snapshot-shared tail cluster: copied, relinked after the commit */
 	im = mkimg();
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);
-	plan_put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS);
+	put_be16(im.b + 2 * CS + 5 * 2, 2);
+	put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS);
 	len = im.len;
 	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
@@ -318,9 +318,9 @@ static void test_shrink_commit_first(void **state)
 	/* a snapshot-shared L2 table straddling the cut: copied, the L1 entry
 	 * switched after the commit */
 	im = mkimg();
-	plan_put_be16(im.b + 2 * CS + 4 * 2, 2);
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);
-	plan_put_be16(im.b + 2 * CS + 6 * 2, 2);
+	put_be16(im.b + 2 * CS + 4 * 2, 2);
+	put_be16(im.b + 2 * CS + 5 * 2, 2);
+	put_be16(im.b + 2 * CS + 6 * 2, 2);
 	put64(im.b + 3 * CS, 4ull * CS);
 	put64(im.b + 4 * CS + 200 * 8, 5ull * CS);
 	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
@@ -328,7 +328,7 @@ static void test_shrink_commit_first(void **state)
 	run_plan(&im, 100 * CS, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	assert_commit_first(&r, len);
-	assert_true(plan_be64(im.b + 3 * CS) != 4ull * CS);
+	assert_true(get_be64(im.b + 3 * CS) != 4ull * CS);
 	assert_int_equal(refcount(&im, 4), 1);
 	assert_int_equal(refcount(&im, 5), 1);
 	free(im.b);
@@ -514,7 +514,7 @@ static void test_hostile_tables(void **state)
 	free(im.b);
 
 	im = mkimg(); /* data cluster with refcount 0 */
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	put_be16(im.b + 2 * CS + 5 * 2, 0);
 	assert_int_equal(plan_err(&im, 8 * CS, INSTAR_RESIZE_SHRINK_ALLOWED), INSTAR_ERR_CORRUPT);
 	free(im.b);
 
@@ -540,7 +540,7 @@ static void test_hostile_tables(void **state)
 
 	im = mkimg(); /* every refcount claimed beyond EOF: the run skips them */
 	for (uint32_t c = 7; c < CS / 2; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+		put_be16(im.b + 2 * CS + c * 2, 1);
 	assert_int_equal(plan_err(&im, 5 * MIB, 0), 0);
 	free(im.b);
 }
@@ -555,7 +555,7 @@ static struct ptl_img mkimg_ext(int n)
 	memset(im.b + im.len, 0, (size_t)n * CS - im.len);
 	im.len = (size_t)n * CS;
 	for (int c = 7; c < n; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+		put_be16(im.b + 2 * CS + c * 2, 1);
 	return im;
 }
 
@@ -580,7 +580,7 @@ static struct ptl_img mkbm(void)
 	put32(d + 12, 2); /* auto */
 	d[16] = 1;
 	d[17] = 9;
-	plan_put_be16(d + 18, 2);
+	put_be16(d + 18, 2);
 	memcpy(d + 24, "b0", 2);
 	return im;
 }
@@ -618,8 +618,8 @@ static void test_hostile_bitmaps(void **state)
 	(void)state;
 	run_plan(&im, 64 * MIB, 0, 0, 8 * MIB, 1, &r); /* the valid one grows */
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 24), 64 * MIB);
-	assert_int_not_equal(plan_be64(im.b + 136), 9ull * CS); /* a new directory */
+	assert_int_equal(get_be64(im.b + 24), 64 * MIB);
+	assert_int_not_equal(get_be64(im.b + 136), 9ull * CS); /* a new directory */
 	free(im.b);
 	im = mkbm();
 	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 0, &r);
@@ -693,7 +693,7 @@ static void test_fuzz(void **state)
  * reference. */
 static void check_tail_copy(struct ptl_img *im)
 {
-	uint64_t e = plan_be64(im->b + 4 * CS + 200 * 8), h = e & 0x00fffffffffffe00ull;
+	uint64_t e = get_be64(im->b + 4 * CS + 200 * 8), h = e & 0x00fffffffffffe00ull;
 	uint8_t want[CS];
 
 	assert_int_equal(e >> 62, 2); /* COPIED, not compressed */
@@ -711,8 +711,8 @@ static void test_shrink_tail_copy(void **state)
 
 	(void)state;
 	im = mkimg();
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 2);	   /* cluster 5 shared with a snapshot */
-	plan_put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS); /* no COPIED bit */
+	put_be16(im.b + 2 * CS + 5 * 2, 2);	      /* cluster 5 shared with a snapshot */
+	put_be64(im.b + 4 * CS + 200 * 8, 5ull * CS); /* no COPIED bit */
 	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	check_tail_copy(&im);
@@ -732,10 +732,10 @@ static void test_shrink_tail_copy(void **state)
 	im.b[7 * CS + 4] = (uint8_t) ~(CS >> 8);
 	memset(im.b + 7 * CS + 5, 0xab, CS);
 	/* compressed entry: offset 7*CS, 8 more sectors (5 + CS bytes) */
-	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
-	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
-	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
+	put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
+	put_be16(im.b + 2 * CS + 5 * 2, 0);
+	put_be16(im.b + 2 * CS + 7 * 2, 1);
+	put_be16(im.b + 2 * CS + 8 * 2, 1);
 	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	check_tail_copy(&im);
@@ -745,12 +745,12 @@ static void test_shrink_tail_copy(void **state)
 
 	/* a compressed cluster that does not decompress stays as it is */
 	im = mkimg();
-	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (7ull * CS));
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
-	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
+	put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (7ull * CS));
+	put_be16(im.b + 2 * CS + 5 * 2, 0);
+	put_be16(im.b + 2 * CS + 7 * 2, 1);
 	run_plan(&im, 200 * CS + 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), (1ull << 62) | (7ull * CS));
+	assert_int_equal(get_be64(im.b + 4 * CS + 200 * 8), (1ull << 62) | (7ull * CS));
 	free(im.b);
 }
 
@@ -807,7 +807,7 @@ static void test_backing_length(void **state)
 	assert_int_equal(r.rc, INSTAR_OK);
 	assert_true(count_writes_past(&r, CS) > 0);
 	/* guest cluster 256 (the first new one) reads as zeros */
-	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
+	assert_int_equal(get_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
 	free(im.b);
 
 	/* unknown length: zeroed, to be safe */
@@ -815,7 +815,7 @@ static void test_backing_length(void **state)
 	host.flags = INSTAR_RESIZE_BACKING;
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, INSTAR_OK);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
+	assert_int_equal(get_be64(im.b + 4 * CS + 256 * 8) & 1, 1);
 	free(im.b);
 
 	/* the host saw another name, or none, or one where there is none */
@@ -874,9 +874,9 @@ static void test_data_file(void **state)
 	im = mkdatafile(0);
 	run_plan(&im, 512 * 1024, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, INSTAR_OK);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 0);
-	assert_int_equal(plan_be16(im.b + 2 * CS + 5 * 2), 1); /* image cluster 5 untouched */
-	assert_int_equal(plan_be16(im.b + 2 * CS + 4 * 2), 1); /* the L2 table is still used */
+	assert_int_equal(get_be64(im.b + 4 * CS + 200 * 8), 0);
+	assert_int_equal(get_be16(im.b + 2 * CS + 5 * 2), 1); /* image cluster 5 untouched */
+	assert_int_equal(get_be16(im.b + 2 * CS + 4 * 2), 1); /* the L2 table is still used */
 	free(im.b);
 
 	/* data-file-raw grow: the new range is mapped onto the same offsets of
@@ -885,9 +885,9 @@ static void test_data_file(void **state)
 	im = mkdatafile(1);
 	run_plan(&im, MIB + 64 * CS, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, INSTAR_OK);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8), (256ull * CS) | (1ull << 63));
-	assert_int_equal(plan_be64(im.b + 4 * CS + 319 * 8), (319ull * CS) | (1ull << 63));
-	assert_int_equal(plan_be64(im.b + 4 * CS + 320 * 8), 0);
+	assert_int_equal(get_be64(im.b + 4 * CS + 256 * 8), (256ull * CS) | (1ull << 63));
+	assert_int_equal(get_be64(im.b + 4 * CS + 319 * 8), (319ull * CS) | (1ull << 63));
+	assert_int_equal(get_be64(im.b + 4 * CS + 320 * 8), 0);
 	assert_true(im.len <= 8 * CS);
 	free(im.b);
 
@@ -895,8 +895,8 @@ static void test_data_file(void **state)
 	im = mkdatafile(0);
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, INSTAR_OK);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 256 * 8), 0);
-	assert_int_equal(plan_be64(im.b + 24), 2 * MIB);
+	assert_int_equal(get_be64(im.b + 4 * CS + 256 * 8), 0);
+	assert_int_equal(get_be64(im.b + 24), 2 * MIB);
 	free(im.b);
 
 	/* data-file-raw without a data file is malformed */
@@ -972,7 +972,7 @@ static struct ptl_img mkfar(void)
 	put32(im.b + 36, 2);
 	put64(im.b + CS + 8, far * CS);
 	for (int c = 0; c < 3; c++)
-		plan_put_be16(im.b + far * CS + c * 2, 1);
+		put_be16(im.b + far * CS + c * 2, 1);
 	put64(im.b + 3 * CS + 8, ((far + 1) * CS) | (1ull << 63));
 	put64(im.b + (far + 1) * CS + (600 - 512) * 8, ((far + 2) * CS) | (1ull << 63));
 	memset(im.b + (far + 2) * CS, 0x5a, CS);
@@ -990,7 +990,7 @@ static void test_shrink_drops_refblock(void **state)
 	assert_int_equal(r.rc, 0);
 	/* guest data ends at cluster 6: the refblock's cluster goes too */
 	assert_int_equal(r.after, 7 * CS);
-	assert_int_equal(plan_be64(im.b + CS + 8), 0);
+	assert_int_equal(get_be64(im.b + CS + 8), 0);
 	assert_int_equal(refcount(&im, 3), 1);
 	for (uint32_t i = 0; i < r.rec.n && i < 512; i++) {
 		const struct plan_op *op = &r.rec.ops[i];
@@ -1008,11 +1008,11 @@ static void test_shrink_drops_refblock(void **state)
 
 	/* still counting a cluster below the cut: it stays */
 	im = mkfar();
-	plan_put_be16(im.b + 2048 * CS + 2 * 2, 2);
+	put_be16(im.b + 2048 * CS + 2 * 2, 2);
 	run_plan(&im, MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.after, 2051ull * CS);
-	assert_int_equal(plan_be64(im.b + CS + 8), 2048ull * CS);
+	assert_int_equal(get_be64(im.b + CS + 8), 2048ull * CS);
 	free(im.b);
 }
 
@@ -1085,7 +1085,7 @@ static void test_corrupt_l1(void **state)
 	 * zeroed in place (qemu's overlap check refuses that write) */
 	im = mkimg();
 	put64(im.b + 4 * CS + 200 * 8, (2ull * CS) | (1ull << 63));
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
+	put_be16(im.b + 2 * CS + 5 * 2, 0);
 	expect_corrupt(&im, 200 * CS + 512,
 		       "Preventing invalid write on metadata (overlaps with refcount block)");
 	free(im.b);
@@ -1103,8 +1103,8 @@ static struct ptl_img mksnap(void)
 	e = im.b + 7 * CS;
 	put64(e, 8ull * CS);
 	put32(e + 8, 1);
-	plan_put_be16(e + 12, 1);
-	plan_put_be16(e + 14, 2);
+	put_be16(e + 12, 1);
+	put_be16(e + 14, 2);
 	put32(e + 36, 24);
 	put64(e + 48, MIB); /* disk_size */
 	memcpy(e + 64, "1s1", 3);
@@ -1174,7 +1174,7 @@ static void backed_host(uint64_t backing_len, int offer)
  * zeros; its cluster is counted once. Returns its host cluster. */
 static uint64_t check_head(const struct ptl_img *im, uint64_t g, uint32_t keep, uint8_t c)
 {
-	uint64_t e = plan_be64(im->b + 4 * CS + g * 8), h = e & 0x00fffffffffffe00ull;
+	uint64_t e = get_be64(im->b + 4 * CS + g * 8), h = e & 0x00fffffffffffe00ull;
 	uint8_t want[CS];
 
 	assert_int_equal(e >> 62, 2);
@@ -1205,8 +1205,8 @@ static void test_grow_partial_backing(void **state)
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	check_head(&im, 20, 1024, 0x5a);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 21 * 8), 1); /* then zero clusters */
-	assert_true(plan_be64(im.b + 24) == 2 * MIB);
+	assert_int_equal(get_be64(im.b + 4 * CS + 21 * 8), 1); /* then zero clusters */
+	assert_true(get_be64(im.b + 24) == 2 * MIB);
 	free(im.b);
 
 	/* a backing file no longer than the image shows nothing: left */
@@ -1215,7 +1215,7 @@ static void test_grow_partial_backing(void **state)
 	put64(im.b + 24, 20 * CS + 1024);
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 20 * 8), 0);
+	assert_int_equal(get_be64(im.b + 4 * CS + 20 * 8), 0);
 	free(im.b);
 
 	/* ours alone: zeroed in place */
@@ -1224,7 +1224,7 @@ static void test_grow_partial_backing(void **state)
 	put64(im.b + 24, 10 * CS + 512);
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
+	assert_int_equal(get_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
 	assert_int_equal(im.b[6 * CS + 511], 0xcd);
 	assert_int_equal(im.b[6 * CS + 512], 0);
 	assert_int_equal(im.b[7 * CS - 1], 0);
@@ -1233,7 +1233,7 @@ static void test_grow_partial_backing(void **state)
 	/* shared with a snapshot: copied, the snapshot keeps the old one */
 	im = mkbacked(3);
 	put64(im.b + 24, 10 * CS + 512);
-	plan_put_be16(im.b + 2 * CS + 6 * 2, 2);
+	put_be16(im.b + 2 * CS + 6 * 2, 2);
 	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
@@ -1254,10 +1254,10 @@ static void test_grow_partial_backing(void **state)
 	im.b[7 * CS + 3] = (uint8_t) ~(CS & 0xff);
 	im.b[7 * CS + 4] = (uint8_t) ~(CS >> 8);
 	memset(im.b + 7 * CS + 5, 0xab, CS);
-	plan_put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
-	plan_put_be16(im.b + 2 * CS + 5 * 2, 0);
-	plan_put_be16(im.b + 2 * CS + 7 * 2, 1);
-	plan_put_be16(im.b + 2 * CS + 8 * 2, 1);
+	put_be64(im.b + 4 * CS + 200 * 8, (1ull << 62) | (8ull << (70 - CB)) | (7ull * CS));
+	put_be16(im.b + 2 * CS + 5 * 2, 0);
+	put_be16(im.b + 2 * CS + 7 * 2, 1);
+	put_be16(im.b + 2 * CS + 8 * 2, 1);
 	put64(im.b + 24, 200 * CS + 2048);
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
@@ -1295,7 +1295,7 @@ static void test_grow_prealloc_backing(void **state)
 		run_plan(&im, MIB + 4 * CS, 0, modes[m], 8 * MIB, 1, &r);
 		assert_int_equal(r.rc, 0);
 		for (uint64_t g = 256; g < 260; g++) {
-			uint64_t e = plan_be64(im.b + 4 * CS + g * 8);
+			uint64_t e = get_be64(im.b + 4 * CS + g * 8);
 
 			assert_int_equal(e >> 62, 2);
 			assert_true((e & 0x00fffffffffffe00ull) >= 7 * CS);
@@ -1321,8 +1321,8 @@ static void test_grow_clears_stale(void **state)
 	put64(im.b + 24, 100 * CS);
 	run_plan(&im, MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
+	assert_int_equal(get_be64(im.b + 4 * CS + 200 * 8), 0);
+	assert_int_equal(get_be64(im.b + 4 * CS + 10 * 8), (6ull * CS) | (1ull << 63));
 	assert_int_equal(refcount(&im, 5), 0);
 	assert_int_equal(refcount(&im, 6), 1);
 	for (uint32_t i = 0; i < r.rec.n; i++) {
@@ -1341,19 +1341,19 @@ static void test_grow_clears_stale(void **state)
 	im = mkimg();
 	put64(im.b + 24, 100 * CS);
 	for (int c = 4; c <= 6; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 2);
+		put_be16(im.b + 2 * CS + c * 2, 2);
 	put64(im.b + 3 * CS, 4ull * CS);
 	put64(im.b + 4 * CS + 200 * 8, 5ull * CS);
 	put64(im.b + 4 * CS + 10 * 8, 6ull * CS);
 	run_plan(&im, MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	{
-		uint64_t t = plan_be64(im.b + 3 * CS) & 0x00fffffffffffe00ull;
+		uint64_t t = get_be64(im.b + 3 * CS) & 0x00fffffffffffe00ull;
 
 		assert_true(t >= 7 * CS);
-		assert_int_equal(plan_be64(im.b + t + 200 * 8), 0);
-		assert_int_equal(plan_be64(im.b + t + 10 * 8), 6ull * CS);
-		assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), 5ull * CS); /* snapshot's */
+		assert_int_equal(get_be64(im.b + t + 200 * 8), 0);
+		assert_int_equal(get_be64(im.b + t + 10 * 8), 6ull * CS);
+		assert_int_equal(get_be64(im.b + 4 * CS + 200 * 8), 5ull * CS); /* snapshot's */
 	}
 	assert_int_equal(refcount(&im, 4), 1);
 	assert_int_equal(refcount(&im, 5), 1);
@@ -1365,7 +1365,7 @@ static void test_grow_clears_stale(void **state)
 	put64(im.b + 24, 100 * CS);
 	run_plan(&im, 150 * CS, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 200 * 8), (5ull * CS) | (1ull << 63));
+	assert_int_equal(get_be64(im.b + 4 * CS + 200 * 8), (5ull * CS) | (1ull << 63));
 	free(im.b);
 }
 
@@ -1392,7 +1392,7 @@ static struct ptl_img mkenc_from(struct ptl_img im)
 	put64(im.b + FDE_EXT + 16, (uint64_t)FDE_N * CS);
 	ptl_luks_header(im.b + FDE_C * CS, FDE_N * CS / 512, 1, 8);
 	for (uint32_t c = FDE_C; c < FDE_C + FDE_N; c++)
-		plan_put_be16(im.b + 2 * CS + c * 2, 1);
+		put_be16(im.b + 2 * CS + c * 2, 1);
 	return im;
 }
 
@@ -1436,8 +1436,8 @@ static void test_encrypted_resize(void **state)
 	run_plan(&im, 5 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
 	assert_false(ops_touch(&r, lo, hi));
-	assert_int_equal(plan_be64(im.b + 24), 5 * MIB);
-	assert_true(plan_be64(im.b + 40) >= hi);
+	assert_int_equal(get_be64(im.b + 24), 5 * MIB);
+	assert_true(get_be64(im.b + 40) >= hi);
 	assert_int_equal(refcount(&im, FDE_C), 1);
 	free(im.b);
 
@@ -1502,7 +1502,7 @@ static void test_encrypted_no_data_writes(void **state)
 	im = mkenc_from(mkbacked(3));
 	run_plan(&im, 2 * MIB, 0, 0, 8 * MIB, 1, &r);
 	assert_int_equal(r.rc, 0);
-	assert_int_equal(plan_be64(im.b + 4 * CS + 300 * 8), 1);
+	assert_int_equal(get_be64(im.b + 4 * CS + 300 * 8), 1);
 	free(im.b);
 	for (int alloc = 0; alloc < 2; alloc++) {
 		im = mkenc_from(mkbacked(3));

@@ -24,11 +24,11 @@ static void build(uint8_t *img)
 {
 	memset(img, 0, IMG_LEN);
 	memcpy(img, "QED", 4);
-	plan_put_le32(img + 4, CS);
-	plan_put_le32(img + 8, TS);
-	plan_put_le32(img + 12, 1);
-	plan_put_le64(img + 40, CS);
-	plan_put_le64(img + 48, G);
+	put_le32(img + 4, CS);
+	put_le32(img + 8, TS);
+	put_le32(img + 12, 1);
+	put_le64(img + 40, CS);
+	put_le64(img + 48, G);
 }
 
 /* Applies each WRITE to the image; counts every op. */
@@ -98,14 +98,14 @@ static void test_grow(void **state)
 	assert_int_equal(r.file_size_after, IMG_LEN);
 	assert_int_equal(a.nwrites, 1);
 	assert_int_equal(a.nops, 2); /* the write, then a barrier */
-	assert_int_equal(plan_le64(img + 48), 2 * G);
+	assert_int_equal(get_le64(img + 48), 2 * G);
 	/* Nothing but the size changed. */
 	memcpy(before + 48, img + 48, 8);
 	assert_memory_equal(img, before, IMG_LEN);
 	/* Up to the largest size the tables map. */
 	build(img);
 	assert_int_equal(run(img, MAXSZ, 0, &r, &a), 0);
-	assert_int_equal(plan_le64(img + 48), MAXSZ);
+	assert_int_equal(get_le64(img + 48), MAXSZ);
 }
 
 static void test_autoclear_cleared(void **state)
@@ -116,20 +116,20 @@ static void test_autoclear_cleared(void **state)
 
 	(void)state;
 	build(img);
-	plan_put_le64(img + 32, 0x5);
+	put_le64(img + 32, 0x5);
 	assert_int_equal(run(img, 3 * G, 0, &r, &a), 0);
-	assert_int_equal(plan_le64(img + 32), 0);
-	assert_int_equal(plan_le64(img + 48), 3 * G);
+	assert_int_equal(get_le64(img + 32), 0);
+	assert_int_equal(get_le64(img + 48), 3 * G);
 	/* Same size: nothing to write unless an autoclear bit is set. */
 	build(img);
 	assert_int_equal(run(img, G, 0, &r, &a), 0);
 	assert_int_equal(r.action, INSTAR_ACTION_NOOP);
 	assert_int_equal(a.nops, 0);
-	plan_put_le64(img + 32, 0x80);
+	put_le64(img + 32, 0x80);
 	assert_int_equal(run(img, G, 0, &r, &a), 0);
 	assert_int_equal(r.action, INSTAR_ACTION_NOOP);
 	assert_int_equal(a.nwrites, 1);
-	assert_int_equal(plan_le64(img + 32), 0);
+	assert_int_equal(get_le64(img + 32), 0);
 }
 
 /* Refusals: error, qemu's detail ("" = the CLI's generic text), no op. */
@@ -218,8 +218,8 @@ static void test_hostile_headers(void **state)
 		build(img);
 		ptl_put_field(img, b->off, b->width, false, b->v);
 		if (b->off == 16 && (b->v & 1)) { /* a backing name inside the header */
-			plan_put_le32(img + 56, 64);
-			plan_put_le32(img + 60, 8);
+			put_le32(img + 56, 64);
+			put_le32(img + 60, 8);
 		}
 		print_message("%s\n", b->what);
 		refused(img, IMG_LEN, 2 * G, 0, 0, b->err, b->detail);
@@ -227,13 +227,13 @@ static void test_hostile_headers(void **state)
 	/* A header size so large that header bytes overflow 32 bits: the L1
 	 * table then lies inside the "header" first (qemu's order). */
 	build(img);
-	plan_put_le32(img + 12, 0x100000);
+	put_le32(img + 12, 0x100000);
 	refused(img, IMG_LEN, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "QED table offset is invalid");
 	/* A backing name that ends past the header clusters. */
 	build(img);
-	plan_put_le64(img + 16, 0x1);
-	plan_put_le32(img + 56, CS - 4);
-	plan_put_le32(img + 60, 8);
+	put_le64(img + 16, 0x1);
+	put_le32(img + 56, CS - 4);
+	put_le32(img + 60, 8);
 	refused(img, IMG_LEN, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED,
 		"QED backing filename offset is invalid");
 	/* Shorter than a header. */

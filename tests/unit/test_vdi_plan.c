@@ -77,24 +77,24 @@ static void build(struct img *m, const struct spec *s)
 	img_reserve(m, s->data + (size_t)s->nalloc * MiB);
 	h = m->b;
 	memcpy(h, "<<< QEMU VM Virtual Disk Image >>>\n", 35);
-	plan_put_le32(h + 0x40, INSTAR_VDI_SIGNATURE);
-	plan_put_le32(h + 0x44, INSTAR_VDI_VERSION_1_1);
-	plan_put_le32(h + 0x48, s->hsize ? s->hsize : 0x180);
-	plan_put_le32(h + 0x4c, s->type);
-	plan_put_le32(h + 0x154, s->bmap);
-	plan_put_le32(h + 0x158, s->data);
-	plan_put_le32(h + 0x168, 512);
-	plan_put_le64(h + 0x170, s->disk);
-	plan_put_le32(h + 0x178, (uint32_t)MiB);
-	plan_put_le32(h + 0x180, s->blocks);
-	plan_put_le32(h + 0x184, s->nalloc);
-	memset(h + 0x188, 0x5a, 32);	/* image and modification uuids */
-	plan_put_le32(h + 0x1c8, 1000); /* LCHS (VirtualBox) */
-	plan_put_le32(h + 0x1cc, 16);
-	plan_put_le32(h + 0x1d0, 63);
-	plan_put_le32(h + 0x1d4, 512);
+	put_le32(h + 0x40, INSTAR_VDI_SIGNATURE);
+	put_le32(h + 0x44, INSTAR_VDI_VERSION_1_1);
+	put_le32(h + 0x48, s->hsize ? s->hsize : 0x180);
+	put_le32(h + 0x4c, s->type);
+	put_le32(h + 0x154, s->bmap);
+	put_le32(h + 0x158, s->data);
+	put_le32(h + 0x168, 512);
+	put_le64(h + 0x170, s->disk);
+	put_le32(h + 0x178, (uint32_t)MiB);
+	put_le32(h + 0x180, s->blocks);
+	put_le32(h + 0x184, s->nalloc);
+	memset(h + 0x188, 0x5a, 32); /* image and modification uuids */
+	put_le32(h + 0x1c8, 1000);   /* LCHS (VirtualBox) */
+	put_le32(h + 0x1cc, 16);
+	put_le32(h + 0x1d0, 63);
+	put_le32(h + 0x1d4, 512);
 	for (uint32_t i = 0; i < s->blocks; i++) {
-		plan_put_le32(m->b + s->bmap + 4 * i, s->map[i]);
+		put_le32(m->b + s->bmap + 4 * i, s->map[i]);
 		if (s->map[i] < s->nalloc)
 			memset(m->b + s->data + (size_t)s->map[i] * MiB, fill(i), MiB);
 	}
@@ -217,12 +217,12 @@ static bool view_ex(const struct img *m, struct view *v, bool leak_ok, uint32_t 
 	bool breach;
 
 	assert_true(m->len >= 512);
-	v->size = plan_le64(h + 0x170);
-	v->blocks = plan_le32(h + 0x180);
-	v->nalloc = plan_le32(h + 0x184);
-	v->bmap = plan_le32(h + 0x154);
-	v->data = plan_le32(h + 0x158);
-	v->type = plan_le32(h + 0x4c);
+	v->size = get_le64(h + 0x170);
+	v->blocks = get_le32(h + 0x180);
+	v->nalloc = get_le32(h + 0x184);
+	v->bmap = get_le32(h + 0x154);
+	v->data = get_le32(h + 0x158);
+	v->type = get_le32(h + 0x4c);
 	assert_true(v->size % 512 == 0);
 	assert_true(v->size <= (uint64_t)v->blocks * MiB);
 	assert_true(v->nalloc <= v->blocks + noroom);
@@ -234,7 +234,7 @@ static bool view_ex(const struct img *m, struct view *v, bool leak_ok, uint32_t 
 	seen = calloc(v->nalloc + 1, 1);
 	v->nref = 0;
 	for (uint32_t i = 0; i < v->blocks; i++) {
-		uint32_t e = plan_le32(m->b + v->bmap + 4 * i);
+		uint32_t e = get_le32(m->b + v->bmap + 4 * i);
 
 		v->map[i] = e;
 		if (e >= INSTAR_VDI_ZERO)
@@ -449,7 +449,7 @@ static void test_grow_relocating(void **state)
 	assert_int_equal(v.nalloc, 4);
 	assert_int_equal(m.len, 1024 + 5 * MiB);
 	/* LCHS marked not calculated only with a header that has it */
-	assert_int_equal(plan_le32(m.b + 0x1c8), 1000);
+	assert_int_equal(get_le32(m.b + 0x1c8), 1000);
 	free(v.map);
 	img_free(&m);
 }
@@ -474,8 +474,8 @@ static void test_grow_relocating_few(void **state)
 	assert_int_equal(v.nalloc, 1);
 	assert_int_equal(vbyte(&m, &v, MiB + 5), fill(1));
 	assert_int_equal(vbyte(&m, &v, 5), 0);
-	assert_int_equal(plan_le32(m.b + 0x1c8), 0); /* LCHS: not calculated */
-	assert_int_equal(plan_le32(m.b + 0x1d4), 512);
+	assert_int_equal(get_le32(m.b + 0x1c8), 0); /* LCHS: not calculated */
+	assert_int_equal(get_le32(m.b + 0x1d4), 512);
 	free(v.map);
 	img_free(&m);
 }
@@ -682,7 +682,7 @@ static void test_hostile(void **state)
 			uint32_t n;
 
 			build(&m, &dyn10);
-			plan_put_le32(m.b + cases[i].off, cases[i].val);
+			put_le32(m.b + cases[i].off, cases[i].val);
 			print_message("%s -> %llu\n", cases[i].what, (unsigned long long)sizes[j]);
 			assert_int_equal(plan_on(&m, m.len, sizes[j], INSTAR_RESIZE_SHRINK_ALLOWED,
 						 UINT32_MAX, &res, &n),
@@ -729,14 +729,14 @@ static void test_hostile_sizes(void **state)
 
 	(void)state;
 	build(&m, &dyn10);
-	plan_put_le64(m.b + 0x170, UINT64_MAX); /* disk size */
+	put_le64(m.b + 0x170, UINT64_MAX); /* disk size */
 	assert_int_equal(plan_on(&m, m.len, 20 * MiB, 0, UINT32_MAX, &res, &n),
 			 INSTAR_ERR_UNSUPPORTED_FEATURE);
-	plan_put_le64(m.b + 0x170, INSTAR_VDI_SIZE_MAX + 1);
+	put_le64(m.b + 0x170, INSTAR_VDI_SIZE_MAX + 1);
 	assert_int_equal(plan_on(&m, m.len, 20 * MiB, 0, UINT32_MAX, &res, &n),
 			 INSTAR_ERR_UNSUPPORTED_FEATURE);
 	/* an odd disk size reads as the next 512 up, as qemu reads it */
-	plan_put_le64(m.b + 0x170, 10 * MiB - 1000);
+	put_le64(m.b + 0x170, 10 * MiB - 1000);
 	assert_int_equal(plan_on(&m, m.len, 20 * MiB, 0, UINT32_MAX, &res, &n), 0);
 	assert_int_equal(res.old_virtual_size, 10 * MiB - 512);
 	img_free(&m);
@@ -753,9 +753,9 @@ static void test_hostile_sizes(void **state)
 	/* a full map just below offset_data near 4 GiB: the relocation would
 	 * pass the 32-bit field (a 4 GiB file; the map is served apart) */
 	build(&m, &dyn10);
-	plan_put_le32(m.b + 0x154, 0xfff00000u - 512);
-	plan_put_le32(m.b + 0x158, 0xfff00000u);
-	plan_put_le32(m.b + 0x184, 0);
+	put_le32(m.b + 0x154, 0xfff00000u - 512);
+	put_le32(m.b + 0x158, 0xfff00000u);
+	put_le32(m.b + 0x184, 0);
 	{
 		struct far far = {.m = &m, .map_off = 0xfff00000u - 512};
 		struct plan_io io = {.read = far_read, .ctx = &far, .file_size = 1ull << 32};

@@ -29,7 +29,7 @@ static uint32_t sum_csum(const uint8_t *b, size_t len, size_t at)
 
 static void fix_footer(uint8_t *f)
 {
-	plan_put_be32(f + 64, sum_csum(f, 512, 64));
+	put_be32(f + 64, sum_csum(f, 512, 64));
 }
 
 /* A dynamic disk of 16 blocks of 4 KiB (64 KiB virtual): footer copy at 0,
@@ -40,32 +40,32 @@ static void build_dynamic(uint8_t *img)
 
 	memset(img, 0, IMG_LEN);
 	memcpy(f, "conectix", 8);
-	plan_put_be32(f + 8, 2);
-	plan_put_be32(f + 12, 0x10000);
-	plan_put_be64(f + 16, 512);
+	put_be32(f + 8, 2);
+	put_be32(f + 12, 0x10000);
+	put_be64(f + 16, 512);
 	memcpy(f + 28, "win ", 4); /* current_size decides */
-	plan_put_be64(f + 40, 16 * BS);
-	plan_put_be64(f + 48, 16 * BS);
-	plan_put_be16(f + 56, 4);
+	put_be64(f + 40, 16 * BS);
+	put_be64(f + 48, 16 * BS);
+	put_be16(f + 56, 4);
 	f[58] = 4;
 	f[59] = 17;
-	plan_put_be32(f + 60, 3);
+	put_be32(f + 60, 3);
 	fix_footer(f);
 	memcpy(h, "cxsparse", 8);
-	plan_put_be64(h + 8, UINT64_MAX);
-	plan_put_be64(h + 16, 1536);
-	plan_put_be32(h + 24, 0x10000);
-	plan_put_be32(h + 28, 16);
-	plan_put_be32(h + 32, BS);
-	plan_put_be32(h + 36, sum_csum(h, 1024, 36));
+	put_be64(h + 8, UINT64_MAX);
+	put_be64(h + 16, 1536);
+	put_be32(h + 24, 0x10000);
+	put_be32(h + 28, 16);
+	put_be32(h + 32, BS);
+	put_be32(h + 36, sum_csum(h, 1024, 36));
 	memset(img + 1536, 0xff, 512);
-	plan_put_be32(img + 1536, 2048 / 512);
+	put_be32(img + 1536, 2048 / 512);
 	memcpy(img + IMG_LEN - 512, f, 512);
 }
 
 static void fix_dyn(uint8_t *img)
 {
-	plan_put_be32(img + 512 + 36, sum_csum(img + 512, 1024, 36));
+	put_be32(img + 512 + 36, sum_csum(img + 512, 1024, 36));
 }
 
 static int run(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
@@ -126,54 +126,54 @@ static void test_hostile(void **state)
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* huge max_table_entries */
 	build_dynamic(img);
-	plan_put_be32(img + 512 + 28, 0xffffffffu);
+	put_be32(img + 512 + 28, 0xffffffffu);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* table past EOF, table overflowing u64 */
 	build_dynamic(img);
-	plan_put_be64(img + 512 + 16, IMG_LEN);
+	put_be64(img + 512 + 16, IMG_LEN);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
-	plan_put_be64(img + 512 + 16, UINT64_MAX - 511);
+	put_be64(img + 512 + 16, UINT64_MAX - 511);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* table overlapping the header */
 	build_dynamic(img);
-	plan_put_be64(img + 512 + 16, 1024);
+	put_be64(img + 512 + 16, 1024);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* block past EOF, block over the BAT */
 	build_dynamic(img);
-	plan_put_be32(img + 1536 + 4, IMG_LEN / 512 - 2);
+	put_be32(img + 1536 + 4, IMG_LEN / 512 - 2);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
-	plan_put_be32(img + 1536 + 4, 3);
+	put_be32(img + 1536 + 4, 3);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* block size not a power of two, zero */
 	build_dynamic(img);
-	plan_put_be32(img + 512 + 32, 3000);
+	put_be32(img + 512 + 32, 3000);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
-	plan_put_be32(img + 512 + 32, 0);
+	put_be32(img + 512 + 32, 0);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* table too small for the disk */
 	build_dynamic(img);
-	plan_put_be32(img + 512 + 28, 2);
+	put_be32(img + 512 + 28, 2);
 	fix_dyn(img);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* header offset past EOF */
 	build_dynamic(img);
-	plan_put_be64(img + 16, UINT64_MAX - 100);
+	put_be64(img + 16, UINT64_MAX - 100);
 	fix_footer(img);
 	memcpy(img + IMG_LEN - 512, img, 512);
 	expect_err(img, IMG_LEN, INSTAR_ERR_CORRUPT);
 	/* differencing, unknown type */
 	build_dynamic(img);
-	plan_put_be32(img + 60, 4);
+	put_be32(img + 60, 4);
 	fix_footer(img);
 	memcpy(img + IMG_LEN - 512, img, 512);
 	expect_err(img, IMG_LEN, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
-	plan_put_be32(img + 60, 9);
+	put_be32(img + 60, 9);
 	fix_footer(img);
 	memcpy(img + IMG_LEN - 512, img, 512);
 	expect_err(img, IMG_LEN, INSTAR_ERR_PARSE_FAILED);
@@ -192,13 +192,13 @@ static void test_size_rules(void **state)
 	assert_int_equal(run(img, IMG_LEN, UINT64_MAX, 0, &r), INSTAR_ERR_TOO_LARGE);
 	/* a CHS creator rounds up like qemu-img create: 10 MiB -> 10514432 */
 	memcpy(img + 28, "qemu", 4);
-	plan_put_be64(img + 48, 4 * 17 * 512);
-	plan_put_be16(img + 56, 1);
+	put_be64(img + 48, 4 * 17 * 512);
+	put_be16(img + 56, 1);
 	img[58] = 4;
 	img[59] = 17;
 	fix_footer(img);
 	memcpy(img + IMG_LEN - 512, img, 512);
-	plan_put_be32(img + 512 + 28, 128);
+	put_be32(img + 512 + 28, 128);
 	fix_dyn(img);
 	assert_int_equal(run(img, IMG_LEN, 10u << 20, 0, &r), 0);
 	assert_true(r.old_virtual_size == 4 * 17 * 512);
@@ -285,16 +285,16 @@ static void build_footer_img(struct mem_img *m, bool dynamic, const char *creato
 	uint64_t bat = ((uint64_t)mte * 4 + 511) / 512 * 512;
 
 	memcpy(f, "conectix", 8);
-	plan_put_be32(f + 8, 2);
-	plan_put_be32(f + 12, 0x10000);
-	plan_put_be64(f + 16, dynamic ? 512 : UINT64_MAX);
+	put_be32(f + 8, 2);
+	put_be32(f + 12, 0x10000);
+	put_be64(f + 16, dynamic ? 512 : UINT64_MAX);
 	memcpy(f + 28, creator, 4);
-	plan_put_be64(f + 40, cur);
-	plan_put_be64(f + 48, cur);
-	plan_put_be16(f + 56, c);
+	put_be64(f + 40, cur);
+	put_be64(f + 48, cur);
+	put_be16(f + 56, c);
 	f[58] = h;
 	f[59] = spt;
-	plan_put_be32(f + 60, dynamic ? 3 : 2);
+	put_be32(f + 60, dynamic ? 3 : 2);
 	fix_footer(f);
 	memset(m->img.b, 0, m->cap);
 	if (!dynamic) {
@@ -305,12 +305,12 @@ static void build_footer_img(struct mem_img *m, bool dynamic, const char *creato
 	d = m->img.b + 512;
 	memcpy(m->img.b, f, 512);
 	memcpy(d, "cxsparse", 8);
-	plan_put_be64(d + 8, UINT64_MAX);
-	plan_put_be64(d + 16, 1536);
-	plan_put_be32(d + 24, 0x10000);
-	plan_put_be32(d + 28, mte);
-	plan_put_be32(d + 32, bs);
-	plan_put_be32(d + 36, sum_csum(d, 1024, 36));
+	put_be64(d + 8, UINT64_MAX);
+	put_be64(d + 16, 1536);
+	put_be32(d + 24, 0x10000);
+	put_be32(d + 28, mte);
+	put_be32(d + 32, bs);
+	put_be32(d + 36, sum_csum(d, 1024, 36));
 	memset(m->img.b + 1536, 0xff, bat);
 	m->img.len = 1536 + bat + 512;
 	memcpy(m->img.b + m->img.len - 512, f, 512);
@@ -325,10 +325,10 @@ static void check_footers(const struct mem_img *m, bool dynamic, uint64_t size, 
 
 	for (int k = 0; k < (dynamic ? 2 : 1); k++, f = m->img.b) {
 		assert_memory_equal(f, "conectix", 8);
-		assert_true(plan_be32(f + 64) == sum_csum(f, 512, 64));
-		assert_true(plan_be64(f + 48) == size);
-		assert_true(plan_be64(f + 40) == size); /* original_size: libvhdi */
-		assert_int_equal(plan_be16(f + 56), c);
+		assert_true(get_be32(f + 64) == sum_csum(f, 512, 64));
+		assert_true(get_be64(f + 48) == size);
+		assert_true(get_be64(f + 40) == size); /* original_size: libvhdi */
+		assert_int_equal(get_be16(f + 56), c);
 		assert_int_equal(f[58], h);
 		assert_int_equal(f[59], spt);
 		assert_true(instar_vhd_virtual_size(f) == size);
@@ -415,7 +415,7 @@ static void test_virtual_pc_127g(void **state)
 	assert_true(r.new_virtual_size == 107374632960ull);
 	assert_true(host_probe(&m) == 107374632960ull);
 	assert_true(instar_vhd_virtual_size(m.img.b) == 107374632960ull);
-	assert_true(plan_be64(m.img.b + 40) == 107374632960ull);
+	assert_true(get_be64(m.img.b + 40) == 107374632960ull);
 	free(m.img.b);
 }
 

@@ -19,8 +19,8 @@
 
 static void set_crc(uint8_t *b, size_t len)
 {
-	plan_put_le32(b + 4, 0);
-	plan_put_le32(b + 4, plan_crc32c(0, b, len));
+	put_le32(b + 4, 0);
+	put_le32(b + 4, plan_crc32c(0, b, len));
 }
 
 static void md_item(uint8_t *img, int i, const uint8_t *g, uint32_t off, uint32_t len)
@@ -28,8 +28,8 @@ static void md_item(uint8_t *img, int i, const uint8_t *g, uint32_t off, uint32_
 	uint8_t *e = img + MD + 32 + 32 * i;
 
 	memcpy(e, g, 16);
-	plan_put_le32(e + 16, off);
-	plan_put_le32(e + 20, len);
+	put_le32(e + 16, off);
+	put_le32(e + 20, len);
 }
 
 /* Dynamic 64 MiB disk, 1 MiB blocks: log at 1M, BAT at 2M, metadata at 3M,
@@ -42,36 +42,36 @@ static void build(uint8_t *img)
 		uint8_t *h = img + (64u << 10) * (k + 1);
 
 		memcpy(h, "head", 4);
-		plan_put_le64(h + 8, 10 + k);
-		plan_put_le16(h + 66, 1);
-		plan_put_le32(h + 68, MB);
-		plan_put_le64(h + 72, MB);
+		put_le64(h + 8, 10 + k);
+		put_le16(h + 66, 1);
+		put_le32(h + 68, MB);
+		put_le64(h + 72, MB);
 		set_crc(h, 4096);
 	}
 	for (int k = 0; k < 2; k++) {
 		uint8_t *r = img + (192u << 10) + (64u << 10) * k;
 
 		memcpy(r, "regi", 4);
-		plan_put_le32(r + 8, 2);
+		put_le32(r + 8, 2);
 		memcpy(r + 16, instar_vhdx_guid_bat, 16);
-		plan_put_le64(r + 32, 2 * MB);
-		plan_put_le32(r + 40, MB);
+		put_le64(r + 32, 2 * MB);
+		put_le32(r + 40, MB);
 		memcpy(r + 48, instar_vhdx_guid_metadata, 16);
-		plan_put_le64(r + 64, MD);
-		plan_put_le32(r + 72, MB);
+		put_le64(r + 64, MD);
+		put_le32(r + 72, MB);
 		set_crc(r, 65536);
 	}
 	memcpy(img + MD, "metadata", 8);
-	plan_put_le16(img + MD + 10, 3);
+	put_le16(img + MD + 10, 3);
 	md_item(img, 0, instar_vhdx_guid_file_params, 0x10000, 8);
 	md_item(img, 1, instar_vhdx_guid_disk_size, 0x10008, 8);
 	md_item(img, 2, instar_vhdx_guid_logical_sector, 0x10010, 4);
-	plan_put_le32(img + MD + 0x10000, MB);
-	plan_put_le64(img + MD + 0x10008, 64ull * MB);
-	plan_put_le32(img + MD + 0x10010, 512);
-	plan_put_le64(img + 2 * MB, 4ull * MB | 6);
+	put_le32(img + MD + 0x10000, MB);
+	put_le64(img + MD + 0x10008, 64ull * MB);
+	put_le32(img + MD + 0x10010, 512);
+	put_le64(img + 2 * MB, 4ull * MB | 6);
 	for (int i = 1; i < 64; i++)
-		plan_put_le64(img + 2 * MB + 8 * i, 2);
+		put_le64(img + 2 * MB + 8 * i, 2);
 }
 
 static void fix_rt(uint8_t *img)
@@ -134,7 +134,7 @@ static void test_hostile(void **state)
 	expect_err(img, INSTAR_ERR_REQUIRES_CHECK);
 	/* log past EOF */
 	build(img);
-	plan_put_le64(img + (128u << 10) + 72, 1ull << 62);
+	put_le64(img + (128u << 10) + 72, 1ull << 62);
 	set_crc(img + (128u << 10), 4096);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* bad region table CRC */
@@ -143,55 +143,55 @@ static void test_hostile(void **state)
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* absurd region count */
 	build(img);
-	plan_put_le32(img + (192u << 10) + 8, 0xffffffffu);
+	put_le32(img + (192u << 10) + 8, 0xffffffffu);
 	fix_rt(img);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* BAT past EOF, unaligned, overlapping metadata, overlapping the log */
 	build(img);
-	plan_put_le64(img + (192u << 10) + 32, UINT64_MAX - MB + 1);
+	put_le64(img + (192u << 10) + 32, UINT64_MAX - MB + 1);
 	fix_rt(img);
 	expect_err(img, INSTAR_ERR_CORRUPT);
-	plan_put_le64(img + (192u << 10) + 32, 2 * MB + 4096);
+	put_le64(img + (192u << 10) + 32, 2 * MB + 4096);
 	fix_rt(img);
 	expect_err(img, INSTAR_ERR_CORRUPT);
-	plan_put_le64(img + (192u << 10) + 32, MD);
+	put_le64(img + (192u << 10) + 32, MD);
 	fix_rt(img);
 	expect_err(img, INSTAR_ERR_CORRUPT);
-	plan_put_le64(img + (192u << 10) + 32, MB);
+	put_le64(img + (192u << 10) + 32, MB);
 	fix_rt(img);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* BAT region too small for the size */
 	build(img);
-	plan_put_le64(img + MD + 0x10008, 1ull << 40);
+	put_le64(img + MD + 0x10008, 1ull << 40);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* bad block size, sector size, size not a sector multiple */
 	build(img);
-	plan_put_le32(img + MD + 0x10000, 3 * MB);
+	put_le32(img + MD + 0x10000, 3 * MB);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	build(img);
-	plan_put_le32(img + MD + 0x10010, 1000);
+	put_le32(img + MD + 0x10010, 1000);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	build(img);
-	plan_put_le64(img + MD + 0x10008, 64ull * MB + 1);
+	put_le64(img + MD + 0x10008, 64ull * MB + 1);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* metadata item outside its region; absurd item count */
 	build(img);
-	plan_put_le32(img + MD + 32 + 32 + 16, 0xfffffff0u);
+	put_le32(img + MD + 32 + 32 + 16, 0xfffffff0u);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	build(img);
-	plan_put_le16(img + MD + 10, 0xffff);
+	put_le16(img + MD + 10, 0xffff);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	/* differencing */
 	build(img);
-	plan_put_le32(img + MD + 0x10004, 2);
+	put_le32(img + MD + 0x10004, 2);
 	expect_err(img, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
 	/* block past EOF, over the BAT, bad state */
 	build(img);
-	plan_put_le64(img + 2 * MB + 8, 100ull * MB | 6);
+	put_le64(img + 2 * MB + 8, 100ull * MB | 6);
 	expect_err(img, INSTAR_ERR_CORRUPT);
-	plan_put_le64(img + 2 * MB + 8, 2ull * MB | 6);
+	put_le64(img + 2 * MB + 8, 2ull * MB | 6);
 	expect_err(img, INSTAR_ERR_CORRUPT);
-	plan_put_le64(img + 2 * MB + 8, 7);
+	put_le64(img + 2 * MB + 8, 7);
 	expect_err(img, INSTAR_ERR_CORRUPT);
 	free(img);
 }

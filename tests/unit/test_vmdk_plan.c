@@ -93,12 +93,12 @@ static const char base_desc[] = "# Disk DescriptorFile\n"
 
 static void put32(uint8_t *p, uint32_t v)
 {
-	plan_put_le32(p, v);
+	put_le32(p, v);
 }
 
 static void put64(uint8_t *p, uint64_t v)
 {
-	plan_put_le64(p, v);
+	put_le64(p, v);
 }
 
 /* A sparse header for 64 MiB in 64 KiB grains, 512 entries a GT, the
@@ -241,11 +241,11 @@ static void test_grow_in_place(void **state)
 	for (uint32_t i = 0; i < n - 3; i++)
 		assert_int_not_equal(r.sk.kinds[i], PLAN_OP_FLUSH);
 
-	assert_true(plan_le64(d->b + 12) == 2097152);
-	assert_true(plan_le64(d->b + 56) == 30); /* GD stayed: 32 entries fit */
+	assert_true(get_le64(d->b + 12) == 2097152);
+	assert_true(get_le64(d->b + 56) == 30); /* GD stayed: 32 entries fit */
 	for (uint32_t i = 0; i < 32; i++) {
-		uint32_t gt = plan_le32(d->b + 30 * SEC + i * 4);
-		uint32_t rgt = plan_le32(d->b + 21 * SEC + i * 4);
+		uint32_t gt = get_le32(d->b + 30 * SEC + i * 4);
+		uint32_t rgt = get_le32(d->b + 21 * SEC + i * 4);
 
 		assert_true(gt != 0 && rgt != 0 && gt != rgt);
 		if (i >= 2) {
@@ -272,13 +272,13 @@ static void test_grow_relocates_gd(void **state)
 	/* 8 GiB needs 256 GD entries: two sectors, the GD moves to the end. */
 	run_plan(d, &r, 8ull << 30, 0, SCRATCH_LEN, true);
 	assert_int_equal(r.rc, 0);
-	gd = plan_le64(d->b + 56);
-	rgd = plan_le64(d->b + 48);
+	gd = get_le64(d->b + 56);
+	rgd = get_le64(d->b + 48);
 	assert_true(gd >= 384 && rgd >= 384 && gd != rgd);
-	assert_true(plan_le32(d->b + gd * SEC) == 31);
-	assert_true(plan_le32(d->b + rgd * SEC) == 22);
-	assert_true(plan_le32(d->b + gd * SEC + 255 * 4) != 0);
-	assert_true(plan_le32(d->b + rgd * SEC + 255 * 4) != 0);
+	assert_true(get_le32(d->b + gd * SEC) == 31);
+	assert_true(get_le32(d->b + rgd * SEC) == 22);
+	assert_true(get_le32(d->b + gd * SEC + 255 * 4) != 0);
+	assert_true(get_le32(d->b + rgd * SEC + 255 * 4) != 0);
 	assert_true(r.res.file_size_after % (128 * SEC) == 0);
 	assert_true(r.res.file_size_after >= (gd + 2) * SEC);
 	free_disk(d);
@@ -299,13 +299,13 @@ static void test_shrink_cuts_grain(void **state)
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.res.action, INSTAR_ACTION_SHRINK);
 	assert_true(r.res.file_size_after == 448 * SEC); /* not reclaimed */
-	assert_true(plan_le64(d->b + 12) == ns / SEC);
+	assert_true(get_le64(d->b + 12) == ns / SEC);
 	assert_int_equal(d->b[256 * SEC + 32768 - 1], 0x22);
 	assert_int_equal(d->b[256 * SEC + 32768], 0);
 	assert_int_equal(d->b[256 * SEC + 65535], 0);
-	assert_true(plan_le32(d->b + 22 * SEC + 511 * 4) == 256);
-	assert_true(plan_le32(d->b + 26 * SEC) == 0);
-	assert_true(plan_le32(d->b + 35 * SEC) == 0);
+	assert_true(get_le32(d->b + 22 * SEC + 511 * 4) == 256);
+	assert_true(get_le32(d->b + 26 * SEC) == 0);
+	assert_true(get_le32(d->b + 35 * SEC) == 0);
 	assert_non_null(strstr((char *)d->b + SEC, "RW 65472 SPARSE"));
 	assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"64\""));
 	/* Crash order: the commit (header and descriptor in one write at 0,
@@ -330,7 +330,7 @@ static void test_zero_gd_entry_gets_a_gt(void **state)
 	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, true);
 	assert_int_equal(r.rc, 0);
 	for (uint32_t i = 0; i < 4; i++)
-		assert_true(plan_le32(d->b + 30 * SEC + i * 4) != 0);
+		assert_true(get_le32(d->b + 30 * SEC + i * 4) != 0);
 	free_disk(d);
 }
 
@@ -476,7 +476,7 @@ static void mk_stream(struct ptl_img *d)
 
 	memset(d->b, 0, DISK_MAX);
 	put_header(h, 3, 0x30001, 1, 0, UINT64_MAX);
-	plan_put_le16(h + 77, 1);
+	put_le16(h + 77, 1);
 	memcpy(d->b + SEC, stream_desc, strlen(stream_desc));
 	put64(d->b + 128 * SEC, 0);
 	put32(d->b + 128 * SEC + 8, 20);
@@ -515,14 +515,14 @@ static void test_stream_footer_grow_in_place(void **state)
 	assert_int_equal(r.sk.kinds[1], PLAN_OP_FLUSH);
 	assert_true(r.sk.kinds[2] == PLAN_OP_WRITE && r.sk.offs[2] == 0 && r.sk.lens[2] == 2 * SEC);
 	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
-	assert_true(plan_le64(d->b + 143 * SEC + 12) == 2097152);
-	assert_true(plan_le64(d->b + 143 * SEC + 56) == 141);
-	assert_true(plan_le64(d->b + 12) == 2097152);
-	assert_true(plan_le64(d->b + 56) == UINT64_MAX);
+	assert_true(get_le64(d->b + 143 * SEC + 12) == 2097152);
+	assert_true(get_le64(d->b + 143 * SEC + 56) == 141);
+	assert_true(get_le64(d->b + 12) == 2097152);
+	assert_true(get_le64(d->b + 56) == UINT64_MAX);
 	assert_non_null(strstr((char *)d->b + SEC, "RDONLY 2097152 SPARSE \"s.vmdk\""));
 	assert_non_null(strstr((char *)d->b + SEC, "cylinders = \"130\""));
 	/* the markers are untouched */
-	assert_true(plan_le32(d->b + 142 * SEC + 12) == 3 && plan_le32(d->b + 144 * SEC + 12) == 0);
+	assert_true(get_le32(d->b + 142 * SEC + 12) == 3 && get_le32(d->b + 144 * SEC + 12) == 0);
 	free_disk(d);
 }
 
@@ -554,18 +554,18 @@ static void test_stream_footer_grow_moves_gd(void **state)
 	assert_true(r.sk.offs[6] == 0);
 	assert_int_equal(r.sk.kinds[7], PLAN_OP_FLUSH);
 	/* the result */
-	assert_true(plan_le64(d->b + 142 * SEC) == 2 && plan_le32(d->b + 142 * SEC + 12) == 2);
-	assert_true(plan_le32(d->b + 143 * SEC) == 131 && plan_le32(d->b + 143 * SEC + 4) == 136);
+	assert_true(get_le64(d->b + 142 * SEC) == 2 && get_le32(d->b + 142 * SEC + 12) == 2);
+	assert_true(get_le32(d->b + 143 * SEC) == 131 && get_le32(d->b + 143 * SEC + 4) == 136);
 	for (uint32_t i = 2; i < 256; i++)
-		assert_true(plan_le32(d->b + 143 * SEC + i * 4) == 0);
+		assert_true(get_le32(d->b + 143 * SEC + i * 4) == 0);
 	assert_memory_equal(d->b + (end - 3) * SEC, trio, SEC);
 	assert_memory_equal(d->b + (end - 1) * SEC, trio + 2 * SEC, SEC);
-	assert_true(plan_le64(d->b + (end - 2) * SEC + 12) == 8ull << 21);
-	assert_true(plan_le64(d->b + (end - 2) * SEC + 56) == 143);
-	assert_true(plan_le64(d->b + 12) == 8ull << 21);
-	assert_true(plan_le64(d->b + 56) == UINT64_MAX);
+	assert_true(get_le64(d->b + (end - 2) * SEC + 12) == 8ull << 21);
+	assert_true(get_le64(d->b + (end - 2) * SEC + 56) == 143);
+	assert_true(get_le64(d->b + 12) == 8ull << 21);
+	assert_true(get_le64(d->b + 56) == UINT64_MAX);
 	/* the old GD (141) is left as it was */
-	assert_true(plan_le32(d->b + 141 * SEC) == 131);
+	assert_true(get_le32(d->b + 141 * SEC) == 131);
 	free_disk(d);
 }
 
@@ -587,12 +587,12 @@ static void test_stream_footer_shrink(void **state)
 	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
 	assert_true(r.sk.offs[4] == 136 * SEC);
 	assert_int_equal(r.sk.kinds[r.sk.n - 1], PLAN_OP_FLUSH);
-	assert_true(plan_le32(d->b + 136 * SEC + (600 - 512) * 4) == 0);
-	assert_true(plan_le32(d->b + 131 * SEC) == 128);
-	assert_true(plan_le64(d->b + 143 * SEC + 12) == 65536);
-	assert_true(plan_le64(d->b + 143 * SEC + 56) == 141);
-	assert_true(plan_le32(d->b + 141 * SEC + 4) == 136);
-	assert_true(plan_le64(d->b + 12) == 65536);
+	assert_true(get_le32(d->b + 136 * SEC + (600 - 512) * 4) == 0);
+	assert_true(get_le32(d->b + 131 * SEC) == 128);
+	assert_true(get_le64(d->b + 143 * SEC + 12) == 65536);
+	assert_true(get_le64(d->b + 143 * SEC + 56) == 141);
+	assert_true(get_le32(d->b + 141 * SEC + 4) == 136);
+	assert_true(get_le64(d->b + 12) == 65536);
 	assert_non_null(strstr((char *)d->b + SEC, "RDONLY 65536 SPARSE"));
 	free_disk(d);
 }
@@ -734,7 +734,7 @@ static void test_hostile_tables(void **state)
 	mk_image(d, base_desc);
 	put32(d->b + 4, 3);
 	put32(d->b + 8, 0x30003);
-	plan_put_le16(d->b + 77, 1);
+	put_le16(d->b + 77, 1);
 	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_SHRINK,
 		   "compressed");
 	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
