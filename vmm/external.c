@@ -462,19 +462,19 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 	/* Checked before it is opened for writing: the file is written to. */
 	base = strrchr(full, '/') + 1;
 	if (!S_ISREG(st.st_mode))
-		why = "is not a regular file";
+		why = " is not a regular file";
 	else if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino)
-		why = "is the image itself";
+		why = " is the image itself";
 	else if (st.st_uid != ist.st_uid)
-		why = "has another owner than the image";
+		why = "'s owner is not the image's owner";
 	else if (st.st_nlink != 1)
-		why = "has more than one link";
+		why = " has more than one link";
 	else if (p->confine && rel == base && base[0] != '.')
-		why = "lies directly beside the image, where instarfs exposes it as an image of "
+		why = " lies directly beside the image, where instarfs exposes it as an image of "
 		      "its own (use a subdirectory or a hidden name)";
 	if (why) {
 		r = -EACCES;
-		snprintf(err, errlen, "Could not open '%s': the %s %s", name, n->noun, why);
+		snprintf(err, errlen, "Could not open '%s': the %s%s", name, n->noun, why);
 		goto fail;
 	}
 	fd = ext_reopen(pfd, &st, O_RDWR);
