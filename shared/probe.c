@@ -751,7 +751,8 @@ static void details_qcow2(const struct instar_probe_input *in, const uint8_t *h,
 
 	ret->version = get_be32(h + 4);
 	ret->virtual_size = get_be64(h + 24);
-	ret->encrypted = get_be32(h + 32) != 0;
+	ret->crypt_method = get_be32(h + 32);
+	ret->encrypted = ret->crypt_method != 0;
 	if (bits >= 9 && bits <= 21)
 		ret->cluster_size = 1u << bits;
 	ret->has_backing = get_be64(h + 8) != 0;

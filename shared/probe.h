@@ -50,6 +50,7 @@ struct instar_probe_info {
 	uint32_t cluster_size; /* qcow2 cluster, vmdk grain, vhd/vhdx/vdi block */
 	bool has_backing;      /* qcow2 backing file, vhd/vhdx differencing */
 	bool encrypted;	       /* qcow2 crypt_method other than 0 */
+	uint32_t crypt_method; /* qcow2 header @32 (0 none, 1 aes, 2 luks) */
 	char subformat[32];    /* vmdk createType; vhd/vhdx fixed, dynamic,
 				  differencing; vdi dynamic, static */
 	/* qcow2: the names the header gives, as stored (untrusted bytes, not

@@ -443,6 +443,12 @@ static int image_opt(const char *k, const char *v, const char *drv, struct cli_i
 		io->key_secret = strdup(v);
 		return io->key_secret ? 0 : say(msg, len, "%s", strerror(ENOMEM));
 	}
+	if (drv && strcmp(drv, "qcow2") == 0 && strcmp(k, "encrypt.format") == 0) {
+		/* checked against the header (cli_image_opts_crypt), as qemu does */
+		free(io->encrypt_format);
+		io->encrypt_format = strdup(v);
+		return io->encrypt_format ? 0 : say(msg, len, "%s", strerror(ENOMEM));
+	}
 	if (drv && strcmp(drv, "qcow2") == 0 &&
 	    in_list(k, qcow2_tuning, sizeof(qcow2_tuning) / sizeof(qcow2_tuning[0]))) {
 		/* qcow2 reads its options once the header is read */
@@ -498,10 +504,30 @@ int cli_image_opts_file(const struct cli_image_opts *io, char *msg, size_t len)
 	return say(msg, len, "A block device must be specified for \"file\"");
 }
 
+int cli_image_opts_crypt(const struct cli_image_opts *io, uint32_t crypt_method, char *msg,
+			 size_t len)
+{
+	const char *f = io->encrypt_format;
+
+	if (!f)
+		return 0;
+	if (crypt_method == 0)
+		return say(msg, len,
+			   "No encryption in image header, but options specified format '%s'", f);
+	if (crypt_method == 1 && strcmp(f, "aes") != 0)
+		return say(msg, len,
+			   "Header reported 'aes' encryption format but options specify '%s'", f);
+	if (crypt_method == 2 && strcmp(f, "luks") != 0)
+		return say(msg, len,
+			   "Header reported 'luks' encryption format but options specify '%s'", f);
+	return 0;
+}
+
 void cli_image_opts_free(struct cli_image_opts *io)
 {
 	free(io->driver);
 	free(io->filename);
 	free(io->key_secret);
+	free(io->encrypt_format);
 	memset(io, 0, sizeof(*io));
 }

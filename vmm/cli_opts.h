@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLI_OPTS_MSG 512
 #define CLI_OPTS_MAX_SECRETS 16
@@ -31,6 +32,7 @@ struct cli_image_opts {
 	char *filename; /* file.filename= */
 	enum cli_locking locking;
 	char *key_secret;	       /* key-secret= (luks) or encrypt.key-secret= (qcow2) */
+	char *encrypt_format;	       /* encrypt.format= (qcow2), NULL: not given */
 	char late_error[CLI_OPTS_MSG]; /* a bad option value the format driver
 					  reports once it has read the header */
 	char warning[CLI_OPTS_MSG];    /* qemu's warning, if any (a second line
@@ -43,6 +45,11 @@ int cli_image_opts_parse(const char *s, struct cli_image_opts *ret, char *msg, s
 /* After the driver's name is checked: the file option is there, else -1
  * with qemu's message. */
 int cli_image_opts_file(const struct cli_image_opts *io, char *msg, size_t len);
+/* qcow2's encrypt.format= against the header's crypt method (0 none, 1 aes,
+ * 2 luks), once the header is read: 0, or -1 with qemu's message. Other
+ * methods are the guest's to refuse. */
+int cli_image_opts_crypt(const struct cli_image_opts *io, uint32_t crypt_method, char *msg,
+			 size_t len);
 void cli_image_opts_free(struct cli_image_opts *io);
 
 #endif

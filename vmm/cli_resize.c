@@ -809,7 +809,7 @@ static int check_open(struct cli_ctx *c, const struct resize_args *a, const stru
 	const char *key = a->io.key_secret;
 	bool luks = strcmp(j->driver, "luks") == 0;
 	bool crypt = j->format == INSTAR_FMT_QCOW2 && j->info.encrypted;
-	char prefix[CLI_NAME_MAX + 32];
+	char prefix[CLI_NAME_MAX + 32], msg[CLI_OPTS_MSG];
 
 	snprintf(prefix, sizeof(prefix), "Could not open '%s': ", a->display);
 	if (j->info.open_error[0]) {
@@ -818,6 +818,11 @@ static int check_open(struct cli_ctx *c, const struct resize_args *a, const stru
 	}
 	if (a->io.late_error[0]) {
 		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%s%s", prefix, a->io.late_error);
+		return -1;
+	}
+	if (j->format == INSTAR_FMT_QCOW2 &&
+	    cli_image_opts_crypt(&a->io, j->info.crypt_method, msg, sizeof(msg)) < 0) {
+		cli_error(c, INSTAR_ERR_INVALID_OPTION, EINVAL, "%s%s", prefix, msg);
 		return -1;
 	}
 	if (!luks && !crypt)

@@ -123,6 +123,37 @@ static void test_image_opts(void **state)
 	assert_string_equal(io.late_error, "Parameter 'lazy-refcounts' expects 'on' or 'off'");
 	cli_image_opts_free(&io);
 
+	/* encrypt.format: taken for qcow2, judged against the header's method */
+	assert_int_equal(cli_image_opts_parse("driver=qcow2,file.filename=x,encrypt.format=luks,"
+					      "encrypt.key-secret=s0",
+					      &io, msg, sizeof(msg)),
+			 0);
+	assert_string_equal(io.encrypt_format, "luks");
+	assert_int_equal(cli_image_opts_crypt(&io, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(cli_image_opts_crypt(&io, 1, msg, sizeof(msg)), -1);
+	assert_string_equal(msg, "Header reported 'aes' encryption format but options specify "
+				 "'luks'");
+	assert_int_equal(cli_image_opts_crypt(&io, 0, msg, sizeof(msg)), -1);
+	assert_string_equal(msg, "No encryption in image header, but options specified format "
+				 "'luks'");
+	cli_image_opts_free(&io);
+	assert_int_equal(cli_image_opts_parse("driver=qcow2,file.filename=x,encrypt.format=foo",
+					      &io, msg, sizeof(msg)),
+			 0);
+	assert_int_equal(cli_image_opts_crypt(&io, 2, msg, sizeof(msg)), -1);
+	assert_string_equal(msg, "Header reported 'luks' encryption format but options specify "
+				 "'foo'");
+	assert_int_equal(cli_image_opts_crypt(&io, 1, msg, sizeof(msg)), -1);
+	cli_image_opts_free(&io);
+	assert_int_equal(
+	    cli_image_opts_parse("driver=qcow2,file.filename=x", &io, msg, sizeof(msg)), 0);
+	assert_int_equal(cli_image_opts_crypt(&io, 0, msg, sizeof(msg)), 0);
+	cli_image_opts_free(&io);
+	opts_bad("driver=luks,file.filename=x,encrypt.format=luks",
+		 "Block format 'luks' does not support the option 'encrypt.format'");
+	opts_bad("driver=raw,file.filename=x,encrypt.format=luks",
+		 "Block format 'raw' does not support the option 'encrypt.format'");
+
 	opts_bad("driver=raw,file.filename=x,offset=512",
 		 "Block format 'raw' does not support the option 'offset'");
 	opts_bad("driver=raw,file.filename=x,key-secret=s0",
