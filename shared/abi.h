@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 6u
+#define INSTAR_ABI_VERSION 7u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
@@ -267,6 +267,12 @@ struct instar_resize_config {
 _Static_assert(sizeof(struct instar_resize_config) == 64, "config layout");
 
 #define INSTAR_DETAIL_MAX 128
+/* The failure is the image's open: the format driver's parse of its header
+ * (and what qemu 7.2's driver checks on open), before any resize decision.
+ * qemu-img prints such a detail as "Could not open 'NAME': DETAIL". Only
+ * with an error. */
+#define INSTAR_RESULT_OPEN (1u << 0)
+#define INSTAR_RESULT_KNOWN INSTAR_RESULT_OPEN
 struct instar_resize_result {
 	uint32_t error;			/* OUT: enum instar_err */
 	uint32_t action;		/* OUT: enum instar_action */
@@ -274,8 +280,10 @@ struct instar_resize_result {
 	uint64_t new_virtual_size;	/* OUT */
 	uint64_t file_size_before;	/* OUT */
 	uint64_t file_size_after;	/* OUT: the host sets this length */
+	uint32_t flags;			/* OUT: INSTAR_RESULT_* */
+	uint32_t reserved;		/* OUT: 0 */
 	char detail[INSTAR_DETAIL_MAX]; /* OUT: NUL-terminated message detail */
 };
-_Static_assert(sizeof(struct instar_resize_result) == 168, "result layout");
+_Static_assert(sizeof(struct instar_resize_result) == 176, "result layout");
 
 #endif

@@ -41,6 +41,16 @@ int cli_finish(struct cli_ctx *c);
  * even a usage error produces exactly one JSON object). */
 bool cli_wants_json(int argc, char **argv);
 
+/* A failed guest result (gr->error != INSTAR_OK) as instar reports it:
+ * qemu-img's message, "Could not open 'DISPLAY': DETAIL" for a failed open
+ * (INSTAR_RESULT_OPEN). filename is the file opened, display the name the
+ * command line gave (the --image-opts string), prealloc and max_staged what
+ * was asked for (0: the default bound). */
+void cli_guest_error(struct cli_ctx *c, const char *filename, const char *display,
+		     uint32_t prealloc, uint64_t max_staged, const struct instar_resize_result *gr);
+/* The guest's detail bounded to INSTAR_DETAIL_MAX and NUL-terminated. */
+void cli_guest_detail(const char *in, char *out, size_t outlen);
+
 /* name with control characters escaped (instar_escape) into buf, which
  * holds CLI_NAME_MAX bytes; returns buf. For names printed outside
  * cli_error and friends, which escape whole lines themselves. */

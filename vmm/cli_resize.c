@@ -351,105 +351,6 @@ static void report_lock(struct cli_ctx *c, const char *filename, int r,
 	cli_hint(c, "Is another process using the image [%s]?", filename);
 }
 
-/* The guest's detail text, bounded and NUL-terminated; cli_error escapes it
- * (shared/escape.c) as it does every line it prints. */
-static void guest_detail(const char *in, char *out, size_t outlen)
-{
-	size_t n = 0;
-
-	while (n < INSTAR_DETAIL_MAX && n + 1 < outlen && in[n])
-		n++;
-	memcpy(out, in, n);
-	out[n] = '\0';
-}
-
-static void report_guest_error(struct cli_ctx *c, const struct resize_args *a,
-			       const struct instar_resize_result *gr)
-{
-	char detail[INSTAR_DETAIL_MAX + 1];
-	const char *f = a->filename;
-
-	guest_detail(gr->detail, detail, sizeof(detail));
-	switch (gr->error) {
-	case INSTAR_ERR_UNSUPPORTED_FORMAT:
-		cli_error(c, gr->error, 0, "Image format driver does not support resize");
-		return;
-	case INSTAR_ERR_HEADER_MISMATCH:
-		cli_error(c, gr->error, 0,
-			  "Could not resize '%s': image changed while we looked; retry%s%s", f,
-			  detail[0] ? ": " : "", detail);
-		return;
-	case INSTAR_ERR_PREALLOCATION_UNSUPPORTED:
-		if (!detail[0]) {
-			cli_error(c, gr->error, 0, "Unsupported preallocation mode '%s'",
-				  instar_prealloc_name(a->prealloc));
-			return;
-		}
-		break;
-	case INSTAR_ERR_NOT_MULTIPLE_512:
-		cli_error(c, gr->error, 0, "The new size must be a multiple of 512");
-		return;
-	case INSTAR_ERR_TIMEOUT:
-		cli_error(c, gr->error, 0, "Could not resize '%s': timed out%s%s", f,
-			  detail[0] ? ": " : "", detail);
-		return;
-	case INSTAR_ERR_GUEST_FAULT:
-		cli_error(c, gr->error, 0, "Could not resize '%s': the resize guest failed%s%s", f,
-			  detail[0] ? ": " : "", detail);
-		return;
-	case INSTAR_ERR_OVERLAY_LIMIT:
-		/* The image is untouched; a larger --max-staged lets it through. */
-		cli_error(c, gr->error, 0,
-			  "Could not resize '%s': the resize would stage more than --max-staged "
-			  "allows (%llu bytes)",
-			  f,
-			  (unsigned long long)(a->max_staged ? a->max_staged
-							     : INSTAR_MAX_STAGED_DEFAULT));
-		return;
-	default:
-		break;
-	}
-	if (detail[0]) {
-		cli_error(c, gr->error, 0, "%s", detail);
-		return;
-	}
-	switch (gr->error) {
-	case INSTAR_ERR_UNSUPPORTED_SUBFORMAT:
-	case INSTAR_ERR_UNSUPPORTED_SHRINK:
-		cli_error(c, gr->error, 0, "Image format driver does not support resize");
-		break;
-	case INSTAR_ERR_SHRINK_BELOW_ALLOCATED:
-		cli_error(c, gr->error, 0, "Could not shrink '%s' below its allocated data", f);
-		break;
-	case INSTAR_ERR_REQUIRES_CHECK:
-		cli_error(c, gr->error, 0,
-			  "Could not open '%s': image needs repair; run 'qemu-img check -r all'",
-			  f);
-		break;
-	case INSTAR_ERR_CORRUPT:
-		cli_error(c, gr->error, 0,
-			  "Could not open '%s': Image is corrupt; cannot be opened read/write", f);
-		break;
-	case INSTAR_ERR_TOO_LARGE:
-		cli_error(c, gr->error, 0, "Could not resize image: File too large");
-		break;
-	case INSTAR_ERR_NO_SPACE:
-		cli_error(c, gr->error, 0, "Could not resize image: No space left on device");
-		break;
-	case INSTAR_ERR_PARSE_FAILED:
-		cli_error(c, gr->error, 0, "Could not open '%s': invalid image header", f);
-		break;
-	case INSTAR_ERR_UNSUPPORTED_FEATURE:
-		cli_error(c, gr->error, 0,
-			  "Could not resize '%s': image uses an unsupported feature", f);
-		break;
-	default:
-		cli_error(c, gr->error, 0, "Could not resize '%s': %s", f,
-			  instar_err_name(gr->error));
-		break;
-	}
-}
-
 static int resize_raw(struct cli_ctx *c, const struct resize_args *a, int fd, uint64_t new_size)
 {
 	struct vmm_raw_result rr;
@@ -577,13 +478,13 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 				 x->data_name, strerror(errno));
 	}
 	if (r < 0) {
-		guest_detail(gr.detail, detail, sizeof(detail));
+		cli_guest_detail(gr.detail, detail, sizeof(detail));
 		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
 			  detail[0] ? detail : strerror(-r));
 		return -1;
 	}
 	if (gr.error != INSTAR_OK) {
-		report_guest_error(c, a, &gr);
+		cli_guest_error(c, a->filename, a->display, a->prealloc, a->max_staged, &gr);
 		return -1;
 	}
 	/* A shrink cuts the data file once the image no longer reaches past it

@@ -45,7 +45,8 @@ void vmm_run_outcome(struct vmm_run *r, struct instar_resize_result *ret)
 	}
 	g->detail[sizeof(g->detail) - 1] = '\0';
 	if (g->error >= INSTAR_ERR_COUNT || g->action > INSTAR_ACTION_SHRINK ||
-	    (g->error == INSTAR_OK && g->file_size_after > capacity)) {
+	    (g->flags & ~INSTAR_RESULT_KNOWN) || g->reserved ||
+	    (g->error == INSTAR_OK && (g->file_size_after > capacity || g->flags))) {
 		ret->error = INSTAR_ERR_GUEST_FAULT;
 		snprintf(ret->detail, sizeof(ret->detail), "guest result out of range");
 		return;
@@ -58,6 +59,7 @@ void vmm_run_outcome(struct vmm_run *r, struct instar_resize_result *ret)
 
 		if (e) {
 			ret->error = INSTAR_ERR_IO;
+			ret->flags = 0; /* the host's text, not the driver's */
 			snprintf(ret->detail, sizeof(ret->detail),
 				 "reading the image at offset %llu failed: %s",
 				 (unsigned long long)off, strerror(-e));

@@ -187,8 +187,11 @@ int plan_resize_luks(const struct plan_opts *o, const struct plan_io *io, struct
 	plan_result_init(ret, p, o, io);
 	r = plan_luks_header(io, 0, io->file_size,
 			     "The LUKS payload starts past the end of the file", &payload, ret);
-	if (r)
+	if (r) {
+		/* the header as qemu's luks driver reads it on open */
+		ret->flags |= INSTAR_RESULT_OPEN;
 		return r;
+	}
 	/* Sizes as qemu reports them: whole sectors, rounded up. */
 	old = luks_round(io->file_size - payload);
 	ret->old_virtual_size = old;

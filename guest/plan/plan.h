@@ -112,6 +112,8 @@ static inline void plan_result_init(struct instar_resize_result *ret, struct pla
 {
 	ret->error = INSTAR_OK;
 	ret->action = INSTAR_ACTION_NOOP;
+	ret->flags = 0;
+	ret->reserved = 0;
 	ret->detail[0] = '\0';
 	ret->file_size_before = io->file_size;
 	ret->file_size_after = io->file_size;

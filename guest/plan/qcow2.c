@@ -128,8 +128,12 @@
 #define QCOW2_MAX_L1_ENTRIES ((32u << 20) / 8)
 #define QCOW2_MAX_RT_BYTES (8u << 20)
 #define QCOW2_MAX_SNAPSHOTS 65536u
+#define QCOW2_MAX_SNAP_EXTRA 1024u	       /* qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
+#define QCOW2_MAX_SNAP_TABLE (1024ull * 65536) /* qemu's QCOW_MAX_SNAPSHOTS_SIZE */
+#define QCOW2_SNAP_HDR 40u
 #define QCOW2_MAX_OFFSET (1ull << 56) /* host offsets are 56-bit in tables */
 #define QCOW2_EXT_BITMAPS 0x23852875u
+#define QCOW2_EXT_BACKING_FMT 0xe2792acau
 #define QCOW2_EXT_FEATURES 0x6803f857u
 #define QCOW2_EXT_DATA_FILE 0x44415441u
 #define QCOW2_EXT_CRYPTO 0x0537be77u /* full disk encryption header: offset, length */
@@ -140,9 +144,11 @@
 #define QCOW2_BM_FLAGS_KNOWN 7u /* in_use, auto, extra_data_compatible */
 #define QCOW2_BM_MAX 65535u	/* qemu's QCOW2_MAX_BITMAPS */
 #define QCOW2_BM_DIR_MAX (1u << 20)
-#define QCOW2_BM_MAX_TABLE 0x8000000u	/* entries; qemu's BME_MAX_TABLE_SIZE */
-#define QCOW2_BM_MAX_PHYS (64ull << 20) /* bytes; qemu's BME_MAX_PHYS_SIZE */
-#define QCOW2_L1W_ENTRIES 8192u		/* L1 window: 64 KiB */
+#define QCOW2_BM_DIR_MAX_QEMU (1024u * 65535u) /* qemu's QCOW2_MAX_BITMAP_DIRECTORY_SIZE */
+#define QCOW2_BM_RESERVED_FLAGS 0xfffffffcu    /* qemu's BME_RESERVED_FLAGS */
+#define QCOW2_BM_MAX_TABLE 0x8000000u	       /* entries; qemu's BME_MAX_TABLE_SIZE */
+#define QCOW2_BM_MAX_PHYS (64ull << 20)	       /* bytes; qemu's BME_MAX_PHYS_SIZE */
+#define QCOW2_L1W_ENTRIES 8192u		       /* L1 window: 64 KiB */
 #define QCOW2_BATCH (256u << 10)
 #define QCOW2_ZBUF (64u << 10)
 #define QCOW2_FIXPOINT_MAX 64
@@ -644,30 +650,112 @@ static void qcow2_cat(char *d, size_t cap, const char *a, const char *b, size_t 
 	d[n] = '\0';
 }
 
-/* The header fields (v2, v3) and the features this planner handles. */
+/* A failure of the image's open (INSTAR_RESULT_OPEN): qemu-img prints it
+ * as "Could not open 'NAME': MSG". */
+static int qcow2_open_fail(struct qcow2 *q, int err, const char *msg)
+{
+	q->ret->flags |= INSTAR_RESULT_OPEN;
+	return qcow2_fail(q, err, msg);
+}
+
+static int qcow2_open_fail_m(struct qcow2 *q, int err, const char *s1, uint64_t v, const char *s2)
+{
+	struct plan_msg m = {.n = 0};
+
+	plan_msg_str(&m, s1);
+	plan_msg_dec(&m, v);
+	plan_msg_str(&m, s2);
+	return qcow2_open_fail(q, err, m.b);
+}
+
+/* The end of the extension area as qemu 7.2 walks it: the backing file
+ * name's offset, else the end of cluster 0. */
+static uint64_t qcow2_ext_limit(const struct qcow2 *q)
+{
+	return q->backing_off ? q->backing_off : q->cs;
+}
+
+/* Unknown incompatible feature bits, in qemu's words: the names the last
+ * feature table extension gives them (qemu reads the extensions up to the
+ * first fault for it), then "Unknown incompatible feature: HEX". */
+static int qcow2_unknown_features(struct qcow2 *q, uint64_t mask)
+{
+	const uint8_t *ft = NULL;
+	uint64_t end = qcow2_ext_limit(q), ftlen = 0;
+	struct plan_msg m = {.n = 0};
+	int named = 0;
+
+	for (uint64_t pos = q->hdr_len; pos < end;) {
+		uint32_t type, len;
+
+		if (pos + 8 > end)
+			break;
+		type = get_be32(q->c0 + pos);
+		len = get_be32(q->c0 + pos + 4);
+		if (len > end - pos - 8 || type == 0)
+			break;
+		if (type == QCOW2_EXT_FEATURES) {
+			ft = q->c0 + pos + 8;
+			ftlen = len;
+		}
+		pos += 8 + (((uint64_t)len + 7) & ~7ull);
+	}
+	plan_msg_str(&m, "Unsupported qcow2 feature(s): ");
+	/* 48-byte entries (type, bit, 46-byte name), zeros past the table */
+	for (uint64_t e = 0; ft && e + 2 < ftlen && ft[e + 2]; e += 48) {
+		uint64_t bit = 1ull << (ft[e + 1] & 63);
+		char name[47];
+		uint64_t k;
+
+		if (ft[e] != 0 || !(mask & bit))
+			continue;
+		for (k = 0; k < 46 && e + 2 + k < ftlen && ft[e + 2 + k]; k++)
+			name[k] = (char)ft[e + 2 + k];
+		name[k] = '\0';
+		if (named++)
+			plan_msg_str(&m, ", ");
+		plan_msg_str(&m, name);
+		mask &= ~bit;
+	}
+	if (mask) {
+		if (named)
+			plan_msg_str(&m, ", ");
+		plan_msg_str(&m, "Unknown incompatible feature: ");
+		plan_msg_hex(&m, mask);
+	}
+	return qcow2_open_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, m.b);
+}
+
+/* The header fields (v2, v3) and the features this planner handles, checked
+ * in qemu 7.2's order (qcow2_do_open) and with its words. Cluster 0 is read
+ * here: the feature table of a refusal's message lives there. */
 static int qcow2_parse_header(struct qcow2 *q)
 {
 	uint8_t h[112];
 	uint64_t fsz = q->io->file_size;
 	uint32_t order = 4;
+	uint8_t *c0;
 	int rc;
 
 	if (fsz < 72)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: file too small for a header");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: file too small for a header");
 	rc = plan_read(q->io, 0, h, sizeof(h));
 	if (rc)
-		return qcow2_fail(q, rc, "qcow2: cannot read the header");
+		return qcow2_open_fail(q, rc, "Could not read qcow2 header");
 	if (get_be32(h) != QCOW2_MAGIC)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bad magic");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "Image is not in qcow2 format");
 	q->version = get_be32(h + 4);
 	if (q->version != 2 && q->version != 3)
-		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, "qcow2: unsupported version");
+		return qcow2_open_fail_m(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					 "Unsupported qcow2 version ", q->version, "");
 	q->cb = get_be32(h + 20);
 	if (q->cb < 9 || q->cb > 21)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: cluster size out of range");
+		return qcow2_open_fail_m(q, INSTAR_ERR_PARSE_FAILED, "Unsupported cluster size: 2^",
+					 q->cb, "");
 	q->cs = 1ull << q->cb;
 	q->backing_off = get_be64(h + 8);
-	q->blen = get_be32(h + 16); /* checked in qcow2_parse_tables */
+	q->blen = get_be32(h + 16); /* checked in qcow2_parse_extensions */
 	q->size = get_be64(h + 24);
 	q->crypt = get_be32(h + 32);
 	q->l1_size = get_be32(h + 36);
@@ -682,87 +770,121 @@ static int qcow2_parse_header(struct qcow2 *q)
 		q->autoclear = get_be64(h + 88);
 		order = get_be32(h + 96);
 		q->hdr_len = get_be32(h + 100);
-		if (q->hdr_len < 104 || q->hdr_len % 8 || q->hdr_len > q->cs)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: header length invalid");
-		if (order > 6)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: refcount order too large");
-		if (q->hdr_len > 104)
-			q->ctype = h[104];
-		if (q->ctype > 1 || (q->ctype != 0) != ((q->incompat & QCOW2_INC_COMPRESSION) != 0))
-			return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					  "qcow2: unknown compression type");
+		if (q->hdr_len < 104)
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "qcow2 header too short");
 	}
-	q->rbits = 1u << order;
-	q->rbe = (q->cs * 8) >> order;
+	if (q->hdr_len > q->cs)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2 header exceeds cluster size");
+	if (q->backing_off > q->cs)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "Invalid backing file offset");
+	c0 = qcow2_alloc(q, q->cs, 8);
+	if (!c0)
+		return qcow2_open_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
+	/* a file shorter than the cluster reads as zeros past its end, as in qemu */
+	plan_memset(c0, 0, (size_t)q->cs);
+	rc = plan_read(q->io, 0, c0, (uint32_t)(fsz < q->cs ? fsz : q->cs));
+	if (rc)
+		return qcow2_open_fail(q, rc, "qcow2: cannot read the header cluster");
+	q->c0 = c0;
+	if (q->hdr_len > 104)
+		q->ctype = h[104];
+	if (q->ctype > 1)
+		return qcow2_open_fail_m(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					 "qcow2: unknown compression type: ", q->ctype, "");
+	if (q->ctype == 0 && (q->incompat & QCOW2_INC_COMPRESSION))
+		return qcow2_open_fail(
+		    q, INSTAR_ERR_PARSE_FAILED,
+		    "qcow2: Compression type incompatible feature bit must not be set");
+	if (q->ctype != 0 && !(q->incompat & QCOW2_INC_COMPRESSION))
+		return qcow2_open_fail(
+		    q, INSTAR_ERR_PARSE_FAILED,
+		    "qcow2: Compression type incompatible feature bit must be set");
 	if (q->incompat & ~QCOW2_INC_KNOWN)
-		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				  "qcow2: unsupported incompatible feature bits");
+		return qcow2_unknown_features(q, q->incompat & ~QCOW2_INC_KNOWN);
 	if (q->incompat & QCOW2_INC_CORRUPT)
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
-				  "qcow2: Image is corrupt; cannot be opened read/write");
-	if (q->incompat & QCOW2_INC_DIRTY)
-		return qcow2_fail(
-		    q, INSTAR_ERR_REQUIRES_CHECK,
-		    "qcow2: image is dirty (lazy refcounts); run 'qemu-img check -r all'");
+		return qcow2_open_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: Image is corrupt; cannot be opened read/write");
 	q->ext_l2 = (q->incompat & QCOW2_INC_EXTL2) != 0;
 	if (q->ext_l2 && q->cb < 14)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				  "qcow2: extended L2 entries need clusters of 16 KiB or more");
-	if (q->crypt > QCOW2_CRYPT_LUKS) {
-		struct plan_msg m = {.n = 0};
-
-		plan_msg_str(&m, "Unsupported encryption method ");
-		plan_msg_dec(&m, q->crypt);
-		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, m.b);
-	}
+		return qcow2_open_fail_m(q, INSTAR_ERR_PARSE_FAILED,
+					 "Unsupported subcluster size: ", q->cs / 32, "");
+	if (order > 6)
+		return qcow2_open_fail(
+		    q, INSTAR_ERR_PARSE_FAILED,
+		    "Reference count entry width too large; may not exceed 64 bits");
+	q->rbits = 1u << order;
+	q->rbe = (q->cs * 8) >> order;
 	q->esz = q->ext_l2 ? 16 : 8;
 	q->l2e = q->cs / q->esz;
 	q->file_clusters = qcow2_div_up(fsz, q->cs);
-	if (q->size > (uint64_t)INT64_MAX)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: virtual size too large");
 	return 0;
 }
 
-/* The L1 table and the reftable: sizes, places; the backing file name's
- * place in cluster 0. */
+/* qemu's qcow2_validate_table: at most max_bytes of entries, an offset
+ * cluster-aligned with the table ending below 2^63. */
+static int qcow2_validate_table(struct qcow2 *q, uint64_t off, uint64_t n, uint64_t esize,
+				uint64_t max_bytes, const char *what, int off_err)
+{
+	struct plan_msg m = {.n = 0};
+
+	plan_msg_str(&m, what);
+	if (n > max_bytes / esize) {
+		plan_msg_str(&m, " too large");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, m.b);
+	}
+	if ((uint64_t)INT64_MAX - n * esize < off || (off & (q->cs - 1))) {
+		plan_msg_str(&m, " offset invalid");
+		return qcow2_open_fail(q, off_err, m.b);
+	}
+	return 0;
+}
+
+/* The L1 table, the reftable and the snapshot table: qemu's checks on open
+ * (its order and words), then this planner's own: tables inside the file,
+ * off the header and each other (qemu reads zeros past the end and finds
+ * the rest only when it trips over it). */
 static int qcow2_parse_tables(struct qcow2 *q)
 {
-	uint64_t fend = q->file_clusters << q->cb, l1_bytes, rt_bytes, need;
+	uint64_t fend = q->file_clusters << q->cb, l1_bytes, rt_bytes, shift, idx;
+	int rc;
 
-	/* L1: big enough for the size, within qemu's limit, inside the file. */
-	if (q->l1_size > QCOW2_MAX_L1_ENTRIES)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: Active L1 table too large");
-	need = qcow2_div_up(qcow2_div_up(q->size, q->cs), q->l2e);
-	if (q->l1_size < need)
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: L1 table is too small");
+	if (q->rt_clusters == 0)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Image does not contain a reference count table");
+	rc = qcow2_validate_table(q, q->rt_off, q->rt_clusters, q->cs, QCOW2_MAX_RT_BYTES,
+				  "Reference count table", INSTAR_ERR_PARSE_FAILED);
+	if (!rc)
+		rc = qcow2_validate_table(q, q->snap_off, q->nb_snap, QCOW2_SNAP_HDR,
+					  (uint64_t)QCOW2_SNAP_HDR * QCOW2_MAX_SNAPSHOTS,
+					  "Snapshot table", INSTAR_ERR_CORRUPT);
+	if (!rc)
+		rc = qcow2_validate_table(q, q->l1_off, q->l1_size, 8,
+					  (uint64_t)QCOW2_MAX_L1_ENTRIES * 8, "Active L1 table",
+					  INSTAR_ERR_PARSE_FAILED);
+	if (rc)
+		return rc;
+	/* qemu's size_to_l1, its wrap-around included */
+	shift = q->cb + (q->cb - (q->ext_l2 ? 4 : 3));
+	idx = (q->size + (1ull << shift) - 1) >> shift;
+	if (idx > 0x7fffffffu)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "Image is too big");
+	if (q->l1_size < idx)
+		return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, "L1 table is too small");
+
+	/* beyond qemu: inside the file, not on the header */
 	l1_bytes = (uint64_t)q->l1_size * 8;
-	if (q->l1_size && (q->l1_off & (q->cs - 1) || q->l1_off < q->cs || q->l1_off > fend ||
-			   l1_bytes > fend - q->l1_off))
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: L1 table offset invalid");
-
-	/* Reftable: qemu's 8 MiB limit, aligned, not on the header nor the L1. */
-	if (q->rt_clusters == 0 || q->rt_clusters > (QCOW2_MAX_RT_BYTES >> q->cb))
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: refcount table size invalid");
+	if (q->l1_size && (q->l1_off < q->cs || q->l1_off > fend || l1_bytes > fend - q->l1_off))
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Active L1 table offset invalid");
 	rt_bytes = (uint64_t)q->rt_clusters << q->cb;
-	if (q->rt_off & (q->cs - 1) || q->rt_off < q->cs || q->rt_off > fend ||
-	    rt_bytes > fend - q->rt_off)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				  "qcow2: refcount table offset invalid");
+	if (q->rt_off < q->cs || q->rt_off > fend || rt_bytes > fend - q->rt_off)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Reference count table offset invalid");
 	if (q->l1_size && q->l1_off < q->rt_off + rt_bytes && q->rt_off < q->l1_off + l1_bytes)
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
-				  "qcow2: L1 table overlaps the refcount table");
-
-	if (q->nb_snap > QCOW2_MAX_SNAPSHOTS)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: too many snapshots");
-	if (q->backing_off) {
-		if (q->blen == 0 || q->blen > 1023 || q->backing_off >= q->cs ||
-		    q->blen > q->cs - q->backing_off)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: backing file name invalid");
-		q->backing = 1;
-	}
+		return qcow2_open_fail(q, INSTAR_ERR_CORRUPT,
+				       "qcow2: L1 table overlaps the refcount table");
 	return 0;
 }
 
@@ -775,15 +897,13 @@ static int qcow2_crypto_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
 	struct plan_msg m = {.n = 0};
 
 	if (q->crypt != QCOW2_CRYPT_LUKS)
-		return qcow2_fail(
+		return qcow2_open_fail(
 		    q, INSTAR_ERR_PARSE_FAILED,
 		    "CRYPTO header extension only expected with LUKS encryption method");
-	if (len != 16) {
-		plan_msg_str(&m, "CRYPTO header extension size ");
-		plan_msg_dec(&m, len);
-		plan_msg_str(&m, ", but expected size 16");
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, m.b);
-	}
+	if (len != 16)
+		return qcow2_open_fail_m(q, INSTAR_ERR_PARSE_FAILED,
+					 "CRYPTO header extension size ", len,
+					 ", but expected size 16");
 	q->fde = 1;
 	q->fde_off = get_be64(d);
 	q->fde_len = get_be64(d + 8);
@@ -793,41 +913,88 @@ static int qcow2_crypto_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
 		plan_msg_str(&m, "' is not a multiple of cluster size '");
 		plan_msg_dec(&m, q->cs);
 		plan_msg_str(&m, "'");
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+		return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, m.b);
 	}
 	return 0;
 }
 
-/* Header extensions (bitmaps, data file, encryption header) live in
- * cluster 0 after the header. */
+/* The bitmaps extension, checked as qemu's open checks it (its order and
+ * words); the first one is the one resized. Without the autoclear bit the
+ * bitmaps are stale (qemu warns and drops the extension): ignored. */
+static int qcow2_bitmaps_ext(struct qcow2 *q, const uint8_t *d, uint32_t len)
+{
+	struct plan_msg m = {.n = 0};
+	uint32_t nb;
+	uint64_t dsize;
+
+	if (len != 24)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "bitmaps_ext: Invalid extension length");
+	if (!(q->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	nb = get_be32(d);
+	dsize = get_be64(d + 8);
+	if (get_be32(d + 4) != 0)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "bitmaps_ext: Reserved field is not zero");
+	if (nb > QCOW2_BM_MAX)
+		return qcow2_open_fail_m(q, INSTAR_ERR_PARSE_FAILED, "bitmaps_ext: Image has ", nb,
+					 " bitmaps, exceeding the QEMU supported maximum of 65535");
+	if (nb == 0)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "found bitmaps extension with zero bitmaps");
+	if (get_be64(d + 16) & (q->cs - 1))
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "bitmaps_ext: invalid bitmap directory offset");
+	if (dsize > QCOW2_BM_DIR_MAX_QEMU) {
+		plan_msg_str(&m, "bitmaps_ext: bitmap directory size (");
+		plan_msg_dec(&m, dsize);
+		plan_msg_str(&m, ") exceeds the maximum supported size (");
+		plan_msg_dec(&m, QCOW2_BM_DIR_MAX_QEMU);
+		plan_msg_str(&m, ")");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, m.b);
+	}
+	if (!q->bm_ext) {
+		q->bm_ext = d;
+		q->bm_len = len;
+	}
+	return 0;
+}
+
+/* The encryption method, the header extensions (bitmaps, data file,
+ * encryption header) in cluster 0 after the header, walked as qemu 7.2
+ * walks them (up to the backing file name), the backing file name; in
+ * qemu's order, with its words. */
 static int qcow2_parse_extensions(struct qcow2 *q)
 {
-	uint8_t *c0;
+	const uint8_t *c0 = q->c0;
+	uint64_t end = qcow2_ext_limit(q);
 	int rc;
 
-	c0 = qcow2_alloc(q, q->cs, 8);
-	if (!c0)
-		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
-	rc = plan_read(q->io, 0, c0, (uint32_t)q->cs);
-	if (rc)
-		return qcow2_fail(q, rc, "qcow2: cannot read the header cluster");
-	q->c0 = c0;
+	if (q->crypt > QCOW2_CRYPT_LUKS)
+		return qcow2_open_fail_m(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					 "Unsupported encryption method ", q->crypt, "");
 	plan_memcpy(q->hdr0, c0, sizeof(q->hdr0));
-	if (q->backing)
-		q->bname = c0 + q->backing_off;
 	q->ext_end = q->hdr_len;
-	for (uint64_t pos = q->hdr_len; pos + 8 <= q->cs; q->ext_end = pos) {
-		uint32_t type = get_be32(c0 + pos), len = get_be32(c0 + pos + 4);
+	for (uint64_t pos = q->hdr_len; pos < end; q->ext_end = pos) {
+		uint32_t type, len;
 
+		if (pos + 8 > end)
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "Header extension too large");
+		type = get_be32(c0 + pos);
+		len = get_be32(c0 + pos + 4);
+		if (len > end - pos - 8)
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "Header extension too large");
 		if (type == 0)
 			break;
-		if (len > q->cs - pos - 8)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: header extension too long");
-		if (type == QCOW2_EXT_BITMAPS && !q->bm_ext) {
-			q->bm_ext = c0 + pos + 8;
-			q->bm_len = len;
-		}
+		if (type == QCOW2_EXT_BACKING_FMT && len >= 16)
+			return qcow2_open_fail_m(q, INSTAR_ERR_PARSE_FAILED,
+						 "ERROR: ext_backing_format: len=", len,
+						 " too large (>=16)");
+		if (type == QCOW2_EXT_BITMAPS && (rc = qcow2_bitmaps_ext(q, c0 + pos + 8, len)))
+			return rc;
 		if (type == QCOW2_EXT_DATA_FILE) { /* the last one counts, as in qemu */
 			q->dname = c0 + pos + 8;
 			q->dlen = len;
@@ -836,12 +1003,31 @@ static int qcow2_parse_extensions(struct qcow2 *q)
 			return rc;
 		pos += 8 + (((uint64_t)len + 7) & ~7ull);
 	}
+	if (q->version >= 3 && (q->autoclear & QCOW2_AUTOCLEAR_DATA_RAW) &&
+	    !(q->incompat & QCOW2_INC_DATA_FILE))
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "data-file-raw requires a data file");
 	if (q->crypt == QCOW2_CRYPT_LUKS && !q->fde)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				  "Missing CRYPTO header for crypt method 2");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Missing CRYPTO header for crypt method 2");
+	if (q->backing_off) {
+		if (q->blen > 1023 || q->blen > q->cs - q->backing_off)
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "Backing file name too long");
+		if (q->blen == 0) /* beyond qemu: an empty name */
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "qcow2: backing file name invalid");
+		q->backing = 1;
+		q->bname = c0 + q->backing_off;
+	}
+	/* beyond qemu: extensions start 8-byte aligned (qemu-img writes them so) */
+	if (q->hdr_len % 8)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: header length invalid");
 	return 0;
 }
 
+/* The image's open: every failure is INSTAR_RESULT_OPEN. A dirty image
+ * (lazy refcounts), which qemu repairs on open, is refused last. */
 static int qcow2_parse(struct qcow2 *q)
 {
 	int rc = qcow2_parse_header(q);
@@ -850,6 +1036,14 @@ static int qcow2_parse(struct qcow2 *q)
 		rc = qcow2_parse_tables(q);
 	if (!rc)
 		rc = qcow2_parse_extensions(q);
+	/* the block layer's check once the driver has opened the image */
+	if (!rc && q->size > (uint64_t)INT64_MAX)
+		rc = qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				     "Could not refresh total sector count: File too large");
+	if (!rc && (q->incompat & QCOW2_INC_DIRTY))
+		rc = qcow2_open_fail(
+		    q, INSTAR_ERR_REQUIRES_CHECK,
+		    "qcow2: image is dirty (lazy refcounts); run 'qemu-img check -r all'");
 	return rc;
 }
 
@@ -1362,18 +1556,26 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 	uint8_t *dir;
 	int rc;
 
+	uint32_t n = 0;
+
 	if (!(q->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
 		return 0; /* extension stale: bitmaps already inconsistent */
 	if (len < 24)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmaps extension too short");
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "bitmaps_ext: Invalid extension length");
 	nb = get_be32(ext);
 	dsize = get_be64(ext + 8);
 	doff = get_be64(ext + 16);
 	if (nb == 0)
 		return 0;
-	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || dsize < (uint64_t)nb * 32 ||
-	    doff & (q->cs - 1) || doff < q->cs || doff > fend || dsize > fend - doff)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap directory invalid");
+	if (dsize == 0)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Requested bitmap directory size is zero");
+	/* beyond qemu: instar's bound on the directory; inside the file */
+	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || doff & (q->cs - 1) || doff < q->cs ||
+	    doff > fend || dsize > fend - doff)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: bitmap directory invalid");
 	dir = qcow2_alloc(q, dsize, 8);
 	q->bms = qcow2_alloc(q, (uint64_t)nb * sizeof(struct qcow2_bm), 8);
 	if (!dir || !q->bms)
@@ -1381,35 +1583,75 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 				  "qcow2: out of scratch for bitmaps");
 	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
 	if (rc)
-		return qcow2_fail(q, rc, "qcow2: cannot read the bitmap directory");
+		return qcow2_open_fail(q, rc, "Failed to read bitmap directory");
 	q->bm_dir = dir;
 	q->bm_dsize = dsize;
 	q->bm_doff = doff;
 	q->nbm = nb;
-	/* the in-use refusal first, as qemu: any inconsistent bitmap */
-	for (uint32_t i = 0; i < nb; i++) {
-		uint32_t flags, nlen, xlen;
-		uint64_t ent;
+	/* the directory as qemu's open reads it (bitmap_list_load) */
+	while (pos < dsize) {
+		uint32_t flags, nlen, xlen, tn;
+		uint64_t ent, toff;
+		int bad, small;
 
 		if (pos + 24 > dsize)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: bitmap directory truncated");
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "Broken bitmap directory");
+		if (++n > nb)
+			return qcow2_open_fail(
+			    q, INSTAR_ERR_PARSE_FAILED,
+			    "More bitmaps found than specified in header extension");
+		toff = get_be64(dir + pos);
+		tn = get_be32(dir + pos + 8);
 		flags = get_be32(dir + pos + 12);
 		nlen = get_be16(dir + pos + 18);
 		xlen = get_be32(dir + pos + 20);
 		ent = 24 + (uint64_t)xlen + nlen;
-		if (nlen == 0 || nlen > 1023 || xlen > QCOW2_BM_DIR_MAX || pos + ent > dsize)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: bitmap directory entry invalid");
-		if (flags & QCOW2_BM_IN_USE) {
+		if (pos + ((ent + 7) & ~7ull) > dsize)
+			return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+					       "Broken bitmap directory");
+		if (xlen)
+			return qcow2_open_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					       "Bitmap extra data is not supported");
+		bad = toff == 0 || toff & (q->cs - 1) || tn > QCOW2_BM_MAX_TABLE ||
+		      dir[pos + 17] > 31 || dir[pos + 17] < 9 || flags & QCOW2_BM_RESERVED_FLAGS ||
+		      nlen > 1023 || dir[pos + 16] != 1;
+		/* a table too small for the size: corrupt rather than malformed */
+		small = tn == 0 ||
+			(!(flags & QCOW2_BM_IN_USE) && !bad &&
+			 qcow2_div_up(qcow2_bm_bits(q->size, dir[pos + 17]), q->cs * 8) > tn);
+		if (bad || small) {
 			char msg[INSTAR_DETAIL_MAX];
 
-			qcow2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24 + xlen,
-				  nlen, "' is inconsistent and cannot be used");
+			qcow2_cat(msg, sizeof(msg), "Bitmap '", (const char *)dir + pos + 24, nlen,
+				  "' doesn't satisfy the constraints");
+			return qcow2_open_fail(
+			    q, bad ? INSTAR_ERR_PARSE_FAILED : INSTAR_ERR_CORRUPT, msg);
+		}
+		if (n <= nb)
+			q->bms[n - 1].dpos = (uint32_t)pos;
+		pos += (ent + 7) & ~7ull;
+	}
+	if (n != nb)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Less bitmaps found than specified in header extension");
+	if (pos != dsize)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "Broken bitmap directory");
+	/* the in-use refusal first, as qemu: any inconsistent bitmap */
+	for (uint32_t i = 0; i < nb; i++) {
+		const uint8_t *d = dir + q->bms[i].dpos;
+		uint32_t nlen = get_be16(d + 18);
+
+		if (nlen == 0) /* beyond qemu: a bitmap without a name */
+			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
+					  "qcow2: bitmap directory entry invalid");
+		if (get_be32(d + 12) & QCOW2_BM_IN_USE) {
+			char msg[INSTAR_DETAIL_MAX];
+
+			qcow2_cat(msg, sizeof(msg), "Bitmap '", (const char *)d + 24, nlen,
+				  "' is inconsistent and cannot be used");
 			return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE, msg);
 		}
-		q->bms[i].dpos = (uint32_t)pos;
-		pos += (ent + 7) & ~7ull;
 	}
 	for (uint32_t i = 0; i < nb; i++) {
 		struct qcow2_bm *bm = &q->bms[i];
@@ -1571,10 +1813,6 @@ static int qcow2_bm_emit(struct qcow2 *q)
  * the bitmap directory and tables: cluster-aligned where qemu requires it,
  * inside the file, not on the header, not on each other. Messages are
  * qemu's corruption event texts where qemu has one for the same fault. */
-
-#define QCOW2_MAX_SNAP_EXTRA 1024u	       /* qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
-#define QCOW2_MAX_SNAP_TABLE (1024ull * 65536) /* qemu's QCOW_MAX_SNAPSHOTS_SIZE */
-#define QCOW2_SNAP_HDR 40u
 
 enum {
 	QCOW2_OL_HEADER = 1,
@@ -1813,7 +2051,7 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 	if (!q->nb_snap)
 		return 0;
 	if (q->snap_off & (q->cs - 1) || q->snap_off == 0 || q->snap_off >= fsz)
-		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table offset invalid");
+		return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, "Snapshot table offset invalid");
 	for (int pass = 0; pass < 2; pass++) {
 		uint64_t off = q->snap_off;
 
@@ -1823,12 +2061,12 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 
 			off = (off + 7) & ~7ull;
 			if (off + QCOW2_SNAP_HDR > fsz)
-				return qcow2_fail(
+				return qcow2_open_fail(
 				    q, INSTAR_ERR_CORRUPT,
 				    "Snapshot table runs past the end of the image file");
 			rc = plan_read(q->io, off, b, QCOW2_SNAP_HDR);
 			if (rc)
-				return qcow2_fail(q, rc, "Failed to read snapshot table");
+				return qcow2_open_fail(q, rc, "Failed to read snapshot table");
 			l1o = get_be64(b);
 			l1n = get_be32(b + 8);
 			xs = get_be32(b + 36);
@@ -1840,12 +2078,12 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 				plan_msg_str(&m,
 					     "Too much extra metadata in snapshot table entry ");
 				plan_msg_dec(&m, i);
-				return qcow2_fail(q, INSTAR_ERR_CORRUPT, m.b);
+				return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, m.b);
 			}
 			off += QCOW2_SNAP_HDR + xs + get_be16(b + 12) + get_be16(b + 14);
 			if (off - q->snap_off > QCOW2_MAX_SNAP_TABLE)
-				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
-						  "Snapshot table is too big");
+				return qcow2_open_fail(q, INSTAR_ERR_CORRUPT,
+						       "Snapshot table is too big");
 			if (l1n > QCOW2_MAX_L1_ENTRIES)
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
 						  "Snapshot L1 table too large");
@@ -1858,8 +2096,9 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 				return qcow2_ol_fail(q, "Snapshot L1 table at ", l1o, ol);
 		}
 		if (off > fsz)
-			return qcow2_fail(q, INSTAR_ERR_CORRUPT,
-					  "Snapshot table runs past the end of the image file");
+			return qcow2_open_fail(
+			    q, INSTAR_ERR_CORRUPT,
+			    "Snapshot table runs past the end of the image file");
 		if (!pass && (ol = qcow2_overlap(q, q->snap_off, off - q->snap_off,
 						 QCOW2_OL_SNAP | QCOW2_OL_BMDIR)))
 			return qcow2_ol_fail(q, "Snapshot table at ", q->snap_off, ol);
@@ -1923,6 +2162,8 @@ static int qcow2_check_luks(struct qcow2 *q, int counted)
 	if (!q->fde)
 		return 0;
 	rc = plan_luks_header(q->io, q->fde_off, q->fde_len, QCOW2_FDE_OUTSIDE, &payload, q->ret);
+	if (rc) /* qemu's crypto layer reads the LUKS header on open */
+		q->ret->flags |= INSTAR_RESULT_OPEN;
 	if (rc || !counted)
 		return rc;
 	end = qcow2_div_up(q->fde_off + q->fde_len, q->cs);
@@ -3106,9 +3347,6 @@ static int qcow2_check_names(struct qcow2 *q)
 
 	q->data_file = (q->incompat & QCOW2_INC_DATA_FILE) != 0;
 	q->data_raw = q->version >= 3 && (q->autoclear & QCOW2_AUTOCLEAR_DATA_RAW) != 0;
-	if (q->data_raw && !q->data_file)
-		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-				  "qcow2: data-file-raw is set without an external data file");
 	if (q->data_file && !q->dname)
 		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 				  "qcow2: external data file without a name in the header");
