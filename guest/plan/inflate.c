@@ -493,10 +493,11 @@ static int inf_dynamic(struct inf *s)
 	return inf_codes(s, &w->lit, &w->dist);
 }
 
-int plan_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, void *work)
+/* Decodes blocks until the final one ends (0), or until one fails: INF_FULL,
+ * INF_SHORT or INF_BAD. */
+static int inf_run(struct inf *s)
 {
-	struct inf_work *w = work;
-	struct inf s = {.in = in, .in_len = in_len, .out = out, .out_len = out_len, .w = w};
+	struct inf_work *w = s->w;
 	uint32_t hdr;
 	int r;
 
@@ -507,24 +508,46 @@ int plan_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len,
 	w->codes = (struct inf_huff){.prim = w->codes_prim};
 	w->fixed_ready = 0;
 	do {
-		if ((r = inf_bits(&s, 3, &hdr)) != 0)
-			break;
+		if ((r = inf_bits(s, 3, &hdr)) != 0)
+			return r;
 		switch (hdr >> 1) {
 		case 0:
-			r = inf_stored(&s);
+			r = inf_stored(s);
 			break;
 		case 1:
-			r = inf_fixed(&s);
+			r = inf_fixed(s);
 			break;
 		case 2:
-			r = inf_dynamic(&s);
+			r = inf_dynamic(s);
 			break;
 		default:
 			r = INF_BAD;
 			break;
 		}
 	} while (r == INF_NEXT && !(hdr & 1));
+	return r;
+}
+
+int plan_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, void *work)
+{
+	struct inf s = {.in = in, .in_len = in_len, .out = out, .out_len = out_len, .w = work};
+	int r = inf_run(&s);
+
 	if (r == INF_BAD || s.op != s.out_len)
 		return INSTAR_ERR_PARSE_FAILED;
+	return 0;
+}
+
+int plan_inflate_whole(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, void *work,
+		       size_t *ret_out, size_t *ret_in)
+{
+	struct inf s = {.in = in, .in_len = in_len, .out = out, .out_len = out_len, .w = work};
+
+	if (inf_run(&s) != INF_NEXT)
+		return INSTAR_ERR_PARSE_FAILED;
+	*ret_out = s.op;
+	/* bb holds bc bits read ahead of the final block's end: its whole
+	 * bytes go back to the input (the rest is the last byte's padding). */
+	*ret_in = s.ip - (s.bc >> 3);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* guest/plan/inflate.h — raw DEFLATE (RFC 1951) decoder for compressed qcow2
- * clusters. Freestanding: no allocation, no globals, the caller provides the
- * workspace; built into resize.bin and into the host planner library. */
+ * clusters and vmdk grains. Freestanding: no allocation, no globals, the
+ * caller provides the workspace; built into resize.bin and into the host
+ * planner library. */
 #ifndef INSTAR_PLAN_INFLATE_H
 #define INSTAR_PLAN_INFLATE_H
 
@@ -27,5 +28,16 @@
  * past out_len. work must be PLAN_INFLATE_WORK_SIZE bytes, 8-aligned; its
  * contents need no initialisation and are garbage afterwards. */
 int plan_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, void *work);
+
+/* Decodes one whole raw deflate stream, up to the end of its final block,
+ * into out[0..out_len): 0, the bytes written in *ret_out (at most out_len)
+ * and the input bytes the stream took in *ret_in (up to the byte holding
+ * its last bit; what follows, e.g. a zlib trailer, is not read). Returns
+ * INSTAR_ERR_PARSE_FAILED on malformed input, on input that ends before the
+ * final block does, and on a stream that would write more than out_len
+ * bytes (zlib's uncompress() into a buffer of out_len fails then too).
+ * Same bounds and workspace as plan_inflate; vmdk's compressed grains. */
+int plan_inflate_whole(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, void *work,
+		       size_t *ret_out, size_t *ret_in);
 
 #endif

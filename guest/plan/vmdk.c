@@ -77,6 +77,7 @@
  *   the header, in its own barrier step, with the same outcome in between.
  *   A reader that cross-checks the two copies refuses the image only there. */
 #include "crc32.h"
+#include "inflate.h"
 #include "plan.h"
 
 #define VMDK_MAGIC 0x564d444bu /* "KDMV" little-endian */
@@ -822,6 +823,12 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 
 struct vmdk_tail {
 	uint64_t sec[2]; /* grain sectors whose tail to zero (0 = none) */
+	/* A compressed grain the boundary cuts is written anew, whole: */
+	uint8_t *cbuf; /* its marker and zlib stream, whole sectors (NULL: none) */
+	uint64_t csec; /* its length in sectors */
+	uint64_t cg;   /* its grain number */
+	uint64_t cnew; /* where it goes (sector; set by the placement) */
+	bool cflip[2]; /* the GD copies whose GT entry moves to it */
 };
 
 /* Grain-table entry of grain g in copy c, or 0 if that GT is absent. */
@@ -845,14 +852,142 @@ static int vmdk_gte(struct vmdk *v, uint8_t *const gd[2], uint32_t c, uint64_t g
 	return 0;
 }
 
+/* ---- a compressed grain the boundary cuts ----
+ * It cannot be partly zeroed in place, and qemu fails reads past the end of
+ * a grain that decompresses short (EINVAL): the kept part is written anew as
+ * a whole grain, the kept bytes and zeros up to the grain size, in a zlib
+ * stream (RFC 1950) of stored deflate blocks, behind a grain marker. */
+
+#define VMDK_ZLIB_BLOCK 65535u /* a stored block's longest payload */
+
+/* Adler-32 (RFC 1950 §8.2) of n bytes. */
+static uint32_t vmdk_adler32(const uint8_t *b, size_t n)
+{
+	uint32_t a = 1, c = 0;
+
+	while (n) {
+		size_t k = n < 5552 ? n : 5552; /* no overflow before the modulo */
+
+		n -= k;
+		while (k--) {
+			a += *b++;
+			c += a;
+		}
+		a %= 65521u;
+		c %= 65521u;
+	}
+	return c << 16 | a;
+}
+
+/* Bytes of the zlib stream of n > 0 bytes in stored blocks. */
+static uint64_t vmdk_zlib_len(uint64_t n)
+{
+	return 2 + n + 5 * vmdk_div_up(n, VMDK_ZLIB_BLOCK) + 4;
+}
+
+/* Writes the zlib stream of data[0..n) (n > 0) to out: header 78 01 (deflate,
+ * 32 KiB window, no dictionary, check bits), stored blocks of at most 65535
+ * bytes (the last one final), the Adler-32 big-endian. */
+static void vmdk_zlib_stored(uint8_t *out, const uint8_t *data, size_t n)
+{
+	uint32_t ad = vmdk_adler32(data, n);
+	size_t o = 2;
+
+	out[0] = 0x78;
+	out[1] = 0x01;
+	for (size_t at = 0; at < n;) {
+		size_t k = n - at > VMDK_ZLIB_BLOCK ? VMDK_ZLIB_BLOCK : n - at;
+
+		out[o] = at + k == n ? 1 : 0; /* BFINAL, BTYPE 00 */
+		put_le16(out + o + 1, (uint16_t)k);
+		put_le16(out + o + 3, (uint16_t)~k);
+		plan_memcpy(out + o + 5, data + at, k);
+		o += 5 + k;
+		at += k;
+	}
+	put_be32(out + o, ad);
+}
+
+/* Reads the compressed grain g at sector sec, checked as qemu reads it (a
+ * marker with the compressed length, at most two grains with the marker; a
+ * zlib stream whose Adler-32 matches; no more than a grain of data) and
+ * with its marker's LBA; its first need bytes (what the old image reads
+ * from it) must be there. Builds the new grain into t: marker, the first
+ * keep bytes, zeros to the grain size. */
+static int vmdk_rewrite_cgrain(struct vmdk *v, uint64_t sec, uint64_t g, uint64_t need,
+			       uint64_t keep, struct vmdk_tail *t)
+{
+	uint64_t gb = v->grain * VMDK_SEC, clen, zlen, nsec;
+	uint8_t mk[12], *in, *out, *work;
+	size_t got = 0, used = 0;
+
+	if (gb > SIZE_MAX / 4)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for the cut compressed grain");
+	if (!vmdk_region_ok(v, sec, 1))
+		return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk compressed grain at sector ", sec,
+				  " is out of range");
+	if (vmdk_read(v, sec * VMDK_SEC, mk, sizeof(mk)))
+		return INSTAR_ERR_READ_FAILED;
+	clen = get_le32(mk + 8);
+	nsec = vmdk_div_up(sizeof(mk) + clen, VMDK_SEC);
+	if (clen < 6 || clen + sizeof(mk) > 2 * gb || !vmdk_region_ok(v, sec, nsec))
+		return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk compressed grain at sector ", sec,
+				  " has an invalid length");
+	if (get_le64(mk) != g * v->grain)
+		return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk compressed grain at sector ", sec,
+				  " has a marker for another grain");
+	in = vmdk_alloc(v, clen);
+	out = vmdk_alloc(v, gb);
+	work = vmdk_alloc(v, PLAN_INFLATE_WORK_SIZE);
+	zlen = vmdk_zlib_len(gb);
+	t->csec = vmdk_div_up(sizeof(mk) + zlen, VMDK_SEC);
+	t->cbuf = vmdk_alloc(v, t->csec * VMDK_SEC);
+	if (!in || !out || !work || !t->cbuf)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for the cut compressed grain");
+	if (vmdk_read(v, sec * VMDK_SEC + sizeof(mk), in, clen))
+		return INSTAR_ERR_READ_FAILED;
+	/* RFC 1950: CM 8, a window zlib accepts, the check bits, no dictionary */
+	if ((in[0] & 0x0f) != 8 || in[0] >> 4 > 7 || (in[0] << 8 | in[1]) % 31 != 0 ||
+	    (in[1] & 0x20) ||
+	    plan_inflate_whole(in + 2, (size_t)clen - 2, out, (size_t)gb, work, &got, &used) != 0 ||
+	    clen - 2 - used < 4 || get_be32(in + 2 + used) != vmdk_adler32(out, got))
+		return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk compressed grain at sector ", sec,
+				  " does not inflate");
+	if (got < need)
+		return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk compressed grain at sector ", sec,
+				  " is shorter than the image reads from it");
+	/* A whole grain already zero past keep stays as it is. */
+	if (got == gb) {
+		size_t z = (size_t)keep;
+
+		while (z < got && out[z] == 0)
+			z++;
+		if (z == got) {
+			t->cbuf = NULL;
+			return 0;
+		}
+	}
+	plan_memset(out + keep, 0, (size_t)(gb - keep));
+	put_le64(t->cbuf, g * v->grain);
+	put_le32(t->cbuf + 8, (uint32_t)zlen);
+	vmdk_zlib_stored(t->cbuf + sizeof(mk), out, (size_t)gb);
+	t->cg = g;
+	return 0;
+}
+
 /* Finds the allocated grain holding sector bound (not grain-aligned) whose
- * bytes from bound to the grain's end must read as zero afterwards. */
+ * bytes from bound to the grain's end must read as zero afterwards: an
+ * uncompressed one gets that tail zeroed; a compressed one is rewritten
+ * (vmdk_rewrite_cgrain), built from the grain the GD maps (or the RGD, if
+ * only it maps one); both copies must map the same grain. */
 static int vmdk_find_tail(struct vmdk *v, uint8_t *const gd[2], uint64_t bound, bool shrink,
 			  struct vmdk_tail *t)
 {
-	uint64_t g = bound / v->grain;
+	uint64_t g = bound / v->grain, src = 0, gstart = g * v->grain, need;
 
-	t->sec[0] = t->sec[1] = 0;
+	*t = (struct vmdk_tail){0};
 	if (bound % v->grain == 0)
 		return 0;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
@@ -863,16 +998,15 @@ static int vmdk_find_tail(struct vmdk *v, uint8_t *const gd[2], uint64_t bound, 
 			return r;
 		if (gte == 0 || (gte == 1 && v->zgrain))
 			continue;
-		if (v->compressed && shrink)
-			return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
-					  "vmdk: the new end cuts a compressed grain; use a "
-					  "multiple of the grain size (",
-					  v->grain * VMDK_SEC, " bytes)");
-		/* qemu fails reads past a short compressed grain (EINVAL). */
-		if (v->compressed)
-			return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					 "vmdk: the old end cuts a compressed grain, which "
-					 "cannot be grown");
+		if (v->compressed) {
+			if (src && gte != src)
+				return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk: grain ", g,
+						  " maps to different sectors in the grain "
+						  "directory and the redundant one");
+			src = gte;
+			t->cflip[c] = true;
+			continue;
+		}
 		if (!vmdk_region_ok(v, gte, v->grain))
 			return vmdk_failu(v, INSTAR_ERR_CORRUPT, "vmdk grain at sector ", gte,
 					  " is out of range");
@@ -880,20 +1014,34 @@ static int vmdk_find_tail(struct vmdk *v, uint8_t *const gd[2], uint64_t bound, 
 			continue;
 		t->sec[c] = gte;
 	}
-	return 0;
+	if (!src)
+		return 0;
+	/* Without markers the compressed length is unknown and a stored
+	 * grain would not fit in the grain qemu reads. */
+	if (!(v->flags & VMDK_FLAG_MARKERS))
+		return vmdk_fail(
+		    v, shrink ? INSTAR_ERR_UNSUPPORTED_SHRINK : INSTAR_ERR_UNSUPPORTED_FEATURE,
+		    "vmdk: the boundary cuts a compressed grain of an image "
+		    "without grain markers");
+	need = (v->cap < gstart + v->grain ? v->cap - gstart : v->grain) * VMDK_SEC;
+	return vmdk_rewrite_cgrain(v, src, g, need, (bound - gstart) * VMDK_SEC, t);
 }
 
 /* Clears, in every existing GT of both copies, the entries of grains >= first
- * (grains at or past the smaller end). */
-static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
+ * (grains at or past the smaller end), and points the entries of a rewritten
+ * compressed grain (tail->cbuf) at its new place, in the same GT writes. */
+static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first,
+			  const struct vmdk_tail *tail)
 {
-	uint64_t gt_bytes = (uint64_t)v->gt_sec * VMDK_SEC;
+	uint64_t gt_bytes = (uint64_t)v->gt_sec * VMDK_SEC, from = first / v->ngte;
 	uint8_t *buf = vmdk_alloc(v, gt_bytes);
 
 	if (!buf)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch for a GT");
+	if (tail->cbuf && tail->cg / v->ngte < from)
+		from = tail->cg / v->ngte;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
-		for (uint64_t i = first / v->ngte; i < v->old_n; i++) {
+		for (uint64_t i = from; i < v->old_n; i++) {
 			uint32_t gt = get_le32(gd[c] + i * 4);
 			bool dirty = false;
 			int r;
@@ -904,7 +1052,13 @@ static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
 			if (r)
 				return r;
 			for (uint32_t j = 0; j < v->ngte; j++) {
-				if (i * v->ngte + j < first || get_le32(buf + j * 4) == 0)
+				uint64_t g = i * v->ngte + j;
+
+				if (tail->cbuf && tail->cflip[c] && g == tail->cg) {
+					put_le32(buf + j * 4, (uint32_t)tail->cnew);
+					dirty = true;
+				}
+				if (g < first || get_le32(buf + j * 4) == 0)
 					continue;
 				put_le32(buf + j * 4, 0);
 				dirty = true;
@@ -920,13 +1074,14 @@ static int vmdk_clear_gts(struct vmdk *v, uint8_t *const gd[2], uint64_t first)
 	return 0;
 }
 
-/* Unmaps grains at or past bound (both GD copies) and zeroes the tail of the
- * allocated grain that bound cuts. */
+/* Unmaps grains at or past bound (both GD copies), zeroes the tail of the
+ * allocated grain that bound cuts, or points its GT entries at the rewritten
+ * grain when it is compressed. */
 static int vmdk_unmap(struct vmdk *v, uint8_t *const gd[2], uint64_t bound,
 		      const struct vmdk_tail *tail)
 {
 	uint64_t in = bound % v->grain;
-	int r = vmdk_clear_gts(v, gd, vmdk_div_up(bound, v->grain));
+	int r = vmdk_clear_gts(v, gd, vmdk_div_up(bound, v->grain), tail);
 
 	for (uint32_t c = 0; c < v->ncopies && !r; c++) {
 		if (tail->sec[c] == 0)
@@ -976,13 +1131,20 @@ static int vmdk_load_gds(struct vmdk *v, struct vmdk_layout *l)
 /* A stream with a footer: no new GTs (a GD entry of 0 reads as zeros, as in
  * VMware's own streams); a GD that grows out of its sectors moves to where
  * the footer was: a GD marker and the GD at the old footer marker's sector,
- * then the three footer sectors (the end of file moves past them). */
-static int vmdk_place_footer(struct vmdk *v, struct vmdk_layout *l)
+ * then the three footer sectors (the end of file moves past them). A
+ * rewritten compressed grain goes there first, and the GD moves behind it
+ * (grains before the GD and the footer, as a stream has them). */
+static int vmdk_place_footer(struct vmdk *v, struct vmdk_layout *l, struct vmdk_tail *tail)
 {
 	uint64_t at = v->file_sec - 3;
 
 	l->base = l->next = l->end = v->file_sec;
 	l->new_gd_off[0] = v->gd_off[0];
+	if (tail->cbuf) {
+		l->reloc = true;
+		tail->cnew = at;
+		at += tail->csec;
+	}
 	if (!l->reloc)
 		return 0;
 	l->new_gd_off[0] = at + 1;
@@ -994,11 +1156,13 @@ static int vmdk_place_footer(struct vmdk *v, struct vmdk_layout *l)
 	return 0;
 }
 
-/* New GTs (and moved GDs) go to the grain-aligned end of file. */
-static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
+/* New GTs (and moved GDs) go to the grain-aligned end of file, a rewritten
+ * compressed grain behind them (or at the end of file if there are none):
+ * where qemu appends the grains it writes. */
+static int vmdk_place(struct vmdk *v, struct vmdk_layout *l, struct vmdk_tail *tail)
 {
 	if (v->footer)
-		return vmdk_place_footer(v, l);
+		return vmdk_place_footer(v, l, tail);
 	l->base = vmdk_div_up(v->file_sec, v->grain) * v->grain;
 	l->next = l->base;
 	for (uint32_t c = 0; c < v->ncopies; c++) {
@@ -1028,9 +1192,10 @@ static int vmdk_place(struct vmdk *v, struct vmdk_layout *l)
 		l->next += l->new_gd_sec;
 	}
 	l->end = l->next > l->base ? vmdk_div_up(l->next, v->grain) * v->grain : v->file_sec;
-	if (l->end > VMDK_MAX_FILE_SEC)
+	if (l->end + (tail->cbuf ? tail->csec : 0) > VMDK_MAX_FILE_SEC)
 		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
 				 "vmdk metadata would lie beyond the 2 TiB extent offset limit");
+	tail->cnew = l->end;
 	return 0;
 }
 
@@ -1058,14 +1223,22 @@ static int vmdk_prepare_footer(struct vmdk *v, struct vmdk_layout *l, uint64_t m
 	}
 	mark = v->p->nops;
 	if (l->reloc) {
-		buf = vmdk_alloc(v, VMDK_SEC + gd_bytes);
+		/* [the rewritten grain] GD marker, GD: one write */
+		uint64_t cb = tail->cbuf ? tail->csec * VMDK_SEC : 0;
+
+		buf = vmdk_alloc(v, cb + VMDK_SEC + gd_bytes);
 		if (!buf)
 			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
 					 "vmdk: no scratch for the grain directory");
-		vmdk_put_marker(buf, l->new_gd_sec, VMDK_MARKER_GD);
-		plan_memcpy(buf + VMDK_SEC, l->gd[0], gd_bytes);
-		r = vmdk_emit(v, plan_write(v->p, (l->new_gd_off[0] - 1) * VMDK_SEC, buf,
-					    VMDK_SEC + gd_bytes));
+		if (cb)
+			plan_memcpy(buf, tail->cbuf, cb);
+		vmdk_put_marker(buf + cb, l->new_gd_sec, VMDK_MARKER_GD);
+		plan_memcpy(buf + cb + VMDK_SEC, l->gd[0], gd_bytes);
+		r = vmdk_emit(v, plan_write(v->p, (l->new_gd_off[0] - 1) * VMDK_SEC - cb, buf,
+					    cb + VMDK_SEC + gd_bytes));
+		/* the grain is durable before a GT entry points at it */
+		if (!r && cb && !shrink)
+			r = vmdk_emit(v, plan_flush(v->p));
 	} else if (!shrink && l->new_n > v->old_n) {
 		buf = vmdk_alloc(v, old_bytes);
 		if (!buf)
@@ -1102,6 +1275,16 @@ static int vmdk_prepare(struct vmdk *v, struct vmdk_layout *l, uint64_t min_cap,
 		if (!zero_sec)
 			return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 		r = vmdk_emit(v, plan_write(v->p, (l->end - 1) * VMDK_SEC, zero_sec, VMDK_SEC));
+		if (r)
+			return r;
+	}
+	/* A rewritten compressed grain, appended; on a grow, a barrier before
+	 * its GT entries point at it (a shrink moves them after the commit). */
+	if (tail->cbuf) {
+		r = vmdk_emit(
+		    v, plan_write(v->p, tail->cnew * VMDK_SEC, tail->cbuf, tail->csec * VMDK_SEC));
+		if (!r && !shrink)
+			r = vmdk_emit(v, plan_flush(v->p));
 		if (r)
 			return r;
 	}
@@ -1219,7 +1402,7 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 	if (!r)
 		r = vmdk_find_tail(v, l.gd, min_cap, shrink, &tail);
 	if (!r)
-		r = vmdk_place(v, &l);
+		r = vmdk_place(v, &l, &tail);
 	if (!r)
 		r = v->footer ? vmdk_prepare_footer(v, &l, min_cap, shrink, &tail)
 			      : vmdk_prepare(v, &l, min_cap, shrink, &tail);
@@ -1242,6 +1425,8 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 
 	if (v->footer)
 		v->p->file_size_after = l.end * VMDK_SEC;
+	else if (tail.cbuf)
+		v->p->file_size_after = (tail.cnew + tail.csec) * VMDK_SEC;
 	else
 		v->p->file_size_after = l.next > l.base ? l.end * VMDK_SEC : v->io->file_size;
 	return 0;

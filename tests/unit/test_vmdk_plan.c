@@ -1,7 +1,9 @@
 /* tests/unit/test_vmdk_plan.c — the vmdk planner on in-memory images: a
  * qemu-like 64 MiB monolithicSparse (grow, shrink, op order, descriptor
- * rewrite) and hostile headers and descriptors, which must end in an error
- * code and never in a crash (run under ASan/UBSan in CI). */
+ * rewrite), streams whose new or old end cuts a compressed grain (zlib
+ * compresses the grains and reads the rewritten ones back, as qemu does),
+ * and hostile headers and descriptors, which must end in an error code and
+ * never in a crash (run under ASan/UBSan in CI). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "abi_names.h"
 #include "plan.h"
@@ -640,6 +643,286 @@ static void test_stream_footer_hostile(void **state)
 	free_disk(d);
 }
 
+/* ---- a compressed grain the boundary cuts: rewritten whole ---- */
+
+#define GB (128u * SEC) /* grain bytes */
+
+/* Writes grain lba (sectors) of data[0..n) at sector sec as a stream grain:
+ * marker and zlib stream; returns its sectors. */
+static uint64_t put_zgrain(struct ptl_img *d, uint64_t sec, uint64_t lba, const uint8_t *data,
+			   size_t n)
+{
+	uLongf zlen = compressBound(n);
+	uint8_t *z = malloc(zlen);
+
+	assert_non_null(z);
+	assert_int_equal(compress2(z, &zlen, data, n, 6), Z_OK);
+	put64(d->b + sec * SEC, lba);
+	put32(d->b + sec * SEC + 8, (uint32_t)zlen);
+	memcpy(d->b + sec * SEC + 12, z, zlen);
+	free(z);
+	return (12 + zlen + SEC - 1) / SEC;
+}
+
+/* The grain at sector sec read as qemu reads it (uncompress into a grain):
+ * its marker's LBA and data; returns the decompressed length. */
+static size_t get_zgrain(const struct ptl_img *d, uint64_t sec, uint64_t lba, uint8_t *out)
+{
+	uLongf n = GB;
+
+	assert_true(get_le64(d->b + sec * SEC) == lba);
+	assert_int_equal(uncompress(out, &n, d->b + sec * SEC + 12, get_le32(d->b + sec * SEC + 8)),
+			 Z_OK);
+	return n;
+}
+
+/* Grain bytes that no run of equal bytes would give: what was there. */
+static void fill_grain(uint8_t *b, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)((i * 7 + seed) % 251 + 1);
+}
+
+/* qemu's stream (mk_image's layout, compressed grains with markers): grain
+ * 511 compressed at sector 256, cap sectors; the file ends after it. */
+static void mk_zstream(struct ptl_img *d, uint64_t cap, size_t grain_len)
+{
+	uint8_t g[GB];
+	uint64_t n;
+
+	mk_image(d, base_desc);
+	put32(d->b + 4, 3);
+	put32(d->b + 8, 0x30003);
+	put64(d->b + 12, cap);
+	put_le16(d->b + 77, 1);
+	memset(d->b + 128 * SEC, 0, 256 * SEC);
+	n = put_zgrain(d, 128, 0, (const uint8_t[SEC]){1}, SEC);
+	assert_true(n == 1);
+	fill_grain(g, grain_len, 3);
+	n = put_zgrain(d, 256, 511 * 128, g, grain_len);
+	d->len = (256 + n) * SEC;
+}
+
+/* The index of the first op writing at off, or n. */
+static uint32_t op_at(const struct sink *k, uint64_t off)
+{
+	uint32_t i = 0;
+
+	while (i < k->n && !(k->kinds[i] == PLAN_OP_WRITE && k->offs[i] == off))
+		i++;
+	return i;
+}
+
+static void test_stream_shrink_rewrites_cut_grain(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	uint8_t want[GB], got[GB];
+	uint64_t end, ns = (511 * 128 + 127) * (uint64_t)SEC; /* keeps 127 sectors */
+	uint32_t ig, ih, igt, irgt;
+
+	(void)state;
+	mk_zstream(d, 131072, GB);
+	end = d->len / SEC;
+	run_plan(d, &r, ns, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	/* both GT copies point at the new grain, appended at the old end */
+	assert_true(get_le32(d->b + 31 * SEC + 511 * 4) == end);
+	assert_true(get_le32(d->b + 22 * SEC + 511 * 4) == end);
+	assert_true(r.res.file_size_after > end * SEC && r.res.file_size_after % SEC == 0);
+	assert_true(r.res.file_size_after == d->len);
+	/* a whole grain: the kept part, zeros after (qemu never meets a
+	 * short grain), in stored blocks with the Adler-32 qemu checks */
+	assert_int_equal(get_zgrain(d, end, 511 * 128, got), GB);
+	fill_grain(want, GB, 3);
+	memset(want + 127 * SEC, 0, SEC);
+	assert_memory_equal(got, want, GB);
+	assert_true(d->b[end * SEC + 12] == 0x78 && d->b[end * SEC + 13] == 0x01);
+	/* the old grain is left where it was (leaked) */
+	assert_true(get_le64(d->b + 256 * SEC) == 511 * 128);
+	/* order: the grain, barrier, commit, barrier, the GT entries */
+	ig = op_at(&r.sk, end * SEC);
+	ih = op_at(&r.sk, 0);
+	igt = op_at(&r.sk, 31 * SEC);
+	irgt = op_at(&r.sk, 22 * SEC);
+	assert_true(ig < ih && ih < igt && ih < irgt && igt < r.sk.n && irgt < r.sk.n);
+	assert_int_equal(r.sk.kinds[ig + 1], PLAN_OP_FLUSH);
+	assert_int_equal(r.sk.kinds[ih + 1], PLAN_OP_FLUSH);
+	assert_int_equal(r.sk.kinds[r.sk.n - 1], PLAN_OP_FLUSH);
+	free_disk(d);
+}
+
+static void test_stream_grow_rewrites_cut_grain(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	uint8_t want[GB], got[GB];
+	uint64_t end, cap = 511 * 128 + 100; /* the old end keeps 100 sectors */
+	uint32_t ig, ih, igt;
+
+	(void)state;
+	/* a whole grain with garbage past the old end, then a short one as
+	 * qemu writes the last grain of a stream */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t glen = pass ? 100 * SEC : GB;
+
+		mk_zstream(d, cap, glen);
+		memset(&r, 0, sizeof(r));
+		run_plan(d, &r, 64 * MIB, 0, SCRATCH_LEN, true);
+		assert_int_equal(r.rc, 0);
+		assert_true(get_le64(d->b + 12) == 131072);
+		/* behind the new GTs (GD entry 1 is new: 384..391) */
+		end = get_le32(d->b + 31 * SEC + 511 * 4);
+		assert_true(end == 512 && r.res.file_size_after > end * SEC);
+		assert_true(get_le32(d->b + 22 * SEC + 511 * 4) == end);
+		assert_int_equal(get_zgrain(d, end, 511 * 128, got), GB);
+		fill_grain(want, GB, 3);
+		memset(want + 100 * SEC, 0, GB - 100 * SEC);
+		assert_memory_equal(got, want, GB);
+		/* order: the grain, barrier, the GT entries, barrier, commit */
+		ig = op_at(&r.sk, end * SEC);
+		igt = op_at(&r.sk, 31 * SEC);
+		ih = op_at(&r.sk, 0);
+		assert_true(ig < igt && igt < ih && ih < r.sk.n);
+		assert_int_equal(r.sk.kinds[ig + 1], PLAN_OP_FLUSH);
+		assert_int_equal(r.sk.kinds[ih - 1], PLAN_OP_FLUSH);
+	}
+	free_disk(d);
+}
+
+/* A whole grain already zero past the boundary is left alone. */
+static void test_stream_cut_grain_already_zero(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	uint8_t g[GB];
+	uint64_t len;
+
+	(void)state;
+	mk_zstream(d, 511 * 128 + 100, GB);
+	fill_grain(g, 100 * SEC, 3);
+	memset(g + 100 * SEC, 0, GB - 100 * SEC);
+	memset(d->b + 256 * SEC, 0, 128 * SEC);
+	d->len = (256 + put_zgrain(d, 256, 511 * 128, g, GB)) * SEC;
+	len = d->len;
+	run_plan(d, &r, 64 * MIB, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	/* the new GTs only (384..391, grain-aligned end), no grain, GT 0
+	 * untouched */
+	assert_true(len < 384 * SEC && r.res.file_size_after == 512 * SEC);
+	assert_true(get_le32(d->b + 31 * SEC + 511 * 4) == 256);
+	assert_int_equal(op_at(&r.sk, 31 * SEC), r.sk.n);
+	assert_int_equal(op_at(&r.sk, 22 * SEC), r.sk.n);
+	free_disk(d);
+}
+
+/* VMware's layout: the grain goes where the footer was, the GD moves
+ * behind it, then the footer sectors. */
+static void test_stream_footer_shrink_rewrites_cut_grain(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	uint8_t g[GB], got[GB];
+	uint64_t ns = (600 * 128 + 64) * (uint64_t)SEC, csec, end, gd;
+	uint32_t ih, ifo, igt;
+
+	(void)state;
+	mk_stream(d);
+	memset(g, 0x33, GB / 2);
+	memset(g + GB / 2, 0x44, GB / 2);
+	memset(d->b + 129 * SEC, 0, SEC);
+	assert_true(put_zgrain(d, 129, 600 * 128, g, GB) == 1);
+	run_plan(d, &r, ns, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	/* the grain at 142 (the old footer marker), GD marker and GD, footer */
+	gd = get_le64(d->b + d->len - 2 * SEC + 56);
+	csec = gd - 1 - 142;
+	end = 142 + csec + 2 + 3;
+	assert_true(csec >= 129 && csec <= 130);
+	assert_true(r.res.file_size_after == end * SEC && d->len == end * SEC);
+	assert_true(get_le32(d->b + 136 * SEC + (600 - 512) * 4) == 142);
+	assert_int_equal(get_zgrain(d, 142, 600 * 128, got), GB);
+	memset(g + 64 * SEC, 0, GB - 64 * SEC);
+	assert_memory_equal(got, g, GB);
+	assert_true(get_le32(d->b + (gd - 1) * SEC + 12) == 2); /* GD marker */
+	assert_true(get_le32(d->b + gd * SEC) == 131 && get_le32(d->b + gd * SEC + 4) == 136);
+	assert_true(get_le32(d->b + (end - 3) * SEC + 12) == 3);
+	assert_true(get_le64(d->b + (end - 2) * SEC + 12) == 600 * 128 + 64);
+	assert_true(get_le32(d->b + (end - 1) * SEC + 12) == 0);
+	/* order: footer copy, barrier, grain + GD, barrier, header, barrier,
+	 * footer, barrier, the GT entry */
+	assert_true(r.sk.offs[0] == (end - 3) * SEC && r.sk.kinds[1] == PLAN_OP_FLUSH);
+	assert_true(r.sk.offs[2] == 142 * SEC && r.sk.lens[2] == (csec + 2) * SEC);
+	assert_int_equal(r.sk.kinds[3], PLAN_OP_FLUSH);
+	ih = op_at(&r.sk, 0);
+	ifo = op_at(&r.sk, (end - 2) * SEC);
+	igt = op_at(&r.sk, 136 * SEC);
+	assert_true(ih == 4 && ih < ifo && ifo < igt && igt < r.sk.n);
+	assert_int_equal(r.sk.kinds[r.sk.n - 1], PLAN_OP_FLUSH);
+	free_disk(d);
+}
+
+static void test_stream_cut_grain_hostile(void **state)
+{
+	struct ptl_img *d = new_disk();
+	uint64_t ns = (511 * 128 + 127) * (uint64_t)SEC;
+	const uint32_t sh = INSTAR_RESIZE_SHRINK_ALLOWED;
+
+	(void)state;
+	mk_zstream(d, 131072, GB);
+	expect_err(d, ns, sh, 0, NULL);
+	put64(d->b + 256 * SEC, 510 * 128); /* the marker's LBA */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "marker for another grain");
+	mk_zstream(d, 131072, GB);
+	put32(d->b + 256 * SEC + 8, 0); /* compressed length */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "invalid length");
+	put32(d->b + 256 * SEC + 8, 2 * GB); /* more than qemu reads */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "invalid length");
+	mk_zstream(d, 131072, GB);
+	put32(d->b + 256 * SEC + 8, get_le32(d->b + 256 * SEC + 8) - 2); /* cut trailer */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "does not inflate");
+	mk_zstream(d, 131072, GB);
+	d->b[256 * SEC + 12 + get_le32(d->b + 256 * SEC + 8) - 1] ^= 1; /* Adler-32 */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "does not inflate");
+	mk_zstream(d, 131072, GB);
+	d->b[256 * SEC + 12] = 0x79; /* zlib header check bits */
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "does not inflate");
+	/* more than a grain of data */
+	mk_zstream(d, 131072, GB);
+	{
+		static uint8_t big[GB + SEC];
+
+		fill_grain(big, sizeof(big), 3);
+		put_zgrain(d, 256, 511 * 128, big, sizeof(big));
+	}
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "does not inflate");
+	/* short, where the old image reads the whole grain */
+	mk_zstream(d, 131072, 127 * SEC);
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "shorter");
+	/* GD and RGD disagree */
+	mk_zstream(d, 131072, GB);
+	put32(d->b + 22 * SEC + 511 * 4, 128);
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "different sectors");
+	/* only the RGD maps it: rebuilt from there */
+	put32(d->b + 22 * SEC + 511 * 4, 256);
+	put32(d->b + 31 * SEC + 511 * 4, 0);
+	expect_err(d, ns, sh, 0, NULL);
+	/* the grain on the header, beyond the file */
+	mk_zstream(d, 131072, GB);
+	put32(d->b + 22 * SEC + 511 * 4, 0);
+	put32(d->b + 31 * SEC + 511 * 4, 0x7fffffff);
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "out of range");
+	put32(d->b + 31 * SEC + 511 * 4, 1);
+	expect_err(d, ns, sh, INSTAR_ERR_CORRUPT, "out of range");
+	/* compressed without markers: the grain's length is unknown */
+	mk_zstream(d, 131072, GB);
+	put32(d->b + 8, 0x10003);
+	expect_err(d, ns, sh, INSTAR_ERR_UNSUPPORTED_SHRINK, "without grain markers");
+	put64(d->b + 12, 511 * 128 + 100);
+	expect_err(d, 64 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "without grain markers");
+	free_disk(d);
+}
+
 /* ---- hostile images ---- */
 
 static void test_hostile_header(void **state)
@@ -730,13 +1013,13 @@ static void test_hostile_tables(void **state)
 	put32(d->b + 8, 7);
 	put32(d->b + 31 * SEC + 511 * 4, 1);
 	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
-	/* A compressed grain cannot be cut. */
+	/* A compressed grain that is not one (0x22 bytes, no marker). */
 	mk_image(d, base_desc);
 	put32(d->b + 4, 3);
 	put32(d->b + 8, 0x30003);
 	put_le16(d->b + 77, 1);
-	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_SHRINK,
-		   "compressed");
+	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_CORRUPT,
+		   "compressed grain");
 	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
 	d->b[77] = 2;
 	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_FEATURE,
@@ -928,6 +1211,11 @@ int main(void)
 	    cmocka_unit_test(test_stream_footer_shrink),
 	    cmocka_unit_test(test_stream_footer_hostile),
 	    cmocka_unit_test(test_shrink_cuts_grain),
+	    cmocka_unit_test(test_stream_shrink_rewrites_cut_grain),
+	    cmocka_unit_test(test_stream_grow_rewrites_cut_grain),
+	    cmocka_unit_test(test_stream_cut_grain_already_zero),
+	    cmocka_unit_test(test_stream_footer_shrink_rewrites_cut_grain),
+	    cmocka_unit_test(test_stream_cut_grain_hostile),
 	    cmocka_unit_test(test_zero_gd_entry_gets_a_gt),
 	    cmocka_unit_test(test_noop_and_options),
 	    cmocka_unit_test(test_io_failures),
