@@ -273,14 +273,8 @@ expect_raw "$T/so3.vmdk" $((8 * G)) "$T/so3.exp"
 resize "$T/so3.vmdk" $((8 * G))
 verify "$T/so3.vmdk" "$T/so3.exp" $((8 * G))
 hazard "$T/so3.vmdk" $G $((8 * G)) 65536
-# a compressed grain cut by the new end cannot be partly zeroed: refused
-# (qemu fails reads past a short compressed grain: verified with qemu-io)
-cp "$T/so0.vmdk" "$T/so4.vmdk"
-expect_err "$T/so4.vmdk" $((63 * M + 512)) UNSUPPORTED_SHRINK "compressed grain" --shrink
-"$QI" create -q -f raw "$T/sp.raw" $((M + 512))
-"$QIO" -f raw -c "write -P 0x77 $((M - 4096)) 4608" "$T/sp.raw" >/dev/null
-"$QI" convert -O vmdk -o subformat=streamOptimized "$T/sp.raw" "$T/sp.vmdk"
-expect_err "$T/sp.vmdk" $((2 * M)) UNSUPPORTED_FEATURE "compressed grain"
+# (a compressed grain cut by the new or the old end: below, after the
+# streams with a footer)
 
 # ---- streams with the grain directory at the end (VMware's layout) ----
 # Three writers: VMware (QEMU's sample, tests/samples), Debian's VMDKstream
@@ -432,6 +426,74 @@ fcrash_case stream-shrink "$T/gen/gen.vmdk" "$T/s.raw" $((40 * M)) --shrink
 # VMware's own stream: a shrink by 64 MiB (two grain tables to clear, not
 # forty; its grows take the path of stream-grow-moved)
 fcrash_case vmware-shrink "$T/vmw/generated-stream.vmdk" "$T/vmw.raw" $((16 * G - 64 * M)) --shrink
+
+# ---- a compressed grain cut by the new end (a shrink) or the old end (a
+# grow) is written anew, whole: the kept part and zeros to the grain's end
+# (qemu fails reads past a short compressed grain); qemu and libvmdk read
+# the result, a grow back reads zeros past the cut ----
+CUT=$((63 * M + 512))
+# cut_case NAME IMG RAW NEW [--shrink]: resize to NEW, verify against RAW cut
+# to NEW (fverify: qemu, libvmdk, instar info), grow back to the old size:
+# zeros past NEW
+cut_case() {
+	local name=$1 img=$2 raw=$3 new=$4 flag=${5:-} v len
+	v=$(vsize "$img")
+	len=$(stat -c %s "$img")
+	mkexp "$raw" "$new" "$T/$name.exp"
+	resize "$img" "$new" $flag
+	fverify "$img" "$T/$name.exp" "$new"
+	[ "$(stat -c %s "$img")" -gt "$len" ] || fail "$name: no grain was written"
+	if [ -n "$flag" ]; then
+		truncate -s "$v" "$T/$name.exp"
+		resize "$img" "$v"
+		fverify "$img" "$T/$name.exp" "$v"
+	fi
+	echo "cut $name: $v -> $new${flag:+ -> $v} ok"
+}
+# qemu's layout: the issue's reproduction, 0x44 across the cut
+cp "$T/so0.vmdk" "$T/so.vmdk"
+cut_case so-shrink "$T/so.vmdk" "$qemu_raw" $CUT --shrink
+# qemu's layout grown from a size that is not whole grains: qemu wrote its
+# last grain short (4608 bytes)
+"$QI" create -q -f raw "$T/sp.raw" $((M + 512))
+"$QIO" -f raw -c "write -P 0x77 $((M - 4096)) 4608" "$T/sp.raw" >/dev/null
+"$QI" convert -O vmdk -o subformat=streamOptimized "$T/sp.raw" "$T/sp.vmdk"
+cp "$T/sp.vmdk" "$T/sp0.vmdk"
+cut_case sp-grow "$T/sp.vmdk" "$T/sp.raw" $((2 * M))
+# VMware's layout (vmdk_stream.py) of the same disk: shrunk at the cut
+mkdir "$T/cut"
+python3 "$(dirname "$0")/vmdk_stream.py" "$qemu_raw" "$T/cut/cut.vmdk"
+cp "$T/cut/cut.vmdk" "$T/cut0.vmdk"
+cut_case vmw-shrink "$T/cut/cut.vmdk" "$qemu_raw" $CUT --shrink
+ftail "$T/cut/cut.vmdk"
+# ... and a stream of capacity CUT whose last grain is whole, with the
+# 0x44 bytes past the old end in it: a grow must not show them
+mkdir "$T/gar"
+python3 "$(dirname "$0")/vmdk_stream.py" --whole-grains --capacity $((CUT / 512)) \
+	"$qemu_raw" "$T/gar/gar.vmdk"
+"$QIO" -f vmdk -r -c "read -P 0x44 $((CUT - 512)) 512" "$T/gar/gar.vmdk" |
+	grep -q 'Pattern verification failed' && fail "gar: not the data below the cut"
+cp "$T/gar/gar.vmdk" "$T/gar0.vmdk"
+mkexp "$qemu_raw" $CUT "$T/gar.raw"
+cut_case vmw-grow "$T/gar/gar.vmdk" "$T/gar.raw" $((64 * M))
+ftail "$T/gar/gar.vmdk"
+if [ -n "$VDS_PY" ]; then
+	mkdir "$T/vdc"
+	"$VDS_PY" -c 'import sys, VMDKstream; VMDKstream.convert_to_stream(sys.argv[1], sys.argv[2])' \
+		"$qemu_raw" "$T/vdc/call-me-stream.vmdk"
+	cut_case vds-shrink "$T/vdc/call-me-stream.vmdk" "$qemu_raw" $CUT --shrink
+	ftail "$T/vdc/call-me-stream.vmdk"
+fi
+# every prefix of those plans: the old image or the new one, for qemu and
+# libvmdk
+cp "$T/so0.vmdk" "$T/so.vmdk"
+fcrash_case so-cut-shrink "$T/so.vmdk" "$qemu_raw" $CUT --shrink
+cp "$T/sp0.vmdk" "$T/sp.vmdk"
+fcrash_case sp-cut-grow "$T/sp.vmdk" "$T/sp.raw" $((2 * M))
+cp "$T/cut0.vmdk" "$T/cut/cut.vmdk"
+fcrash_case vmw-cut-shrink "$T/cut/cut.vmdk" "$qemu_raw" $CUT --shrink
+cp "$T/gar0.vmdk" "$T/gar/gar.vmdk"
+fcrash_case vmw-cut-grow "$T/gar/gar.vmdk" "$T/gar.raw" $((64 * M))
 
 # ---- refusals ----
 img=$T/ref1.vmdk

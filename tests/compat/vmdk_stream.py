@@ -20,9 +20,12 @@ Workstation and OVA exports write it:
                gdOffset), an end-of-stream marker (all zero)
 
 usage: vmdk_stream.py RAW OUT [--desc-sectors N] [--capacity SECTORS]
+                        [--whole-grains]
   The descriptor names OUT's base name as its extent (libvmdk opens the
   extent by that name). --capacity defaults to RAW's length in whole
-  sectors; a last grain past RAW's end is compressed short (only RAW's bytes).
+  sectors; a last grain past the capacity is compressed short (only the
+  bytes below it), or with --whole-grains whole, with RAW's bytes past the
+  capacity in it (data no reader of the image sees).
 """
 import argparse
 import os
@@ -55,6 +58,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--desc-sectors", type=int, default=1)
     ap.add_argument("--capacity", type=int)
+    ap.add_argument("--whole-grains", action="store_true")
     a = ap.parse_args()
     raw_len = os.path.getsize(a.raw)
     cap = a.capacity if a.capacity is not None else (raw_len + SEC - 1) // SEC
@@ -83,7 +87,9 @@ def main():
                 if g >= ngrains:
                     break
                 src.seek(g * GRAIN * SEC)
-                data = src.read(min(GRAIN * SEC, cap * SEC - g * GRAIN * SEC))
+                data = src.read(GRAIN * SEC if a.whole_grains else
+                                min(GRAIN * SEC, cap * SEC - g * GRAIN * SEC))
+                data = data.ljust(GRAIN * SEC, b"\0") if a.whole_grains else data
                 if not data.strip(b"\0"):
                     continue
                 gt[i] = out.tell() // SEC
