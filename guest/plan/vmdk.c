@@ -23,9 +23,20 @@
  *   File space is never reclaimed (the file does not get shorter).
  * - Compressed (stream) grains cannot be partly zeroed in place, and qemu
  *   fails reads past the end of a short compressed grain (EINVAL): a resize
- *   whose boundary cuts an allocated compressed grain is refused. Streams
- *   otherwise get the same GT/GD treatment; the appended GTs carry no stream
- *   markers, so only random-access readers (qemu) are known to see them.
+ *   whose boundary (the new end of a shrink, the old end of a grow) cuts an
+ *   allocated compressed grain writes it anew, whole: the kept bytes and
+ *   zeros to the grain's end, a zlib stream of stored deflate blocks behind
+ *   a grain marker (docs/formats.md §2.5). It is read as qemu reads it and
+ *   refused as CORRUPT if it does not inflate, is shorter than the old image
+ *   reads, or its marker names another grain; compressed images without
+ *   markers are refused. qemu's layout appends it at the end of file (behind
+ *   new GTs); VMware's puts it at the old footer marker and moves the GD
+ *   behind it. Its GT entries (both copies) move to it before the commit on
+ *   a grow (after a barrier behind the grain), after it on a shrink. The
+ *   old grain's sectors are leaked. A whole grain already zero past the
+ *   boundary is left as it is. Streams otherwise get the same GT/GD
+ *   treatment; the appended GTs carry no stream markers, so only
+ *   random-access readers (qemu) are known to see them.
  * - A descriptor file with one extent "RW N FLAT \"name\" 0" or "RW N VMFS
  *   \"name\"" (monolithicFlat, vmfs): one write of the new text (extent
  *   sectors, cylinders, CID), which keeps the file's length when shorter
@@ -50,12 +61,17 @@
  * - The new CID is derived from the old CID and the new capacity (a planner
  *   has no entropy); it always differs from the old one.
  * - Order (every prefix of the plan is the old image or the new one):
- *   grow:   the new end's last sector (new GTs: holes before it), moved GD
- *           copies, stale GT entries past the old end cleared, the cut
- *           grain's tail zeroed -> FLUSH -> commit -> FLUSH
- *   shrink: GTs for GD holes inside the new capacity -> FLUSH -> commit ->
- *           FLUSH -> GT entries past the new end cleared (both GD copies),
- *           the tail of the grain the new end cuts zeroed -> FLUSH
+ *   grow:   the new end's last sector (new GTs: holes before it), [a
+ *           rewritten compressed grain -> FLUSH], moved GD copies, stale GT
+ *           entries past the old end cleared, the cut grain's tail zeroed
+ *           or its GT entries moved to the rewritten one -> FLUSH -> commit
+ *           -> FLUSH
+ *   shrink: GTs for GD holes inside the new capacity, [a rewritten
+ *           compressed grain] -> FLUSH -> commit -> FLUSH -> GT entries past
+ *           the new end cleared (both GD copies), the tail of the grain the
+ *           new end cuts zeroed or its GT entries moved to the rewritten
+ *           one -> FLUSH
+ *   (VMware's layout: docs/formats.md §2.4 and §2.5.)
  *   A shrink's commit comes before any unmapping, so a crash before it
  *   leaves the old image whole, and one after it leaves the new image with
  *   grains mapped past its end (unreachable; file space is never reclaimed

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/compat/vmdk_plan.sh — the VMDK planner against qemu-img/qemu-io as the
 # oracle: monolithicSparse around grain-directory sector boundaries, adapter
-# types (geometry), zeroed grains, qemu's streamOptimized, multi-file
+# types (geometry), zeroed grains, qemu's streamOptimized (and a compressed
+# grain cut by a resize, rewritten whole), multi-file
 # refusals, and a crash run (--stop-after K for every K) per kind of plan.
 # After each resize: check clean, virtual size, data (old bytes below
 # min(old,new), zeros above), geometry equal to a fresh qemu-img image of the
