@@ -894,6 +894,47 @@ static void test_full_then(void **state)
 	expect(&w, 100, 0, "match cut by the output end");
 }
 
+/* plan_inflate_whole: the whole stream, how much it wrote and how much
+ * input it took (a zlib trailer follows), for each level and strategy. */
+static void test_whole(void **state)
+{
+	static const int levels[] = {0, 1, 6, 9};
+	static const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FIXED, Z_HUFFMAN_ONLY};
+	size_t n = 200 * KiB + 17, got, used;
+	uint8_t *src = xmalloc(n), *out = xmalloc(n + 1), *z, *zt;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		src[i] = (uint8_t)(i < n / 2 ? i % 7 : (i * 2654435761u) >> 24);
+	for (unsigned l = 0; l < 4; l++) {
+		for (unsigned st = 0; st < 3; st++) {
+			size_t zn = z_deflate(src, n, levels[l], -15, strategies[st], &z);
+
+			/* trailing bytes are not taken */
+			zt = xmalloc(zn + 4);
+			memcpy(zt, z, zn);
+			memset(zt + zn, 0xa5, 4);
+			got = used = 0;
+			assert_int_equal(
+			    plan_inflate_whole(zt, zn + 4, out, n + 1, work, &got, &used), 0);
+			assert_true(got == n && used == zn);
+			assert_memory_equal(out, src, n);
+			/* exactly the room it needs */
+			assert_int_equal(plan_inflate_whole(z, zn, out, n, work, &got, &used), 0);
+			assert_true(got == n && used == zn);
+			/* a byte less room, or a byte less input: refused */
+			assert_int_equal(plan_inflate_whole(z, zn, out, n - 1, work, &got, &used),
+					 INSTAR_ERR_PARSE_FAILED);
+			assert_int_equal(plan_inflate_whole(z, zn - 1, out, n, work, &got, &used),
+					 INSTAR_ERR_PARSE_FAILED);
+			free(zt);
+			free(z);
+		}
+	}
+	free(src);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -913,6 +954,7 @@ int main(void)
 	    cmocka_unit_test(test_dynamic_header),
 	    cmocka_unit_test(test_dynamic_repeats),
 	    cmocka_unit_test(test_full_then),
+	    cmocka_unit_test(test_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
