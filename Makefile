@@ -3,7 +3,7 @@ BUILD ?= build
 MESON_OPTS ?=
 TESTS ?=
 
-.PHONY: all deps build demo check fuzz difftest faults bench install clean format-check iotests
+.PHONY: all deps build demo check check-vm fuzz difftest faults bench install clean format-check iotests
 
 all: build
 
@@ -27,6 +27,23 @@ install: build
 
 clean:
 	rm -rf $(BUILD)
+
+# On a machine without /dev/kvm, `make check` skips what boots the guest
+# (tests/kvm_gate.sh). check-vm runs exactly those tests again inside a VM
+# whose emulated CPU has AMD-V (tests/vm/run.sh: QEMU TCG, nested KVM), with
+# its own log (meson-logs/vmlog.*). Run `make check` first.
+VM_TIMEOUT_MULTIPLIER ?= 10
+check-vm: build
+	@test -f $(BUILD)/meson-logs/testlog.json || { echo "check-vm: run make check first" >&2; exit 2; }
+	python3 tests/vm/skipped.py $(BUILD)/meson-logs/testlog.json >$(BUILD)/vm-tests
+	@if [ -s $(BUILD)/vm-tests ]; then \
+		echo "check-vm: $$(wc -l <$(BUILD)/vm-tests) tests: $$(tr '\n' ' ' <$(BUILD)/vm-tests)"; \
+		bash tests/vm/run.sh --cache $(BUILD)/vm -- meson test -C $(BUILD) --no-rebuild \
+			--print-errorlogs --logbase vmlog --timeout-multiplier $(VM_TIMEOUT_MULTIPLIER) \
+			$$(cat $(BUILD)/vm-tests); \
+	else \
+		echo "check-vm: make check skipped no test for want of /dev/kvm"; rm -f $(BUILD)/meson-logs/vmlog.json; \
+	fi
 
 # Fuzzing: clang + libFuzzer builds in build-fuzz; each target runs
 # FUZZ_SECONDS over a work corpus seeded from tests/fuzz/corpus/NAME.

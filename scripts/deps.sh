@@ -9,7 +9,9 @@
 # -libvhdi (the second oracle: tests/compat/libyal_read.py and the fault
 # suite), python3-vmdkstream (a second writer of VMware's stream layout for
 # tests/compat/vmdk_plan.sh), man-db (the man page test), 7zip (7zz: a VDI
-# reader that is not qemu, for tests/compat/vdi_plan.sh), hyperfine (bench/).
+# reader that is not qemu, for tests/compat/vdi_plan.sh), hyperfine (bench/),
+# qemu-system-x86, busybox-static, kmod and cpio (tests/vm/run.sh: `make
+# check-vm` runs the guest's tests in a VM on machines without /dev/kvm).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
@@ -18,6 +20,7 @@ pkgs=(
   python3 time util-linux e2fsprogs clang-format man-db
   zlib1g-dev libzstd-dev
   strace python3-libqcow python3-libvmdk python3-libvhdi 7zip python3-vmdkstream
+  qemu-system-x86 busybox-static kmod cpio
 )
 missing=()
 for p in "${pkgs[@]}"; do
