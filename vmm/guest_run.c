@@ -187,6 +187,7 @@ static int vmm_run_guest(struct vmm_run *r, int fd, const struct vmm_guest_opts 
 			 strerror(-e));
 		return e;
 	}
+	vmm_hook_guest_hold();
 	e = vmm_sandbox_enter(keep, sizeof(keep) / sizeof(keep[0]), r->kvm.vcpu_fd);
 	if (e) {
 		snprintf(ret->detail, sizeof(ret->detail), "cannot enter the sandbox: %s",
@@ -194,7 +195,6 @@ static int vmm_run_guest(struct vmm_run *r, int fd, const struct vmm_guest_opts 
 		goto out;
 	}
 	vmm_timing_mark("sandboxed");
-	vmm_hook_guest_delay();
 	e = vmm_watchdog_start(&wd, vmm_run_guest_ms(r));
 	if (e) {
 		snprintf(ret->detail, sizeof(ret->detail), "cannot arm the watchdog: %s",

@@ -1,8 +1,10 @@
 /* vmm/test_hooks.c — the test-only hooks obeyed (see test_hooks.h): linked
  * into instar-test and the unit tests, never into the installed instar. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "overlay.h"
 #include "test_hooks.h"
@@ -22,21 +24,24 @@ uint64_t vmm_hook_commit_stop_after(void)
 	return k;
 }
 
-void vmm_hook_guest_delay(void)
+void vmm_hook_guest_hold(void)
 {
-	const char *s = getenv("INSTAR_TEST_GUEST_DELAY_MS");
-	unsigned long ms;
-	struct timespec ts;
+	const char *s = getenv("INSTAR_TEST_GUEST_HOLD_FD");
+	unsigned long fd;
+	struct stat st;
 	char *end;
+	char c;
 
 	if (!s || !*s)
 		return;
 	errno = 0;
-	ms = strtoul(s, &end, 10);
-	if (errno || *end || ms > 600000)
+	fd = strtoul(s, &end, 10);
+	if (errno || *end || fd < 3 || fd > INT_MAX)
 		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	/* Only a pipe or FIFO: never one of instar's own files. */
+	if (fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return;
+	while (read((int)fd, &c, 1) < 0 && errno == EINTR)
 		;
+	close((int)fd);
 }

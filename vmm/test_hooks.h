@@ -13,9 +13,12 @@
  * VMM_OVL_NO_STOP (overlay.h) when unset, invalid or hooks are off. */
 uint64_t vmm_hook_commit_stop_after(void);
 
-/* INSTAR_TEST_GUEST_DELAY_MS=N: holds the run (image locked, sandbox on,
- * watchdog not yet armed) for N ms, at most 600000, so tests can observe a
- * resize in progress. Returns at once when unset or hooks are off. */
-void vmm_hook_guest_delay(void);
+/* INSTAR_TEST_GUEST_HOLD_FD=N: holds the run (image open and locked, guest
+ * not yet started, sandbox not yet on) until one byte or end of file can be
+ * read from the inherited pipe or FIFO N (N >= 3; anything else is ignored),
+ * then closes N. A test looks at a resize in progress for as long as it
+ * needs and lets it go with one write: an event, not a time margin. Returns
+ * at once when unset or hooks are off. */
+void vmm_hook_guest_hold(void);
 
 #endif

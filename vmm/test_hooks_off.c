@@ -8,6 +8,6 @@ uint64_t vmm_hook_commit_stop_after(void)
 	return VMM_OVL_NO_STOP;
 }
 
-void vmm_hook_guest_delay(void)
+void vmm_hook_guest_hold(void)
 {
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/compat/cli_hooks.sh INSTAR INSTAR_TEST QEMU_IMG — the test-only hooks
-# (INSTAR_TEST_COMMIT_STOP_AFTER, INSTAR_TEST_GUEST_DELAY_MS) exist only in
+# (INSTAR_TEST_COMMIT_STOP_AFTER, INSTAR_TEST_GUEST_HOLD_FD) exist only in
 # instar-test, the binary built for the test suites. The installed `instar`
 # ignores them: with the stop hook set it still commits the whole resize,
-# and with the delay hook set it never sleeps. instar-test, given the same
+# and with the hold hook set it never reads the hold FIFO. instar-test, given the same
 # environment, obeys both (so this test can tell the two apart).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -30,14 +30,19 @@ done
 [ "$(cat instar_test.rc)" = 1 ] || fail "instar-test ignored the stop hook (exit $(cat instar_test.rc))"
 [ "$(vsize instar_test.qcow2)" = $((1 << 30)) ] || fail "instar-test changed the size"
 
-# The delay hook sleeps with nanosleep/clock_nanosleep before the guest runs.
+# The hold hook reads one byte from the FIFO on fd 9 before the guest runs
+# (the byte is already there, so neither binary waits).
+mkfifo hold
 for bin in instar instar_test; do
 	"$qemu_img" create -q -f qcow2 "d-$bin.qcow2" 1G
-	INSTAR_TEST_GUEST_DELAY_MS=300 strace -f -qq -e trace=nanosleep,clock_nanosleep -o "$bin.trace" \
+	exec 9<>hold
+	printf h >&9
+	INSTAR_TEST_GUEST_HOLD_FD=9 strace -f -qq -e trace=read -o "$bin.trace" \
 		"${!bin}" resize -q "d-$bin.qcow2" +1G >/dev/null 2>&1 || fail "$bin: resize failed under strace"
+	exec 9>&-
 done
-! grep -q "tv_nsec=300000000" instar.trace || fail "instar slept for the delay hook: $(cat instar.trace)"
-grep -q "tv_nsec=300000000" instar_test.trace || fail "instar-test did not sleep: $(cat instar_test.trace)"
+! grep -Eq 'read\(9, "h", 1\) += 1' instar.trace || fail "instar read the hold FIFO: $(grep 'read(9' instar.trace)"
+grep -Eq 'read\(9, "h", 1\) += 1' instar_test.trace || fail "instar-test did not read the hold FIFO: $(grep 'read(9' instar_test.trace)"
 
 [ "$fails" -eq 0 ] && echo "ok: the hooks live in instar-test only"
 exit $((fails > 0))

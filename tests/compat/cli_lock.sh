@@ -29,22 +29,21 @@ print('ready', flush=True)
 time.sleep(3600)
 EOF
 
+# hold FILE SPEC...: a process holding those OFD locks, once it says so (its
+# "ready" line on fd 8: an event, however slow the machine).
 hold() {
-	local file=$1
+	local file=$1 line=
 	shift
-	python3 "$tmp/holdlock.py" "$file" "$@" >"$tmp/holder.out" &
+	exec 8< <(exec python3 "$tmp/holdlock.py" "$file" "$@")
 	holder_pid=$!
-	for _ in $(seq 100); do
-		grep -q ready "$tmp/holder.out" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "lock holder did not start"
-	exit 1
+	read -r line <&8
+	[ "$line" = ready ] || { echo "lock holder did not start: '$line'"; exit 1; }
 }
 
 release() {
 	kill "$holder_pid" 2>/dev/null
 	wait "$holder_pid" 2>/dev/null
+	exec 8<&-
 	holder_pid=
 }
 
@@ -87,24 +86,35 @@ for fmt in raw qcow2; do
 	check "$fmt" w100
 done
 
-# While instar holds its locks (a slow full preallocation keeps it busy),
+# While instar holds its locks (a slow full preallocation keeps a raw resize
+# busy; the test hook holds a qcow2 one before its guest starts),
 # /proc/locks must show qemu's bytes on the image, and for qcow2 (which
 # unshares write) qemu-img info without -U must be refused. A raw image is
 # shared with readers, as qemu does it.
 slow_check() {
-	local fmt=$1 want=$2 grow=$3 f="$tmp/S.$1" ino bytes seen= slow
+	local fmt=$1 want=$2 grow=$3 f="$tmp/S.$1" ino bytes seen= slow held
 	rm -f "$f"
 	"$qemu_img" create -q -f "$fmt" "$f" 1M
 	ino=$(stat -c %i "$f")
-	# the guest path is fast now: hold the run (test-only hook) so the locks can be seen
-	INSTAR_TEST_GUEST_DELAY_MS=2000 "$instar" resize --timeout 300 -f "$fmt" --preallocation=full "$f" +$grow >/dev/null 2>"$tmp/slow.err" &
+	# hold the run (test-only hook) until the locks have been looked at; one
+	# byte into the FIFO on fd 9 lets it go
+	rm -f "$tmp/hold"
+	mkfifo "$tmp/hold"
+	exec 9<>"$tmp/hold"
+	INSTAR_TEST_GUEST_HOLD_FD=9 "$instar" resize --timeout 300 -f "$fmt" --preallocation=full "$f" +$grow >/dev/null 2>"$tmp/slow.err" &
 	slow=$!
-	for _ in $(seq 1000); do
+	# Where the guest runs, instar stops in read(9) with its locks taken:
+	# look once it is there. A raw resize has no guest (and no hold): look
+	# until the locks show or it ends. meson's timeout bounds both waits.
+	while :; do
+		held=
+		case $(cat "/proc/$slow/syscall" 2>/dev/null) in "0 0x9 "*) held=1 ;; esac
 		bytes=$(grep ":$ino " /proc/locks | awk '{print $7 "-" $8}' | sort -n | tr '\n' ' ')
 		if [ "$bytes" = "$want" ]; then
 			seen=1
 			break
 		fi
+		[ -n "$held" ] && break
 		kill -0 "$slow" 2>/dev/null || break
 		sleep 0.01
 	done
@@ -120,6 +130,8 @@ slow_check() {
 				{ fails=$((fails + 1)); echo "FAIL info said:"; cat "$tmp/info.err"; }
 		fi
 	fi
+	printf go >&9
+	exec 9>&-
 	wait "$slow" || { fails=$((fails + 1)); echo "FAIL slow $fmt resize"; cat "$tmp/slow.err"; }
 	if grep -q ":$ino " /proc/locks; then
 		fails=$((fails + 1))

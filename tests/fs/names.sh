@@ -37,7 +37,7 @@ mkraw a.qcow2 1M
 mkraw b.img 1M
 mkraw c.VHD 1M
 mkraw "$(printf 'evil\nname\033[31m.raw')" 1M
-FOO_FROM_INSTARFS=1 INSTAR_TEST_GUEST_DELAY_MS=1 LD_LIBRARY_PATH=/nonexistent start_fs
+FOO_FROM_INSTARFS=1 INSTAR_TEST_GUEST_HOLD_FD=9 LD_LIBRARY_PATH=/nonexistent start_fs
 expect_eq "$(wr a.qcow2 +1M)" OK "fake resize"
 env_out=$(cat "$FAKE/env.out")
 grep -qx "LC_ALL=C" <<<"$env_out" || fail "child environment lacks LC_ALL=C: $env_out"
