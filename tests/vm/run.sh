@@ -15,8 +15,9 @@
 # package (apt-get download; the version linux-image-amd64 depends on),
 # the modules init needs, busybox-static's busybox and tests/vm/init. Needs
 # qemu-system-x86, busybox-static, kmod (depmod) and cpio (scripts/deps.sh).
-# The command runs in the current directory with PATH, CI, TMPDIR unset; its
-# output goes to this script's stdout; its exit status is this script's.
+# The command runs in the current directory with this PATH and CI (TMPDIR
+# unset); its output goes to this script's stdout; its exit status is this
+# script's.
 # A VM that dies before the command finishes exits 125.
 # One processor by default: with two, the emulated SVM once wedged the VM's
 # kernel mid-suite (soft lockups on both processors, no progress for minutes);
