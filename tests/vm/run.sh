@@ -111,6 +111,17 @@ trap 'rm -rf "$job"' EXIT
 	printf ' %q' "$@"
 	echo
 } >"$job/cmd"
+# What must stay visible under the VM's private /tmp: the first component
+# below /tmp of the working directory and of the job (init bind-mounts them).
+for d in "$PWD" "$job"; do
+	case $d in /tmp/?*)
+		d=${d#/tmp/}
+		echo "/tmp/${d%%/*}" ;;
+	esac
+done | sort -u >"$job/keep"
+if grep -q '[[:space:]]' "$job/keep"; then
+	echo "$0: a directory to keep under /tmp has a space in its name" >&2; exit 2
+fi
 
 qemu-system-x86_64 -accel tcg,thread=multi -cpu EPYC-v3,+svm,+npt -smp "$cpus" -m "$mem" \
 	-nodefaults -no-user-config -display none -no-reboot \
