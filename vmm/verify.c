@@ -130,18 +130,20 @@ static bool shortened_in_sector(const struct instar_resize_config *cfg,
 }
 
 /* The final length against what the staged ops and the request justify. */
-static int check_length(const struct instar_resize_config *cfg,
-			const struct instar_resize_result *g, const struct vmm_blk_staged *s,
-			char *why, size_t whylen)
+int vmm_verify_length(const struct instar_resize_config *cfg, const struct instar_resize_result *g,
+		      const struct vmm_blk_staged *s, char *why, size_t whylen)
 {
 	uint64_t after = g->file_size_after, before = cfg->file_size;
 	uint64_t max = (before > s->eof ? before : s->eof) + VMM_VERIFY_ALIGN_SLACK;
+	/* The device writes whole sectors: a final length inside the last
+	 * sector written (a vmdk descriptor's text) cuts off none of it. */
+	uint64_t cover = after > UINT64_MAX - 511 ? UINT64_MAX : (after + 511) & ~(uint64_t)511;
 	bool shrinks =
 	    g->action == INSTAR_ACTION_SHRINK || (after < before && shortened_in_sector(cfg, g));
 
 	/* A shrink may write inside the old file past its new end (a VHD
 	 * footer that commits the new size at the old end of file, then moves). */
-	if (after < s->write_end && (!shrinks || s->write_end > before))
+	if (cover < s->write_end && (!shrinks || s->write_end > before))
 		return refuse(why, whylen,
 			      "its final length %llu cuts off its own writes (up to %llu)",
 			      (unsigned long long)after, (unsigned long long)s->write_end);
@@ -171,7 +173,7 @@ int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
 	if (r)
 		return r;
 	vmm_blk_staged(b, &s);
-	r = check_length(cfg, g, &s, why, whylen);
+	r = vmm_verify_length(cfg, g, &s, why, whylen);
 	if (r)
 		return r;
 	r = vmm_probe_read(view_read, &v, g->file_size_after, &after);

@@ -25,8 +25,8 @@ uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg);
  * resize cfg describes, with before the host's probe of the image before the
  * run: the old size it was given and the new size asked for (or the format's
  * rounding of it), an action that matches them and the shrink permission, a
- * final file length at or past every staged write (a shrink's writes may end
- * past it, but not past the old length), below the old length only
+ * final file length at or past every staged write, to the sector (a shrink's
+ * writes may end past it, but not past the old length), below the old length only
  * for a permitted shrink (or, for LUKS with --shrink, by less than a sector
  * while its rounded size stays) and above what the staged ops reach only by what
  * preallocation justifies; and the staged view, probed by the host as the
@@ -34,6 +34,13 @@ uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg);
  * encrypted as before, with that
  * virtual size and the same backing and data-file names. 0, or -EPROTO with
  * why set. */
+/* The final-length part of vmm_verify_resize, on the staged ops' summary s. A
+ * final length that ends inside the last sector written cuts off none of the
+ * writes (the device writes whole sectors; a vmdk descriptor's text ends
+ * mid-sector). */
+int vmm_verify_length(const struct instar_resize_config *cfg, const struct instar_resize_result *g,
+		      const struct vmm_blk_staged *s, char *why, size_t whylen);
+
 int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
 		      const struct instar_probe_info *before, const struct instar_resize_result *g,
 		      char *why, size_t whylen);

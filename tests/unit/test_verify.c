@@ -184,6 +184,35 @@ static void test_other_formats(void **state)
 	t->cfg.format = INSTAR_FMT_LUKS;
 }
 
+/* The final length against the staged writes: whole-sector writes may end
+ * past a length inside their last sector (a vmdk descriptor of 343 bytes
+ * written as one sector), not a sector further. */
+static void test_length_sector(void **state)
+{
+	struct t *t = *state;
+	struct instar_resize_result g = {.error = INSTAR_OK, .action = INSTAR_ACTION_GROW};
+	struct vmm_blk_staged s = {.write_end = 512, .eof = 512};
+
+	t->cfg.format = INSTAR_FMT_VMDK;
+	t->cfg.file_size = 340;
+	g.file_size_after = 343;
+	assert_int_equal(vmm_verify_length(&t->cfg, &g, &s, t->why, sizeof(t->why)), 0);
+	g.file_size_after = 512;
+	assert_int_equal(vmm_verify_length(&t->cfg, &g, &s, t->why, sizeof(t->why)), 0);
+	/* a second sector written, the length inside the first: cut off */
+	s.write_end = s.eof = 1024;
+	g.file_size_after = 343;
+	refused(t, vmm_verify_length(&t->cfg, &g, &s, t->why, sizeof(t->why)),
+		"cuts off its own writes (up to 1024)");
+	/* the rounding saturates instead of wrapping */
+	s.write_end = 4096;
+	g.file_size_after = UINT64_MAX - 100;
+	refused(t, vmm_verify_length(&t->cfg, &g, &s, t->why, sizeof(t->why)),
+		"past anything it wrote");
+	t->cfg.format = INSTAR_FMT_LUKS;
+	t->cfg.file_size = LEN;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +220,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_formats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_encryption_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_length_sector, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
