@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INSTAR_ABI_VERSION 7u
+#define INSTAR_ABI_VERSION 8u
 
 /* ---- Guest-physical memory map (identity-mapped, long mode) ----
  * The whole guest (core and operation) runs at CPL3 from its first
@@ -38,6 +38,14 @@
 #define INSTAR_RAM_DEFAULT (32ull << 20)
 #define INSTAR_VIRTIO_MMIO_BASE 0x10000000ull /* virtio-mmio block device 0 */
 #define INSTAR_VIRTIO_MMIO_SIZE 0x1000ull
+/* Block devices 1..INSTAR_BLK_MAX_DEVS-1: the image's backing chain, read
+ * only (VIRTIO_BLK_F_RO; the host refuses a write and fails the run). Each
+ * has its own page after the control page. */
+#define INSTAR_BLK_MAX_DEVS 5u
+#define INSTAR_VIRTIO_MMIO_DEV1_BASE (INSTAR_VIRTIO_MMIO_BASE + 0x2000ull)
+#define INSTAR_VIRTIO_MMIO_DEV_BASE(i)                                                             \
+	((i) == 0 ? INSTAR_VIRTIO_MMIO_BASE                                                        \
+		  : INSTAR_VIRTIO_MMIO_DEV1_BASE + INSTAR_VIRTIO_MMIO_SIZE * ((uint64_t)(i)-1))
 #define INSTAR_VIRTIO_IRQ 5u
 #define INSTAR_COM1_PORT 0x3f8u /* frames from the CPL0 exception path only */
 
@@ -112,12 +120,15 @@ struct instar_boot_info {
 	uint64_t mmio_base;   /* IN: virtio-mmio device base */
 	uint64_t heap_start;  /* IN: first free byte for the operation */
 	uint64_t heap_end;    /* IN: end (exclusive) of free memory */
+	uint32_t blk_devices; /* IN: block devices, 1..INSTAR_BLK_MAX_DEVS (device 0
+				 at mmio_base, device i at INSTAR_VIRTIO_MMIO_DEV_BASE(i)) */
+	uint32_t reserved;    /* IN: 0 */
 };
-_Static_assert(sizeof(struct instar_boot_info) == 72, "boot info layout");
+_Static_assert(sizeof(struct instar_boot_info) == 80, "boot info layout");
 
 /* ---- Call table: core offers it to the operation binary. Append only. ---- */
 #define INSTAR_CALLTAB_MAGIC 0x4c4c4143u /* "CALL" */
-#define INSTAR_CALLTAB_VERSION 1u
+#define INSTAR_CALLTAB_VERSION 2u
 struct instar_calltab {
 	uint32_t magic;	  /* INSTAR_CALLTAB_MAGIC */
 	uint32_t version; /* INSTAR_CALLTAB_VERSION */
@@ -139,8 +150,13 @@ struct instar_calltab {
 	/* Heap for the operation: [start, end). */
 	uint64_t heap_start;
 	uint64_t heap_end;
+	/* Version 2: read-only block devices 1..blk_devices-1 (the backing
+	 * chain), set up on first use. -ENODEV for a device that does not
+	 * exist; capacity 0 then. Device 0 goes through the calls above. */
+	int (*read_dev_sectors)(uint32_t dev, uint64_t sector, void *buf, uint32_t nsect);
+	uint64_t (*dev_capacity_sectors)(uint32_t dev);
 };
-_Static_assert(sizeof(struct instar_calltab) == 104, "call table layout");
+_Static_assert(sizeof(struct instar_calltab) == 120, "call table layout");
 
 /* Entry of an operation binary: first byte of the image at INSTAR_OP_ADDR,
  * called at CPL3. Returns 0 after having sent its result; core writes the
@@ -250,6 +266,7 @@ enum instar_err {
  * virtual size before the commit of a grow, after the commit of a shrink.
  * vmdk: the same for the one FLAT/VMFS extent a descriptor file names. */
 #define INSTAR_RESIZE_DATA_FILE (1u << 3)
+#define INSTAR_BACKING_MAX_DEVS (INSTAR_BLK_MAX_DEVS - 1)
 struct instar_resize_config {
 	uint32_t magic;			    /* IN: INSTAR_RESIZE_MAGIC */
 	uint32_t abi_version;		    /* IN */
@@ -263,8 +280,18 @@ struct instar_resize_config {
 	uint64_t backing_len;		    /* IN: with INSTAR_RESIZE_BACKING_LEN */
 	uint32_t backing_name_crc;	    /* IN: with INSTAR_RESIZE_BACKING */
 	uint32_t data_file_name_crc;	    /* IN: with INSTAR_RESIZE_DATA_FILE */
+	/* The backing chain as read-only block devices: backing_fmt[i] and
+	 * backing_dev_len[i] (the file's length in bytes) describe device i+1,
+	 * the file i+1 links down the chain (0: the image's own backing file).
+	 * backing_devs = 0: none (no backing file, or the first one in a format
+	 * the guest does not read); the chain stops at the first file of
+	 * another format or at INSTAR_BACKING_MAX_DEVS. */
+	uint32_t backing_devs;				   /* IN */
+	uint32_t reserved2;				   /* IN: 0 */
+	uint32_t backing_fmt[INSTAR_BACKING_MAX_DEVS];	   /* IN: INSTAR_FMT_RAW or _QCOW2 */
+	uint64_t backing_dev_len[INSTAR_BACKING_MAX_DEVS]; /* IN: bytes */
 };
-_Static_assert(sizeof(struct instar_resize_config) == 64, "config layout");
+_Static_assert(sizeof(struct instar_resize_config) == 120, "config layout");
 
 #define INSTAR_DETAIL_MAX 128
 /* The failure is the image's open: the format driver's parse of its header

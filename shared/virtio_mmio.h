@@ -49,6 +49,7 @@
 
 /* Feature bits */
 #define VIRTIO_F_BLK_SEG_MAX (1ull << 2)
+#define VIRTIO_F_BLK_RO (1ull << 5) /* device is read-only */
 #define VIRTIO_F_BLK_FLUSH (1ull << 9)
 #define VIRTIO_F_BLK_DISCARD (1ull << 13)
 #define VIRTIO_F_BLK_WRITE_ZEROES (1ull << 14)

@@ -383,7 +383,8 @@ struct resize_ext {
 	uint32_t backing_crc, data_crc;
 	int data_fd; /* -1: none */
 	char data_name[1024];
-	const char *data_noun; /* "data file" (qcow2), "extent file" (vmdk) */
+	const char *data_noun;	    /* "data file" (qcow2), "extent file" (vmdk) */
+	struct vmm_ext_chain chain; /* the backing files the guest may read */
 };
 
 static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint64_t size,
@@ -432,6 +433,7 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	    .backing_len = x->backing_len,
 	    .backing_name_crc = x->backing_crc,
 	    .data_file_name_crc = x->data_crc,
+	    .backing_devs = x->chain.n,
 	};
 	struct vmm_guest_opts o = {
 	    .guest_dir = a->guest_dir,
@@ -447,6 +449,10 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	int r;
 
 	cfg.flags |= x->flags;
+	for (uint32_t i = 0; i < x->chain.n; i++) {
+		cfg.backing_fmt[i] = x->chain.fmt[i];
+		o.backing_fd[i] = x->chain.fd[i];
+	}
 	/* A grow makes the data file long enough before the image commits to
 	 * the new size (qemu's order too); a failed guest puts it back. */
 	if (x->data_fd >= 0 && new_size > probed_size) {
@@ -526,9 +532,10 @@ static int open_external(struct cli_ctx *c, const struct resize_args *a, int fd,
 		return -1;
 	}
 	if (flags & INSTAR_RESIZE_BACKING) {
-		r = vmm_ext_backing(&pol, filename, info, &x->backing_len, &known, err,
+		r = vmm_ext_backing(&pol, filename, info, &x->backing_len, &known, &x->chain, err,
 				    sizeof(err));
 		if (r < 0) {
+			vmm_ext_chain_close(&x->chain);
 			vmm_ext_policy_close(&pol);
 			cli_error(c, INSTAR_ERR_OPEN_FAILED,
 				  r == -ENOENT	 ? ENOENT

@@ -173,14 +173,22 @@ static int vmm_run_mmio(void *ctx, uint64_t gpa, bool is_write, uint32_t len, ui
 	struct vmm_run *r = ctx;
 	uint64_t off;
 
+	struct vmm_blk *b = NULL;
+
 	if (vmm_run_in(gpa, len, INSTAR_CTRL_MMIO_BASE, INSTAR_CTRL_MMIO_SIZE, &off))
 		return vmm_run_ctrl(r, off, is_write, len, data);
-	if (!vmm_run_in(gpa, len, INSTAR_VIRTIO_MMIO_BASE, INSTAR_VIRTIO_MMIO_SIZE, &off))
+	if (vmm_run_in(gpa, len, INSTAR_VIRTIO_MMIO_BASE, INSTAR_VIRTIO_MMIO_SIZE, &off))
+		b = r->blk;
+	for (uint32_t i = 0; !b && i < r->nbacking; i++)
+		if (vmm_run_in(gpa, len, INSTAR_VIRTIO_MMIO_DEV_BASE(i + 1),
+			       INSTAR_VIRTIO_MMIO_SIZE, &off))
+			b = r->bblk[i];
+	if (!b)
 		return -EFAULT;
 	if (is_write)
-		vmm_blk_mmio_write(r->blk, off, data, len);
+		vmm_blk_mmio_write(b, off, data, len);
 	else
-		vmm_blk_mmio_read(r->blk, off, data, len);
+		vmm_blk_mmio_read(b, off, data, len);
 	return 0;
 }
 
@@ -194,6 +202,8 @@ void vmm_run_coalesce(struct vmm_run *r)
 	const struct vmm_blk_mmio_range *cr;
 	size_t n = vmm_blk_coalescable(&cr);
 
-	for (size_t i = 0; i < n; i++)
-		vmm_kvm_coalesce(&r->kvm, INSTAR_VIRTIO_MMIO_BASE + cr[i].off, cr[i].len);
+	for (uint32_t d = 0; d <= r->nbacking; d++)
+		for (size_t i = 0; i < n; i++)
+			vmm_kvm_coalesce(&r->kvm, INSTAR_VIRTIO_MMIO_DEV_BASE(d) + cr[i].off,
+					 cr[i].len);
 }

@@ -312,7 +312,8 @@ static const char *ext_backing_refusal(const struct vmm_ext_policy *p)
 
 static int ext_backing(const struct vmm_ext_policy *p, const char *base, const char *link_dir,
 		       const uint8_t *raw, uint32_t rawlen, const uint8_t *fmt, uint32_t fmtlen,
-		       int depth, uint64_t *ret_len, bool *ret_known, char *err, size_t errlen)
+		       int depth, uint64_t *ret_len, bool *ret_known, struct vmm_ext_chain *chain,
+		       char *err, size_t errlen)
 {
 	char name[1024], fmtname[33], path[PATH_MAX], full[PATH_MAX] = "";
 	struct instar_probe_info *bi;
@@ -369,6 +370,14 @@ static int ext_backing(const struct vmm_ext_policy *p, const char *base, const c
 		*ret_len = want == INSTAR_FMT_QCOW2 ? bi->virtual_size & ~511ull : bi->virtual_size;
 		*ret_known = true;
 	}
+	/* the guest reads raw and qcow2 backing files (the first few) */
+	if (!r && chain && chain->n == (uint32_t)depth && depth < (int)INSTAR_BACKING_MAX_DEVS &&
+	    (want == INSTAR_FMT_RAW || want == INSTAR_FMT_QCOW2)) {
+		chain->fd[depth] = fd;
+		chain->fmt[depth] = (uint32_t)want;
+		chain->n++;
+		fd = -1;
+	}
 	/* a format instar does not read leaves the length unknown, not an error */
 	if (!r && want == INSTAR_FMT_QCOW2 && bi->names_known && bi->backing_len) {
 		char next_dir[PATH_MAX];
@@ -381,10 +390,11 @@ static int ext_backing(const struct vmm_ext_policy *p, const char *base, const c
 		snprintf(next_dir, sizeof(next_dir), "%.*s",
 			 slash && slash != full ? (int)(slash - full) : 1, slash ? full : "/");
 		r = ext_backing(p, path, next_dir, bi->backing, bi->backing_len, bi->backing_fmt,
-				bi->backing_fmt_len, depth + 1, &len2, &known2, err, errlen);
+				bi->backing_fmt_len, depth + 1, &len2, &known2, chain, err, errlen);
 	}
 	free(bi);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return r;
 
 fail_io:
@@ -396,11 +406,20 @@ fail_io:
 
 int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
 		    const struct instar_probe_info *info, uint64_t *ret_len, bool *ret_known,
-		    char *err, size_t errlen)
+		    struct vmm_ext_chain *ret_chain, char *err, size_t errlen)
 {
+	if (ret_chain)
+		ret_chain->n = 0;
 	return ext_backing(p, image_path, p->dir, info->backing, info->backing_len,
-			   info->backing_fmt, info->backing_fmt_len, 0, ret_len, ret_known, err,
-			   errlen);
+			   info->backing_fmt, info->backing_fmt_len, 0, ret_len, ret_known,
+			   ret_chain, err, errlen);
+}
+
+void vmm_ext_chain_close(struct vmm_ext_chain *c)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		close(c->fd[i]);
+	c->n = 0;
 }
 
 /* What the file an image names is called in messages. */

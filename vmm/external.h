@@ -44,6 +44,17 @@ int vmm_ext_policy_open(struct vmm_ext_policy *p, const char *image_path,
 			size_t errlen);
 void vmm_ext_policy_close(struct vmm_ext_policy *p);
 
+/* The backing chain as the guest may read it: the first n files, each
+ * reopened O_RDONLY from the O_PATH fd the policy checked, with the format
+ * it is read as (qemu's: the naming header's backing format, else the
+ * probe's). The chain stops at the first file in a format other than raw
+ * or qcow2, and after INSTAR_BACKING_MAX_DEVS files. */
+struct vmm_ext_chain {
+	uint32_t n;
+	int fd[INSTAR_BACKING_MAX_DEVS];
+	uint32_t fmt[INSTAR_BACKING_MAX_DEVS];
+};
+
 /* Opens the backing chain of the qcow2 image at image_path (info: its probe).
  * Relative names are combined with the naming image's path as qemu does (for
  * /dev/fd/N: the working directory). Without confinement any regular file
@@ -51,13 +62,18 @@ void vmm_ext_policy_close(struct vmm_ext_policy *p);
  * with it, only one beneath the image's directory or a backing dir, reached
  * without symbolic links. ret_known says whether *ret_len (the first
  * backing file's length, as qemu's bdrv_getlength) could be read for its
- * format. On failure returns a negative errno (-EACCES: the policy refused
+ * format. ret_chain (may be NULL; n = 0 on entry) receives the chain's
+ * fds for the guest; the caller closes them (vmm_ext_chain_close), also
+ * after a failure. On failure returns a negative errno (-EACCES: the policy refused
  * the name) with err set to qemu's wording after "Could not open
  * '<image>': ", e.g. "Could not open backing file: Could not open
  * 'base.qcow2': No such file or directory". */
 int vmm_ext_backing(const struct vmm_ext_policy *p, const char *image_path,
 		    const struct instar_probe_info *info, uint64_t *ret_len, bool *ret_known,
-		    char *err, size_t errlen);
+		    struct vmm_ext_chain *ret_chain, char *err, size_t errlen);
+
+/* Closes the fds of a chain (n set to 0). */
+void vmm_ext_chain_close(struct vmm_ext_chain *c);
 
 /* Opens the external data file of a qcow2 image, or the one FLAT/VMFS extent
  * a vmdk descriptor file names (monolithicFlat, vmfs), read-write: the host

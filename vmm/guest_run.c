@@ -93,6 +93,28 @@ static int vmm_run_new(struct vmm_run **ret_r, int fd, const struct instar_resiz
 	/* The guest sees the real length, whatever the caller believed. */
 	r->gcfg = *cfg;
 	r->gcfg.file_size = (uint64_t)st.st_size;
+	if (cfg->backing_devs > INSTAR_BACKING_MAX_DEVS) {
+		snprintf(ret->detail, sizeof(ret->detail), "too many backing devices");
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < cfg->backing_devs; i++) {
+		struct stat bst;
+
+		if (cfg->backing_fmt[i] != INSTAR_FMT_RAW &&
+		    cfg->backing_fmt[i] != INSTAR_FMT_QCOW2) {
+			snprintf(ret->detail, sizeof(ret->detail), "backing device %u: bad format",
+				 i + 1);
+			return -EINVAL;
+		}
+		if (o->backing_fd[i] < 0 || fstat(o->backing_fd[i], &bst) < 0 ||
+		    !S_ISREG(bst.st_mode)) {
+			snprintf(ret->detail, sizeof(ret->detail),
+				 "backing device %u: not a regular file", i + 1);
+			return -EBADF;
+		}
+		/* the guest sees the real length, as for the image */
+		r->gcfg.backing_dev_len[i] = (uint64_t)bst.st_size;
+	}
 	r->debug = o->debug;
 	r->t0 = t0;
 	r->timeout_ms = o->timeout_ms ? o->timeout_ms : INSTAR_TIMEOUT_DEFAULT_S * 1000u;
@@ -123,6 +145,7 @@ static int vmm_run_boot(struct vmm_run *r, int fd, const struct vmm_guest_opts *
 	    .config_len = sizeof(*g),
 	    .boot_flags = o->debug ? INSTAR_BOOT_DEBUG : 0,
 	    .mmio_base = INSTAR_VIRTIO_MMIO_BASE,
+	    .blk_devices = 1 + g->backing_devs,
 	};
 	struct vmm_blk_opts bo;
 	int e;
@@ -155,6 +178,23 @@ static int vmm_run_boot(struct vmm_run *r, int fd, const struct vmm_guest_opts *
 			 strerror(-e));
 		return e;
 	}
+	/* The backing chain: read-only, reads only, never committed. */
+	for (uint32_t i = 0; i < g->backing_devs; i++) {
+		bo = (struct vmm_blk_opts){
+		    .fd = o->backing_fd[i],
+		    .file_size = g->backing_dev_len[i],
+		    .capacity_bytes = g->backing_dev_len[i],
+		    .overlay_limit = 1,
+		    .read_only = true,
+		};
+		e = vmm_blk_create(&r->bblk[i], &r->kvm.mem, &bo);
+		if (e) {
+			snprintf(ret->detail, sizeof(ret->detail),
+				 "cannot create backing device %u: %s", i + 1, strerror(-e));
+			return e;
+		}
+		r->nbacking = i + 1;
+	}
 	vmm_run_coalesce(r);
 	return 0;
 }
@@ -176,11 +216,13 @@ static uint32_t vmm_run_guest_ms(const struct vmm_run *r)
 static int vmm_run_guest(struct vmm_run *r, int fd, const struct vmm_guest_opts *o,
 			 struct instar_resize_result *ret)
 {
-	const int keep[] = {fd, r->kvm.vm_fd, r->kvm.vcpu_fd, r->kvm.reaper_fd,
-			    o->keep_fd > 2 ? o->keep_fd : -1};
+	int keep[5 + INSTAR_BACKING_MAX_DEVS] = {fd, r->kvm.vm_fd, r->kvm.vcpu_fd, r->kvm.reaper_fd,
+						 o->keep_fd > 2 ? o->keep_fd : -1};
 	struct vmm_watchdog wd;
 	int e, kerr;
 
+	for (uint32_t i = 0; i < INSTAR_BACKING_MAX_DEVS; i++)
+		keep[5 + i] = i < r->nbacking ? o->backing_fd[i] : -1;
 	e = vmm_watchdog_create(&wd, &r->kvm);
 	if (e) {
 		snprintf(ret->detail, sizeof(ret->detail), "cannot create the watchdog: %s",
@@ -252,6 +294,8 @@ int vmm_guest_run_op(int fd, const struct instar_resize_config *cfg, const struc
 	if (!r)
 		return e;
 	vmm_blk_destroy(r->blk);
+	for (uint32_t i = 0; i < r->nbacking; i++)
+		vmm_blk_destroy(r->bblk[i]);
 	if (r->kvm_up)
 		vmm_kvm_destroy(&r->kvm);
 	if (!e)

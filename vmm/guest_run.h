@@ -17,8 +17,12 @@ struct vmm_guest_opts {
 	bool debug;		/* forward guest log text to stderr */
 	int keep_fd;		/* > 2: one more fd the caller needs after the run
 				   (an external data file); kept through the sandbox */
-	bool verify;		/* check a success claim against the staged view
-				   before the commit (vmm_guest_resize always does) */
+	/* The backing chain (cfg->backing_devs files, read-only fds; format
+	 * in cfg->backing_fmt): read-only virtio-blk devices 1..n. Their
+	 * lengths are taken from the fds. Kept through the sandbox, only read. */
+	int backing_fd[INSTAR_BACKING_MAX_DEVS];
+	bool verify; /* check a success claim against the staged view
+			before the commit (vmm_guest_resize always does) */
 };
 
 /* Boots core.bin + resize.bin with fd as virtio-blk device 0 and runs the

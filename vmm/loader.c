@@ -150,6 +150,7 @@ int vmm_loader_setup(const struct vmm_guestmem *m, const struct vmm_load_spec *s
 	    .mmio_base = s->mmio_base,
 	    .heap_start = INSTAR_HEAP_ADDR,
 	    .heap_end = m->size,
+	    .blk_devices = s->blk_devices ? s->blk_devices : 1,
 	};
 	/* Every operation's scratch starts at the heap: fault its first page
 	 * in now (a whole huge page on a host with THP, zeroing included),

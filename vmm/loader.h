@@ -25,6 +25,7 @@ struct vmm_load_spec {
 	uint32_t config_len; /* <= INSTAR_CONFIG_MAX */
 	uint32_t boot_flags; /* INSTAR_BOOT_* */
 	uint64_t mmio_base;
+	uint32_t blk_devices; /* boot info: 0 counts as 1 (device 0 only) */
 };
 
 /* Loads core at INSTAR_CORE_ADDR and the operation at INSTAR_OP_ADDR, writes

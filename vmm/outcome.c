@@ -28,10 +28,25 @@ void vmm_run_outcome(struct vmm_run *r, struct instar_resize_result *ret)
 		vmm_run_fault(r, "guest halted inside a frame");
 	if (!r->fault[0] && vmm_blk_needs_reset(r->blk))
 		vmm_run_fault(r, "guest left the virtio-blk queue malformed");
+	for (uint32_t i = 0; !r->fault[0] && i < r->nbacking; i++)
+		if (vmm_blk_needs_reset(r->bblk[i]))
+			vmm_run_fault(r, "guest left the queue of backing device %u malformed",
+				      i + 1);
 	if (r->fault[0]) {
 		ret->error = INSTAR_ERR_GUEST_FAULT;
 		snprintf(ret->detail, sizeof(ret->detail), "%s", r->fault);
 		return;
+	}
+	for (uint32_t i = 0; i < r->nbacking; i++) {
+		if (vmm_blk_write_refused(r->bblk[i])) {
+			/* whatever the guest claims: it tried to change a backing file */
+			ret->error = INSTAR_ERR_GUEST_MISBEHAVED;
+			snprintf(ret->detail, sizeof(ret->detail),
+				 "guest result refused: it tried to write to read-only backing "
+				 "device %u",
+				 i + 1);
+			return;
+		}
 	}
 	if (vmm_blk_overlay_exceeded(r->blk)) {
 		ret->error = INSTAR_ERR_OVERLAY_LIMIT;

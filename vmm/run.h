@@ -19,6 +19,10 @@ struct vmm_run {
 	struct vmm_kvm kvm;
 	bool kvm_up; /* kvm was created: vmm_kvm_destroy() it */
 	struct vmm_blk *blk;
+	/* The backing chain, read-only devices 1..nbacking (never committed,
+	 * never verified: only blk is). */
+	struct vmm_blk *bblk[INSTAR_BACKING_MAX_DEVS];
+	uint32_t nbacking;
 	struct vmm_frame_decoder dec;
 	bool debug;
 	uint32_t nresults;

@@ -22,6 +22,9 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define DEVICE_FEATURES                                                                            \
 	(VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_SEG_MAX | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_DISCARD |   \
 	 VIRTIO_F_BLK_WRITE_ZEROES)
+/* A read-only device (a backing file): no discard, no write-zeroes. */
+#define DEVICE_FEATURES_RO                                                                         \
+	(VIRTIO_F_VERSION_1 | VIRTIO_F_BLK_SEG_MAX | VIRTIO_F_BLK_FLUSH | VIRTIO_F_BLK_RO)
 
 #define SECTOR 512u /* virtio-blk's unit (spec 5.2.6) */
 
@@ -65,6 +68,9 @@ struct vmm_blk {
 	struct vmm_overlay ovl;
 	struct chain chain; /* scratch of the request being handled */
 	bool unsynced;	    /* the commit left applied ops without an fdatasync */
+	bool read_only;	    /* VIRTIO_BLK_F_RO: every write is refused */
+	bool write_refused; /* a write, write-zeroes or discard came anyway */
+	uint64_t features;  /* DEVICE_FEATURES or DEVICE_FEATURES_RO */
 	int read_err;	    /* first failed pread: -errno, at read_err_off */
 	uint64_t read_err_off;
 	uint8_t config[CONFIG_SIZE];
@@ -104,6 +110,8 @@ int vmm_blk_create(struct vmm_blk **ret, const struct vmm_guestmem *mem,
 	b->fd = o->fd;
 	b->file_size = o->file_size;
 	b->capacity = cap;
+	b->read_only = o->read_only;
+	b->features = o->read_only ? DEVICE_FEATURES_RO : DEVICE_FEATURES;
 	vmm_overlay_init(&b->ovl, o->overlay_limit ? o->overlay_limit : INSTAR_MAX_STAGED_DEFAULT,
 			 VMM_BLK_OVERLAY_MAX_OPS);
 	vmm_overlay_set_base(&b->ovl, o->file_size, o->prealloc_limit);
@@ -132,6 +140,11 @@ void vmm_blk_destroy(struct vmm_blk *b)
 bool vmm_blk_overlay_exceeded(const struct vmm_blk *b)
 {
 	return b->ovl.exceeded;
+}
+
+bool vmm_blk_write_refused(const struct vmm_blk *b)
+{
+	return b->write_refused;
 }
 
 bool vmm_blk_needs_reset(const struct vmm_blk *b)
@@ -372,6 +385,22 @@ static int handle_chain(struct vmm_blk *b, uint16_t head, uint32_t *ret_used)
 	if (!ok || c->out_len < VIRTIO_REQ_HDR_SIZE)
 		goto done;
 	gather(c->out, c->nout, 0, hdr, VIRTIO_REQ_HDR_SIZE);
+	if (b->read_only) {
+		uint32_t t = get_le32(hdr);
+
+		if (t == VIRTIO_T_OUT || t == VIRTIO_T_DISCARD || t == VIRTIO_T_WRITE_ZEROES) {
+			/* nothing is staged; the run is refused (vmm_blk_write_refused) */
+			b->write_refused = true;
+			status = VIRTIO_S_IOERR;
+			goto done;
+		}
+		if (t == VIRTIO_T_FLUSH) {
+			status = c->out_len == VIRTIO_REQ_HDR_SIZE && c->in_len == 0
+				     ? VIRTIO_S_OK
+				     : VIRTIO_S_IOERR;
+			goto done;
+		}
+	}
 
 	switch (get_le32(hdr)) {
 	case VIRTIO_T_IN:
@@ -479,7 +508,7 @@ static void status_write(struct vmm_blk *b, uint32_t v)
 	if ((b->status & ~VIRTIO_ST_NEEDS_RESET) & ~v)
 		return;
 	if ((v & VIRTIO_ST_FEATURES_OK) && !(b->status & VIRTIO_ST_FEATURES_OK)) {
-		if ((b->driver_features & ~DEVICE_FEATURES) ||
+		if ((b->driver_features & ~b->features) ||
 		    !(b->driver_features & VIRTIO_F_VERSION_1))
 			v &= ~VIRTIO_ST_FEATURES_OK;
 	}
@@ -502,7 +531,7 @@ static uint32_t reg_read(struct vmm_blk *b, uint64_t off)
 	case VIRTIO_R_DEVICE_FEATURES:
 		if (b->dev_feat_sel > 1)
 			return 0;
-		return (uint32_t)(DEVICE_FEATURES >> (32 * b->dev_feat_sel));
+		return (uint32_t)(b->features >> (32 * b->dev_feat_sel));
 	case VIRTIO_R_QUEUE_NUM_MAX:
 		return b->queue_sel == 0 ? VMM_BLK_QUEUE_MAX : 0;
 	case VIRTIO_R_QUEUE_READY:

@@ -29,6 +29,10 @@ struct vmm_blk_opts {
 	uint64_t prealloc_limit; /* zero bytes past the end of file that may be
 				    preallocated; 0 = no preallocation asked for
 				    (such ranges only extend the length) */
+	bool read_only;		 /* a backing file: VIRTIO_BLK_F_RO, no discard
+				    or write-zeroes; a write, write-zeroes or
+				    discard request fails with IOERR, stages
+				    nothing and sets vmm_blk_write_refused() */
 };
 
 /* mem is copied; the mapping it describes must outlive the device. */
@@ -61,6 +65,10 @@ size_t vmm_blk_coalescable(const struct vmm_blk_mmio_range **ret);
  * after writing a hostile ring. 0, or -EPROTO when the ring was malformed and
  * the device went to DEVICE_NEEDS_RESET. */
 int vmm_blk_process_queue(struct vmm_blk *b);
+
+/* A read-only device was asked to write, write zeroes or discard: the run
+ * must be refused (GUEST_MISBEHAVED). Sticky. */
+bool vmm_blk_write_refused(const struct vmm_blk *b);
 
 /* Status register bit DEVICE_NEEDS_RESET is set (the ring was malformed). */
 bool vmm_blk_needs_reset(const struct vmm_blk *b);

@@ -78,6 +78,7 @@ void guest_main(const struct instar_boot_info *bi)
 	guest_boot = bi;
 	if (bi->flags & INSTAR_BOOT_DEBUG)
 		guest_log("core: up", 8);
+	guest_blk_set_count(bi->blk_devices);
 	if (guest_blk_init(bi->mmio_base) != 0) {
 		guest_panic("virtio-blk initialisation failed");
 		return;
@@ -98,6 +99,8 @@ void guest_main(const struct instar_boot_info *bi)
 	    .log = guest_log,
 	    .heap_start = bi->heap_start,
 	    .heap_end = bi->heap_end,
+	    .read_dev_sectors = guest_blk_dev_read,
+	    .dev_capacity_sectors = guest_blk_dev_capacity,
 	};
 	entry = (instar_op_entry_fn)(uintptr_t)bi->op_addr;
 	entry(ct);

@@ -1,5 +1,6 @@
 /* guest/core/virtio_blk.h — guest core: polled driver of the virtio-mmio block
- * device 0 (virtio 1.x, one split queue, synchronous requests). */
+ * devices: 0 the image, 1.. its backing chain, read-only (virtio 1.x, one
+ * split queue each, synchronous requests). */
 #ifndef GUEST_VIRTIO_BLK_H
 #define GUEST_VIRTIO_BLK_H
 
@@ -19,5 +20,15 @@ int guest_blk_write_zeroes(uint64_t sector, uint64_t nsect);
 int guest_blk_discard(uint64_t sector, uint64_t nsect);
 int guest_blk_flush(void);
 uint64_t guest_blk_capacity(void);
+
+/* The boot info's device count (1..INSTAR_BLK_MAX_DEVS; anything else: 1). */
+void guest_blk_set_count(uint32_t n);
+
+/* Reads from device dev: 0 is the image, 1.. the read-only backing devices
+ * (set up on first use at INSTAR_VIRTIO_MMIO_DEV_BASE(dev); they must offer
+ * VIRTIO_BLK_F_RO). -ENODEV for a device that does not exist or could not
+ * be set up; its capacity reads as 0. */
+int guest_blk_dev_read(uint32_t dev, uint64_t sector, void *buf, uint32_t nsect);
+uint64_t guest_blk_dev_capacity(uint32_t dev);
 
 #endif
