@@ -105,6 +105,8 @@
  *   bytes past an unaligned old end are left as qemu leaves them, and a
  *   grow over a longer backing file that would zero part of a cluster is
  *   refused (docs/formats.md §1.2). */
+#include <errno.h>
+
 #include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
@@ -2282,13 +2284,22 @@ enum {
 /* Backing file bytes at guest offset off into buf. */
 static int qcow2_read_backing(struct qcow2 *q, uint64_t off, uint8_t *buf, uint64_t len)
 {
+	int r;
+
 	if (!len)
 		return 0;
-	if (!q->io->read_backing)
+	/* -ENOTSUP: a backing file in a format or at a depth not read */
+	r = q->io->read_backing ? q->io->read_backing(q->io->backing_ctx, off, buf, (uint32_t)len)
+				: -ENOTSUP;
+	if (r == -ENOTSUP)
 		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 				  "qcow2: the partial cluster at the old end needs the backing "
 				  "file's data, which is not available");
-	if (q->io->read_backing(q->io->backing_ctx, off, buf, (uint32_t)len))
+	if (r == -EINVAL)
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+				  "qcow2: the backing file is malformed where the partial cluster "
+				  "at the old end reads from it");
+	if (r)
 		return qcow2_fail(q, INSTAR_ERR_READ_FAILED, "qcow2: cannot read the backing file");
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "abi.h"
+#include "backing.h"
 #include "lib.h"
 #include "plan.h"
 
@@ -13,6 +14,7 @@
 
 struct guest_resize {
 	const struct instar_calltab *ct;
+	uint32_t dev;		/* 0: the image; 1..: a read-only backing device */
 	uint8_t *bounce;	/* BOUNCE_BYTES */
 	uint8_t sector[SECTOR]; /* edge sector for read-modify-write */
 };
@@ -20,6 +22,8 @@ struct guest_resize {
 int _start(const struct instar_calltab *ct) __attribute__((section(".text.entry")));
 
 static struct guest_resize guest_rs;
+static struct guest_resize guest_bdev[INSTAR_BACKING_MAX_DEVS];
+static struct plan_backing guest_backing;
 static uint8_t guest_bounce[BOUNCE_BYTES] __attribute__((aligned(4096)));
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -41,11 +45,13 @@ static int guest_resize_read(void *ctx, uint64_t off, void *buf, uint32_t len)
 		int r;
 
 		if (skip == 0 && n % SECTOR == 0) {
-			r = g->ct->read_sectors(sector, dst, nsect);
+			r = g->dev ? g->ct->read_dev_sectors(g->dev, sector, dst, nsect)
+				   : g->ct->read_sectors(sector, dst, nsect);
 			if (r)
 				return r;
 		} else {
-			r = g->ct->read_sectors(sector, g->bounce, nsect);
+			r = g->dev ? g->ct->read_dev_sectors(g->dev, sector, g->bounce, nsect)
+				   : g->ct->read_sectors(sector, g->bounce, nsect);
 			if (r)
 				return r;
 			memcpy(dst, g->bounce + skip, n);
@@ -155,7 +161,7 @@ int _start(const struct instar_calltab *ct)
 		return -EINVAL; /* no way to report: the host sees no result */
 	cfg = ct->get_config(&cfg_len);
 	if (cfg_len != sizeof(*cfg) || cfg->magic != INSTAR_RESIZE_MAGIC ||
-	    cfg->abi_version != INSTAR_ABI_VERSION || cfg->reserved != 0)
+	    cfg->abi_version != INSTAR_ABI_VERSION || cfg->reserved != 0 || cfg->reserved2 != 0)
 		return guest_resize_fail(ct, &res, INSTAR_ERR_INTERNAL, "bad resize config");
 	if (ct->heap_end <= ct->heap_start)
 		return guest_resize_fail(ct, &res, INSTAR_ERR_SCRATCH_TOO_SMALL, "no heap");
@@ -169,6 +175,21 @@ int _start(const struct instar_calltab *ct)
 	};
 	plan_scratch_init(&scratch, (void *)(uintptr_t)ct->heap_start,
 			  (size_t)(ct->heap_end - ct->heap_start));
+	/* The backing chain, read-only devices 1..: what an unallocated
+	 * cluster of the image reads as (qcow2's partial cluster at the old
+	 * end). Read only if the plan needs it. */
+	plan_backing_init(&guest_backing, &scratch);
+	for (uint32_t i = 0; i < cfg->backing_devs && i < INSTAR_BACKING_MAX_DEVS; i++) {
+		guest_bdev[i] =
+		    (struct guest_resize){.ct = ct, .dev = i + 1, .bounce = guest_bounce};
+		if (plan_backing_add(&guest_backing, cfg->backing_fmt[i], cfg->backing_dev_len[i],
+				     guest_resize_read, &guest_bdev[i]))
+			break;
+	}
+	if (guest_backing.ndev) {
+		io.read_backing = plan_backing_read;
+		io.backing_ctx = &guest_backing;
+	}
 	plan_init(&plan, guest_resize_sink, &guest_rs, 0);
 	opts = (struct plan_opts){
 	    .new_size = cfg->new_virtual_size,
