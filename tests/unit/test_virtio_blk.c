@@ -988,6 +988,49 @@ static void test_overlay_many_ops(void **state)
 	vmm_overlay_fini(&o);
 }
 
+/* A backing device: read-only. It offers VIRTIO_BLK_F_RO and neither
+ * discard nor write-zeroes; reads see the file; a write, write-zeroes or
+ * discard fails with IOERR, stages nothing and is remembered (the run is
+ * then refused); a flush is harmless. */
+static void test_read_only(void **state)
+{
+	struct t *t = t_new("/tmp", FILE_SIZE, 0);
+	struct vmm_blk_opts o = {
+	    .fd = t->fd, .file_size = FILE_SIZE, .capacity_bytes = CAPACITY, .read_only = true};
+	struct vmm_blk_staged st;
+	uint64_t feat;
+
+	(void)state;
+	vmm_blk_destroy(t->b);
+	assert_int_equal(vmm_blk_create(&t->b, &t->mem, &o), 0);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 0);
+	feat = rd32(t, VIRTIO_R_DEVICE_FEATURES);
+	assert_true(feat & VIRTIO_F_BLK_RO);
+	assert_false(feat & (VIRTIO_F_BLK_DISCARD | VIRTIO_F_BLK_WRITE_ZEROES));
+	driver_setup(t, 8);
+	assert_device_shows_model(t);
+	assert_int_equal(req(t, VIRTIO_T_FLUSH, 0, 0, 0, false), VIRTIO_S_OK);
+	assert_false(vmm_blk_write_refused(t->b));
+
+	pattern(t->ram + G_DATA, 4096, 9);
+	assert_int_equal(req(t, VIRTIO_T_OUT, 3, G_DATA, 4096, false), VIRTIO_S_IOERR);
+	assert_true(vmm_blk_write_refused(t->b));
+	assert_int_equal(zreq(t, VIRTIO_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_S_IOERR);
+	assert_int_equal(zreq(t, VIRTIO_T_DISCARD, 0, 8, 0), VIRTIO_S_IOERR);
+	assert_false(vmm_blk_needs_reset(t->b));
+	vmm_blk_staged(t->b, &st);
+	assert_int_equal(st.nops, 0);
+	assert_device_shows_model(t);
+	assert_file_untouched(t, FILE_SIZE);
+	t_free(t);
+
+	/* a read-write device refuses the feature */
+	t = t_new("/tmp", FILE_SIZE, 0);
+	wr32(t, VIRTIO_R_DEVICE_FEATURES_SEL, 0);
+	assert_false(rd32(t, VIRTIO_R_DEVICE_FEATURES) & VIRTIO_F_BLK_RO);
+	t_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -998,7 +1041,7 @@ int main(void)
 	    cmocka_unit_test(test_op_count_limit),    cmocka_unit_test(test_hostile_requests),
 	    cmocka_unit_test(test_hostile_rings),     cmocka_unit_test(test_commit_stop_after),
 	    cmocka_unit_test(test_random_ops_tmp),    cmocka_unit_test(test_random_ops_shm),
-	    cmocka_unit_test(test_overlay_many_ops),
+	    cmocka_unit_test(test_overlay_many_ops),  cmocka_unit_test(test_read_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
