@@ -2770,8 +2770,11 @@ static int qcow2_grow_emit_data(struct qcow2 *q, const struct qcow2_grow *g)
 		rc = qcow2_zero(q, g->data_base << q->cb, g->n_data << q->cb);
 	else if (g->n_data && q->run_end == g->data_base + g->n_data)
 		/* metadata: nothing else extends the file past the new data
-		 * clusters; do it now so no committed state points past EOF */
-		rc = qcow2_put(q, q->run_end << q->cb, q->zbuf, 512);
+		 * clusters; do it now so no committed state points past EOF:
+		 * zeros in the last sector of the last one (which reads as
+		 * zeros anyway), so the file ends where the run does and the
+		 * final length cuts off none of the writes */
+		rc = qcow2_put(q, (q->run_end << q->cb) - 512, q->zbuf, 512);
 	if (!rc && q->head_mode == QCOW2_HEAD_NEW)
 		rc = qcow2_put(q, g->head_c << q->cb, q->head_buf, q->cs);
 	if (!rc && q->hw_len && q->hw_buf)
