@@ -3,7 +3,7 @@
 # (LIAR_DIR/liar-NAME.bin) runs as resize.bin under the real instar on a
 # fresh qcow2 image. The host must refuse the claim with the expected error
 # code, exit 1, and leave the image byte-identical (contents, length, and no
-# more blocks allocated than before).
+# more blocks allocated than before); backing_write's backing file too.
 set -u
 instar=$(realpath "$1")
 qemu_img=$2
@@ -24,7 +24,14 @@ run() {
 	cp "$core" "g-$name/core.bin"
 	cp "$liars/liar-$name.bin" "g-$name/resize.bin"
 	img="$name.qcow2"
-	"$qemu_img" create -q -f qcow2 "$img" 1G
+	if [ "$name" = backing_write ]; then
+		# a backing file the guest can read but must not write
+		"$qemu_img" create -q -f raw base.raw 2G
+		"$qemu_img" create -q -f qcow2 -F raw -b base.raw "$img" 1G
+		base_sum=$(sha256sum <base.raw)
+	else
+		"$qemu_img" create -q -f qcow2 "$img" 1G
+	fi
 	if [ "$name" = zero_flood ]; then
 		# 4 MiB of data: the file is larger than the 1 MiB budget
 		"$(qemu_io_for "$qemu_img")" -f qcow2 -c 'write -P 0x5a 0 4M' "$img" >/dev/null
@@ -41,6 +48,9 @@ run() {
 	[ "$(sha256sum <"$img")" = "$sum" ] || fail "$name: the image changed"
 	[ "$(stat -c %b "$img")" -le "$blocks" ] || fail "$name: blocks $blocks -> $(stat -c %b "$img")"
 	"$qemu_img" check -q "$img" || fail "$name: qemu-img check"
+	if [ "$name" = backing_write ]; then
+		[ "$(sha256sum <base.raw)" = "$base_sum" ] || fail "$name: the backing file changed"
+	fi
 	echo "ok $name: $code: $msg"
 }
 
@@ -51,6 +61,7 @@ run hidden_size GUEST_MISBEHAVED 'staged header says 1125899906842624'
 run zero_flood OVERLAY_LIMIT '' --max-staged 1M
 run flush_storm OVERLAY_LIMIT ''
 run slow_commit TIMEOUT 'commit .* more than the time left' --timeout 1
+run backing_write GUEST_MISBEHAVED 'tried to write to read-only backing device 1'
 
 [ "$fails" = 0 ] && echo "all liars refused"
 exit $((fails > 0))

@@ -189,6 +189,12 @@ static void test_setup_layout(void **state)
 	assert_int_equal(bi.flags, INSTAR_BOOT_DEBUG);
 	assert_true(bi.heap_start == INSTAR_HEAP_ADDR);
 	assert_true(bi.heap_end == ram_size);
+	assert_int_equal(bi.blk_devices, 1); /* 0 in the spec: device 0 only */
+	assert_int_equal(bi.reserved, 0);
+	s.blk_devices = 3; /* the image and two backing files */
+	assert_int_equal(vmm_loader_setup(&m, &s, err, sizeof(err)), 0);
+	memcpy(&bi, ram + INSTAR_BOOTINFO_ADDR, sizeof(bi));
+	assert_int_equal(bi.blk_devices, 3);
 
 	s.config_len = INSTAR_CONFIG_MAX + 1;
 	assert_int_equal(vmm_loader_setup(&m, &s, err, sizeof(err)), -EINVAL);
