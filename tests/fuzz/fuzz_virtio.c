@@ -46,10 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(mem, data + 16, size - 16 < GUEST_MEM ? size - 16 : GUEST_MEM);
 	gm.host = mem;
 	gm.size = GUEST_MEM;
-	o.fd = fd;
-	o.file_size = 1 << 20;
-	o.capacity_bytes = 2 << 20;
-	o.overlay_limit = 1 << 20;
+	o = (struct vmm_blk_opts){
+	    .fd = fd, .file_size = 1 << 20, .capacity_bytes = 2 << 20, .overlay_limit = 1 << 20};
 	if (vmm_blk_create(&b, &gm, &o) != 0)
 		abort();
 	wr(b, 0x070, 1 | 2); /* ACKNOWLEDGE | DRIVER */
