@@ -9,20 +9,8 @@ cli_init "$1" "$2"
 printf 'abc' >sec.txt
 "$QI" create -q -f raw src.raw 1M
 "$QI" create -q -f qcow2 src.qcow2 1M
-# create_luks FILE ARGS...: qemu-img create of a LUKS-encrypted FILE. qemu-img
-# times its PBKDF on the CPU and gives up ("Unable to get accurate CPU usage")
-# when a loaded machine gives it too little: up to five tries.
-create_luks() {
-	local file=$1 try
-	shift
-	for try in 1 2 3 4 5; do
-		rm -f "$file"
-		"$QI" create -q --object secret,id=s0,data=x "$@" "$file" 1M && return 0
-	done
-	echo "FAIL: qemu-img could not create $file in $try tries"
-	exit 1
-}
-create_luks src.eqcow2 -f qcow2 -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10
+qi_create_keyed src.eqcow2 1M -f qcow2 --object secret,id=s0,data=x \
+	-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10
 
 # same SRC ARGS...: both tools on a copy named "img" of SRC; ARGS end with
 # the image argument (the size 2M is added).
@@ -116,7 +104,7 @@ same src.eqcow2 --object secret,id=s0,data=x \
 # qemu accepts is resized by the guest: end to end only where it can boot.
 "$QI" create -q -f qcow2 --object secret,id=s0,data=x \
 	-o encrypt.format=aes,encrypt.key-secret=s0 src.aqcow2 1M
-create_luks src.luks -f luks -o key-secret=s0,iter-time=10
+qi_create_keyed src.luks 1M -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10
 e2e_or_left_out "the encrypt.format= cases qemu-img accepts (the guest resizes them)"
 for f in luks aes foo ''; do
 	for src in src.eqcow2 src.aqcow2 src.qcow2; do

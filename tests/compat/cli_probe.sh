@@ -42,7 +42,7 @@ same() {
 for f in qcow vdi parallels raw qcow2; do
 	"$QI" create -q -f "$f" "src.$f" 1M
 done
-"$QI" create -q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 src.luks 1M
+qi_create_keyed src.luks 1M -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10
 python3 - <<'PY'
 import struct
 cloop = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"

@@ -127,6 +127,20 @@ fail() {
 	exit 1
 }
 
+# qi_create_keyed FILE SIZE QEMU-IMG-CREATE-ARGS...: qemu-img create of an
+# encrypted (LUKS) FILE. qemu-img times its key derivation on the thread's CPU
+# clock and gives up ("Unable to get accurate CPU usage") when a loaded machine
+# lets that clock stand still: up to five tries, then the script fails.
+qi_create_keyed() {
+	local file=$1 size=$2 try
+	shift 2
+	for try in 1 2 3 4 5; do
+		rm -f "$file"
+		"$QI" create -q "$@" "$file" "$size" && return 0
+	done
+	fail "qemu-img could not create $file in $try tries"
+}
+
 # qi_vsize FMT IMG: IMG's virtual size as qemu-img info reports it (FMT
 # empty: qemu-img probes the format).
 qi_vsize() {

@@ -32,7 +32,7 @@ b() {
 
 # One container (a key derivation takes a while), copied for every case,
 # with recognisable data at both ends of its 64 MiB payload.
-"$QI" create -q -f luks "${OBJ[@]}" -o key-secret=s0,iter-time=10 "$T/base.luks" 64M
+qi_create_keyed "$T/base.luks" 64M -f luks "${OBJ[@]}" -o key-secret=s0,iter-time=10
 "$QIO" "${OBJ[@]}" --image-opts -c "write -q -P 0xa5 0 1M" -c "write -q -P 0x5a 63M 1M" \
 	"$(opts "$T/base.luks")"
 

@@ -53,7 +53,7 @@ b() {
 for fmt in luks aes; do
 	o=encrypt.format=$fmt,encrypt.key-secret=s0
 	[ $fmt = aes ] || o=$o,encrypt.iter-time=10
-	"$QI" create -q -f qcow2 "${OBJ[@]}" -o "$o" "$T/base.$fmt" 64M
+	qi_create_keyed "$T/base.$fmt" 64M -f qcow2 "${OBJ[@]}" -o "$o"
 	"$QIO" "${OBJ[@]}" --image-opts -c "write -q -P 0xa5 0 1M" -c "write -q -P 0x77 32M 2M" \
 		-c "write -q -P 0x5a 63M 1M" "$(opts "$T/base.$fmt")"
 done
