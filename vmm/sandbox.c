@@ -52,8 +52,9 @@ int vmm_sandbox_close_fds(const int *keep, size_t nkeep)
 }
 
 /* Plain syscalls the run loop, the commit, malloc, stdio, the watchdog signal
- * and process exit need. ioctl, tgkill, fcntl and newfstatat are allowed
- * only with the arguments vmm_sandbox_prog() checks. */
+ * and process exit need. fstatfs: where the file system has no fallocate
+ * (9p, NFSv3), the commit's reservation counts free space with fstatvfs. ioctl, tgkill, fcntl and
+ * newfstatat are allowed only with the arguments vmm_sandbox_prog() checks. */
 static const int vmm_sandbox_allowed[] = {
     __NR_read,	       __NR_write,	     __NR_readv,	   __NR_writev,
     __NR_pread64,      __NR_pwrite64,	     __NR_preadv,	   __NR_pwritev,
@@ -65,7 +66,7 @@ static const int vmm_sandbox_allowed[] = {
     __NR_sched_yield,  __NR_rt_sigreturn,    __NR_rt_sigprocmask,  __NR_rt_sigaction,
     __NR_sigaltstack,  __NR_restart_syscall, __NR_timer_settime,   __NR_timer_gettime,
     __NR_timer_delete, __NR_getpid,	     __NR_gettid,	   __NR_exit,
-    __NR_exit_group,
+    __NR_exit_group,   __NR_fstatfs,
 };
 
 #define N_ALLOWED (sizeof(vmm_sandbox_allowed) / sizeof(vmm_sandbox_allowed[0]))

@@ -77,7 +77,7 @@ ln -sfn "$here/qemu-system-tcg.sh" "$cache/bin/qemu-system-x86_64"
 # Each mode gets its own scratch directories under the cache; check(1) writes
 # its .out.bad files there, so nothing lands in the source tree.
 run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
-	local mode=$1 img out fmt
+	local mode=$1 img out fmt sock
 	local work=$cache/$mode
 	rm -rf "$work"
 	mkdir -p "$work"
@@ -89,7 +89,11 @@ run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
 	esac
 	for fmt in $formats; do
 		out=$work/check-$fmt.log
-		mkdir -p "$work/scratch-$fmt" "$work/sock-$fmt"
+		# Sockets live in a short directory on a local file system: a
+		# unix socket's path is at most 107 bytes, and 9p (tests/vm/run.sh)
+		# cannot bind one (ENXIO).
+		sock=$(mktemp -d "${TMPDIR:-/tmp}/iotests-sock.XXXXXX") || die "mktemp failed"
+		mkdir -p "$work/scratch-$fmt"
 		(cd "$iot" && env \
 			QEMU_IMG_PROG="$img" \
 			QEMU_IO_PROG="$(command -v qemu-io)" \
@@ -98,13 +102,14 @@ run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
 			QEMU_PROG="$cache/bin/qemu-system-x86_64" \
 			IOTESTS_QEMU_SYSTEM="$(command -v qemu-system-x86_64)" \
 			INSTAR_SHIM_INSTAR="$instar" \
-			TEST_DIR="$work/scratch-$fmt" SOCK_DIR="$work/sock-$fmt" \
+			TEST_DIR="$work/scratch-$fmt" SOCK_DIR="$sock" \
 			./check -tap -"$fmt" "${tests[@]}") >"$out" 2>&1
 		# TAP: "ok FMT TEST", "not ok FMT TEST", "ok FMT TEST # SKIP".
 		awk '$1 == "ok" && $4 == "#" { print $3, $2, "notrun"; next }
 			$1 == "ok" && NF == 3 { print $3, $2, "pass"; next }
 			$1 == "not" && $2 == "ok" && NF == 4 { print $4, $3, "fail" }' \
 			"$out" >>"$work/results"
+		rm -rf "$sock"
 	done
 }
 

@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -309,13 +310,16 @@ static int allow_all_filter(void)
 }
 
 /* The calls the sandbox must still allow, with the arguments the run and
- * stdio use: fstat (newfstatat AT_EMPTY_PATH), fcntl(F_GETFD), tgkill to
- * ourselves. Returns 1 if all worked (a kill ends the child instead). */
+ * stdio use: fstat (newfstatat AT_EMPTY_PATH), fstatvfs (fstatfs: the
+ * commit's free-space count where fallocate is missing), fcntl(F_GETFD),
+ * tgkill to ourselves. Returns 1 if all worked (a kill ends the child
+ * instead). */
 static int allowed_calls_work(int fd)
 {
+	struct statvfs sv;
 	struct stat st;
 
-	return fstat(fd, &st) == 0 && fcntl(fd, F_GETFD) >= 0 &&
+	return fstat(fd, &st) == 0 && fstatvfs(fd, &sv) == 0 && fcntl(fd, F_GETFD) >= 0 &&
 	       syscall(SYS_tgkill, getpid(), gettid(), 0) == 0;
 }
 
