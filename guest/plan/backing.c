@@ -175,23 +175,24 @@ static int bk_qcow2_piece(struct plan_backing *b, uint32_t lvl, uint64_t off, ui
 	if (w0 & BK_COMPRESSED)
 		return bk_compressed(b, d, w0, in, buf, n);
 	host = w0 & BK_OFF_MASK;
+	if (host % cs)
+		return -EINVAL; /* also under the zero flag, as qemu checks it */
 	if (d->ext_l2) {
 		uint64_t k = in / (cs / 32);
 
+		if ((w1 >> k) & (w1 >> (32 + k)) & 1)
+			return -EINVAL; /* allocated and zero */
 		if ((w1 >> k) & 1) {
-			if (!host || host % cs)
+			if (!host)
 				return -EINVAL;
 			return bk_file(d, host + in, buf, n);
 		}
-		if ((w1 >> (32 + k)) & 1)
-			host = 0, w0 = BK_ZERO;
-		else
-			host = 0, w0 = 0;
-	} else if (host) {
-		if (host % cs)
-			return -EINVAL;
+		/* the zero flag is not one with extended L2 */
+		w0 = (w1 >> (32 + k)) & 1 ? BK_ZERO : 0;
+	} else if (host && !(w0 & BK_ZERO)) {
 		return bk_file(d, host + in, buf, n);
 	}
+	/* zero, with or without a host cluster (qemu's ZERO_ALLOC) */
 	if (w0 & BK_ZERO) {
 		plan_memset(buf, 0, (size_t)n);
 		return 0;

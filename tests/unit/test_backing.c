@@ -209,6 +209,54 @@ static void test_ext_l2(void **state)
 	assert_bytes(buf + 1024, 512, 0x66);
 }
 
+/* Issue 19 (fuzz_backing): a standard L2 entry with the zero flag and a
+ * host offset (what `qemu-io -c 'write -z'` leaves over an allocated
+ * cluster: qemu's QCOW2_CLUSTER_ZERO_ALLOC) reads as zeros, not as the
+ * stale bytes of that cluster nor its backing file's. */
+static void test_zero_alloc(void **state)
+{
+	static uint8_t raw[64 * 1024];
+	static struct q2 q;
+	struct ptl_img m = {.b = raw, .len = sizeof(raw)};
+	struct plan_backing b;
+	uint8_t buf[3 * CS];
+	uint64_t host;
+
+	(void)state;
+	memset(raw, 0x11, sizeof(raw));
+	q2_init(&q, CB, 8 * CS, true, false);
+	host = q2_data(&q, 1, 0x22, 0);
+	put_be64(q2_entry(&q, 1), host | (1ull << 63) | 1);
+	chain(&b, 2, INSTAR_FMT_QCOW2, &q.img, INSTAR_FMT_RAW, &m);
+	assert_int_equal(plan_backing_read(&b, 0, buf, 3 * CS), 0);
+	assert_bytes(buf, CS, 0x11);
+	assert_bytes(buf + CS, CS, 0);
+	assert_bytes(buf + 2 * CS, CS, 0x11);
+	/* an unaligned one: test_hostile */
+}
+
+/* Extended L2: a subcluster both allocated and zero is corrupt (qemu's
+ * QCOW2_SUBCLUSTER_INVALID), not read as either. */
+static void test_ext_l2_invalid(void **state)
+{
+	static uint8_t raw[64 * 1024];
+	static struct q2 q;
+	struct ptl_img m = {.b = raw, .len = sizeof(raw)};
+	struct plan_backing b;
+	uint8_t buf[512];
+
+	(void)state;
+	memset(raw, 0x66, sizeof(raw));
+	q2_init(&q, 14, 16384, true, true);
+	q.img.len = 3 * 16384;
+	/* subcluster 0 allocated, 1 allocated and zero */
+	q2_data(&q, 0, 0x77, 3ull | (1ull << 33));
+	chain(&b, 2, INSTAR_FMT_QCOW2, &q.img, INSTAR_FMT_RAW, &m);
+	assert_int_equal(plan_backing_read(&b, 0, buf, sizeof(buf)), 0);
+	assert_bytes(buf, 512, 0x77);
+	assert_int_equal(plan_backing_read(&b, 512, buf, sizeof(buf)), -EINVAL);
+}
+
 /* A compressed (deflate) cluster, and one that does not decompress. */
 static void test_compressed(void **state)
 {
@@ -280,6 +328,7 @@ static void test_hostile(void **state)
 	    {HC, 8, 2 * HC + 512, -EINVAL}, /* L2 unaligned */
 	    {HC, 8, 1ull << 50, -EINVAL},   /* L2 past the file */
 	    {2 * HC, 8, (3 * HC + 512) | (1ull << 63), -EINVAL}, /* data cluster unaligned */
+	    {2 * HC, 8, (3 * HC + 512) | 1, -EINVAL}, /* a zero cluster's, too (issue 19) */
 	};
 
 	(void)state;
@@ -319,6 +368,7 @@ int main(void)
 	    cmocka_unit_test(test_raw),		cmocka_unit_test(test_qcow2_over_raw),
 	    cmocka_unit_test(test_qcow2_chain), cmocka_unit_test(test_ext_l2),
 	    cmocka_unit_test(test_compressed),	cmocka_unit_test(test_hostile),
+	    cmocka_unit_test(test_zero_alloc),	cmocka_unit_test(test_ext_l2_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
