@@ -489,6 +489,59 @@ cp n.qcow2 n0.qcow2
 grep -q "error=UNSUPPORTED_FEATURE" pa.out || fail "$(cat pa.out)"
 cmp -s n.qcow2 n0.qcow2 || fail "image changed by a failed plan"
 
+# issue 19: a qcow2 backing file read as qcow2 (plan-apply --backing, the
+# chain as the host gives it to the guest; guest/plan/backing.c reads it):
+# a 31k overlay over a 128k qcow2 backing file whose cluster at the old end
+# holds data (plain, compressed, zero-flagged over stale data, or none: its
+# own raw backing file's) grows to 96k as qemu-img grows a copy.
+# qb_case NAME BACKING_PREP CHAIN... (BACKING_PREP makes bq.qcow2)
+qb_case() {
+	CASE="qcow2 backing $1"
+	local prep=$2
+	shift 2
+	local chain=() f
+	for f in "$@"; do chain+=(--backing "$f"); done
+	cases=$((cases + 1))
+	rm -f bq.qcow2 bq0.qcow2 q.qcow2 o.qcow2
+	eval "$prep"
+	"$QI" create -q -f qcow2 -F qcow2 -b bq.qcow2 q.qcow2 31K
+	cp q.qcow2 o.qcow2
+	"$QI" resize -q q.qcow2 96K || { fail "qemu-img resize failed"; return; }
+	"$PA" "${chain[@]}" qcow2 o.qcow2 98304 >pa.out || { fail "plan-apply: $(cat pa.out)"; return; }
+	check_ours o.qcow2
+	"$QI" check -q bq.qcow2 || fail "the backing file is no longer clean"
+	"$QI" compare -q q.qcow2 o.qcow2 || fail "qemu-img compare differs"
+	"$QIO" -c "read -q -P 0 31K 65K" o.qcow2 >/dev/null || fail "the grown range does not read as zeros"
+	[ "$(map_shape q.qcow2)" = "$(map_shape o.qcow2)" ] ||
+		fail "map differs: $(map_shape q.qcow2) VS $(map_shape o.qcow2)"
+}
+QB_DATA="$QI create -q -f qcow2 bq.qcow2 128K; $QIO -c 'write -q -P 0x6b 0 4K' -c 'write -q -P 0x6c 28K 8K' -c 'write -q -P 0x6d 64K 4K' bq.qcow2 >/dev/null"
+qb_case "data at the old end" "$QB_DATA" qcow2:bq.qcow2
+qb_case "compressed at the old end" "$QB_DATA; mv bq.qcow2 bq0.qcow2; $QI convert -c -O qcow2 bq0.qcow2 bq.qcow2" \
+	qcow2:bq.qcow2
+qb_case "zero-flagged at the old end" \
+	"$QB_DATA; $QIO -c 'write -q -z 0 64K' bq.qcow2 >/dev/null" qcow2:bq.qcow2
+qb_case "over its own raw backing file" \
+	"$QI create -q -f qcow2 -F raw -b back.raw bq.qcow2 128K; $QIO -c 'write -q -P 0x6e 64K 4K' bq.qcow2 >/dev/null" \
+	qcow2:bq.qcow2 raw:back.raw
+CASE="qcow2 backing: refusals"
+cases=$((cases + 1))
+"$QI" create -q -f qcow2 -F raw -b back.raw bq.qcow2 128K
+"$QI" create -q -f qcow2 -F qcow2 -b bq.qcow2 n.qcow2 31K
+cp n.qcow2 n0.qcow2
+# the chain ends short of the file bq.qcow2 would read from: refused
+"$PA" --backing qcow2:bq.qcow2 qcow2 n.qcow2 98304 >pa.out && fail "grew without the whole chain"
+grep -q "error=UNSUPPORTED_FEATURE" pa.out || fail "$(cat pa.out)"
+cmp -s n.qcow2 n0.qcow2 || fail "image changed by a failed plan"
+"$PA" --backing vmdk:bq.qcow2 qcow2 n.qcow2 98304 >pa.out 2>&1 && fail "--backing vmdk: accepted"
+"$PA" --backing qcow2:back.raw qcow2 n.qcow2 98304 >pa.out 2>&1 && fail "--backing qcow2: a raw file accepted"
+grep -q "Image is not in qcow2 format" pa.out || fail "$(cat pa.out)"
+"$PA" --backing raw:back.raw --backing-data back.raw qcow2 n.qcow2 98304 >pa.out 2>&1 &&
+	fail "--backing with --backing-data accepted"
+"$PA" --backing raw:back.raw --backing raw:back.raw --backing raw:back.raw --backing raw:back.raw \
+	--backing raw:back.raw qcow2 n.qcow2 98304 >pa.out 2>&1 && fail "five backing files accepted"
+cmp -s n.qcow2 n0.qcow2 || fail "image changed by a refused run"
+
 # A shrink that crashed right after its commit leaves its cut entries
 # mapped past the new end; a later grow must read zeros there.
 CASE="grow after a shrink crashed past its commit"

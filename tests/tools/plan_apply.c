@@ -4,15 +4,28 @@
  * FLUSH, final length). Used by unit and compat tests of every format.
  *
  *   plan-apply [--shrink] [--prealloc MODE] [--ops] [--dry-run]
- *              [--stop-after K] [--backing-len N] [--backing-data FILE]
+ *              [--stop-after K] [--backing-len N]
+ *              [--backing FMT:FILE]... | [--backing-data FILE]
  *              FORMAT IMAGE NEWSIZE
  *
  * Like the host, it tells the qcow2 planner which backing file and data file
  * names it saw, and the vmdk planner a descriptor's flat extent (the shared
  * probe's view; resizing that extent, the host's part, is the caller's); --backing-len gives the
- * backing file's length (without it the planner treats it as unknown);
- * --backing-data a raw file the planner may read as the backing file's
- * content (its length is then the backing length unless given).
+ * backing file's length (without it the planner treats it as unknown).
+ *
+ * --backing FMT:FILE, once per file of the backing chain in its order (the
+ * image's own backing file first; FMT raw or qcow2, at most
+ * INSTAR_BACKING_MAX_DEVS files), gives the planner the chain as the host
+ * gives it to the guest (vmm/external.c, vmm/guest_run.c,
+ * guest/ops/resize): each file a read-only device of its fstat length and
+ * format, read through guest/plan/backing.c as the image sees it; unless
+ * --backing-len is given, the backing length is the first file's as the
+ * host learns it (raw: its length rounded up to a sector; qcow2: its
+ * header's size in whole sectors). A qcow2 FILE must probe as qcow2 (the
+ * host's "Image is not in qcow2 format"). Naming the chain is the caller's
+ * part: plan-apply does not follow the header's names.
+ * --backing-data FILE (older form, not with --backing): FILE as one raw
+ * backing file, its length the backing length unless given.
  *
  * Prints one line "error=NAME action=A old=N new=N before=N after=N ops=N
  * reads=N read_bytes=N open=0|1 detail=..." (reads: the planner's read calls;
@@ -29,6 +42,7 @@
 #include <unistd.h>
 
 #include "abi_names.h"
+#include "backing.h"
 #include "plan.h"
 #include "probe.h"
 
@@ -159,22 +173,77 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 	return 0;
 }
 
+/* The shared probe over the file's first INSTAR_PROBE_HEAD_LEN bytes. */
+static int probe_head(int fd, uint64_t file_size, struct instar_probe_info *info)
+{
+	static uint8_t head[INSTAR_PROBE_HEAD_LEN];
+	struct instar_probe_input in = {.file_size = file_size};
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+
+	if (n <= 0)
+		return -1;
+	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
+	return instar_probe(&in, info) < 0 ? -1 : 0;
+}
+
 /* The host's part of the config: the names the probe saw (qcow2's backing
  * and data files, a vmdk descriptor's flat extent). */
 static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
 {
-	static uint8_t head[INSTAR_PROBE_HEAD_LEN];
-	struct instar_probe_input in = {.file_size = file_size};
 	struct instar_probe_info info;
-	ssize_t n = pread(fd, head, sizeof(head), 0);
 
-	if (n <= 0)
-		return;
-	in.windows[in.nwindows++] = (struct instar_probe_window){0, head, (size_t)n};
-	if (instar_probe(&in, &info) < 0 ||
+	if (probe_head(fd, file_size, &info) < 0 ||
 	    (info.format != INSTAR_FMT_QCOW2 && info.format != INSTAR_FMT_VMDK))
 		return;
 	po->flags |= instar_probe_name_flags(&info, &po->backing_name_crc, &po->data_file_name_crc);
+}
+
+/* The backing chain the host hands the guest (--backing). */
+struct chain {
+	uint32_t n;
+	int fd[INSTAR_BACKING_MAX_DEVS];
+	uint32_t fmt[INSTAR_BACKING_MAX_DEVS]; /* the config's backing_fmt */
+	uint64_t len[INSTAR_BACKING_MAX_DEVS]; /* backing_dev_len: fstat */
+	uint64_t vlen;			       /* the first file's length, as the host's */
+};
+
+static int chain_add(struct chain *c, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	struct instar_probe_info info;
+	struct stat st;
+	uint32_t fmt;
+	int fd;
+
+	if (!colon || (strncmp(arg, "raw:", 4) != 0 && strncmp(arg, "qcow2:", 6) != 0)) {
+		fprintf(stderr, "--backing %s: FMT:FILE with FMT raw or qcow2\n", arg);
+		return -1;
+	}
+	if (c->n >= INSTAR_BACKING_MAX_DEVS) {
+		fprintf(stderr, "--backing %s: more than %u backing files\n", arg,
+			INSTAR_BACKING_MAX_DEVS);
+		return -1;
+	}
+	fmt = arg[0] == 'r' ? INSTAR_FMT_RAW : INSTAR_FMT_QCOW2;
+	fd = open(colon + 1, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		perror(colon + 1);
+		return -1;
+	}
+	if (fmt == INSTAR_FMT_QCOW2 &&
+	    (probe_head(fd, (uint64_t)st.st_size, &info) < 0 || info.format != INSTAR_FMT_QCOW2)) {
+		fprintf(stderr, "%s: Image is not in qcow2 format\n", colon + 1);
+		return -1;
+	}
+	if (c->n == 0)
+		c->vlen = fmt == INSTAR_FMT_RAW ? instar_probe_raw_size((uint64_t)st.st_size)
+			  : info.virtual_size == INSTAR_PROBE_UNKNOWN ? UINT64_MAX
+								      : info.virtual_size & ~511ull;
+	c->fd[c->n] = fd;
+	c->fmt[c->n] = fmt;
+	c->len[c->n] = (uint64_t)st.st_size;
+	c->n++;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -187,6 +256,7 @@ int main(int argc, char **argv)
 	    {"stop-after", required_argument, NULL, 'k'},
 	    {"backing-len", required_argument, NULL, 'b'},
 	    {"backing-data", required_argument, NULL, 'd'},
+	    {"backing", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct plan_opts po = {0};
@@ -196,6 +266,8 @@ int main(int argc, char **argv)
 	struct plan p;
 	struct plan_io io;
 	struct stat st;
+	static struct chain ch;
+	static struct plan_backing bk;
 	bool show_ops = false, dry = false;
 	long stop_after = -1;
 	int c, fd, fmt, prealloc, bfd = -1;
@@ -237,15 +309,23 @@ int main(int argc, char **argv)
 				po.flags |= INSTAR_RESIZE_BACKING_LEN;
 			}
 			break;
+		case 'B':
+			if (chain_add(&ch, optarg) < 0)
+				return 1;
+			break;
 		default:
 			return 1;
 		}
 	}
-	if (argc - optind != 3) {
+	if (argc - optind != 3 || (ch.n && bfd >= 0)) {
 		fprintf(stderr, "usage: plan-apply [--shrink] [--prealloc M] [--ops] [--dry-run] "
-				"[--stop-after K] [--backing-len N] [--backing-data FILE] "
-				"FORMAT IMAGE NEWSIZE\n");
+				"[--stop-after K] [--backing-len N] [--backing FMT:FILE]... | "
+				"[--backing-data FILE] FORMAT IMAGE NEWSIZE\n");
 		return 1;
+	}
+	if (ch.n && !(po.flags & INSTAR_RESIZE_BACKING_LEN) && ch.vlen != UINT64_MAX) {
+		po.backing_len = ch.vlen; /* as vmm_ext_backing's ret_len, when known */
+		po.flags |= INSTAR_RESIZE_BACKING_LEN;
 	}
 	fmt = instar_format_from_name(argv[optind]);
 	if (fmt < 0) {
@@ -270,6 +350,15 @@ int main(int argc, char **argv)
 	if (!scratch)
 		return 1;
 	plan_scratch_init(&sc, scratch, scratch_len);
+	/* as guest/ops/resize: the chain over the planner's scratch */
+	plan_backing_init(&bk, &sc);
+	for (uint32_t i = 0; i < ch.n; i++)
+		if (plan_backing_add(&bk, ch.fmt[i], ch.len[i], file_read, &ch.fd[i]) != 0)
+			return 1;
+	if (bk.ndev) {
+		io.read_backing = plan_backing_read;
+		io.backing_ctx = &bk;
+	}
 	plan_init(&p, rec_sink, &rec, 0);
 	res.file_size_before = (uint64_t)st.st_size;
 	plan_resize((uint32_t)fmt, &po, &io, &sc, &p, &res);
