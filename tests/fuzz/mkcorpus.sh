@@ -12,7 +12,9 @@ cd "$tmp"
 
 # fuzz_backing: backing chains read through guest/plan/backing.c; each seed
 # is the chain (the image's own backing file first) and up to four reads.
-# Small clusters and little data keep each seed a few KiB.
+# Small clusters and little data keep each seed a few KiB. The corpus also
+# keeps inputs libFuzzer found (named by their SHA-1; `fuzz-backing -merge=1
+# -use_counters=0 -max_len=2048`: those that reach new code), left as they are.
 backing_corpus() {
 	local out=$here/corpus/backing
 	mkdir -p "$out"
