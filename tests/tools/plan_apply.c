@@ -210,7 +210,7 @@ struct chain {
 static int chain_add(struct chain *c, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
-	struct instar_probe_info info;
+	struct instar_probe_info info = {0};
 	struct stat st;
 	uint32_t fmt;
 	int fd;
