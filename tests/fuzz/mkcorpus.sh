@@ -18,7 +18,11 @@ cd "$tmp"
 backing_corpus() {
 	local out=$here/corpus/backing
 	mkdir -p "$out"
-	bseed() { python3 "$here/mkseed.py" backing "$out/$@"; }
+	bseed() {
+		local name=$1
+		shift
+		python3 "$here/mkseed.py" backing "$out/$name" "$@"
+	}
 	qi() { qemu-img "$@"; }
 	qio() { qemu-io "$@" >/dev/null; }
 	# raw: its bytes, zeros past its end (160k, longer than the images on it)
