@@ -189,9 +189,9 @@ fresh "qcow2 backing with a zero-flagged cluster over old data (ZERO_ALLOC) at t
 	"$QIO" -c 'write -q -P 0x6c 0 64k' -c 'write -q -z 0 64k' base.qcow2 >/dev/null &&
 	"$QI" create -q -f qcow2 -F qcow2 -b base.qcow2 top.qcow2 31k)
 split
-# as same, but qemu-img map's "zero" hint aside: qemu-img writes the copied
-# zeros as data, instar's commit leaves all-zero pages past the old end as
-# holes (which map reports as zero); contents, check and sizes as qemu-img's
+# as same, but qemu-img map's "zero" hint aside (a hole in the host file or
+# not): in a VM run instar's new cluster began with a hole where qemu-img's
+# was data throughout; contents, check and sizes as qemu-img's
 if both top.qcow2 96k; then
 	out=$(cd i && "$QI" check top.qcow2 2>&1) || fail "check: $out"
 	[ "$(cd i && vsize top.qcow2)" = "$(cd q && vsize top.qcow2)" ] || fail "virtual size"
