@@ -152,6 +152,13 @@ uint32_t instar_probe_name_flags(const struct instar_probe_info *info, uint32_t 
 
 /* ---- vmdk ---- */
 
+static bool str_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
 /* qemu's text-descriptor rule over the zero-padded first 512 bytes:
  * comment lines and blank lines, then a line "version=1|2|3" (with \n or
  * \r\n). */
@@ -310,17 +317,35 @@ static int vmdk_extent_line(const uint8_t *d, size_t n, size_t ls, struct vmdk_e
 	return e->has_offset ? -1 : 1;
 }
 
+/* Whether extent idx (1-based) e follows the split rule after the first
+ * extent first: FLAT at offset 0, named as the rule names it, and (split
+ * sectors so far) every extent before it full. */
+static bool vmdk_split_line(const struct vmdk_ext_line *first, const struct vmdk_ext_line *e,
+			    uint32_t idx)
+{
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	int n;
+
+	if (e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset || e->offset)
+		return false;
+	n = instar_vmdk_split_name(first->name, first->name_len, idx, name, sizeof(name));
+	return n > 0 && (size_t)n == e->name_len && bytes_eq(e->name, name, (size_t)n);
+}
+
 /* Walks a descriptor text: createType="...", and for a descriptor file the
  * sum of its extents (qemu's size) and, when it has exactly one extent and
  * that is FLAT or VMFS (monolithicFlat, ESXi's vmfs), the extent's name as
- * the file the host opens beside the image (data_file / data_file_name). */
+ * the file the host opens beside the image (data_file / data_file_name). A
+ * twoGbMaxExtentFlat file whose extents follow the split rule gives its
+ * layout instead (vmdk_split_ok). */
 static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info *ret,
 			    bool want_size)
 {
 	struct vmdk_ext_line e, flat = {0};
+	struct instar_vmdk_split sp = {0};
 	uint64_t sectors = 0;
 	unsigned extents = 0;
-	bool bad = false;
+	bool bad = false, split = true;
 	size_t i = 0;
 
 	while (i < n && d[i]) {
@@ -349,6 +374,12 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 			sectors += e.sectors;
 			if (extents++ == 0)
 				flat = e;
+			/* the one before this one must be full */
+			if (extents > INSTAR_VMDK_SPLIT_MAX_EXTENTS ||
+			    (extents > 1 && sp.last != flat.sectors) ||
+			    !vmdk_split_line(&flat, &e, extents))
+				split = false;
+			sp.last = e.sectors;
 			break;
 		case -1:
 			bad = true;
@@ -361,6 +392,18 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 		return;
 	ret->virtual_size = sectors * SECTOR;
 	ret->names_known = true;
+	if (str_eq(ret->subformat, "twoGbMaxExtentFlat")) {
+		sp.split = extents > 1 ? flat.sectors : INSTAR_VMDK_SPLIT_SECTORS;
+		sp.count = extents;
+		if (split && instar_vmdk_split_valid(&sp) == 0) {
+			ret->vmdk_split_ok = true;
+			ret->vmdk_split = sp;
+			ret->data_file_len =
+			    copy_name(ret->data_file_name, sizeof(ret->data_file_name), flat.name,
+				      flat.name_len);
+		}
+		return;
+	}
 	if (extents == 1 && ((flat.type_len == 4 && bytes_eq(flat.type, "FLAT", 4)) ||
 			     (flat.type_len == 4 && bytes_eq(flat.type, "VMFS", 4)))) {
 		ret->data_file = true;
@@ -810,13 +853,6 @@ static void put_num(char *d, size_t cap, size_t *pos, uint64_t v, unsigned base,
 	while (n && *pos + 1 < cap)
 		d[(*pos)++] = t[--n];
 	d[*pos] = '\0';
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	while (*a && *a == *b)
-		a++, b++;
-	return *a == *b;
 }
 
 /* qemu's vmdk_parse_description(desc, "createType"): the text up to its

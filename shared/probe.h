@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "abi.h"
+#include "vmdk_split.h"
 
 #define INSTAR_PROBE_HEAD_LEN (64u * 1024) /* the caller reads [0, 64 KiB) */
 #define INSTAR_PROBE_TAIL_LEN 1024u	   /* and the last 1 KiB */
@@ -65,6 +66,12 @@ struct instar_probe_info {
 	uint8_t backing[1023];
 	uint8_t backing_fmt[32];
 	uint8_t data_file_name[1023];
+	/* vmdk createType "twoGbMaxExtentFlat" whose extents are all "RW N
+	 * FLAT \"name\" 0", named and sized by the split rule (vmdk_split.h):
+	 * vmdk_split holds their layout and data_file_name the first one's name
+	 * (data_file stays false: the host handles the extents itself). */
+	bool vmdk_split_ok;
+	struct instar_vmdk_split vmdk_split;
 	/* What qemu 7.2's driver (force, else the probed one) says when it
 	 * fails to open this file read-write, without "Could not open 'F': ";
 	 * "" when it opens or only the guest can tell. A second line is a

@@ -7,7 +7,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "abi_names.h"
@@ -18,6 +20,7 @@
 #include "lock.h"
 #include "raw.h"
 #include "size.h"
+#include "split.h"
 
 /* qemu's BDRV_MAX_LENGTH: the block layer refuses larger offsets. */
 #define BDRV_MAX_LENGTH 0x7fffffffc0000000ull
@@ -383,8 +386,12 @@ struct resize_ext {
 	uint32_t backing_crc, data_crc;
 	int data_fd; /* -1: none */
 	char data_name[1024];
-	const char *data_noun;	    /* "data file" (qcow2), "extent file" (vmdk) */
-	struct vmm_ext_chain chain; /* the backing files the guest may read */
+	const char *data_noun;		      /* "data file" (qcow2), "extent file" (vmdk) */
+	const struct instar_probe_info *info; /* the image's probe */
+	struct vmm_ext_chain chain;	      /* the backing files the guest may read */
+	/* twoGbMaxExtentFlat: the host's own extent files (vmm/split.h) */
+	bool split;
+	struct vmm_ext_policy *split_pol;
 };
 
 static int resize_data_file(struct cli_ctx *c, const struct resize_ext *x, uint64_t size,
@@ -417,6 +424,44 @@ static bool image_has_size(int fd, uint64_t size)
 	       info.virtual_size == size;
 }
 
+/* The guest run in a child process: the sandbox it enters forbids what the
+ * host does with the extent files afterwards (open, create, unlink). The
+ * result comes back through shared memory; the host checks the descriptor
+ * on disk itself before it acts on it (vmm_split_committed). */
+static int guest_forked(int fd, const struct instar_resize_config *cfg,
+			const struct vmm_guest_opts *o, struct instar_resize_result *ret)
+{
+	struct shared_result {
+		int r;
+		struct instar_resize_result gr;
+	} *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t pid;
+	int st;
+
+	if (m == MAP_FAILED)
+		return -errno;
+	m->r = -ECHILD;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		munmap(m, sizeof(*m));
+		return -errno;
+	}
+	if (pid == 0) {
+		m->r = vmm_guest_resize(fd, cfg, o, &m->gr);
+		fflush(NULL);
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*ret = m->gr;
+	st = m->r;
+	munmap(m, sizeof(*m));
+	if (st == -ECHILD)
+		snprintf(ret->detail, sizeof(ret->detail), "the guest's process died");
+	return st;
+}
+
 static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
 			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
 			const struct resize_ext *x)
@@ -444,9 +489,11 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	};
 	struct instar_resize_result gr;
 	char detail[INSTAR_DETAIL_MAX + 1];
+	struct vmm_split sp = {.pol = x->split_pol, .image_fd = fd, .info = x->info, .fd = -1};
+	char serr[1400];
 	struct stat dst;
 	bool grow_data = false;
-	int r;
+	int r, serrno = EIO;
 
 	cfg.flags |= x->flags;
 	for (uint32_t i = 0; i < x->chain.n; i++) {
@@ -470,8 +517,40 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 		}
 		grow_data = true;
 	}
+	/* twoGbMaxExtentFlat: the host sizes and creates the extent files of a
+	 * grow now, and checks those a shrink cuts or drops */
+	if (x->split &&
+	    vmm_split_prepare(&sp, new_size, a->prealloc, &serrno, serr, sizeof(serr)) < 0) {
+		vmm_split_close(&sp);
+		cli_error(c,
+			  serrno == ENOSPC || serrno == EDQUOT ? INSTAR_ERR_NO_SPACE
+							       : INSTAR_ERR_OPEN_FAILED,
+			  serrno == EDQUOT ? ENOSPC : serrno, "Could not open '%s': %s", a->display,
+			  serr);
+		return -1;
+	}
 	memset(&gr, 0, sizeof(gr));
-	r = vmm_guest_resize(fd, &cfg, &o, &gr);
+	r = x->split ? guest_forked(fd, &cfg, &o, &gr) : vmm_guest_resize(fd, &cfg, &o, &gr);
+	if (x->split && sp.target) {
+		bool committed = vmm_split_committed(&sp, fd);
+
+		if (r == 0 && gr.error == INSTAR_OK && !committed) {
+			/* a success whose descriptor the host cannot read back */
+			gr.error = INSTAR_ERR_GUEST_MISBEHAVED;
+			snprintf(gr.detail, sizeof(gr.detail),
+				 "the committed descriptor does not name the extents the host "
+				 "prepared");
+		}
+		if (!committed)
+			vmm_split_undo(&sp);
+		else if (r == 0 && gr.error == INSTAR_OK &&
+			 vmm_split_finish(&sp, serr, sizeof(serr)) < 0) {
+			vmm_split_close(&sp);
+			cli_error(c, INSTAR_ERR_IO, EIO, "%s", serr);
+			return -1;
+		}
+	}
+	vmm_split_close(&sp);
 	if (r == 0 && gr.error != INSTAR_OK) {
 		/* the real lengths after a failure (the host measured them) */
 		c->res.file_size_before = gr.file_size_before;
@@ -522,6 +601,23 @@ static int open_external(struct cli_ctx *c, const struct resize_args *a, int fd,
 	uint32_t flags = instar_probe_name_flags(info, &x->backing_crc, &x->data_crc);
 	int r;
 
+	x->info = info;
+	if (info->format == INSTAR_FMT_VMDK && info->vmdk_split_ok) {
+		/* the extent files are opened when the new size is known */
+		x->split_pol = malloc(sizeof(*x->split_pol));
+		if (!x->split_pol) {
+			cli_error(c, INSTAR_ERR_INTERNAL, ENOMEM, "%s", strerror(ENOMEM));
+			return -1;
+		}
+		r = vmm_ext_policy_open(x->split_pol, filename, a->backing_dirs, a->n_backing_dirs,
+					a->confine, err, sizeof(err));
+		if (r < 0) {
+			cli_error(c, INSTAR_ERR_OPEN_FAILED, EIO, "Could not open '%s': %s",
+				  filename, err);
+			return -1;
+		}
+		x->split = true;
+	}
 	if (!(flags & (INSTAR_RESIZE_BACKING | INSTAR_RESIZE_DATA_FILE)))
 		goto done;
 	r = vmm_ext_policy_open(&pol, filename, a->backing_dirs, a->n_backing_dirs, a->confine, err,
@@ -863,35 +959,48 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
 	return 0;
 }
 
+static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize_job *jp);
+
 static int do_resize(struct cli_ctx *c, struct resize_args *a)
 {
 	struct resize_job j = {.fd = -1, .ext = {.data_fd = -1}};
+	int r = do_resize_job(c, a, &j);
+
+	if (j.ext.split_pol) {
+		vmm_ext_policy_close(j.ext.split_pol);
+		free(j.ext.split_pol);
+	}
+	return r;
+}
+
+static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize_job *jp)
+{
 	struct instar_size size;
 	int64_t total;
 	int r;
 
 	if (parse_size(c, a->size_arg, &size) < 0 || take_image_opts(c, a) < 0 ||
-	    resolve_driver(c, a, &j) < 0 || image_opts_file(c, a) < 0 || open_image(c, a, &j) < 0 ||
-	    check_open(c, a, &j) < 0 || lock_image(c, a, &j) < 0)
+	    resolve_driver(c, a, jp) < 0 || image_opts_file(c, a) < 0 || open_image(c, a, jp) < 0 ||
+	    check_open(c, a, jp) < 0 || lock_image(c, a, jp) < 0)
 		return -1;
-	r = current_size(c, a, &j);
-	if (r < 0 || (r == 0 && check_new_size(c, a, j.cur, &size, &total) < 0))
+	r = current_size(c, a, jp);
+	if (r < 0 || (r == 0 && check_new_size(c, a, jp->cur, &size, &total) < 0))
 		return -1;
-	if (j.format == INSTAR_FMT_UNKNOWN) {
+	if (jp->format == INSTAR_FMT_UNKNOWN) {
 		/* a format qemu knows and instar does not resize */
 		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,
 			  "Image format driver does not support resize");
 		return -1;
 	}
-	if (j.format == INSTAR_FMT_RAW)
-		return resize_raw(c, a, j.fd, (uint64_t)total);
-	if (j.format == INSTAR_FMT_QCOW2 && (total & 511)) {
+	if (jp->format == INSTAR_FMT_RAW)
+		return resize_raw(c, a, jp->fd, (uint64_t)total);
+	if (jp->format == INSTAR_FMT_QCOW2 && (total & 511)) {
 		cli_error(c, INSTAR_ERR_NOT_MULTIPLE_512, EINVAL,
 			  "The new size must be a multiple of 512");
 		return -1;
 	}
-	return resize_guest(c, a, j.fd, j.format, j.probed, (uint64_t)j.st.st_size, (uint64_t)total,
-			    &j.ext);
+	return resize_guest(c, a, jp->fd, jp->format, jp->probed, (uint64_t)jp->st.st_size,
+			    (uint64_t)total, &jp->ext);
 }
 
 int cli_resize(int argc, char **argv)

@@ -427,20 +427,22 @@ struct ext_noun {
 	const char *ext, *noun, *an;
 };
 
-int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
-		      const struct instar_probe_info *info, char *err, size_t errlen)
+static const struct ext_noun ext_qcow2 = {"external data file", "data file",
+					  "an external data file"},
+			     ext_vmdk = {"flat extent", "extent file", "a flat extent"};
+
+/* Opens (create: creates, O_EXCL) the file name (untrusted text) under the
+ * policy of data files, read-write and locked; *ret_st: its identity. */
+static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char *name,
+		       const struct ext_noun *n, bool create, struct stat *ret_st, char *err,
+		       size_t errlen)
 {
-	static const struct ext_noun qcow2 = {"external data file", "data file",
-					      "an external data file"},
-				     vmdk = {"flat extent", "extent file", "a flat extent"};
-	const struct ext_noun *n = info->format == INSTAR_FMT_VMDK ? &vmdk : &qcow2;
 	struct vmm_lock_error le;
 	struct stat st, ist;
-	char name[1024], full[PATH_MAX];
+	char full[PATH_MAX];
 	const char *rel, *why = NULL, *base;
-	int fd = -1, pfd, r;
+	int fd = -1, pfd = -1, r;
 
-	vmm_ext_name(name, sizeof(name), info->data_file_name, info->data_file_len);
 	if (!name[0]) {
 		snprintf(err, errlen, "The %s name is empty", n->ext);
 		return -EINVAL;
@@ -461,17 +463,57 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 		return r;
 	}
 	rel = ext_beneath(p->dir, full);
-	pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
+	base = strrchr(full, '/') + 1;
+	if (create && rel && p->confine && rel == base && base[0] != '.') {
+		snprintf(err, errlen,
+			 "Could not create '%s': the %s would lie directly beside the image, where "
+			 "instarfs exposes it as an image of its own",
+			 name, n->noun);
+		return -EACCES;
+	}
+	if (create && rel) {
+		struct open_how how = {
+		    .flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+		    .mode = ist.st_mode & 0666,
+		    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		};
+
+		fd = (int)syscall(SYS_openat2, p->dir_fd, rel, &how, sizeof(how));
+		pfd = fd < 0 ? -errno : fd;
+	} else {
+		pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
+	}
 	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -EACCES) {
 		snprintf(err, errlen,
-			 "Could not open '%s': instar opens %s only beneath the image's directory, "
+			 "Could not %s '%s': instar opens %s only beneath the image's directory, "
 			 "and follows no symbolic link",
-			 name, n->an);
+			 create ? "create" : "open", name, n->an);
 		return -EACCES;
 	}
 	if (pfd < 0) {
-		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-pfd));
+		snprintf(err, errlen, "Could not %s '%s': %s", create ? "create" : "open", name,
+			 strerror(-pfd));
 		return pfd;
+	}
+	if (create) {
+		/* a new extent belongs to the image's owner, as the image */
+		pfd = -1;
+		if (fstat(fd, &st) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-r));
+			close(fd);
+			return r;
+		}
+		if ((st.st_uid != ist.st_uid || st.st_gid != ist.st_gid) &&
+		    fchown(fd, ist.st_uid, ist.st_gid) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "Could not give '%s' the image's owner: %s", name,
+				 strerror(-r));
+			close(fd);
+			vmm_ext_unlink(p, name, &st, NULL, 0);
+			return r;
+		}
+		goto lock;
 	}
 	if (fstat(pfd, &st) < 0) {
 		r = -errno;
@@ -479,7 +521,6 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 		goto fail;
 	}
 	/* Checked before it is opened for writing: the file is written to. */
-	base = strrchr(full, '/') + 1;
 	if (!S_ISREG(st.st_mode))
 		why = " is not a regular file";
 	else if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino)
@@ -504,18 +545,89 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 	}
 	close(pfd);
 	pfd = -1;
+lock:
 	/* qemu locks the data file as it locks the image (a raw protocol node) */
 	r = vmm_image_lock(fd, false, &le);
 	if (r) {
 		snprintf(err, errlen, "Could not open '%s': Failed to get \"%s\" lock", name,
 			 le.perm ? le.perm : "write");
+		if (create) {
+			close(fd);
+			vmm_ext_unlink(p, name, &st, NULL, 0);
+			return r;
+		}
 		goto fail;
 	}
+	if (ret_st)
+		*ret_st = st;
 	return fd;
 fail:
 	if (pfd >= 0)
 		close(pfd);
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
+		      const struct instar_probe_info *info, char *err, size_t errlen)
+{
+	char name[1024];
+
+	vmm_ext_name(name, sizeof(name), info->data_file_name, info->data_file_len);
+	return ext_open_rw(p, image_fd, name,
+			   info->format == INSTAR_FMT_VMDK ? &ext_vmdk : &ext_qcow2, false, NULL,
+			   err, errlen);
+}
+
+int vmm_ext_extent_open(const struct vmm_ext_policy *p, int image_fd, const char *name, bool create,
+			struct stat *ret_st, char *err, size_t errlen)
+{
+	return ext_open_rw(p, image_fd, name, &ext_vmdk, create, ret_st, err, errlen);
+}
+
+int vmm_ext_unlink(const struct vmm_ext_policy *p, const char *name, const struct stat *id,
+		   char *err, size_t errlen)
+{
+	char full[PATH_MAX], dirpart[PATH_MAX];
+	const char *rel, *slash;
+	struct stat st;
+	int dfd, r = 0;
+
+	if (ext_normalize(p->dir, name, full, sizeof(full)) < 0 ||
+	    !(rel = ext_beneath(p->dir, full)) || strcmp(rel, ".") == 0) {
+		if (err)
+			snprintf(err, errlen,
+				 "Could not remove '%s': not beneath the image's "
+				 "directory",
+				 name);
+		return -EACCES;
+	}
+	slash = strrchr(rel, '/');
+	if (slash) {
+		snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - rel), rel);
+		dfd = ext_open_beneath(p->dir_fd, dirpart);
+		if (dfd < 0) {
+			if (err)
+				snprintf(err, errlen, "Could not remove '%s': %s", name,
+					 strerror(-dfd));
+			return dfd;
+		}
+	} else {
+		dfd = p->dir_fd;
+	}
+	/* the entry must still be the file that was checked (or created) */
+	if (fstatat(dfd, slash ? slash + 1 : rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else if (st.st_dev != id->st_dev || st.st_ino != id->st_ino)
+		r = -ESTALE;
+	else if (unlinkat(dfd, slash ? slash + 1 : rel, 0) < 0)
+		r = -errno;
+	if (r && err)
+		snprintf(err, errlen, "Could not remove '%s': %s", name,
+			 r == -ESTALE ? "it is no longer the extent file instar checked"
+				      : strerror(-r));
+	if (slash)
+		close(dfd);
 	return r;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "cli_limits.h"
 #include "probe.h"
@@ -84,6 +85,20 @@ void vmm_ext_chain_close(struct vmm_ext_chain *c);
  * (-EACCES: the policy refused it) with err set as for vmm_ext_backing. */
 int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 		      const struct instar_probe_info *info, char *err, size_t errlen);
+
+/* A twoGbMaxExtentFlat extent file by its name (text): opened under the
+ * policy of vmm_ext_data_file, or with create created there (O_EXCL: an
+ * existing file of that name is refused, -EEXIST; with the image's mode bits
+ * and owner) and locked. *ret_st (may be NULL): its identity. Returns the fd
+ * or a negative errno with err set. */
+int vmm_ext_extent_open(const struct vmm_ext_policy *p, int image_fd, const char *name, bool create,
+			struct stat *ret_st, char *err, size_t errlen);
+
+/* Removes the file name beneath the image's directory if its entry is still
+ * the file id (dev and inode) was taken from: 0, or a negative errno (-ESTALE:
+ * another file) with err (may be NULL) set. */
+int vmm_ext_unlink(const struct vmm_ext_policy *p, const char *name, const struct stat *id,
+		   char *err, size_t errlen);
 
 /* The name's bytes up to the first NUL, as a C string (qemu's view). */
 void vmm_ext_name(char *dst, size_t cap, const uint8_t *name, uint32_t len);

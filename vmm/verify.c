@@ -87,6 +87,43 @@ static bool names_equal(const struct instar_probe_info *a, const struct instar_p
 	       memcmp(a->data_file_name, b->data_file_name, a->data_file_len) == 0;
 }
 
+int vmm_verify_split_target(const struct instar_probe_info *before, uint64_t new_size,
+			    uint32_t prealloc, struct instar_vmdk_split *ret)
+{
+	if (!before->vmdk_split_ok || new_size % 512 || prealloc == INSTAR_PREALLOC_METADATA)
+		return -1;
+	return instar_vmdk_split_resize(&before->vmdk_split, new_size / 512, ret);
+}
+
+/* A twoGbMaxExtentFlat descriptor: the staged extents are exactly the ones
+ * the split rule gives for the new size (the host creates, sizes and drops
+ * the files by the same rule, vmm/cli_resize.c). */
+static int check_split(const struct instar_resize_config *cfg,
+		       const struct instar_probe_info *before,
+		       const struct instar_probe_info *after, uint64_t new_size, char *why,
+		       size_t whylen)
+{
+	struct instar_vmdk_split want;
+
+	if (before->vmdk_split_ok != after->vmdk_split_ok)
+		return refuse(why, whylen,
+			      "the staged descriptor's extents do not follow the "
+			      "twoGbMaxExtentFlat rule");
+	if (!before->vmdk_split_ok)
+		return 0;
+	if (vmm_verify_split_target(before, new_size, cfg->prealloc, &want) < 0)
+		return refuse(why, whylen, "no twoGbMaxExtentFlat layout holds %llu bytes",
+			      (unsigned long long)new_size);
+	if (want.split != after->vmdk_split.split || want.count != after->vmdk_split.count ||
+	    want.last != after->vmdk_split.last)
+		return refuse(why, whylen,
+			      "the staged descriptor has %u extents (last %llu sectors), the host "
+			      "makes %u (last %llu)",
+			      after->vmdk_split.count, (unsigned long long)after->vmdk_split.last,
+			      want.count, (unsigned long long)want.last);
+	return 0;
+}
+
 /* The sizes the guest reported against the ones the host asked for. */
 static int check_sizes(const struct instar_resize_config *cfg, const struct instar_resize_result *g,
 		       char *why, size_t whylen)
@@ -194,5 +231,5 @@ int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
 		return refuse(why, whylen, "the staged header changed the image's encryption");
 	if (!names_equal(before, &after))
 		return refuse(why, whylen, "the staged header names other backing or data files");
-	return 0;
+	return check_split(cfg, before, &after, g->new_virtual_size, why, whylen);
 }

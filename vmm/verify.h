@@ -45,4 +45,12 @@ int vmm_verify_resize(struct vmm_blk *b, const struct instar_resize_config *cfg,
 		      const struct instar_probe_info *before, const struct instar_resize_result *g,
 		      char *why, size_t whylen);
 
+/* The extents a twoGbMaxExtentFlat descriptor (before: the host's probe of
+ * it, vmdk_split_ok) has at new_size: 0 and *ret, or -1 when there is no
+ * such layout (not split, a size not a multiple of 512, 0, too many
+ * extents, preallocation=metadata). The host sizes the files and verify
+ * checks the staged descriptor by this one answer. */
+int vmm_verify_split_target(const struct instar_probe_info *before, uint64_t new_size,
+			    uint32_t prealloc, struct instar_vmdk_split *ret);
+
 #endif

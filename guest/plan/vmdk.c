@@ -95,6 +95,7 @@
 #include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
+#include "vmdk_split.h"
 
 #define VMDK_MAGIC 0x564d444bu /* "KDMV" little-endian */
 #define VMDK_COWD_MAGIC 0x44574f43u
@@ -144,6 +145,12 @@ struct vmdk {
 	char *desc;
 	size_t desc_len;
 	bool flat_file; /* a descriptor file with one FLAT/VMFS extent */
+	/* twoGbMaxExtentFlat: the extents the new text has (split_new) and
+	 * the first extent's name (the rule names the others after it). */
+	bool split;
+	struct instar_vmdk_split split_new;
+	const char *split_first;
+	size_t split_first_len;
 	const char *create_type;
 	size_t create_type_len;
 };
@@ -687,6 +694,26 @@ static bool vmdk_free_comment(const char *d, size_t ls, size_t le)
 	return true;
 }
 
+/* The extent lines of a twoGbMaxExtentFlat descriptor after the resize:
+ * RW <sectors> FLAT "<name>" 0, one a line, named by the split rule. */
+static void vmdk_put_split(const struct vmdk *v, struct vmdk_str *o)
+{
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+
+	for (uint32_t i = 1; i <= v->split_new.count; i++) {
+		if (instar_vmdk_split_name((const uint8_t *)v->split_first, v->split_first_len, i,
+					   name, sizeof(name)) < 0) {
+			o->over = true; /* checked before: cannot happen */
+			return;
+		}
+		vmdk_puts(o, "RW ");
+		vmdk_putu(o, instar_vmdk_split_extent_sectors(&v->split_new, i));
+		vmdk_puts(o, " FLAT \"");
+		vmdk_puts(o, name);
+		vmdk_puts(o, "\" 0\n");
+	}
+}
+
 /* Copies the descriptor into o with the extent's sectors, the cylinders
  * (when heads and sectors are known: cyl != UINT64_MAX) and the CID
  * replaced; lean drops the free comment lines. */
@@ -695,6 +722,7 @@ static void vmdk_copy_desc(struct vmdk *v, uint64_t new_cap, uint64_t cyl, uint3
 {
 	const char *d = v->desc;
 	size_t len = v->desc_len;
+	bool split_done = false;
 
 	o->buf[0] = '\0';
 	for (size_t ls = 0; ls < len;) {
@@ -706,6 +734,14 @@ static void vmdk_copy_desc(struct vmdk *v, uint64_t new_cap, uint64_t cyl, uint3
 		while (le < len && d[le] != '\n')
 			le++;
 		if (lean && vmdk_free_comment(d, ls, le)) {
+			ls = le + 1;
+			continue;
+		}
+		if (v->split && vmdk_line_extent(d, ls, le, &e)) {
+			/* the first extent line becomes all the new ones */
+			if (!split_done)
+				vmdk_put_split(v, o);
+			split_done = true;
 			ls = le + 1;
 			continue;
 		}
@@ -803,7 +839,7 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 		}
 		ls = le + 1;
 	}
-	if (extents != 1)
+	if (extents != 1 && !v->split)
 		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk embedded descriptor has ",
 				  extents, " extent lines, expected 1");
 	/* qemu opens a descriptor file only with both (vmdk_read_cid) */
@@ -1658,6 +1694,130 @@ static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
 	return 0;
 }
 
+/* ---- twoGbMaxExtentFlat: a descriptor file and its flat extents ----
+ *
+ * Every extent "RW N FLAT \"name\" 0", named and sized by the split rule
+ * (shared/vmdk_split.h): the extents but the last have the split size, the
+ * names follow the first one's -f001. The plan writes the new text in one
+ * write: the extent lines the rule gives for the new size, the geometry's
+ * cylinders and a new CID. The host creates, sizes and drops the extent
+ * files by the same rule and checks the staged text against it
+ * (vmm/verify.c); the guest never touches them. */
+
+/* The descriptor's extents as the split rule reads them. */
+static int vmdk_split_extents(struct vmdk *v, struct instar_vmdk_split *ret)
+{
+	char want[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	const char *d = v->desc;
+	uint32_t count = 0;
+	uint64_t first = 0, last = 0;
+
+	for (size_t ls = 0; ls < v->desc_len;) {
+		size_t le = ls, name = 0, name_end = 0;
+		struct vmdk_extent e;
+		uint64_t sec = 0;
+		int n;
+
+		while (le < v->desc_len && d[le] != '\n')
+			le++;
+		if (vmdk_line_extent(d, ls, le, &e)) {
+			if (!vmdk_flat_line(d, ls, le, &e, &name, &name_end) ||
+			    !vmdk_span_is(d + e.type, e.type_end - e.type, "FLAT") ||
+			    !vmdk_parse_dec(d, e.sec, e.sec_end, &sec) || sec == 0)
+				return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+						 "vmdk twoGbMaxExtentFlat extent line is not RW N "
+						 "FLAT \"name\" 0");
+			if (count == INSTAR_VMDK_SPLIT_MAX_EXTENTS)
+				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+						  "vmdk descriptor with more than ",
+						  INSTAR_VMDK_SPLIT_MAX_EXTENTS,
+						  " extents is not supported");
+			if (count++ == 0) {
+				v->split_first = d + name;
+				v->split_first_len = name_end - name;
+				first = sec;
+			} else if (last != first) {
+				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+						  "vmdk twoGbMaxExtentFlat extent ", count - 1,
+						  " is not as long as the first");
+			}
+			n = instar_vmdk_split_name((const uint8_t *)v->split_first,
+						   v->split_first_len, count, want, sizeof(want));
+			if (n < 0 || (size_t)n != name_end - name ||
+			    plan_memcmp(d + name, want, (size_t)n) != 0)
+				return vmdk_failu(
+				    v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				    "vmdk twoGbMaxExtentFlat extent ", count,
+				    " is not named NAME-f001.vmdk, NAME-f002.vmdk, ...");
+			last = sec;
+		}
+		ls = le + 1;
+	}
+	if (count == 0)
+		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptor has no extent");
+	ret->count = count;
+	ret->split = count > 1 ? first : INSTAR_VMDK_SPLIT_SECTORS;
+	ret->last = last;
+	if (instar_vmdk_split_valid(ret))
+		return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				  "vmdk twoGbMaxExtentFlat extents over 2 GiB (",
+				  ret->split > last ? ret->split : last,
+				  " sectors) are not supported");
+	return 0;
+}
+
+static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
+{
+	struct instar_vmdk_split old;
+	uint64_t sectors, new_cap;
+	size_t nd_len, cap;
+	char *nd;
+	int r;
+
+	r = vmdk_flat_read(v);
+	if (!r)
+		r = vmdk_split_extents(v, &old);
+	if (r)
+		return r;
+	sectors = (old.count - 1) * old.split + old.last;
+	v->ret->old_virtual_size = sectors * VMDK_SEC;
+	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != sectors * VMDK_SEC)
+		return vmdk_failu(v, INSTAR_ERR_HEADER_MISMATCH, "vmdk descriptor says ",
+				  sectors * VMDK_SEC, " bytes");
+	r = vmdk_check_new_size(v, o, sectors, &new_cap);
+	if (r || new_cap == sectors)
+		return r;
+	if (o->prealloc == INSTAR_PREALLOC_METADATA)
+		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+				 "vmdk: preallocation=metadata is not supported for flat extents");
+	if (instar_vmdk_split_resize(&old, new_cap, &v->split_new))
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk twoGbMaxExtentFlat: more than ",
+				  INSTAR_VMDK_SPLIT_MAX_EXTENTS, " extents are not supported");
+	v->split = true;
+	cap =
+	    (size_t)v->io->file_size + 128 + (size_t)v->split_new.count * (v->split_first_len + 48);
+	nd = vmdk_alloc(v, cap);
+	if (!nd)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_build_desc(v, new_cap, nd, cap, &nd_len);
+	if (r)
+		return r;
+	vmdk_flat_pad(v, nd, &nd_len);
+	if (nd_len > VMDK_DESC_FILE_MAX)
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "new vmdk descriptor file over ",
+				  VMDK_DESC_FILE_MAX, " bytes is not supported");
+	v->ret->action = new_cap < sectors ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
+	r = vmdk_emit(v, plan_write(v->p, 0, nd, nd_len));
+	if (!r)
+		r = vmdk_emit(v, plan_flush(v->p));
+	if (r)
+		return r;
+	v->p->file_size_after = nd_len > v->io->file_size ? nd_len : v->io->file_size;
+	v->ret->file_size_after = v->p->file_size_after;
+	return 0;
+}
+
 /* No sparse header: a descriptor file. One flat extent (monolithicFlat,
  * ESXi's vmfs) is resized; other multi-file layouts are refused. */
 static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
@@ -1684,6 +1844,8 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 				 "not a vmdk image: no sparse header and no descriptor");
 	if (vmdk_span_is(ct, ctn, "monolithicFlat") || vmdk_span_is(ct, ctn, "vmfs"))
 		return vmdk_plan_flat(v, o);
+	if (vmdk_span_is(ct, ctn, "twoGbMaxExtentFlat"))
+		return vmdk_plan_split(v, o);
 	return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
 			  " is not supported (multi-file)");
 }

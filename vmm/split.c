@@ -1,0 +1,256 @@
+/* vmm/split.c — the extent files of a twoGbMaxExtentFlat descriptor
+ * (split.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "raw.h"
+#include "split.h"
+#include "verify.h"
+
+static int split_name(const struct vmm_split *s, uint32_t idx, char *out, size_t cap)
+{
+	return instar_vmdk_split_name(s->info->data_file_name, s->info->data_file_len, idx, out,
+				      cap) < 0
+		   ? -ENAMETOOLONG
+		   : 0;
+}
+
+/* The directory the extents lie in, synced: new or removed entries last. */
+static void split_sync_dir(const struct vmm_split *s)
+{
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1], *slash;
+	int dfd;
+
+	if (split_name(s, 1, name, sizeof(name)))
+		return;
+	slash = strrchr(name, '/');
+	if (slash) {
+		*slash = '\0';
+		if (name[0] == '\0')
+			return; /* an absolute name: the policy refused it already */
+	}
+	dfd = openat(s->pol->dir_fd, slash ? name : ".",
+		     O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd < 0)
+		return;
+	if (fsync(dfd) < 0)
+		cli_warn("could not sync the extents' directory: %s", strerror(errno));
+	close(dfd);
+}
+
+static uint64_t split_len(const struct instar_vmdk_split *l, uint32_t idx)
+{
+	return instar_vmdk_split_extent_sectors(l, idx) * 512;
+}
+
+void vmm_split_undo(struct vmm_split *s)
+{
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1], err[1200];
+
+	if (!s->target || !s->grow)
+		return;
+	if (s->fd >= 0 && (ftruncate(s->fd, s->fd_len) < 0 || fdatasync(s->fd) < 0))
+		cli_warn("could not restore the length of the last extent file: %s",
+			 strerror(errno));
+	for (uint32_t i = 0; i < s->nids; i++) {
+		if (split_name(s, s->info->vmdk_split.count + 1 + i, name, sizeof(name)) ||
+		    vmm_ext_unlink(s->pol, name, &s->ids[i], err, sizeof(err)) < 0)
+			cli_warn("could not remove the new extent file: %s", err);
+	}
+	s->nids = 0;
+	split_sync_dir(s);
+}
+
+static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, char *err,
+		      size_t errlen)
+{
+	const struct instar_vmdk_split *old = &s->info->vmdk_split;
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	struct vmm_raw_result rr;
+	struct stat st;
+	int r;
+
+	if (split_name(s, old->count, name, sizeof(name))) {
+		snprintf(err, errlen, "Could not open the last extent file: name too long");
+		*ret_errno = ENAMETOOLONG;
+		return -1;
+	}
+	r = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
+	if (r < 0) {
+		*ret_errno = -r;
+		return -1;
+	}
+	s->fd = r;
+	s->fd_len = st.st_size;
+	s->ids = calloc(s->want.count - old->count + 1, sizeof(*s->ids));
+	if (!s->ids) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		*ret_errno = ENOMEM;
+		return -1;
+	}
+	/* Bytes past the descriptor's end of the last extent are not the
+	 * disk's: the grown part reads as zeros. */
+	if (split_len(&s->want, old->count) > old->last * 512) {
+		if ((uint64_t)st.st_size > old->last * 512 &&
+		    ftruncate(s->fd, (off_t)(old->last * 512)) < 0)
+			r = -errno;
+		else
+			r = vmm_raw_resize(s->fd, split_len(&s->want, old->count), prealloc, &rr);
+		if (r < 0) {
+			snprintf(err, errlen, "Could not resize the extent file '%s': %s", name,
+				 strerror(-r));
+			goto fail;
+		}
+	}
+	s->target = true; /* from here on undo has something to do */
+	for (uint32_t i = old->count + 1; i <= s->want.count; i++) {
+		int fd;
+
+		if (split_name(s, i, name, sizeof(name))) {
+			r = -ENAMETOOLONG;
+			snprintf(err, errlen, "Could not create extent %u: name too long", i);
+			goto fail;
+		}
+		fd = vmm_ext_extent_open(s->pol, s->image_fd, name, true, &s->ids[s->nids], err,
+					 errlen);
+		if (fd < 0) {
+			r = fd;
+			goto fail;
+		}
+		s->nids++;
+		r = vmm_raw_resize(fd, split_len(&s->want, i), prealloc, &rr);
+		close(fd);
+		if (r < 0) {
+			snprintf(err, errlen, "Could not resize the extent file '%s': %s", name,
+				 strerror(-r));
+			goto fail;
+		}
+	}
+	split_sync_dir(s);
+	return 0;
+fail:
+	*ret_errno = -r;
+	s->target = true;
+	vmm_split_undo(s);
+	s->target = false;
+	return -1;
+}
+
+static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
+{
+	const struct instar_vmdk_split *old = &s->info->vmdk_split;
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	struct stat st;
+	int r;
+
+	s->ids = calloc(old->count - s->want.count + 1, sizeof(*s->ids));
+	if (!s->ids) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		*ret_errno = ENOMEM;
+		return -1;
+	}
+	/* the extent at the cut, and every one dropped: checked now, before
+	 * anything changes */
+	for (uint32_t i = s->want.count; i <= old->count; i++) {
+		if (split_name(s, i, name, sizeof(name))) {
+			snprintf(err, errlen, "Could not open extent %u: name too long", i);
+			*ret_errno = ENAMETOOLONG;
+			return -1;
+		}
+		r = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
+		if (r < 0) {
+			*ret_errno = -r;
+			return -1;
+		}
+		if (i == s->want.count) {
+			s->fd = r;
+			s->fd_len = st.st_size;
+		} else {
+			close(r);
+			s->ids[s->nids++] = st;
+		}
+	}
+	s->target = true;
+	return 0;
+}
+
+int vmm_split_prepare(struct vmm_split *s, uint64_t new_size, uint32_t prealloc, int *ret_errno,
+		      char *err, size_t errlen)
+{
+	const struct instar_vmdk_split *old = &s->info->vmdk_split;
+	uint64_t old_size = ((uint64_t)(old->count - 1) * old->split + old->last) * 512;
+
+	s->fd = -1;
+	s->nids = 0;
+	s->ids = NULL;
+	s->target = false;
+	if (vmm_verify_split_target(s->info, new_size, prealloc, &s->want) < 0 ||
+	    new_size == old_size)
+		return 0;
+	s->grow = new_size > old_size;
+	return s->grow ? split_grow(s, prealloc, ret_errno, err, errlen)
+		       : split_shrink(s, ret_errno, err, errlen);
+}
+
+bool vmm_split_committed(const struct vmm_split *s, int fd)
+{
+	struct instar_probe_info *info = malloc(sizeof(*info));
+	struct stat st;
+	bool ok;
+
+	if (!info)
+		return false;
+	ok = fstat(fd, &st) == 0 && cli_probe_fd(fd, (uint64_t)st.st_size, info) == 0 &&
+	     info->vmdk_split_ok && info->vmdk_split.count == s->want.count &&
+	     info->vmdk_split.split == s->want.split && info->vmdk_split.last == s->want.last &&
+	     info->data_file_len == s->info->data_file_len &&
+	     memcmp(info->data_file_name, s->info->data_file_name, info->data_file_len) == 0;
+	free(info);
+	return ok;
+}
+
+int vmm_split_finish(struct vmm_split *s, char *err, size_t errlen)
+{
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	int r, fails = 0;
+
+	if (!s->target || s->grow)
+		return 0;
+	if ((uint64_t)s->fd_len > split_len(&s->want, s->want.count) &&
+	    (ftruncate(s->fd, (off_t)split_len(&s->want, s->want.count)) < 0 ||
+	     fdatasync(s->fd) < 0)) {
+		snprintf(err, errlen, "Could not cut the extent file at the new end: %s",
+			 strerror(errno));
+		return -1;
+	}
+	for (uint32_t i = 0; i < s->nids; i++) {
+		r = split_name(s, s->want.count + 1 + i, name, sizeof(name));
+		if (!r)
+			r = vmm_ext_unlink(s->pol, name, &s->ids[i], err, errlen);
+		if (r < 0) {
+			cli_warn("%s", err);
+			fails++;
+		}
+	}
+	split_sync_dir(s);
+	if (fails) {
+		snprintf(err, errlen, "%d dropped extent file%s could not be removed", fails,
+			 fails > 1 ? "s" : "");
+		return -1;
+	}
+	return 0;
+}
+
+void vmm_split_close(struct vmm_split *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->ids);
+	s->ids = NULL;
+}
