@@ -586,6 +586,37 @@ int vmm_ext_extent_open(const struct vmm_ext_policy *p, int image_fd, const char
 	return ext_open_rw(p, image_fd, name, &ext_vmdk, create, ret_st, err, errlen);
 }
 
+int vmm_ext_absent(const struct vmm_ext_policy *p, const char *name, char *err, size_t errlen)
+{
+	char full[PATH_MAX];
+	const char *rel;
+	int fd;
+
+	fd = ext_normalize(p->dir, name, full, sizeof(full));
+	if (fd < 0) {
+		snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-fd));
+		return fd;
+	}
+	rel = ext_beneath(p->dir, full);
+	fd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
+	if (fd == -ENOENT)
+		return 0;
+	if (fd >= 0) {
+		close(fd);
+		fd = -EEXIST;
+	}
+	if (fd == -ELOOP || fd == -EXDEV || fd == -EACCES) {
+		snprintf(
+		    err, errlen,
+		    "Could not create '%s': instar opens a flat extent only beneath the image's "
+		    "directory, and follows no symbolic link",
+		    name);
+		return -EACCES;
+	}
+	snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-fd));
+	return fd;
+}
+
 int vmm_ext_unlink(const struct vmm_ext_policy *p, const char *name, const struct stat *id,
 		   char *err, size_t errlen)
 {

@@ -94,6 +94,11 @@ int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
 int vmm_ext_extent_open(const struct vmm_ext_policy *p, int image_fd, const char *name, bool create,
 			struct stat *ret_st, char *err, size_t errlen);
 
+/* 0 when nothing is called name beneath the image's directory (a new
+ * extent may be created there), else a negative errno (-EEXIST, -EACCES for
+ * a name the policy refuses or a symbolic link) with err set. */
+int vmm_ext_absent(const struct vmm_ext_policy *p, const char *name, char *err, size_t errlen);
+
 /* Removes the file name beneath the image's directory if its entry is still
  * the file id (dev and inode) was taken from: 0, or a negative errno (-ESTALE:
  * another file) with err (may be NULL) set. */

@@ -87,6 +87,19 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 	}
 	s->fd = r;
 	s->fd_len = st.st_size;
+	/* every new name is free before anything changes (creating each with
+	 * O_EXCL below still refuses one that appears meanwhile) */
+	for (uint32_t i = old->count + 1; i <= s->want.count; i++) {
+		r = split_name(s, i, name, sizeof(name));
+		if (r)
+			snprintf(err, errlen, "Could not create extent %u: name too long", i);
+		else
+			r = vmm_ext_absent(s->pol, name, err, errlen);
+		if (r) {
+			*ret_errno = -r;
+			return -1;
+		}
+	}
 	s->ids = calloc(s->want.count - old->count + 1, sizeof(*s->ids));
 	if (!s->ids) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
