@@ -1,0 +1,298 @@
+/* tests/unit/test_vmdk_split.c — the twoGbMaxExtentFlat rule
+ * (shared/vmdk_split.c): layouts and names; the probe's reading of a
+ * descriptor's extents by it (shared/probe.c); and the host's check of a
+ * staged descriptor against it (vmm/verify.c): a guest that names another
+ * file, or other sizes, is refused. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "abi.h"
+#include "probe_read.h"
+#include "verify.h"
+#include "virtio_blk.h"
+#include "vmdk_split.h"
+
+#define S2G INSTAR_VMDK_SPLIT_SECTORS
+
+static void test_resize(void **state)
+{
+	struct instar_vmdk_split old = {S2G, 1, 2048}, r;
+
+	(void)state;
+	/* 1M -> 3G: the first extent fills, a second of 1G */
+	assert_int_equal(instar_vmdk_split_resize(&old, 3 * S2G / 2, &r), 0);
+	assert_int_equal(r.count, 2);
+	assert_int_equal(r.split, S2G);
+	assert_int_equal(r.last, S2G / 2);
+	/* exactly 2G: one full extent, no empty one after it */
+	assert_int_equal(instar_vmdk_split_resize(&old, S2G, &r), 0);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.last, S2G);
+	/* 2G + 1M */
+	assert_int_equal(instar_vmdk_split_resize(&old, S2G + 2048, &r), 0);
+	assert_int_equal(r.count, 2);
+	assert_int_equal(r.last, 2048);
+	/* 5G -> 1M: one extent left */
+	old = (struct instar_vmdk_split){S2G, 3, S2G / 2};
+	assert_int_equal(instar_vmdk_split_resize(&old, 2048, &r), 0);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.last, 2048);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 1), S2G);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 3), S2G / 2);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 4), 0);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 0), 0);
+	/* VMware's split keeps its size */
+	old = (struct instar_vmdk_split){4192256, 2, 100};
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 3 + 1, &r), 0);
+	assert_int_equal(r.count, 4);
+	assert_int_equal(r.split, 4192256);
+	assert_int_equal(r.last, 1);
+	/* refusals: 0 sectors, too many extents, invalid layouts */
+	assert_int_equal(instar_vmdk_split_resize(&old, 0, &r), -1);
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 1024 + 1, &r), -1);
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 1024, &r), 0);
+	assert_int_equal(r.count, 1024);
+	old = (struct instar_vmdk_split){S2G + 1, 1, 1};
+	assert_int_equal(instar_vmdk_split_valid(&old), -1);
+	old = (struct instar_vmdk_split){S2G, 2, S2G + 1};
+	assert_int_equal(instar_vmdk_split_valid(&old), -1);
+	old = (struct instar_vmdk_split){S2G, 2, 0};
+	assert_int_equal(instar_vmdk_split_valid(&old), -1);
+	old = (struct instar_vmdk_split){S2G, 0, 1};
+	assert_int_equal(instar_vmdk_split_valid(&old), -1);
+}
+
+static void name_is(const char *first, uint32_t idx, const char *want)
+{
+	char out[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	int n =
+	    instar_vmdk_split_name((const uint8_t *)first, strlen(first), idx, out, sizeof(out));
+
+	if (!want) {
+		assert_int_equal(n, -1);
+		return;
+	}
+	assert_int_equal(n, (int)strlen(want));
+	assert_string_equal(out, want);
+}
+
+static void test_names(void **state)
+{
+	char big[600];
+
+	(void)state;
+	name_is("d-f001.vmdk", 1, "d-f001.vmdk");
+	name_is("d-f001.vmdk", 2, "d-f002.vmdk");
+	name_is("d-f001.vmdk", 10, "d-f010.vmdk");
+	name_is("d-f001.vmdk", 1000, "d-f1000.vmdk"); /* qemu's %03d */
+	name_is("sub/disk-f001", 3, "sub/disk-f003");
+	/* the last -f001 is the counter */
+	name_is("a-f001-f001.vmdk", 2, "a-f001-f002.vmdk");
+	name_is("d-flat.vmdk", 2, NULL);
+	name_is("d-f002.vmdk", 2, NULL);
+	name_is("d-f001.vmdk", 0, NULL);
+	memset(big, 'x', sizeof(big));
+	/* a name over qemu's 511 bytes, or over the buffer */
+	memcpy(big + 502, "-f001.vmdk", 11);
+	name_is(big, 2, NULL);
+	big[500] = 0;
+	name_is(big + 490, 2, NULL);
+	memcpy(big + 490, "-f001", 6);
+	name_is(big + 480, 2, "xxxxxxxxxx-f002");
+	assert_int_equal(instar_vmdk_split_name((const uint8_t *)big + 480, 15, 2, big, 15), -1);
+}
+
+static const char *const desc_head = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
+				     "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentFlat\"\n"
+				     "# Extent description\n";
+static const char *const desc_tail = "\nddb.geometry.cylinders = \"10402\"\n"
+				     "ddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\n";
+
+/* A descriptor with the given extent lines, NUL-padded to 1024 bytes, in a
+ * temp file (fd). */
+static int desc_file(const char *extents, uint8_t *buf)
+{
+	char path[64];
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	int fd;
+
+	memset(buf, 0, 1024);
+	snprintf((char *)buf, 1024, "%s%s%s", desc_head, extents, desc_tail);
+	snprintf(path, sizeof(path), "%s/instar-split-XXXXXX", dir);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(pwrite(fd, buf, 1024, 0), 1024);
+	return fd;
+}
+
+static void probe_text(const char *extents, struct instar_probe_info *info)
+{
+	uint8_t buf[1024];
+	int fd = desc_file(extents, buf);
+
+	assert_int_equal(vmm_probe_fd(fd, 1024, info), 0);
+	close(fd);
+	assert_int_equal(info->format, INSTAR_FMT_VMDK);
+}
+
+static const char *const three = "RW 4194304 FLAT \"d-f001.vmdk\" 0\n"
+				 "RW 4194304 FLAT \"d-f002.vmdk\" 0\n"
+				 "RW 2097152 FLAT \"d-f003.vmdk\" 0\n";
+
+static void test_probe(void **state)
+{
+	struct instar_probe_info info;
+
+	(void)state;
+	probe_text(three, &info);
+	assert_true(info.vmdk_split_ok);
+	assert_false(info.data_file);
+	assert_int_equal(info.vmdk_split.count, 3);
+	assert_int_equal(info.vmdk_split.split, S2G);
+	assert_int_equal(info.vmdk_split.last, S2G / 2);
+	assert_int_equal(info.virtual_size, 5ull << 30);
+	assert_int_equal(info.data_file_len, 11);
+	assert_memory_equal(info.data_file_name, "d-f001.vmdk", 11);
+	/* one extent: qemu's 2 GiB split */
+	probe_text("RW 2048 FLAT \"x-f001.vmdk\" 0\n", &info);
+	assert_true(info.vmdk_split_ok);
+	assert_int_equal(info.vmdk_split.split, S2G);
+	assert_int_equal(info.vmdk_split.count, 1);
+	/* off the rule: names, sizes, offsets, types */
+	probe_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\nRW 1 FLAT \"e-f002.vmdk\" 0\n", &info);
+	assert_false(info.vmdk_split_ok);
+	assert_int_equal(info.data_file_len, 0);
+	probe_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\nRW 1 FLAT \"d-f003.vmdk\" 0\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 4194300 FLAT \"d-f001.vmdk\" 0\nRW 4194304 FLAT \"d-f002.vmdk\" 0\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\nRW 1 FLAT \"d-f002.vmdk\" 7\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\nRW 1 VMFS \"d-f002.vmdk\"\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 4194305 FLAT \"d-f001.vmdk\" 0\n", &info);
+	assert_false(info.vmdk_split_ok);
+}
+
+/* verify: before is the probe of the 5G descriptor above; the "staged"
+ * view is a file holding the guest's new text. */
+static int verify_text(const char *extents, uint64_t new_size, uint32_t flags, char *why,
+		       size_t whylen)
+{
+	static uint8_t ram[1 << 20];
+	struct vmm_guestmem mem = {.host = ram, .size = sizeof(ram)};
+	struct instar_probe_info before;
+	struct vmm_blk_opts o;
+	struct vmm_blk *b;
+	uint8_t buf[1024];
+	int fd = desc_file(extents, buf), r;
+	uint64_t old = 5ull << 30;
+	struct instar_resize_config cfg = {.magic = INSTAR_RESIZE_MAGIC,
+					   .abi_version = INSTAR_ABI_VERSION,
+					   .format = INSTAR_FMT_VMDK,
+					   .flags = flags,
+					   .expected_old_virtual_size = old,
+					   .new_virtual_size = new_size,
+					   .file_size = 1024};
+	struct instar_resize_result g = {.error = INSTAR_OK,
+					 .action = new_size > old   ? INSTAR_ACTION_GROW
+						   : new_size < old ? INSTAR_ACTION_SHRINK
+								    : INSTAR_ACTION_NOOP,
+					 .old_virtual_size = old,
+					 .new_virtual_size = new_size,
+					 .file_size_before = 1024,
+					 .file_size_after = 1024};
+
+	probe_text(three, &before);
+	o = (struct vmm_blk_opts){.fd = fd, .file_size = 1024, .capacity_bytes = 1u << 20};
+	assert_int_equal(vmm_blk_create(&b, &mem, &o), 0);
+	why[0] = 0;
+	r = vmm_verify_resize(b, &cfg, &before, &g, why, whylen);
+	vmm_blk_destroy(b);
+	close(fd);
+	return r;
+}
+
+static void refused(int r, const char *why, const char *want)
+{
+	if (r != -EPROTO || !strstr(why, want))
+		fail_msg("got %d, \"%s\"; expected -EPROTO, \"%s\"", r, why, want);
+}
+
+static void test_verify(void **state)
+{
+	const uint32_t shrink = INSTAR_RESIZE_SHRINK_ALLOWED;
+	char why[256];
+
+	(void)state;
+	/* honest: 5G -> 7G (f003 grows to 2G, f004 of 1G) and 5G -> 1M */
+	assert_int_equal(verify_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\n"
+				     "RW 4194304 FLAT \"d-f002.vmdk\" 0\n"
+				     "RW 4194304 FLAT \"d-f003.vmdk\" 0\n"
+				     "RW 2097152 FLAT \"d-f004.vmdk\" 0\n",
+				     7ull << 30, 0, why, sizeof(why)),
+			 0);
+	assert_int_equal(
+	    verify_text("RW 2048 FLAT \"d-f001.vmdk\" 0\n", 1u << 20, shrink, why, sizeof(why)), 0);
+	/* the right size in other extents: 7G as 2G + 2G + 1G + 2G */
+	refused(verify_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"d-f002.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f003.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"d-f004.vmdk\" 0\n",
+			    7ull << 30, 0, why, sizeof(why)),
+		why, "names other backing or data files");
+	/* one extent too many, each of the rule's size: 7G as 1G extents */
+	refused(verify_text("RW 2097152 FLAT \"d-f001.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f002.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f003.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f004.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f005.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f006.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"d-f007.vmdk\" 0\n",
+			    7ull << 30, 0, why, sizeof(why)),
+		why, "the staged descriptor has 7 extents");
+	/* another file for a new extent */
+	refused(verify_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"d-f002.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"d-f003.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"../etc-f004.vmdk\" 0\n",
+			    7ull << 30, 0, why, sizeof(why)),
+		why, "names other backing or data files");
+	/* every name moved: the first one differs from the host's */
+	refused(verify_text("RW 4194304 FLAT \"../x-f001.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"../x-f002.vmdk\" 0\n"
+			    "RW 4194304 FLAT \"../x-f003.vmdk\" 0\n"
+			    "RW 2097152 FLAT \"../x-f004.vmdk\" 0\n",
+			    7ull << 30, 0, why, sizeof(why)),
+		why, "names other backing or data files");
+	/* a shrink that keeps the dropped extents named (as zero-length is
+	 * impossible, as a different split) */
+	refused(verify_text("RW 1024 FLAT \"d-f001.vmdk\" 0\nRW 1024 FLAT \"d-f002.vmdk\" 0\n",
+			    1u << 20, shrink, why, sizeof(why)),
+		why, "the staged descriptor has 2 extents");
+	/* one sector is a layout too */
+	assert_int_equal(
+	    verify_text("RW 1 FLAT \"d-f001.vmdk\" 0\n", 512, shrink, why, sizeof(why)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_resize),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_verify),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
