@@ -319,8 +319,11 @@ static void test_refusals(void **state)
 	     "delta disk"},
 	    {"parentCID=ffffffff\n", "", INSTAR_ERR_PARSE_FAILED, "no CID or no parentCID"},
 	    {"CID=b677d11c\n", "", INSTAR_ERR_PARSE_FAILED, "no CID or no parentCID"},
+	    /* twoGbMaxExtentFlat names its extents NAME-f001.vmdk, ... */
 	    {"createType=\"monolithicFlat\"", "createType=\"twoGbMaxExtentFlat\"",
-	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "twoGbMaxExtentFlat is not supported"},
+	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "extent 1 is not named NAME-f001.vmdk"},
+	    {"createType=\"monolithicFlat\"", "createType=\"twoGbMaxExtentSparse\"",
+	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "twoGbMaxExtentSparse is not supported"},
 	};
 	static struct img m;
 	static char text[4096];

@@ -1150,16 +1150,17 @@ static void test_text_descriptor_file(void **state)
 {
 	struct ptl_img *d = new_disk();
 	static const char flat[] = "# Disk DescriptorFile\nversion=1\nCID=1\n"
-				   "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentFlat\"\n"
-				   "RW 2048 FLAT \"x-f001.vmdk\" 0\n";
+				   "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n"
+				   "RW 2048 SPARSE \"x-s001.vmdk\"\n";
 
 	(void)state;
 	memset(d->b, 0, DISK_MAX);
 	memcpy(d->b, flat, sizeof(flat) - 1);
 	d->len = sizeof(flat) - 1;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-		   "vmdk subformat twoGbMaxExtentFlat is not supported (multi-file)");
-	/* monolithicFlat: test_vmdk_flat_plan.c */
+		   "vmdk subformat twoGbMaxExtentSparse is not supported (multi-file)");
+	/* monolithicFlat: test_vmdk_flat_plan.c; twoGbMaxExtentFlat:
+	 * tests/compat/twogb_flat.sh */
 	d->len = 0;
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
 	memset(d->b, 0xff, 8192);
