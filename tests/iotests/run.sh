@@ -12,6 +12,10 @@
 #   IOTESTS          test numbers to run (default: every test that calls resize)
 #   IOTESTS_FORMATS  image formats (default: raw qcow2 qed luks)
 #   IOTESTS_MODES    baseline and/or instar (default: both)
+#   IOTESTS_SCRATCH  where the tests' images go while they run (default: under
+#                    IOTESTS_CACHE); their .out.bad files are copied back.
+#                    In tests/vm/run.sh's VM give /tmp: on 9p fallocate,
+#                    fifos and sockets fail and the tests notice.
 # As root, the packages it needs (qemu-system-x86 for the tests that start a
 # VM, dpkg-dev for apt-get source) are installed if missing.
 set -uo pipefail
@@ -77,7 +81,7 @@ ln -sfn "$here/qemu-system-tcg.sh" "$cache/bin/qemu-system-x86_64"
 # Each mode gets its own scratch directories under the cache; check(1) writes
 # its .out.bad files there, so nothing lands in the source tree.
 run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
-	local mode=$1 img out fmt sock
+	local mode=$1 img out fmt sock scratch
 	local work=$cache/$mode
 	rm -rf "$work"
 	mkdir -p "$work"
@@ -94,6 +98,11 @@ run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
 		# cannot bind one (ENXIO).
 		sock=$(mktemp -d "${TMPDIR:-/tmp}/iotests-sock.XXXXXX") || die "mktemp failed"
 		mkdir -p "$work/scratch-$fmt"
+		scratch=$work/scratch-$fmt
+		if [[ -n ${IOTESTS_SCRATCH:-} ]]; then
+			scratch=$(mktemp -d "$IOTESTS_SCRATCH/iotests-$mode-$fmt.XXXXXX") ||
+				die "mktemp in $IOTESTS_SCRATCH failed"
+		fi
 		(cd "$iot" && env \
 			QEMU_IMG_PROG="$img" \
 			QEMU_IO_PROG="$(command -v qemu-io)" \
@@ -102,7 +111,7 @@ run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
 			QEMU_PROG="$cache/bin/qemu-system-x86_64" \
 			IOTESTS_QEMU_SYSTEM="$(command -v qemu-system-x86_64)" \
 			INSTAR_SHIM_INSTAR="$instar" \
-			TEST_DIR="$work/scratch-$fmt" SOCK_DIR="$sock" \
+			TEST_DIR="$scratch" SOCK_DIR="$sock" \
 			./check -tap -"$fmt" "${tests[@]}") >"$out" 2>&1
 		# TAP: "ok FMT TEST", "not ok FMT TEST", "ok FMT TEST # SKIP".
 		awk '$1 == "ok" && $4 == "#" { print $3, $2, "notrun"; next }
@@ -110,6 +119,10 @@ run_mode() { # MODE: writes $cache/MODE/results (test format status lines)
 			$1 == "not" && $2 == "ok" && NF == 4 { print $4, $3, "fail" }' \
 			"$out" >>"$work/results"
 		rm -rf "$sock"
+		if [[ $scratch != "$work/scratch-$fmt" ]]; then
+			cp "$scratch"/*.out.bad "$scratch"/*.notrun "$work/scratch-$fmt/" 2>/dev/null
+			rm -rf "$scratch"
+		fi
 	done
 }
 
