@@ -17,6 +17,8 @@
  *   7. discards of clusters whose refcount fell to 0.
  *   8. shrink only: refblocks left counting only themselves leave the
  *      reftable, as qemu drops them (a crash before: leaks)       -> FLUSH
+ *      those that lay in another refblock's range: their count
+ *      there goes to 0 (a crash before: a leak)                   -> FLUSH
  *      and are discarded. Then the final length: after the last cluster
  *      still counted.
  * Every prefix is the old image or the new one, at worst with leaks:
@@ -239,6 +241,10 @@ struct qcow2 {
 	uint64_t *rbl, *l2l; /* refblocks; active L2 tables (NULL: not kept) */
 	uint8_t *rb_drop;    /* shrink: 1 per reftable entry whose refblock goes */
 	uint64_t n_drop;
+	/* shrink: the clusters of dropped refblocks that lie in another
+	 * refblock's range (that one counts them: freed there after the drop) */
+	uint64_t *rb_foreign;
+	uint64_t n_foreign;
 	uint64_t nrbl, nl2l;
 	uint64_t snap_end; /* end of the snapshot table (0: none) */
 
@@ -2891,6 +2897,16 @@ static int qcow2_grow(struct qcow2 *q)
 /* ---- shrink ---- */
 
 /* Highest cluster below `limit` with a refcount, after this plan's changes. */
+/* Whether cluster c holds a refblock this shrink drops from another
+ * refblock's range (its count there goes to 0 after the drop). */
+static bool qcow2_foreign_drop(const struct qcow2 *q, uint64_t c)
+{
+	for (uint64_t k = 0; k < q->n_foreign; k++)
+		if (q->rb_foreign[k] == c)
+			return true;
+	return false;
+}
+
 static int qcow2_last_used(struct qcow2 *q, uint64_t limit, uint64_t *last)
 {
 	uint8_t *tmp = NULL;
@@ -2919,7 +2935,7 @@ static int qcow2_last_used(struct qcow2 *q, uint64_t limit, uint64_t *last)
 			buf = tmp;
 		}
 		for (uint64_t i = n; i-- > 0;)
-			if (qcow2_rc_get(q, buf, i)) {
+			if (qcow2_rc_get(q, buf, i) && !qcow2_foreign_drop(q, lo + i)) {
 				*last = lo + i;
 				return 0;
 			}
@@ -3173,41 +3189,56 @@ static int qcow2_rb_view(struct qcow2 *q, uint64_t r, uint64_t off, uint8_t *tmp
 }
 
 /* Refblocks left counting nothing but themselves go, as qemu's shrink drops
- * them from the reftable (which then lets the file end move back): one that
- * lies in the range it describes and has no other refcount after this
- * plan's decrements. Its reftable entry is cleared after the decrements are
- * durable (qcow2_shrink_emit_drops); its own count vanishes with it. One
- * that another refblock counts is kept (qemu's shrink leaks its cluster). */
+ * them from the reftable (qcow2_shrink_reftable; which then lets the file
+ * end move back): one with no refcount after this plan's decrements but,
+ * when it lies in the range it describes, its own. Its reftable entry is
+ * cleared after the decrements are durable (qcow2_shrink_emit_drops). The
+ * own count of one in its own range vanishes with it; one in another
+ * refblock's range is counted there, with 1, and that count goes to 0 after
+ * the drop, as qemu's qcow2_discard_refcount_block does (a crash between
+ * leaves a leak). One whose count there is not 1 is kept (qemu would call
+ * the image corrupt). */
 static int qcow2_shrink_drops(struct qcow2 *q)
 {
 	uint8_t *tmp = NULL;
 	int rc;
 
 	q->rb_drop = qcow2_alloc(q, q->rt_n, 8);
-	if (!q->rb_drop)
+	q->rb_foreign = qcow2_alloc(q, q->rt_n * 8, 8);
+	if (!q->rb_drop || !q->rb_foreign)
 		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 	for (uint64_t r = 0; r < q->rt_n; r++) {
-		uint64_t off, self, i;
+		uint64_t off, self, i, v;
 		const uint8_t *buf;
+		bool own;
 
 		rc = qcow2_rb_off(q, r, &off);
 		if (rc)
 			return rc;
-		self = off >> q->cb;
-		if (!off || self / q->rbe != r)
+		if (!off)
 			continue;
+		self = off >> q->cb;
+		own = self / q->rbe == r;
 		if (!tmp && !(tmp = qcow2_alloc(q, q->cs, 64)))
 			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL, "qcow2: out of scratch");
 		rc = qcow2_rb_view(q, r, off, tmp, &buf);
 		if (rc)
 			return rc;
 		for (i = 0; i < q->rbe; i++)
-			if (i != self % q->rbe && qcow2_rc_get(q, buf, i))
+			if ((!own || i != self % q->rbe) && qcow2_rc_get(q, buf, i))
 				break;
-		if (i == q->rbe) {
-			q->rb_drop[r] = 1;
-			q->n_drop++;
+		if (i != q->rbe)
+			continue;
+		if (!own) {
+			rc = qcow2_ref_get(q, self, &v);
+			if (rc)
+				return rc;
+			if (v != 1)
+				continue;
+			q->rb_foreign[q->n_foreign++] = self;
 		}
+		q->rb_drop[r] = 1;
+		q->n_drop++;
 	}
 	return 0;
 }
@@ -3226,6 +3257,22 @@ static int qcow2_shrink_emit_drops(struct qcow2 *q, uint64_t after)
 		if (q->rb_drop[r])
 			rc = qcow2_put(q, q->rt_off + r * 8, z, 8);
 	if (!rc)
+		rc = qcow2_barrier(q);
+	/* the clusters of those that lay in another refblock's range are
+	 * freed there (qcow2_shrink_drops found their count 1) */
+	for (uint64_t k = 0; k < q->n_foreign && !rc; k++) {
+		uint64_t c = q->rb_foreign[k];
+		struct qcow2_rb *rb;
+
+		rc = qcow2_rb_get(q, c / q->rbe, &rb);
+		if (rc)
+			break;
+		if (!rb)
+			return qcow2_fail(q, INSTAR_ERR_INTERNAL, "qcow2: a counted refblock lost");
+		qcow2_rc_set(q, rb->buf, c % q->rbe, 0);
+		rc = qcow2_put(q, q->rt[c / q->rbe] & QCOW2_RT_MASK, rb->buf, q->cs);
+	}
+	if (!rc && q->n_foreign)
 		rc = qcow2_barrier(q);
 	for (uint64_t r = 0; r < q->rt_n && !rc; r++) {
 		uint64_t off = q->rt[r] & QCOW2_RT_MASK;
