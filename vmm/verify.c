@@ -166,6 +166,20 @@ static bool shortened_in_sector(const struct instar_resize_config *cfg,
 	       cfg->file_size - g->file_size_after <= vmm_verify_max_rounding(cfg->format);
 }
 
+/* A LUKS grow writes nothing (the payload is the disk): the file grows by
+ * the size it adds, as qemu sets it; the staged header's size, read back
+ * from that length, is checked against the guest's (vmm_verify_resize). */
+static uint64_t luks_grow_allowance(const struct instar_resize_config *cfg)
+{
+	uint64_t old = cfg->expected_old_virtual_size, req = cfg->new_virtual_size;
+
+	if (cfg->format != INSTAR_FMT_LUKS || req <= old)
+		return 0;
+	return req - old > UINT64_MAX - vmm_verify_max_rounding(cfg->format)
+		   ? UINT64_MAX
+		   : req - old + vmm_verify_max_rounding(cfg->format);
+}
+
 /* The final length against what the staged ops and the request justify. */
 int vmm_verify_length(const struct instar_resize_config *cfg, const struct instar_resize_result *g,
 		      const struct vmm_blk_staged *s, char *why, size_t whylen)
@@ -187,7 +201,8 @@ int vmm_verify_length(const struct instar_resize_config *cfg, const struct insta
 	if (after < before && !shrinks)
 		return refuse(why, whylen, "it shortened the file (%llu -> %llu) without a shrink",
 			      (unsigned long long)before, (unsigned long long)after);
-	if (__builtin_add_overflow(max, vmm_verify_prealloc_allowance(cfg), &max))
+	if (__builtin_add_overflow(max, vmm_verify_prealloc_allowance(cfg), &max) ||
+	    __builtin_add_overflow(max, luks_grow_allowance(cfg), &max))
 		max = UINT64_MAX;
 	if (after > max)
 		return refuse(why, whylen,

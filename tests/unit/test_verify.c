@@ -117,6 +117,10 @@ static void test_honest(void **state)
 	assert_int_equal(claim(t, 900, shrink, INSTAR_ACTION_NOOP, 1024, 1024, PAYLOAD + 900), 0);
 	/* a real shrink */
 	assert_int_equal(claim(t, 512, shrink, INSTAR_ACTION_SHRINK, 1024, 512, PAYLOAD + 512), 0);
+	/* a grow by far more than any slack: the file grows by what it adds,
+	 * nothing written (iotest 048 luks: +32M) */
+	assert_int_equal(
+	    claim(t, 32 << 20, 0, INSTAR_ACTION_GROW, 1024, 32 << 20, PAYLOAD + (32 << 20)), 0);
 }
 
 /* Each lie is refused, with what gave it away. */
@@ -146,6 +150,8 @@ static void test_lies(void **state)
 		"the staged header says 1024 bytes, the guest 1536");
 	/* a length past anything written or preallocated */
 	refused(t, claim(t, 2048, 0, INSTAR_ACTION_GROW, 1024, 2048, (uint64_t)1 << 40),
+		"past anything it wrote");
+	refused(t, claim(t, 32 << 20, 0, INSTAR_ACTION_GROW, 1024, 32 << 20, PAYLOAD + (64 << 20)),
 		"past anything it wrote");
 	/* a shrink of the length by more than a sector while the size "stays" */
 	refused(t, claim(t, 900, shrink, INSTAR_ACTION_NOOP, 1024, 1024, PAYLOAD + 100),
