@@ -1648,11 +1648,61 @@ static void vmdk_flat_pad(const struct vmdk *v, char *nd, size_t *len)
 	*len = n;
 }
 
+/* A descriptor file's sizes: the old one (sectors, from its extent lines)
+ * against the host's probe, then the new capacity; a resize that changes it
+ * refuses metadata preallocation with prealloc_msg (the host sizes flat
+ * extents). The caller stops when r != 0 or *new_cap == sectors. */
+static int vmdk_desc_sizes(struct vmdk *v, const struct plan_opts *o, uint64_t sectors,
+			   const char *prealloc_msg, uint64_t *new_cap)
+{
+	int r;
+
+	v->ret->old_virtual_size = sectors * VMDK_SEC;
+	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != sectors * VMDK_SEC)
+		return vmdk_failu(v, INSTAR_ERR_HEADER_MISMATCH, "vmdk descriptor says ",
+				  sectors * VMDK_SEC, " bytes");
+	r = vmdk_check_new_size(v, o, sectors, new_cap);
+	if (r || *new_cap == sectors)
+		return r;
+	if (o->prealloc == INSTAR_PREALLOC_METADATA)
+		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED, prealloc_msg);
+	return 0;
+}
+
+/* The new descriptor text (built in at most cap bytes, refused past max
+ * bytes) in one write, then a flush; the file keeps at least its length. */
+static int vmdk_desc_rewrite(struct vmdk *v, uint64_t sectors, uint64_t new_cap, size_t cap,
+			     size_t max)
+{
+	size_t nd_len;
+	char *nd = vmdk_alloc(v, cap);
+	int r;
+
+	if (!nd)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = vmdk_build_desc(v, new_cap, nd, cap, &nd_len);
+	if (r)
+		return r;
+	vmdk_flat_pad(v, nd, &nd_len);
+	if (nd_len > max)
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "new vmdk descriptor file over ", max,
+				  " bytes is not supported");
+	v->ret->action = new_cap < sectors ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
+	r = vmdk_emit(v, plan_write(v->p, 0, nd, nd_len));
+	if (!r)
+		r = vmdk_emit(v, plan_flush(v->p));
+	if (r)
+		return r;
+	v->p->file_size_after = nd_len > v->io->file_size ? nd_len : v->io->file_size;
+	v->ret->file_size_after = v->p->file_size_after;
+	return 0;
+}
+
 static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
 {
 	uint64_t sectors = 0, new_cap;
-	size_t name = 0, name_end = 0, nd_len, cap;
-	char *nd;
+	size_t name = 0, name_end = 0;
 	int r;
 
 	r = vmdk_flat_read(v);
@@ -1664,34 +1714,12 @@ static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
 	    instar_crc32(0, v->desc + name, name_end - name) != o->data_file_name_crc)
 		return vmdk_fail(v, INSTAR_ERR_HEADER_MISMATCH,
 				 "vmdk: extent file name differs from the host's probe");
-	v->ret->old_virtual_size = sectors * VMDK_SEC;
-	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != sectors * VMDK_SEC)
-		return vmdk_failu(v, INSTAR_ERR_HEADER_MISMATCH, "vmdk descriptor says ",
-				  sectors * VMDK_SEC, " bytes");
-	r = vmdk_check_new_size(v, o, sectors, &new_cap);
+	r = vmdk_desc_sizes(v, o, sectors,
+			    "vmdk: preallocation=metadata is not supported for a flat extent",
+			    &new_cap);
 	if (r || new_cap == sectors)
 		return r;
-	if (o->prealloc == INSTAR_PREALLOC_METADATA)
-		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
-				 "vmdk: preallocation=metadata is not supported for a flat extent");
-	cap = (size_t)v->io->file_size + 128;
-	nd = vmdk_alloc(v, cap);
-	if (!nd)
-		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				 "vmdk: no scratch for descriptor");
-	r = vmdk_build_desc(v, new_cap, nd, cap, &nd_len);
-	if (r)
-		return r;
-	vmdk_flat_pad(v, nd, &nd_len);
-	v->ret->action = new_cap < sectors ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
-	r = vmdk_emit(v, plan_write(v->p, 0, nd, nd_len));
-	if (!r)
-		r = vmdk_emit(v, plan_flush(v->p));
-	if (r)
-		return r;
-	v->p->file_size_after = nd_len > v->io->file_size ? nd_len : v->io->file_size;
-	v->ret->file_size_after = v->p->file_size_after;
-	return 0;
+	return vmdk_desc_rewrite(v, sectors, new_cap, (size_t)v->io->file_size + 128, SIZE_MAX);
 }
 
 /* ---- twoGbMaxExtentFlat: a descriptor file and its flat extents ----
@@ -1770,8 +1798,6 @@ static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
 {
 	struct instar_vmdk_split old;
 	uint64_t sectors, new_cap;
-	size_t nd_len, cap;
-	char *nd;
 	int r;
 
 	r = vmdk_flat_read(v);
@@ -1780,42 +1806,19 @@ static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
 	if (r)
 		return r;
 	sectors = (old.count - 1) * old.split + old.last;
-	v->ret->old_virtual_size = sectors * VMDK_SEC;
-	if (o->expected_old_size != UINT64_MAX && o->expected_old_size != sectors * VMDK_SEC)
-		return vmdk_failu(v, INSTAR_ERR_HEADER_MISMATCH, "vmdk descriptor says ",
-				  sectors * VMDK_SEC, " bytes");
-	r = vmdk_check_new_size(v, o, sectors, &new_cap);
+	r = vmdk_desc_sizes(v, o, sectors,
+			    "vmdk: preallocation=metadata is not supported for flat extents",
+			    &new_cap);
 	if (r || new_cap == sectors)
 		return r;
-	if (o->prealloc == INSTAR_PREALLOC_METADATA)
-		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
-				 "vmdk: preallocation=metadata is not supported for flat extents");
 	if (instar_vmdk_split_resize(&old, new_cap, &v->split_new))
 		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk twoGbMaxExtentFlat: more than ",
 				  INSTAR_VMDK_SPLIT_MAX_EXTENTS, " extents are not supported");
 	v->split = true;
-	cap =
-	    (size_t)v->io->file_size + 128 + (size_t)v->split_new.count * (v->split_first_len + 48);
-	nd = vmdk_alloc(v, cap);
-	if (!nd)
-		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				 "vmdk: no scratch for descriptor");
-	r = vmdk_build_desc(v, new_cap, nd, cap, &nd_len);
-	if (r)
-		return r;
-	vmdk_flat_pad(v, nd, &nd_len);
-	if (nd_len > VMDK_DESC_FILE_MAX)
-		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "new vmdk descriptor file over ",
-				  VMDK_DESC_FILE_MAX, " bytes is not supported");
-	v->ret->action = new_cap < sectors ? INSTAR_ACTION_SHRINK : INSTAR_ACTION_GROW;
-	r = vmdk_emit(v, plan_write(v->p, 0, nd, nd_len));
-	if (!r)
-		r = vmdk_emit(v, plan_flush(v->p));
-	if (r)
-		return r;
-	v->p->file_size_after = nd_len > v->io->file_size ? nd_len : v->io->file_size;
-	v->ret->file_size_after = v->p->file_size_after;
-	return 0;
+	return vmdk_desc_rewrite(v, sectors, new_cap,
+				 (size_t)v->io->file_size + 128 +
+				     (size_t)v->split_new.count * (v->split_first_len + 48),
+				 VMDK_DESC_FILE_MAX);
 }
 
 /* No sparse header: a descriptor file. One flat extent (monolithicFlat,
