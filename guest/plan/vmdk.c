@@ -1588,14 +1588,12 @@ static int vmdk_flat_read(struct vmdk *v)
 	if (r)
 		return r;
 	v->desc[len] = '\0';
-	/* The text ends at the first NUL (qemu pads what it rewrites with NULs
-	 * to whole sectors); only NULs may follow. */
+	/* The text ends at the first NUL, as qemu reads it. What follows is
+	 * ignored: NUL padding, or the stale tail qemu's vmdk_write_cid leaves
+	 * when a new CID has fewer hex digits than the old one (its write keeps
+	 * the old bytes past the new NUL). The rewrite pads over it with NULs. */
 	for (n = 0; n < len && v->desc[n]; n++)
 		;
-	for (size_t i = n; i < len; i++)
-		if (v->desc[i] != '\0')
-			return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
-					 "vmdk descriptor file has a NUL byte inside its text");
 	v->desc_len = n;
 	v->flat_file = true;
 	return 0;

@@ -2,7 +2,8 @@
 # tests/compat/vmdk_flat.sh — descriptor files with one flat extent:
 # monolithicFlat as qemu-img writes it (fresh, and NUL-padded as qemu
 # rewrites it after a write) and ESXi's vmfs layout (descriptor +
-# -flat.vmdk, a VMFS extent). The planner (plan-apply) rewrites the
+# -flat.vmdk, a VMFS extent), also with the stale tail qemu leaves past the
+# NUL when a new CID is shorter. The planner (plan-apply) rewrites the
 # descriptor; the host's part, sizing the extent to the new size, is done
 # here as the host does it (truncate). qemu-img info/check/compare and
 # libvmdk read the result. Host-only: `instar info` reads qemu's size, and
@@ -62,7 +63,21 @@ truncate -s 64M "$T/esxi/d-flat.vmdk"
 qio_write vmdk "$T/esxi/d.vmdk" "0x5a 0 1M" "0xa5 $((63 * M)) 1M"
 # (qemu left the written descriptors NUL-padded to 512 bytes)
 [ "$(stat -c %s "$T/written/d.vmdk")" = 512 ] || fail "qemu did not pad the descriptor"
-for d in fresh written esxi; do
+# qemu's vmdk_write_cid, when the new CID has fewer hex digits than the
+# old, leaves the old text's tail past the new NUL (seen 1 run in 16 above);
+# qemu reads up to the NUL. Made here deterministically: CID=adea52.
+mkdir "$T/stale"
+cp "$T/esxi/d-flat.vmdk" "$T/stale/"
+python3 - "$T/esxi/d.vmdk" "$T/stale/d.vmdk" <<'PY'
+import re, sys
+d = open(sys.argv[1], "rb").read()
+text = re.sub(rb"(?m)^CID=[0-9a-f]+$", b"CID=fffffffe", d.split(b"\0", 1)[0])
+new = re.sub(rb"(?m)^CID=[0-9a-f]+$", b"CID=adea52", text)
+assert len(new) == len(text) - 2
+out = new + b"\0" + text[len(new) + 1:]
+open(sys.argv[2], "wb").write(out + b"\0" * (len(d) - len(out)))
+PY
+for d in fresh written esxi stale; do
 	[ "$(info_size "$T/$d/d.vmdk")" = $((64 * M)) ] || fail "$d: instar info"
 	[ "$(vsize "$T/$d/d.vmdk")" = $((64 * M)) ] || fail "$d: qemu-img info"
 	"$QI" convert -f vmdk -O raw "$T/$d/d.vmdk" "$T/$d.raw"
@@ -105,7 +120,7 @@ flat_case() {
 	NCHECK=$((NCHECK + 1))
 }
 
-for d in fresh written esxi; do
+for d in fresh written esxi stale; do
 	flat_case "$d grow" "$d" $((1024 * M))
 	flat_case "$d shrink" "$d" $((16 * M)) --shrink
 	flat_case "$d grow 512" "$d" $((64 * M + 512))
@@ -114,6 +129,18 @@ done
 flat_case "written shrink" written $((16 * M)) --shrink
 [ "$(stat -c %s "$T/c/d.vmdk")" = 512 ] || fail "written shrink: descriptor length"
 [ "$(tr -d '\0' <"$T/c/d.vmdk" | wc -c)" -lt 512 ] || fail "written shrink: no NUL padding"
+# the stale tail past the NUL is gone after a rewrite (NULs over it)
+flat_case "stale grow 1G" stale $((1024 * M))
+python3 - "$T/c/d.vmdk" <<'PY' || fail "stale: bytes left past the descriptor's NUL"
+import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(1 if any(d[d.index(b"\0"):]) else 0)
+PY
+python3 - "$T/stale/d.vmdk" <<'PY' || fail "stale: the made image has no tail past its NUL"
+import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(0 if any(d[d.index(b"\0"):]) else 1)
+PY
 # refusals of the planner
 out=$("$PA" vmdk "$T/fresh/d.vmdk" $((16 * M))) && fail "a shrink without --shrink"
 case "$out" in *SHRINK_WITHOUT_FLAG*) ;; *) fail "no --shrink: $out" ;; esac
