@@ -232,6 +232,26 @@ static int ext_open_beneath(int dirfd, const char *rel)
 	return fd < 0 ? -errno : fd;
 }
 
+/* name (untrusted text) folded under the policy's directory into full:
+ * 0 with *rel the rest beneath that directory ("." for itself, NULL when
+ * outside it), or the folding's -errno. The one resolution of a data file's
+ * or an extent's name, for opening, creating and removing it. */
+static int ext_locate(const struct vmm_ext_policy *p, const char *name, char *full, size_t cap,
+		      const char **rel)
+{
+	int r = ext_normalize(p->dir, name, full, cap);
+
+	*rel = r < 0 ? NULL : ext_beneath(p->dir, full);
+	return r;
+}
+
+/* Whether an open beneath the directory failed because the name leaves it
+ * or passes a symbolic link (or lay outside it to begin with: -EACCES). */
+static bool ext_outside(int r)
+{
+	return r == -ELOOP || r == -EXDEV || r == -EACCES;
+}
+
 /* pathfd (O_PATH, fstat'ed into st) reopened with flags; the same file or
  * -EAGAIN. A regular file only, so no device or FIFO is ever opened. */
 static int ext_reopen(int pathfd, const struct stat *st, int flags)
@@ -431,6 +451,18 @@ static const struct ext_noun ext_qcow2 = {"external data file", "data file",
 					  "an external data file"},
 			     ext_vmdk = {"flat extent", "extent file", "a flat extent"};
 
+/* The policy's refusal of a name outside the image's directory or through
+ * a symbolic link (verb: "open" or "create"). */
+static int ext_refuse_outside(const char *verb, const char *name, const struct ext_noun *n,
+			      char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "Could not %s '%s': instar opens %s only beneath the image's directory, "
+		 "and follows no symbolic link",
+		 verb, name, n->an);
+	return -EACCES;
+}
+
 /* Opens (create: creates, O_EXCL) the file name (untrusted text) under the
  * policy of data files, read-write and locked; *ret_st: its identity. */
 static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char *name,
@@ -457,12 +489,11 @@ static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char 
 		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
 		return r;
 	}
-	r = ext_normalize(p->dir, name, full, sizeof(full));
+	r = ext_locate(p, name, full, sizeof(full), &rel);
 	if (r < 0) {
 		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
 		return r;
 	}
-	rel = ext_beneath(p->dir, full);
 	base = strrchr(full, '/') + 1;
 	if (create && rel && p->confine && rel == base && base[0] != '.') {
 		snprintf(err, errlen,
@@ -483,13 +514,8 @@ static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char 
 	} else {
 		pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
 	}
-	if (pfd == -ELOOP || pfd == -EXDEV || pfd == -EACCES) {
-		snprintf(err, errlen,
-			 "Could not %s '%s': instar opens %s only beneath the image's directory, "
-			 "and follows no symbolic link",
-			 create ? "create" : "open", name, n->an);
-		return -EACCES;
-	}
+	if (ext_outside(pfd))
+		return ext_refuse_outside(create ? "create" : "open", name, n, err, errlen);
 	if (pfd < 0) {
 		snprintf(err, errlen, "Could not %s '%s': %s", create ? "create" : "open", name,
 			 strerror(-pfd));
@@ -592,12 +618,11 @@ int vmm_ext_absent(const struct vmm_ext_policy *p, const char *name, char *err, 
 	const char *rel;
 	int fd;
 
-	fd = ext_normalize(p->dir, name, full, sizeof(full));
+	fd = ext_locate(p, name, full, sizeof(full), &rel);
 	if (fd < 0) {
 		snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-fd));
 		return fd;
 	}
-	rel = ext_beneath(p->dir, full);
 	fd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
 	if (fd == -ENOENT)
 		return 0;
@@ -605,14 +630,8 @@ int vmm_ext_absent(const struct vmm_ext_policy *p, const char *name, char *err, 
 		close(fd);
 		fd = -EEXIST;
 	}
-	if (fd == -ELOOP || fd == -EXDEV || fd == -EACCES) {
-		snprintf(
-		    err, errlen,
-		    "Could not create '%s': instar opens a flat extent only beneath the image's "
-		    "directory, and follows no symbolic link",
-		    name);
-		return -EACCES;
-	}
+	if (ext_outside(fd))
+		return ext_refuse_outside("create", name, &ext_vmdk, err, errlen);
 	snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-fd));
 	return fd;
 }
@@ -625,8 +644,7 @@ int vmm_ext_unlink(const struct vmm_ext_policy *p, const char *name, const struc
 	struct stat st;
 	int dfd, r = 0;
 
-	if (ext_normalize(p->dir, name, full, sizeof(full)) < 0 ||
-	    !(rel = ext_beneath(p->dir, full)) || strcmp(rel, ".") == 0) {
+	if (ext_locate(p, name, full, sizeof(full), &rel) < 0 || !rel || strcmp(rel, ".") == 0) {
 		if (err)
 			snprintf(err, errlen,
 				 "Could not remove '%s': not beneath the image's "
