@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,33 @@ static const char *kind_name(uint32_t k)
 	return "?";
 }
 
+/* fallocate's answer on a file system without the mode (9p, NFSv3). */
+static bool falloc_unsupported(int err)
+{
+	return err == EOPNOTSUPP || err == ENOSYS || err == EINVAL;
+}
+
+/* Zeros over [off, off + len): a zero range, or written where the file
+ * system lacks it, as the host's commit does (vmm/overlay.c commit_zero). */
+static int apply_zero(int fd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[1 << 16];
+
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (!falloc_unsupported(errno))
+		return -1;
+	while (len) {
+		size_t n = len > sizeof(zeros) ? sizeof(zeros) : (size_t)len;
+
+		if (pwrite(fd, zeros, n, (off_t)off) != (ssize_t)n)
+			return -1;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static int apply(int fd, const struct recorder *r, long stop_after)
 {
 	long writes = 0;
@@ -148,8 +176,7 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 			writes++;
 			break;
 		case PLAN_OP_ZERO:
-			if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)op->off, (off_t)op->len) !=
-			    0)
+			if (apply_zero(fd, op->off, op->len) != 0)
 				return -1;
 			writes++;
 			break;
@@ -157,9 +184,12 @@ static int apply(int fd, const struct recorder *r, long stop_after)
 			struct stat st;
 			if (fstat(fd, &st) != 0)
 				return -1;
+			/* advice: a file system without holes keeps the bytes,
+			 * as the host's commit leaves them */
 			if (op->off < (uint64_t)st.st_size &&
 			    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				      (off_t)op->off, (off_t)op->len) != 0)
+				      (off_t)op->off, (off_t)op->len) != 0 &&
+			    !falloc_unsupported(errno))
 				return -1;
 			writes++;
 			break;
