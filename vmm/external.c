@@ -463,6 +463,92 @@ static int ext_refuse_outside(const char *verb, const char *name, const struct e
 	return -EACCES;
 }
 
+/* Creates rel beneath the policy's directory (O_EXCL, no symbolic link)
+ * with the image's mode bits and owner (ist); *st: its identity. */
+static int ext_create(const struct vmm_ext_policy *p, const struct stat *ist, const char *rel,
+		      const char *name, const struct ext_noun *n, struct stat *st, char *err,
+		      size_t errlen)
+{
+	struct open_how how = {
+	    .flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+	    .mode = ist->st_mode & 0666,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, p->dir_fd, rel, &how, sizeof(how)), r;
+
+	if (fd < 0) {
+		r = -errno;
+		if (ext_outside(r))
+			return ext_refuse_outside("create", name, n, err, errlen);
+		snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-r));
+		close(fd);
+		return r;
+	}
+	/* a new extent belongs to the image's owner, as the image */
+	if ((st->st_uid != ist->st_uid || st->st_gid != ist->st_gid) &&
+	    fchown(fd, ist->st_uid, ist->st_gid) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "Could not give '%s' the image's owner: %s", name,
+			 strerror(-r));
+		close(fd);
+		vmm_ext_unlink(p, name, st, NULL, 0);
+		return r;
+	}
+	return fd;
+}
+
+/* Opens an existing rel (NULL: outside the directory) beneath the policy's
+ * directory as an O_PATH fd, checks what it is against the image (ist),
+ * then reopens it read-write; *st: its identity. base: its last component
+ * in the folded name. */
+static int ext_open_existing(const struct vmm_ext_policy *p, const struct stat *ist,
+			     const char *rel, const char *base, const char *name,
+			     const struct ext_noun *n, struct stat *st, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	int pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES, fd, r;
+
+	if (ext_outside(pfd))
+		return ext_refuse_outside("open", name, n, err, errlen);
+	if (pfd < 0) {
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-pfd));
+		return pfd;
+	}
+	if (fstat(pfd, st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
+		close(pfd);
+		return r;
+	}
+	/* Checked before it is opened for writing: the file is written to. */
+	if (!S_ISREG(st->st_mode))
+		why = " is not a regular file";
+	else if (st->st_dev == ist->st_dev && st->st_ino == ist->st_ino)
+		why = " is the image itself";
+	else if (st->st_uid != ist->st_uid)
+		why = "'s owner is not the image's owner";
+	else if (st->st_nlink != 1)
+		why = " has more than one link";
+	else if (p->confine && rel == base && base[0] != '.')
+		why = " lies directly beside the image, where instarfs exposes it as an image of "
+		      "its own (use a subdirectory or a hidden name)";
+	if (why) {
+		snprintf(err, errlen, "Could not open '%s': the %s%s", name, n->noun, why);
+		close(pfd);
+		return -EACCES;
+	}
+	fd = ext_reopen(pfd, st, O_RDWR);
+	close(pfd);
+	if (fd < 0)
+		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-fd));
+	return fd;
+}
+
 /* Opens (create: creates, O_EXCL) the file name (untrusted text) under the
  * policy of data files, read-write and locked; *ret_st: its identity. */
 static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char *name,
@@ -472,8 +558,8 @@ static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char 
 	struct vmm_lock_error le;
 	struct stat st, ist;
 	char full[PATH_MAX];
-	const char *rel, *why = NULL, *base;
-	int fd = -1, pfd = -1, r;
+	const char *rel, *base;
+	int fd, r;
 
 	if (!name[0]) {
 		snprintf(err, errlen, "The %s name is empty", n->ext);
@@ -502,97 +588,25 @@ static int ext_open_rw(const struct vmm_ext_policy *p, int image_fd, const char 
 			 name, n->noun);
 		return -EACCES;
 	}
-	if (create && rel) {
-		struct open_how how = {
-		    .flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-		    .mode = ist.st_mode & 0666,
-		    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-		};
-
-		fd = (int)syscall(SYS_openat2, p->dir_fd, rel, &how, sizeof(how));
-		pfd = fd < 0 ? -errno : fd;
-	} else {
-		pfd = rel ? ext_open_beneath(p->dir_fd, rel) : -EACCES;
-	}
-	if (ext_outside(pfd))
-		return ext_refuse_outside(create ? "create" : "open", name, n, err, errlen);
-	if (pfd < 0) {
-		snprintf(err, errlen, "Could not %s '%s': %s", create ? "create" : "open", name,
-			 strerror(-pfd));
-		return pfd;
-	}
-	if (create) {
-		/* a new extent belongs to the image's owner, as the image */
-		pfd = -1;
-		if (fstat(fd, &st) < 0) {
-			r = -errno;
-			snprintf(err, errlen, "Could not create '%s': %s", name, strerror(-r));
-			close(fd);
-			return r;
-		}
-		if ((st.st_uid != ist.st_uid || st.st_gid != ist.st_gid) &&
-		    fchown(fd, ist.st_uid, ist.st_gid) < 0) {
-			r = -errno;
-			snprintf(err, errlen, "Could not give '%s' the image's owner: %s", name,
-				 strerror(-r));
-			close(fd);
-			vmm_ext_unlink(p, name, &st, NULL, 0);
-			return r;
-		}
-		goto lock;
-	}
-	if (fstat(pfd, &st) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
-		goto fail;
-	}
-	/* Checked before it is opened for writing: the file is written to. */
-	if (!S_ISREG(st.st_mode))
-		why = " is not a regular file";
-	else if (st.st_dev == ist.st_dev && st.st_ino == ist.st_ino)
-		why = " is the image itself";
-	else if (st.st_uid != ist.st_uid)
-		why = "'s owner is not the image's owner";
-	else if (st.st_nlink != 1)
-		why = " has more than one link";
-	else if (p->confine && rel == base && base[0] != '.')
-		why = " lies directly beside the image, where instarfs exposes it as an image of "
-		      "its own (use a subdirectory or a hidden name)";
-	if (why) {
-		r = -EACCES;
-		snprintf(err, errlen, "Could not open '%s': the %s%s", name, n->noun, why);
-		goto fail;
-	}
-	fd = ext_reopen(pfd, &st, O_RDWR);
-	if (fd < 0) {
-		r = fd;
-		snprintf(err, errlen, "Could not open '%s': %s", name, strerror(-r));
-		goto fail;
-	}
-	close(pfd);
-	pfd = -1;
-lock:
+	if (create && !rel)
+		return ext_refuse_outside("create", name, n, err, errlen);
+	fd = create ? ext_create(p, &ist, rel, name, n, &st, err, errlen)
+		    : ext_open_existing(p, &ist, rel, base, name, n, &st, err, errlen);
+	if (fd < 0)
+		return fd;
 	/* qemu locks the data file as it locks the image (a raw protocol node) */
 	r = vmm_image_lock(fd, false, &le);
 	if (r) {
 		snprintf(err, errlen, "Could not open '%s': Failed to get \"%s\" lock", name,
 			 le.perm ? le.perm : "write");
-		if (create) {
-			close(fd);
+		close(fd);
+		if (create)
 			vmm_ext_unlink(p, name, &st, NULL, 0);
-			return r;
-		}
-		goto fail;
+		return r;
 	}
 	if (ret_st)
 		*ret_st = st;
 	return fd;
-fail:
-	if (pfd >= 0)
-		close(pfd);
-	if (fd >= 0)
-		close(fd);
-	return r;
 }
 
 int vmm_ext_data_file(const struct vmm_ext_policy *p, int image_fd,
