@@ -1555,48 +1555,14 @@ static int qcow2_bm_reorder(struct qcow2 *q, const uint8_t *ext)
 	return 0;
 }
 
-/* Parses and validates the directory and the tables; refuses an in-use
- * bitmap with qemu's message; plans which bitmaps are rewritten. */
-static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len)
+/* The bitmap directory (dir, dsize bytes, nb entries) as qemu's open reads
+ * it (bitmap_list_load): entry by entry, in its order and words; records
+ * where each entry starts. */
+static int qcow2_bm_walk(struct qcow2 *q, const uint8_t *dir, uint64_t dsize, uint32_t nb)
 {
-	uint32_t nb;
-	uint64_t dsize, doff, pos = 0, fend = q->file_clusters << q->cb;
-	uint8_t *dir;
-	int rc;
-
+	uint64_t pos = 0;
 	uint32_t n = 0;
 
-	if (!(q->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
-		return 0; /* extension stale: bitmaps already inconsistent */
-	if (len < 24)
-		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "bitmaps_ext: Invalid extension length");
-	nb = get_be32(ext);
-	dsize = get_be64(ext + 8);
-	doff = get_be64(ext + 16);
-	if (nb == 0)
-		return 0;
-	if (dsize == 0)
-		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "Requested bitmap directory size is zero");
-	/* beyond qemu: instar's bound on the directory; inside the file */
-	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || doff & (q->cs - 1) || doff < q->cs ||
-	    doff > fend || dsize > fend - doff)
-		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
-				       "qcow2: bitmap directory invalid");
-	dir = qcow2_alloc(q, dsize, 8);
-	q->bms = qcow2_alloc(q, (uint64_t)nb * sizeof(struct qcow2_bm), 8);
-	if (!dir || !q->bms)
-		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-				  "qcow2: out of scratch for bitmaps");
-	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
-	if (rc)
-		return qcow2_open_fail(q, rc, "Failed to read bitmap directory");
-	q->bm_dir = dir;
-	q->bm_dsize = dsize;
-	q->bm_doff = doff;
-	q->nbm = nb;
-	/* the directory as qemu's open reads it (bitmap_list_load) */
 	while (pos < dsize) {
 		uint32_t flags, nlen, xlen, tn;
 		uint64_t ent, toff;
@@ -1636,8 +1602,7 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 			return qcow2_open_fail(
 			    q, bad ? INSTAR_ERR_PARSE_FAILED : INSTAR_ERR_CORRUPT, msg);
 		}
-		if (n <= nb)
-			q->bms[n - 1].dpos = (uint32_t)pos;
+		q->bms[n - 1].dpos = (uint32_t)pos;
 		pos += (ent + 7) & ~7ull;
 	}
 	if (n != nb)
@@ -1645,6 +1610,100 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 				       "Less bitmaps found than specified in header extension");
 	if (pos != dsize)
 		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED, "Broken bitmap directory");
+	return 0;
+}
+
+/* Bitmap i's entry and table against the file, its new table size, and the
+ * tail of its last kept table cluster. */
+static int qcow2_bm_plan_one(struct qcow2 *q, struct qcow2_bm *bm)
+{
+	const uint8_t *d = q->bm_dir + bm->dpos;
+	uint32_t flags = get_be32(d + 12), g = d[17];
+	uint64_t ob, nbits, per = q->cs * 8, keep, vb, fend = q->file_clusters << q->cb;
+	int rc;
+
+	bm->toff = get_be64(d);
+	bm->old_n = get_be32(d + 8);
+	if (flags & ~QCOW2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
+	    bm->old_n > QCOW2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
+	    bm->toff > fend || (uint64_t)bm->old_n * 8 > fend - bm->toff)
+		return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED, "qcow2: bitmap entry invalid");
+	ob = qcow2_bm_bits(q->size, g);
+	if (qcow2_div_up(ob, per) > bm->old_n)
+		return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: bitmap table too small");
+	nbits = qcow2_bm_bits(q->o->new_size, g);
+	if (nbits > QCOW2_BM_MAX_PHYS * 8 || qcow2_div_up(nbits, per) * q->cs > QCOW2_BM_MAX_PHYS) {
+		char msg[INSTAR_DETAIL_MAX];
+
+		/* qemu resizes, then loses the bitmap on close: refuse */
+		qcow2_cat(msg, sizeof(msg), "Bitmap '", (const char *)d + 24 + get_be32(d + 20),
+			  get_be16(d + 18),
+			  "' doesn't satisfy the constraints: Too much space will be "
+			  "occupied by the bitmap. Use larger granularity");
+		return qcow2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
+	}
+	bm->new_n = (uint32_t)qcow2_div_up(nbits, per);
+	bm->rewrite = bm->new_n != bm->old_n;
+	bm->tab = qcow2_alloc(q, (uint64_t)bm->old_n * 8 + 8, 8);
+	if (!bm->tab)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for bitmaps");
+	if (bm->old_n && (rc = plan_read(q->io, bm->toff, bm->tab, bm->old_n * 8)))
+		return qcow2_fail(q, rc, "qcow2: cannot read a bitmap table");
+	for (uint32_t k = 0; k < bm->old_n; k++)
+		if (!qcow2_bm_entry_ok(q, get_be64(bm->tab + (uint64_t)k * 8)))
+			return qcow2_fail(q, INSTAR_ERR_CORRUPT,
+					  "qcow2: bitmap table entry invalid");
+	keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
+	if (!keep)
+		return 0;
+	bm->last = keep - 1;
+	vb = (ob < nbits ? ob : nbits) - bm->last * per;
+	return qcow2_bm_tail(q, bm, vb);
+}
+
+/* Parses and validates the directory and the tables; refuses an in-use
+ * bitmap with qemu's message; plans which bitmaps are rewritten. */
+static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len)
+{
+	uint32_t nb;
+	uint64_t dsize, doff, fend = q->file_clusters << q->cb;
+	uint8_t *dir;
+	int rc;
+
+	if (!(q->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0; /* extension stale: bitmaps already inconsistent */
+	if (len < 24)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "bitmaps_ext: Invalid extension length");
+	nb = get_be32(ext);
+	dsize = get_be64(ext + 8);
+	doff = get_be64(ext + 16);
+	if (nb == 0)
+		return 0;
+	if (dsize == 0)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "Requested bitmap directory size is zero");
+	/* beyond qemu: instar's bound on the directory; inside the file */
+	if (nb > QCOW2_BM_MAX || dsize > QCOW2_BM_DIR_MAX || doff & (q->cs - 1) || doff < q->cs ||
+	    doff > fend || dsize > fend - doff)
+		return qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
+				       "qcow2: bitmap directory invalid");
+	dir = qcow2_alloc(q, dsize, 8);
+	q->bms = qcow2_alloc(q, (uint64_t)nb * sizeof(struct qcow2_bm), 8);
+	if (!dir || !q->bms)
+		return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				  "qcow2: out of scratch for bitmaps");
+	rc = plan_read(q->io, doff, dir, (uint32_t)dsize);
+	if (rc)
+		return qcow2_open_fail(q, rc, "Failed to read bitmap directory");
+	q->bm_dir = dir;
+	q->bm_dsize = dsize;
+	q->bm_doff = doff;
+	q->nbm = nb;
+	rc = qcow2_bm_walk(q, dir, dsize, nb);
+	if (rc)
+		return rc;
 	/* the in-use refusal first, as qemu: any inconsistent bitmap */
 	for (uint32_t i = 0; i < nb; i++) {
 		const uint8_t *d = dir + q->bms[i].dpos;
@@ -1662,56 +1721,11 @@ static int qcow2_check_bitmaps(struct qcow2 *q, const uint8_t *ext, uint32_t len
 		}
 	}
 	for (uint32_t i = 0; i < nb; i++) {
-		struct qcow2_bm *bm = &q->bms[i];
-		const uint8_t *d = dir + bm->dpos;
-		uint32_t flags = get_be32(d + 12), g = d[17];
-		uint64_t ob, nbits, per = q->cs * 8, keep, vb;
-
-		bm->toff = get_be64(d);
-		bm->old_n = get_be32(d + 8);
-		if (flags & ~QCOW2_BM_FLAGS_KNOWN || d[16] != 1 || g < 9 || g > 31 ||
-		    bm->old_n > QCOW2_BM_MAX_TABLE || bm->toff & (q->cs - 1) || bm->toff < q->cs ||
-		    bm->toff > fend || (uint64_t)bm->old_n * 8 > fend - bm->toff)
-			return qcow2_fail(q, INSTAR_ERR_PARSE_FAILED,
-					  "qcow2: bitmap entry invalid");
-		ob = qcow2_bm_bits(q->size, g);
-		if (qcow2_div_up(ob, per) > bm->old_n)
-			return qcow2_fail(q, INSTAR_ERR_CORRUPT, "qcow2: bitmap table too small");
-		nbits = qcow2_bm_bits(q->o->new_size, g);
-		if (nbits > QCOW2_BM_MAX_PHYS * 8 ||
-		    qcow2_div_up(nbits, per) * q->cs > QCOW2_BM_MAX_PHYS) {
-			char msg[INSTAR_DETAIL_MAX];
-
-			/* qemu resizes, then loses the bitmap on close: refuse */
-			qcow2_cat(msg, sizeof(msg), "Bitmap '",
-				  (const char *)d + 24 + get_be32(d + 20), get_be16(d + 18),
-				  "' doesn't satisfy the constraints: Too much space will be "
-				  "occupied by the bitmap. Use larger granularity");
-			return qcow2_fail(q, INSTAR_ERR_TOO_LARGE, msg);
-		}
-		bm->new_n = (uint32_t)qcow2_div_up(nbits, per);
-		bm->rewrite = bm->new_n != bm->old_n;
-		bm->tab = qcow2_alloc(q, (uint64_t)bm->old_n * 8 + 8, 8);
-		if (!bm->tab)
-			return qcow2_fail(q, INSTAR_ERR_SCRATCH_TOO_SMALL,
-					  "qcow2: out of scratch for bitmaps");
-		if (bm->old_n && (rc = plan_read(q->io, bm->toff, bm->tab, bm->old_n * 8)))
-			return qcow2_fail(q, rc, "qcow2: cannot read a bitmap table");
-		for (uint32_t k = 0; k < bm->old_n; k++)
-			if (!qcow2_bm_entry_ok(q, get_be64(bm->tab + (uint64_t)k * 8)))
-				return qcow2_fail(q, INSTAR_ERR_CORRUPT,
-						  "qcow2: bitmap table entry invalid");
-		keep = bm->old_n < bm->new_n ? bm->old_n : bm->new_n;
-		if (!keep)
-			continue;
-		bm->last = keep - 1;
-		vb = (ob < nbits ? ob : nbits) - bm->last * per;
-		rc = qcow2_bm_tail(q, bm, vb);
+		rc = qcow2_bm_plan_one(q, &q->bms[i]);
 		if (rc)
 			return rc;
-	}
-	for (uint32_t i = 0; i < nb; i++)
 		q->bm_rewrite |= q->bms[i].rewrite;
+	}
 	if (q->bm_rewrite && (uint64_t)(ext - q->c0) + 24 > 512)
 		return qcow2_bm_reorder(q, ext);
 	return 0;
