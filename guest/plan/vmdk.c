@@ -95,6 +95,7 @@
 #include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
+#include "vmdk_qemu.h"
 #include "vmdk_split.h"
 
 #define VMDK_MAGIC 0x564d444bu /* "KDMV" little-endian */
@@ -245,6 +246,50 @@ static int vmdk_failt(struct vmdk *v, int err, const char *a, const char *t, siz
 	return vmdk_fail(v, err, tmp);
 }
 
+/* A failure of the image's open, with the words of qemu 7.2's vmdk driver
+ * (INSTAR_RESULT_OPEN: qemu-img prints "Could not open 'NAME': MSG"). */
+static int vmdk_open_fail(struct vmdk *v, int err, const char *msg)
+{
+	v->ret->flags |= INSTAR_RESULT_OPEN;
+	return vmdk_fail(v, err, msg);
+}
+
+/* Open failure "<a><num><b>"; num printed signed when neg. */
+static int vmdk_open_failu(struct vmdk *v, int err, const char *a, uint64_t num, bool neg,
+			   const char *b)
+{
+	char tmp[INSTAR_DETAIL_MAX];
+	struct vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
+
+	tmp[0] = '\0';
+	vmdk_puts(&s, a);
+	if (neg && (int64_t)num < 0) {
+		vmdk_puts(&s, "-");
+		num = 0 - num;
+	}
+	vmdk_putu(&s, num);
+	vmdk_puts(&s, b);
+	return vmdk_open_fail(v, err, tmp);
+}
+
+/* Open failure "<a><t[0..n)><b>", the bytes as qemu prints them (a NUL
+ * ends them; the detail is cut at INSTAR_DETAIL_MAX - 1 bytes). */
+static int vmdk_open_failt(struct vmdk *v, int err, const char *a, const char *t, size_t n,
+			   const char *b)
+{
+	char tmp[INSTAR_DETAIL_MAX];
+	struct vmdk_str s = {.buf = tmp, .cap = sizeof(tmp)};
+	size_t k = 0;
+
+	tmp[0] = '\0';
+	vmdk_puts(&s, a);
+	while (k < n && t[k])
+		k++;
+	vmdk_put(&s, t, k);
+	vmdk_puts(&s, b);
+	return vmdk_open_fail(v, err, tmp);
+}
+
 /* ---- I/O in bounded chunks ---- */
 
 static int vmdk_read(struct vmdk *v, uint64_t off, void *buf, uint64_t len)
@@ -330,6 +375,112 @@ static void vmdk_put_marker(uint8_t *b, uint64_t val, uint32_t type)
 	put_le32(b + 12, type);
 }
 
+/* ---- the checks of qemu 7.2's vmdk_open, in its order ----
+ *
+ * Every condition qemu's driver refuses when it opens the image and the
+ * planner meets fails with qemu's message as an open failure (docs/qemu.md,
+ * "Open-time messages"); the planner's own refusals come after them. */
+
+static bool vmdk_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* qemu's vmdk_open_desc_file(): the createType, as an open failure. */
+static int vmdk_qemu_desc_type(struct vmdk *v, const char *d, size_t n)
+{
+	const char *ct;
+	size_t ctn;
+
+	if (!instar_vmdkq_ct(d, n, &ct, &ctn))
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED, "invalid VMDK image descriptor");
+	if (!instar_vmdkq_ct_known(ct, ctn))
+		return vmdk_open_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				       "Unsupported image type '", ct, ctn, "'");
+	return 0;
+}
+
+/* qemu's extent walk: a line it refuses before any extent it opens. */
+static int vmdk_qemu_extents(struct vmdk *v, const char *d, size_t n)
+{
+	size_t ls, le;
+
+	if (!instar_vmdkq_bad_line(d, n, &ls, &le))
+		return 0;
+	return vmdk_open_failt(v, INSTAR_ERR_PARSE_FAILED, "Invalid extent line: ", d + ls, le - ls,
+			       "");
+}
+
+/* A sparse header of capacity 0 with a descriptor offset: qemu opens the
+ * text there (up to the file's length, at most 1 MiB - 1 bytes, to its
+ * first NUL) as a descriptor file. Its createType checks are qemu's; a
+ * createType it accepts is refused here (no such image is resized). */
+static int vmdk_qemu_embedded(struct vmdk *v, uint64_t doff)
+{
+	uint64_t len = 0, max = (1u << 20) - 1;
+	char *d;
+	size_t n;
+	int r;
+
+	if (doff > (uint64_t)INT64_MAX / VMDK_SEC)
+		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
+				 "vmdk capacity 0 with a descriptor offset past 2^63");
+	if (doff * VMDK_SEC < v->io->file_size)
+		len = v->io->file_size - doff * VMDK_SEC;
+	if (len > max)
+		len = max;
+	d = vmdk_alloc(v, len + 1);
+	if (!d)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL,
+				 "vmdk: no scratch for descriptor");
+	r = len ? vmdk_read(v, doff * VMDK_SEC, d, len) : 0;
+	if (r)
+		return r;
+	d[len] = '\0';
+	n = vmdk_strlen(d);
+	r = vmdk_qemu_desc_type(v, d, n);
+	if (!r)
+		r = vmdk_qemu_extents(v, d, n);
+	if (r)
+		return r;
+	return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+			 "vmdk sparse header of capacity 0 (a descriptor file in a sparse "
+			 "header) is not supported");
+}
+
+/* qemu's vmdk_open_vmdk4() and vmdk_add_extent() on the header h (the
+ * footer's in a stream with the GD at the end): version, L2 table size, L1
+ * entry size (a 32-bit product), grain offset, granularity, L1 size (a
+ * 32-bit quotient). */
+static int vmdk_qemu_sparse(struct vmdk *v, const uint8_t *h)
+{
+	uint32_t ver = get_le32(h + 4), ngte = get_le32(h + 44), l1e, l1n;
+	uint64_t cap = get_le64(h + 12), grain = get_le64(h + 20), goff = get_le64(h + 64);
+
+	if (ver > 3)
+		return vmdk_open_failu(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				       "Unsupported VMDK version ", ver, false, "");
+	/* qemu-img resize opens read-write; compressed images are exempt */
+	if (ver == 3 && get_le16(h + 77) != 1)
+		return vmdk_open_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				      "VMDK version 3 must be read only");
+	if (ngte > VMDK_MAX_GTES)
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED, "L2 table size too big");
+	l1e = (uint32_t)((uint64_t)ngte * grain);
+	if (l1e == 0)
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED, "L1 entry size is invalid");
+	if (vmdk_div_up(v->io->file_size, VMDK_SEC) < goff)
+		return vmdk_open_failu(v, INSTAR_ERR_CORRUPT, "File truncated, expecting at least ",
+				       goff * VMDK_SEC, true, " bytes");
+	if (grain > VMDK_MAX_GRAIN)
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED,
+				      "Invalid granularity, image may be corrupt");
+	l1n = (uint32_t)((cap + l1e - 1) / l1e);
+	if (l1n > 32u * 1024 * 1024)
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED, "L1 size too big");
+	return 0;
+}
+
 /* The footer of a stream whose header says GD_AT_END, checked as qemu 7.2
  * does: the last three sectors are a footer marker (size 0, type 3), a
  * sparse header (magic KDMV; its gdOffset is the real one) and an
@@ -337,17 +488,24 @@ static void vmdk_put_marker(uint8_t *b, uint64_t val, uint32_t type)
  * the same place (1024 bytes from the end). */
 static int vmdk_read_footer(struct vmdk *v)
 {
+	uint64_t fsec = vmdk_div_up(v->io->file_size, VMDK_SEC), at, got;
 	const uint8_t *t;
 	int r;
 
-	if (v->io->file_size % VMDK_SEC || v->io->file_size < 4 * VMDK_SEC)
+	/* qemu reads the three sectors before the end of the file (whole
+	 * sectors; zeros past its end) and checks them first */
+	if (fsec < 3)
 		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
 				 "vmdk stream with the grain directory at the end: the file is "
-				 "not whole sectors ending in a footer");
+				 "shorter than a footer");
 	v->trio = vmdk_alloc(v, 3 * VMDK_SEC);
 	if (!v->trio)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-	r = vmdk_read(v, v->io->file_size - 3 * VMDK_SEC, v->trio, 3 * VMDK_SEC);
+	at = (fsec - 3) * VMDK_SEC;
+	got = v->io->file_size - at;
+	for (uint64_t i = got; i < 3 * VMDK_SEC; i++)
+		v->trio[i] = 0;
+	r = vmdk_read(v, at, v->trio, got);
 	if (r)
 		return r;
 	t = v->trio;
@@ -355,13 +513,11 @@ static int vmdk_read_footer(struct vmdk *v)
 	    get_le32(t + VMDK_SEC) != VMDK_MAGIC || get_le64(t + 2 * VMDK_SEC) != 0 ||
 	    get_le32(t + 2 * VMDK_SEC + 8) != 0 ||
 	    get_le32(t + 2 * VMDK_SEC + 12) != VMDK_MARKER_EOS)
+		return vmdk_open_fail(v, INSTAR_ERR_CORRUPT, "Invalid footer");
+	if (v->io->file_size % VMDK_SEC || fsec < 4)
 		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
-				 "vmdk stream: invalid footer (the file must end with a footer "
-				 "marker, the footer and an end-of-stream marker)");
-	if (get_le64(t + VMDK_SEC + 56) == VMDK_GD_AT_END)
-		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
-				 "vmdk stream footer has no grain directory offset");
-	v->footer = true;
+				 "vmdk stream with the grain directory at the end: the file is "
+				 "not whole sectors ending in a footer");
 	return 0;
 }
 
@@ -371,15 +527,27 @@ static int vmdk_parse_header(struct vmdk *v)
 	uint64_t gd, rgd, end;
 	static const uint8_t nl[4] = {0x0a, 0x20, 0x0d, 0x0a};
 
+	int r;
+
+	/* qemu opens a header of capacity 0 with a descriptor offset as a
+	 * descriptor file */
+	if (get_le64(h + 12) == 0 && get_le64(h + 28) != 0)
+		return vmdk_qemu_embedded(v, get_le64(h + 28));
 	/* qemu: "The footer takes precedence over the header": every field
 	 * comes from the footer then. */
 	if (get_le64(h + 56) == VMDK_GD_AT_END) {
-		int r = vmdk_read_footer(v);
-
+		r = vmdk_read_footer(v);
 		if (r)
 			return r;
 		h = v->trio + VMDK_SEC;
 	}
+	r = vmdk_qemu_sparse(v, h);
+	if (r)
+		return r;
+	if (get_le64(h + 56) == VMDK_GD_AT_END)
+		return vmdk_fail(v, INSTAR_ERR_CORRUPT,
+				 "vmdk stream footer has no grain directory offset");
+	v->footer = h != v->hdr;
 	v->version = get_le32(h + 4);
 	v->flags = get_le32(h + 8);
 	v->cap = get_le64(h + 12);
@@ -465,11 +633,6 @@ static int vmdk_parse_header(struct vmdk *v)
 static bool vmdk_is_space(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static bool vmdk_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
 }
 
 static int vmdk_hexval(char c)
@@ -1824,7 +1987,7 @@ static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
 static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 {
 	uint32_t len =
-	    v->io->file_size < VMDK_PROBE_LEN ? (uint32_t)v->io->file_size : VMDK_PROBE_LEN;
+	    v->io->file_size < VMDK_DESC_FILE_MAX ? (uint32_t)v->io->file_size : VMDK_DESC_FILE_MAX;
 	char *buf = vmdk_alloc(v, (uint64_t)len + 1);
 	const char *ct;
 	size_t n, ctn;
@@ -1838,8 +2001,18 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 	r = vmdk_read(v, 0, buf, len);
 	if (r)
 		return r;
-	for (n = 0; n < len && buf[n]; n++)
-		;
+	buf[len] = '\0';
+	n = vmdk_strlen(buf);
+	/* qemu's checks of a descriptor file (its text read to the first NUL,
+	 * up to 1 MiB - 1 bytes); one whose text goes on past what is read
+	 * here is refused below (over 64 KiB) */
+	if (n < len || len == v->io->file_size) {
+		r = vmdk_qemu_desc_type(v, buf, n);
+		if (!r)
+			r = vmdk_qemu_extents(v, buf, n);
+		if (r)
+			return r;
+	}
 	if (!vmdk_find_create_type(buf, n, &ct, &ctn))
 		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED,
 				 "not a vmdk image: no sparse header and no descriptor");
@@ -1861,6 +2034,10 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 
 	plan_result_init(ret, p, o, io);
 
+	/* qemu's file length is whole sectors: only an empty file is short */
+	if (io->file_size == 0)
+		return vmdk_open_fail(&v, INSTAR_ERR_PARSE_FAILED,
+				      "File is too small, not a valid image");
 	v.hdr = vmdk_alloc(&v, VMDK_SEC);
 	if (!v.hdr)
 		return vmdk_fail(&v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
