@@ -8,6 +8,7 @@
 #include "vhd_size.h"
 #include "vdi_layout.h"
 #include "vhdx_layout.h"
+#include "vmdk_qemu.h"
 
 #define SECTOR 512u
 
@@ -839,6 +840,13 @@ static void put_str(char *d, size_t cap, size_t *pos, const char *s)
 	d[*pos] = '\0';
 }
 
+static void put_bytes(char *d, size_t cap, size_t *pos, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && s[i] && *pos + 1 < cap; i++)
+		d[(*pos)++] = s[i];
+	d[*pos] = '\0';
+}
+
 static void put_num(char *d, size_t cap, size_t *pos, uint64_t v, unsigned base, unsigned width)
 {
 	char t[24];
@@ -956,6 +964,68 @@ static void vdi_open_error(const uint8_t *b, char *m, size_t cap, size_t *pos)
 	}
 }
 
+/* qemu 7.2's vmdk_open(), as far as the probe's windows tell, in its
+ * order: an empty file; a sparse header's footer (a stream with the GD at
+ * the end; not for a capacity-0 header with a descriptor offset, which qemu
+ * opens as a descriptor file); a descriptor file's createType and a line of
+ * it qemu refuses before any extent it opens (shared/vmdk_qemu.h). The
+ * rest is the guest's (guest/plan/vmdk.c). */
+static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *b, char *m,
+			    size_t cap, size_t *pos)
+{
+	const char *d, *ct;
+	size_t n, ctn, ls, le;
+
+	if (in->file_size == 0) {
+		put_str(m, cap, pos, "File is too small, not a valid image");
+		return;
+	}
+	if (bytes_eq(b, "KDMV", 4)) {
+		const uint8_t *t = NULL;
+
+		if ((get_le64(b + 12) == 0 && get_le64(b + 28) != 0) ||
+		    get_le64(b + 56) != UINT64_MAX || in->file_size % SECTOR ||
+		    in->file_size < 3 * SECTOR)
+			return;
+		/* the last three sectors: marker, footer, end-of-stream; the
+		 * first may lie outside the windows */
+		t = win(in, in->file_size - 3 * SECTOR, 3 * SECTOR);
+		if (t && (get_le32(t + 8) != 0 || get_le32(t + 12) != 3))
+			put_str(m, cap, pos, "Invalid footer");
+		else if ((t = win(in, in->file_size - 2 * SECTOR, 2 * SECTOR)) &&
+			 (!bytes_eq(t, "KDMV", 4) || get_le64(t + SECTOR) != 0 ||
+			  get_le32(t + SECTOR + 8) != 0 || get_le32(t + SECTOR + 12) != 0))
+			put_str(m, cap, pos, "Invalid footer");
+		return;
+	}
+	if (bytes_eq(b, "COWD", 4))
+		return;
+	switch (vmdk_has_create_type(in)) {
+	case 0:
+		put_str(m, cap, pos, "invalid VMDK image descriptor");
+		return;
+	case -1:
+		return; /* the text goes on past what we hold */
+	default:
+		break;
+	}
+	for (n = 0; n < in->file_size && win(in, n, 1) && *win(in, n, 1);)
+		n++;
+	d = (const char *)win(in, 0, n);
+	if (!d || !instar_vmdkq_ct(d, n, &ct, &ctn))
+		return;
+	if (!instar_vmdkq_ct_known(ct, ctn)) {
+		put_str(m, cap, pos, "Unsupported image type '");
+		put_bytes(m, cap, pos, ct, ctn);
+		put_str(m, cap, pos, "'");
+		return;
+	}
+	if (instar_vmdkq_bad_line(d, n, &ls, &le)) {
+		put_str(m, cap, pos, "Invalid extent line: ");
+		put_bytes(m, cap, pos, d + ls, le - ls);
+	}
+}
+
 /* The message (without qemu's "Could not open 'NAME': ") with which qemu
  * 7.2's driver drv fails to open the file read-write, when the probe can
  * tell; "" when it opens (or only the guest can tell). A second line, if
@@ -988,9 +1058,7 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 			put_str(m, cap, &pos, "Image size is too small (must be at least 2 bytes)");
 		}
 	} else if (str_eq(drv, "vmdk")) {
-		if (!bytes_eq(b, "KDMV", 4) && !bytes_eq(b, "COWD", 4) &&
-		    vmdk_has_create_type(in) == 0)
-			put_str(m, cap, &pos, "invalid VMDK image descriptor");
+		vmdk_open_error(in, b, m, cap, &pos);
 	} else if (str_eq(drv, "vpc")) {
 		t = in->file_size >= SECTOR ? win(in, in->file_size - SECTOR, SECTOR) : NULL;
 		if (!bytes_eq(b, "conectix", 8) && !(t && bytes_eq(t, "conectix", 8)))
