@@ -1,0 +1,151 @@
+#!/bin/bash
+# tests/compat/vmdk_open.sh — what qemu-img 7.2 says when it cannot open a
+# vmdk image, against the vmdk planner's detail and, end to end, instar's
+# own message. Copies of images qemu-img created (monolithicSparse,
+# streamOptimized, monolithicFlat) are damaged where qemu's vmdk_open
+# refuses them (block/vmdk.c: vmdk_open_vmdk4's version, L2 table size, L1
+# entry size, grain offset and footer checks, vmdk_add_extent's granularity
+# and L1 size, a capacity-0 header opened as a descriptor file,
+# vmdk_open_desc_file's createType, vmdk_parse_extents' extent lines,
+# vmdk_read_desc's empty file); then:
+# - qemu-img resize -f vmdk fails with "Could not open 'F': DETAIL";
+# - plan-apply fails with the same DETAIL, marks it an open failure
+#   (open=1) and leaves the file as it was;
+# - instar resize -f vmdk prints exactly qemu-img's stderr (program name
+#   read as "instar") with exit code 1. The host's probe answers the empty
+#   file, the footer, a descriptor file's createType and extent lines
+#   before any guest; the rest is the guest's, which only runs where it can
+#   boot (tests/kvm_gate.sh's rule: the cases left out are counted).
+#
+#   vmdk_open.sh PLAN_APPLY QEMU_IMG INSTAR
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PA=$(readlink -f "${1:?plan-apply}")
+QI=${2:-qemu-img}
+INSTAR=$(readlink -f "${3:?instar}")
+scratch_dir /var/tmp/vmdk_open.XXXXXX
+cd "$T" || exit 1
+
+fails=0
+cases=0
+e2e=0
+left_out=0
+fail() {
+	echo "FAIL [$CASE]: $*" >&2
+	fails=$((fails + 1))
+}
+
+# little-endian field writes into i/i.vmdk
+wbytes() { # OFF HEX
+	local hex=$2 esc=""
+	while [ -n "$hex" ]; do
+		esc+="\\x${hex:0:2}"
+		hex=${hex:2}
+	done
+	printf "$esc" | dd of=i/i.vmdk bs=1 seek=$(($1)) conv=notrunc status=none
+}
+le() { # BYTES VAL
+	local v=$(($2)) i out=""
+	for ((i = 0; i < $1; i++)); do
+		out+=$(printf '%02x' $(((v >> (8 * i)) & 255)))
+	done
+	echo "$out"
+}
+w16() { wbytes "$1" "$(le 2 "$2")"; }
+w32() { wbytes "$1" "$(le 4 "$2")"; }
+w64() { wbytes "$1" "$(le 8 "$2")"; }
+# ed SED_EXPR: edit a descriptor file's text
+ed() { sed -i "$1" i/i.vmdk; }
+
+# mk SUBFORMAT: i/i.vmdk (and its extent), 64 MiB, made by qemu-img
+mk() {
+	rm -rf i
+	mkdir i
+	"$QI" create -q -f vmdk -o subformat="$1" i/i.vmdk 64M
+}
+
+# same NAME [HOST_SAYS]: qemu-img and instar on copies of i/ (as damaged by
+# the caller), growing to 2 GiB. HOST_SAYS: the host's checks refuse it
+# before the guest opens the image; instar prints that line instead.
+same() {
+	CASE=$1
+	local host_says=${2:-} qrc=0 prc=0 irc=0 want det
+	cases=$((cases + 1))
+	rm -rf q o
+	cp -a i q
+	cp -a i o
+	(cd q && "$QI" resize -f vmdk i.vmdk 2G >../q.out 2>../q.err) || qrc=$?
+	want=$(sed -n "s/^qemu-img: Could not open 'i.vmdk': //p" q.err)
+	if [ "$qrc" != 1 ] || [ -z "$want" ] || [ "$(wc -l <q.err)" != 1 ]; then
+		fail "qemu-img was expected to fail its open in one line: rc=$qrc $(cat q.err)"
+		return
+	fi
+	(cd o && "$PA" vmdk i.vmdk $((2 << 30)) >../pa.out) || prc=$?
+	det=$(sed -n 's/.* open=1 detail=//p' pa.out)
+	[ "$prc" = 2 ] || fail "plan-apply rc=$prc: $(cat pa.out)"
+	[ "$det" = "$want" ] || fail "detail: qemu '$want', plan-apply: $(cat pa.out)"
+	diff -r i o >/dev/null || fail "plan-apply changed the image"
+	rm -rf q
+	cp -a i q
+	(cd q && "$INSTAR" resize -f vmdk i.vmdk 2G >../i.out 2>../i.err) || irc=$?
+	if guest_left_out i.err; then
+		left_out=$((left_out + 1))
+		return
+	fi
+	e2e=$((e2e + 1))
+	diff -r i q >/dev/null || fail "instar changed the image"
+	if [ -n "$host_says" ]; then
+		[ "$irc" = 1 ] && [ "$(head -n1 i.err)" = "instar: $host_says" ] ||
+			fail "instar rc=$irc, want the host's '$host_says': $(cat i.err)"
+		return
+	fi
+	sed 's/^qemu-img: /instar: /' q.err >q.errn
+	[ "$irc" = 1 ] && cmp -s q.errn i.err && cmp -s q.out i.out ||
+		fail "instar rc=$irc: $(diff q.errn i.err)"
+}
+
+# ---- a sparse header, in vmdk_open_vmdk4's order ----
+S=monolithicSparse
+mk $S && wbytes 0 58585858 && same "magic (read as a descriptor file)"
+mk $S && w32 4 4 && same "version 4"
+mk $S && w32 4 3 && same "version 3, read-write"
+mk $S && w32 44 513 && same "numGTEsPerGT 513"
+mk $S && w32 44 0 && same "numGTEsPerGT 0"
+mk $S && w64 20 0 && same "grain size 0"
+mk $S && w64 20 0x100000000 && same "grain size 2^32 (a 32-bit product of 0)"
+mk $S && w32 44 256 && w64 20 0x1000000 && same "L1 entry size wraps to 0"
+mk $S && w64 64 0x10000 && same "grain offset past the end (a truncated file)"
+mk $S && w32 4 4 && w64 64 0x10000 && same "version before the grain offset"
+mk $S && w64 20 0x400000 && same "grain size over 2^21 sectors"
+mk $S && w64 64 0x10000 && w64 20 0x400000 && same "grain offset before granularity"
+# (the host compares the new size with the header's before the guest opens)
+mk $S && w64 12 0x100000000000 && same "L1 size too big" \
+	"Use the --shrink option to perform a shrink operation."
+mk $S && w64 12 0 && same "capacity 0: the descriptor opened as a file"
+mk $S && w64 12 0 && wbytes 552 58585858 && same "capacity 0, no createType"
+# ---- a stream: the footer ----
+O=streamOptimized
+mk $O && w64 56 0xffffffffffffffff && same "GD at the end without a footer"
+mk $O && w64 56 0xffffffffffffffff && w32 4 4 && same "footer before the version"
+mk $O && w32 4 3 && w16 77 0 && same "version 3 uncompressed"
+# ---- a descriptor file ----
+F=monolithicFlat
+mk $F && ed 's/createType=/createTyp=/' && same "no createType"
+mk $F && ed "s/monolithicFlat/$(printf '%0130d' 0)/" && same "createType over 127 bytes"
+mk $F && ed 's/monolithicFlat/monolithicSparse/' && same "createType monolithicSparse"
+mk $F && ed 's/monolithicFlat/streamOptimized/' && same "createType streamOptimized"
+mk $F && ed 's/monolithicFlat/foo/' && same "createType foo"
+mk $F && ed 's/ 0$//' && same "FLAT without an offset"
+mk $F && ed 's/" 0$/" -1/' && same "FLAT at a negative offset"
+mk $F && ed 's/FLAT/VMFS/' && same "VMFS with an offset"
+mk $F && ed 's/FLAT/SPARSE/' && same "SPARSE with an offset"
+mk $F && ed 's/FLAT/FLOT/' && same "unknown extent type with an offset"
+mk $F && ed 's/ 0$//; s/FLAT/FLOT/; s/^RW.*/&\nRW 5 FLAT "x"/' && same "second line refused"
+mk $F && ed 's/monolithicFlat/foo/; s/ 0$//' && same "createType before the extent lines"
+mk $F && : >i/i.vmdk && same "an empty file"
+mk $F && printf 'ab' >i/i.vmdk && same "two bytes"
+
+echo "vmdk open cases: $cases, $fails failed; end to end: $e2e compared, $left_out left out"
+[ "$left_out" = 0 ] || echo "note: $left_out end-to-end cases left out: $(kvm_why)"
+[ "$fails" = 0 ]
