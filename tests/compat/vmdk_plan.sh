@@ -392,7 +392,7 @@ fi
 cp "$T/gen/gen.vmdk" "$T/gen/bad.vmdk"
 printf '\001' | dd of="$T/gen/bad.vmdk" bs=1 seek=$(($(stat -c %s "$T/gen/bad.vmdk") - 1536 + 12)) \
 	conv=notrunc status=none
-expect_err "$T/gen/bad.vmdk" $G CORRUPT "invalid footer"
+expect_err "$T/gen/bad.vmdk" $G CORRUPT "Invalid footer"
 "$QI" info "$T/gen/bad.vmdk" >/dev/null 2>&1 && fail "qemu opens a stream with a bad footer"
 
 # crash order: stop after every K writes; qemu (footer) and libvmdk

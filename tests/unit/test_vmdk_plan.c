@@ -608,19 +608,19 @@ static void test_stream_footer_hostile(void **state)
 	mk_stream(d);
 	expect_err(d, 128 * MIB, 0, 0, NULL);
 	put32(d->b + 142 * SEC + 12, 1); /* not a footer marker */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_stream(d);
 	put32(d->b + 142 * SEC + 8, 1); /* a marker with a size is a grain */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_stream(d);
 	put64(d->b + 144 * SEC, 1); /* end-of-stream marker with a length */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_stream(d);
 	d->b[143 * SEC] = 'X'; /* footer magic */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_stream(d);
 	d->len += 512; /* something after the end-of-stream marker */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_stream(d);
 	d->len -= 100; /* not whole sectors */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "whole sectors");
@@ -932,15 +932,24 @@ static void test_hostile_header(void **state)
 	(void)state;
 	put64(d->b + 20, 100); /* grainSize not a power of two */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
+	/* qemu's checks and words (open failures) */
 	put64(d->b + 20, 0);
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
-	put64(d->b + 20, 1ull << 40);
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "grainSize");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "L1 entry size is invalid");
+	put64(d->b + 20, 1ull << 40); /* 512 << 40: 0 in 32 bits, as qemu multiplies */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "L1 entry size is invalid");
+	put64(d->b + 20, 1ull << 22);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "Invalid granularity");
 	mk_image(d, base_desc);
 	put32(d->b + 44, 513);
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "numGTEsPerGT");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "L2 table size too big");
 	put32(d->b + 44, 0);
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "numGTEsPerGT");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "L1 entry size is invalid");
+	mk_image(d, base_desc);
+	put64(d->b + 64, 1u << 20); /* grainOffset past the end */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "File truncated, expecting at least");
+	mk_image(d, base_desc);
+	put32(d->b + 4, 4);
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "Unsupported VMDK version 4");
 	mk_image(d, base_desc);
 	put64(d->b + 12, UINT64_MAX);
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "capacity");
@@ -976,7 +985,7 @@ static void test_hostile_header(void **state)
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "newline");
 	mk_image(d, base_desc);
 	put64(d->b + 56, UINT64_MAX); /* GD_AT_END, but the file has no footer */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "invalid footer");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "Invalid footer");
 	mk_image(d, base_desc);
 	d->len = 100; /* truncated header */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, NULL);
@@ -1021,7 +1030,10 @@ static void test_hostile_tables(void **state)
 	expect_err(d, 32 * MIB - 512, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_CORRUPT,
 		   "compressed grain");
 	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, 0, NULL);
-	d->b[77] = 2;
+	d->b[77] = 2; /* qemu: version 3 without deflate must be read-only */
+	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		   "VMDK version 3 must be read only");
+	put32(d->b + 4, 2);
 	expect_err(d, 32 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_FEATURE,
 		   "compression");
 	free_disk(d);
