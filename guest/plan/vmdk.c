@@ -44,6 +44,8 @@
  *   before that write's commit on a grow and after it on a shrink.
  *   Preallocation falloc/full is the host's, on the extent; metadata is
  *   refused.
+ * - First, what qemu 7.2's vmdk_open refuses, in its order and words, as
+ *   open failures (INSTAR_RESULT_OPEN; docs/qemu.md §3.8).
  * - Refused: other descriptor files (twoGbMaxExtent*, several extents, a
  *   FLAT offset other than 0, RDONLY/NOACCESS extents, over 64 KiB),
  *   sparse extents without a descriptor of their own, streams with the GD
