@@ -16,6 +16,8 @@
 #   file, the footer, a descriptor file's createType and extent lines
 #   before any guest; the rest is the guest's, which only runs where it can
 #   boot (tests/kvm_gate.sh's rule: the cases left out are counted).
+# Then headers qemu opens and instar refuses beyond it (README): refused in
+# instar's own words with open=0, nothing written.
 #
 #   vmdk_open.sh PLAN_APPLY QEMU_IMG INSTAR
 set -uo pipefail
@@ -105,6 +107,25 @@ same() {
 		fail "instar rc=$irc: $(diff q.errn i.err)"
 }
 
+# beyond NAME DETAIL: qemu-img opens it (its resize then fails with "Image
+# format driver does not support resize"); instar refuses it in its own
+# words (README), not as a failed open, changing nothing.
+beyond() {
+	CASE=$1
+	local prc=0
+	cases=$((cases + 1))
+	rm -rf q o
+	cp -a i q
+	cp -a i o
+	(cd q && "$QI" resize -f vmdk i.vmdk 2G >../q.out 2>../q.err)
+	grep -qxF "qemu-img: Image format driver does not support resize" q.err ||
+		fail "qemu-img was expected to open it: $(cat q.err)"
+	(cd o && "$PA" vmdk i.vmdk $((2 << 30)) >../pa.out) || prc=$?
+	[ "$prc" = 2 ] && grep -q " open=0 detail=$2" pa.out ||
+		fail "want open=0 '$2', plan-apply rc=$prc: $(cat pa.out)"
+	diff -r i o >/dev/null || fail "plan-apply changed the image"
+}
+
 # ---- a sparse header, in vmdk_open_vmdk4's order ----
 S=monolithicSparse
 mk $S && wbytes 0 58585858 && same "magic (read as a descriptor file)"
@@ -145,6 +166,11 @@ mk $F && ed 's/ 0$//; s/FLAT/FLOT/; s/^RW.*/&\nRW 5 FLAT "x"/' && same "second l
 mk $F && ed 's/monolithicFlat/foo/; s/ 0$//' && same "createType before the extent lines"
 mk $F && : >i/i.vmdk && same "an empty file"
 mk $F && printf 'ab' >i/i.vmdk && same "two bytes"
+
+# ---- beyond qemu: headers qemu opens, instar refuses ----
+mk $S && w32 4 0 && beyond "version 0" "vmdk sparse version 0 is not supported"
+mk $S && w32 8 0x8 && beyond "unknown flag" "vmdk: unknown header flags"
+mk $S && w64 20 3 && beyond "grain size 3" "vmdk grainSize 3 is not a power of two"
 
 echo "vmdk open cases: $cases, $fails failed; end to end: $e2e compared, $left_out left out"
 [ "$left_out" = 0 ] || echo "note: $left_out end-to-end cases left out: $(kvm_why)"
