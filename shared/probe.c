@@ -6,6 +6,7 @@
 #include "byteorder.h"
 #include "probe.h"
 #include "vhd_size.h"
+#include "open_check.h"
 #include "vdi_layout.h"
 #include "vhdx_layout.h"
 #include "vmdk_qemu.h"
@@ -892,78 +893,6 @@ static int vmdk_has_create_type(const struct instar_probe_input *in)
 	return 0;
 }
 
-static void put_vdi(char *d, size_t cap, size_t *pos, const char *what)
-{
-	put_str(d, cap, pos, "unsupported VDI image (");
-	put_str(d, cap, pos, what);
-}
-
-/* qemu 7.2's vdi_open over the 512-byte header, its checks in its order
- * and its words (block/vdi.c); the guest's planner checks the rest. */
-static void vdi_open_error(const uint8_t *b, char *m, size_t cap, size_t *pos)
-{
-	uint64_t size = get_le64(b + INSTAR_VDI_H_DISK_SIZE);
-	uint32_t version = get_le32(b + INSTAR_VDI_H_VERSION);
-	uint32_t bmap = get_le32(b + INSTAR_VDI_H_OFFSET_BMAP);
-	uint32_t data = get_le32(b + INSTAR_VDI_H_OFFSET_DATA);
-	uint32_t sector = get_le32(b + INSTAR_VDI_H_SECTOR_SIZE);
-	uint32_t block = get_le32(b + INSTAR_VDI_H_BLOCK_SIZE);
-	uint32_t blocks = get_le32(b + INSTAR_VDI_H_BLOCKS);
-
-	if (size > INSTAR_VDI_SIZE_MAX) {
-		put_str(m, cap, pos, "Unsupported VDI image size (size is 0x");
-		put_num(m, cap, pos, size, 16, 0);
-		put_str(m, cap, pos, ", max supported is 0x");
-		put_num(m, cap, pos, INSTAR_VDI_SIZE_MAX, 16, 0);
-		put_str(m, cap, pos, ")");
-		return;
-	}
-	size = (size + SECTOR - 1) & ~(uint64_t)(SECTOR - 1);
-	if (!score_vdi(b, NULL)) {
-		put_str(m, cap, pos, "Image not in VDI format (bad signature ");
-		put_num(m, cap, pos, get_le32(b + INSTAR_VDI_H_SIGNATURE), 16, 8);
-		put_str(m, cap, pos, ")");
-	} else if (version != INSTAR_VDI_VERSION_1_1) {
-		put_vdi(m, cap, pos, "version ");
-		put_num(m, cap, pos, version >> 16, 10, 0);
-		put_str(m, cap, pos, ".");
-		put_num(m, cap, pos, version & 0xffff, 10, 0);
-		put_str(m, cap, pos, ")");
-	} else if (bmap % SECTOR) {
-		put_vdi(m, cap, pos, "unaligned block map offset 0x");
-		put_num(m, cap, pos, bmap, 16, 0);
-		put_str(m, cap, pos, ")");
-	} else if (data % SECTOR) {
-		put_vdi(m, cap, pos, "unaligned data offset 0x");
-		put_num(m, cap, pos, data, 16, 0);
-		put_str(m, cap, pos, ")");
-	} else if (sector != SECTOR) {
-		put_vdi(m, cap, pos, "sector size ");
-		put_num(m, cap, pos, sector, 10, 0);
-		put_str(m, cap, pos, " is not 512)");
-	} else if (block != INSTAR_VDI_BLOCK_SIZE) {
-		put_vdi(m, cap, pos, "block size ");
-		put_num(m, cap, pos, block, 10, 0);
-		put_str(m, cap, pos, " is not 1048576)");
-	} else if (size > (uint64_t)blocks * block) {
-		put_vdi(m, cap, pos, "disk size ");
-		put_num(m, cap, pos, size, 10, 0);
-		put_str(m, cap, pos, ", image bitmap has room for ");
-		put_num(m, cap, pos, (uint64_t)blocks * block, 10, 0);
-		put_str(m, cap, pos, ")");
-	} else if (!all_zero(b + INSTAR_VDI_H_UUID_LINK, 16)) {
-		put_vdi(m, cap, pos, "non-NULL link UUID)");
-	} else if (!all_zero(b + INSTAR_VDI_H_UUID_PARENT, 16)) {
-		put_vdi(m, cap, pos, "non-NULL parent UUID)");
-	} else if (blocks > INSTAR_VDI_BLOCKS_MAX) {
-		put_vdi(m, cap, pos, "too many blocks ");
-		put_num(m, cap, pos, blocks, 10, 0);
-		put_str(m, cap, pos, ", max is ");
-		put_num(m, cap, pos, INSTAR_VDI_BLOCKS_MAX, 10, 0);
-		put_str(m, cap, pos, ")");
-	}
-}
-
 /* qemu 7.2's vmdk_open(), as far as the probe's windows tell, in its
  * order: an empty file; a sparse header's footer (a stream with the GD at
  * the end; not for a capacity-0 header with a descriptor offset, which qemu
@@ -1071,13 +1000,16 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 			put_str(m, cap, &pos, "': Invalid argument");
 		}
 	} else if (str_eq(drv, "qed")) {
-		if (!score_qed(b, NULL))
-			put_str(m, cap, &pos, "Image not in QED format");
+		/* qemu 7.2's bdrv_qed_do_open over the header and the file's
+		 * length (shared/open_check.c); the guest's planner checks the
+		 * same, and the rest */
+		instar_qed_open_check(b, in->file_size, m, cap);
 	} else if (str_eq(drv, "parallels")) {
 		if (!score_parallels(b, NULL))
 			put_str(m, cap, &pos, "Image not in Parallels format");
 	} else if (str_eq(drv, "vdi")) {
-		vdi_open_error(b, m, cap, &pos);
+		/* qemu 7.2's vdi_open over the 512-byte header */
+		instar_vdi_open_check(b, m, cap);
 	}
 }
 

@@ -53,6 +53,7 @@
  * is zeroed before the commit (a shrink by this planner zeroes it too).
  * VirtualBox's logical geometry (header_size >= 0x190) is marked not
  * calculated (0/0/0), as its create does, so that it is derived again. */
+#include "open_check.h"
 #include "plan.h"
 #include "vdi_layout.h"
 
@@ -101,43 +102,37 @@ static uint32_t vdi_blocks_for(uint64_t size)
 	return (uint32_t)((size + VDI_BS - 1) / VDI_BS);
 }
 
-static bool vdi_is_zero(const uint8_t *b, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
+/* The header as qemu's vdi_open reads it (zeros past the file's end) and
+ * its checks (shared/open_check.c): a failure is the open's
+ * (INSTAR_RESULT_OPEN), in qemu's order and words. Then the planner's own
+ * checks, beyond qemu's (README): image type, block extra data, header
+ * size, the map's and the data's places, blocks_allocated. */
 static int vdi_parse(struct vdi *v)
 {
 	const uint8_t *h = v->hdr;
 	uint32_t hsize;
 	uint64_t disk;
+	char msg[INSTAR_DETAIL_MAX];
 	int r;
 
-	if (v->file_size < INSTAR_VDI_HEADER_LEN)
-		return vdi_fail(v, INSTAR_ERR_PARSE_FAILED, "vdi file shorter than its header");
-	r = plan_read(v->io, 0, v->hdr, INSTAR_VDI_HEADER_LEN);
+	uint32_t n =
+	    v->file_size < INSTAR_VDI_HEADER_LEN ? (uint32_t)v->file_size : INSTAR_VDI_HEADER_LEN;
+
+	plan_memset(v->hdr, 0, INSTAR_VDI_HEADER_LEN);
+	r = n ? plan_read(v->io, 0, v->hdr, n) : 0;
 	if (r)
 		return r;
-	if (get_le32(h + INSTAR_VDI_H_SIGNATURE) != INSTAR_VDI_SIGNATURE)
-		return vdi_fail(v, INSTAR_ERR_PARSE_FAILED, "no vdi signature");
-	if (get_le32(h + INSTAR_VDI_H_VERSION) != INSTAR_VDI_VERSION_1_1)
-		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				"vdi header version other than 1.1");
+	r = instar_vdi_open_check(h, msg, sizeof(msg));
+	if (r) {
+		v->ret->flags |= INSTAR_RESULT_OPEN;
+		return vdi_fail(v, r, msg);
+	}
+	if (v->file_size < INSTAR_VDI_HEADER_LEN)
+		return vdi_fail(v, INSTAR_ERR_PARSE_FAILED, "vdi file shorter than its header");
 	v->type = get_le32(h + INSTAR_VDI_H_TYPE);
 	if (v->type != INSTAR_VDI_TYPE_DYNAMIC && v->type != INSTAR_VDI_TYPE_STATIC)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				"vdi image type other than dynamic or static");
-	if (!vdi_is_zero(h + INSTAR_VDI_H_UUID_LINK, 16) ||
-	    !vdi_is_zero(h + INSTAR_VDI_H_UUID_PARENT, 16))
-		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				"differencing vdi (link or parent uuid set)");
-	if (get_le32(h + INSTAR_VDI_H_SECTOR_SIZE) != VDI_SECTOR)
-		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi sector size is not 512");
-	if (get_le32(h + INSTAR_VDI_H_BLOCK_SIZE) != VDI_BS)
-		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi block size is not 1 MiB");
 	if (get_le32(h + INSTAR_VDI_H_BLOCK_EXTRA) != 0)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "vdi block extra data");
 	hsize = get_le32(h + INSTAR_VDI_H_HEADER_SIZE);
@@ -145,24 +140,15 @@ static int vdi_parse(struct vdi *v)
 	    hsize > INSTAR_VDI_HEADER_LEN - INSTAR_VDI_H_HEADER_SIZE)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi header size out of range");
 	disk = get_le64(h + INSTAR_VDI_H_DISK_SIZE);
-	if (disk > INSTAR_VDI_SIZE_MAX)
-		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				"vdi disk size beyond qemu's limit");
 	v->old_size = vdi_round512(disk);
 	v->bmap = get_le32(h + INSTAR_VDI_H_OFFSET_BMAP);
 	v->data = get_le32(h + INSTAR_VDI_H_OFFSET_DATA);
 	v->blocks = get_le32(h + INSTAR_VDI_H_BLOCKS);
 	v->nalloc = get_le32(h + INSTAR_VDI_H_ALLOCATED);
-	if (v->blocks > INSTAR_VDI_BLOCKS_MAX)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_in_image beyond the limit");
-	if (v->old_size > (uint64_t)v->blocks * VDI_BS)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map too small for the disk");
 	/* above blocks_in_image only by what an interrupted relocating grow
 	 * counts (its copies: at most 4096 blocks, a 4 GiB map) */
 	if (v->nalloc > INSTAR_VDI_BLOCKS_MAX + 4096u)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_allocated beyond the limit");
-	if (v->bmap % VDI_SECTOR || v->data % VDI_SECTOR)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map or data not sector-aligned");
 	if (v->bmap < INSTAR_VDI_HEADER_LEN)
 		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map overlaps the header");
 	if ((uint64_t)v->bmap + 4ull * v->blocks > v->data)

@@ -132,6 +132,8 @@ static void test_autoclear_cleared(void **state)
 	assert_int_equal(get_le64(img + 32), 0);
 }
 
+static uint32_t last_flags; /* the result flags of the last refused() */
+
 /* Refusals: error, qemu's detail ("" = the CLI's generic text), no op. */
 static void refused(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags, uint32_t prealloc,
 		    uint32_t err, const char *detail)
@@ -146,6 +148,7 @@ static void refused(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
 	assert_string_equal(r.detail, detail);
 	assert_int_equal(a.nops, 0);
 	assert_memory_equal(img, copy, len);
+	last_flags = r.flags;
 }
 
 static void test_size_rules(void **state)
@@ -223,6 +226,11 @@ static void test_hostile_headers(void **state)
 		}
 		print_message("%s\n", b->what);
 		refused(img, IMG_LEN, 2 * G, 0, 0, b->err, b->detail);
+		/* qemu's open refuses all but these two (it opens the backing
+		 * file; it repairs an image that needs a check) */
+		assert_int_equal((last_flags & INSTAR_RESULT_OPEN) != 0,
+				 b->err != INSTAR_ERR_REQUIRES_CHECK &&
+				     !(b->off == 16 && b->v == 0x1));
 	}
 	/* A header size so large that header bytes overflow 32 bits: the L1
 	 * table then lies inside the "header" first (qemu's order). */
@@ -236,9 +244,15 @@ static void test_hostile_headers(void **state)
 	put_le32(img + 60, 8);
 	refused(img, IMG_LEN, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED,
 		"QED backing filename offset is invalid");
-	/* Shorter than a header. */
+	/* Shorter than a header: zeros past the end, as qemu reads it (here
+	 * the L1 table lies past the end). */
 	build(img);
-	refused(img, 63, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "Image not in QED format");
+	refused(img, 63, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "QED table offset is invalid");
+	assert_true(last_flags & INSTAR_RESULT_OPEN);
+	refused(img, 3, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "QED cluster size is invalid");
+	assert_true(last_flags & INSTAR_RESULT_OPEN); /* "QED" and a zero: the magic */
+	refused(img, 2, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "Image not in QED format");
+	assert_true(last_flags & INSTAR_RESULT_OPEN);
 }
 
 /* One run with a given read failure mode and expected old size; the ops

@@ -642,35 +642,36 @@ struct hostile {
 	uint32_t off; /* 0: no header change */
 	uint32_t val;
 	int err;
+	bool open; /* qemu's vdi_open refuses it: its words, INSTAR_RESULT_OPEN */
 };
 
 static void test_hostile(void **state)
 {
 	static const struct hostile cases[] = {
-	    {"signature", 0x40, 0, INSTAR_ERR_PARSE_FAILED},
-	    {"version 1.0", 0x44, 0x00010000, INSTAR_ERR_UNSUPPORTED_SUBFORMAT},
-	    {"undo type", 0x4c, 3, INSTAR_ERR_UNSUPPORTED_SUBFORMAT},
-	    {"differencing type", 0x4c, 4, INSTAR_ERR_UNSUPPORTED_SUBFORMAT},
-	    {"parent uuid", 0x1b8, 1, INSTAR_ERR_UNSUPPORTED_SUBFORMAT},
-	    {"link uuid", 0x1a8, 1, INSTAR_ERR_UNSUPPORTED_SUBFORMAT},
-	    {"sector size", 0x168, 4096, INSTAR_ERR_UNSUPPORTED_FEATURE},
-	    {"block size", 0x178, 4096, INSTAR_ERR_UNSUPPORTED_FEATURE},
-	    {"block extra", 0x17c, 512, INSTAR_ERR_UNSUPPORTED_FEATURE},
-	    {"header size small", 0x48, 0x100, INSTAR_ERR_CORRUPT},
-	    {"header size large", 0x48, 0x1000, INSTAR_ERR_CORRUPT},
-	    {"map in the header", 0x154, 0, INSTAR_ERR_CORRUPT},
-	    {"map unaligned", 0x154, 600, INSTAR_ERR_CORRUPT},
-	    {"data unaligned", 0x158, 1030, INSTAR_ERR_CORRUPT},
-	    {"map overlaps data", 0x158, 512, INSTAR_ERR_CORRUPT},
-	    {"data past the file", 0x158, 0x40000000, INSTAR_ERR_CORRUPT},
-	    {"blocks too few", 0x180, 9, INSTAR_ERR_CORRUPT},
-	    {"blocks beyond qemu's limit", 0x180, 0x40000000, INSTAR_ERR_CORRUPT},
-	    {"allocated > blocks", 0x184, 11, INSTAR_ERR_CORRUPT},
-	    {"allocated past the file", 0x184, 10, INSTAR_ERR_CORRUPT},
-	    {"allocated beyond the limit", 0x184, 0x40001000, INSTAR_ERR_CORRUPT},
-	    {"entry past blocks_allocated", 512 + 4 * 5, 4, INSTAR_ERR_CORRUPT},
-	    {"entry far out", 512 + 4 * 5, 0x7fffffff, INSTAR_ERR_CORRUPT},
-	    {"duplicate entry", 512 + 4 * 5, 2, INSTAR_ERR_CORRUPT},
+	    {"signature", 0x40, 0, INSTAR_ERR_PARSE_FAILED, true},
+	    {"version 1.0", 0x44, 0x00010000, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, true},
+	    {"undo type", 0x4c, 3, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, false},
+	    {"differencing type", 0x4c, 4, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, false},
+	    {"parent uuid", 0x1b8, 1, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, true},
+	    {"link uuid", 0x1a8, 1, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, true},
+	    {"sector size", 0x168, 4096, INSTAR_ERR_UNSUPPORTED_FEATURE, true},
+	    {"block size", 0x178, 4096, INSTAR_ERR_UNSUPPORTED_FEATURE, true},
+	    {"block extra", 0x17c, 512, INSTAR_ERR_UNSUPPORTED_FEATURE, false},
+	    {"header size small", 0x48, 0x100, INSTAR_ERR_CORRUPT, false},
+	    {"header size large", 0x48, 0x1000, INSTAR_ERR_CORRUPT, false},
+	    {"map in the header", 0x154, 0, INSTAR_ERR_CORRUPT, false},
+	    {"map unaligned", 0x154, 600, INSTAR_ERR_CORRUPT, true},
+	    {"data unaligned", 0x158, 1030, INSTAR_ERR_CORRUPT, true},
+	    {"map overlaps data", 0x158, 512, INSTAR_ERR_CORRUPT, false},
+	    {"data past the file", 0x158, 0x40000000, INSTAR_ERR_CORRUPT, false},
+	    {"blocks too few", 0x180, 9, INSTAR_ERR_CORRUPT, true},
+	    {"blocks beyond qemu's limit", 0x180, 0x40000000, INSTAR_ERR_CORRUPT, true},
+	    {"allocated > blocks", 0x184, 11, INSTAR_ERR_CORRUPT, false},
+	    {"allocated past the file", 0x184, 10, INSTAR_ERR_CORRUPT, false},
+	    {"allocated beyond the limit", 0x184, 0x40001000, INSTAR_ERR_CORRUPT, false},
+	    {"entry past blocks_allocated", 512 + 4 * 5, 4, INSTAR_ERR_CORRUPT, false},
+	    {"entry far out", 512 + 4 * 5, 0x7fffffff, INSTAR_ERR_CORRUPT, false},
+	    {"duplicate entry", 512 + 4 * 5, 2, INSTAR_ERR_CORRUPT, false},
 	};
 	uint64_t sizes[] = {300 * MiB, 5 * MiB, 10 * MiB + 512};
 
@@ -690,6 +691,10 @@ static void test_hostile(void **state)
 			assert_int_equal(n, 0);
 			assert_non_null(memchr(res.detail, '\0', sizeof(res.detail)));
 			assert_true(res.detail[0] != '\0');
+			assert_int_equal((res.flags & INSTAR_RESULT_OPEN) != 0, cases[i].open);
+			assert_true(!cases[i].open ||
+				    !strncmp(res.detail, "unsupported VDI image (", 23) ||
+				    !strncmp(res.detail, "Image not in VDI format", 23));
 			img_free(&m);
 		}
 	}
@@ -741,10 +746,13 @@ static void test_hostile_sizes(void **state)
 	assert_int_equal(res.old_virtual_size, 10 * MiB - 512);
 	img_free(&m);
 
-	/* file shorter than the header, than the allocated blocks */
+	/* file shorter than the header (read as qemu reads it: zeros past the
+	 * end), than the allocated blocks */
 	build(&m, &dyn10);
 	assert_int_equal(plan_on(&m, 300, 20 * MiB, 0, UINT32_MAX, &res, &n),
-			 INSTAR_ERR_PARSE_FAILED);
+			 INSTAR_ERR_UNSUPPORTED_FEATURE);
+	assert_string_equal(res.detail, "unsupported VDI image (sector size 0 is not 512)");
+	assert_true(res.flags & INSTAR_RESULT_OPEN);
 	assert_int_equal(plan_on(&m, m.len - 512, 20 * MiB, 0, UINT32_MAX, &res, &n),
 			 INSTAR_ERR_CORRUPT);
 	assert_int_equal(n, 0);
