@@ -112,11 +112,10 @@ static int vdi_parse(struct vdi *v)
 	const uint8_t *h = v->hdr;
 	uint32_t hsize;
 	uint64_t disk;
-	char msg[INSTAR_DETAIL_MAX];
-	int r;
-
 	uint32_t n =
 	    v->file_size < INSTAR_VDI_HEADER_LEN ? (uint32_t)v->file_size : INSTAR_VDI_HEADER_LEN;
+	char msg[INSTAR_DETAIL_MAX];
+	int r;
 
 	plan_memset(v->hdr, 0, INSTAR_VDI_HEADER_LEN);
 	r = n ? plan_read(v->io, 0, v->hdr, n) : 0;

@@ -44,6 +44,9 @@ mk && truncate -s 4096 i.img && same "file cut before the L1 table"
 mk && truncate -s 32 i.img && same "file shorter than the header"
 mk table_size=1 && same "table size 1 (qemu-img creates it, cannot open it)"
 mk && w32 12 4 && same "header size covers the L1 table"
+# header_size * cluster_size past 32 bits: qemu counts the header's bytes
+# in 64 bits, so the L1 table at 64 KiB lies inside it
+mk && w32 12 0x10000 && same "header size past 32 bits"
 # header_size * cluster_size past 32 bits: the L1 table must lie past it
 # (4 GiB) to reach this check; the file is sparse
 mk && w32 12 0x10000 && w64 40 $((4 << 30)) && truncate -s $(((4 << 30) + (1 << 20))) i.img &&
