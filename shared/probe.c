@@ -989,9 +989,26 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 	} else if (str_eq(drv, "vmdk")) {
 		vmdk_open_error(in, b, m, cap, &pos);
 	} else if (str_eq(drv, "vpc")) {
+		/* the footer qemu reads, its checksum and size (vhd_size.h); the
+		 * rest is the guest's */
+		const char *msg;
+
 		t = in->file_size >= SECTOR ? win(in, in->file_size - SECTOR, SECTOR) : NULL;
-		if (!bytes_eq(b, "conectix", 8) && !(t && bytes_eq(t, "conectix", 8)))
-			put_str(m, cap, &pos, "invalid VPC image");
+		if (in->file_size < SECTOR || t) {
+			switch (instar_vhd_footer_open(b, t, &msg)) {
+			case INSTAR_VHD_FOOTER_REFUSED:
+				put_str(m, cap, &pos, msg);
+				break;
+			case INSTAR_VHD_FOOTER_TOO_LARGE:
+				/* -EFBIG without a message: the block layer's */
+				put_str(m, cap, &pos, "Could not open '");
+				put_str(m, cap, &pos, in->name ? in->name : "");
+				put_str(m, cap, &pos, "': File too large");
+				break;
+			default:
+				break;
+			}
+		}
 	} else if (str_eq(drv, "vhdx")) {
 		if (!bytes_eq(b, "vhdxfile", 8)) {
 			/* the driver fails without a message: the block layer's */

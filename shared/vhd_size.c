@@ -112,3 +112,57 @@ int instar_vhd_resize_size(const uint8_t *footer, uint64_t req, uint64_t *ret_si
 	}
 	return -2;
 }
+
+uint32_t instar_vhd_checksum(const uint8_t *b, uint32_t len, uint32_t csum_off)
+{
+	uint32_t sum = 0;
+
+	for (uint32_t i = 0; i < len; i++)
+		if (i < csum_off || i >= csum_off + 4)
+			sum += b[i];
+	return ~sum;
+}
+
+static bool vs_cookie(const uint8_t *f)
+{
+	static const char c[8] = "conectix";
+
+	for (unsigned i = 0; i < 8; i++)
+		if (f[i] != (uint8_t)c[i])
+			return false;
+	return true;
+}
+
+enum instar_vhd_footer_pick instar_vhd_footer_open(const uint8_t *first, const uint8_t *last,
+						   const char **ret_msg)
+{
+	enum instar_vhd_footer_pick pick = INSTAR_VHD_FOOTER_FIRST;
+	const uint8_t *f = first;
+	uint32_t type = get_be32(first + INSTAR_VHD_F_TYPE);
+
+	*ret_msg = 0;
+	if (!vs_cookie(first)) {
+		if (!last) {
+			*ret_msg = "File too small for a VHD header";
+			return INSTAR_VHD_FOOTER_REFUSED;
+		}
+		if (!vs_cookie(last) ||
+		    get_be32(last + INSTAR_VHD_F_TYPE) != INSTAR_VHD_TYPE_FIXED) {
+			*ret_msg = "invalid VPC image";
+			return INSTAR_VHD_FOOTER_REFUSED;
+		}
+		pick = INSTAR_VHD_FOOTER_LAST;
+	} else if (type != INSTAR_VHD_TYPE_DYNAMIC && type != INSTAR_VHD_TYPE_DIFF && last &&
+		   vs_cookie(last)) {
+		pick = INSTAR_VHD_FOOTER_LAST; /* instar's difference */
+	}
+	if (pick == INSTAR_VHD_FOOTER_LAST)
+		f = last;
+	if (get_be32(f + INSTAR_VHD_F_CSUM) != instar_vhd_checksum(f, 512, INSTAR_VHD_F_CSUM)) {
+		*ret_msg = "Incorrect header checksum";
+		return INSTAR_VHD_FOOTER_REFUSED;
+	}
+	if (instar_vhd_virtual_size(f) > INSTAR_VHD_MAX_SECTORS * INSTAR_VHD_SECTOR)
+		return INSTAR_VHD_FOOTER_TOO_LARGE;
+	return pick;
+}

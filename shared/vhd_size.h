@@ -76,4 +76,34 @@ void instar_vhd_geometry(uint64_t sectors, struct instar_vhd_chs *ret);
 int instar_vhd_resize_size(const uint8_t *footer, uint64_t request, uint64_t *ret_size,
 			   struct instar_vhd_chs *ret_chs);
 
+/* The VHD checksum of len bytes: the one's complement of their byte sum,
+ * the 4 bytes at csum_off left out (footer: 512 @64, dynamic header: 1024
+ * @36). */
+uint32_t instar_vhd_checksum(const uint8_t *b, uint32_t len, uint32_t csum_off);
+
+#define INSTAR_VHD_TYPE_FIXED 2u
+#define INSTAR_VHD_TYPE_DYNAMIC 3u
+#define INSTAR_VHD_TYPE_DIFF 4u
+#define INSTAR_VHD_F_TYPE 60
+#define INSTAR_VHD_F_CSUM 64
+
+/* Which footer opens the image: qemu 7.2's vpc_open (block/vpc.c) reads
+ * the first sector when it begins with "conectix", else the last one, which
+ * must then say "conectix" and type fixed; the footer it reads must have a
+ * good checksum and a size of at most INSTAR_VHD_MAX_SECTORS sectors.
+ * instar's one difference: a first sector with the cookie but a type other
+ * than dynamic or differencing (a fixed disk whose data begins with a
+ * footer) gives way to the last sector when that has the cookie.
+ * first: the file's first 512 bytes (zeros past its end); last: its last
+ * 512, NULL when the file is shorter. */
+enum instar_vhd_footer_pick {
+	INSTAR_VHD_FOOTER_FIRST,
+	INSTAR_VHD_FOOTER_LAST,
+	INSTAR_VHD_FOOTER_REFUSED,  /* *ret_msg: qemu's words */
+	INSTAR_VHD_FOOTER_TOO_LARGE /* -EFBIG without a message: qemu says
+				      "Could not open 'FILE': File too large" */
+};
+enum instar_vhd_footer_pick instar_vhd_footer_open(const uint8_t *first, const uint8_t *last,
+						   const char **ret_msg);
+
 #endif

@@ -88,20 +88,12 @@ static int vhd_fail(struct vhd *v, int err, const char *msg)
 	return err;
 }
 
-static uint32_t vhd_checksum(const uint8_t *b, uint32_t len, uint32_t csum_off)
+/* A failure of the image's open (INSTAR_RESULT_OPEN): qemu-img prints it
+ * as "Could not open 'NAME': MSG". */
+static int vhd_open_fail(struct vhd *v, int err, const char *msg)
 {
-	uint32_t sum = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		if (i < csum_off || i >= csum_off + 4)
-			sum += b[i];
-	return ~sum;
-}
-
-static bool vhd_footer_valid(const uint8_t *f)
-{
-	return plan_memcmp(f, "conectix", 8) == 0 &&
-	       get_be32(f + VF_CSUM) == vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM);
+	v->ret->flags |= INSTAR_RESULT_OPEN;
+	return vhd_fail(v, err, msg);
 }
 
 /* Rounds a request to what the footer can express (vhd_size.h); fills CHS. */
@@ -129,7 +121,7 @@ static void vhd_footer_set(uint8_t *f, const uint8_t *old, uint64_t size,
 	f[VF_HEADS] = (uint8_t)g->heads;
 	f[VF_SPT] = (uint8_t)g->spt;
 	put_be32(f + VF_CSUM, 0);
-	put_be32(f + VF_CSUM, vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
+	put_be32(f + VF_CSUM, instar_vhd_checksum(f, VHD_FOOTER_LEN, VF_CSUM));
 }
 
 static bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -137,84 +129,186 @@ static bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t b
 	return a < b + blen && b < a + alen;
 }
 
-static int vhd_parse(struct vhd *v)
+/* Reads [off, off + len) as qemu does: zeros past the end of the file. */
+static int vhd_read_z(struct vhd *v, uint64_t off, uint8_t *b, uint32_t len)
 {
-	const struct plan_io *io = v->io;
-	uint8_t *f = v->footer;
-	uint64_t eof_footer;
+	uint32_t n = 0;
+
+	if (off < v->file_size)
+		n = v->file_size - off < len ? (uint32_t)(v->file_size - off) : len;
+	plan_memset(b + n, 0, len - n);
+	return n ? plan_read(v->io, off, b, n) : 0;
+}
+
+/* qemu's largest request end (BDRV_MAX_LENGTH: INT64_MAX down to 1 GiB):
+ * a read ending past it fails. */
+#define VHD_QEMU_IO_MAX (0x7fffffffffffffffull & ~((1ull << 30) - 1))
+
+/* The dynamic header and block table checks of qemu 7.2's vpc_open, in its
+ * order and words: the header read ("Error reading dynamic VHD header":
+ * past qemu's largest offset; past the end of the file it reads zeros),
+ * its magic, the block size, the table's size, the table read, and the end
+ * of the table and of every block against the file's length. */
+static int vhd_open_dynamic(struct vhd *v)
+{
+	uint64_t doff = get_be64(v->footer + VF_DATA_OFF), toff, tsize, end;
+	uint32_t bs, mte, bitmap;
+	struct plan_msg m = {.n = 0};
 	int r;
 
-	if (v->file_size < VHD_FOOTER_LEN || v->file_size % VHD_SECTOR)
-		return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "vhd file size is not whole sectors");
-	eof_footer = v->file_size - VHD_FOOTER_LEN;
-	/* Like qemu: a footer copy at offset 0 marks a dynamic disk. */
-	r = plan_read(io, 0, f, VHD_FOOTER_LEN);
+	if (doff > VHD_QEMU_IO_MAX - VHD_DYN_LEN)
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "Error reading dynamic VHD header");
+	r = vhd_read_z(v, doff, v->dyn, VHD_DYN_LEN);
 	if (r)
 		return r;
-	v->dynamic =
-	    plan_memcmp(f, "conectix", 8) == 0 &&
-	    (get_be32(f + VF_TYPE) == VHD_TYPE_DYNAMIC || get_be32(f + VF_TYPE) == VHD_TYPE_DIFF);
-	if (!v->dynamic || !vhd_footer_valid(f)) {
-		r = plan_read(io, eof_footer, f, VHD_FOOTER_LEN);
+	if (plan_memcmp(v->dyn, "cxsparse", 8) != 0)
+		return vhd_open_fail(v, INSTAR_ERR_PARSE_FAILED, "Invalid header magic");
+	bs = get_be32(v->dyn + VD_BLOCK_SIZE);
+	if (bs < VHD_SECTOR || (bs & (bs - 1))) {
+		plan_msg_str(&m, "Invalid block size ");
+		plan_msg_dec(&m, bs);
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, m.b);
+	}
+	/* qemu's "Too many blocks" (size / block size above 2^32 - 1) cannot
+	 * happen below the 2040 GiB limit. */
+	mte = get_be32(v->dyn + VD_MTE);
+	if ((uint64_t)mte * bs < v->old_size)
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "Page table too small");
+	if (mte > 0x7fffffffu / 4) {
+		/* printed as a signed 32-bit number */
+		plan_msg_str(&m, "Max Table Entries too large (");
+		if (mte > 0x7fffffffu) {
+			plan_msg_str(&m, "-");
+			plan_msg_dec(&m, 0x100000000ull - mte);
+		} else {
+			plan_msg_dec(&m, mte);
+		}
+		plan_msg_str(&m, ")");
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, m.b);
+	}
+	tsize = (uint64_t)mte * 4;
+	toff = get_be64(v->dyn + VD_TABLE_OFF);
+	if (toff > VHD_QEMU_IO_MAX - tsize)
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "Error reading pagetable");
+	/* The first free byte after the table and every block (with qemu's
+	 * bitmap size: none below 4 KiB blocks) must lie within the file. */
+	bitmap = ((bs / (8 * VHD_SECTOR)) + VHD_SECTOR - 1) & ~(VHD_SECTOR - 1);
+	end = toff + tsize;
+	for (uint64_t i = 0; end <= v->file_size && i < mte; i += VHD_CHUNK_ENTRIES) {
+		uint32_t n = mte - i < VHD_CHUNK_ENTRIES ? (uint32_t)(mte - i) : VHD_CHUNK_ENTRIES;
+
+		r = plan_read(v->io, toff + i * 4, v->chunk, n * 4);
 		if (r)
 			return r;
-		if (plan_memcmp(f, "conectix", 8) != 0)
-			return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhd footer");
-		if (!vhd_footer_valid(f))
-			return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd footer checksum mismatch");
-		if (v->dynamic && get_be32(f + VF_TYPE) == VHD_TYPE_FIXED)
-			return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd footer copies disagree");
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t e = get_be32(v->chunk + 4 * k);
+
+			if (e != VHD_BAT_FREE && (uint64_t)e * VHD_SECTOR + bitmap + bs > end)
+				end = (uint64_t)e * VHD_SECTOR + bitmap + bs;
+		}
 	}
+	if ((end + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR > v->file_size)
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
+				     "block-vpc: free_data_block_offset points after the end of "
+				     "file. The image has been truncated.");
+	return 0;
+}
+
+/* qemu 7.2's open first (vhd_size.h's footer rule, then vhd_open_dynamic
+ * when the footer is the first sector's, which qemu reads as a dynamic
+ * disk's whatever its type), then what instar refuses beyond qemu, as
+ * failed opens too: a length not in whole sectors, a footer whose type does
+ * not fit where it lies, a fixed disk shorter than its size, a dynamic
+ * header with a bad checksum or out of place, a table beyond instar's limit
+ * (the largest disk's), outside the file or over its header. A
+ * differencing disk is refused, not as a failed open. */
+static int vhd_parse(struct vhd *v)
+{
+	uint8_t *f = v->footer, *last = v->dyn; /* the last sector, until copied */
+	enum instar_vhd_footer_pick pick;
+	uint64_t eof_footer;
+	const char *msg;
+	int r;
+
+	r = vhd_read_z(v, 0, f, VHD_FOOTER_LEN);
+	if (!r && v->file_size >= VHD_FOOTER_LEN)
+		r = plan_read(v->io, v->file_size - VHD_FOOTER_LEN, last, VHD_FOOTER_LEN);
+	if (r)
+		return r;
+	pick = instar_vhd_footer_open(f, v->file_size >= VHD_FOOTER_LEN ? last : 0, &msg);
+	switch (pick) {
+	case INSTAR_VHD_FOOTER_REFUSED:
+		/* a checksum is corrupt; no footer where qemu looks is a parse */
+		return vhd_open_fail(v,
+				     plan_memcmp(msg, "Incorrect", 9) == 0
+					 ? INSTAR_ERR_CORRUPT
+					 : INSTAR_ERR_PARSE_FAILED,
+				     msg);
+	case INSTAR_VHD_FOOTER_TOO_LARGE:
+		/* the host's probe says qemu's words, which name the file */
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd size beyond 2040 GiB");
+	case INSTAR_VHD_FOOTER_LAST:
+		plan_memcpy(f, last, VHD_FOOTER_LEN);
+		break;
+	default:
+		break;
+	}
+	v->old_size = instar_vhd_virtual_size(f);
+	if (pick == INSTAR_VHD_FOOTER_FIRST) {
+		r = vhd_open_dynamic(v);
+		if (r)
+			return r;
+	}
+
+	/* beyond qemu */
+	if (v->file_size % VHD_SECTOR)
+		return vhd_open_fail(v, INSTAR_ERR_PARSE_FAILED,
+				     "vhd file size is not whole sectors");
+	eof_footer = v->file_size - VHD_FOOTER_LEN;
 	switch (get_be32(f + VF_TYPE)) {
 	case VHD_TYPE_FIXED:
+		if (pick == INSTAR_VHD_FOOTER_FIRST)
+			return vhd_open_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhd footer");
 		v->dynamic = false;
 		break;
 	case VHD_TYPE_DYNAMIC:
+		if (pick != INSTAR_VHD_FOOTER_FIRST)
+			return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd footer copies disagree");
 		v->dynamic = true;
 		break;
 	case VHD_TYPE_DIFF:
 		return vhd_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "differencing vhd");
 	default:
-		return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "unknown vhd disk type");
+		return vhd_open_fail(v, INSTAR_ERR_PARSE_FAILED, "unknown vhd disk type");
 	}
-	v->old_size = instar_vhd_virtual_size(f);
-	if (v->old_size > VHD_MAX_SECTORS * VHD_SECTOR)
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd size beyond 2040 GiB");
 	if (!v->dynamic) {
 		if (v->old_size > eof_footer)
-			return vhd_fail(v, INSTAR_ERR_CORRUPT, "fixed vhd shorter than its size");
+			return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
+					     "fixed vhd shorter than its size");
 		return 0;
 	}
 
 	v->data_offset = get_be64(f + VF_DATA_OFF);
+	if (get_be32(v->dyn + VD_CSUM) != instar_vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM))
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd dynamic header checksum mismatch");
 	if (v->data_offset < VHD_FOOTER_LEN || v->data_offset % VHD_SECTOR ||
 	    v->data_offset > eof_footer || eof_footer - v->data_offset < VHD_DYN_LEN)
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd dynamic header offset out of range");
-	r = plan_read(io, v->data_offset, v->dyn, VHD_DYN_LEN);
-	if (r)
-		return r;
-	if (plan_memcmp(v->dyn, "cxsparse", 8) != 0)
-		return vhd_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhd dynamic header");
-	if (get_be32(v->dyn + VD_CSUM) != vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM))
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd dynamic header checksum mismatch");
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
+				     "vhd dynamic header offset out of range");
 	v->table_offset = get_be64(v->dyn + VD_TABLE_OFF);
 	v->mte = get_be32(v->dyn + VD_MTE);
 	v->block_size = get_be32(v->dyn + VD_BLOCK_SIZE);
-	if (v->block_size < VHD_SECTOR || (v->block_size & (v->block_size - 1)))
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block size is not a power of two");
 	/* bitmap: one bit per sector, padded to a sector */
 	v->bitmap_size =
 	    (v->block_size / VHD_SECTOR + 8 * VHD_SECTOR - 1) / (8 * VHD_SECTOR) * VHD_SECTOR;
-	if ((uint64_t)v->mte * v->block_size < v->old_size)
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block table too small for the disk");
 	if ((uint64_t)v->mte > VHD_MAX_SECTORS * VHD_SECTOR / v->block_size)
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd max_table_entries too large");
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd max_table_entries too large");
 	v->bat_bytes = ((uint64_t)v->mte * 4 + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR;
 	if (v->table_offset < VHD_FOOTER_LEN || v->table_offset % VHD_SECTOR ||
 	    v->table_offset > eof_footer || eof_footer - v->table_offset < v->bat_bytes)
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block table outside the file");
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd block table outside the file");
 	if (vhd_ranges_overlap(v->table_offset, v->bat_bytes, v->data_offset, VHD_DYN_LEN))
-		return vhd_fail(v, INSTAR_ERR_CORRUPT, "vhd block table overlaps its header");
+		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "vhd block table overlaps its header");
 	return 0;
 }
 
@@ -263,12 +357,12 @@ static int vhd_scan(struct vhd *v, uint64_t min_size)
 			off = (uint64_t)e * VHD_SECTOR;
 			end = off + span;
 			if (off < VHD_FOOTER_LEN || end > limit)
-				return vhd_fail(v, INSTAR_ERR_CORRUPT,
-						"vhd block outside the file");
+				return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
+						     "vhd block outside the file");
 			if (vhd_ranges_overlap(off, span, v->data_offset, VHD_DYN_LEN) ||
 			    vhd_ranges_overlap(off, span, v->table_offset, v->bat_bytes))
-				return vhd_fail(v, INSTAR_ERR_CORRUPT,
-						"vhd block overlaps the metadata");
+				return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
+						     "vhd block overlaps the metadata");
 			if (i < v->keep && end > v->kept_end)
 				v->kept_end = end;
 			if (i == cut && min_size % v->block_size) {
@@ -460,7 +554,7 @@ static int vhd_write_header(struct vhd *v, uint64_t table_offset, uint32_t mte)
 {
 	put_be64(v->dyn + VD_TABLE_OFF, table_offset);
 	put_be32(v->dyn + VD_MTE, mte);
-	put_be32(v->dyn + VD_CSUM, vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM));
+	put_be32(v->dyn + VD_CSUM, instar_vhd_checksum(v->dyn, VHD_DYN_LEN, VD_CSUM));
 	/* every changed field lies in the first sector */
 	return plan_write(v->p, v->data_offset, v->dyn, VHD_SECTOR);
 }
