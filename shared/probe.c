@@ -992,10 +992,15 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 		/* the footer qemu reads, its checksum and size (vhd_size.h); the
 		 * rest is the guest's */
 		const char *msg;
+		uint8_t last[SECTOR] = {0};
+		uint64_t lo = (in->file_size + SECTOR - 1) / SECTOR * SECTOR - SECTOR;
 
-		t = in->file_size >= SECTOR ? win(in, in->file_size - SECTOR, SECTOR) : NULL;
-		if (in->file_size < SECTOR || t) {
-			switch (instar_vhd_footer_open(b, t, &msg)) {
+		/* qemu's file length is in whole sectors, zeros past the end */
+		t = in->file_size ? win(in, lo, in->file_size - lo) : NULL;
+		for (uint64_t i = 0; t && i < in->file_size - lo; i++)
+			last[i] = t[i];
+		if (!in->file_size || t) {
+			switch (instar_vhd_footer_open(b, t ? last : NULL, &msg)) {
 			case INSTAR_VHD_FOOTER_REFUSED:
 				put_str(m, cap, &pos, msg);
 				break;

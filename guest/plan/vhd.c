@@ -140,6 +140,12 @@ static int vhd_read_z(struct vhd *v, uint64_t off, uint8_t *b, uint32_t len)
 	return n ? plan_read(v->io, off, b, n) : 0;
 }
 
+/* The file's length as qemu's block layer gives it: in whole sectors. */
+static uint64_t vhd_qemu_length(const struct vhd *v)
+{
+	return (v->file_size + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR;
+}
+
 /* qemu's largest request end (BDRV_MAX_LENGTH: INT64_MAX down to 1 GiB):
  * a read ending past it fails. */
 #define VHD_QEMU_IO_MAX (0x7fffffffffffffffull & ~((1ull << 30) - 1))
@@ -194,10 +200,10 @@ static int vhd_open_dynamic(struct vhd *v)
 	 * bitmap size: none below 4 KiB blocks) must lie within the file. */
 	bitmap = ((bs / (8 * VHD_SECTOR)) + VHD_SECTOR - 1) & ~(VHD_SECTOR - 1);
 	end = toff + tsize;
-	for (uint64_t i = 0; end <= v->file_size && i < mte; i += VHD_CHUNK_ENTRIES) {
+	for (uint64_t i = 0; end <= vhd_qemu_length(v) && i < mte; i += VHD_CHUNK_ENTRIES) {
 		uint32_t n = mte - i < VHD_CHUNK_ENTRIES ? (uint32_t)(mte - i) : VHD_CHUNK_ENTRIES;
 
-		r = plan_read(v->io, toff + i * 4, v->chunk, n * 4);
+		r = vhd_read_z(v, toff + i * 4, v->chunk, n * 4);
 		if (r)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
@@ -207,7 +213,7 @@ static int vhd_open_dynamic(struct vhd *v)
 				end = (uint64_t)e * VHD_SECTOR + bitmap + bs;
 		}
 	}
-	if ((end + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR > v->file_size)
+	if ((end + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR > vhd_qemu_length(v))
 		return vhd_open_fail(v, INSTAR_ERR_CORRUPT,
 				     "block-vpc: free_data_block_offset points after the end of "
 				     "file. The image has been truncated.");
@@ -230,12 +236,13 @@ static int vhd_parse(struct vhd *v)
 	const char *msg;
 	int r;
 
+	/* qemu's file length is in whole sectors, zeros past the end */
 	r = vhd_read_z(v, 0, f, VHD_FOOTER_LEN);
-	if (!r && v->file_size >= VHD_FOOTER_LEN)
-		r = plan_read(v->io, v->file_size - VHD_FOOTER_LEN, last, VHD_FOOTER_LEN);
+	if (!r && v->file_size)
+		r = vhd_read_z(v, vhd_qemu_length(v) - VHD_FOOTER_LEN, last, VHD_FOOTER_LEN);
 	if (r)
 		return r;
-	pick = instar_vhd_footer_open(f, v->file_size >= VHD_FOOTER_LEN ? last : 0, &msg);
+	pick = instar_vhd_footer_open(f, v->file_size ? last : 0, &msg);
 	switch (pick) {
 	case INSTAR_VHD_FOOTER_REFUSED:
 		/* a checksum is corrupt; no footer where qemu looks is a parse */
