@@ -299,7 +299,13 @@ _Static_assert(sizeof(struct instar_resize_config) == 120, "config layout");
  * qemu-img prints such a detail as "Could not open 'NAME': DETAIL". Only
  * with an error. */
 #define INSTAR_RESULT_OPEN (1u << 0)
-#define INSTAR_RESULT_KNOWN INSTAR_RESULT_OPEN
+/* With INSTAR_RESULT_OPEN: the driver failed without a message of its own
+ * and the detail is the errno's text ("Invalid argument"), which qemu's
+ * block layer prints as "Could not open 'FILE': DETAIL", FILE the image
+ * file's name (also under --image-opts); qemu-img then prints
+ * "Could not open 'NAME': Could not open 'FILE': DETAIL". */
+#define INSTAR_RESULT_OPEN_ERRNO (1u << 1)
+#define INSTAR_RESULT_KNOWN (INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO)
 struct instar_resize_result {
 	uint32_t error;			/* OUT: enum instar_err */
 	uint32_t action;		/* OUT: enum instar_action */

@@ -1,7 +1,8 @@
 /* vmm/cli_guest.c — the CLI's message for a failed guest result: qemu-img's
  * words where qemu has them, the guest's detail (escaped by cli_error, as
  * every line), "Could not open 'NAME': " before the detail of a failed open
- * of the image (INSTAR_RESULT_OPEN). */
+ * of the image (INSTAR_RESULT_OPEN), and the block layer's "Could not open
+ * 'FILE': " before an errno's text (INSTAR_RESULT_OPEN_ERRNO). */
 #include <stdint.h>
 #include <string.h>
 
@@ -30,7 +31,11 @@ void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint
 	/* the driver's open failed: qemu-img's "Could not open 'NAME': DETAIL",
 	 * NAME as the command line gave it (--image-opts: the option string) */
 	if ((gr->flags & INSTAR_RESULT_OPEN) && detail[0]) {
-		cli_error(c, gr->error, 0, "Could not open '%s': %s", display, detail);
+		if (gr->flags & INSTAR_RESULT_OPEN_ERRNO)
+			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
+				  display, f, detail);
+		else
+			cli_error(c, gr->error, 0, "Could not open '%s': %s", display, detail);
 		return;
 	}
 	switch (gr->error) {

@@ -68,6 +68,9 @@ struct vhdx {
 	uint64_t kept_end; /* end of everything that stays */
 	bool tail_alloc;
 	uint64_t tail_off, tail_len;
+	/* what qemu's open reads (vhdx_qemu_open) */
+	uint64_t q_log_off, q_bat_off, q_md_off, q_size;
+	uint32_t q_log_len, q_bat_len, q_bs, q_lss, q_nregions;
 };
 
 static int vhdx_fail(struct vhdx *v, int err, const char *msg)
@@ -143,6 +146,293 @@ static void vhdx_guid_next(uint8_t *g, uint64_t seq, uint64_t size, uint32_t sal
 	g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
 }
 
+/* ---- qemu 7.2's vhdx_open (block/vhdx.c, vhdx-log.c), in its order ---- */
+
+/* A failure of the image's open (INSTAR_RESULT_OPEN) in qemu's words. */
+static int vhdx_open_fail(struct vhdx *v, int err, const char *msg)
+{
+	v->ret->flags |= INSTAR_RESULT_OPEN;
+	return vhdx_fail(v, err, msg);
+}
+
+/* qemu's driver fails without a message: the block layer names the file
+ * before the errno's text (INSTAR_RESULT_OPEN_ERRNO). */
+static int vhdx_open_errno(struct vhdx *v, int err, const char *text)
+{
+	v->ret->flags |= INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO;
+	return vhdx_fail(v, err, text);
+}
+#define VHDX_EINVAL "Invalid argument"
+#define VHDX_ENOTSUP "Operation not supported"
+#define VHDX_EIO "Input/output error"
+
+/* qemu's largest request end (BDRV_MAX_LENGTH: INT64_MAX down to 1 GiB). */
+#define VHDX_QEMU_IO_MAX (0x7fffffffffffffffull & ~((1ull << 30) - 1))
+
+/* The file's length as qemu's block layer gives it: in whole sectors. */
+static uint64_t vhdx_qemu_length(const struct vhdx *v)
+{
+	return (v->file_size + 511) / 512 * 512;
+}
+
+/* Reads [off, off + len) as qemu does: zeros past the end of the file. */
+static int vhdx_read_z(struct vhdx *v, uint64_t off, uint8_t *b, uint32_t len)
+{
+	uint32_t n = 0;
+
+	if (off < v->file_size)
+		n = v->file_size - off < len ? (uint32_t)(v->file_size - off) : len;
+	plan_memset(b + n, 0, len - n);
+	return n ? plan_read(v->io, off, b, n) : 0;
+}
+
+/* qemu's region overlap test (vhdx_region_check) of [start, start + len)
+ * against the log and region table entries 0..n-1. */
+static bool vhdx_q_overlaps(const struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
+{
+	uint64_t end = start + len;
+
+	if (!(start >= v->q_log_off + v->q_log_len || end <= v->q_log_off))
+		return true;
+	for (uint32_t k = 0; k < n; k++) {
+		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(k);
+		uint64_t s = get_le64(e + 16), l = get_le32(e + 24);
+
+		if (!(start >= s + l || end <= s))
+			return true;
+	}
+	return false;
+}
+
+static bool vhdx_q_header_valid(uint8_t *h)
+{
+	return vhdx_crc_ok(h, VHDX_HDR_LEN) && plan_memcmp(h, "head", 4) == 0 &&
+	       get_le16(h + 66) == 1;
+}
+
+/* The file identifier, the headers (valid: checksum, "head", version 1;
+ * the higher sequence number, or two identical ones) and the log fields
+ * qemu checks before it looks for a log to replay. Leaves the current
+ * header's log in q_log_off, q_log_len. */
+static int vhdx_q_headers(struct vhdx *v)
+{
+	uint8_t *h1 = v->rt, *h2 = v->rt + VHDX_HDR_LEN, *h;
+	bool ok1, ok2;
+	int r = vhdx_read_z(v, 0, h1, 8);
+
+	if (r)
+		return r;
+	if (plan_memcmp(h1, "vhdxfile", 8) != 0)
+		return vhdx_open_errno(v, INSTAR_ERR_PARSE_FAILED, VHDX_EINVAL);
+	r = vhdx_read_z(v, VHDX_HDR1, h1, VHDX_HDR_LEN);
+	if (!r)
+		r = vhdx_read_z(v, VHDX_HDR2, h2, VHDX_HDR_LEN);
+	if (r)
+		return r;
+	ok1 = vhdx_q_header_valid(h1);
+	ok2 = vhdx_q_header_valid(h2);
+	if ((!ok1 && !ok2) || (ok1 && ok2 && get_le64(h1 + 8) == get_le64(h2 + 8) &&
+			       plan_memcmp(h1, h2, VHDX_HDR_LEN) != 0))
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "No valid VHDX header found");
+	h = ok1 && (!ok2 || get_le64(h1 + 8) >= get_le64(h2 + 8)) ? h1 : h2;
+	v->q_log_off = get_le64(h + 72);
+	v->q_log_len = get_le32(h + 68);
+	/* vhdx_parse_log: where the log lies and its version, even without one */
+	if (v->q_log_off < MiB || v->q_log_off % MiB || get_le16(h + 64) != 0)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	if (!vhdx_guid_zero(h + 48) && v->q_log_len % MiB)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	return 0;
+}
+
+/* Region table 1: checksum, signature, count, each entry against the log
+ * and the entries before it, one BAT and one metadata region, no unknown
+ * required region. */
+static int vhdx_q_regions(struct vhdx *v)
+{
+	bool bat = false, md = false;
+	uint32_t n;
+	int r = vhdx_read_z(v, INSTAR_VHDX_RT1, v->rt, INSTAR_VHDX_TABLE_LEN);
+
+	if (r)
+		return r;
+	if (!vhdx_crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN) || plan_memcmp(v->rt, "regi", 4) != 0)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	n = get_le32(v->rt + 8);
+	if (n > INSTAR_VHDX_TABLE_MAX)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(i);
+
+		/* (qemu reports the overlap on a line of its own first) */
+		if (vhdx_q_overlaps(v, get_le64(e + 16), get_le32(e + 24), i))
+			return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_bat)) {
+			if (bat)
+				return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+			bat = true;
+			v->q_bat_off = get_le64(e + 16);
+			v->q_bat_len = get_le32(e + 24);
+		} else if (instar_vhdx_guid_eq(e, instar_vhdx_guid_metadata)) {
+			if (md)
+				return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+			md = true;
+			v->q_md_off = get_le64(e + 16);
+		} else if (get_le32(e + 28) & 1) {
+			return vhdx_open_errno(v, INSTAR_ERR_UNSUPPORTED_FEATURE, VHDX_ENOTSUP);
+		}
+	}
+	if (!bat || !md)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	v->q_nregions = n;
+	return 0;
+}
+
+/* Reads a metadata item's first len bytes where qemu reads them: at the
+ * metadata region plus the entry's offset, unchecked. */
+static int vhdx_q_item(struct vhdx *v, const uint8_t *entry, uint8_t *b, uint32_t len)
+{
+	uint64_t off = v->q_md_off + get_le32(entry + 16);
+
+	if (off > VHDX_QEMU_IO_MAX - len)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
+	return vhdx_read_z(v, off, b, len);
+}
+
+/* The metadata table and the items qemu reads: the five it requires (and
+ * no parent locator), once each, no unknown required item; no parent; the
+ * block size 1-256 MiB and a power of two; a logical sector of 512. */
+static int vhdx_q_metadata(struct vhdx *v)
+{
+	static const uint8_t *const guids[6] = {
+	    instar_vhdx_guid_file_params, instar_vhdx_guid_disk_size,
+	    instar_vhdx_guid_page83,	  instar_vhdx_guid_logical_sector,
+	    instar_vhdx_guid_phys_sector, instar_vhdx_guid_parent_locator};
+	const uint8_t *item[6] = {0};
+	uint8_t b[8];
+	uint32_t n, bs, lss;
+	int r;
+
+	if (v->q_md_off > VHDX_QEMU_IO_MAX - INSTAR_VHDX_TABLE_LEN)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
+	r = vhdx_read_z(v, v->q_md_off, v->mdt, INSTAR_VHDX_TABLE_LEN);
+	if (r)
+		return r;
+	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	n = get_le16(v->mdt + 10);
+	if (n > INSTAR_VHDX_TABLE_MAX)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = v->mdt + INSTAR_VHDX_MD_ENTRY(i);
+		int k = 0;
+
+		while (k < 6 && !instar_vhdx_guid_eq(e, guids[k]))
+			k++;
+		if (k < 6 && item[k])
+			return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+		if (k < 6)
+			item[k] = e;
+		else if (get_le32(e + 24) & 4)
+			return vhdx_open_errno(v, INSTAR_ERR_UNSUPPORTED_FEATURE, VHDX_ENOTSUP);
+	}
+	/* all five, and no parent locator (qemu opens no differencing file) */
+	for (int k = 0; k < 6; k++)
+		if (!item[k] != (k == 5))
+			return vhdx_open_errno(v,
+					       item[5] ? INSTAR_ERR_UNSUPPORTED_SUBFORMAT
+						       : INSTAR_ERR_UNSUPPORTED_FEATURE,
+					       VHDX_ENOTSUP);
+	r = vhdx_q_item(v, item[0], b, 8);
+	if (r)
+		return r;
+	bs = get_le32(b);
+	if (get_le32(b + 4) & 2) /* a parent, but no locator */
+		return vhdx_open_errno(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, VHDX_EINVAL);
+	r = vhdx_q_item(v, item[1], b, 8);
+	if (r)
+		return r;
+	v->q_size = get_le64(b);
+	r = vhdx_q_item(v, item[3], b, 4);
+	if (!r)
+		r = vhdx_q_item(v, item[4], b + 4, 4);
+	if (r)
+		return r;
+	lss = get_le32(b);
+	if (bs < MiB || bs > 256 * MiB)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	/* instar resizes 4096-byte logical sectors too (the spec's other size) */
+	if (lss != 512 && lss != 4096)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_ENOTSUP);
+	/* sectors per block, chunk ratio and block size: powers of two */
+	if (bs & (bs - 1))
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	v->q_bs = bs;
+	v->q_lss = lss;
+	return 0;
+}
+
+/* The BAT: qemu's entry count (its 32-bit arithmetic) within the region, the
+ * region readable, and every fully present payload block inside the file
+ * and clear of the log and the regions (qemu reports each on a line of its
+ * own first). */
+static int vhdx_q_bat(struct vhdx *v)
+{
+	uint64_t cr = ((uint64_t)1 << 23) * v->q_lss / v->q_bs,
+		 total = v->q_size / v->q_lss * v->q_lss;
+	uint32_t cr_bits = 0, blocks, entries;
+	uint64_t payblocks = cr, len = vhdx_qemu_length(v);
+
+	while (((uint64_t)1 << cr_bits) < cr)
+		cr_bits++;
+	blocks = (uint32_t)((v->q_size + v->q_bs - 1) / v->q_bs);
+	entries = blocks + ((blocks - 1) >> cr_bits);
+	if (entries > v->q_bat_len / 8)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+	if (v->q_bat_off > VHDX_QEMU_IO_MAX - v->q_bat_len)
+		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
+	for (uint64_t base = 0; base < entries; base += VHDX_CHUNK) {
+		uint64_t n = entries - base < VHDX_CHUNK ? entries - base : VHDX_CHUNK;
+		int r = vhdx_read_z(v, v->q_bat_off + base * 8, v->chunk, (uint32_t)(n * 8));
+
+		if (r)
+			return r;
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t i = base + k, e = get_le64(v->chunk + 8 * k);
+			uint64_t off = e & BAT_OFF_MASK, blen = v->q_bs;
+
+			if ((e & 7) != BAT_FULLY_PRESENT)
+				continue;
+			if (total - i * v->q_bs < blen)
+				blen = total - i * v->q_bs;
+			if (off > 0x7fffffffffffffffull - v->q_bs || off >= len || off + blen > len)
+				return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+			if (payblocks--) {
+				if (vhdx_q_overlaps(v, off, v->q_bs, v->q_nregions))
+					return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+			} else {
+				payblocks = cr;
+			}
+		}
+	}
+	return 0;
+}
+
+static int vhdx_qemu_open(struct vhdx *v)
+{
+	int r = vhdx_q_headers(v);
+
+	if (!r)
+		r = vhdx_q_regions(v);
+	if (!r)
+		r = vhdx_q_metadata(v);
+	if (!r)
+		r = vhdx_q_bat(v);
+	return r;
+}
+
+/* ---- what instar checks beyond qemu ---- */
+
 static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 {
 	uint8_t *h1 = plan_alloc(sc, VHDX_HDR_LEN, 8), *h2 = plan_alloc(sc, VHDX_HDR_LEN, 8);
@@ -159,10 +449,11 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 	ok1 = plan_memcmp(h1, "head", 4) == 0 && vhdx_crc_ok(h1, VHDX_HDR_LEN);
 	ok2 = plan_memcmp(h2, "head", 4) == 0 && vhdx_crc_ok(h2, VHDX_HDR_LEN);
 	if (!ok1 && !ok2)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
 	if (ok1 && ok2 && get_le64(h1 + 8) == get_le64(h2 + 8) &&
 	    plan_memcmp(h1, h2, VHDX_HDR_LEN) != 0)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx headers share a sequence number");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+				      "vhdx headers share a sequence number");
 	if (ok1 && (!ok2 || get_le64(h1 + 8) >= get_le64(h2 + 8))) {
 		v->hdr = h1;
 		v->hdr_other = VHDX_HDR2;
@@ -171,9 +462,9 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 		v->hdr_other = VHDX_HDR1;
 	}
 	if (get_le16(v->hdr + 66) != 1)
-		return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
+		return vhdx_open_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
 	if (get_le64(v->hdr + 8) == UINT64_MAX)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
 	if (!vhdx_guid_zero(v->hdr + 48))
 		return vhdx_fail(v, INSTAR_ERR_REQUIRES_CHECK,
 				 "vhdx log must be replayed first (qemu-img check -r all)");
@@ -181,7 +472,7 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 	v->log_off = get_le64(v->hdr + 72);
 	if (v->log_len % MiB || v->log_off % MiB || v->log_off < MiB || v->log_off > v->file_size ||
 	    v->file_size - v->log_off < v->log_len)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx log outside the file");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx log outside the file");
 	return 0;
 }
 
@@ -195,50 +486,54 @@ static int vhdx_regions(struct vhdx *v)
 		return r;
 	/* qemu reads only table 1 and refuses the file when it is bad */
 	if (plan_memcmp(v->rt, "regi", 4) != 0 || !vhdx_crc_ok(v->rt, INSTAR_VHDX_TABLE_LEN))
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table checksum mismatch");
 	n = get_le32(v->rt + 8);
 	if (n > INSTAR_VHDX_TABLE_MAX)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table too long");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx region table too long");
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(i);
 		uint64_t off = get_le64(e + 16), len = get_le32(e + 24);
 
 		if (off % MiB || off < MiB || len == 0 || len % MiB || off > v->file_size ||
 		    v->file_size - off < len)
-			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region outside the file");
+			return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+					      "vhdx region outside the file");
 		if (vhdx_overlap(off, len, v->log_off, v->log_len))
-			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx region overlaps the log");
+			return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+					      "vhdx region overlaps the log");
 		for (uint32_t k = 0; k < i; k++) {
 			const uint8_t *o = v->rt + INSTAR_VHDX_RT_ENTRY(k);
 
 			if (vhdx_overlap(off, len, get_le64(o + 16), get_le32(o + 24)))
-				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx regions overlap");
+				return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+						      "vhdx regions overlap");
 		}
 		if (off + len > v->kept_end)
 			v->kept_end = off + len;
 		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_bat)) {
 			if (have_bat)
-				return vhdx_fail(v, INSTAR_ERR_CORRUPT, "two vhdx BAT regions");
+				return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+						      "two vhdx BAT regions");
 			have_bat = true;
 			v->bat_rt_idx = i;
 			v->bat_off = off;
 			v->bat_len = len;
 		} else if (instar_vhdx_guid_eq(e, instar_vhdx_guid_metadata)) {
 			if (have_md)
-				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-						 "two vhdx metadata regions");
+				return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+						      "two vhdx metadata regions");
 			have_md = true;
 			v->md_off = off;
 			v->md_len = len;
 		} else if (get_le32(e + 28) & 1) {
-			return vhdx_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					 "unknown required vhdx region");
+			return vhdx_open_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					      "unknown required vhdx region");
 		}
 	}
 	if (!have_bat || !have_md)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT or metadata region missing");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT or metadata region missing");
 	if (v->md_len < INSTAR_VHDX_TABLE_LEN)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata region too small");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata region too small");
 	return 0;
 }
 
@@ -255,10 +550,12 @@ static int vhdx_md_item(struct vhdx *v, const uint8_t *guid, uint32_t want_len, 
 		if (!instar_vhdx_guid_eq(e, guid))
 			continue;
 		if (*ret_pos)
-			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "duplicate vhdx metadata item");
+			return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+					      "duplicate vhdx metadata item");
 		if (off < INSTAR_VHDX_TABLE_LEN || len < want_len || off > v->md_len ||
 		    v->md_len - off < len)
-			return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata item out of range");
+			return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+					      "vhdx metadata item out of range");
 		*ret_pos = v->md_off + off;
 	}
 	return 0;
@@ -272,7 +569,7 @@ static int vhdx_md_read(struct vhdx *v, const uint8_t *guid, uint32_t len, const
 	int r = vhdx_md_item(v, guid, len, ret_pos);
 
 	if (!r && !*ret_pos)
-		r = vhdx_fail(v, INSTAR_ERR_CORRUPT, missing);
+		r = vhdx_open_fail(v, INSTAR_ERR_CORRUPT, missing);
 	if (!r)
 		r = plan_read(v->io, *ret_pos, b, len);
 	return r;
@@ -288,9 +585,9 @@ static int vhdx_metadata(struct vhdx *v)
 	if (r)
 		return r;
 	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "no vhdx metadata table");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "no vhdx metadata table");
 	if (get_le16(v->mdt + 10) > INSTAR_VHDX_TABLE_MAX)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata table too long");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx metadata table too long");
 	r = vhdx_md_item(v, instar_vhdx_guid_parent_locator, 0, &pos);
 	if (r)
 		return r;
@@ -308,7 +605,7 @@ static int vhdx_metadata(struct vhdx *v)
 	v->fixed = fflags & 1;
 	if (v->block_size < MiB || v->block_size > 256 * MiB ||
 	    (v->block_size & (v->block_size - 1)))
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx block size");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx block size");
 
 	r = vhdx_md_read(v, instar_vhdx_guid_logical_sector, 4, "vhdx logical sector size missing",
 			 &pos, b);
@@ -316,7 +613,7 @@ static int vhdx_metadata(struct vhdx *v)
 		return r;
 	v->lss = get_le32(b);
 	if (v->lss != 512 && v->lss != 4096)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx logical sector size");
 	v->cr = (uint32_t)(((uint64_t)1 << 23) * v->lss / v->block_size);
 
 	r = vhdx_md_read(v, instar_vhdx_guid_disk_size, 8, "vhdx virtual disk size missing",
@@ -325,10 +622,10 @@ static int vhdx_metadata(struct vhdx *v)
 		return r;
 	v->old_size = get_le64(b);
 	if (v->old_size % v->lss || v->old_size > VHDX_MAX_SIZE)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx virtual disk size");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "bad vhdx virtual disk size");
 	v->old_entries = vhdx_entries_for(v, v->old_size);
 	if (v->old_entries > v->bat_len / 8)
-		return vhdx_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT region too small");
+		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx BAT region too small");
 	return 0;
 }
 
@@ -360,28 +657,28 @@ static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 
 			if (vhdx_is_sb(v, j)) {
 				if (st != BAT_NOT_PRESENT && st != BAT_FULLY_PRESENT)
-					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-							 "bad vhdx sector bitmap state");
+					return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+							      "bad vhdx sector bitmap state");
 				len = MiB;
 			} else {
 				if (st == 4 || st == 7)
-					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-							 "bad vhdx payload block state");
+					return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+							      "bad vhdx payload block state");
 				if (st == BAT_FULLY_PRESENT && off == 0)
-					return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-							 "vhdx present block at offset 0");
+					return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+							      "vhdx present block at offset 0");
 				len = v->block_size;
 			}
 			if (off == 0)
 				continue;
 			if (off < MiB || off > v->file_size || v->file_size - off < len)
-				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-						 "vhdx block outside the file");
+				return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+						      "vhdx block outside the file");
 			if (vhdx_overlap(off, len, v->log_off, v->log_len) ||
 			    vhdx_overlap(off, len, v->bat_off, v->bat_len) ||
 			    vhdx_overlap(off, len, v->md_off, v->md_len))
-				return vhdx_fail(v, INSTAR_ERR_CORRUPT,
-						 "vhdx block overlaps the metadata");
+				return vhdx_open_fail(v, INSTAR_ERR_CORRUPT,
+						      "vhdx block overlaps the metadata");
 			if (j < keep && off + len > v->kept_end)
 				v->kept_end = off + len;
 			if (!vhdx_is_sb(v, j) && vhdx_payload_index(v, j) == cut &&
@@ -606,7 +903,6 @@ static int vhdx_shrink(struct vhdx *v)
 
 static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scratch *sc)
 {
-	uint8_t id[8];
 	int r;
 
 	v->rt = plan_alloc(sc, INSTAR_VHDX_TABLE_LEN, 8);
@@ -614,13 +910,11 @@ static int vhdx_plan(struct vhdx *v, const struct plan_opts *o, struct plan_scra
 	v->chunk = plan_alloc(sc, VHDX_CHUNK * 8 + 512, 8);
 	if (!v->rt || !v->mdt || !v->chunk)
 		return vhdx_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vhdx planner scratch");
-	if (v->file_size < 2 * MiB)
-		return vhdx_fail(v, INSTAR_ERR_PARSE_FAILED, "file too small for vhdx");
-	r = plan_read(v->io, 0, id, 8);
+	r = vhdx_qemu_open(v);
 	if (r)
 		return r;
-	if (plan_memcmp(id, "vhdxfile", 8) != 0)
-		return vhdx_fail(v, INSTAR_ERR_PARSE_FAILED, "no vhdx file identifier");
+	if (v->file_size < 2 * MiB)
+		return vhdx_open_fail(v, INSTAR_ERR_PARSE_FAILED, "file too small for vhdx");
 	v->kept_end = MiB;
 	r = vhdx_headers(v, sc);
 	if (!r)

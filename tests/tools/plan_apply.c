@@ -29,7 +29,9 @@
  *
  * Prints one line "error=NAME action=A old=N new=N before=N after=N ops=N
  * reads=N read_bytes=N open=0|1 detail=..." (reads: the planner's read calls;
- * open: INSTAR_RESULT_OPEN, a failure of the image's open).
+ * open: INSTAR_RESULT_OPEN, a failure of the image's open; with
+ * INSTAR_RESULT_OPEN_ERRNO the detail is printed as the CLI adds the block
+ * layer's words to it: "Could not open 'IMAGE': DETAIL", IMAGE as given).
  * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
 #include <errno.h>
 #include <fcntl.h>
@@ -395,10 +397,13 @@ int main(int argc, char **argv)
 	res.detail[INSTAR_DETAIL_MAX - 1] = '\0';
 	printf("error=%s action=%s old=%" PRIu64 " new=%" PRIu64 " before=%" PRIu64
 	       " after=%" PRIu64 " ops=%zu reads=%" PRIu64 " read_bytes=%" PRIu64
-	       " open=%u detail=%s\n",
+	       " open=%u detail=%s%s%s%s\n",
 	       instar_err_name(res.error), instar_action_name(res.action), res.old_virtual_size,
 	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, n_reads,
-	       read_bytes, (res.flags & INSTAR_RESULT_OPEN) != 0, res.detail);
+	       read_bytes, (res.flags & INSTAR_RESULT_OPEN) != 0,
+	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? "Could not open '" : "",
+	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? argv[optind + 1] : "",
+	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? "': " : "", res.detail);
 	if (show_ops)
 		for (size_t i = 0; i < rec.n; i++)
 			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i,

@@ -38,6 +38,15 @@ static void test_open_failure(void **state)
 	expect(&gr, "driver=qcow2,file.filename=t.qcow2",
 	       "Could not open 'driver=qcow2,file.filename=t.qcow2': Unsupported cluster size: "
 	       "2^8");
+	/* a driver's errno: the block layer names the file (t.qcow2 here) */
+	gr.flags = INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO;
+	strcpy(gr.detail, "Invalid argument");
+	expect(&gr, "t.qcow2",
+	       "Could not open 't.qcow2': Could not open 't.qcow2': Invalid argument");
+	expect(&gr, "driver=vhdx,file.filename=t.qcow2",
+	       "Could not open 'driver=vhdx,file.filename=t.qcow2': Could not open 't.qcow2': "
+	       "Invalid argument");
+	gr.flags = INSTAR_RESULT_OPEN;
 	/* whatever the code: the flag decides */
 	gr.error = INSTAR_ERR_CORRUPT;
 	strcpy(gr.detail, "qcow2: Image is corrupt; cannot be opened read/write");

@@ -62,10 +62,14 @@ static void build(uint8_t *img)
 		set_crc(r, 65536);
 	}
 	memcpy(img + MD, "metadata", 8);
-	put_le16(img + MD + 10, 3);
+	/* the five items qemu requires */
+	put_le16(img + MD + 10, 5);
 	md_item(img, 0, instar_vhdx_guid_file_params, 0x10000, 8);
 	md_item(img, 1, instar_vhdx_guid_disk_size, 0x10008, 8);
 	md_item(img, 2, instar_vhdx_guid_logical_sector, 0x10010, 4);
+	md_item(img, 3, instar_vhdx_guid_page83, 0x10018, 16);
+	md_item(img, 4, instar_vhdx_guid_phys_sector, 0x10014, 4);
+	put_le32(img + MD + 0x10014, 512);
 	put_le32(img + MD + 0x10000, MB);
 	put_le64(img + MD + 0x10008, 64ull * MB);
 	put_le32(img + MD + 0x10010, 512);
