@@ -99,6 +99,38 @@ scratch_dir() {
 	trap 'rm -rf "$T"' EXIT
 }
 
+# open_init NAME PLAN_APPLY QEMU_IMG INSTAR: the start of the *_open.sh
+# tests: PA, QI, QIO, INSTAR; the scratch dir T, made the current one; the
+# counters fails, cases, e2e and left_out; a fail() that counts (the
+# script ends with its own verdict) instead of ending the script.
+open_init() {
+	PA=$(readlink -f "${2:?plan-apply}")
+	QI=${3:-qemu-img}
+	QIO=$(qemu_io_for "$QI")
+	INSTAR=$(readlink -f "${4:?instar}")
+	scratch_dir "/var/tmp/$1.XXXXXX"
+	cd "$T" || exit 1
+	fails=0
+	cases=0
+	e2e=0
+	left_out=0
+	fail() {
+		echo "FAIL [$CASE]: $*" >&2
+		fails=$((fails + 1))
+	}
+}
+
+# put_hex FILE OFF HEX: the bytes HEX (an even number of hex digits)
+# written into FILE at OFF.
+put_hex() {
+	local hex=$3 esc=""
+	while [ -n "$hex" ]; do
+		esc+="\\x${hex:0:2}"
+		hex=${hex:2}
+	done
+	printf "$esc" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none
+}
+
 # cli_init INSTAR QEMU_IMG: instar (absolute) and QI for the CLI scripts
 # that compare with qemu-img case by case; runs in the scratch dir T, with
 # the counters fails and ncases at 0.

@@ -1,16 +1,9 @@
 # tests/compat/open_lib.sh — the cases of qed_open.sh and vdi_open.sh:
 # damage a header field of a copy of an image qemu-img made, then compare
 # qemu-img's open-time refusal with the planner's (plan-apply) and with
-# instar's, end to end. Sourced after lib.sh, with PA, QI, INSTAR, FMT set
-# and the scratch directory as the current one; the image is i.img.
-
-fails=0
-cases=0
-e2e=0
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	fails=$((fails + 1))
-}
+# instar's, end to end. Sourced after lib.sh; the script calls open_init
+# (lib.sh: PA, QI, INSTAR, the counters, fail) and sets FMT; the image is
+# i.img.
 
 # w32 OFF VAL / w64 OFF VAL: little-endian field writes into i.img
 wle() { # OFF BYTES VAL

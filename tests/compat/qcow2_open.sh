@@ -25,30 +25,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-INSTAR=$(readlink -f "${3:?instar}")
-scratch_dir /var/tmp/qcow2_open.XXXXXX
-cd "$T" || exit 1
-
-fails=0
-cases=0
-e2e=0
-left_out=0
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	fails=$((fails + 1))
-}
+open_init qcow2_open "$@"
 
 # w32 OFF VAL / w64 OFF VAL / w8 OFF VAL: big-endian field writes into i.qcow2
-wbytes() { # OFF HEX (an even number of hex digits)
-	local hex=$2 esc=""
-	while [ -n "$hex" ]; do
-		esc+="\\x${hex:0:2}"
-		hex=${hex:2}
-	done
-	printf "$esc" | dd of=i.qcow2 bs=1 seek=$(($1)) conv=notrunc status=none
-}
+wbytes() { put_hex i.qcow2 "$@"; } # OFF HEX
 w8() { wbytes "$1" "$(printf '%02x' $(($2)))"; }
 w32() { wbytes "$1" "$(printf '%08x' $(($2)))"; }
 w64() { wbytes "$1" "$(printf '%016x' $(($2)))"; }

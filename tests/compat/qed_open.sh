@@ -14,12 +14,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/open_lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-INSTAR=$(readlink -f "${3:?instar}")
+open_init qed_open "$@"
 FMT=qed
-scratch_dir /var/tmp/qed_open.XXXXXX
-cd "$T" || exit 1
 
 # header: magic @0, cluster_size @4, table_size @8, header_size @12,
 # features @16, compat @24, autoclear @32, l1 @40, image_size @48,

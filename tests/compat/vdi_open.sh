@@ -17,12 +17,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/open_lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-INSTAR=$(readlink -f "${3:?instar}")
+open_init vdi_open "$@"
 FMT=vdi
-scratch_dir /var/tmp/vdi_open.XXXXXX
-cd "$T" || exit 1
 
 # header (shared/vdi_layout.h): signature @0x40, version @0x44, header size
 # @0x48, type @0x4c, block map @0x154, data @0x158, sector size @0x168,

@@ -23,31 +23,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-QIO=$(qemu_io_for "$QI")
-INSTAR=$(readlink -f "${3:?instar}")
-scratch_dir /var/tmp/vhd_open.XXXXXX
-cd "$T" || exit 1
-
-fails=0
-cases=0
-e2e=0
-left_out=0
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	fails=$((fails + 1))
-}
+open_init vhd_open "$@"
 
 # big-endian field writes into i.vhd
-wbytes() { # OFF HEX (an even number of hex digits)
-	local hex=$2 esc=""
-	while [ -n "$hex" ]; do
-		esc+="\\x${hex:0:2}"
-		hex=${hex:2}
-	done
-	printf "$esc" | dd of=i.vhd bs=1 seek=$(($1)) conv=notrunc status=none
-}
+wbytes() { put_hex i.vhd "$@"; } # OFF HEX
 w8() { wbytes "$1" "$(printf '%02x' $(($2)))"; }
 w16() { wbytes "$1" "$(printf '%04x' $(($2)))"; }
 w32() { wbytes "$1" "$(printf '%08x' $(($2)))"; }

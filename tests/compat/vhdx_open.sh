@@ -24,30 +24,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-INSTAR=$(readlink -f "${3:?instar}")
-scratch_dir /var/tmp/vhdx_open.XXXXXX
-cd "$T" || exit 1
-
-fails=0
-cases=0
-e2e=0
-left_out=0
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	fails=$((fails + 1))
-}
+open_init vhdx_open "$@"
 
 F=i.vhdx
-wbytes() { # OFF HEX (an even number of hex digits)
-	local hex=$2 esc=""
-	while [ -n "$hex" ]; do
-		esc+="\\x${hex:0:2}"
-		hex=${hex:2}
-	done
-	printf "$esc" | dd of=$F bs=1 seek=$(($1)) conv=notrunc status=none
-}
+wbytes() { put_hex "$F" "$@"; } # OFF HEX
 le() { # OFF BYTES VAL: a little-endian field
 	local h o="" k
 	h=$(printf "%0$(($2 * 2))x" $(($3)))

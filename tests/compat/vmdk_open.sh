@@ -23,30 +23,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-PA=$(readlink -f "${1:?plan-apply}")
-QI=${2:-qemu-img}
-INSTAR=$(readlink -f "${3:?instar}")
-scratch_dir /var/tmp/vmdk_open.XXXXXX
-cd "$T" || exit 1
-
-fails=0
-cases=0
-e2e=0
-left_out=0
-fail() {
-	echo "FAIL [$CASE]: $*" >&2
-	fails=$((fails + 1))
-}
+open_init vmdk_open "$@"
 
 # little-endian field writes into i/i.vmdk
-wbytes() { # OFF HEX
-	local hex=$2 esc=""
-	while [ -n "$hex" ]; do
-		esc+="\\x${hex:0:2}"
-		hex=${hex:2}
-	done
-	printf "$esc" | dd of=i/i.vmdk bs=1 seek=$(($1)) conv=notrunc status=none
-}
+wbytes() { put_hex i/i.vmdk "$@"; } # OFF HEX
 le() { # BYTES VAL
 	local v=$(($2)) i out=""
 	for ((i = 0; i < $1; i++)); do
