@@ -120,6 +120,44 @@ open_init() {
 	}
 }
 
+# opts_case DRIVER IMG WANT [CODE]: the name qemu gives under --image-opts
+# (the option string), for IMG as the caller damaged it: qemu-img resize
+# --image-opts "driver=DRIVER,file.filename=q.EXT" fails with exactly
+# "qemu-img: Could not open 'OPTIONS': WANT"; instar says the same where
+# the guest boots, and with CODE, `instar resize --output=json` reports
+# that error code and "Could not open 'q.EXT': WANT". The copy is unchanged.
+opts_case() {
+	local drv=$1 img=$2 want=$3 code=${4:-} q o qrc=0 irc=0
+	q=q.${img##*.}
+	CASE="--image-opts${code:+ and --output=json}"
+	cases=$((cases + 1))
+	cp "$img" "$q"
+	o="driver=$drv,file.filename=$q"
+	"$QI" resize --image-opts "$o" 128M >q.out 2>q.err || qrc=$?
+	[ "$qrc" = 1 ] && grep -qxF "qemu-img: Could not open '$o': $want" q.err ||
+		fail "qemu-img: rc=$qrc $(cat q.err)"
+	"$INSTAR" resize --image-opts "$o" 128M >i.out 2>i.err || irc=$?
+	if guest_left_out i.err; then
+		left_out=$((left_out + 1))
+	else
+		e2e=$((e2e + 1))
+		sed 's/^qemu-img: /instar: /' q.err | cmp -s - i.err ||
+			fail "instar rc=$irc: $(cat i.err)"
+		if [ -n "$code" ]; then
+			irc=0
+			"$INSTAR" resize --output=json -f "$drv" "$q" 128M >i.out 2>i.err || irc=$?
+			python3 - i.out "$code" "Could not open '$q': $want" <<'PY' ||
+import json, sys
+e = json.load(open(sys.argv[1]))["error"]
+assert e["code"] == sys.argv[2], e
+assert e["message"] == sys.argv[3], e
+PY
+				fail "JSON: rc=$irc $(cat i.out)"
+		fi
+	fi
+	cmp -s "$img" "$q" || fail "the image changed"
+}
+
 # put_hex FILE OFF HEX: the bytes HEX (an even number of hex digits)
 # written into FILE at OFF.
 put_hex() {
