@@ -72,7 +72,7 @@ split_case() {
 	# the host's part, by what the new descriptor names
 	named "$T/c" | while read -r n s; do truncate -s "$s" "$T/c/$n"; done
 	for n in $(on_disk "$T/c" | cut -d' ' -f1); do
-		named "$T/c" | grep -q "^$n " || rm "$T/c/$n"
+		named "$T/c" | grep "^$n " >/dev/null || rm "$T/c/$n"
 	done
 	cp "$T/c/d.vmdk" "$T/c.desc"
 	[ "$(named "$T/c")" = "$(on_disk "$T/c")" ] || fail "$name: extent files"
@@ -143,8 +143,8 @@ refuse_pa "a first extent over 2 GiB" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $
 edit 's/^RW 4194304 FLAT "d-f001.vmdk" 0/RW 4192256 FLAT "d-f001.vmdk" 0/'
 truncate -s $((4192256 * 512)) "$T/x/d-f001.vmdk"
 out=$("$PA" vmdk "$T/x/d.vmdk" $(((4192256 * 2 + 2097152 + 8) * 512))) || fail "VMware split: $out"
-tr -d '\0' <"$T/x/d.vmdk" | grep -q '^RW 4192256 FLAT "d-f002.vmdk" 0$' || fail "VMware split: f002"
-tr -d '\0' <"$T/x/d.vmdk" | grep -q '^RW 2097160 FLAT "d-f003.vmdk" 0$' || fail "VMware split: f003"
+tr -d '\0' <"$T/x/d.vmdk" | grep '^RW 4192256 FLAT "d-f002.vmdk" 0$' >/dev/null || fail "VMware split: f002"
+tr -d '\0' <"$T/x/d.vmdk" | grep '^RW 2097160 FLAT "d-f003.vmdk" 0$' >/dev/null || fail "VMware split: f003"
 NCHECK=$((NCHECK + 1))
 
 # ---- the host: hostile names, before anything changes (no guest needed) ----

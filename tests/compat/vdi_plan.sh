@@ -122,7 +122,7 @@ crash_verify() {
 	if [ "$rc" != 0 ]; then
 		errs=$(echo "$out" | grep '^ERROR' | grep -v 'allocated blocks mismatch' |
 			{ if [ -n "$NOROOM" ]; then grep -v 'too large, is 128$'; else cat; fi } || true)
-		[ -z "$errs" ] && echo "$out" | grep -q 'allocated blocks mismatch' ||
+		[ -z "$errs" ] && grep -q 'allocated blocks mismatch' <<<"$out" ||
 			fail "$1: after a crash, qemu-img check: $out"
 		LEAKS=$((LEAKS + 1))
 	fi
