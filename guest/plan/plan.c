@@ -86,6 +86,16 @@ int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len)
 	return io->read(io->ctx, off, buf, len) == 0 ? 0 : INSTAR_ERR_READ_FAILED;
 }
 
+int plan_read_z(const struct plan_io *io, uint64_t off, uint8_t *buf, uint32_t len)
+{
+	uint32_t n = 0;
+
+	if (off < io->file_size)
+		n = io->file_size - off < len ? (uint32_t)(io->file_size - off) : len;
+	plan_memset(buf + n, 0, len - n);
+	return n ? plan_read(io, off, buf, n) : 0;
+}
+
 void plan_msg_str(struct plan_msg *m, const char *t)
 {
 	while (t && *t && m->n + 1 < sizeof(m->b))

@@ -87,6 +87,8 @@ void *plan_alloc(struct plan_scratch *s, size_t len, size_t align);
 
 /* Reads through io; 0 or INSTAR_ERR_READ_FAILED. */
 int plan_read(const struct plan_io *io, uint64_t off, void *buf, uint32_t len);
+/* plan_read as qemu reads a file: zeros past io->file_size. */
+int plan_read_z(const struct plan_io *io, uint64_t off, uint8_t *buf, uint32_t len);
 
 /* A detail message built piece by piece (the guest has no printf);
  * m.n = 0 and m.b[0] = '\0' start one; each call appends, truncating. */

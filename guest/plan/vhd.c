@@ -129,17 +129,6 @@ static bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t b
 	return a < b + blen && b < a + alen;
 }
 
-/* Reads [off, off + len) as qemu does: zeros past the end of the file. */
-static int vhd_read_z(struct vhd *v, uint64_t off, uint8_t *b, uint32_t len)
-{
-	uint32_t n = 0;
-
-	if (off < v->file_size)
-		n = v->file_size - off < len ? (uint32_t)(v->file_size - off) : len;
-	plan_memset(b + n, 0, len - n);
-	return n ? plan_read(v->io, off, b, n) : 0;
-}
-
 /* The file's length as qemu's block layer gives it: in whole sectors. */
 static uint64_t vhd_qemu_length(const struct vhd *v)
 {
@@ -164,7 +153,7 @@ static int vhd_open_dynamic(struct vhd *v)
 
 	if (doff > VHD_QEMU_IO_MAX - VHD_DYN_LEN)
 		return vhd_open_fail(v, INSTAR_ERR_CORRUPT, "Error reading dynamic VHD header");
-	r = vhd_read_z(v, doff, v->dyn, VHD_DYN_LEN);
+	r = plan_read_z(v->io, doff, v->dyn, VHD_DYN_LEN);
 	if (r)
 		return r;
 	if (plan_memcmp(v->dyn, "cxsparse", 8) != 0)
@@ -203,7 +192,7 @@ static int vhd_open_dynamic(struct vhd *v)
 	for (uint64_t i = 0; end <= vhd_qemu_length(v) && i < mte; i += VHD_CHUNK_ENTRIES) {
 		uint32_t n = mte - i < VHD_CHUNK_ENTRIES ? (uint32_t)(mte - i) : VHD_CHUNK_ENTRIES;
 
-		r = vhd_read_z(v, toff + i * 4, v->chunk, n * 4);
+		r = plan_read_z(v->io, toff + i * 4, v->chunk, n * 4);
 		if (r)
 			return r;
 		for (uint32_t k = 0; k < n; k++) {
@@ -237,9 +226,9 @@ static int vhd_parse(struct vhd *v)
 	int r;
 
 	/* qemu's file length is in whole sectors, zeros past the end */
-	r = vhd_read_z(v, 0, f, VHD_FOOTER_LEN);
+	r = plan_read_z(v->io, 0, f, VHD_FOOTER_LEN);
 	if (!r && v->file_size)
-		r = vhd_read_z(v, vhd_qemu_length(v) - VHD_FOOTER_LEN, last, VHD_FOOTER_LEN);
+		r = plan_read_z(v->io, vhd_qemu_length(v) - VHD_FOOTER_LEN, last, VHD_FOOTER_LEN);
 	if (r)
 		return r;
 	pick = instar_vhd_footer_open(f, v->file_size ? last : 0, &msg);

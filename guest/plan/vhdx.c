@@ -175,17 +175,6 @@ static uint64_t vhdx_qemu_length(const struct vhdx *v)
 	return (v->file_size + 511) / 512 * 512;
 }
 
-/* Reads [off, off + len) as qemu does: zeros past the end of the file. */
-static int vhdx_read_z(struct vhdx *v, uint64_t off, uint8_t *b, uint32_t len)
-{
-	uint32_t n = 0;
-
-	if (off < v->file_size)
-		n = v->file_size - off < len ? (uint32_t)(v->file_size - off) : len;
-	plan_memset(b + n, 0, len - n);
-	return n ? plan_read(v->io, off, b, n) : 0;
-}
-
 /* qemu's region overlap test (vhdx_region_check) of [start, start + len)
  * against the log and region table entries 0..n-1. */
 static bool vhdx_q_overlaps(const struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
@@ -218,15 +207,15 @@ static int vhdx_q_headers(struct vhdx *v)
 {
 	uint8_t *h1 = v->rt, *h2 = v->rt + VHDX_HDR_LEN, *h;
 	bool ok1, ok2;
-	int r = vhdx_read_z(v, 0, h1, 8);
+	int r = plan_read_z(v->io, 0, h1, 8);
 
 	if (r)
 		return r;
 	if (plan_memcmp(h1, "vhdxfile", 8) != 0)
 		return vhdx_open_errno(v, INSTAR_ERR_PARSE_FAILED, VHDX_EINVAL);
-	r = vhdx_read_z(v, VHDX_HDR1, h1, VHDX_HDR_LEN);
+	r = plan_read_z(v->io, VHDX_HDR1, h1, VHDX_HDR_LEN);
 	if (!r)
-		r = vhdx_read_z(v, VHDX_HDR2, h2, VHDX_HDR_LEN);
+		r = plan_read_z(v->io, VHDX_HDR2, h2, VHDX_HDR_LEN);
 	if (r)
 		return r;
 	ok1 = vhdx_q_header_valid(h1);
@@ -252,7 +241,7 @@ static int vhdx_q_regions(struct vhdx *v)
 {
 	bool bat = false, md = false;
 	uint32_t n;
-	int r = vhdx_read_z(v, INSTAR_VHDX_RT1, v->rt, INSTAR_VHDX_TABLE_LEN);
+	int r = plan_read_z(v->io, INSTAR_VHDX_RT1, v->rt, INSTAR_VHDX_TABLE_LEN);
 
 	if (r)
 		return r;
@@ -296,7 +285,7 @@ static int vhdx_q_item(struct vhdx *v, const uint8_t *entry, uint8_t *b, uint32_
 
 	if (off > VHDX_QEMU_IO_MAX - len)
 		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
-	return vhdx_read_z(v, off, b, len);
+	return plan_read_z(v->io, off, b, len);
 }
 
 /* The metadata table and the items qemu reads: the five it requires (and
@@ -315,7 +304,7 @@ static int vhdx_q_metadata(struct vhdx *v)
 
 	if (v->q_md_off > VHDX_QEMU_IO_MAX - INSTAR_VHDX_TABLE_LEN)
 		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
-	r = vhdx_read_z(v, v->q_md_off, v->mdt, INSTAR_VHDX_TABLE_LEN);
+	r = plan_read_z(v->io, v->q_md_off, v->mdt, INSTAR_VHDX_TABLE_LEN);
 	if (r)
 		return r;
 	if (plan_memcmp(v->mdt, "metadata", 8) != 0)
@@ -393,7 +382,7 @@ static int vhdx_q_bat(struct vhdx *v)
 		return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EIO);
 	for (uint64_t base = 0; base < entries; base += VHDX_CHUNK) {
 		uint64_t n = entries - base < VHDX_CHUNK ? entries - base : VHDX_CHUNK;
-		int r = vhdx_read_z(v, v->q_bat_off + base * 8, v->chunk, (uint32_t)(n * 8));
+		int r = plan_read_z(v->io, v->q_bat_off + base * 8, v->chunk, (uint32_t)(n * 8));
 
 		if (r)
 			return r;
