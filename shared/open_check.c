@@ -52,8 +52,6 @@ static int oc_fail(struct oc_msg *m, int err, const char *s)
 #define QED_OFF_FEATURES 16
 #define QED_OFF_L1 40
 #define QED_OFF_IMAGE_SIZE 48
-#define QED_OFF_BACKING_NAME 56
-#define QED_OFF_BACKING_LEN 60
 #define QED_F_KNOWN                                                                                \
 	(INSTAR_QED_F_BACKING_FILE | INSTAR_QED_F_NEED_CHECK | INSTAR_QED_F_BACKING_FORMAT_NO_PROBE)
 #define QED_MIN_CLUSTER (4u * 1024)
@@ -125,10 +123,14 @@ int instar_qed_open_check(const uint8_t *h, uint64_t file_size, char *mb, size_t
 	if (hs > UINT32_MAX / cs)
 		return oc_fail(&m, INSTAR_ERR_PARSE_FAILED, "QED header size is too large");
 	if ((features & INSTAR_QED_F_BACKING_FILE) &&
-	    (uint64_t)get_le32(h + QED_OFF_BACKING_NAME) + get_le32(h + QED_OFF_BACKING_LEN) >
+	    (uint64_t)get_le32(h + INSTAR_QED_OFF_BACKING_NAME) +
+		    get_le32(h + INSTAR_QED_OFF_BACKING_LEN) >
 		(uint64_t)cs * hs)
 		return oc_fail(&m, INSTAR_ERR_PARSE_FAILED,
 			       "QED backing filename offset is invalid");
+	if ((features & INSTAR_QED_F_BACKING_FILE) &&
+	    get_le32(h + INSTAR_QED_OFF_BACKING_LEN) >= INSTAR_QED_NAME_MAX)
+		return oc_fail(&m, INSTAR_ERR_PARSE_FAILED, "Failed to read backing filename");
 	return 0;
 }
 

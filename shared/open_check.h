@@ -22,6 +22,20 @@
 #define INSTAR_QED_F_BACKING_FILE 0x1ull
 #define INSTAR_QED_F_NEED_CHECK 0x2ull
 #define INSTAR_QED_F_BACKING_FORMAT_NO_PROBE 0x4ull
+/* qemu reads a backing name of fewer bytes (PATH_MAX, the size of its
+ * BlockDriverState.backing_file; its open refuses more: "Failed to read
+ * backing filename") and uses the text before its first NUL. */
+#define INSTAR_QED_NAME_MAX 4096u
+#define INSTAR_QED_OFF_BACKING_NAME 56
+#define INSTAR_QED_OFF_BACKING_LEN 60
+static inline uint32_t instar_qed_name_len(const uint8_t *name, uint32_t len)
+{
+	uint32_t n = 0;
+
+	while (n < len && name[n])
+		n++;
+	return n;
+}
 
 /* QED, over the 64-byte header and the file's length: the magic, unknown
  * feature bits, cluster size, table size, image size, the L1 table's place

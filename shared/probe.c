@@ -89,7 +89,8 @@ static void probe_qcow2_names(const struct instar_probe_input *in, const uint8_t
 			return;
 	}
 	if (boff) {
-		if (bsize == 0 || bsize > sizeof(ret->backing) || boff >= cs || bsize > cs - boff)
+		/* qemu's qcow2 open refuses a name longer than 1023 bytes */
+		if (bsize == 0 || bsize > 1023 || boff >= cs || bsize > cs - boff)
 			return;
 		p = win(in, boff, bsize);
 		if (!p) {
@@ -563,16 +564,46 @@ static void probe_qcow(const struct instar_probe_input *in, const uint8_t *b,
 	ret->virtual_size = get_be64(b + 24);
 }
 
-/* qed: image_size, LE64 @48; cluster_size LE32 @4; features LE64 @16 */
+_Static_assert(INSTAR_QED_NAME_MAX - 1 == INSTAR_PROBE_BACKING_MAX,
+	       "the probe holds every qed backing name qemu reads");
+
+/* qed: image_size, LE64 @48; cluster_size LE32 @4; features LE64 @16; the
+ * backing name at LE32 @56 (offset) and LE32 @60 (length). */
 static void probe_qed(const struct instar_probe_input *in, const uint8_t *b,
 		      struct instar_probe_info *ret)
 {
-	/* The guest checks every field; these are for `instar info` and
-	 * the sizes the resize starts from. */
-	(void)in;
+	uint64_t features = get_le64(b + 16);
+	uint32_t boff = get_le32(b + INSTAR_QED_OFF_BACKING_NAME);
+	uint32_t blen = get_le32(b + INSTAR_QED_OFF_BACKING_LEN);
+	const uint8_t *p;
+
+	/* The guest checks every field; these are for `instar info`, the
+	 * sizes the resize starts from and the backing file the host opens. */
 	ret->virtual_size = get_le64(b + 48);
 	ret->cluster_size = get_le32(b + 4);
-	ret->has_backing = (get_le64(b + 16) & 1) != 0;
+	ret->has_backing = (features & INSTAR_QED_F_BACKING_FILE) != 0;
+	if (ret->has_backing) {
+		/* qemu reads a name shorter than 4 KiB (its open refuses a
+		 * longer one, and one past the header: the guest checks) and
+		 * takes the text before its first NUL; an empty one is no
+		 * backing file at all (measured: qemu-img resizes the image
+		 * alone). The planner takes the same bytes (guest/plan/qed.c). */
+		if (blen >= INSTAR_QED_NAME_MAX)
+			return;
+		p = blen ? win(in, boff, blen) : b;
+		if (!p) {
+			need(in, ret, boff, blen);
+			return;
+		}
+		ret->backing_len = copy_name(ret->backing, sizeof(ret->backing), p,
+					     instar_qed_name_len(p, blen));
+		ret->has_backing = ret->backing_len != 0;
+		if (ret->has_backing && (features & INSTAR_QED_F_BACKING_FORMAT_NO_PROBE))
+			ret->backing_fmt_len = copy_name(ret->backing_fmt,
+							 sizeof(ret->backing_fmt),
+							 (const uint8_t *)"raw", 3);
+	}
+	ret->names_known = true;
 }
 
 /* luks (LUKS1): the virtual disk is the payload, from the payload offset

@@ -38,6 +38,10 @@ struct instar_probe_input {
 	struct instar_probe_window windows[INSTAR_PROBE_MAX_WINDOWS];
 };
 
+/* The longest backing name the probe holds: qed's (qemu reads fewer than
+ * PATH_MAX = 4096 bytes); qcow2's are at most 1023. */
+#define INSTAR_PROBE_BACKING_MAX 4095u
+
 struct instar_probe_info {
 	uint32_t format;       /* enum instar_format; UNKNOWN with other set */
 	const char *driver;    /* qemu 7.2's driver for the image, as its probe
@@ -57,13 +61,15 @@ struct instar_probe_info {
 	/* qcow2: the names the header gives, as stored (untrusted bytes, not
 	 * NUL-terminated; *_len 0 = none): the backing file (header @8/@16),
 	 * its format (extension 0xE2792ACA) and the external data file
-	 * (extension 0x44415441, incompatible bit 2). names_known is false when
-	 * the bytes holding them were not all in the windows. */
+	 * (extension 0x44415441, incompatible bit 2). qed: the backing file
+	 * (header @56/@60, the text before its first NUL; an empty one is
+	 * none), its format "raw" with feature bit 2. names_known is false
+	 * when the bytes holding them were not all in the windows. */
 	bool names_known;
 	bool data_file;	    /* incompatible bit 2 */
 	bool data_file_raw; /* autoclear bit 1 */
 	uint32_t backing_len, backing_fmt_len, data_file_len;
-	uint8_t backing[1023];
+	uint8_t backing[INSTAR_PROBE_BACKING_MAX];
 	uint8_t backing_fmt[32];
 	uint8_t data_file_name[1023];
 	/* vmdk createType "twoGbMaxExtentFlat" whose extents are all "RW N
@@ -95,8 +101,8 @@ int instar_probe(const struct instar_probe_input *in, struct instar_probe_info *
 /* The drivers the probe knows besides raw, in qemu's order (*ret_n of them). */
 const char *const *instar_probe_driver_names(size_t *ret_n);
 
-/* What the host tells the qcow2 guest of the names ret holds (the guest
- * refuses a header that disagrees): INSTAR_RESIZE_BACKING and
+/* What the host tells the guest of the names ret holds (the qcow2 and qed
+ * planners refuse a header that disagrees): INSTAR_RESIZE_BACKING and
  * INSTAR_RESIZE_DATA_FILE, with the names' CRC-32s. 0 when the names are not
  * known. */
 uint32_t instar_probe_name_flags(const struct instar_probe_info *info, uint32_t *ret_backing_crc,

@@ -903,8 +903,8 @@ static int current_size(struct cli_ctx *c, const struct resize_args *a, struct r
 			  instar_format_name(j->format));
 		return -1;
 	}
-	if ((j->format == INSTAR_FMT_QCOW2 || j->format == INSTAR_FMT_VMDK) &&
-	    open_external(c, a, j->fd, &j->info, &j->ext) < 0)
+	/* the names the probe saw (qcow2, qed, vmdk): none for other formats */
+	if (open_external(c, a, j->fd, &j->info, &j->ext) < 0)
 		return -1;
 	j->probed = j->info.virtual_size;
 	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX) {

@@ -335,7 +335,7 @@ static int ext_backing(const struct vmm_ext_policy *p, const char *base, const c
 		       int depth, uint64_t *ret_len, bool *ret_known, struct vmm_ext_chain *chain,
 		       char *err, size_t errlen)
 {
-	char name[1024], fmtname[33], path[PATH_MAX], full[PATH_MAX] = "";
+	char name[INSTAR_PROBE_BACKING_MAX + 1], fmtname[33], path[PATH_MAX], full[PATH_MAX] = "";
 	struct instar_probe_info *bi;
 	int fd = -1, r, want;
 	off_t end;

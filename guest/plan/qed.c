@@ -11,14 +11,22 @@
  * header field it relies on (shared/open_check.c, shared with the host
  * probe: the magic, unknown feature bits, cluster and table sizes, the
  * current size, the L1 table's place, the header size, the backing name's
- * place) and refuses in qemu's order and words, as a failed open
+ * place and length) and refuses in qemu's order and words, as a failed open
  * (INSTAR_RESULT_OPEN: "Could not open 'NAME': DETAIL"). It also clears the
  * autoclear feature bits, which qemu (knowing none) clears on every
  * writable open. An image whose "needs check" bit is set (not closed
- * cleanly) is refused (REQUIRES_CHECK); qemu would run a repair first. An
- * image with a backing file is refused: the grown range would read the
- * backing file's bytes there, which instar does not let an image expose
- * (qemu 7.2 does). */
+ * cleanly) is refused (REQUIRES_CHECK); qemu would run a repair first.
+ *
+ * A backing file is the host's to open (vmm/external.c, under its name
+ * policy): the name the host resolved must be the one this header holds
+ * (its CRC-32), and the host gives its length. qemu's block layer grows an
+ * image over a backing file only when that file is not longer than the
+ * image (it would otherwise need zero writes, which the QED driver does not
+ * take: "Block driver does not support requested flags"); the grown range
+ * then reads zeros past the backing file's end, and the grow is the same
+ * one header write. Without the length (a backing format the host does not
+ * read) the grow is refused. */
+#include "crc32.h"
 #include "open_check.h"
 #include "plan.h"
 
@@ -33,6 +41,9 @@ struct qed_hdr {
 	uint8_t raw[INSTAR_QED_HEADER_LEN];
 	uint32_t cluster_size, table_size;
 	uint64_t features, autoclear, image_size;
+	/* the backing name as qemu takes it (before its first NUL); 0: none */
+	uint32_t name_len;
+	uint8_t name[INSTAR_QED_NAME_MAX];
 };
 
 static int qed_fail(struct instar_resize_result *ret, uint32_t err, const char *msg)
@@ -67,11 +78,22 @@ static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_
 	h->features = get_le64(h->raw + QED_OFF_FEATURES);
 	h->autoclear = get_le64(h->raw + QED_OFF_AUTOCLEAR);
 	h->image_size = get_le64(h->raw + QED_OFF_IMAGE_SIZE);
-	/* Refused beyond qemu (which opens the backing file, and repairs an
-	 * image that needs a check, then resizes it). */
-	if (h->features & INSTAR_QED_F_BACKING_FILE)
-		return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
-				"QED images with a backing file cannot be resized by instar");
+	h->name_len = 0;
+	if (h->features & INSTAR_QED_F_BACKING_FILE) {
+		/* inside the header clusters, shorter than INSTAR_QED_NAME_MAX
+		 * (the open check), so inside the file (the L1 table is past
+		 * the header) */
+		uint32_t len = get_le32(h->raw + INSTAR_QED_OFF_BACKING_LEN);
+
+		r = len ? plan_read_z(io, get_le32(h->raw + INSTAR_QED_OFF_BACKING_NAME), h->name,
+				    len)
+			: 0;
+		if (r)
+			return qed_fail(ret, (uint32_t)r, NULL);
+		h->name_len = instar_qed_name_len(h->name, len);
+	}
+	/* Refused beyond qemu (which repairs an image that needs a check,
+	 * then resizes it). */
 	if (h->features & INSTAR_QED_F_NEED_CHECK)
 		return qed_fail(ret, INSTAR_ERR_REQUIRES_CHECK, NULL);
 	return 0;
@@ -91,10 +113,24 @@ int plan_resize_qed(const struct plan_opts *o, const struct plan_io *io, struct 
 	ret->old_virtual_size = h.image_size;
 	if (o->expected_old_size != UINT64_MAX && h.image_size != o->expected_old_size)
 		return qed_fail(ret, INSTAR_ERR_HEADER_MISMATCH, NULL);
-	/* qemu-img's order: --shrink first; then the driver's: preallocation,
-	 * the size, the direction. */
+	if (((o->flags & INSTAR_RESIZE_BACKING) != 0) != (h.name_len != 0) ||
+	    (h.name_len && instar_crc32(0, h.name, h.name_len) != o->backing_name_crc))
+		return qed_fail(ret, INSTAR_ERR_HEADER_MISMATCH,
+				"qed: backing file name differs from the host's probe");
+	/* qemu-img's order: --shrink first; then the block layer's zero
+	 * writes over a longer backing file; then the driver's:
+	 * preallocation, the size, the direction. */
 	if (o->new_size < h.image_size && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
 		return qed_fail(ret, INSTAR_ERR_SHRINK_WITHOUT_FLAG, NULL);
+	if (o->new_size > h.image_size && h.name_len) {
+		if (!(o->flags & INSTAR_RESIZE_BACKING_LEN))
+			return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					"instar cannot tell the length of this QED image's "
+					"backing file (a format it does not read)");
+		if (o->backing_len > h.image_size)
+			return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
+					"Block driver does not support requested flags");
+	}
 	if (o->prealloc != INSTAR_PREALLOC_OFF)
 		return qed_fail(ret, INSTAR_ERR_PREALLOCATION_UNSUPPORTED, NULL);
 	if (!instar_qed_size_valid(o->new_size, h.cluster_size, h.table_size))

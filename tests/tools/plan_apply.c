@@ -218,14 +218,14 @@ static int probe_head(int fd, uint64_t file_size, struct instar_probe_info *info
 	return instar_probe(&in, info) < 0 ? -1 : 0;
 }
 
-/* The host's part of the config: the names the probe saw (qcow2's backing
- * and data files, a vmdk descriptor's flat extent). */
+/* The host's part of the config: the names the probe saw (qcow2's and
+ * qed's backing files, qcow2's data file, a vmdk descriptor's flat extent;
+ * none for other formats). */
 static void host_names(int fd, uint64_t file_size, struct plan_opts *po)
 {
 	struct instar_probe_info info;
 
-	if (probe_head(fd, file_size, &info) < 0 ||
-	    (info.format != INSTAR_FMT_QCOW2 && info.format != INSTAR_FMT_VMDK))
+	if (probe_head(fd, file_size, &info) < 0)
 		return;
 	po->flags |= instar_probe_name_flags(&info, &po->backing_name_crc, &po->data_file_name_crc);
 }
@@ -371,8 +371,7 @@ int main(int argc, char **argv)
 	}
 	po.new_size = strtoull(argv[optind + 2], NULL, 0);
 	po.expected_old_size = UINT64_MAX; /* "unknown": planners skip the check */
-	if (fmt == INSTAR_FMT_QCOW2 || fmt == INSTAR_FMT_VMDK)
-		host_names(fd, (uint64_t)st.st_size, &po);
+	host_names(fd, (uint64_t)st.st_size, &po);
 	io.read = file_read;
 	io.ctx = &fd;
 	io.file_size = (uint64_t)st.st_size;

@@ -269,12 +269,35 @@ static void test_other_formats(void **state)
 	put_le64(mem + 4, 65536); /* cluster size (and table size 0) */
 	put_le64(mem + 16, 1);	  /* a backing file */
 	put_le64(mem + 48, 5ull << 30);
+	put_le32(mem + 56, 64);
+	put_le32(mem + 60, 12);
+	memcpy(mem + 64, "base.raw\0xyz", 12);
 	probe_mem(4096, 4096, &info);
 	assert_int_equal(info.format, INSTAR_FMT_QED);
 	assert_null(info.other);
 	assert_int_equal(info.virtual_size, 5ull << 30);
 	assert_int_equal(info.cluster_size, 65536);
 	assert_true(info.has_backing);
+	/* the name as qemu takes it: up to the first NUL; a probed format */
+	assert_true(info.names_known);
+	assert_int_equal(info.backing_len, 8);
+	assert_memory_equal(info.backing, "base.raw", 8);
+	assert_int_equal(info.backing_fmt_len, 0);
+	put_le64(mem + 16, 5); /* "the backing file is raw" */
+	probe_mem(4096, 4096, &info);
+	assert_int_equal(info.backing_fmt_len, 3);
+	assert_memory_equal(info.backing_fmt, "raw", 3);
+	/* an empty name is no backing file (qemu-img resizes the image alone) */
+	mem[64] = 0;
+	probe_mem(4096, 4096, &info);
+	assert_true(info.names_known);
+	assert_false(info.has_backing);
+	assert_int_equal(info.backing_len, 0);
+	/* a name qemu cannot read (4 KiB or more): not known, the guest
+	 * refuses the header */
+	put_le32(mem + 60, 4096);
+	probe_mem(4096, 4096, &info);
+	assert_false(info.names_known);
 
 	memset(mem, 0, 4096);
 	memcpy(mem, "LUKS\xba\xbe\0\1", 8);

@@ -1,7 +1,9 @@
 /* tests/unit/test_qed_plan.c — the QED planner on in-memory images: a grow
  * writes the size (and clears autoclear bits) and nothing else; every
  * refusal carries qemu 7.2's message and emits nothing; every bad header
- * field gives an error, never a crash. */
+ * field gives an error, never a crash; a backing file the host named and
+ * measured is checked against the header and grows only as qemu's block
+ * layer lets it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "crc32.h"
 #include "plan.h"
 #include "plan_testlib.h"
 
@@ -53,6 +56,10 @@ static int apply_sink(void *ctx, const struct plan_op *op)
 	return 0;
 }
 
+/* What the host tells the planner of the backing file (test_backing). */
+static uint32_t host_name_crc;
+static uint64_t host_backing_len;
+
 static int run_full(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags, uint32_t prealloc,
 		    struct instar_resize_result *res, struct apply *a)
 {
@@ -62,7 +69,9 @@ static int run_full(uint8_t *img, size_t len, uint64_t new_size, uint32_t flags,
 	struct plan_opts o = {.new_size = new_size,
 			      .expected_old_size = UINT64_MAX,
 			      .flags = flags,
-			      .prealloc = prealloc};
+			      .prealloc = prealloc,
+			      .backing_len = host_backing_len,
+			      .backing_name_crc = host_name_crc};
 	struct plan_scratch s;
 	struct plan p;
 
@@ -209,8 +218,8 @@ static void test_hostile_headers(void **state)
 	    {"table 1 (qemu cannot open it)", 8, 4, 1, INSTAR_ERR_PARSE_FAILED,
 	     "QED table offset is invalid"},
 	    {"need check", 16, 8, 0x2, INSTAR_ERR_REQUIRES_CHECK, ""},
-	    {"backing file", 16, 8, 0x1, INSTAR_ERR_UNSUPPORTED_FEATURE,
-	     "QED images with a backing file cannot be resized by instar"},
+	    {"backing file the host did not name", 16, 8, 0x1, INSTAR_ERR_HEADER_MISMATCH,
+	     "qed: backing file name differs from the host's probe"},
 	};
 	uint8_t img[IMG_LEN];
 
@@ -223,11 +232,13 @@ static void test_hostile_headers(void **state)
 		if (b->off == 16 && (b->v & 1)) { /* a backing name inside the header */
 			put_le32(img + 56, 64);
 			put_le32(img + 60, 8);
+			memcpy(img + 64, "base.raw", 8);
 		}
 		print_message("%s\n", b->what);
 		refused(img, IMG_LEN, 2 * G, 0, 0, b->err, b->detail);
 		/* qemu's open refuses all but these two (it opens the backing
-		 * file; it repairs an image that needs a check) */
+		 * file the host did not name here; it repairs an image that
+		 * needs a check) */
 		assert_int_equal((last_flags & INSTAR_RESULT_OPEN) != 0,
 				 b->err != INSTAR_ERR_REQUIRES_CHECK &&
 				     !(b->off == 16 && b->v == 0x1));
@@ -253,6 +264,107 @@ static void test_hostile_headers(void **state)
 	assert_true(last_flags & INSTAR_RESULT_OPEN); /* "QED" and a zero: the magic */
 	refused(img, 2, 2 * G, 0, 0, INSTAR_ERR_PARSE_FAILED, "Image not in QED format");
 	assert_true(last_flags & INSTAR_RESULT_OPEN);
+}
+
+/* The header names NAME (len bytes at 64) as its backing file. */
+static void with_backing(uint8_t *img, const char *name, uint32_t len, uint64_t features)
+{
+	build(img);
+	put_le64(img + 16, features);
+	put_le32(img + 56, 64);
+	put_le32(img + 60, len);
+	memcpy(img + 64, name, len);
+}
+
+#define HOST_B (INSTAR_RESIZE_BACKING | INSTAR_RESIZE_BACKING_LEN)
+
+static void test_backing(void **state)
+{
+	static uint8_t img[IMG_LEN], big_img[IMG_LEN + 2 * CS];
+	static char big[4096];
+	struct instar_resize_result r;
+	struct apply a;
+
+	(void)state;
+	host_name_crc = instar_crc32(0, "base.raw", 8);
+	/* The backing file no longer than the image: the one header write;
+	 * the grown range reads zeros past the backing file's end. */
+	for (uint64_t f = 1; f <= 5; f += 4) { /* also "backing is raw" */
+		host_backing_len = G;
+		with_backing(img, "base.raw", 8, f);
+		assert_int_equal(run(img, 2 * G, HOST_B, &r, &a), 0);
+		assert_int_equal(r.action, INSTAR_ACTION_GROW);
+		assert_int_equal(a.nwrites, 1);
+		assert_int_equal(get_le64(img + 48), 2 * G);
+		assert_int_equal(get_le64(img + 16), f);
+		assert_memory_equal(img + 64, "base.raw", 8);
+	}
+	host_backing_len = G / 2;
+	with_backing(img, "base.raw", 8, 1);
+	assert_int_equal(run(img, 2 * G, HOST_B, &r, &a), 0);
+	/* Longer: qemu's block layer would zero the new range, which the QED
+	 * driver cannot ("requested flags"); before its own checks. */
+	host_backing_len = G + 512;
+	with_backing(img, "base.raw", 8, 1);
+	refused(img, IMG_LEN, 2 * G, HOST_B, 0, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		"Block driver does not support requested flags");
+	refused(img, IMG_LEN, 2 * G, HOST_B, INSTAR_PREALLOC_FULL, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		"Block driver does not support requested flags");
+	refused(img, IMG_LEN, 2 * G + 1, HOST_B, 0, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		"Block driver does not support requested flags");
+	/* ... but only for a grow: no new bytes, no zero writes */
+	refused(img, IMG_LEN, G / 2, HOST_B | INSTAR_RESIZE_SHRINK_ALLOWED, 0,
+		INSTAR_ERR_UNSUPPORTED_SHRINK, "Shrinking images is currently not supported");
+	refused(img, IMG_LEN, G / 2, HOST_B, 0, INSTAR_ERR_SHRINK_WITHOUT_FLAG, "");
+	assert_int_equal(run(img, G, HOST_B, &r, &a), 0);
+	assert_int_equal(r.action, INSTAR_ACTION_NOOP);
+	assert_int_equal(a.nops, 0);
+	/* A length the host could not tell: no grow. */
+	refused(img, IMG_LEN, 2 * G, INSTAR_RESIZE_BACKING, 0, INSTAR_ERR_UNSUPPORTED_FEATURE,
+		"instar cannot tell the length of this QED image's backing file (a format it "
+		"does not read)");
+	/* The host's name must be the header's. */
+	host_backing_len = G;
+	refused(img, IMG_LEN, 2 * G, 0, 0, INSTAR_ERR_HEADER_MISMATCH,
+		"qed: backing file name differs from the host's probe");
+	host_name_crc = instar_crc32(0, "base.raX", 8);
+	refused(img, IMG_LEN, 2 * G, HOST_B, 0, INSTAR_ERR_HEADER_MISMATCH,
+		"qed: backing file name differs from the host's probe");
+	/* qemu takes the text before the first NUL: "base" */
+	host_name_crc = instar_crc32(0, "base", 4);
+	with_backing(img, "base\0raw", 8, 1);
+	assert_int_equal(run(img, 2 * G, HOST_B, &r, &a), 0);
+	/* An empty name is no backing file (qemu-img resizes the image
+	 * alone): the host names none. */
+	for (int k = 0; k < 2; k++) {
+		with_backing(img, "\0base", k ? 5 : 0, 1);
+		refused(img, IMG_LEN, 2 * G, HOST_B, 0, INSTAR_ERR_HEADER_MISMATCH,
+			"qed: backing file name differs from the host's probe");
+		assert_int_equal(run(img, 2 * G, 0, &r, &a), 0);
+		assert_int_equal(get_le64(img + 48), 2 * G);
+	}
+	/* qemu's open reads names shorter than PATH_MAX (4 KiB): here in a
+	 * header of two clusters, the L1 table after it */
+	memset(big, 'a', sizeof(big));
+	host_name_crc = instar_crc32(0, big, 4095);
+	for (uint32_t len = 4095; len <= 4096; len++) {
+		build(big_img);
+		put_le32(big_img + 12, 2);
+		put_le64(big_img + 40, 2 * CS);
+		put_le64(big_img + 16, 1);
+		put_le32(big_img + 56, 64);
+		put_le32(big_img + 60, len);
+		memcpy(big_img + 64, big, len);
+		assert_int_equal(run_full(big_img, sizeof(big_img), 2 * G, HOST_B, 0, &r, &a),
+				 len == 4095 ? 0 : INSTAR_ERR_PARSE_FAILED);
+		if (len == 4096) {
+			assert_string_equal(r.detail, "Failed to read backing filename");
+			assert_true(r.flags & INSTAR_RESULT_OPEN);
+			assert_int_equal(a.nops, 0);
+		}
+	}
+	host_name_crc = 0;
+	host_backing_len = 0;
 }
 
 /* One run with a given read failure mode and expected old size; the ops
@@ -327,7 +439,7 @@ int main(void)
 	    cmocka_unit_test(test_grow),	   cmocka_unit_test(test_autoclear_cleared),
 	    cmocka_unit_test(test_size_rules),	   cmocka_unit_test(test_hostile_headers),
 	    cmocka_unit_test(test_read_failure),   cmocka_unit_test(test_expected_size),
-	    cmocka_unit_test(test_random_headers),
+	    cmocka_unit_test(test_random_headers), cmocka_unit_test(test_backing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
