@@ -11,7 +11,9 @@
 # tests/compat/vmdk_plan.sh), man-db (the man page test), 7zip (7zz: a VDI
 # reader that is not qemu, for tests/compat/vdi_plan.sh), hyperfine (bench/),
 # qemu-system-x86, busybox-static, kmod and cpio (tests/vm/run.sh: `make
-# check-vm` runs the guest's tests in a VM on machines without /dev/kvm).
+# check-vm` runs the guest's tests in a VM on machines without /dev/kvm;
+# the iotests test starts QEMU too), dpkg-dev and xz-utils (`apt-get source
+# qemu` for QEMU's iotests, tests/iotests/fetch.sh).
 set -eu
 pkgs=(
   build-essential meson ninja-build pkg-config
@@ -21,6 +23,7 @@ pkgs=(
   zlib1g-dev libzstd-dev
   strace python3-libqcow python3-libvmdk python3-libvhdi 7zip python3-vmdkstream
   qemu-system-x86 busybox-static kmod cpio
+  dpkg-dev xz-utils
 )
 missing=()
 for p in "${pkgs[@]}"; do
