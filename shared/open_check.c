@@ -3,44 +3,14 @@
 #include "open_check.h"
 #include "abi.h"
 #include "byteorder.h"
+#include "msgbuf.h"
 #include "vdi_layout.h"
 
 /* ---- the message ---- */
 
-struct oc_msg {
-	char *b;
-	size_t cap, n;
-};
-
-static void oc_str(struct oc_msg *m, const char *s)
+static int oc_fail(struct instar_msgbuf *m, int err, const char *s)
 {
-	for (; *s && m->n + 1 < m->cap; s++)
-		m->b[m->n++] = *s;
-	if (m->cap)
-		m->b[m->n] = '\0';
-}
-
-/* v in base 10 or 16 (lowercase), at least width digits */
-static void oc_num(struct oc_msg *m, uint64_t v, unsigned base, unsigned width)
-{
-	char t[24];
-	unsigned k = 0;
-
-	do {
-		t[k++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v && k < sizeof(t));
-	while (k < width && k < sizeof(t))
-		t[k++] = '0';
-	while (k && m->n + 1 < m->cap)
-		m->b[m->n++] = t[--k];
-	if (m->cap)
-		m->b[m->n] = '\0';
-}
-
-static int oc_fail(struct oc_msg *m, int err, const char *s)
-{
-	oc_str(m, s);
+	instar_msg_str(m, s);
 	return err;
 }
 
@@ -99,17 +69,17 @@ static bool qed_table_ok(uint64_t l1, uint32_t cluster_size, uint32_t table_size
 
 int instar_qed_open_check(const uint8_t *h, uint64_t file_size, char *mb, size_t cap)
 {
-	struct oc_msg m = {.b = mb, .cap = cap, .n = 0};
+	struct instar_msgbuf m = {.b = mb, .cap = cap, .n = 0};
 	uint32_t cs = get_le32(h + QED_OFF_CLUSTER_SIZE), ts = get_le32(h + QED_OFF_TABLE_SIZE);
 	uint32_t hs = get_le32(h + QED_OFF_HEADER_SIZE);
 	uint64_t features = get_le64(h + QED_OFF_FEATURES);
 
-	oc_str(&m, "");
+	instar_msg_str(&m, "");
 	if (get_le32(h) != INSTAR_QED_MAGIC)
 		return oc_fail(&m, INSTAR_ERR_PARSE_FAILED, "Image not in QED format");
 	if (features & ~QED_F_KNOWN) {
-		oc_str(&m, "Unsupported QED features: ");
-		oc_num(&m, features & ~QED_F_KNOWN, 16, 0);
+		instar_msg_str(&m, "Unsupported QED features: ");
+		instar_msg_num(&m, features & ~QED_F_KNOWN, 16, 0);
 		return INSTAR_ERR_UNSUPPORTED_FEATURE;
 	}
 	if (cs < QED_MIN_CLUSTER || cs > QED_MAX_CLUSTER || !qed_pow2(cs))
@@ -144,15 +114,15 @@ static bool oc_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-static void vdi_unsupported(struct oc_msg *m, const char *what)
+static void vdi_unsupported(struct instar_msgbuf *m, const char *what)
 {
-	oc_str(m, "unsupported VDI image (");
-	oc_str(m, what);
+	instar_msg_str(m, "unsupported VDI image (");
+	instar_msg_str(m, what);
 }
 
 int instar_vdi_open_check(const uint8_t *h, char *mb, size_t cap)
 {
-	struct oc_msg m = {.b = mb, .cap = cap, .n = 0};
+	struct instar_msgbuf m = {.b = mb, .cap = cap, .n = 0};
 	uint64_t size = get_le64(h + INSTAR_VDI_H_DISK_SIZE);
 	uint32_t version = get_le32(h + INSTAR_VDI_H_VERSION);
 	uint32_t bmap = get_le32(h + INSTAR_VDI_H_OFFSET_BMAP);
@@ -161,52 +131,52 @@ int instar_vdi_open_check(const uint8_t *h, char *mb, size_t cap)
 	uint32_t block = get_le32(h + INSTAR_VDI_H_BLOCK_SIZE);
 	uint32_t blocks = get_le32(h + INSTAR_VDI_H_BLOCKS);
 
-	oc_str(&m, "");
+	instar_msg_str(&m, "");
 	if (size > INSTAR_VDI_SIZE_MAX) {
-		oc_str(&m, "Unsupported VDI image size (size is 0x");
-		oc_num(&m, size, 16, 0);
-		oc_str(&m, ", max supported is 0x");
-		oc_num(&m, INSTAR_VDI_SIZE_MAX, 16, 0);
+		instar_msg_str(&m, "Unsupported VDI image size (size is 0x");
+		instar_msg_num(&m, size, 16, 0);
+		instar_msg_str(&m, ", max supported is 0x");
+		instar_msg_num(&m, INSTAR_VDI_SIZE_MAX, 16, 0);
 		return oc_fail(&m, INSTAR_ERR_UNSUPPORTED_FEATURE, ")");
 	}
 	size = (size + 511) & ~(uint64_t)511; /* qemu rounds odd sizes up */
 	if (get_le32(h + INSTAR_VDI_H_SIGNATURE) != INSTAR_VDI_SIGNATURE) {
-		oc_str(&m, "Image not in VDI format (bad signature ");
-		oc_num(&m, get_le32(h + INSTAR_VDI_H_SIGNATURE), 16, 8);
+		instar_msg_str(&m, "Image not in VDI format (bad signature ");
+		instar_msg_num(&m, get_le32(h + INSTAR_VDI_H_SIGNATURE), 16, 8);
 		return oc_fail(&m, INSTAR_ERR_PARSE_FAILED, ")");
 	}
 	if (version != INSTAR_VDI_VERSION_1_1) {
 		vdi_unsupported(&m, "version ");
-		oc_num(&m, version >> 16, 10, 0);
-		oc_str(&m, ".");
-		oc_num(&m, version & 0xffff, 10, 0);
+		instar_msg_num(&m, version >> 16, 10, 0);
+		instar_msg_str(&m, ".");
+		instar_msg_num(&m, version & 0xffff, 10, 0);
 		return oc_fail(&m, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, ")");
 	}
 	if (bmap % 512) {
 		vdi_unsupported(&m, "unaligned block map offset 0x");
-		oc_num(&m, bmap, 16, 0);
+		instar_msg_num(&m, bmap, 16, 0);
 		return oc_fail(&m, INSTAR_ERR_CORRUPT, ")");
 	}
 	if (data % 512) {
 		vdi_unsupported(&m, "unaligned data offset 0x");
-		oc_num(&m, data, 16, 0);
+		instar_msg_num(&m, data, 16, 0);
 		return oc_fail(&m, INSTAR_ERR_CORRUPT, ")");
 	}
 	if (sector != 512) {
 		vdi_unsupported(&m, "sector size ");
-		oc_num(&m, sector, 10, 0);
+		instar_msg_num(&m, sector, 10, 0);
 		return oc_fail(&m, INSTAR_ERR_UNSUPPORTED_FEATURE, " is not 512)");
 	}
 	if (block != INSTAR_VDI_BLOCK_SIZE) {
 		vdi_unsupported(&m, "block size ");
-		oc_num(&m, block, 10, 0);
+		instar_msg_num(&m, block, 10, 0);
 		return oc_fail(&m, INSTAR_ERR_UNSUPPORTED_FEATURE, " is not 1048576)");
 	}
 	if (size > (uint64_t)blocks * block) {
 		vdi_unsupported(&m, "disk size ");
-		oc_num(&m, size, 10, 0);
-		oc_str(&m, ", image bitmap has room for ");
-		oc_num(&m, (uint64_t)blocks * block, 10, 0);
+		instar_msg_num(&m, size, 10, 0);
+		instar_msg_str(&m, ", image bitmap has room for ");
+		instar_msg_num(&m, (uint64_t)blocks * block, 10, 0);
 		return oc_fail(&m, INSTAR_ERR_CORRUPT, ")");
 	}
 	if (!oc_zero(h + INSTAR_VDI_H_UUID_LINK, 16))
@@ -217,9 +187,9 @@ int instar_vdi_open_check(const uint8_t *h, char *mb, size_t cap)
 			       "unsupported VDI image (non-NULL parent UUID)");
 	if (blocks > INSTAR_VDI_BLOCKS_MAX) {
 		vdi_unsupported(&m, "too many blocks ");
-		oc_num(&m, blocks, 10, 0);
-		oc_str(&m, ", max is ");
-		oc_num(&m, INSTAR_VDI_BLOCKS_MAX, 10, 0);
+		instar_msg_num(&m, blocks, 10, 0);
+		instar_msg_str(&m, ", max is ");
+		instar_msg_num(&m, INSTAR_VDI_BLOCKS_MAX, 10, 0);
 		return oc_fail(&m, INSTAR_ERR_CORRUPT, ")");
 	}
 	return 0;

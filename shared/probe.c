@@ -4,6 +4,7 @@
 #include "abi_names.h"
 #include "crc32.h"
 #include "byteorder.h"
+#include "msgbuf.h"
 #include "probe.h"
 #include "vhd_size.h"
 #include "open_check.h"
@@ -865,36 +866,6 @@ static void details_vhdx(const struct instar_probe_input *in, const uint8_t *h,
 
 /* ---- what qemu 7.2's driver says when it cannot open the file ---- */
 
-static void put_str(char *d, size_t cap, size_t *pos, const char *s)
-{
-	for (; *s && *pos + 1 < cap; s++)
-		d[(*pos)++] = *s;
-	d[*pos] = '\0';
-}
-
-static void put_bytes(char *d, size_t cap, size_t *pos, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n && s[i] && *pos + 1 < cap; i++)
-		d[(*pos)++] = s[i];
-	d[*pos] = '\0';
-}
-
-static void put_num(char *d, size_t cap, size_t *pos, uint64_t v, unsigned base, unsigned width)
-{
-	char t[24];
-	unsigned n = 0;
-
-	do {
-		t[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v && n < sizeof(t));
-	while (n < width && n < sizeof(t))
-		t[n++] = '0';
-	while (n && *pos + 1 < cap)
-		d[(*pos)++] = t[--n];
-	d[*pos] = '\0';
-}
-
 /* qemu's vmdk_parse_description(desc, "createType"): the text up to its
  * first NUL holds "createType", two characters, then a value closed by '"'
  * (shorter than 128). -1 when the bytes to tell are not in the windows. */
@@ -930,14 +901,14 @@ static int vmdk_has_create_type(const struct instar_probe_input *in)
  * opens as a descriptor file); a descriptor file's createType and a line of
  * it qemu refuses before any extent it opens (shared/vmdk_qemu.h). The
  * rest is the guest's (guest/plan/vmdk.c). */
-static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *b, char *m,
-			    size_t cap, size_t *pos)
+static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *b,
+			    struct instar_msgbuf *m)
 {
 	const char *d, *ct;
 	size_t n, ctn, ls, le;
 
 	if (in->file_size == 0) {
-		put_str(m, cap, pos, "File is too small, not a valid image");
+		instar_msg_str(m, "File is too small, not a valid image");
 		return;
 	}
 	if (bytes_eq(b, "KDMV", 4)) {
@@ -951,18 +922,18 @@ static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *
 		 * first may lie outside the windows */
 		t = win(in, in->file_size - 3 * SECTOR, 3 * SECTOR);
 		if (t && (get_le32(t + 8) != 0 || get_le32(t + 12) != 3))
-			put_str(m, cap, pos, "Invalid footer");
+			instar_msg_str(m, "Invalid footer");
 		else if ((t = win(in, in->file_size - 2 * SECTOR, 2 * SECTOR)) &&
 			 (!bytes_eq(t, "KDMV", 4) || get_le64(t + SECTOR) != 0 ||
 			  get_le32(t + SECTOR + 8) != 0 || get_le32(t + SECTOR + 12) != 0))
-			put_str(m, cap, pos, "Invalid footer");
+			instar_msg_str(m, "Invalid footer");
 		return;
 	}
 	if (bytes_eq(b, "COWD", 4))
 		return;
 	switch (vmdk_has_create_type(in)) {
 	case 0:
-		put_str(m, cap, pos, "invalid VMDK image descriptor");
+		instar_msg_str(m, "invalid VMDK image descriptor");
 		return;
 	case -1:
 		return; /* the text goes on past what we hold */
@@ -975,14 +946,14 @@ static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *
 	if (!d || !instar_vmdkq_ct(d, n, &ct, &ctn))
 		return;
 	if (!instar_vmdkq_ct_known(ct, ctn)) {
-		put_str(m, cap, pos, "Unsupported image type '");
-		put_bytes(m, cap, pos, ct, ctn);
-		put_str(m, cap, pos, "'");
+		instar_msg_str(m, "Unsupported image type '");
+		instar_msg_bytes(m, ct, ctn);
+		instar_msg_str(m, "'");
 		return;
 	}
 	if (instar_vmdkq_bad_line(d, n, &ls, &le)) {
-		put_str(m, cap, pos, "Invalid extent line: ");
-		put_bytes(m, cap, pos, d + ls, le - ls);
+		instar_msg_str(m, "Invalid extent line: ");
+		instar_msg_bytes(m, d + ls, le - ls);
 	}
 }
 
@@ -993,32 +964,31 @@ static void vmdk_open_error(const struct instar_probe_input *in, const uint8_t *
 static void open_error(const struct instar_probe_input *in, const uint8_t *b, const char *drv,
 		       struct instar_probe_info *ret)
 {
-	char *m = ret->open_error;
-	size_t cap = sizeof(ret->open_error), pos = 0;
+	struct instar_msgbuf m = {.b = ret->open_error, .cap = sizeof(ret->open_error), .n = 0};
 	const uint8_t *t;
 
-	m[0] = '\0';
+	ret->open_error[0] = '\0';
 	if (str_eq(drv, "bochs") || str_eq(drv, "cloop") || str_eq(drv, "dmg")) {
-		put_str(m, cap, &pos, "Image is read-only"); /* read-only drivers */
+		instar_msg_str(&m, "Image is read-only"); /* read-only drivers */
 	} else if (str_eq(drv, "qcow2")) {
 		if (get_be32(b) != 0x514649fb) {
-			put_str(m, cap, &pos, "Image is not in qcow2 format");
+			instar_msg_str(&m, "Image is not in qcow2 format");
 		} else if (get_be32(b + 4) < 2 || get_be32(b + 4) > 3) {
-			put_str(m, cap, &pos, "Unsupported qcow2 version ");
-			put_num(m, cap, &pos, get_be32(b + 4), 10, 0);
+			instar_msg_str(&m, "Unsupported qcow2 version ");
+			instar_msg_num(&m, get_be32(b + 4), 10, 0);
 		}
 	} else if (str_eq(drv, "qcow")) {
 		if (get_be32(b) != 0x514649fb) {
-			put_str(m, cap, &pos, "Image not in qcow format");
+			instar_msg_str(&m, "Image not in qcow format");
 		} else if (get_be32(b + 4) != 1) {
-			put_str(m, cap, &pos, "qcow (v1) does not support qcow version ");
-			put_num(m, cap, &pos, get_be32(b + 4), 10, 0);
-			put_str(m, cap, &pos, "\nTry the 'qcow2' driver instead.");
+			instar_msg_str(&m, "qcow (v1) does not support qcow version ");
+			instar_msg_num(&m, get_be32(b + 4), 10, 0);
+			instar_msg_str(&m, "\nTry the 'qcow2' driver instead.");
 		} else if (get_be64(b + 24) <= 1) {
-			put_str(m, cap, &pos, "Image size is too small (must be at least 2 bytes)");
+			instar_msg_str(&m, "Image size is too small (must be at least 2 bytes)");
 		}
 	} else if (str_eq(drv, "vmdk")) {
-		vmdk_open_error(in, b, m, cap, &pos);
+		vmdk_open_error(in, b, &m);
 	} else if (str_eq(drv, "vpc")) {
 		/* the footer qemu reads, its checksum and size (vhd_size.h); the
 		 * rest is the guest's */
@@ -1033,13 +1003,13 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 		if (!in->file_size || t) {
 			switch (instar_vhd_footer_open(b, t ? last : NULL, &msg)) {
 			case INSTAR_VHD_FOOTER_REFUSED:
-				put_str(m, cap, &pos, msg);
+				instar_msg_str(&m, msg);
 				break;
 			case INSTAR_VHD_FOOTER_TOO_LARGE:
 				/* -EFBIG without a message: the block layer's */
-				put_str(m, cap, &pos, "Could not open '");
-				put_str(m, cap, &pos, in->name ? in->name : "");
-				put_str(m, cap, &pos, "': File too large");
+				instar_msg_str(&m, "Could not open '");
+				instar_msg_str(&m, in->name ? in->name : "");
+				instar_msg_str(&m, "': File too large");
 				break;
 			default:
 				break;
@@ -1048,21 +1018,21 @@ static void open_error(const struct instar_probe_input *in, const uint8_t *b, co
 	} else if (str_eq(drv, "vhdx")) {
 		if (!bytes_eq(b, "vhdxfile", 8)) {
 			/* the driver fails without a message: the block layer's */
-			put_str(m, cap, &pos, "Could not open '");
-			put_str(m, cap, &pos, in->name ? in->name : "");
-			put_str(m, cap, &pos, "': Invalid argument");
+			instar_msg_str(&m, "Could not open '");
+			instar_msg_str(&m, in->name ? in->name : "");
+			instar_msg_str(&m, "': Invalid argument");
 		}
 	} else if (str_eq(drv, "qed")) {
 		/* qemu 7.2's bdrv_qed_do_open over the header and the file's
 		 * length (shared/open_check.c); the guest's planner checks the
 		 * same, and the rest */
-		instar_qed_open_check(b, in->file_size, m, cap);
+		instar_qed_open_check(b, in->file_size, m.b, m.cap);
 	} else if (str_eq(drv, "parallels")) {
 		if (!score_parallels(b, NULL))
-			put_str(m, cap, &pos, "Image not in Parallels format");
+			instar_msg_str(&m, "Image not in Parallels format");
 	} else if (str_eq(drv, "vdi")) {
 		/* qemu 7.2's vdi_open over the 512-byte header */
-		instar_vdi_open_check(b, m, cap);
+		instar_vdi_open_check(b, m.b, m.cap);
 	}
 }
 
