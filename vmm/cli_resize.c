@@ -462,6 +462,98 @@ static int guest_forked(int fd, const struct instar_resize_config *cfg,
 	return st;
 }
 
+/* A data file back at its old length after a guest that did not commit. */
+static void data_file_restore(const struct resize_ext *x, off_t len)
+{
+	if (ftruncate(x->data_fd, len) < 0 || fdatasync(x->data_fd) < 0)
+		cli_warn("could not restore the length of the data file '%s': %s", x->data_name,
+			 strerror(errno));
+}
+
+/* A grow makes the data file long enough before the image commits to the
+ * new size (qemu's order too). *ret_len: its old length; *ret_grown: true
+ * when it was made longer (a failed guest puts it back). */
+static int data_file_pre_grow(struct cli_ctx *c, const struct resize_args *a,
+			      const struct resize_ext *x, uint64_t probed_size, uint64_t new_size,
+			      off_t *ret_len, bool *ret_grown)
+{
+	struct stat dst;
+
+	*ret_grown = false;
+	if (x->data_fd < 0 || new_size <= probed_size)
+		return 0;
+	if (fstat(x->data_fd, &dst) < 0) {
+		cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", x->data_name,
+			  strerror(errno));
+		return -1;
+	}
+	*ret_len = dst.st_size;
+	if (resize_data_file(c, x, new_size, a->prealloc) < 0) {
+		/* the image never changed: its data file goes back too */
+		data_file_restore(x, dst.st_size);
+		return -1;
+	}
+	*ret_grown = true;
+	return 0;
+}
+
+/* twoGbMaxExtentFlat, after the guest: the extent files the host prepared
+ * stay only when the descriptor on disk names them (a success whose
+ * descriptor does not becomes GUEST_MISBEHAVED); then the cut and dropped
+ * ones go. -1 (reported) when finishing fails. */
+static int split_settle(struct cli_ctx *c, struct vmm_split *sp, int fd, int r,
+			struct instar_resize_result *gr)
+{
+	char serr[1400];
+	bool committed;
+
+	if (!sp->target)
+		return 0;
+	committed = vmm_split_committed(sp, fd);
+	if (r == 0 && gr->error == INSTAR_OK && !committed) {
+		gr->error = INSTAR_ERR_GUEST_MISBEHAVED;
+		snprintf(gr->detail, sizeof(gr->detail),
+			 "the committed descriptor does not name the extents the host "
+			 "prepared");
+	}
+	if (!committed)
+		vmm_split_undo(sp);
+	else if (r == 0 && gr->error == INSTAR_OK &&
+		 vmm_split_finish(sp, serr, sizeof(serr)) < 0) {
+		cli_error(c, INSTAR_ERR_IO, EIO, "%s", serr);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the guest did, reported: a failed start, the guest's refusal, or
+ * the sizes it committed (the JSON result reports the guest's when they are
+ * not the ones asked for). */
+static int guest_outcome(struct cli_ctx *c, const struct resize_args *a, int r,
+			 const struct instar_resize_result *gr, uint64_t probed_size,
+			 uint64_t new_size)
+{
+	char detail[INSTAR_DETAIL_MAX + 1];
+
+	if (r < 0) {
+		cli_guest_detail(gr->detail, detail, sizeof(detail));
+		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
+			  detail[0] ? detail : strerror(-r));
+		return -1;
+	}
+	if (gr->error != INSTAR_OK) {
+		cli_guest_error(c, a->filename, a->display, a->prealloc, a->max_staged, gr);
+		return -1;
+	}
+	c->res.file_size_before = gr->file_size_before;
+	c->res.file_size_after = gr->file_size_after;
+	if (gr->old_virtual_size != probed_size || gr->new_virtual_size != new_size) {
+		c->res.old_virtual_size = gr->old_virtual_size;
+		c->res.resolved_new_virtual_size = gr->new_virtual_size;
+	}
+	return 0;
+}
+
 static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
 			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
 			const struct resize_ext *x)
@@ -471,7 +563,7 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	    .abi_version = INSTAR_ABI_VERSION,
 	    .format = format,
 	    .prealloc = a->prealloc,
-	    .flags = a->shrink ? INSTAR_RESIZE_SHRINK_ALLOWED : 0,
+	    .flags = (a->shrink ? INSTAR_RESIZE_SHRINK_ALLOWED : 0) | x->flags,
 	    .expected_old_virtual_size = probed_size,
 	    .new_virtual_size = new_size,
 	    .file_size = file_size,
@@ -488,35 +580,18 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	    .keep_fd = x->data_fd,
 	};
 	struct instar_resize_result gr;
-	char detail[INSTAR_DETAIL_MAX + 1];
 	struct vmm_split sp = {.pol = x->split_pol, .image_fd = fd, .info = x->info, .fd = -1};
 	char serr[1400];
-	struct stat dst;
-	bool grow_data = false;
+	off_t data_len = 0;
+	bool grow_data;
 	int r, serrno = EIO;
 
-	cfg.flags |= x->flags;
 	for (uint32_t i = 0; i < x->chain.n; i++) {
 		cfg.backing_fmt[i] = x->chain.fmt[i];
 		o.backing_fd[i] = x->chain.fd[i];
 	}
-	/* A grow makes the data file long enough before the image commits to
-	 * the new size (qemu's order too); a failed guest puts it back. */
-	if (x->data_fd >= 0 && new_size > probed_size) {
-		if (fstat(x->data_fd, &dst) < 0) {
-			cli_error(c, INSTAR_ERR_IO, EIO, "Could not open '%s': %s", x->data_name,
-				  strerror(errno));
-			return -1;
-		}
-		if (resize_data_file(c, x, new_size, a->prealloc) < 0) {
-			/* the image never changed: its data file goes back too */
-			if (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0)
-				cli_warn("could not restore the length of the data file '%s': %s",
-					 x->data_name, strerror(errno));
-			return -1;
-		}
-		grow_data = true;
-	}
+	if (data_file_pre_grow(c, a, x, probed_size, new_size, &data_len, &grow_data) < 0)
+		return -1;
 	/* twoGbMaxExtentFlat: the host sizes and creates the extent files of a
 	 * grow now, and checks those a shrink cuts or drops */
 	if (x->split &&
@@ -531,24 +606,9 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	}
 	memset(&gr, 0, sizeof(gr));
 	r = x->split ? guest_forked(fd, &cfg, &o, &gr) : vmm_guest_resize(fd, &cfg, &o, &gr);
-	if (x->split && sp.target) {
-		bool committed = vmm_split_committed(&sp, fd);
-
-		if (r == 0 && gr.error == INSTAR_OK && !committed) {
-			/* a success whose descriptor the host cannot read back */
-			gr.error = INSTAR_ERR_GUEST_MISBEHAVED;
-			snprintf(gr.detail, sizeof(gr.detail),
-				 "the committed descriptor does not name the extents the host "
-				 "prepared");
-		}
-		if (!committed)
-			vmm_split_undo(&sp);
-		else if (r == 0 && gr.error == INSTAR_OK &&
-			 vmm_split_finish(&sp, serr, sizeof(serr)) < 0) {
-			vmm_split_close(&sp);
-			cli_error(c, INSTAR_ERR_IO, EIO, "%s", serr);
-			return -1;
-		}
+	if (x->split && split_settle(c, &sp, fd, r, &gr) < 0) {
+		vmm_split_close(&sp);
+		return -1;
 	}
 	vmm_split_close(&sp);
 	if (r == 0 && gr.error != INSTAR_OK) {
@@ -556,35 +616,15 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 		c->res.file_size_before = gr.file_size_before;
 		c->res.file_size_after = gr.file_size_after;
 	}
-	if ((r < 0 || gr.error != INSTAR_OK) && grow_data && !image_has_size(fd, new_size)) {
-		/* the image did not take the new size: the data file goes back */
-		if (ftruncate(x->data_fd, dst.st_size) < 0 || fdatasync(x->data_fd) < 0)
-			cli_warn("could not restore the length of the data file '%s': %s",
-				 x->data_name, strerror(errno));
-	}
-	if (r < 0) {
-		cli_guest_detail(gr.detail, detail, sizeof(detail));
-		cli_error(c, INSTAR_ERR_INTERNAL, EIO, "Could not start the resize guest: %s",
-			  detail[0] ? detail : strerror(-r));
+	if ((r < 0 || gr.error != INSTAR_OK) && grow_data && !image_has_size(fd, new_size))
+		data_file_restore(x, data_len); /* the image did not take the new size */
+	if (guest_outcome(c, a, r, &gr, probed_size, new_size) < 0)
 		return -1;
-	}
-	if (gr.error != INSTAR_OK) {
-		cli_guest_error(c, a->filename, a->display, a->prealloc, a->max_staged, &gr);
-		return -1;
-	}
 	/* A shrink cuts the data file once the image no longer reaches past it
 	 * (qemu cuts it just before its commit write). */
 	if (x->data_fd >= 0 && new_size < probed_size &&
 	    resize_data_file(c, x, new_size, INSTAR_PREALLOC_OFF) < 0)
 		return -1;
-	c->res.file_size_before = gr.file_size_before;
-	c->res.file_size_after = gr.file_size_after;
-	if (gr.old_virtual_size != probed_size || gr.new_virtual_size != new_size) {
-		/* committed, with other sizes than asked for: the JSON result
-		 * reports the sizes the guest wrote */
-		c->res.old_virtual_size = gr.old_virtual_size;
-		c->res.resolved_new_virtual_size = gr.new_virtual_size;
-	}
 	return 0;
 }
 
