@@ -305,7 +305,13 @@ _Static_assert(sizeof(struct instar_resize_config) == 120, "config layout");
  * file's name (also under --image-opts); qemu-img then prints
  * "Could not open 'NAME': Could not open 'FILE': DETAIL". */
 #define INSTAR_RESULT_OPEN_ERRNO (1u << 1)
-#define INSTAR_RESULT_KNOWN (INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO)
+/* With INSTAR_RESULT_OPEN_ERRNO: the driver printed a line of its own first
+ * (qemu's error_report) and failed with EINVAL: the detail is that line,
+ * and qemu-img's last line is "Could not open 'NAME': Could not open
+ * 'FILE': Invalid argument". */
+#define INSTAR_RESULT_OPEN_PRELINE (1u << 2)
+#define INSTAR_RESULT_KNOWN                                                                        \
+	(INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO | INSTAR_RESULT_OPEN_PRELINE)
 struct instar_resize_result {
 	uint32_t error;			/* OUT: enum instar_err */
 	uint32_t action;		/* OUT: enum instar_action */

@@ -2,7 +2,8 @@
  * words where qemu has them, the guest's detail (escaped by cli_error, as
  * every line), "Could not open 'NAME': " before the detail of a failed open
  * of the image (INSTAR_RESULT_OPEN), and the block layer's "Could not open
- * 'FILE': " before an errno's text (INSTAR_RESULT_OPEN_ERRNO). */
+ * 'FILE': " before an errno's text (INSTAR_RESULT_OPEN_ERRNO), after the
+ * driver's own line (INSTAR_RESULT_OPEN_PRELINE). */
 #include <stdint.h>
 #include <string.h>
 
@@ -31,7 +32,11 @@ void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint
 	/* the driver's open failed: qemu-img's "Could not open 'NAME': DETAIL",
 	 * NAME as the command line gave it (--image-opts: the option string) */
 	if ((gr->flags & INSTAR_RESULT_OPEN) && detail[0]) {
-		if (gr->flags & INSTAR_RESULT_OPEN_ERRNO)
+		if (gr->flags & INSTAR_RESULT_OPEN_PRELINE) {
+			cli_error(c, gr->error, 0, "%s", detail);
+			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
+				  display, f, "Invalid argument");
+		} else if (gr->flags & INSTAR_RESULT_OPEN_ERRNO)
 			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
 				  display, f, detail);
 		else

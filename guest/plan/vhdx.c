@@ -30,6 +30,7 @@
  * The spec wants region-table and metadata updates to go through the log; a
  * reader that replays nothing sees the same sequence of valid states here.
  * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
+#include "msgbuf.h"
 #include "plan.h"
 #include "vhdx_layout.h"
 
@@ -175,22 +176,71 @@ static uint64_t vhdx_qemu_length(const struct vhdx *v)
 	return (v->file_size + 511) / 512 * 512;
 }
 
-/* qemu's region overlap test (vhdx_region_check) of [start, start + len)
- * against the log and region table entries 0..n-1. */
-static bool vhdx_q_overlaps(const struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
+/* qemu prints a line of its own (error_report) before it fails the open
+ * with -EINVAL: the detail is that line, and the CLI prints it before the
+ * block layer's "Could not open 'FILE': Invalid argument"
+ * (INSTAR_RESULT_OPEN_PRELINE). */
+static int vhdx_open_einval_line(struct vhdx *v, const char *line)
 {
-	uint64_t end = start + len;
+	v->ret->flags |= INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO | INSTAR_RESULT_OPEN_PRELINE;
+	return vhdx_fail(v, INSTAR_ERR_CORRUPT, line);
+}
 
-	if (!(start >= v->q_log_off + v->q_log_len || end <= v->q_log_off))
-		return true;
-	for (uint32_t k = 0; k < n; k++) {
+/* qemu's region overlap test (vhdx_region_check) of [start, start + len)
+ * against the log and region table entries 0..n-1, in the order of qemu's
+ * list (the last registered first, the log last); an overlap fails the
+ * open with qemu's line naming the first region it meets. 0 when none. */
+static int vhdx_q_overlap_check(struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
+{
+	uint64_t end = start + len, rs = v->q_log_off, re = v->q_log_off + v->q_log_len;
+	char line[INSTAR_DETAIL_MAX];
+	struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+	bool hit = false;
+
+	for (uint32_t k = n; k-- > 0 && !hit;) {
 		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(k);
-		uint64_t s = get_le64(e + 16), l = get_le32(e + 24);
 
-		if (!(start >= s + l || end <= s))
-			return true;
+		rs = get_le64(e + 16);
+		re = rs + get_le32(e + 24);
+		hit = !(start >= re || end <= rs);
 	}
-	return false;
+	if (!hit) {
+		rs = v->q_log_off;
+		re = v->q_log_off + v->q_log_len;
+		hit = !(start >= re || end <= rs);
+	}
+	if (!hit)
+		return 0;
+	instar_msg_str(&m, "VHDX region ");
+	instar_msg_num(&m, start, 10, 0);
+	instar_msg_str(&m, "-");
+	instar_msg_num(&m, end, 10, 0);
+	instar_msg_str(&m, " overlaps with region ");
+	instar_msg_num(&m, rs, 10, 0);
+	instar_msg_str(&m, "-");
+	if (re) /* qemu's "%." PRIu64: precision 0 prints no digit for 0 */
+		instar_msg_num(&m, re, 10, 0);
+	return vhdx_open_einval_line(v, line);
+}
+
+/* qemu's line for BAT entry i whose payload block is not inside the file:
+ * what ("start" or "end") offset off, the file's length len. */
+static int vhdx_q_bat_past_end(struct vhdx *v, uint64_t i, const char *what, uint64_t off,
+			       uint64_t len)
+{
+	char line[INSTAR_DETAIL_MAX];
+	struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+
+	instar_msg_str(&m, "VHDX BAT entry ");
+	instar_msg_num(&m, i, 10, 0);
+	instar_msg_str(&m, " ");
+	instar_msg_str(&m, what);
+	instar_msg_str(&m, " offset ");
+	instar_msg_num(&m, off, 10, 0);
+	instar_msg_str(&m, " points after end of file (");
+	instar_msg_num(&m, len, 10, 0);
+	instar_msg_str(&m, "). Image has probably been truncated.");
+	return vhdx_open_einval_line(v, line);
 }
 
 static bool vhdx_q_header_valid(uint8_t *h)
@@ -253,9 +303,9 @@ static int vhdx_q_regions(struct vhdx *v)
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(i);
 
-		/* (qemu reports the overlap on a line of its own first) */
-		if (vhdx_q_overlaps(v, get_le64(e + 16), get_le32(e + 24), i))
-			return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+		r = vhdx_q_overlap_check(v, get_le64(e + 16), get_le32(e + 24), i);
+		if (r)
+			return r;
 		if (instar_vhdx_guid_eq(e, instar_vhdx_guid_bat)) {
 			if (bat)
 				return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
@@ -394,11 +444,23 @@ static int vhdx_q_bat(struct vhdx *v)
 				continue;
 			if (total - i * v->q_bs < blen)
 				blen = total - i * v->q_bs;
-			if (off > 0x7fffffffffffffffull - v->q_bs || off >= len || off + blen > len)
-				return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+			if (off > 0x7fffffffffffffffull - v->q_bs) {
+				char line[INSTAR_DETAIL_MAX];
+				struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+
+				instar_msg_str(&m, "VHDX BAT entry ");
+				instar_msg_num(&m, i, 10, 0);
+				instar_msg_str(&m, " offset overflow.");
+				return vhdx_open_einval_line(v, line);
+			}
+			if (off >= len)
+				return vhdx_q_bat_past_end(v, i, "start", off, len);
+			if (off + blen > len)
+				return vhdx_q_bat_past_end(v, i, "end", off + blen - 1, len);
 			if (payblocks--) {
-				if (vhdx_q_overlaps(v, off, v->q_bs, v->q_nregions))
-					return vhdx_open_errno(v, INSTAR_ERR_CORRUPT, VHDX_EINVAL);
+				r = vhdx_q_overlap_check(v, off, v->q_bs, v->q_nregions);
+				if (r)
+					return r;
 			} else {
 				payblocks = cr;
 			}

@@ -31,7 +31,10 @@
  * reads=N read_bytes=N open=0|1 detail=..." (reads: the planner's read calls;
  * open: INSTAR_RESULT_OPEN, a failure of the image's open; with
  * INSTAR_RESULT_OPEN_ERRNO the detail is printed as the CLI adds the block
- * layer's words to it: "Could not open 'IMAGE': DETAIL", IMAGE as given).
+ * layer's words to it: "Could not open 'IMAGE': DETAIL", IMAGE as given;
+ * with INSTAR_RESULT_OPEN_PRELINE, "preline=LINE" before "open=": the
+ * driver's own line, and the detail is then "Could not open 'IMAGE':
+ * Invalid argument", as the CLI prints them).
  * Exit: 0 planner OK, 2 planner error, 1 usage or host I/O failure. */
 #include <errno.h>
 #include <fcntl.h>
@@ -300,7 +303,7 @@ int main(int argc, char **argv)
 	struct stat st;
 	static struct chain ch;
 	static struct plan_backing bk;
-	bool show_ops = false, dry = false;
+	bool show_ops = false, dry = false, preline;
 	long stop_after = -1;
 	int c, fd, fmt, prealloc, bfd = -1;
 	size_t scratch_len = 24u << 20;
@@ -394,15 +397,18 @@ int main(int argc, char **argv)
 	res.file_size_before = (uint64_t)st.st_size;
 	plan_resize((uint32_t)fmt, &po, &io, &sc, &p, &res);
 	res.detail[INSTAR_DETAIL_MAX - 1] = '\0';
+	preline = (res.flags & INSTAR_RESULT_OPEN_PRELINE) != 0;
 	printf("error=%s action=%s old=%" PRIu64 " new=%" PRIu64 " before=%" PRIu64
 	       " after=%" PRIu64 " ops=%zu reads=%" PRIu64 " read_bytes=%" PRIu64
-	       " open=%u detail=%s%s%s%s\n",
+	       "%s%s open=%u detail=%s%s%s%s\n",
 	       instar_err_name(res.error), instar_action_name(res.action), res.old_virtual_size,
 	       res.new_virtual_size, res.file_size_before, res.file_size_after, rec.n, n_reads,
-	       read_bytes, (res.flags & INSTAR_RESULT_OPEN) != 0,
+	       read_bytes, preline ? " preline=" : "", preline ? res.detail : "",
+	       (res.flags & INSTAR_RESULT_OPEN) != 0,
 	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? "Could not open '" : "",
 	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? argv[optind + 1] : "",
-	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? "': " : "", res.detail);
+	       (res.flags & INSTAR_RESULT_OPEN_ERRNO) ? "': " : "",
+	       preline ? "Invalid argument" : res.detail);
 	if (show_ops)
 		for (size_t i = 0; i < rec.n; i++)
 			printf("%zu %s off=%" PRIu64 " len=%" PRIu64 "\n", i,
