@@ -1,6 +1,7 @@
 /* guest/plan/plan.c — helpers shared by every planner: the op stream, the
  * scratch allocator, CRC helpers, and the format dispatch.
  * Freestanding: built into resize.bin and into the host planner library. */
+#include "msgbuf.h"
 #include "plan.h"
 
 void plan_init(struct plan *p, plan_sink_fn sink, void *ctx, uint32_t max_ops)
@@ -96,25 +97,23 @@ int plan_read_z(const struct plan_io *io, uint64_t off, uint8_t *buf, uint32_t l
 	return n ? plan_read(io, off, buf, n) : 0;
 }
 
+/* The text is built by shared/msgbuf.h, over the message's own buffer. */
 void plan_msg_str(struct plan_msg *m, const char *t)
 {
-	while (t && *t && m->n + 1 < sizeof(m->b))
-		m->b[m->n++] = *t++;
-	m->b[m->n] = '\0';
+	struct instar_msgbuf mb = {.b = m->b, .cap = sizeof(m->b), .n = m->n};
+
+	if (t)
+		instar_msg_str(&mb, t);
+	m->n = (uint32_t)mb.n;
 }
 
 /* v's digits in base (10 or 16), most significant first. */
 static void plan_msg_digits(struct plan_msg *m, uint64_t v, unsigned base)
 {
-	char d[21];
-	int k = 0;
+	struct instar_msgbuf mb = {.b = m->b, .cap = sizeof(m->b), .n = m->n};
 
-	d[k++] = '\0';
-	do
-		d[k++] = "0123456789abcdef"[v % base];
-	while (v /= base);
-	while (--k >= 0 && d[k])
-		plan_msg_str(m, (char[2]){d[k], '\0'});
+	instar_msg_num(&mb, v, base, 0);
+	m->n = (uint32_t)mb.n;
 }
 
 void plan_msg_hex0x(struct plan_msg *m, uint64_t v)

@@ -30,7 +30,6 @@
  * The spec wants region-table and metadata updates to go through the log; a
  * reader that replays nothing sees the same sequence of valid states here.
  * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
-#include "msgbuf.h"
 #include "plan.h"
 #include "vhdx_layout.h"
 
@@ -193,8 +192,7 @@ static int vhdx_open_einval_line(struct vhdx *v, const char *line)
 static int vhdx_q_overlap_check(struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
 {
 	uint64_t end = start + len, rs = v->q_log_off, re = v->q_log_off + v->q_log_len;
-	char line[INSTAR_DETAIL_MAX];
-	struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+	struct plan_msg m = {.n = 0};
 	bool hit = false;
 
 	for (uint32_t k = n; k-- > 0 && !hit;) {
@@ -211,16 +209,16 @@ static int vhdx_q_overlap_check(struct vhdx *v, uint64_t start, uint64_t len, ui
 	}
 	if (!hit)
 		return 0;
-	instar_msg_str(&m, "VHDX region ");
-	instar_msg_num(&m, start, 10, 0);
-	instar_msg_str(&m, "-");
-	instar_msg_num(&m, end, 10, 0);
-	instar_msg_str(&m, " overlaps with region ");
-	instar_msg_num(&m, rs, 10, 0);
-	instar_msg_str(&m, "-");
+	plan_msg_str(&m, "VHDX region ");
+	plan_msg_dec(&m, start);
+	plan_msg_str(&m, "-");
+	plan_msg_dec(&m, end);
+	plan_msg_str(&m, " overlaps with region ");
+	plan_msg_dec(&m, rs);
+	plan_msg_str(&m, "-");
 	if (re) /* qemu's "%." PRIu64: precision 0 prints no digit for 0 */
-		instar_msg_num(&m, re, 10, 0);
-	return vhdx_open_einval_line(v, line);
+		plan_msg_dec(&m, re);
+	return vhdx_open_einval_line(v, m.b);
 }
 
 /* qemu's line for BAT entry i whose payload block is not inside the file:
@@ -228,19 +226,18 @@ static int vhdx_q_overlap_check(struct vhdx *v, uint64_t start, uint64_t len, ui
 static int vhdx_q_bat_past_end(struct vhdx *v, uint64_t i, const char *what, uint64_t off,
 			       uint64_t len)
 {
-	char line[INSTAR_DETAIL_MAX];
-	struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+	struct plan_msg m = {.n = 0};
 
-	instar_msg_str(&m, "VHDX BAT entry ");
-	instar_msg_num(&m, i, 10, 0);
-	instar_msg_str(&m, " ");
-	instar_msg_str(&m, what);
-	instar_msg_str(&m, " offset ");
-	instar_msg_num(&m, off, 10, 0);
-	instar_msg_str(&m, " points after end of file (");
-	instar_msg_num(&m, len, 10, 0);
-	instar_msg_str(&m, "). Image has probably been truncated.");
-	return vhdx_open_einval_line(v, line);
+	plan_msg_str(&m, "VHDX BAT entry ");
+	plan_msg_dec(&m, i);
+	plan_msg_str(&m, " ");
+	plan_msg_str(&m, what);
+	plan_msg_str(&m, " offset ");
+	plan_msg_dec(&m, off);
+	plan_msg_str(&m, " points after end of file (");
+	plan_msg_dec(&m, len);
+	plan_msg_str(&m, "). Image has probably been truncated.");
+	return vhdx_open_einval_line(v, m.b);
 }
 
 static bool vhdx_q_header_valid(uint8_t *h)
@@ -445,13 +442,12 @@ static int vhdx_q_bat(struct vhdx *v)
 			if (total - i * v->q_bs < blen)
 				blen = total - i * v->q_bs;
 			if (off > 0x7fffffffffffffffull - v->q_bs) {
-				char line[INSTAR_DETAIL_MAX];
-				struct instar_msgbuf m = {.b = line, .cap = sizeof(line), .n = 0};
+				struct plan_msg m = {.n = 0};
 
-				instar_msg_str(&m, "VHDX BAT entry ");
-				instar_msg_num(&m, i, 10, 0);
-				instar_msg_str(&m, " offset overflow.");
-				return vhdx_open_einval_line(v, line);
+				plan_msg_str(&m, "VHDX BAT entry ");
+				plan_msg_dec(&m, i);
+				plan_msg_str(&m, " offset overflow.");
+				return vhdx_open_einval_line(v, m.b);
 			}
 			if (off >= len)
 				return vhdx_q_bat_past_end(v, i, "start", off, len);
