@@ -23,6 +23,17 @@ void cli_guest_detail(const char *in, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/* "Could not open 'NAME': DETAIL"; a second line of the detail is qemu's
+ * hint (error_append_hint), printed as it is, without the program name. */
+static void report_open(struct cli_ctx *c, uint32_t code, const char *display, const char *detail)
+{
+	size_t n = strcspn(detail, "\n");
+
+	cli_error(c, code, 0, "Could not open '%s': %.*s", display, (int)n, detail);
+	if (detail[n] && detail[n + 1])
+		cli_hint(c, "%s", detail + n + 1);
+}
+
 void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint32_t prealloc,
 		     uint64_t max_staged, const struct instar_resize_result *gr)
 {
@@ -40,7 +51,7 @@ void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint
 			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
 				  display, f, detail);
 		else
-			cli_error(c, gr->error, 0, "Could not open '%s': %s", display, detail);
+			report_open(c, gr->error, display, detail);
 		return;
 	}
 	switch (gr->error) {

@@ -145,6 +145,10 @@ mk && w64 48 0x7fffffffffff0000 && same "refcount table past 2^63"
 mk && w32 60 65537 && same "too many snapshots"
 mk && w64 64 0x208 && same "snapshot table unaligned, no snapshots"
 mk && w64 64 0x208 && w32 60 1 && same "snapshot table unaligned"
+# qemu's error and its hint on a line of its own (error_append_hint)
+mk && "$QI" snapshot -c s1 i.qcow2 &&
+	w32 $(($(r64 64) + 36)) 1025 &&
+	same "too much extra metadata in a snapshot entry (and qemu's hint)"
 mk && w32 36 4194305 && same "L1 table too large"
 mk && w64 40 0x30008 && same "L1 table unaligned"
 mk && w64 40 0x30008 && w32 36 0 && w64 24 0 && same "L1 table unaligned, empty"

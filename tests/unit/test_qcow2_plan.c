@@ -1230,7 +1230,8 @@ static void test_corrupt_snapshots(void **state)
 	    "Snapshot L1 table offset invalid",
 	    "Snapshot L1 table at 0x1000 overlaps with refcount table",
 	    "Snapshot L1 table at 0x4000 overlaps with active L2 table",
-	    "Too much extra metadata in snapshot table entry 0",
+	    "Too much extra metadata in snapshot table entry 0\nYou can force-remove this extra "
+	    "metadata with qemu-img check -r all",
 	    "Snapshot table at 0x4000 overlaps with active L2 table",
 	    "Snapshot L1 table too large",
 	};
