@@ -310,8 +310,15 @@ _Static_assert(sizeof(struct instar_resize_config) == 120, "config layout");
  * and qemu-img's last line is "Could not open 'NAME': Could not open
  * 'FILE': Invalid argument". */
 #define INSTAR_RESULT_OPEN_PRELINE (1u << 2)
+/* The detail's NUL is followed by a second NUL-terminated text inside
+ * detail[]: qemu's hint (error_append_hint), which qemu-img prints on a
+ * line of its own without its name. (A newline in the detail itself is
+ * escaped like any control character: text from an image cannot make a
+ * line of its own.) */
+#define INSTAR_RESULT_HINT (1u << 3)
 #define INSTAR_RESULT_KNOWN                                                                        \
-	(INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO | INSTAR_RESULT_OPEN_PRELINE)
+	(INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO | INSTAR_RESULT_OPEN_PRELINE |              \
+	 INSTAR_RESULT_HINT)
 struct instar_resize_result {
 	uint32_t error;			/* OUT: enum instar_err */
 	uint32_t action;		/* OUT: enum instar_action */

@@ -23,15 +23,33 @@ void cli_guest_detail(const char *in, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-/* "Could not open 'NAME': DETAIL"; a second line of the detail is qemu's
- * hint (error_append_hint), printed as it is, without the program name. */
-static void report_open(struct cli_ctx *c, uint32_t code, const char *display, const char *detail)
+/* qemu's hint behind the detail's NUL (INSTAR_RESULT_HINT), bounded; ""
+ * when there is none. */
+static void guest_hint(const struct instar_resize_result *gr, char *out, size_t outlen)
 {
-	size_t n = strcspn(detail, "\n");
+	size_t n = 0;
 
-	cli_error(c, code, 0, "Could not open '%s': %.*s", display, (int)n, detail);
-	if (detail[n] && detail[n + 1])
-		cli_hint(c, "%s", detail + n + 1);
+	out[0] = '\0';
+	if (!(gr->flags & INSTAR_RESULT_HINT))
+		return;
+	while (n < INSTAR_DETAIL_MAX && gr->detail[n])
+		n++;
+	if (n + 1 < INSTAR_DETAIL_MAX)
+		cli_guest_detail(gr->detail + n + 1, out,
+				 outlen < INSTAR_DETAIL_MAX - n ? outlen : INSTAR_DETAIL_MAX - n);
+}
+
+/* "Could not open 'NAME': DETAIL", then qemu's hint on a line of its own
+ * without the program name (escaped, as every line). */
+static void report_open(struct cli_ctx *c, const struct instar_resize_result *gr,
+			const char *display, const char *detail)
+{
+	char hint[INSTAR_DETAIL_MAX + 1];
+
+	cli_error(c, gr->error, 0, "Could not open '%s': %s", display, detail);
+	guest_hint(gr, hint, sizeof(hint));
+	if (hint[0])
+		cli_hint(c, "%s", hint);
 }
 
 void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint32_t prealloc,
@@ -51,7 +69,7 @@ void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint
 			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
 				  display, f, detail);
 		else
-			report_open(c, gr->error, display, detail);
+			report_open(c, gr, display, detail);
 		return;
 	}
 	switch (gr->error) {

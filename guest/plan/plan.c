@@ -142,6 +142,20 @@ void plan_set_detail(struct instar_resize_result *ret, const char *msg)
 	ret->detail[i] = '\0';
 }
 
+void plan_set_hint(struct instar_resize_result *ret, const char *hint)
+{
+	size_t i = 0, k = 0;
+
+	while (i < INSTAR_DETAIL_MAX && ret->detail[i])
+		i++;
+	if (i + 2 >= INSTAR_DETAIL_MAX)
+		return; /* no room: the detail alone */
+	for (i++; hint[k] && i < INSTAR_DETAIL_MAX - 1; k++)
+		ret->detail[i++] = hint[k];
+	ret->detail[i] = '\0';
+	ret->flags |= INSTAR_RESULT_HINT;
+}
+
 /* The helpers below sit in the planners' inner loops (scratch zeroing, table
  * copies, VHDX checksums). They call the mem* functions: libc's in hosted
  * builds (unit tests, fuzzers; visible to the sanitizers), guest/core/lib.c's

@@ -106,6 +106,9 @@ void plan_msg_dec(struct plan_msg *m, uint64_t v);
 
 /* Sets ret->detail from a NUL-terminated string (truncating). */
 void plan_set_detail(struct instar_resize_result *ret, const char *msg);
+/* After plan_set_detail: qemu's hint behind the detail's NUL
+ * (INSTAR_RESULT_HINT), where it fits. */
+void plan_set_hint(struct instar_resize_result *ret, const char *hint);
 
 /* Starts a planner run: no error, NOOP, no detail, the file as it is (in ret
  * and in p), the requested size as the new virtual size. */

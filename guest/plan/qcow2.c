@@ -2100,20 +2100,22 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 				plan_msg_str(&m,
 					     "Too much extra metadata in snapshot table entry ");
 				plan_msg_dec(&m, i);
-				/* qemu's hint, a line of its own (the CLI's) */
-				plan_msg_str(&m, "\nYou can force-remove this extra metadata "
-						 "with qemu-img check -r all");
-				return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, m.b);
+				rc = qcow2_open_fail(q, INSTAR_ERR_CORRUPT, m.b);
+				plan_set_hint(q->ret, "You can force-remove this extra metadata "
+						      "with qemu-img check -r all");
+				return rc;
 			}
 			off += QCOW2_SNAP_HDR + xs + get_be16(b + 12) + get_be16(b + 14);
 			if (off - q->snap_off > QCOW2_MAX_SNAP_TABLE) {
 				struct plan_msg m = {.n = 0};
 
-				plan_msg_str(&m, "Snapshot table is too big\nYou can force-remove "
-						 "all ");
+				plan_msg_str(&m, "You can force-remove all ");
 				plan_msg_dec(&m, q->nb_snap - i);
 				plan_msg_str(&m, " overhanging snapshots with qemu-img check -r all");
-				return qcow2_open_fail(q, INSTAR_ERR_CORRUPT, m.b);
+				rc = qcow2_open_fail(q, INSTAR_ERR_CORRUPT,
+						     "Snapshot table is too big");
+				plan_set_hint(q->ret, m.b);
+				return rc;
 			}
 			if (l1n > QCOW2_MAX_L1_ENTRIES)
 				return qcow2_fail(q, INSTAR_ERR_CORRUPT,

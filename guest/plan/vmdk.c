@@ -752,6 +752,61 @@ static bool vmdk_line_extent(const char *d, size_t ls, size_t le, struct vmdk_ex
 	return e->type_end > e->type;
 }
 
+/* qemu 7.2's vmdk_read_cid, after its open (the extents and the parent
+ * opened): DESC_SIZE bytes at off (0x200 for a sparse header, whatever its
+ * descriptor offset says; 0 for a descriptor file), zeros past the end of
+ * the file, the last byte made a NUL; strstr finds KEY ("CID" also inside
+ * "parentCID") before the first NUL, and sscanf("%x") reads the value from
+ * one character past the key: white space, a sign, a "0x", then at least
+ * one hex digit. Without one, qemu's open fails with EINVAL and no message
+ * of the driver's own ("Could not open 'FILE': Invalid argument"). */
+#define VMDK_QEMU_DESC_SIZE (20u * VMDK_SEC)
+
+static bool vmdk_q_cid_found(const char *t, const char *key)
+{
+	size_t kn = vmdk_strlen(key), i, p;
+
+	for (i = 0; t[i]; i++) {
+		size_t k = 0;
+
+		while (k < kn && t[i + k] == key[k])
+			k++;
+		if (k == kn)
+			break;
+	}
+	if (!t[i])
+		return false;
+	p = i + kn + 1; /* qemu's p_name += sizeof(key) */
+	if (p >= VMDK_QEMU_DESC_SIZE)
+		return false;
+	while (p < VMDK_QEMU_DESC_SIZE &&
+	       (t[p] == ' ' || (t[p] >= '\t' && t[p] <= '\r')))
+		p++;
+	if (p < VMDK_QEMU_DESC_SIZE && (t[p] == '+' || t[p] == '-'))
+		p++;
+	if (p + 2 < VMDK_QEMU_DESC_SIZE && t[p] == '0' && (t[p + 1] == 'x' || t[p + 1] == 'X') &&
+	    vmdk_hexval(t[p + 2]) >= 0)
+		p += 2;
+	return p < VMDK_QEMU_DESC_SIZE && vmdk_hexval(t[p]) >= 0;
+}
+
+static int vmdk_q_read_cid(struct vmdk *v, uint64_t off)
+{
+	char *t = vmdk_alloc(v, VMDK_QEMU_DESC_SIZE);
+	int r;
+
+	if (!t)
+		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
+	r = plan_read_z(v->io, off, (uint8_t *)t, VMDK_QEMU_DESC_SIZE);
+	if (r)
+		return r;
+	t[VMDK_QEMU_DESC_SIZE - 1] = '\0';
+	if (vmdk_q_cid_found(t, "CID") && vmdk_q_cid_found(t, "parentCID"))
+		return 0;
+	v->ret->flags |= INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO;
+	return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "Invalid argument");
+}
+
 static int vmdk_read_desc(struct vmdk *v)
 {
 	uint64_t len = v->dsz * VMDK_SEC;
@@ -2012,6 +2067,8 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 		r = vmdk_qemu_desc_type(v, buf, n);
 		if (!r)
 			r = vmdk_qemu_extents(v, buf, n);
+		if (!r)
+			r = vmdk_q_read_cid(v, 0);
 		if (r)
 			return r;
 	}
@@ -2052,6 +2109,8 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	if (io->file_size < VMDK_SEC)
 		return vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED, "vmdk: file shorter than a header");
 	r = vmdk_parse_header(&v);
+	if (!r)
+		r = vmdk_q_read_cid(&v, VMDK_SEC);
 	if (r)
 		return r;
 	ret->old_virtual_size = v.cap * VMDK_SEC;

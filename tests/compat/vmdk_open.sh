@@ -144,6 +144,14 @@ mk $F && ed 's/FLAT/SPARSE/' && same "SPARSE with an offset"
 mk $F && ed 's/FLAT/FLOT/' && same "unknown extent type with an offset"
 mk $F && ed 's/ 0$//; s/FLAT/FLOT/; s/^RW.*/&\nRW 5 FLAT "x"/' && same "second line refused"
 mk $F && ed 's/monolithicFlat/foo/; s/ 0$//' && same "createType before the extent lines"
+# qemu's vmdk_read_cid after the open: "CID" and "parentCID" found by
+# strstr, each followed by a hex number ("Could not open 'F': Invalid
+# argument"; at 0x200 for a sparse header)
+mk $F && ed '/parentCID/d' && same "no parentCID"
+mk $F && ed 's/^CID=.*/CID=zz/' && same "CID not hex"
+mk $F && ed 's/^parentCID=.*/parentCID= -/' && same "parentCID not hex"
+mk $S && perl -0777 -pi -e 's/parentCID/parentXID/' i/i.vmdk && same "sparse: no parentCID"
+mk $S && perl -0777 -pi -e 's/\nCID=[0-9a-f]+/\nCID=zzzzzzzz/' i/i.vmdk && same "sparse: CID not hex"
 mk $F && : >i/i.vmdk && same "an empty file"
 mk $F && printf 'ab' >i/i.vmdk && same "two bytes"
 

@@ -69,6 +69,35 @@ static void test_open_failure(void **state)
 		assert_null(strchr(c.msg, '\n'));
 		cli_ctx_free(&c);
 	}
+	/* qemu's hint behind the detail's NUL: a line of its own, unprefixed */
+	memset(gr.detail, 0, sizeof(gr.detail));
+	strcpy(gr.detail, "Too much extra metadata in snapshot table entry 0");
+	strcpy(gr.detail + strlen(gr.detail) + 1, "You can force-remove\nit");
+	gr.error = INSTAR_ERR_CORRUPT;
+	gr.flags = INSTAR_RESULT_OPEN | INSTAR_RESULT_HINT;
+	{
+		struct cli_ctx c;
+
+		cli_ctx_init(&c, true);
+		cli_guest_error(&c, "t.qcow2", "t.qcow2", INSTAR_PREALLOC_OFF, 0, &gr);
+		assert_non_null(c.msg);
+		/* two lines; the hint's own newline escaped */
+		assert_string_equal(c.msg, "Could not open 't.qcow2': Too much extra metadata in "
+					   "snapshot table entry 0\nYou can force-remove\\nit");
+		cli_ctx_free(&c);
+	}
+	/* a hint without room for its NUL stays bounded */
+	memset(gr.detail, 'y', sizeof(gr.detail));
+	gr.detail[10] = '\0';
+	{
+		struct cli_ctx c;
+
+		cli_ctx_init(&c, true);
+		cli_guest_error(&c, "t.qcow2", "t.qcow2", INSTAR_PREALLOC_OFF, 0, &gr);
+		assert_non_null(c.msg);
+		cli_ctx_free(&c);
+	}
+	gr.flags = INSTAR_RESULT_OPEN;
 	/* a detail of INSTAR_DETAIL_MAX bytes without its NUL stays bounded */
 	memset(gr.detail, 'x', sizeof(gr.detail));
 	{
