@@ -596,12 +596,11 @@ static void probe_qed(const struct instar_probe_input *in, const uint8_t *b,
 			need(in, ret, boff, blen);
 			return;
 		}
-		ret->backing_len = copy_name(ret->backing, sizeof(ret->backing), p,
-					     instar_qed_name_len(p, blen));
+		ret->backing_len =
+		    copy_name(ret->backing, sizeof(ret->backing), p, instar_qed_name_len(p, blen));
 		ret->has_backing = ret->backing_len != 0;
 		if (ret->has_backing && (features & INSTAR_QED_F_BACKING_FORMAT_NO_PROBE))
-			ret->backing_fmt_len = copy_name(ret->backing_fmt,
-							 sizeof(ret->backing_fmt),
+			ret->backing_fmt_len = copy_name(ret->backing_fmt, sizeof(ret->backing_fmt),
 							 (const uint8_t *)"raw", 3);
 	}
 	ret->names_known = true;

@@ -518,8 +518,7 @@ static int split_settle(struct cli_ctx *c, struct vmm_split *sp, int fd, int r,
 	}
 	if (!committed)
 		vmm_split_undo(sp);
-	else if (r == 0 && gr->error == INSTAR_OK &&
-		 vmm_split_finish(sp, serr, sizeof(serr)) < 0) {
+	else if (r == 0 && gr->error == INSTAR_OK && vmm_split_finish(sp, serr, sizeof(serr)) < 0) {
 		cli_error(c, INSTAR_ERR_IO, EIO, "%s", serr);
 		return -1;
 	}

@@ -2111,7 +2111,8 @@ static int qcow2_check_snapshots(struct qcow2 *q)
 
 				plan_msg_str(&m, "You can force-remove all ");
 				plan_msg_dec(&m, q->nb_snap - i);
-				plan_msg_str(&m, " overhanging snapshots with qemu-img check -r all");
+				plan_msg_str(&m,
+					     " overhanging snapshots with qemu-img check -r all");
 				rc = qcow2_open_fail(q, INSTAR_ERR_CORRUPT,
 						     "Snapshot table is too big");
 				plan_set_hint(q->ret, m.b);

@@ -86,7 +86,7 @@ static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_
 		uint32_t len = get_le32(h->raw + INSTAR_QED_OFF_BACKING_LEN);
 
 		r = len ? plan_read_z(io, get_le32(h->raw + INSTAR_QED_OFF_BACKING_NAME), h->name,
-				    len)
+				      len)
 			: 0;
 		if (r)
 			return qed_fail(ret, (uint32_t)r, NULL);

@@ -779,8 +779,7 @@ static bool vmdk_q_cid_found(const char *t, const char *key)
 	p = i + kn + 1; /* qemu's p_name += sizeof(key) */
 	if (p >= VMDK_QEMU_DESC_SIZE)
 		return false;
-	while (p < VMDK_QEMU_DESC_SIZE &&
-	       (t[p] == ' ' || (t[p] >= '\t' && t[p] <= '\r')))
+	while (p < VMDK_QEMU_DESC_SIZE && (t[p] == ' ' || (t[p] >= '\t' && t[p] <= '\r')))
 		p++;
 	if (p < VMDK_QEMU_DESC_SIZE && (t[p] == '+' || t[p] == '-'))
 		p++;
