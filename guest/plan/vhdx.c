@@ -681,6 +681,13 @@ static int vhdx_read_chunk(struct vhdx *v, uint64_t first, uint64_t n)
 	return plan_read(v->io, v->bat_off + first * 8, v->chunk, (uint32_t)(n * 8));
 }
 
+/* The old entries from base on, at most VHDX_CHUNK of them (*ret_n). */
+static int vhdx_read_old_chunk(struct vhdx *v, uint64_t base, uint64_t *ret_n)
+{
+	*ret_n = v->old_entries - base < VHDX_CHUNK ? v->old_entries - base : VHDX_CHUNK;
+	return vhdx_read_chunk(v, base, *ret_n);
+}
+
 /* Pass 1 over the old entries: states and offsets must be sane; finds the
  * end of the kept blocks and the block cut by min_size. */
 static int vhdx_scan(struct vhdx *v, uint64_t min_size)
@@ -691,11 +698,9 @@ static int vhdx_scan(struct vhdx *v, uint64_t min_size)
 
 	v->tail_alloc = false;
 	for (uint64_t base = 0; base < v->old_entries; base += VHDX_CHUNK) {
-		uint64_t n = v->old_entries - base;
+		uint64_t n;
 
-		if (n > VHDX_CHUNK)
-			n = VHDX_CHUNK;
-		r = vhdx_read_chunk(v, base, n);
+		r = vhdx_read_old_chunk(v, base, &n);
 		if (r)
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
@@ -791,11 +796,9 @@ static int vhdx_discard_from(struct vhdx *v, uint64_t keep)
 	int r;
 
 	for (uint64_t base = keep; base < v->old_entries;) {
-		uint64_t n = v->old_entries - base;
+		uint64_t n;
 
-		if (n > VHDX_CHUNK)
-			n = VHDX_CHUNK;
-		r = vhdx_read_chunk(v, base, n);
+		r = vhdx_read_old_chunk(v, base, &n);
 		if (r)
 			return r;
 		for (uint64_t k = 0; k < n; k++) {
