@@ -38,7 +38,7 @@ VM_SUITES ?=
 check-vm: build
 	@test -f $(BUILD)/meson-logs/testlog.json || { echo "check-vm: run make check first" >&2; exit 2; }
 	python3 tests/testlog.py kvm-skipped $(BUILD)/meson-logs/testlog.json $(VM_SUITES) >$(BUILD)/vm-tests
-	@if [ -s $(BUILD)/vm-tests ]; then \
+	@if grep -q . $(BUILD)/vm-tests; then \
 		echo "check-vm: $$(wc -l <$(BUILD)/vm-tests) tests: $$(tr '\n' ' ' <$(BUILD)/vm-tests)"; \
 		bash tests/vm/run.sh --cache $(BUILD)/vm -- meson test -C $(BUILD) --no-rebuild \
 			--print-errorlogs --logbase vmlog --timeout-multiplier $(VM_TIMEOUT_MULTIPLIER) \
