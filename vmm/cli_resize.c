@@ -553,11 +553,13 @@ static int guest_outcome(struct cli_ctx *c, const struct resize_args *a, int r,
 	return 0;
 }
 
-static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
+/* The guest's config and options for a resize of the image to new_size
+ * (probed_size: the host's probe of the old size). */
+static void guest_setup(const struct resize_args *a, const struct resize_ext *x, uint32_t format,
 			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
-			const struct resize_ext *x)
+			struct instar_resize_config *cfg, struct vmm_guest_opts *o)
 {
-	struct instar_resize_config cfg = {
+	*cfg = (struct instar_resize_config){
 	    .magic = INSTAR_RESIZE_MAGIC,
 	    .abi_version = INSTAR_ABI_VERSION,
 	    .format = format,
@@ -571,13 +573,25 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	    .data_file_name_crc = x->data_crc,
 	    .backing_devs = x->chain.n,
 	};
-	struct vmm_guest_opts o = {
+	*o = (struct vmm_guest_opts){
 	    .guest_dir = a->guest_dir,
 	    .timeout_ms = a->timeout_ms,
 	    .overlay_limit = a->max_staged,
 	    .debug = getenv("INSTAR_DEBUG") != NULL,
 	    .keep_fd = x->data_fd,
 	};
+	for (uint32_t i = 0; i < x->chain.n; i++) {
+		cfg->backing_fmt[i] = x->chain.fmt[i];
+		o->backing_fd[i] = x->chain.fd[i];
+	}
+}
+
+static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, uint32_t format,
+			uint64_t probed_size, uint64_t file_size, uint64_t new_size,
+			const struct resize_ext *x)
+{
+	struct instar_resize_config cfg;
+	struct vmm_guest_opts o;
 	struct instar_resize_result gr;
 	struct vmm_split sp = {.pol = x->split_pol, .image_fd = fd, .info = x->info, .fd = -1};
 	char serr[1400];
@@ -585,10 +599,7 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	bool grow_data;
 	int r, serrno = EIO;
 
-	for (uint32_t i = 0; i < x->chain.n; i++) {
-		cfg.backing_fmt[i] = x->chain.fmt[i];
-		o.backing_fd[i] = x->chain.fd[i];
-	}
+	guest_setup(a, x, format, probed_size, file_size, new_size, &cfg, &o);
 	if (data_file_pre_grow(c, a, x, probed_size, new_size, &data_len, &grow_data) < 0)
 		return -1;
 	/* twoGbMaxExtentFlat: the host sizes and creates the extent files of a
@@ -927,7 +938,8 @@ static int lock_image(struct cli_ctx *c, const struct resize_args *a, const stru
 }
 
 /* The image's current length as qemu-img sees it (and, for qcow2, what it
- * opens beside the image). */
+ * opens beside the image). 0; 1: a format instar does not resize; 2: no
+ * size the host can tell (not reported); -1: reported. */
 static int current_size(struct cli_ctx *c, const struct resize_args *a, struct resize_job *j)
 {
 	if (j->format == INSTAR_FMT_RAW) {
@@ -946,29 +958,27 @@ static int current_size(struct cli_ctx *c, const struct resize_args *a, struct r
 	if (open_external(c, a, j->fd, &j->info, &j->ext) < 0)
 		return -1;
 	j->probed = j->info.virtual_size;
-	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX) {
-		if (j->format == INSTAR_FMT_UNKNOWN)
-			return 1; /* refused below, whatever the size */
-		cli_error(c, INSTAR_ERR_PARSE_FAILED, EIO,
-			  "Could not open '%s': Could not determine the image's virtual size",
-			  a->display);
-		return -1;
-	}
+	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX)
+		/* UNKNOWN: refused below, whatever the size; else the caller
+		 * says the size is not known (after the guest's open checks) */
+		return j->format == INSTAR_FMT_UNKNOWN ? 1 : 2;
 	/* qemu's length is whole sectors of the header's size */
 	j->cur = j->probed & ~511ull;
 	c->res.old_virtual_size = j->cur;
 	return 0;
 }
 
-/* qemu-img's checks of the new size, in its order. */
+/* qemu-img's checks of the new size, in its order; report: print the
+ * refusal (else only say there is one). */
 static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64_t cur,
-			  const struct instar_size *size, int64_t *ret_total)
+			  const struct instar_size *size, int64_t *ret_total, bool report)
 {
 	int64_t total = instar_size_resolve(size, cur);
 
 	if (total <= 0) {
-		cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, EINVAL,
-			  "New image size must be positive");
+		if (report)
+			cli_error(c, INSTAR_ERR_INVALID_NEW_SIZE, EINVAL,
+				  "New image size must be positive");
 		return -1;
 	}
 	c->res.resolved_new_virtual_size = (uint64_t)total;
@@ -976,11 +986,14 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
 			: (uint64_t)total < cur ? INSTAR_ACTION_SHRINK
 						: INSTAR_ACTION_NOOP;
 	if ((uint64_t)total <= cur && a->prealloc != INSTAR_PREALLOC_OFF) {
-		cli_error(c, INSTAR_ERR_PREALLOC_NOT_GROWING, EINVAL,
-			  "Preallocation can only be used for growing images");
+		if (report)
+			cli_error(c, INSTAR_ERR_PREALLOC_NOT_GROWING, EINVAL,
+				  "Preallocation can only be used for growing images");
 		return -1;
 	}
 	if ((uint64_t)total < cur && !a->shrink) {
+		if (!report)
+			return -1;
 		cli_error(c, INSTAR_ERR_SHRINK_WITHOUT_FLAG, EPERM,
 			  "Use the --shrink option to perform a shrink operation.");
 		fputs("instar: ", stderr);
@@ -990,12 +1003,44 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
 		return -1;
 	}
 	if ((uint64_t)total > BDRV_MAX_LENGTH) {
-		cli_error(c, INSTAR_ERR_TOO_LARGE, ERANGE, "offset(%lld) exceeds maximum(%lld)",
-			  (long long)total, (long long)BDRV_MAX_LENGTH);
+		if (report)
+			cli_error(c, INSTAR_ERR_TOO_LARGE, ERANGE,
+				  "offset(%lld) exceeds maximum(%lld)", (long long)total,
+				  (long long)BDRV_MAX_LENGTH);
 		return -1;
 	}
 	*ret_total = total;
 	return 0;
+}
+
+/* qemu-img opens the image (its driver's checks) before it checks the new
+ * size. Where the host's size checks refuse the request, or its probe found
+ * no size, the guest's open checks go first: a run of the guest that
+ * commits nothing (open_only), asked for the old size, or for 0 when the
+ * size is not known. True when the image's open failed there (reported, as
+ * qemu-img reports it); false leaves the host's own refusal to the caller.
+ * (Not for a format the host alone handles, nor for twoGbMaxExtentFlat,
+ * whose guest runs in a child process.) */
+static bool open_fails_first(struct cli_ctx *c, const struct resize_args *a,
+			     const struct resize_job *j)
+{
+	bool known = j->probed != INSTAR_PROBE_UNKNOWN && j->probed <= (uint64_t)INT64_MAX;
+	struct instar_resize_config cfg;
+	struct instar_resize_result gr;
+	struct vmm_guest_opts o;
+
+	if (j->format == INSTAR_FMT_RAW || j->format == INSTAR_FMT_UNKNOWN || j->ext.split)
+		return false;
+	guest_setup(a, &j->ext, j->format, known ? j->probed : UINT64_MAX, (uint64_t)j->st.st_size,
+		    known ? j->probed : 0, &cfg, &o);
+	cfg.prealloc = INSTAR_PREALLOC_OFF;
+	o.open_only = true;
+	memset(&gr, 0, sizeof(gr));
+	if (vmm_guest_resize(j->fd, &cfg, &o, &gr) < 0 || gr.error == INSTAR_OK ||
+	    !(gr.flags & INSTAR_RESULT_OPEN))
+		return false;
+	cli_guest_error(c, a->filename, a->display, a->prealloc, a->max_staged, &gr);
+	return true;
 }
 
 static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize_job *jp);
@@ -1023,8 +1068,21 @@ static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize
 	    check_open(c, a, jp) < 0 || lock_image(c, a, jp) < 0)
 		return -1;
 	r = current_size(c, a, jp);
-	if (r < 0 || (r == 0 && check_new_size(c, a, jp->cur, &size, &total) < 0))
+	if (r == 2) {
+		if (!open_fails_first(c, a, jp))
+			cli_error(c, INSTAR_ERR_PARSE_FAILED, EIO,
+				  "Could not open '%s': Could not determine the image's virtual "
+				  "size",
+				  a->display);
 		return -1;
+	}
+	if (r < 0)
+		return -1;
+	if (r == 0 && check_new_size(c, a, jp->cur, &size, &total, false) < 0) {
+		if (!open_fails_first(c, a, jp))
+			check_new_size(c, a, jp->cur, &size, &total, true);
+		return -1;
+	}
 	if (jp->format == INSTAR_FMT_UNKNOWN) {
 		/* a format qemu knows and instar does not resize */
 		cli_error(c, INSTAR_ERR_UNSUPPORTED_FORMAT, EOPNOTSUPP,

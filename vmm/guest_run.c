@@ -259,6 +259,10 @@ static void vmm_run_finish(struct vmm_run *r, int fd, const struct vmm_guest_opt
 	struct stat st;
 
 	vmm_run_outcome(r, ret);
+	if (o->open_only) {
+		ret->file_size_before = ret->file_size_after = r->gcfg.file_size;
+		return;
+	}
 	if (ret->error == INSTAR_OK && o->verify)
 		vmm_run_verify(r, ret);
 	if (ret->error == INSTAR_OK && vmm_run_precommit(r, fd, ret) == 0)

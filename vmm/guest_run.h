@@ -21,8 +21,11 @@ struct vmm_guest_opts {
 	 * in cfg->backing_fmt): read-only virtio-blk devices 1..n. Their
 	 * lengths are taken from the fds. Kept through the sandbox, only read. */
 	int backing_fd[INSTAR_BACKING_MAX_DEVS];
-	bool verify; /* check a success claim against the staged view
-			before the commit (vmm_guest_resize always does) */
+	bool verify;	/* check a success claim against the staged view
+			   before the commit (vmm_guest_resize always does) */
+	bool open_only; /* the guest's verdict alone: nothing is verified
+			   or committed, the staged writes are dropped (the
+			   CLI asks whether the image's open fails first) */
 };
 
 /* Boots core.bin + resize.bin with fd as virtio-blk device 0 and runs the
