@@ -1,6 +1,7 @@
 /* guest/plan/plan.c — helpers shared by every planner: the op stream, the
  * scratch allocator, CRC helpers, and the format dispatch.
  * Freestanding: built into resize.bin and into the host planner library. */
+#include "crc32.h"
 #include "msgbuf.h"
 #include "plan.h"
 
@@ -140,6 +141,16 @@ void plan_set_detail(struct instar_resize_result *ret, const char *msg)
 	for (; msg[i] && i < INSTAR_DETAIL_MAX - 1; i++)
 		ret->detail[i] = msg[i];
 	ret->detail[i] = '\0';
+}
+
+bool plan_host_named(const struct plan_opts *o, uint32_t flag, bool present, const void *name,
+		     uint32_t len)
+{
+	uint32_t crc = flag == INSTAR_RESIZE_BACKING ? o->backing_name_crc : o->data_file_name_crc;
+
+	if (((o->flags & flag) != 0) != present)
+		return false;
+	return !present || instar_crc32(0, name, len) == crc;
 }
 
 void plan_set_hint(struct instar_resize_result *ret, const char *hint)

@@ -106,6 +106,13 @@ void plan_msg_dec(struct plan_msg *m, uint64_t v);
 
 /* Sets ret->detail from a NUL-terminated string (truncating). */
 void plan_set_detail(struct instar_resize_result *ret, const char *msg);
+/* The file a header names is the host's to open (a backing file: flag
+ * INSTAR_RESIZE_BACKING and o->backing_name_crc; a data file or flat
+ * extent: INSTAR_RESIZE_DATA_FILE and o->data_file_name_crc): true when the
+ * host opened one exactly when the header names one (present) and its
+ * name's CRC-32 is that of name[0..len). */
+bool plan_host_named(const struct plan_opts *o, uint32_t flag, bool present, const void *name,
+		     uint32_t len);
 /* After plan_set_detail: qemu's hint behind the detail's NUL
  * (INSTAR_RESULT_HINT), where it fits. */
 void plan_set_hint(struct instar_resize_result *ret, const char *hint);

@@ -109,7 +109,6 @@
  *   refused (docs/formats.md §1.2). */
 #include <errno.h>
 
-#include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
 #include "unzstd.h"
@@ -3422,11 +3421,8 @@ static int qcow2_shrink(struct qcow2 *q)
 static int qcow2_check_names(struct qcow2 *q)
 {
 	const struct plan_opts *o = q->o;
-	int host_b = (o->flags & INSTAR_RESIZE_BACKING) != 0;
-	int host_d = (o->flags & INSTAR_RESIZE_DATA_FILE) != 0;
 
-	if (host_b != q->backing ||
-	    (q->backing && instar_crc32(0, q->bname, q->blen) != o->backing_name_crc))
+	if (!plan_host_named(o, INSTAR_RESIZE_BACKING, q->backing, q->bname, q->blen))
 		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
 				  "qcow2: backing file name differs from the host's probe");
 	q->zero_new = q->backing && (!(o->flags & INSTAR_RESIZE_BACKING_LEN) ||
@@ -3437,8 +3433,7 @@ static int qcow2_check_names(struct qcow2 *q)
 	if (q->data_file && !q->dname)
 		return qcow2_fail(q, INSTAR_ERR_UNSUPPORTED_FEATURE,
 				  "qcow2: external data file without a name in the header");
-	if (host_d != q->data_file ||
-	    (q->data_file && instar_crc32(0, q->dname, q->dlen) != o->data_file_name_crc))
+	if (!plan_host_named(o, INSTAR_RESIZE_DATA_FILE, q->data_file, q->dname, q->dlen))
 		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
 				  "qcow2: data file name differs from the host's probe");
 	if (q->data_file && q->nb_snap)

@@ -26,7 +26,6 @@
  * then reads zeros past the backing file's end, and the grow is the same
  * one header write. Without the length (a backing format the host does not
  * read) the grow is refused. */
-#include "crc32.h"
 #include "open_check.h"
 #include "plan.h"
 
@@ -113,8 +112,7 @@ int plan_resize_qed(const struct plan_opts *o, const struct plan_io *io, struct 
 	ret->old_virtual_size = h.image_size;
 	if (o->expected_old_size != UINT64_MAX && h.image_size != o->expected_old_size)
 		return qed_fail(ret, INSTAR_ERR_HEADER_MISMATCH, NULL);
-	if (((o->flags & INSTAR_RESIZE_BACKING) != 0) != (h.name_len != 0) ||
-	    (h.name_len && instar_crc32(0, h.name, h.name_len) != o->backing_name_crc))
+	if (!plan_host_named(o, INSTAR_RESIZE_BACKING, h.name_len != 0, h.name, h.name_len))
 		return qed_fail(ret, INSTAR_ERR_HEADER_MISMATCH,
 				"qed: backing file name differs from the host's probe");
 	/* qemu-img's order: --shrink first; then the block layer's zero

@@ -191,23 +191,20 @@ static int vhdx_open_einval_line(struct vhdx *v, const char *line)
  * open with qemu's line naming the first region it meets. 0 when none. */
 static int vhdx_q_overlap_check(struct vhdx *v, uint64_t start, uint64_t len, uint32_t n)
 {
-	uint64_t end = start + len, rs = v->q_log_off, re = v->q_log_off + v->q_log_len;
+	uint64_t end = start + len, rs = 0, re = 0;
 	struct plan_msg m = {.n = 0};
-	bool hit = false;
+	uint32_t j;
 
-	for (uint32_t k = n; k-- > 0 && !hit;) {
-		const uint8_t *e = v->rt + INSTAR_VHDX_RT_ENTRY(k);
+	/* j = n..1: region table entry j - 1; j = 0: the log */
+	for (j = n + 1; j-- > 0;) {
+		const uint8_t *e = j ? v->rt + INSTAR_VHDX_RT_ENTRY(j - 1) : NULL;
 
-		rs = get_le64(e + 16);
-		re = rs + get_le32(e + 24);
-		hit = !(start >= re || end <= rs);
+		rs = e ? get_le64(e + 16) : v->q_log_off;
+		re = rs + (e ? get_le32(e + 24) : v->q_log_len);
+		if (!(start >= re || end <= rs))
+			break;
 	}
-	if (!hit) {
-		rs = v->q_log_off;
-		re = v->q_log_off + v->q_log_len;
-		hit = !(start >= re || end <= rs);
-	}
-	if (!hit)
+	if (j == UINT32_MAX)
 		return 0;
 	plan_msg_str(&m, "VHDX region ");
 	plan_msg_dec(&m, start);

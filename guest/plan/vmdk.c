@@ -94,7 +94,6 @@
  *   (descriptor), never lost data. A descriptor elsewhere is written after
  *   the header, in its own barrier step, with the same outcome in between.
  *   A reader that cross-checks the two copies refuses the image only there. */
-#include "crc32.h"
 #include "inflate.h"
 #include "plan.h"
 #include "vmdk_qemu.h"
@@ -1927,8 +1926,8 @@ static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
 		r = vmdk_flat_extent(v, &sectors, &name, &name_end);
 	if (r)
 		return r;
-	if (!(o->flags & INSTAR_RESIZE_DATA_FILE) ||
-	    instar_crc32(0, v->desc + name, name_end - name) != o->data_file_name_crc)
+	if (!plan_host_named(o, INSTAR_RESIZE_DATA_FILE, true, v->desc + name,
+			     (uint32_t)(name_end - name)))
 		return vmdk_fail(v, INSTAR_ERR_HEADER_MISMATCH,
 				 "vmdk: extent file name differs from the host's probe");
 	r = vmdk_desc_sizes(v, o, sectors,
