@@ -61,13 +61,13 @@ void cli_guest_error(struct cli_ctx *c, const char *f, const char *display, uint
 	/* the driver's open failed: qemu-img's "Could not open 'NAME': DETAIL",
 	 * NAME as the command line gave it (--image-opts: the option string) */
 	if ((gr->flags & INSTAR_RESULT_OPEN) && detail[0]) {
-		if (gr->flags & INSTAR_RESULT_OPEN_PRELINE) {
+		bool pre = (gr->flags & INSTAR_RESULT_OPEN_PRELINE) != 0;
+
+		if (pre) /* the driver's own line; its errno is EINVAL */
 			cli_error(c, gr->error, 0, "%s", detail);
+		if (pre || (gr->flags & INSTAR_RESULT_OPEN_ERRNO))
 			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
-				  display, f, "Invalid argument");
-		} else if (gr->flags & INSTAR_RESULT_OPEN_ERRNO)
-			cli_error(c, gr->error, 0, "Could not open '%s': Could not open '%s': %s",
-				  display, f, detail);
+				  display, f, pre ? "Invalid argument" : detail);
 		else
 			report_open(c, gr, display, detail);
 		return;

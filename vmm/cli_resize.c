@@ -937,6 +937,12 @@ static int lock_image(struct cli_ctx *c, const struct resize_args *a, const stru
 	return -1;
 }
 
+/* A size the probe read that qemu's block layer can hold. */
+static bool size_known(uint64_t probed)
+{
+	return probed != INSTAR_PROBE_UNKNOWN && probed <= (uint64_t)INT64_MAX;
+}
+
 /* The image's current length as qemu-img sees it (and, for qcow2, what it
  * opens beside the image). 0; 1: a format instar does not resize; 2: no
  * size the host can tell (not reported); -1: reported. */
@@ -958,7 +964,7 @@ static int current_size(struct cli_ctx *c, const struct resize_args *a, struct r
 	if (open_external(c, a, j->fd, &j->info, &j->ext) < 0)
 		return -1;
 	j->probed = j->info.virtual_size;
-	if (j->probed == INSTAR_PROBE_UNKNOWN || j->probed > (uint64_t)INT64_MAX)
+	if (!size_known(j->probed))
 		/* UNKNOWN: refused below, whatever the size; else the caller
 		 * says the size is not known (after the guest's open checks) */
 		return j->format == INSTAR_FMT_UNKNOWN ? 1 : 2;
@@ -1024,7 +1030,7 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
 static bool open_fails_first(struct cli_ctx *c, const struct resize_args *a,
 			     const struct resize_job *j)
 {
-	bool known = j->probed != INSTAR_PROBE_UNKNOWN && j->probed <= (uint64_t)INT64_MAX;
+	bool known = size_known(j->probed);
 	struct instar_resize_config cfg;
 	struct instar_resize_result gr;
 	struct vmm_guest_opts o;
