@@ -1033,8 +1033,10 @@ static int qcow2_parse_extensions(struct qcow2 *q)
 	return 0;
 }
 
-/* The image's open: every failure is INSTAR_RESULT_OPEN. A dirty image
- * (lazy refcounts), which qemu repairs on open, is refused last. */
+/* The image's open: every failure is INSTAR_RESULT_OPEN but the last. A
+ * dirty image (lazy refcounts), which qemu repairs on open, is refused
+ * last, in instar's words and not as a failed open: a state instar does
+ * not resize, not damage (docs/design.md §3.1). */
 static int qcow2_parse(struct qcow2 *q)
 {
 	int rc = qcow2_parse_header(q);
@@ -1048,7 +1050,7 @@ static int qcow2_parse(struct qcow2 *q)
 		rc = qcow2_open_fail(q, INSTAR_ERR_PARSE_FAILED,
 				     "Could not refresh total sector count: File too large");
 	if (!rc && (q->incompat & QCOW2_INC_DIRTY))
-		rc = qcow2_open_fail(
+		rc = qcow2_fail(
 		    q, INSTAR_ERR_REQUIRES_CHECK,
 		    "qcow2: image is dirty (lazy refcounts); run 'qemu-img check -r all'");
 	return rc;

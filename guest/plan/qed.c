@@ -94,7 +94,8 @@ static int qed_parse(const struct plan_io *io, struct qed_hdr *h, struct instar_
 	/* Refused beyond qemu (which repairs an image that needs a check,
 	 * then resizes it). */
 	if (h->features & INSTAR_QED_F_NEED_CHECK)
-		return qed_fail(ret, INSTAR_ERR_REQUIRES_CHECK, NULL);
+		return qed_fail(ret, INSTAR_ERR_REQUIRES_CHECK,
+				"qed: image needs repair; run 'qemu-img check -r all'");
 	return 0;
 }
 

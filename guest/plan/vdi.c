@@ -87,6 +87,14 @@ static int vdi_fail(struct vdi *v, int err, const char *msg)
 	return err;
 }
 
+/* The header or the map's place damaged: a failed open, in instar's words
+ * where qemu opens the image (docs/design.md §3.1). */
+static int vdi_open_fail(struct vdi *v, int err, const char *msg)
+{
+	v->ret->flags |= INSTAR_RESULT_OPEN;
+	return vdi_fail(v, err, msg);
+}
+
 static bool vdi_alloc(uint32_t e)
 {
 	return e < INSTAR_VDI_ZERO;
@@ -105,8 +113,9 @@ static uint32_t vdi_blocks_for(uint64_t size)
 /* The header as qemu's vdi_open reads it (zeros past the file's end) and
  * its checks (shared/open_check.c): a failure is the open's
  * (INSTAR_RESULT_OPEN), in qemu's order and words. Then the planner's own
- * checks, beyond qemu's (README): image type, block extra data, header
- * size, the map's and the data's places, blocks_allocated. */
+ * checks, beyond qemu's (README): the image type and block extra data (an
+ * image instar does not resize), then the header size, the map's and the
+ * data's places and blocks_allocated (damage: failed opens too). */
 static int vdi_parse(struct vdi *v)
 {
 	const uint8_t *h = v->hdr;
@@ -122,12 +131,11 @@ static int vdi_parse(struct vdi *v)
 	if (r)
 		return r;
 	r = instar_vdi_open_check(h, msg, sizeof(msg));
-	if (r) {
-		v->ret->flags |= INSTAR_RESULT_OPEN;
-		return vdi_fail(v, r, msg);
-	}
+	if (r)
+		return vdi_open_fail(v, r, msg);
 	if (v->file_size < INSTAR_VDI_HEADER_LEN)
-		return vdi_fail(v, INSTAR_ERR_PARSE_FAILED, "vdi file shorter than its header");
+		return vdi_open_fail(v, INSTAR_ERR_PARSE_FAILED,
+				     "vdi file shorter than its header");
 	v->type = get_le32(h + INSTAR_VDI_H_TYPE);
 	if (v->type != INSTAR_VDI_TYPE_DYNAMIC && v->type != INSTAR_VDI_TYPE_STATIC)
 		return vdi_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
@@ -137,7 +145,7 @@ static int vdi_parse(struct vdi *v)
 	hsize = get_le32(h + INSTAR_VDI_H_HEADER_SIZE);
 	if (hsize < INSTAR_VDI_HEADER_SIZE_MIN ||
 	    hsize > INSTAR_VDI_HEADER_LEN - INSTAR_VDI_H_HEADER_SIZE)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi header size out of range");
+		return vdi_open_fail(v, INSTAR_ERR_CORRUPT, "vdi header size out of range");
 	disk = get_le64(h + INSTAR_VDI_H_DISK_SIZE);
 	v->old_size = vdi_round512(disk);
 	v->bmap = get_le32(h + INSTAR_VDI_H_OFFSET_BMAP);
@@ -147,14 +155,15 @@ static int vdi_parse(struct vdi *v)
 	/* above blocks_in_image only by what an interrupted relocating grow
 	 * counts (its copies: at most 4096 blocks, a 4 GiB map) */
 	if (v->nalloc > INSTAR_VDI_BLOCKS_MAX + 4096u)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi blocks_allocated beyond the limit");
+		return vdi_open_fail(v, INSTAR_ERR_CORRUPT,
+				     "vdi blocks_allocated beyond the limit");
 	if (v->bmap < INSTAR_VDI_HEADER_LEN)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map overlaps the header");
+		return vdi_open_fail(v, INSTAR_ERR_CORRUPT, "vdi block map overlaps the header");
 	if ((uint64_t)v->bmap + 4ull * v->blocks > v->data)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT, "vdi block map overlaps the data");
+		return vdi_open_fail(v, INSTAR_ERR_CORRUPT, "vdi block map overlaps the data");
 	if ((uint64_t)v->data + (uint64_t)v->nalloc * VDI_BS > v->file_size)
-		return vdi_fail(v, INSTAR_ERR_CORRUPT,
-				"vdi file shorter than its allocated blocks");
+		return vdi_open_fail(v, INSTAR_ERR_CORRUPT,
+				     "vdi file shorter than its allocated blocks");
 	return 0;
 }
 

@@ -490,8 +490,11 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 		r = plan_read(v->io, VHDX_HDR2, h2, VHDX_HDR_LEN);
 	if (r)
 		return r;
-	ok1 = plan_memcmp(h1, "head", 4) == 0 && vhdx_crc_ok(h1, VHDX_HDR_LEN);
-	ok2 = plan_memcmp(h2, "head", 4) == 0 && vhdx_crc_ok(h2, VHDX_HDR_LEN);
+	/* valid as qemu counts it: signature, checksum, version 1 */
+	ok1 = plan_memcmp(h1, "head", 4) == 0 && vhdx_crc_ok(h1, VHDX_HDR_LEN) &&
+	      get_le16(h1 + 66) == 1;
+	ok2 = plan_memcmp(h2, "head", 4) == 0 && vhdx_crc_ok(h2, VHDX_HDR_LEN) &&
+	      get_le16(h2 + 66) == 1;
 	if (!ok1 && !ok2)
 		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "no valid vhdx header");
 	if (ok1 && ok2 && get_le64(h1 + 8) == get_le64(h2 + 8) &&
@@ -505,8 +508,6 @@ static int vhdx_headers(struct vhdx *v, struct plan_scratch *sc)
 		v->hdr = h2;
 		v->hdr_other = VHDX_HDR1;
 	}
-	if (get_le16(v->hdr + 66) != 1)
-		return vhdx_open_fail(v, INSTAR_ERR_UNSUPPORTED_FEATURE, "unknown vhdx version");
 	if (get_le64(v->hdr + 8) == UINT64_MAX)
 		return vhdx_open_fail(v, INSTAR_ERR_CORRUPT, "vhdx sequence number exhausted");
 	if (!vhdx_guid_zero(v->hdr + 48))

@@ -2105,8 +2105,15 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	if (get_le32(v.hdr) != VMDK_MAGIC)
 		return vmdk_plan_text(&v, o);
 	if (io->file_size < VMDK_SEC)
-		return vmdk_fail(&v, INSTAR_ERR_PARSE_FAILED, "vmdk: file shorter than a header");
+		return vmdk_open_fail(&v, INSTAR_ERR_PARSE_FAILED,
+				      "vmdk: file shorter than a header");
 	r = vmdk_parse_header(&v);
+	/* Damage in the header or footer, or in the places of the descriptor
+	 * and directories they name, is a failed open, also where qemu opens
+	 * the image; a feature instar does not resize is not (docs/design.md
+	 * §3.1). */
+	if (r == INSTAR_ERR_CORRUPT || r == INSTAR_ERR_PARSE_FAILED)
+		ret->flags |= INSTAR_RESULT_OPEN;
 	if (!r)
 		r = vmdk_q_read_cid(&v, VMDK_SEC);
 	if (r)

@@ -47,15 +47,17 @@ mk && w32 0x168 0 && w32 0x1b8 1 && same "sector size and parent UUID"
 mk && w32 0x1a8 1 && w32 0x1b8 1 && same "link and parent UUID"
 
 # ---- beyond qemu: it opens these (its driver does not resize) ----
-mk && w32 0x4c 3 && beyond "undo image" UNSUPPORTED_SUBFORMAT \
+mk && w32 0x4c 3 && beyond "undo image" UNSUPPORTED_SUBFORMAT 0 \
 	"vdi image type other than dynamic or static" "vdi image type other than dynamic or static"
-mk && w32 0x17c 512 && beyond "block extra data" UNSUPPORTED_FEATURE \
+mk && w32 0x17c 512 && beyond "block extra data" UNSUPPORTED_FEATURE 0 \
 	"vdi block extra data" "vdi block extra data"
-mk && w32 0x48 0x100 && beyond "header size" CORRUPT \
-	"vdi header size out of range" "vdi header size out of range"
-mk && w32 0x154 0 && beyond "block map on the header" CORRUPT \
-	"vdi block map overlaps the header" "vdi block map overlaps the header"
-mk && w32 0x200 5 && beyond "map entry past blocks_allocated" CORRUPT \
+mk && w32 0x48 0x100 && beyond "header size" CORRUPT 1 \
+	"vdi header size out of range" \
+	"Could not open 'q.img': vdi header size out of range"
+mk && w32 0x154 0 && beyond "block map on the header" CORRUPT 1 \
+	"vdi block map overlaps the header" \
+	"Could not open 'q.img': vdi block map overlaps the header"
+mk && w32 0x200 5 && beyond "map entry past blocks_allocated" CORRUPT 0 \
 	"vdi block map entry past blocks_allocated" "vdi block map entry past blocks_allocated"
 
 open_end

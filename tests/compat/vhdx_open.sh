@@ -211,6 +211,19 @@ mk && hdrs 48 1 1 && CASE="a log GUID (an empty log)" && cases=$((cases + 1)) &&
 	grep -q "error=REQUIRES_CHECK .* open=0 detail=vhdx log must be replayed first" pa.out ||
 		fail "$(cat pa.out)"; }
 mk && l64 "$B" $(((4 << 20) | 7)) && beyond "block state 7" "bad vhdx payload block state"
+# the newer header of version 2: qemu takes the older one (version 1), and
+# so does instar, which resizes the image and writes a version-1 header over
+# the other one
+CASE="newer header of version 2"
+cases=$((cases + 1))
+mk && le $((H1 + 8)) 8 $((1 << 40)) && le $((H1 + 66)) 2 2 && py crc $H1 4096
+cp $F o.vhdx
+prc=0
+"$PA" vhdx o.vhdx $((128 << 20)) >pa.out || prc=$?
+[ "$prc" = 0 ] || fail "plan-apply rc=$prc: $(cat pa.out)"
+"$QI" check -q o.vhdx || fail "qemu-img check after the resize"
+[ "$("$QI" info --output=json o.vhdx | grep -o '"virtual-size": [0-9]*')" = \
+	'"virtual-size": 134217728' ] || fail "size after the resize: $("$QI" info o.vhdx)"
 # a 4096-byte logical sector: qemu refuses it, instar resizes it
 CASE="logical sector 4096"
 cases=$((cases + 1))

@@ -217,7 +217,8 @@ static void test_hostile_headers(void **state)
 	     "QED table offset is invalid"},
 	    {"table 1 (qemu cannot open it)", 8, 4, 1, INSTAR_ERR_PARSE_FAILED,
 	     "QED table offset is invalid"},
-	    {"need check", 16, 8, 0x2, INSTAR_ERR_REQUIRES_CHECK, ""},
+	    {"need check", 16, 8, 0x2, INSTAR_ERR_REQUIRES_CHECK,
+	     "qed: image needs repair; run 'qemu-img check -r all'"},
 	    {"backing file the host did not name", 16, 8, 0x1, INSTAR_ERR_HEADER_MISMATCH,
 	     "qed: backing file name differs from the host's probe"},
 	};
