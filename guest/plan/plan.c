@@ -153,6 +153,12 @@ bool plan_host_named(const struct plan_opts *o, uint32_t flag, bool present, con
 	return !present || instar_crc32(0, name, len) == crc;
 }
 
+bool plan_backing_needs_zeros(const struct plan_opts *o, bool present, uint64_t image_size)
+{
+	return present &&
+	       (!(o->flags & INSTAR_RESIZE_BACKING_LEN) || o->backing_len > (image_size & ~511ull));
+}
+
 void plan_set_hint(struct instar_resize_result *ret, const char *hint)
 {
 	size_t i = 0, k = 0;

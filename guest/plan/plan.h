@@ -113,6 +113,12 @@ void plan_set_detail(struct instar_resize_result *ret, const char *msg);
  * name's CRC-32 is that of name[0..len). */
 bool plan_host_named(const struct plan_opts *o, uint32_t flag, bool present, const void *name,
 		     uint32_t len);
+/* A grow of an image of image_size bytes over a backing file (present):
+ * qemu's block layer asks it for zeros over the grown range when the
+ * backing file is longer than the image's whole sectors (bdrv_co_truncate,
+ * BDRV_REQ_ZERO_WRITE); a length the host could not tell
+ * (INSTAR_RESIZE_BACKING_LEN clear) counts as longer. */
+bool plan_backing_needs_zeros(const struct plan_opts *o, bool present, uint64_t image_size);
 /* After plan_set_detail: qemu's hint behind the detail's NUL
  * (INSTAR_RESULT_HINT), where it fits. */
 void plan_set_hint(struct instar_resize_result *ret, const char *hint);

@@ -3427,8 +3427,7 @@ static int qcow2_check_names(struct qcow2 *q)
 	if (!plan_host_named(o, INSTAR_RESIZE_BACKING, q->backing, q->bname, q->blen))
 		return qcow2_fail(q, INSTAR_ERR_HEADER_MISMATCH,
 				  "qcow2: backing file name differs from the host's probe");
-	q->zero_new = q->backing && (!(o->flags & INSTAR_RESIZE_BACKING_LEN) ||
-				     o->backing_len > (q->size & ~511ull));
+	q->zero_new = plan_backing_needs_zeros(o, q->backing, q->size);
 
 	q->data_file = (q->incompat & QCOW2_INC_DATA_FILE) != 0;
 	q->data_raw = q->version >= 3 && (q->autoclear & QCOW2_AUTOCLEAR_DATA_RAW) != 0;

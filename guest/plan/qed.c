@@ -121,15 +121,14 @@ int plan_resize_qed(const struct plan_opts *o, const struct plan_io *io, struct 
 	 * preallocation, the size, the direction. */
 	if (o->new_size < h.image_size && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
 		return qed_fail(ret, INSTAR_ERR_SHRINK_WITHOUT_FLAG, NULL);
-	if (o->new_size > h.image_size && h.name_len) {
-		if (!(o->flags & INSTAR_RESIZE_BACKING_LEN))
-			return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					"instar cannot tell the length of this QED image's "
-					"backing file (a format it does not read)");
-		if (o->backing_len > h.image_size)
-			return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					"Block driver does not support requested flags");
-	}
+	/* QED's driver writes no zeros: where they are needed it cannot grow */
+	if (o->new_size > h.image_size &&
+	    plan_backing_needs_zeros(o, h.name_len != 0, h.image_size))
+		return qed_fail(ret, INSTAR_ERR_UNSUPPORTED_FEATURE,
+				(o->flags & INSTAR_RESIZE_BACKING_LEN)
+				    ? "Block driver does not support requested flags"
+				    : "instar cannot tell the length of this QED image's "
+				      "backing file (a format it does not read)");
 	if (o->prealloc != INSTAR_PREALLOC_OFF)
 		return qed_fail(ret, INSTAR_ERR_PREALLOCATION_UNSUPPORTED, NULL);
 	if (!instar_qed_size_valid(o->new_size, h.cluster_size, h.table_size))
