@@ -416,6 +416,35 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 	}
 }
 
+/* qemu's vmdk_parent_open (shared/vmdk_qemu.h) on the 10 KiB it reads at
+ * at (zeros past the file's end): a parentFileNameHint names the backing
+ * file, in format "vmdk". false when the bytes are not all in the
+ * windows. */
+static bool probe_vmdk_parent(const struct instar_probe_input *in, uint64_t at,
+			      struct instar_probe_info *ret)
+{
+	char t[INSTAR_VMDKQ_DESC_SIZE + 1];
+	uint64_t n = in->file_size > at ? in->file_size - at : 0;
+	const uint8_t *d;
+	size_t off, len;
+
+	if (n > INSTAR_VMDKQ_DESC_SIZE)
+		n = INSTAR_VMDKQ_DESC_SIZE;
+	d = n ? win(in, at, n) : NULL;
+	if (n && !d)
+		return false;
+	for (size_t i = 0; i <= INSTAR_VMDKQ_DESC_SIZE; i++)
+		t[i] = i < n ? (char)d[i] : '\0';
+	if (instar_vmdkq_parent(t, INSTAR_VMDKQ_DESC_SIZE, &off, &len) != 1 || !len)
+		return true;
+	ret->has_backing = true;
+	ret->backing_len =
+	    copy_name(ret->backing, sizeof(ret->backing), (const uint8_t *)t + off, len);
+	ret->backing_fmt_len =
+	    copy_name(ret->backing_fmt, sizeof(ret->backing_fmt), (const uint8_t *)"vmdk", 4);
+	return true;
+}
+
 static void probe_vmdk_sparse(const struct instar_probe_input *in, const uint8_t *h,
 			      struct instar_probe_info *ret)
 {
@@ -840,13 +869,18 @@ static void details_vmdk(const struct instar_probe_input *in, const uint8_t *h,
 {
 	if (bytes_eq(h, "KDMV", 4)) {
 		probe_vmdk_sparse(in, h, ret);
+		ret->names_known = probe_vmdk_parent(in, INSTAR_VMDKQ_DESC_AT, ret);
 	} else if (!bytes_eq(h, "COWD", 4)) {
 		/* A whole descriptor file that we hold gives the size. */
 		const uint8_t *d =
 		    in->file_size <= INSTAR_PROBE_HEAD_LEN ? win(in, 0, in->file_size) : NULL;
 
-		if (d)
+		if (d) {
 			vmdk_descriptor(d, (size_t)in->file_size, ret, true);
+			/* the names count only with the extents' */
+			if (ret->names_known)
+				ret->names_known = probe_vmdk_parent(in, 0, ret);
+		}
 	}
 }
 

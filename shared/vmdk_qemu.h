@@ -176,4 +176,51 @@ static inline bool instar_vmdkq_bad_line(const char *d, size_t n, size_t *ls, si
 	return false;
 }
 
+/* What qemu 7.2's vmdk_parent_open reads of the descriptor, before
+ * vmdk_read_cid: INSTAR_VMDKQ_DESC_SIZE bytes at INSTAR_VMDKQ_DESC_AT (a
+ * sparse header, whatever its descriptor offset says) or at 0 (a descriptor
+ * file), zeros past the end of the file, then a NUL (t[n], n being that
+ * size). */
+#define INSTAR_VMDKQ_DESC_SIZE 10240u
+#define INSTAR_VMDKQ_DESC_AT 512u
+/* The longest parent name qemu takes (sizeof(bs->auto_backing_file) - 1). */
+#define INSTAR_VMDKQ_PARENT_MAX 4095u
+
+/* qemu's vmdk_parent_open on t[0..n] (t[n] a NUL): strstr finds the first
+ * "parentFileNameHint" before the first NUL; the name starts 20 bytes after
+ * it (the key, then two bytes taken as '="'), and strchr ends it at the
+ * next '"' (not past a NUL, which may lie after the first one). Returns 0
+ * without a hint, 1 with the name at t[*off..*off + *len) (*len 0: qemu
+ * opens no backing file), -1 where qemu fails the open with EINVAL (no
+ * closing quote, a name over INSTAR_VMDKQ_PARENT_MAX bytes). qemu then
+ * opens the name as the backing file, in format "vmdk", resolved beside
+ * the image. */
+static inline int instar_vmdkq_parent(const char *t, size_t n, size_t *off, size_t *len)
+{
+	static const char key[] = "parentFileNameHint";
+	const size_t k = sizeof(key) - 1;
+	size_t i, p, e;
+
+	for (i = 0; i < n && t[i]; i++) {
+		size_t j = 0;
+
+		while (j < k && i + j < n && t[i + j] == key[j])
+			j++;
+		if (j == k)
+			break;
+	}
+	if (i >= n || !t[i])
+		return 0;
+	p = i + k + 2;
+	if (p > n)
+		return -1; /* past qemu's buffer: nothing it could read */
+	for (e = p; e < n && t[e] && t[e] != '"';)
+		e++;
+	if (e >= n || t[e] != '"' || e - p > INSTAR_VMDKQ_PARENT_MAX)
+		return -1;
+	*off = p;
+	*len = e - p;
+	return 1;
+}
+
 #endif

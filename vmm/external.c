@@ -374,16 +374,26 @@ static int ext_backing(const struct vmm_ext_policy *p, const char *base, const c
 		r = end < 0 ? -errno : -ENOMEM;
 		goto fail_io;
 	}
-	r = cli_probe_fd(fd, (uint64_t)end, bi);
+	want = fmtname[0] ? instar_format_from_name(fmtname) : -1;
+	/* a format the header names is the driver qemu opens it with */
+	r = want > 0 ? cli_probe_file(fd, (uint64_t)end, NULL, fmtname, bi)
+		     : cli_probe_fd(fd, (uint64_t)end, bi);
 	if (r)
 		goto fail_io;
-	want = fmtname[0] ? instar_format_from_name(fmtname) : (int)bi->format;
+	if (!fmtname[0])
+		want = (int)bi->format;
 	if (want == INSTAR_FMT_RAW) {
 		*ret_len = instar_probe_raw_size((uint64_t)end);
 		*ret_known = true;
 	} else if (want > 0 && (uint32_t)want != bi->format) {
-		ext_fail(err, errlen, depth, "Image is not in %s format",
-			 instar_format_name((uint32_t)want));
+		/* that driver's own open message (its first line), as qemu's */
+		size_t k = strcspn(bi->open_error, "\n");
+
+		if (k)
+			ext_fail(err, errlen, depth, "%.*s", (int)k, bi->open_error);
+		else
+			ext_fail(err, errlen, depth, "Image is not in %s format",
+				 instar_format_name((uint32_t)want));
 		r = -EINVAL;
 	} else if (want > 0 && bi->virtual_size != INSTAR_PROBE_UNKNOWN) {
 		/* qemu counts whole sectors of the header's size */
@@ -399,7 +409,9 @@ static int ext_backing(const struct vmm_ext_policy *p, const char *base, const c
 		fd = -1;
 	}
 	/* a format instar does not read leaves the length unknown, not an error */
-	if (!r && want == INSTAR_FMT_QCOW2 && bi->names_known && bi->backing_len) {
+	/* qemu opens the whole chain: the next name the probe knows */
+	if (!r && (want == INSTAR_FMT_QCOW2 || want == INSTAR_FMT_QED || want == INSTAR_FMT_VMDK) &&
+	    bi->names_known && bi->backing_len) {
 		char next_dir[PATH_MAX];
 		char *slash = strrchr(full, '/');
 		uint64_t len2;

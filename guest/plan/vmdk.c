@@ -49,8 +49,10 @@
  * - Refused: other descriptor files (twoGbMaxExtent*, several extents, a
  *   FLAT offset other than 0, RDONLY/NOACCESS extents, over 64 KiB),
  *   sparse extents without a descriptor of their own, streams with the GD
- *   at the end and a redundant GD, delta disks (parentCID set), unknown
- *   header flags.
+ *   at the end and a redundant GD, unknown header flags; delta disks (a
+ *   parentCID set, or a parentFileNameHint qemu opens: the host opened
+ *   it, the name is checked) with qemu-img's "Image format driver does not
+ *   support resize".
  * - Streams with the GD at the end: every field comes from the footer (as
  *   qemu reads it); no GT is added (a GD entry of 0 reads as zeros there);
  *   a GD that outgrows its sectors moves over the old footer once a copy of
@@ -122,6 +124,7 @@
 #define VMDK_PROBE_LEN 4096u
 
 struct vmdk {
+	const struct plan_opts *o;
 	const struct plan_io *io;
 	struct plan_scratch *s;
 	struct plan *p;
@@ -155,6 +158,9 @@ struct vmdk {
 	size_t split_first_len;
 	const char *create_type;
 	size_t create_type_len;
+	/* a parentFileNameHint qemu opens as the backing file (a delta disk;
+	 * the host opened it): refused as qemu-img refuses every vmdk */
+	bool parent;
 };
 
 /* ---- small string builder (details and the descriptor) ---- */
@@ -788,19 +794,32 @@ static bool vmdk_q_cid_found(const char *t, const char *key)
 	return p < VMDK_QEMU_DESC_SIZE && vmdk_hexval(t[p]) >= 0;
 }
 
+/* qemu's vmdk_parent_open, then its vmdk_read_cid, on the same bytes: a
+ * parentFileNameHint (shared/vmdk_qemu.h) is the backing file, which the
+ * host must have opened by exactly that name; a hint qemu cannot read fails
+ * the open with EINVAL, as a missing CID does. */
 static int vmdk_q_read_cid(struct vmdk *v, uint64_t off)
 {
-	char *t = vmdk_alloc(v, VMDK_QEMU_DESC_SIZE);
-	int r;
+	char *t = vmdk_alloc(v, VMDK_QEMU_DESC_SIZE + 1);
+	size_t po = 0, pl = 0;
+	int r, hint;
 
 	if (!t)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
 	r = plan_read_z(v->io, off, (uint8_t *)t, VMDK_QEMU_DESC_SIZE);
 	if (r)
 		return r;
-	t[VMDK_QEMU_DESC_SIZE - 1] = '\0';
-	if (vmdk_q_cid_found(t, "CID") && vmdk_q_cid_found(t, "parentCID"))
-		return 0;
+	t[VMDK_QEMU_DESC_SIZE] = '\0';
+	hint = instar_vmdkq_parent(t, VMDK_QEMU_DESC_SIZE, &po, &pl);
+	if (hint >= 0) {
+		v->parent = hint == 1 && pl > 0;
+		if (!plan_host_named(v->o, INSTAR_RESIZE_BACKING, v->parent, t + po, (uint32_t)pl))
+			return vmdk_fail(v, INSTAR_ERR_HEADER_MISMATCH,
+					 "vmdk: parent file name differs from the host's probe");
+		t[VMDK_QEMU_DESC_SIZE - 1] = '\0';
+		if (vmdk_q_cid_found(t, "CID") && vmdk_q_cid_found(t, "parentCID"))
+			return 0;
+	}
 	v->ret->flags |= INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO;
 	return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "Invalid argument");
 }
@@ -1040,9 +1059,8 @@ static int vmdk_build_desc(struct vmdk *v, uint64_t new_cap, char *out, size_t c
 				/* A delta disk reads unallocated grains from its parent:
 				 * the grown tail would not read as zeros. */
 				if (!vmdk_span_is(d + kv.val, kv.val_end - kv.val, "ffffffff"))
-					return vmdk_fail(
-					    v, INSTAR_ERR_UNSUPPORTED_FEATURE,
-					    "vmdk with a parent (delta disk) is not supported");
+					return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+							 ""); /* as above */
 			} else if (vmdk_key_is(&kv, "ddb.geometry.heads")) {
 				if (!vmdk_parse_dec(d, kv.val, kv.val_end, &heads) || heads == 0 ||
 				    heads > 256)
@@ -1834,6 +1852,10 @@ static int vmdk_check_new_size(struct vmdk *v, const struct plan_opts *o, uint64
 	if (*ret_cap < cap && !(o->flags & INSTAR_RESIZE_SHRINK_ALLOWED))
 		return vmdk_fail(v, INSTAR_ERR_SHRINK_WITHOUT_FLAG,
 				 "Use the --shrink option to perform a shrink operation.");
+	/* A delta disk (its parent opened): qemu-img's answer for every vmdk,
+	 * "Image format driver does not support resize" (no detail). */
+	if (v->parent)
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "");
 	return 0;
 }
 
@@ -2084,7 +2106,7 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct plan_scratch *s,
 		     struct plan *p, struct instar_resize_result *ret)
 {
-	struct vmdk v = {.io = io, .s = s, .p = p, .ret = ret};
+	struct vmdk v = {.o = o, .io = io, .s = s, .p = p, .ret = ret};
 	uint64_t new_cap;
 	bool shrink;
 	int r;

@@ -153,6 +153,60 @@ mk $S && perl -0777 -pi -e 's/\nCID=[0-9a-f]+/\nCID=zzzzzzzz/' i/i.vmdk && same 
 mk $F && : >i/i.vmdk && same "an empty file"
 mk $F && printf 'ab' >i/i.vmdk && same "two bytes"
 
+# ---- a delta disk: qemu's vmdk_parent_open ----
+# both NAME: qemu-img and instar on copies of i/ (the image and the files it
+# names), growing to 2 GiB: qemu-img fails (its open, or, having opened the
+# image, "Image format driver does not support resize"); instar prints the
+# same stderr with exit code 1 and changes nothing.
+both() {
+	CASE=$1
+	local qrc=0 irc=0
+	cases=$((cases + 1))
+	rm -rf q o
+	cp -a i q
+	(cd q && "$QI" resize -f vmdk i.vmdk 2G >../q.out 2>../q.err) || qrc=$?
+	[ "$qrc" = 1 ] || fail "qemu-img rc=$qrc: $(cat q.err)"
+	cp -a i o
+	(cd o && "$INSTAR" resize -f vmdk i.vmdk 2G >../i.out 2>../i.err) || irc=$?
+	e2e_same i o "$irc"
+}
+# mkd: i/i.vmdk (sparse) over i/base.vmdk (parentFileNameHint="base.vmdk"),
+# as qemu-img makes a delta disk
+mkd() {
+	mk $S && "$QI" create -q -f vmdk i/base.vmdk 64M &&
+		"$QI" create -q -f vmdk -F vmdk -b base.vmdk i/i.vmdk 64M
+}
+# hint TEXT: a monolithicFlat descriptor (qemu-img makes no flat delta)
+# with TEXT after its parentCID line, and i/base.vmdk
+hint() {
+	mk $F && ed "s/^parentCID=.*/&\n$1/" && "$QI" create -q -f vmdk i/base.vmdk 64M
+}
+# try NAME SETUP: eval SETUP, then both NAME; a setup that fails is a failure
+try() {
+	if eval "$2"; then
+		both "$1"
+	else
+		CASE=$1
+		cases=$((cases + 1))
+		fail "setup failed: $2"
+	fi
+}
+try "sparse delta disk" mkd
+try "sparse delta disk, parent missing" 'mkd && rm i/base.vmdk'
+try "sparse delta disk, parent not a vmdk (opened as one)" \
+	'mkd && rm i/base.vmdk && "$QI" create -q -f raw i/base.vmdk 64M'
+try "the parent's parent missing" \
+	'mkd && rm i/base.vmdk && "$QI" create -q -f vmdk i/gone.vmdk 64M &&
+	"$QI" create -q -f vmdk -F vmdk -b gone.vmdk i/base.vmdk 64M && rm i/gone.vmdk'
+try "flat delta disk" "hint 'parentFileNameHint=\"base.vmdk\"'"
+try "flat delta disk, parent missing" "hint 'parentFileNameHint=\"base.vmdk\"' && rm i/base.vmdk"
+# qemu skips the two bytes after the key, whatever they are
+try "two other bytes before the name" "hint 'parentFileNameHint  base.vmdk\"'"
+try "two other bytes before a missing name" "hint 'parentFileNameHint  nothere\"'"
+# no '"' after it: EINVAL
+try "hint at the end, unclosed" "mk $F && printf 'parentFileNameHint=\"base' >>i/i.vmdk"
+try "parentCID set, no hint" "mk $F && ed 's/^parentCID=.*/parentCID=12345678/'"
+
 # ---- beyond qemu: headers qemu opens, instar refuses ----
 mk $S && w32 4 0 && beyond "version 0" 0 "vmdk sparse version 0 is not supported"
 mk $S && w32 8 0x8 && beyond "unknown flag" 0 "vmdk: unknown header flags (8)"

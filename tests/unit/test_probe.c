@@ -495,6 +495,64 @@ static void test_hostile_vmdk(void **state)
 	assert_int_equal(info.format, INSTAR_FMT_RAW);
 }
 
+/* qemu's vmdk_parent_open: a parentFileNameHint in the 10 KiB at 0x200 (a
+ * sparse header) or at 0 (a descriptor file) names the backing file, in
+ * format vmdk; the name ends at the next '"'. */
+static void test_vmdk_parent(void **state)
+{
+	static const char *desc = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
+				  "parentCID=abcdef01\ncreateType=\"monolithicSparse\"\n"
+				  "parentFileNameHint=\"../base dir/b.vmdk\"\n"
+				  "RW 2048 SPARSE \"d.vmdk\"\n";
+	struct instar_probe_info info;
+
+	(void)state;
+	memset(mem, 0, 65536);
+	memcpy(mem, "KDMV", 4);
+	put_le32(mem + 4, 1);
+	put_le64(mem + 12, 2048);
+	put_le64(mem + 20, 128);
+	put_le64(mem + 28, 1);
+	put_le64(mem + 36, 20);
+	strcpy((char *)mem + 512, desc);
+	probe_mem(65536, 65536, &info);
+	assert_int_equal(info.format, INSTAR_FMT_VMDK);
+	assert_true(info.names_known);
+	assert_true(info.has_backing);
+	assert_int_equal(info.backing_len, 18);
+	assert_memory_equal(info.backing, "../base dir/b.vmdk", 18);
+	assert_int_equal(info.backing_fmt_len, 4);
+	assert_memory_equal(info.backing_fmt, "vmdk", 4);
+	/* qemu reads at 0x200 whatever the descriptor offset says */
+	put_le64(mem + 28, 30);
+	probe_mem(65536, 65536, &info);
+	assert_int_equal(info.backing_len, 18);
+	/* no closing quote (qemu: EINVAL), an empty name (no backing file) */
+	memset(mem + 512, 0, 4096);
+	strcpy((char *)mem + 512, "CID=1\nparentCID=ffffffff\nparentFileNameHint=\"b.vmdk\n");
+	probe_mem(65536, 65536, &info);
+	assert_false(info.has_backing);
+	assert_int_equal(info.backing_len, 0);
+	strcpy((char *)mem + 512, "CID=1\nparentCID=ffffffff\nparentFileNameHint=\"\"\n");
+	probe_mem(65536, 65536, &info);
+	assert_false(info.has_backing);
+	assert_true(info.names_known);
+	/* the 10 KiB not all in the windows: the names are not known */
+	probe_mem(65536, 4096, &info);
+	assert_false(info.names_known);
+
+	/* a descriptor file (monolithicFlat) with a hint */
+	memset(mem, 0, 65536);
+	strcpy((char *)mem, "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=abcdef01\n"
+			    "createType=\"monolithicFlat\"\nparentFileNameHint=\"p.vmdk\"\n"
+			    "RW 2048 FLAT \"d-flat.vmdk\" 0\n");
+	probe_mem(strlen((char *)mem), strlen((char *)mem), &info);
+	assert_true(info.names_known);
+	assert_true(info.data_file);
+	assert_int_equal(info.backing_len, 6);
+	assert_memory_equal(info.backing, "p.vmdk", 6);
+}
+
 static void test_hostile_vhdx(void **state)
 {
 	struct instar_probe_input in = {0};
@@ -970,6 +1028,7 @@ int main(void)
 	    cmocka_unit_test(test_vdi),
 	    cmocka_unit_test(test_hostile_qcow2),
 	    cmocka_unit_test(test_hostile_vmdk),
+	    cmocka_unit_test(test_vmdk_parent),
 	    cmocka_unit_test(test_hostile_vhdx),
 	    cmocka_unit_test(test_vhd_tail_footer),
 	    cmocka_unit_test(test_vhd_size_rule),

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "abi_names.h"
+#include "crc32.h"
 #include "plan.h"
 #include "plan_testlib.h"
 
@@ -1074,8 +1075,9 @@ static void test_hostile_descriptor(void **state)
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "createType");
 	set_desc(d, replace(base_desc, "monolithicSparse", "vmfsSparse"));
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmfsSparse");
+	/* a delta disk: qemu-img's answer for every vmdk, without a detail */
 	set_desc(d, replace(base_desc, "parentCID=ffffffff", "parentCID=12345678"));
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "parent");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, NULL);
 	set_desc(d, replace(base_desc, "CID=2e1f034f", "CID=2e1f034f00"));
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "CID");
 	set_desc(d, replace(base_desc, "CID=2e1f034f", "CID=zz"));
@@ -1164,6 +1166,63 @@ static void test_hostile_descriptor(void **state)
 	free_disk(d);
 }
 
+/* qemu's vmdk_parent_open: a parentFileNameHint in the 10 KiB at 0x200 is
+ * the backing file, which the host must have opened by exactly that name;
+ * the image is then refused as qemu-img refuses every vmdk (no detail). */
+static void test_parent_hint(void **state)
+{
+	struct ptl_img *d = new_disk();
+	struct run r = {0};
+	const char *name = "base.vmdk";
+
+	(void)state;
+	set_desc(d, replace(base_desc, "parentCID=ffffffff\n",
+			    "parentCID=ffffffff\nparentFileNameHint=\"base.vmdk\"\n"));
+	/* the host opened nothing: the image changed since its probe */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_HEADER_MISMATCH, "parent file name");
+	/* another name */
+	r.o.flags = INSTAR_RESIZE_BACKING;
+	r.o.backing_name_crc = instar_crc32(0, "base.vmd", 8);
+	run_plan(d, &r, 128 * MIB, INSTAR_RESIZE_BACKING, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	/* that name: refused without a detail, nothing written, also for the
+	 * same size */
+	r.o.backing_name_crc = instar_crc32(0, name, strlen(name));
+	run_plan(d, &r, 128 * MIB, INSTAR_RESIZE_BACKING, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
+	assert_string_equal(r.res.detail, "");
+	assert_int_equal(r.sk.n, 0);
+	run_plan(d, &r, 64 * MIB, INSTAR_RESIZE_BACKING, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
+	/* the host named a backing file the image does not name */
+	set_desc(d, base_desc);
+	run_plan(d, &r, 128 * MIB, INSTAR_RESIZE_BACKING, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_HEADER_MISMATCH);
+	/* the name runs to the next '"' anywhere after it (qemu's strchr) */
+	set_desc(d, replace(base_desc, "parentCID=ffffffff\n",
+			    "parentCID=ffffffff\nparentFileNameHint=\"base.vmdk\n"));
+	memset(&r.o, 0, sizeof(r.o));
+	r.o.backing_name_crc =
+	    instar_crc32(0, "base.vmdk\ncreateType=", strlen("base.vmdk\ncreateType="));
+	run_plan(d, &r, 128 * MIB, INSTAR_RESIZE_BACKING, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_UNSUPPORTED_SUBFORMAT);
+	/* no '"' after it: qemu fails the open with EINVAL */
+	set_desc(d, replace(base_desc, "ddb.adapterType = \"ide\"\n",
+			    "ddb.adapterType = \"ide\"\nparentFileNameHint=\"base.vmdk\n"));
+	memset(&r.o, 0, sizeof(r.o));
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_PARSE_FAILED);
+	assert_string_equal(r.res.detail, "Invalid argument");
+	assert_int_equal(r.res.flags & (INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO),
+			 INSTAR_RESULT_OPEN | INSTAR_RESULT_OPEN_ERRNO);
+	/* an empty name is no backing file: resized */
+	set_desc(d, replace(base_desc, "parentCID=ffffffff\n",
+			    "parentCID=ffffffff\nparentFileNameHint=\"\"\n"));
+	run_plan(d, &r, 128 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, 0);
+	free_disk(d);
+}
+
 static void test_text_descriptor_file(void **state)
 {
 	struct ptl_img *d = new_disk();
@@ -1241,6 +1300,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_header),
 	    cmocka_unit_test(test_hostile_tables),
 	    cmocka_unit_test(test_hostile_descriptor),
+	    cmocka_unit_test(test_parent_hint),
 	    cmocka_unit_test(test_text_descriptor_file),
 	    cmocka_unit_test(test_fuzz_metadata),
 	};
