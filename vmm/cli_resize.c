@@ -1024,11 +1024,13 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
  * no size, the guest's open checks go first: a run of the guest that
  * commits nothing (open_only), asked for the old size, or for 0 when the
  * size is not known. True when the image's open failed there (reported, as
- * qemu-img reports it); false leaves the host's own refusal to the caller.
+ * qemu-img reports it), or, with any (no size the host can tell), when the
+ * guest refused it at all (its reason: vmdk's "Failed to inquire current
+ * image length"); false leaves the host's own refusal to the caller.
  * (Not for a format the host alone handles, nor for twoGbMaxExtentFlat,
  * whose guest runs in a child process.) */
 static bool open_fails_first(struct cli_ctx *c, const struct resize_args *a,
-			     const struct resize_job *j)
+			     const struct resize_job *j, bool any)
 {
 	bool known = size_known(j->probed);
 	struct instar_resize_config cfg;
@@ -1043,7 +1045,7 @@ static bool open_fails_first(struct cli_ctx *c, const struct resize_args *a,
 	o.open_only = true;
 	memset(&gr, 0, sizeof(gr));
 	if (vmm_guest_resize(j->fd, &cfg, &o, &gr) < 0 || gr.error == INSTAR_OK ||
-	    !(gr.flags & INSTAR_RESULT_OPEN))
+	    (!any && !(gr.flags & INSTAR_RESULT_OPEN)))
 		return false;
 	cli_guest_error(c, a->filename, a->display, a->prealloc, a->max_staged, &gr);
 	return true;
@@ -1075,7 +1077,7 @@ static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize
 		return -1;
 	r = current_size(c, a, jp);
 	if (r == 2) {
-		if (!open_fails_first(c, a, jp))
+		if (!open_fails_first(c, a, jp, true))
 			cli_error(c, INSTAR_ERR_PARSE_FAILED, EIO,
 				  "Could not open '%s': Could not determine the image's virtual "
 				  "size",
@@ -1085,7 +1087,7 @@ static int do_resize_job(struct cli_ctx *c, struct resize_args *a, struct resize
 	if (r < 0)
 		return -1;
 	if (r == 0 && check_new_size(c, a, jp->cur, &size, &total, false) < 0) {
-		if (!open_fails_first(c, a, jp))
+		if (!open_fails_first(c, a, jp, false))
 			check_new_size(c, a, jp->cur, &size, &total, true);
 		return -1;
 	}

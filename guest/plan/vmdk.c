@@ -121,6 +121,8 @@
 #define VMDK_MAX_CAP (1ull << 37)      /* sectors: 64 TiB virtual */
 #define VMDK_MAX_FILE_SEC (1ull << 32) /* offsets are u32 sectors: 2 TiB */
 #define VMDK_IO_CHUNK (1u << 20)
+/* qemu's BDRV_MAX_LENGTH: INT64_MAX aligned down to 1 GiB */
+#define VMDK_QEMU_MAX_LENGTH ((uint64_t)INT64_MAX & ~((1ull << 30) - 1))
 #define VMDK_PROBE_LEN 4096u
 
 struct vmdk {
@@ -589,9 +591,19 @@ static int vmdk_parse_header(struct vmdk *v)
 	if (v->ngte == 0 || v->ngte > VMDK_MAX_GTES)
 		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk numGTEsPerGT ", v->ngte,
 				  " is not in 1..512");
+	/* qemu's block layer once its driver has opened the image: the size
+	 * in bytes (an unsigned product) past BDRV_MAX_LENGTH fails the open;
+	 * one past INT64_MAX bytes opens, and qemu-img cannot read its length */
+	if (v->cap * VMDK_SEC > VMDK_QEMU_MAX_LENGTH)
+		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED,
+				      "Could not refresh total sector count: File too large");
+	if (v->cap > (uint64_t)INT64_MAX / VMDK_SEC)
+		return vmdk_fail(v, INSTAR_ERR_TOO_LARGE,
+				 "Failed to inquire current image length: File too large");
+	/* a size qemu opens, past what instar resizes: not damage */
 	if (v->cap > VMDK_MAX_CAP)
-		return vmdk_failu(v, INSTAR_ERR_PARSE_FAILED, "vmdk capacity ", v->cap,
-				  " sectors is absurd");
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk capacity ", v->cap,
+				  " sectors is over 64 TiB, which instar does not resize");
 	v->gt_sec = (uint32_t)vmdk_div_up((uint64_t)v->ngte * 4, VMDK_SEC);
 	v->gt_cov = (uint64_t)v->ngte * v->grain; /* <= 2^30 */
 	v->old_n = vmdk_div_up(v->cap, v->gt_cov);

@@ -207,6 +207,15 @@ try "two other bytes before a missing name" "hint 'parentFileNameHint  nothere\"
 try "hint at the end, unclosed" "mk $F && printf 'parentFileNameHint=\"base' >>i/i.vmdk"
 try "parentCID set, no hint" "mk $F && ed 's/^parentCID=.*/parentCID=12345678/'"
 
+# ---- the block layer once qemu's driver has opened it ----
+# the size in bytes, an unsigned product, past BDRV_MAX_LENGTH: the open
+# fails; 2^54 sectors or more otherwise: qemu-img cannot read the length;
+# 1 PiB: opened, and 2 GiB is a shrink (instar's 64 TiB limit comes later)
+try "capacity 2^55 - 1 sectors" "mk $S && w64 12 0x7fffffffffffff"
+try "capacity 2^55 sectors (2^64 bytes: 0)" "mk $S && w64 12 0x80000000000000"
+try "capacity 2^62 sectors" "mk $S && w64 12 0x4000000000000000"
+try "capacity 1 PiB, a shrink without --shrink" "mk $S && w64 12 0x20000000000"
+
 # ---- beyond qemu: headers qemu opens, instar refuses ----
 mk $S && w32 4 0 && beyond "version 0" 0 "vmdk sparse version 0 is not supported"
 mk $S && w32 8 0x8 && beyond "unknown flag" 0 "vmdk: unknown header flags (8)"

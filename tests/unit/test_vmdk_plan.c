@@ -640,7 +640,7 @@ static void test_stream_footer_hostile(void **state)
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "grain table");
 	mk_stream(d);
 	put64(d->b + 143 * SEC + 12, 1ull << 40); /* the footer's capacity counts */
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "capacity");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_TOO_LARGE, "capacity");
 	free_disk(d);
 }
 
@@ -952,8 +952,16 @@ static void test_hostile_header(void **state)
 	put32(d->b + 4, 4);
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_FEATURE, "Unsupported VMDK version 4");
 	mk_image(d, base_desc);
+	/* qemu's block layer: the size in bytes (an unsigned product) past
+	 * BDRV_MAX_LENGTH fails the open; past INT64_MAX bytes, its length */
 	put64(d->b + 12, UINT64_MAX);
-	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED, "capacity");
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_PARSE_FAILED,
+		   "Could not refresh total sector count: File too large");
+	put64(d->b + 12, 1ull << 55); /* 2^64 bytes: 0 */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_TOO_LARGE,
+		   "Failed to inquire current image length: File too large");
+	put64(d->b + 12, 1ull << 41); /* opens; over instar's 64 TiB */
+	expect_err(d, 128 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_TOO_LARGE, "over 64 TiB");
 	mk_image(d, base_desc);
 	put64(d->b + 56, 1ull << 40); /* GD far beyond EOF */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_CORRUPT, "beyond end of file");
