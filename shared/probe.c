@@ -417,13 +417,12 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 }
 
 /* qemu's vmdk_parent_open (shared/vmdk_qemu.h) on the 10 KiB it reads at
- * at (zeros past the file's end): a parentFileNameHint names the backing
- * file, in format "vmdk". false when the bytes are not all in the
- * windows. */
+ * at, as far as the file goes (qemu reads zeros past its end, where the
+ * text ends): a parentFileNameHint names the backing file, in format
+ * "vmdk". false when the bytes are not all in the windows. */
 static bool probe_vmdk_parent(const struct instar_probe_input *in, uint64_t at,
 			      struct instar_probe_info *ret)
 {
-	char t[INSTAR_VMDKQ_DESC_SIZE + 1];
 	uint64_t n = in->file_size > at ? in->file_size - at : 0;
 	const uint8_t *d;
 	size_t off, len;
@@ -433,13 +432,10 @@ static bool probe_vmdk_parent(const struct instar_probe_input *in, uint64_t at,
 	d = n ? win(in, at, n) : NULL;
 	if (n && !d)
 		return false;
-	for (size_t i = 0; i <= INSTAR_VMDKQ_DESC_SIZE; i++)
-		t[i] = i < n ? (char)d[i] : '\0';
-	if (instar_vmdkq_parent(t, INSTAR_VMDKQ_DESC_SIZE, &off, &len) != 1 || !len)
+	if (instar_vmdkq_parent((const char *)d, (size_t)n, &off, &len) != 1 || !len)
 		return true;
 	ret->has_backing = true;
-	ret->backing_len =
-	    copy_name(ret->backing, sizeof(ret->backing), (const uint8_t *)t + off, len);
+	ret->backing_len = copy_name(ret->backing, sizeof(ret->backing), d + off, len);
 	ret->backing_fmt_len =
 	    copy_name(ret->backing_fmt, sizeof(ret->backing_fmt), (const uint8_t *)"vmdk", 4);
 	return true;

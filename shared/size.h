@@ -7,6 +7,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* qemu's BDRV_MAX_LENGTH, INT64_MAX aligned down to 1 GiB: the largest
+ * image length and request end its block layer takes ("offset(N) exceeds
+ * maximum(M)", "Could not refresh total sector count: File too large"). */
+#define INSTAR_QEMU_MAX_LENGTH 0x7fffffffc0000000ull
+
 enum instar_size_status {
 	INSTAR_SIZE_OK = 0,
 	INSTAR_SIZE_INVALID = -1,      /* "Parameter 'size' expects a non-negative ..." */

@@ -176,17 +176,17 @@ static inline bool instar_vmdkq_bad_line(const char *d, size_t n, size_t *ls, si
 	return false;
 }
 
-/* What qemu 7.2's vmdk_parent_open reads of the descriptor, before
- * vmdk_read_cid: INSTAR_VMDKQ_DESC_SIZE bytes at INSTAR_VMDKQ_DESC_AT (a
- * sparse header, whatever its descriptor offset says) or at 0 (a descriptor
- * file), zeros past the end of the file, then a NUL (t[n], n being that
- * size). */
+/* What qemu 7.2's vmdk_parent_open and vmdk_read_cid read of the
+ * descriptor: INSTAR_VMDKQ_DESC_SIZE bytes at INSTAR_VMDKQ_DESC_AT (a sparse
+ * header, whatever its descriptor offset says) or at 0 (a descriptor file),
+ * zeros past the end of the file. */
 #define INSTAR_VMDKQ_DESC_SIZE 10240u
 #define INSTAR_VMDKQ_DESC_AT 512u
 /* The longest parent name qemu takes (sizeof(bs->auto_backing_file) - 1). */
 #define INSTAR_VMDKQ_PARENT_MAX 4095u
 
-/* qemu's vmdk_parent_open on t[0..n] (t[n] a NUL): strstr finds the first
+/* qemu's vmdk_parent_open on t[0..n) (what lies past n reads as zeros, so
+ * a text that reaches n ends there): strstr finds the first
  * "parentFileNameHint" before the first NUL; the name starts 20 bytes after
  * it (the key, then two bytes taken as '="'), and strchr ends it at the
  * next '"' (not past a NUL, which may lie after the first one). Returns 0

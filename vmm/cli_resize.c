@@ -22,9 +22,6 @@
 #include "size.h"
 #include "split.h"
 
-/* qemu's BDRV_MAX_LENGTH: the block layer refuses larger offsets. */
-#define BDRV_MAX_LENGTH 0x7fffffffc0000000ull
-
 enum {
 	OPT_OBJECT = 256,
 	OPT_IMAGE_OPTS,
@@ -1008,11 +1005,11 @@ static int check_new_size(struct cli_ctx *c, const struct resize_args *a, uint64
 			    "no important data there.");
 		return -1;
 	}
-	if ((uint64_t)total > BDRV_MAX_LENGTH) {
+	if ((uint64_t)total > INSTAR_QEMU_MAX_LENGTH) {
 		if (report)
 			cli_error(c, INSTAR_ERR_TOO_LARGE, ERANGE,
 				  "offset(%lld) exceeds maximum(%lld)", (long long)total,
-				  (long long)BDRV_MAX_LENGTH);
+				  (long long)INSTAR_QEMU_MAX_LENGTH);
 		return -1;
 	}
 	*ret_total = total;

@@ -34,6 +34,7 @@
  *   than the disk) -> FLUSH -> new footer at the new end -> FLUSH -> truncate.
  * Differencing disks are refused. */
 #include "plan.h"
+#include "size.h"
 #include "vhd_size.h"
 
 #define VHD_SECTOR 512u
@@ -135,9 +136,9 @@ static uint64_t vhd_qemu_length(const struct vhd *v)
 	return (v->file_size + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR;
 }
 
-/* qemu's largest request end (BDRV_MAX_LENGTH: INT64_MAX down to 1 GiB):
- * a read ending past it fails. */
-#define VHD_QEMU_IO_MAX (0x7fffffffffffffffull & ~((1ull << 30) - 1))
+/* qemu's largest request end (shared/size.h): a read ending past it
+ * fails. */
+#define VHD_QEMU_IO_MAX INSTAR_QEMU_MAX_LENGTH
 
 /* The dynamic header and block table checks of qemu 7.2's vpc_open, in its
  * order and words: the header read ("Error reading dynamic VHD header":

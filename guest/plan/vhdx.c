@@ -31,6 +31,7 @@
  * reader that replays nothing sees the same sequence of valid states here.
  * A non-empty log (LogGuid != 0) is refused: it must be replayed first. */
 #include "plan.h"
+#include "size.h"
 #include "vhdx_layout.h"
 
 #define MiB (1024ull * 1024)
@@ -166,8 +167,8 @@ static int vhdx_open_errno(struct vhdx *v, int err, const char *text)
 #define VHDX_ENOTSUP "Operation not supported"
 #define VHDX_EIO "Input/output error"
 
-/* qemu's largest request end (BDRV_MAX_LENGTH: INT64_MAX down to 1 GiB). */
-#define VHDX_QEMU_IO_MAX (0x7fffffffffffffffull & ~((1ull << 30) - 1))
+/* qemu's largest request end (shared/size.h). */
+#define VHDX_QEMU_IO_MAX INSTAR_QEMU_MAX_LENGTH
 
 /* The file's length as qemu's block layer gives it: in whole sectors. */
 static uint64_t vhdx_qemu_length(const struct vhdx *v)

@@ -98,6 +98,7 @@
  *   A reader that cross-checks the two copies refuses the image only there. */
 #include "inflate.h"
 #include "plan.h"
+#include "size.h"
 #include "vmdk_qemu.h"
 #include "vmdk_split.h"
 
@@ -121,8 +122,6 @@
 #define VMDK_MAX_CAP (1ull << 37)      /* sectors: 64 TiB virtual */
 #define VMDK_MAX_FILE_SEC (1ull << 32) /* offsets are u32 sectors: 2 TiB */
 #define VMDK_IO_CHUNK (1u << 20)
-/* qemu's BDRV_MAX_LENGTH: INT64_MAX aligned down to 1 GiB */
-#define VMDK_QEMU_MAX_LENGTH ((uint64_t)INT64_MAX & ~((1ull << 30) - 1))
 #define VMDK_PROBE_LEN 4096u
 
 struct vmdk {
@@ -594,7 +593,7 @@ static int vmdk_parse_header(struct vmdk *v)
 	/* qemu's block layer once its driver has opened the image: the size
 	 * in bytes (an unsigned product) past BDRV_MAX_LENGTH fails the open;
 	 * one past INT64_MAX bytes opens, and qemu-img cannot read its length */
-	if (v->cap * VMDK_SEC > VMDK_QEMU_MAX_LENGTH)
+	if (v->cap * VMDK_SEC > INSTAR_QEMU_MAX_LENGTH)
 		return vmdk_open_fail(v, INSTAR_ERR_PARSE_FAILED,
 				      "Could not refresh total sector count: File too large");
 	if (v->cap > (uint64_t)INT64_MAX / VMDK_SEC)
@@ -777,7 +776,6 @@ static bool vmdk_line_extent(const char *d, size_t ls, size_t le, struct vmdk_ex
  * one character past the key: white space, a sign, a "0x", then at least
  * one hex digit. Without one, qemu's open fails with EINVAL and no message
  * of the driver's own ("Could not open 'FILE': Invalid argument"). */
-#define VMDK_QEMU_DESC_SIZE (20u * VMDK_SEC)
 
 static bool vmdk_q_cid_found(const char *t, const char *key)
 {
@@ -794,16 +792,16 @@ static bool vmdk_q_cid_found(const char *t, const char *key)
 	if (!t[i])
 		return false;
 	p = i + kn + 1; /* qemu's p_name += sizeof(key) */
-	if (p >= VMDK_QEMU_DESC_SIZE)
+	if (p >= INSTAR_VMDKQ_DESC_SIZE)
 		return false;
-	while (p < VMDK_QEMU_DESC_SIZE && (t[p] == ' ' || (t[p] >= '\t' && t[p] <= '\r')))
+	while (p < INSTAR_VMDKQ_DESC_SIZE && (t[p] == ' ' || (t[p] >= '\t' && t[p] <= '\r')))
 		p++;
-	if (p < VMDK_QEMU_DESC_SIZE && (t[p] == '+' || t[p] == '-'))
+	if (p < INSTAR_VMDKQ_DESC_SIZE && (t[p] == '+' || t[p] == '-'))
 		p++;
-	if (p + 2 < VMDK_QEMU_DESC_SIZE && t[p] == '0' && (t[p + 1] == 'x' || t[p + 1] == 'X') &&
+	if (p + 2 < INSTAR_VMDKQ_DESC_SIZE && t[p] == '0' && (t[p + 1] == 'x' || t[p + 1] == 'X') &&
 	    vmdk_hexval(t[p + 2]) >= 0)
 		p += 2;
-	return p < VMDK_QEMU_DESC_SIZE && vmdk_hexval(t[p]) >= 0;
+	return p < INSTAR_VMDKQ_DESC_SIZE && vmdk_hexval(t[p]) >= 0;
 }
 
 /* qemu's vmdk_parent_open, then its vmdk_read_cid, on the same bytes: a
@@ -812,23 +810,22 @@ static bool vmdk_q_cid_found(const char *t, const char *key)
  * the open with EINVAL, as a missing CID does. */
 static int vmdk_q_read_cid(struct vmdk *v, uint64_t off)
 {
-	char *t = vmdk_alloc(v, VMDK_QEMU_DESC_SIZE + 1);
+	char *t = vmdk_alloc(v, INSTAR_VMDKQ_DESC_SIZE);
 	size_t po = 0, pl = 0;
 	int r, hint;
 
 	if (!t)
 		return vmdk_fail(v, INSTAR_ERR_SCRATCH_TOO_SMALL, "vmdk: no scratch");
-	r = plan_read_z(v->io, off, (uint8_t *)t, VMDK_QEMU_DESC_SIZE);
+	r = plan_read_z(v->io, off, (uint8_t *)t, INSTAR_VMDKQ_DESC_SIZE);
 	if (r)
 		return r;
-	t[VMDK_QEMU_DESC_SIZE] = '\0';
-	hint = instar_vmdkq_parent(t, VMDK_QEMU_DESC_SIZE, &po, &pl);
+	hint = instar_vmdkq_parent(t, INSTAR_VMDKQ_DESC_SIZE, &po, &pl);
 	if (hint >= 0) {
 		v->parent = hint == 1 && pl > 0;
 		if (!plan_host_named(v->o, INSTAR_RESIZE_BACKING, v->parent, t + po, (uint32_t)pl))
 			return vmdk_fail(v, INSTAR_ERR_HEADER_MISMATCH,
 					 "vmdk: parent file name differs from the host's probe");
-		t[VMDK_QEMU_DESC_SIZE - 1] = '\0';
+		t[INSTAR_VMDKQ_DESC_SIZE - 1] = '\0';
 		if (vmdk_q_cid_found(t, "CID") && vmdk_q_cid_found(t, "parentCID"))
 			return 0;
 	}
@@ -2149,7 +2146,7 @@ int plan_resize_vmdk(const struct plan_opts *o, const struct plan_io *io, struct
 	if (r == INSTAR_ERR_CORRUPT || r == INSTAR_ERR_PARSE_FAILED)
 		ret->flags |= INSTAR_RESULT_OPEN;
 	if (!r)
-		r = vmdk_q_read_cid(&v, VMDK_SEC);
+		r = vmdk_q_read_cid(&v, INSTAR_VMDKQ_DESC_AT);
 	if (r)
 		return r;
 	ret->old_virtual_size = v.cap * VMDK_SEC;
