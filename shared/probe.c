@@ -322,34 +322,40 @@ static int vmdk_extent_line(const uint8_t *d, size_t n, size_t ls, struct vmdk_e
 }
 
 /* Whether extent idx (1-based) e follows the split rule after the first
- * extent first: FLAT at offset 0, named as the rule names it, and (split
- * sectors so far) every extent before it full. */
-static bool vmdk_split_line(const struct vmdk_ext_line *first, const struct vmdk_ext_line *e,
-			    uint32_t idx)
+ * extent first: FLAT at offset 0 (kind 'f') or SPARSE (kind 's'), named as
+ * the rule names it. */
+static bool vmdk_split_line(char kind, const struct vmdk_ext_line *first,
+			    const struct vmdk_ext_line *e, uint32_t idx)
 {
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
 	int n;
 
-	if (e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset || e->offset)
+	if (kind == 'f' &&
+	    (e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset || e->offset))
 		return false;
-	n = instar_vmdk_split_name(first->name, first->name_len, idx, name, sizeof(name));
+	if (kind == 's' && (e->type_len != 6 || !bytes_eq(e->type, "SPARSE", 6)))
+		return false;
+	n = instar_vmdk_split_name(kind, first->name, first->name_len, idx, name, sizeof(name));
 	return n > 0 && (size_t)n == e->name_len && bytes_eq(e->name, name, (size_t)n);
 }
 
 /* Walks a descriptor text: createType="...", and for a descriptor file the
- * sum of its extents (qemu's size) and, when it has exactly one extent and
- * that is FLAT or VMFS (monolithicFlat, ESXi's vmfs), the extent's name as
- * the file the host opens beside the image (data_file / data_file_name). A
- * twoGbMaxExtentFlat file whose extents follow the split rule gives its
- * layout instead (vmdk_split_ok). */
+ * sum of its extents (qemu's size for flat extents; for sparse ones qemu
+ * reads each extent's header, which the host checks against this before a
+ * resize: vmm/split.c) and, when it has exactly one extent and that is
+ * FLAT or VMFS (monolithicFlat, ESXi's vmfs), the extent's name as the
+ * file the host opens beside the image (data_file / data_file_name). A
+ * twoGbMaxExtentFlat or twoGbMaxExtentSparse file whose extents follow the
+ * split rule gives its layout instead (vmdk_split_ok). */
 static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info *ret,
 			    bool want_size)
 {
 	struct vmdk_ext_line e, flat = {0};
-	struct instar_vmdk_split sp = {0};
+	struct instar_vmdk_split *sp = &ret->vmdk_split;
 	uint64_t sectors = 0;
 	unsigned extents = 0;
 	bool bad = false, split = true;
+	char kind = 0;
 	size_t i = 0;
 
 	while (i < n && d[i]) {
@@ -378,12 +384,18 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 			sectors += e.sectors;
 			if (extents++ == 0)
 				flat = e;
-			/* the one before this one must be full */
+			if (!kind)
+				kind = str_eq(ret->subformat, "twoGbMaxExtentFlat")	? 'f'
+				       : str_eq(ret->subformat, "twoGbMaxExtentSparse") ? 's'
+											: 'x';
+			/* flat: the one before this one must be full */
 			if (extents > INSTAR_VMDK_SPLIT_MAX_EXTENTS ||
-			    (extents > 1 && sp.last != flat.sectors) ||
-			    !vmdk_split_line(&flat, &e, extents))
+			    (kind == 'f' && extents > 1 && sp->ext[extents - 2] != flat.sectors) ||
+			    e.sectors > INSTAR_VMDK_SPLIT_SECTORS ||
+			    !vmdk_split_line(kind, &flat, &e, extents))
 				split = false;
-			sp.last = e.sectors;
+			else
+				sp->ext[extents - 1] = (uint32_t)e.sectors;
 			break;
 		case -1:
 			bad = true;
@@ -396,12 +408,19 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 		return;
 	ret->virtual_size = sectors * SECTOR;
 	ret->names_known = true;
-	if (str_eq(ret->subformat, "twoGbMaxExtentFlat")) {
-		sp.split = extents > 1 ? flat.sectors : INSTAR_VMDK_SPLIT_SECTORS;
-		sp.count = extents;
-		if (split && instar_vmdk_split_valid(&sp) == 0) {
+	if (kind == 'f' || kind == 's') {
+		int r = -1;
+
+		if (split && kind == 's') {
+			r = instar_vmdk_split_sparse(sp, extents);
+		} else if (split) {
+			sp->split = extents > 1 ? flat.sectors : INSTAR_VMDK_SPLIT_SECTORS;
+			sp->count = extents;
+			sp->last = sp->ext[extents - 1];
+			r = instar_vmdk_split_valid(sp);
+		}
+		if (r == 0) {
 			ret->vmdk_split_ok = true;
-			ret->vmdk_split = sp;
 			ret->data_file_len =
 			    copy_name(ret->data_file_name, sizeof(ret->data_file_name), flat.name,
 				      flat.name_len);

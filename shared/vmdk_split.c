@@ -1,12 +1,68 @@
-/* shared/vmdk_split.c — the twoGbMaxExtentFlat rule (vmdk_split.h). */
+/* shared/vmdk_split.c — the twoGbMaxExtentFlat and twoGbMaxExtentSparse
+ * rules (vmdk_split.h). */
 #include "vmdk_split.h"
+
+#include "byteorder.h"
 
 int instar_vmdk_split_valid(const struct instar_vmdk_split *s)
 {
+	uint64_t largest = 0;
+
 	if (s->split == 0 || s->split > INSTAR_VMDK_SPLIT_SECTORS || s->count == 0 ||
 	    s->count > INSTAR_VMDK_SPLIT_MAX_EXTENTS || s->last == 0 || s->last > s->split)
 		return -1;
+	if (!s->sparse)
+		return 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		if (s->ext[i] == 0 || s->ext[i] > INSTAR_VMDK_SPLIT_SECTORS)
+			return -1;
+		if (s->ext[i] > largest)
+			largest = s->ext[i];
+	}
+	if (s->last != s->ext[s->count - 1] ||
+	    s->split != (s->count > 1 ? largest : INSTAR_VMDK_SPLIT_SECTORS))
+		return -1;
 	return 0;
+}
+
+int instar_vmdk_split_sparse(struct instar_vmdk_split *s, uint32_t n)
+{
+	uint64_t largest = 0;
+
+	if (n == 0 || n > INSTAR_VMDK_SPLIT_MAX_EXTENTS)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (s->ext[i] > largest)
+			largest = s->ext[i];
+	s->sparse = true;
+	s->count = n;
+	s->last = s->ext[n - 1];
+	s->split = n > 1 ? largest : INSTAR_VMDK_SPLIT_SECTORS;
+	return instar_vmdk_split_valid(s);
+}
+
+/* Sparse: every extent kept, new ones appended (grow), or whole extents
+ * dropped (shrink). */
+static int split_resize_sparse(const struct instar_vmdk_split *old, uint64_t new_sectors,
+			       struct instar_vmdk_split *ret)
+{
+	uint64_t sum = 0, add;
+	uint32_t n = 0;
+
+	while (n < old->count && sum < new_sectors)
+		sum += old->ext[n++];
+	if (sum > new_sectors)
+		return INSTAR_VMDK_SPLIT_NOT_AT_EXTENT;
+	add = new_sectors - sum; /* past the old end: n == old->count */
+	if (add && (add - 1) / old->split + 1 > INSTAR_VMDK_SPLIT_MAX_EXTENTS - n)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		ret->ext[i] = old->ext[i];
+	for (; add; n++) {
+		ret->ext[n] = (uint32_t)(add < old->split ? add : old->split);
+		add -= ret->ext[n];
+	}
+	return instar_vmdk_split_sparse(ret, n);
 }
 
 int instar_vmdk_split_resize(const struct instar_vmdk_split *old, uint64_t new_sectors,
@@ -16,9 +72,12 @@ int instar_vmdk_split_resize(const struct instar_vmdk_split *old, uint64_t new_s
 
 	if (instar_vmdk_split_valid(old) || new_sectors == 0)
 		return -1;
+	if (old->sparse)
+		return split_resize_sparse(old, new_sectors, ret);
 	count = (new_sectors - 1) / old->split + 1;
 	if (count > INSTAR_VMDK_SPLIT_MAX_EXTENTS)
 		return -1;
+	ret->sparse = false;
 	ret->split = old->split;
 	ret->count = (uint32_t)count;
 	ret->last = new_sectors - (count - 1) * old->split;
@@ -29,13 +88,79 @@ uint64_t instar_vmdk_split_extent_sectors(const struct instar_vmdk_split *s, uin
 {
 	if (idx == 0 || idx > s->count)
 		return 0;
+	if (s->sparse)
+		return s->ext[idx - 1];
 	return idx == s->count ? s->last : s->split;
 }
 
-int instar_vmdk_split_name(const uint8_t *first, size_t first_len, uint32_t idx, char *out,
-			   size_t cap)
+uint64_t instar_vmdk_split_total(const struct instar_vmdk_split *s)
 {
-	static const char pat[] = "-f001";
+	uint64_t sum = 0;
+
+	for (uint32_t i = 1; i <= s->count; i++)
+		sum += instar_vmdk_split_extent_sectors(s, i);
+	return sum;
+}
+
+bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct instar_vmdk_split *b)
+{
+	if (a->sparse != b->sparse || a->count != b->count || a->split != b->split ||
+	    a->last != b->last)
+		return false;
+	for (uint32_t i = 1; a->sparse && i <= a->count; i++)
+		if (a->ext[i - 1] != b->ext[i - 1])
+			return false;
+	return true;
+}
+
+int instar_vmdk_sparse_extent(uint64_t sectors, struct instar_vmdk_sparse_extent *e)
+{
+	/* qemu 7.2's vmdk_init_extent: grains of 128 sectors, 512 entries a
+	 * GT (4 sectors), the descriptor's place (sector 1, 20 sectors) kept
+	 * empty, the redundant GD and its GTs, then the GD and its GTs, the
+	 * first grain at the next multiple of 128 sectors. */
+	uint64_t grains, gt_count, rgd = 21, gd, grain;
+
+	if (sectors == 0 || sectors > INSTAR_VMDK_SPLIT_SECTORS)
+		return -1;
+	grains = (sectors + 127) / 128;
+	gt_count = (grains + 511) / 512; /* <= 64: one GD sector */
+	gd = rgd + 1 + 4 * gt_count;
+	grain = (gd + 1 + 4 * gt_count + 127) / 128 * 128;
+	for (size_t i = 0; i < 512; i++)
+		e->header[i] = e->rgd[i] = e->gd[i] = 0;
+	e->header[0] = 'K';
+	e->header[1] = 'D';
+	e->header[2] = 'M';
+	e->header[3] = 'V';
+	put_le32(e->header + 4, 1);	   /* version */
+	put_le32(e->header + 8, 3);	   /* newline test, redundant GD */
+	put_le64(e->header + 12, sectors); /* capacity */
+	put_le64(e->header + 20, 128);	   /* grain */
+	put_le64(e->header + 28, 1);	   /* descriptor offset */
+	put_le64(e->header + 36, 20);	   /* descriptor size */
+	put_le32(e->header + 44, 512);	   /* GT entries */
+	put_le64(e->header + 48, rgd);
+	put_le64(e->header + 56, gd);
+	put_le64(e->header + 64, grain);
+	e->header[73] = 0x0a; /* the newline test bytes */
+	e->header[74] = 0x20;
+	e->header[75] = 0x0d;
+	e->header[76] = 0x0a;
+	for (uint64_t i = 0; i < gt_count; i++) {
+		put_le32(e->rgd + 4 * i, (uint32_t)(rgd + 1 + 4 * i));
+		put_le32(e->gd + 4 * i, (uint32_t)(gd + 1 + 4 * i));
+	}
+	e->rgd_at = rgd * 512;
+	e->gd_at = gd * 512;
+	e->file_len = grain * 512;
+	return 0;
+}
+
+int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
+			   char *out, size_t cap)
+{
+	const char pat[] = {'-', kind, '0', '0', '1', '\0'};
 	size_t at = (size_t)-1, n = 0, digits = 0;
 	char num[11];
 	uint32_t v = idx;
@@ -63,7 +188,7 @@ int instar_vmdk_split_name(const uint8_t *first, size_t first_len, uint32_t idx,
 	for (size_t i = 0; i < at; i++)
 		out[n++] = (char)first[i];
 	out[n++] = '-';
-	out[n++] = 'f';
+	out[n++] = kind;
 	while (digits)
 		out[n++] = num[--digits];
 	for (size_t i = at + 5; i < first_len; i++)

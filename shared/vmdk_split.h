@@ -1,6 +1,7 @@
-/* shared/vmdk_split.h — the twoGbMaxExtentFlat rule, in one place: which
- * extents a descriptor file split into flat extents has after a resize, and
- * what each one is called. The host probe (shared/probe.c, to check what the
+/* shared/vmdk_split.h — the twoGbMaxExtentFlat and twoGbMaxExtentSparse
+ * rules, in one place: which extents a descriptor file split into extents
+ * has after a resize, what each one is called, and (sparse) what a new
+ * extent file holds. The host probe (shared/probe.c, to check what the
  * guest staged), the host's file handling (vmm/cli_resize.c, to create,
  * size and drop extent files) and the planner (guest/plan/vmdk.c, to write
  * the extent lines) all call it, so they cannot disagree. Freestanding C99.
@@ -11,10 +12,19 @@
  * PREFIX-f001.vmdk, PREFIX-f002.vmdk, ... (docs/formats.md §2.3a); split is
  * the first extent's size when there are several, qemu's 2 GiB when there is
  * one, and never more than 2 GiB. A resize to S sectors keeps split: the
- * extents are filled in order, the last one holds the rest. */
+ * extents are filled in order, the last one holds the rest.
+ *
+ * A sparse split (twoGbMaxExtentSparse, docs/formats.md §2.3b) is a list of
+ * hosted sparse extents PREFIX-s001.vmdk, ... whose sizes qemu takes from
+ * each extent's own header, so no extent is ever resized: a grow keeps
+ * every extent and appends new ones of split sectors (the largest extent
+ * when there are several, else 2 GiB), the last holding the rest; a shrink
+ * drops whole extents and only ends where an extent ends. Its layout is
+ * the list ext[] (sectors of each extent); split and last are as above. */
 #ifndef INSTAR_VMDK_SPLIT_H
 #define INSTAR_VMDK_SPLIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,29 +33,62 @@
 #define INSTAR_VMDK_SPLIT_NAME_MAX 511u	     /* qemu's longest extent name */
 
 struct instar_vmdk_split {
-	uint64_t split; /* sectors of every extent but the last */
+	uint64_t split; /* flat: sectors of every extent but the last;
+			   sparse: of each extent a grow appends */
 	uint32_t count; /* extents, 1..INSTAR_VMDK_SPLIT_MAX_EXTENTS */
-	uint64_t last;	/* sectors of the last extent, 1..split */
+	uint64_t last;	/* sectors of the last extent, 1..split (flat) */
+	bool sparse;	/* twoGbMaxExtentSparse: ext[] is the layout */
+	uint32_t ext[INSTAR_VMDK_SPLIT_MAX_EXTENTS]; /* sparse: each extent's
+							sectors, 1..2 GiB */
 };
 
 /* 0 when s is a split the rule accepts, else -1. */
 int instar_vmdk_split_valid(const struct instar_vmdk_split *s);
 
+/* Makes s the sparse split of its first n extents, whose sizes s->ext
+ * holds: 0, or -1 when they are not one the rule accepts. */
+int instar_vmdk_split_sparse(struct instar_vmdk_split *s, uint32_t n);
+
+#define INSTAR_VMDK_SPLIT_NOT_AT_EXTENT (-2)
+
 /* The split of an image of new_sectors sectors that was old: 0, or -1 when
  * old is not valid, new_sectors is 0 or needs more than
- * INSTAR_VMDK_SPLIT_MAX_EXTENTS extents. */
+ * INSTAR_VMDK_SPLIT_MAX_EXTENTS extents; INSTAR_VMDK_SPLIT_NOT_AT_EXTENT for
+ * a sparse shrink that does not end where an extent ends. */
 int instar_vmdk_split_resize(const struct instar_vmdk_split *old, uint64_t new_sectors,
 			     struct instar_vmdk_split *ret);
 
 /* Sectors of extent idx (1-based) of s; 0 past its end. */
 uint64_t instar_vmdk_split_extent_sectors(const struct instar_vmdk_split *s, uint32_t idx);
 
+/* Sectors of the whole disk s describes. */
+uint64_t instar_vmdk_split_total(const struct instar_vmdk_split *s);
+
+/* Whether a and b are the same layout. */
+bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct instar_vmdk_split *b);
+
 /* The name of extent idx (1-based) when the first is called first
- * (first_len bytes): first's last "-f001" becomes "-f" and idx in at least
- * three digits (qemu's "%s-f%03d%s"). Writes the name and a NUL to out (cap
- * bytes) and returns its length, or -1 when first has no "-f001" or the
+ * (first_len bytes): first's last "-f001" (kind 'f') or "-s001" (kind 's')
+ * becomes "-f" or "-s" and idx in at least three digits (qemu's
+ * "%s-f%03d%s", "%s-s%03d%s"). Writes the name and a NUL to out (cap bytes)
+ * and returns its length, or -1 when first has no "-f001" ("-s001") or the
  * name would not fit (or be over INSTAR_VMDK_SPLIT_NAME_MAX). */
-int instar_vmdk_split_name(const uint8_t *first, size_t first_len, uint32_t idx, char *out,
-			   size_t cap);
+int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
+			   char *out, size_t cap);
+
+/* A new hosted sparse extent of a sparse split, as qemu 7.2's
+ * vmdk_init_extent writes one (docs/formats.md §2.3b): the header sector,
+ * the grain directory (both copies hold the same table: the GTs after each
+ * copy), where each goes, and the file's length. Every grain table is
+ * zeros, so the file is only these three writes over a hole. */
+struct instar_vmdk_sparse_extent {
+	uint8_t header[512];
+	uint8_t rgd[512]; /* written at rgd_at */
+	uint8_t gd[512];  /* written at gd_at */
+	uint64_t rgd_at, gd_at, file_len;
+};
+
+/* Fills e for an extent of sectors sectors (1..2 GiB): 0, or -1. */
+int instar_vmdk_sparse_extent(uint64_t sectors, struct instar_vmdk_sparse_extent *e);
 
 #endif

@@ -599,11 +599,16 @@ static int resize_guest(struct cli_ctx *c, const struct resize_args *a, int fd, 
 	guest_setup(a, x, format, probed_size, file_size, new_size, &cfg, &o);
 	if (data_file_pre_grow(c, a, x, probed_size, new_size, &data_len, &grow_data) < 0)
 		return -1;
-	/* twoGbMaxExtentFlat: the host sizes and creates the extent files of a
-	 * grow now, and checks those a shrink cuts or drops */
+	/* twoGbMaxExtentFlat/Sparse: the host checks the extents (sparse: each
+	 * one's header), sizes and creates the extent files of a grow now, and
+	 * checks those a shrink cuts or drops */
 	if (x->split &&
 	    vmm_split_prepare(&sp, new_size, a->prealloc, &serrno, serr, sizeof(serr)) < 0) {
 		vmm_split_close(&sp);
+		if (serrno == ENOTSUP) { /* an extent instar does not resize around */
+			cli_error(c, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, 0, "%s", serr);
+			return -1;
+		}
 		cli_error(c,
 			  serrno == ENOSPC || serrno == EDQUOT ? INSTAR_ERR_NO_SPACE
 							       : INSTAR_ERR_OPEN_FAILED,

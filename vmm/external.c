@@ -461,7 +461,7 @@ struct ext_noun {
 
 static const struct ext_noun ext_qcow2 = {"external data file", "data file",
 					  "an external data file"},
-			     ext_vmdk = {"flat extent", "extent file", "a flat extent"};
+			     ext_vmdk = {"flat extent", "extent file", "a vmdk extent"};
 
 /* The policy's refusal of a name outside the image's directory or through
  * a symbolic link (verb: "open" or "create"). */

@@ -1,5 +1,5 @@
-/* vmm/split.c — the extent files of a twoGbMaxExtentFlat descriptor
- * (split.h). */
+/* vmm/split.c — the extent files of a twoGbMaxExtentFlat or
+ * twoGbMaxExtentSparse descriptor (split.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +14,8 @@
 
 static int split_name(const struct vmm_split *s, uint32_t idx, char *out, size_t cap)
 {
-	return instar_vmdk_split_name(s->info->data_file_name, s->info->data_file_len, idx, out,
+	return instar_vmdk_split_name(s->info->vmdk_split.sparse ? 's' : 'f',
+				      s->info->data_file_name, s->info->data_file_len, idx, out,
 				      cap) < 0
 		   ? -ENAMETOOLONG
 		   : 0;
@@ -66,6 +67,24 @@ void vmm_split_undo(struct vmm_split *s)
 	split_sync_dir(s);
 }
 
+/* A new extent of a sparse split, as qemu-img create writes one
+ * (shared/vmdk_split.h): its length over a hole, both directories, the
+ * header last, synced. 0 or a negative errno. */
+static int split_new_sparse(int fd, uint64_t sectors)
+{
+	struct instar_vmdk_sparse_extent e;
+
+	if (instar_vmdk_sparse_extent(sectors, &e))
+		return -EINVAL;
+	if (ftruncate(fd, (off_t)e.file_len) < 0 ||
+	    pwrite(fd, e.rgd, sizeof(e.rgd), (off_t)e.rgd_at) != (ssize_t)sizeof(e.rgd) ||
+	    pwrite(fd, e.gd, sizeof(e.gd), (off_t)e.gd_at) != (ssize_t)sizeof(e.gd) ||
+	    pwrite(fd, e.header, sizeof(e.header), 0) != (ssize_t)sizeof(e.header) ||
+	    fdatasync(fd) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, char *err,
 		      size_t errlen)
 {
@@ -75,18 +94,21 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 	struct stat st;
 	int r;
 
-	if (split_name(s, old->count, name, sizeof(name))) {
+	if (old->sparse) {
+		st.st_size = 0; /* a sparse split's extents stay as they are */
+	} else if (split_name(s, old->count, name, sizeof(name))) {
 		snprintf(err, errlen, "Could not open the last extent file: name too long");
 		*ret_errno = ENAMETOOLONG;
 		return -1;
+	} else {
+		r = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
+		if (r < 0) {
+			*ret_errno = -r;
+			return -1;
+		}
+		s->fd = r;
+		s->fd_len = st.st_size;
 	}
-	r = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
-	if (r < 0) {
-		*ret_errno = -r;
-		return -1;
-	}
-	s->fd = r;
-	s->fd_len = st.st_size;
 	/* every new name is free before anything changes (creating each with
 	 * O_EXCL below still refuses one that appears meanwhile) */
 	for (uint32_t i = old->count + 1; i <= s->want.count; i++) {
@@ -108,7 +130,7 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 	}
 	/* Bytes past the descriptor's end of the last extent are not the
 	 * disk's: the grown part reads as zeros. */
-	if (split_len(&s->want, old->count) > old->last * 512) {
+	if (!old->sparse && split_len(&s->want, old->count) > old->last * 512) {
 		if ((uint64_t)st.st_size > old->last * 512 &&
 		    ftruncate(s->fd, (off_t)(old->last * 512)) < 0)
 			r = -errno;
@@ -136,7 +158,8 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 			goto fail;
 		}
 		s->nids++;
-		r = vmm_raw_resize(fd, split_len(&s->want, i), prealloc, &rr);
+		r = old->sparse ? split_new_sparse(fd, split_len(&s->want, i) / 512)
+				: vmm_raw_resize(fd, split_len(&s->want, i), prealloc, &rr);
 		close(fd);
 		if (r < 0) {
 			snprintf(err, errlen, "Could not resize the extent file '%s': %s", name,
@@ -169,7 +192,7 @@ static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t e
 	}
 	/* the extent at the cut, and every one dropped: checked now, before
 	 * anything changes */
-	for (uint32_t i = s->want.count; i <= old->count; i++) {
+	for (uint32_t i = s->want.count + (old->sparse ? 1 : 0); i <= old->count; i++) {
 		if (split_name(s, i, name, sizeof(name))) {
 			snprintf(err, errlen, "Could not open extent %u: name too long", i);
 			*ret_errno = ENAMETOOLONG;
@@ -180,7 +203,7 @@ static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t e
 			*ret_errno = -r;
 			return -1;
 		}
-		if (i == s->want.count) {
+		if (i == s->want.count && !old->sparse) {
 			s->fd = r;
 			s->fd_len = st.st_size;
 		} else {
@@ -192,16 +215,65 @@ static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t e
 	return 0;
 }
 
+/* A sparse split's size is what each extent's header says (qemu reads
+ * it there, not in the descriptor): every extent, opened under the policy,
+ * must be a vmdk sparse extent qemu opens, of the size its line gives. */
+static int split_check_sparse(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
+{
+	const struct instar_vmdk_split *old = &s->info->vmdk_split;
+	struct instar_probe_info *info = malloc(sizeof(*info));
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	struct stat st;
+	int r = 0, fd;
+
+	if (!info) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		*ret_errno = ENOMEM;
+		return -1;
+	}
+	for (uint32_t i = 1; i <= old->count && r == 0; i++) {
+		if (split_name(s, i, name, sizeof(name))) {
+			snprintf(err, errlen, "Could not open extent %u: name too long", i);
+			*ret_errno = ENAMETOOLONG;
+			r = -1;
+			break;
+		}
+		fd = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
+		if (fd < 0) {
+			*ret_errno = -fd;
+			r = -1;
+			break;
+		}
+		if (cli_probe_fd(fd, (uint64_t)st.st_size, info) < 0 ||
+		    info->format != INSTAR_FMT_VMDK || info->open_error[0] || info->has_backing ||
+		    info->vmdk_split_ok ||
+		    info->virtual_size != instar_vmdk_split_extent_sectors(old, i) * 512) {
+			snprintf(err, errlen,
+				 "vmdk twoGbMaxExtentSparse extent '%s' is not a sparse extent of "
+				 "the %llu sectors its descriptor line gives",
+				 name,
+				 (unsigned long long)instar_vmdk_split_extent_sectors(old, i));
+			*ret_errno = ENOTSUP;
+			r = -1;
+		}
+		close(fd);
+	}
+	free(info);
+	return r;
+}
+
 int vmm_split_prepare(struct vmm_split *s, uint64_t new_size, uint32_t prealloc, int *ret_errno,
 		      char *err, size_t errlen)
 {
 	const struct instar_vmdk_split *old = &s->info->vmdk_split;
-	uint64_t old_size = ((uint64_t)(old->count - 1) * old->split + old->last) * 512;
+	uint64_t old_size = instar_vmdk_split_total(old) * 512;
 
 	s->fd = -1;
 	s->nids = 0;
 	s->ids = NULL;
 	s->target = false;
+	if (old->sparse && split_check_sparse(s, ret_errno, err, errlen) < 0)
+		return -1;
 	if (vmm_verify_split_target(s->info, new_size, prealloc, &s->want) < 0 ||
 	    new_size == old_size)
 		return 0;
@@ -219,8 +291,7 @@ bool vmm_split_committed(const struct vmm_split *s, int fd)
 	if (!info)
 		return false;
 	ok = fstat(fd, &st) == 0 && cli_probe_fd(fd, (uint64_t)st.st_size, info) == 0 &&
-	     info->vmdk_split_ok && info->vmdk_split.count == s->want.count &&
-	     info->vmdk_split.split == s->want.split && info->vmdk_split.last == s->want.last &&
+	     info->vmdk_split_ok && instar_vmdk_split_same(&info->vmdk_split, &s->want) &&
 	     info->data_file_len == s->info->data_file_len &&
 	     memcmp(info->data_file_name, s->info->data_file_name, info->data_file_len) == 0;
 	free(info);
@@ -234,7 +305,7 @@ int vmm_split_finish(struct vmm_split *s, char *err, size_t errlen)
 
 	if (!s->target || s->grow)
 		return 0;
-	if ((uint64_t)s->fd_len > split_len(&s->want, s->want.count) &&
+	if (s->fd >= 0 && (uint64_t)s->fd_len > split_len(&s->want, s->want.count) &&
 	    (ftruncate(s->fd, (off_t)split_len(&s->want, s->want.count)) < 0 ||
 	     fdatasync(s->fd) < 0)) {
 		snprintf(err, errlen, "Could not cut the extent file at the new end: %s",

@@ -90,14 +90,15 @@ static bool names_equal(const struct instar_probe_info *a, const struct instar_p
 int vmm_verify_split_target(const struct instar_probe_info *before, uint64_t new_size,
 			    uint32_t prealloc, struct instar_vmdk_split *ret)
 {
-	if (!before->vmdk_split_ok || new_size % 512 || prealloc == INSTAR_PREALLOC_METADATA)
+	if (!before->vmdk_split_ok || new_size % 512 || prealloc == INSTAR_PREALLOC_METADATA ||
+	    (before->vmdk_split.sparse && prealloc != INSTAR_PREALLOC_OFF))
 		return -1;
 	return instar_vmdk_split_resize(&before->vmdk_split, new_size / 512, ret);
 }
 
-/* A twoGbMaxExtentFlat descriptor: the staged extents are exactly the ones
- * the split rule gives for the new size (the host creates, sizes and drops
- * the files by the same rule, vmm/cli_resize.c). */
+/* A twoGbMaxExtentFlat or twoGbMaxExtentSparse descriptor: the staged
+ * extents are exactly the ones the split rule gives for the new size (the
+ * host creates, sizes and drops the files by the same rule, vmm/split.c). */
 static int check_split(const struct instar_resize_config *cfg,
 		       const struct instar_probe_info *before,
 		       const struct instar_probe_info *after, uint64_t new_size, char *why,
@@ -108,14 +109,13 @@ static int check_split(const struct instar_resize_config *cfg,
 	if (before->vmdk_split_ok != after->vmdk_split_ok)
 		return refuse(why, whylen,
 			      "the staged descriptor's extents do not follow the "
-			      "twoGbMaxExtentFlat rule");
+			      "twoGbMaxExtent split rule");
 	if (!before->vmdk_split_ok)
 		return 0;
 	if (vmm_verify_split_target(before, new_size, cfg->prealloc, &want) < 0)
-		return refuse(why, whylen, "no twoGbMaxExtentFlat layout holds %llu bytes",
+		return refuse(why, whylen, "no twoGbMaxExtent split layout holds %llu bytes",
 			      (unsigned long long)new_size);
-	if (want.split != after->vmdk_split.split || want.count != after->vmdk_split.count ||
-	    want.last != after->vmdk_split.last)
+	if (!instar_vmdk_split_same(&want, &after->vmdk_split))
 		return refuse(why, whylen,
 			      "the staged descriptor has %u extents (last %llu sectors), the host "
 			      "makes %u (last %llu)",

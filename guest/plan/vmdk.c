@@ -2,9 +2,11 @@
  * Handles a hosted sparse extent with an embedded descriptor: monolithicSparse,
  * the streamOptimized layout qemu creates (GD pre-allocated) and the one
  * VMware writes (GD at the end, footer and end-of-stream markers: layout,
- * readers and write order in docs/formats.md §2.4); and a descriptor file
+ * readers and write order in docs/formats.md §2.4); a descriptor file
  * with one flat extent (monolithicFlat, ESXi's vmfs), whose extent the host
- * resizes. Other multi-file subformats are refused.
+ * resizes; and descriptor files split into extents (twoGbMaxExtentFlat,
+ * twoGbMaxExtentSparse), whose extent files the host creates and drops.
+ * Other multi-file subformats are refused.
  *
  * Decisions (see docs/formats.md §2):
  * - The new size must be a multiple of 512 (capacity is in sectors); other
@@ -46,8 +48,12 @@
  *   refused.
  * - First, what qemu 7.2's vmdk_open refuses, in its order and words, as
  *   open failures (INSTAR_RESULT_OPEN; docs/qemu.md §3.8).
- * - Refused: other descriptor files (twoGbMaxExtent*, several extents, a
- *   FLAT offset other than 0, RDONLY/NOACCESS extents, over 64 KiB),
+ * - Split descriptor files (twoGbMaxExtentFlat, twoGbMaxExtentSparse):
+ *   one write of the new text (the extent lines by the split rule,
+ *   cylinders, CID); a twoGbMaxExtentSparse shrink only to where an extent
+ *   ends (UNSUPPORTED_SHRINK), with no preallocation.
+ * - Refused: other descriptor files (several extents, a FLAT offset other
+ *   than 0, RDONLY/NOACCESS extents, split ones off the rule, over 64 KiB),
  *   sparse extents without a descriptor of their own, streams with the GD
  *   at the end and a redundant GD, unknown header flags; delta disks (a
  *   parentCID set, or a parentFileNameHint qemu opens: the host opened
@@ -151,7 +157,7 @@ struct vmdk {
 	char *desc;
 	size_t desc_len;
 	bool flat_file; /* a descriptor file with one FLAT/VMFS extent */
-	/* twoGbMaxExtentFlat: the extents the new text has (split_new) and
+	/* twoGbMaxExtentFlat/Sparse: the extents the new text has (split_new) and
 	 * the first extent's name (the rule names the others after it). */
 	bool split;
 	struct instar_vmdk_split split_new;
@@ -940,23 +946,25 @@ static bool vmdk_free_comment(const char *d, size_t ls, size_t le)
 	return true;
 }
 
-/* The extent lines of a twoGbMaxExtentFlat descriptor after the resize:
- * RW <sectors> FLAT "<name>" 0, one a line, named by the split rule. */
+/* The extent lines of a split descriptor after the resize: RW <sectors>
+ * FLAT "<name>" 0 (twoGbMaxExtentFlat) or RW <sectors> SPARSE "<name>"
+ * (twoGbMaxExtentSparse), one a line, named by the split rule. */
 static void vmdk_put_split(const struct vmdk *v, struct vmdk_str *o)
 {
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	bool sparse = v->split_new.sparse;
 
 	for (uint32_t i = 1; i <= v->split_new.count; i++) {
-		if (instar_vmdk_split_name((const uint8_t *)v->split_first, v->split_first_len, i,
-					   name, sizeof(name)) < 0) {
+		if (instar_vmdk_split_name(sparse ? 's' : 'f', (const uint8_t *)v->split_first,
+					   v->split_first_len, i, name, sizeof(name)) < 0) {
 			o->over = true; /* checked before: cannot happen */
 			return;
 		}
 		vmdk_puts(o, "RW ");
 		vmdk_putu(o, instar_vmdk_split_extent_sectors(&v->split_new, i));
-		vmdk_puts(o, " FLAT \"");
+		vmdk_puts(o, sparse ? " SPARSE \"" : " FLAT \"");
 		vmdk_puts(o, name);
-		vmdk_puts(o, "\" 0\n");
+		vmdk_puts(o, sparse ? "\"\n" : "\" 0\n");
 	}
 }
 
@@ -1744,16 +1752,17 @@ static int vmdk_plan(struct vmdk *v, uint64_t new_cap, bool shrink)
 /* The one extent line a flat descriptor may have: RW <sectors> FLAT
  * "<name>" 0, or RW <sectors> VMFS "<name>". Sets the name's span. */
 static bool vmdk_flat_line(const char *d, size_t ls, size_t le, const struct vmdk_extent *e,
-			   size_t *ret_name, size_t *ret_name_end)
+			   bool sparse, size_t *ret_name, size_t *ret_name_end)
 {
-	bool flat = vmdk_span_is(d + e->type, e->type_end - e->type, "FLAT");
+	bool flat = !sparse && vmdk_span_is(d + e->type, e->type_end - e->type, "FLAT");
 	size_t i = ls;
 
 	while (i < le && vmdk_is_space(d[i]))
 		i++;
 	if (le - i < 3 || d[i] != 'R' || d[i + 1] != 'W' || !vmdk_is_space(d[i + 2]))
 		return false;
-	if (!flat && !vmdk_span_is(d + e->type, e->type_end - e->type, "VMFS"))
+	if (sparse ? !vmdk_span_is(d + e->type, e->type_end - e->type, "SPARSE")
+		   : !flat && !vmdk_span_is(d + e->type, e->type_end - e->type, "VMFS"))
 		return false;
 	i = e->type_end;
 	while (i < le && vmdk_is_space(d[i]))
@@ -1798,7 +1807,7 @@ static int vmdk_flat_extent(struct vmdk *v, uint64_t *ret_sectors, size_t *ret_n
 			le++;
 		if (vmdk_line_extent(d, ls, le, &e)) {
 			extents++;
-			ok = vmdk_flat_line(d, ls, le, &e, ret_name, ret_name_end) &&
+			ok = vmdk_flat_line(d, ls, le, &e, false, ret_name, ret_name_end) &&
 			     vmdk_parse_dec(d, e.sec, e.sec_end, ret_sectors);
 		}
 		ls = le + 1;
@@ -1969,19 +1978,25 @@ static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
 	return vmdk_desc_rewrite(v, sectors, new_cap, (size_t)v->io->file_size + 128, SIZE_MAX);
 }
 
-/* ---- twoGbMaxExtentFlat: a descriptor file and its flat extents ----
+/* ---- twoGbMaxExtentFlat / twoGbMaxExtentSparse: a descriptor file and
+ * its extent files ----
  *
- * Every extent "RW N FLAT \"name\" 0", named and sized by the split rule
- * (shared/vmdk_split.h): the extents but the last have the split size, the
- * names follow the first one's -f001. The plan writes the new text in one
- * write: the extent lines the rule gives for the new size, the geometry's
- * cylinders and a new CID. The host creates, sizes and drops the extent
- * files by the same rule and checks the staged text against it
- * (vmm/verify.c); the guest never touches them. */
+ * Flat: every extent "RW N FLAT \"name\" 0", named and sized by the split
+ * rule (shared/vmdk_split.h): the extents but the last have the split size,
+ * the names follow the first one's -f001. Sparse: every extent "RW N
+ * SPARSE \"name\"", named after the first one's -s001, each at most 2 GiB;
+ * a grow appends extents, a shrink drops whole ones (qemu reads each
+ * extent's size from its own header: docs/formats.md §2.3b). The plan
+ * writes the new text in one write: the extent lines the rule gives for
+ * the new size, the geometry's cylinders and a new CID. The host creates,
+ * sizes and drops the extent files by the same rule and checks the staged
+ * text against it (vmm/verify.c); the guest never touches them. */
 
-/* The descriptor's extents as the split rule reads them. */
-static int vmdk_split_extents(struct vmdk *v, struct instar_vmdk_split *ret)
+/* The descriptor's extents as the split rule reads them (kind 'f' or
+ * 's'). */
+static int vmdk_split_extents(struct vmdk *v, char kind, struct instar_vmdk_split *ret)
 {
+	const char *sub = kind == 's' ? "twoGbMaxExtentSparse" : "twoGbMaxExtentFlat";
 	char want[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
 	const char *d = v->desc;
 	uint32_t count = 0;
@@ -1996,12 +2011,15 @@ static int vmdk_split_extents(struct vmdk *v, struct instar_vmdk_split *ret)
 		while (le < v->desc_len && d[le] != '\n')
 			le++;
 		if (vmdk_line_extent(d, ls, le, &e)) {
-			if (!vmdk_flat_line(d, ls, le, &e, &name, &name_end) ||
-			    !vmdk_span_is(d + e.type, e.type_end - e.type, "FLAT") ||
+			if (!vmdk_flat_line(d, ls, le, &e, kind == 's', &name, &name_end) ||
+			    (kind == 'f' &&
+			     !vmdk_span_is(d + e.type, e.type_end - e.type, "FLAT")) ||
 			    !vmdk_parse_dec(d, e.sec, e.sec_end, &sec) || sec == 0)
-				return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-						 "vmdk twoGbMaxExtentFlat extent line is not RW N "
-						 "FLAT \"name\" 0");
+				return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk ", sub,
+						  vmdk_strlen(sub),
+						  kind == 's'
+						      ? " extent line is not RW N SPARSE \"name\""
+						      : " extent line is not RW N FLAT \"name\" 0");
 			if (count == INSTAR_VMDK_SPLIT_MAX_EXTENTS)
 				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 						  "vmdk descriptor with more than ",
@@ -2011,25 +2029,44 @@ static int vmdk_split_extents(struct vmdk *v, struct instar_vmdk_split *ret)
 				v->split_first = d + name;
 				v->split_first_len = name_end - name;
 				first = sec;
-			} else if (last != first) {
+			} else if (kind == 'f' && last != first) {
 				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 						  "vmdk twoGbMaxExtentFlat extent ", count - 1,
 						  " is not as long as the first");
 			}
-			n = instar_vmdk_split_name((const uint8_t *)v->split_first,
+			n = instar_vmdk_split_name(kind, (const uint8_t *)v->split_first,
 						   v->split_first_len, count, want, sizeof(want));
 			if (n < 0 || (size_t)n != name_end - name ||
 			    plan_memcmp(d + name, want, (size_t)n) != 0)
 				return vmdk_failu(
 				    v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-				    "vmdk twoGbMaxExtentFlat extent ", count,
-				    " is not named NAME-f001.vmdk, NAME-f002.vmdk, ...");
+				    kind == 's' ? "vmdk twoGbMaxExtentSparse extent "
+						: "vmdk twoGbMaxExtentFlat extent ",
+				    count,
+				    kind == 's'
+					? " is not named NAME-s001.vmdk, NAME-s002.vmdk, ..."
+					: " is not named NAME-f001.vmdk, NAME-f002.vmdk, ...");
+			if (sec > INSTAR_VMDK_SPLIT_SECTORS)
+				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+						  kind == 's'
+						      ? "vmdk twoGbMaxExtentSparse extents over "
+							"2 GiB ("
+						      : "vmdk twoGbMaxExtentFlat extents over "
+							"2 GiB (",
+						  sec, " sectors) are not supported");
+			ret->ext[count - 1] = (uint32_t)sec;
 			last = sec;
 		}
 		ls = le + 1;
 	}
 	if (count == 0)
 		return vmdk_fail(v, INSTAR_ERR_PARSE_FAILED, "vmdk descriptor has no extent");
+	if (kind == 's')
+		return instar_vmdk_split_sparse(ret, count)
+			   ? vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+				       "vmdk twoGbMaxExtentSparse extents are off the split rule")
+			   : 0;
+	ret->sparse = false;
 	ret->count = count;
 	ret->split = count > 1 ? first : INSTAR_VMDK_SPLIT_SECTORS;
 	ret->last = last;
@@ -2041,7 +2078,7 @@ static int vmdk_split_extents(struct vmdk *v, struct instar_vmdk_split *ret)
 	return 0;
 }
 
-static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
+static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o, char kind)
 {
 	struct instar_vmdk_split old;
 	uint64_t sectors, new_cap;
@@ -2049,17 +2086,30 @@ static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o)
 
 	r = vmdk_flat_read(v);
 	if (!r)
-		r = vmdk_split_extents(v, &old);
+		r = vmdk_split_extents(v, kind, &old);
 	if (r)
 		return r;
-	sectors = (old.count - 1) * old.split + old.last;
+	sectors = instar_vmdk_split_total(&old);
 	r = vmdk_desc_sizes(v, o, sectors,
-			    "vmdk: preallocation=metadata is not supported for flat extents",
+			    kind == 's'
+				? "vmdk: preallocation is not supported"
+				: "vmdk: preallocation=metadata is not supported for flat extents",
 			    &new_cap);
 	if (r || new_cap == sectors)
 		return r;
-	if (instar_vmdk_split_resize(&old, new_cap, &v->split_new))
-		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk twoGbMaxExtentFlat: more than ",
+	/* a sparse split's new extents are sparse: nothing to preallocate */
+	if (kind == 's' && o->prealloc != INSTAR_PREALLOC_OFF)
+		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
+				 "vmdk: preallocation is not supported");
+	r = instar_vmdk_split_resize(&old, new_cap, &v->split_new);
+	if (r == INSTAR_VMDK_SPLIT_NOT_AT_EXTENT)
+		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
+				 "vmdk twoGbMaxExtentSparse: a shrink must end where an extent "
+				 "ends (qemu reads each extent's size from its own header)");
+	if (r)
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE,
+				  kind == 's' ? "vmdk twoGbMaxExtentSparse: more than "
+					      : "vmdk twoGbMaxExtentFlat: more than ",
 				  INSTAR_VMDK_SPLIT_MAX_EXTENTS, " extents are not supported");
 	v->split = true;
 	return vmdk_desc_rewrite(v, sectors, new_cap,
@@ -2107,7 +2157,9 @@ static int vmdk_plan_text(struct vmdk *v, const struct plan_opts *o)
 	if (vmdk_span_is(ct, ctn, "monolithicFlat") || vmdk_span_is(ct, ctn, "vmfs"))
 		return vmdk_plan_flat(v, o);
 	if (vmdk_span_is(ct, ctn, "twoGbMaxExtentFlat"))
-		return vmdk_plan_split(v, o);
+		return vmdk_plan_split(v, o, 'f');
+	if (vmdk_span_is(ct, ctn, "twoGbMaxExtentSparse"))
+		return vmdk_plan_split(v, o, 's');
 	return vmdk_failt(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "vmdk subformat ", ct, ctn,
 			  " is not supported (multi-file)");
 }

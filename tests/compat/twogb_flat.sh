@@ -120,9 +120,6 @@ refuse_pa() {
 refuse_pa "no --shrink" SHRINK_WITHOUT_FLAG vmdk "$T/s3g/d.vmdk" $G
 refuse_pa "size 3G+1" NOT_MULTIPLE_512 vmdk "$T/s3g/d.vmdk" $((3 * G + 1))
 refuse_pa metadata PREALLOCATION_UNSUPPORTED --prealloc metadata vmdk "$T/s3g/d.vmdk" $((4 * G))
-mkdir "$T/sp"
-"$QI" create -q -f vmdk -o subformat=twoGbMaxExtentSparse "$T/sp/d.vmdk" 3G
-refuse_pa twoGbMaxExtentSparse UNSUPPORTED_SUBFORMAT vmdk "$T/sp/d.vmdk" $((4 * G))
 # edit EXPR [DIR]: a copy of DIR (s3g) in $T/x with the descriptor edited by sed
 edit() {
 	rm -rf "$T/x" && cp -r --sparse=always "$T/${2:-s3g}" "$T/x" && sed -i "$1" "$T/x/d.vmdk"
@@ -173,11 +170,11 @@ snap() {
 # extents outside the image's directory (every name follows the first)
 rm -rf "$T/p" "$T/q" && mkdir "$T/p" && cp -r --sparse=always "$T/s3g" "$T/q"
 mv "$T/q/d.vmdk" "$T/p/d.vmdk" && sed -i 's|"d-f00|"../q/d-f00|' "$T/p/d.vmdk"
-policy outside "$T/p" "instar opens a flat extent only beneath the image's directory" \
+policy outside "$T/p" "instar opens a vmdk extent only beneath the image's directory" \
 	d.vmdk $((5 * G))
-policy "outside, shrink" "$T/p" "instar opens a flat extent only beneath" --shrink d.vmdk $G
+policy "outside, shrink" "$T/p" "instar opens a vmdk extent only beneath" --shrink d.vmdk $G
 sed -i "s|\"../q/d-f00|\"$T/q/d-f00|" "$T/p/d.vmdk"
-policy "absolute outside" "$T/p" "instar opens a flat extent only beneath" d.vmdk $((5 * G))
+policy "absolute outside" "$T/p" "instar opens a vmdk extent only beneath" d.vmdk $((5 * G))
 rm -rf "$T/p" "$T/q"
 # a symbolic link as the last extent (grow) or a dropped one (shrink)
 cp -r --sparse=always "$T/s3g" "$T/p" && mv "$T/p/d-f002.vmdk" "$T/p/real.vmdk"

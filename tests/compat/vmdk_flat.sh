@@ -166,8 +166,8 @@ policy() {
 }
 rm -rf "$T/p" && mkdir -p "$T/p/sub" && cp "$T/fresh/d.vmdk" "$T/fresh/d-flat.vmdk" "$T/p/"
 truncate -s 64M "$T/outside-flat.vmdk"
-policy outside ../outside-flat.vmdk "instar opens a flat extent only beneath the image's directory"
-policy absolute-outside "$T/outside-flat.vmdk" "instar opens a flat extent only beneath"
+policy outside ../outside-flat.vmdk "instar opens a vmdk extent only beneath the image's directory"
+policy absolute-outside "$T/outside-flat.vmdk" "instar opens a vmdk extent only beneath"
 ln -s d-flat.vmdk "$T/p/link-flat.vmdk"
 policy symlink link-flat.vmdk "follows no symbolic link"
 mkfifo "$T/p/fifo-flat.vmdk"

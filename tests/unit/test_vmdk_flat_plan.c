@@ -336,7 +336,8 @@ static void test_refusals(void **state)
 	    {"createType=\"monolithicFlat\"", "createType=\"twoGbMaxExtentFlat\"",
 	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "extent 1 is not named NAME-f001.vmdk"},
 	    {"createType=\"monolithicFlat\"", "createType=\"twoGbMaxExtentSparse\"",
-	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "twoGbMaxExtentSparse is not supported"},
+	     INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+	     "twoGbMaxExtentSparse extent line is not RW N SPARSE \"name\""},
 	};
 	static struct img m;
 	static char text[4096];

@@ -1234,16 +1234,57 @@ static void test_parent_hint(void **state)
 static void test_text_descriptor_file(void **state)
 {
 	struct ptl_img *d = new_disk();
-	static const char flat[] = "# Disk DescriptorFile\nversion=1\nCID=1\n"
-				   "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n"
-				   "RW 2048 SPARSE \"x-s001.vmdk\"\n";
+	static const char head[] = "# Disk DescriptorFile\nversion=1\nCID=1\n"
+				   "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n";
+	static char text[1024];
+	struct run r = {0};
 
 	(void)state;
+	/* twoGbMaxExtentSparse: a grow appends extents (the last one keeps its
+	 * 2048 sectors: qemu reads them from its header) */
 	memset(d->b, 0, DISK_MAX);
-	memcpy(d->b, flat, sizeof(flat) - 1);
-	d->len = sizeof(flat) - 1;
+	snprintf(text, sizeof(text), "%sRW 2048 SPARSE \"x-s001.vmdk\"\n", head);
+	memcpy(d->b, text, strlen(text));
+	d->len = SEC; /* qemu pads the text to a sector */
+	run_plan(d, &r, 5 * 1024 * MIB, 0, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr((char *)d->b, "RW 2048 SPARSE \"x-s001.vmdk\"\n"
+					     "RW 4194304 SPARSE \"x-s002.vmdk\"\n"
+					     "RW 4194304 SPARSE \"x-s003.vmdk\"\n"
+					     "RW 2095104 SPARSE \"x-s004.vmdk\"\n"));
+	assert_null(strstr((char *)d->b, "x-s005"));
+	/* a shrink drops whole extents: to where x-s002 ends, or refused */
+	run_plan(d, &r, 2 * 1024 * MIB + MIB, INSTAR_RESIZE_SHRINK_ALLOWED, SCRATCH_LEN, true);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr((char *)d->b, "RW 2048 SPARSE \"x-s001.vmdk\"\n"
+					     "RW 4194304 SPARSE \"x-s002.vmdk\"\n"));
+	assert_null(strstr((char *)d->b, "x-s003"));
+	expect_err(d, 2 * 1024 * MIB, INSTAR_RESIZE_SHRINK_ALLOWED, INSTAR_ERR_UNSUPPORTED_SHRINK,
+		   "a shrink must end where an extent ends");
+	expect_err(d, MIB, 0, INSTAR_ERR_SHRINK_WITHOUT_FLAG, NULL);
+	/* no preallocation: the new extents are sparse */
+	r = (struct run){.o.prealloc = INSTAR_PREALLOC_FULL};
+	run_plan(d, &r, 5 * 1024 * MIB, 0, SCRATCH_LEN, false);
+	assert_int_equal(r.rc, INSTAR_ERR_PREALLOCATION_UNSUPPORTED);
+	/* off the rule: names, types, extents over 2 GiB */
+	snprintf(text, sizeof(text),
+		 "%sRW 2048 SPARSE \"x-s001.vmdk\"\nRW 8 SPARSE \"y-s002.vmdk\"\n", head);
+	memset(d->b, 0, DISK_MAX);
+	memcpy(d->b, text, strlen(text));
+	d->len = SEC; /* qemu pads the text to a sector */
 	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
-		   "vmdk subformat twoGbMaxExtentSparse is not supported (multi-file)");
+		   "extent 2 is not named NAME-s001.vmdk");
+	snprintf(text, sizeof(text), "%sRW 2048 FLAT \"x-s001.vmdk\" 0\n", head);
+	memset(d->b, 0, DISK_MAX);
+	memcpy(d->b, text, strlen(text));
+	d->len = SEC; /* qemu pads the text to a sector */
+	expect_err(d, 128 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
+		   "extent line is not RW N SPARSE \"name\"");
+	snprintf(text, sizeof(text), "%sRW 4194305 SPARSE \"x-s001.vmdk\"\n", head);
+	memset(d->b, 0, DISK_MAX);
+	memcpy(d->b, text, strlen(text));
+	d->len = SEC; /* qemu pads the text to a sector */
+	expect_err(d, 4 * 1024 * MIB, 0, INSTAR_ERR_UNSUPPORTED_SUBFORMAT, "over 2 GiB");
 	/* monolithicFlat: test_vmdk_flat_plan.c; twoGbMaxExtentFlat:
 	 * tests/compat/twogb_flat.sh */
 	d->len = 0;

@@ -22,10 +22,11 @@
 #include "vmdk_split.h"
 
 #define S2G INSTAR_VMDK_SPLIT_SECTORS
+#define FLAT(s, c, l) ((struct instar_vmdk_split){.split = (s), .count = (c), .last = (l)})
 
 static void test_resize(void **state)
 {
-	struct instar_vmdk_split old = {S2G, 1, 2048}, r;
+	struct instar_vmdk_split old = FLAT(S2G, 1, 2048), r;
 
 	(void)state;
 	/* 1M -> 3G: the first extent fills, a second of 1G */
@@ -42,7 +43,7 @@ static void test_resize(void **state)
 	assert_int_equal(r.count, 2);
 	assert_int_equal(r.last, 2048);
 	/* 5G -> 1M: one extent left */
-	old = (struct instar_vmdk_split){S2G, 3, S2G / 2};
+	old = FLAT(S2G, 3, S2G / 2);
 	assert_int_equal(instar_vmdk_split_resize(&old, 2048, &r), 0);
 	assert_int_equal(r.count, 1);
 	assert_int_equal(r.last, 2048);
@@ -51,7 +52,7 @@ static void test_resize(void **state)
 	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 4), 0);
 	assert_int_equal(instar_vmdk_split_extent_sectors(&old, 0), 0);
 	/* VMware's split keeps its size */
-	old = (struct instar_vmdk_split){4192256, 2, 100};
+	old = FLAT(4192256, 2, 100);
 	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 3 + 1, &r), 0);
 	assert_int_equal(r.count, 4);
 	assert_int_equal(r.split, 4192256);
@@ -61,21 +62,21 @@ static void test_resize(void **state)
 	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 1024 + 1, &r), -1);
 	assert_int_equal(instar_vmdk_split_resize(&old, 4192256ull * 1024, &r), 0);
 	assert_int_equal(r.count, 1024);
-	old = (struct instar_vmdk_split){S2G + 1, 1, 1};
+	old = FLAT(S2G + 1, 1, 1);
 	assert_int_equal(instar_vmdk_split_valid(&old), -1);
-	old = (struct instar_vmdk_split){S2G, 2, S2G + 1};
+	old = FLAT(S2G, 2, S2G + 1);
 	assert_int_equal(instar_vmdk_split_valid(&old), -1);
-	old = (struct instar_vmdk_split){S2G, 2, 0};
+	old = FLAT(S2G, 2, 0);
 	assert_int_equal(instar_vmdk_split_valid(&old), -1);
-	old = (struct instar_vmdk_split){S2G, 0, 1};
+	old = FLAT(S2G, 0, 1);
 	assert_int_equal(instar_vmdk_split_valid(&old), -1);
 }
 
 static void name_is(const char *first, uint32_t idx, const char *want)
 {
 	char out[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
-	int n =
-	    instar_vmdk_split_name((const uint8_t *)first, strlen(first), idx, out, sizeof(out));
+	int n = instar_vmdk_split_name('f', (const uint8_t *)first, strlen(first), idx, out,
+				       sizeof(out));
 
 	if (!want) {
 		assert_int_equal(n, -1);
@@ -108,7 +109,8 @@ static void test_names(void **state)
 	name_is(big + 490, 2, NULL);
 	memcpy(big + 490, "-f001", 6);
 	name_is(big + 480, 2, "xxxxxxxxxx-f002");
-	assert_int_equal(instar_vmdk_split_name((const uint8_t *)big + 480, 15, 2, big, 15), -1);
+	assert_int_equal(instar_vmdk_split_name('f', (const uint8_t *)big + 480, 15, 2, big, 15),
+			 -1);
 }
 
 static const char *const desc_head = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
@@ -116,6 +118,14 @@ static const char *const desc_head = "# Disk DescriptorFile\nversion=1\nCID=1234
 				     "# Extent description\n";
 static const char *const desc_tail = "\nddb.geometry.cylinders = \"10402\"\n"
 				     "ddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\n";
+
+static const char *const sparse_head = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
+				       "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n"
+				       "# Extent description\n";
+/* the descriptor head desc_file writes, and the old extents verify_text
+ * checks a staged text against */
+static const char *cur_head;
+static const char *cur_before;
 
 /* A descriptor with the given extent lines, NUL-padded to 1024 bytes, in a
  * temp file (fd). */
@@ -126,7 +136,7 @@ static int desc_file(const char *extents, uint8_t *buf)
 	int fd;
 
 	memset(buf, 0, 1024);
-	snprintf((char *)buf, 1024, "%s%s%s", desc_head, extents, desc_tail);
+	snprintf((char *)buf, 1024, "%s%s%s", cur_head, extents, desc_tail);
 	snprintf(path, sizeof(path), "%s/instar-split-XXXXXX", dir);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
@@ -148,6 +158,10 @@ static void probe_text(const char *extents, struct instar_probe_info *info)
 static const char *const three = "RW 4194304 FLAT \"d-f001.vmdk\" 0\n"
 				 "RW 4194304 FLAT \"d-f002.vmdk\" 0\n"
 				 "RW 2097152 FLAT \"d-f003.vmdk\" 0\n";
+/* 5G in sparse extents of 1G, 2G, 2G (a grown 1G image) */
+static const char *const three_sparse = "RW 2097152 SPARSE \"d-s001.vmdk\"\n"
+					"RW 4194304 SPARSE \"d-s002.vmdk\"\n"
+					"RW 4194304 SPARSE \"d-s003.vmdk\"\n";
 
 static void test_probe(void **state)
 {
@@ -213,7 +227,7 @@ static int verify_text(const char *extents, uint64_t new_size, uint32_t flags, c
 					 .file_size_before = 1024,
 					 .file_size_after = 1024};
 
-	probe_text(three, &before);
+	probe_text(cur_before, &before);
 	o = (struct vmm_blk_opts){.fd = fd, .file_size = 1024, .capacity_bytes = 1u << 20};
 	assert_int_equal(vmm_blk_create(&b, &mem, &o), 0);
 	why[0] = 0;
@@ -285,6 +299,153 @@ static void test_verify(void **state)
 	    verify_text("RW 1 FLAT \"d-f001.vmdk\" 0\n", 512, shrink, why, sizeof(why)), 0);
 }
 
+static void test_sparse_rule(void **state)
+{
+	struct instar_vmdk_split old = {0}, r;
+
+	(void)state;
+	/* qemu-img's 3G: 2G + 1G; a grow appends, the 1G extent stays */
+	old.ext[0] = S2G;
+	old.ext[1] = S2G / 2;
+	assert_int_equal(instar_vmdk_split_sparse(&old, 2), 0);
+	assert_true(old.sparse);
+	assert_int_equal(old.split, S2G);
+	assert_int_equal(old.last, S2G / 2);
+	assert_int_equal(instar_vmdk_split_total(&old), 3 * S2G / 2);
+	assert_int_equal(instar_vmdk_split_resize(&old, 3 * S2G + 8, &r), 0);
+	assert_int_equal(r.count, 4);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 2), S2G / 2);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 3), S2G);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 4), S2G / 2 + 8);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 5), 0);
+	assert_int_equal(instar_vmdk_split_total(&r), 3 * S2G + 8);
+	/* a shrink ends where an extent ends, or is refused */
+	assert_int_equal(instar_vmdk_split_resize(&r, 3 * S2G / 2, &old), 0);
+	assert_int_equal(old.count, 2);
+	assert_int_equal(instar_vmdk_split_resize(&r, S2G, &old), 0);
+	assert_int_equal(old.count, 1);
+	assert_int_equal(old.split, S2G);
+	assert_int_equal(instar_vmdk_split_resize(&r, S2G - 1, &old),
+			 INSTAR_VMDK_SPLIT_NOT_AT_EXTENT);
+	assert_int_equal(instar_vmdk_split_resize(&r, 2 * S2G, &old),
+			 INSTAR_VMDK_SPLIT_NOT_AT_EXTENT);
+	assert_int_equal(instar_vmdk_split_resize(&r, 0, &old), -1);
+	/* VMware's extents (2047 MiB) set the split of what is appended */
+	old = (struct instar_vmdk_split){0};
+	old.ext[0] = 4192256;
+	old.ext[1] = 100;
+	assert_int_equal(instar_vmdk_split_sparse(&old, 2), 0);
+	assert_int_equal(old.split, 4192256);
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192356ull + 4192256 + 1, &r), 0);
+	assert_int_equal(r.count, 4);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 3), 4192256);
+	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 4), 1);
+	/* at most 1024 extents */
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192356ull + 4192256ull * 1022, &r), 0);
+	assert_int_equal(r.count, 1024);
+	assert_int_equal(instar_vmdk_split_resize(&old, 4192356ull + 4192256ull * 1022 + 1, &r),
+			 -1);
+	/* invalid: an extent of 0 or over 2 GiB */
+	old.ext[1] = 0;
+	assert_int_equal(instar_vmdk_split_sparse(&old, 2), -1);
+	old.ext[1] = S2G + 1;
+	assert_int_equal(instar_vmdk_split_sparse(&old, 2), -1);
+	/* names: -s001 */
+	{
+		char out[64];
+
+		assert_int_equal(instar_vmdk_split_name('s', (const uint8_t *)"d-s001.vmdk", 11, 12,
+							out, sizeof(out)),
+				 11);
+		assert_string_equal(out, "d-s012.vmdk");
+		assert_int_equal(instar_vmdk_split_name('s', (const uint8_t *)"d-f001.vmdk", 11, 2,
+							out, sizeof(out)),
+				 -1);
+	}
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* A new extent as qemu-img 7.2 creates one (the compat test twogb_sparse.sh
+ * compares the files byte for byte): 2 GiB and 1 MiB. */
+static void test_sparse_extent(void **state)
+{
+	struct instar_vmdk_sparse_extent e;
+
+	(void)state;
+	assert_int_equal(instar_vmdk_sparse_extent(S2G, &e), 0);
+	assert_memory_equal(e.header, "KDMV\1\0\0\0\3\0\0\0", 12);
+	assert_int_equal(e.rgd_at, 21 * 512);
+	assert_int_equal(e.gd_at, (21 + 1 + 64 * 4) * 512);
+	assert_int_equal(e.file_len, 640 * 512); /* 320 KiB */
+	assert_int_equal(le32(e.rgd), 22);
+	assert_int_equal(le32(e.rgd + 4 * 63), 22 + 63 * 4);
+	assert_int_equal(le32(e.gd), 279);
+	assert_int_equal(le32(e.gd + 4 * 63), 279 + 63 * 4);
+	assert_int_equal(le32(e.gd + 4 * 64), 0);
+	assert_int_equal(le32(e.header + 12), S2G);
+	assert_int_equal(instar_vmdk_sparse_extent(2048, &e), 0);
+	assert_int_equal(e.file_len, 128 * 512);
+	assert_int_equal(e.gd_at, 26 * 512);
+	assert_int_equal(instar_vmdk_sparse_extent(0, &e), -1);
+	assert_int_equal(instar_vmdk_sparse_extent(S2G + 1, &e), -1);
+}
+
+static void test_sparse_probe_verify(void **state)
+{
+	const uint32_t shrink = INSTAR_RESIZE_SHRINK_ALLOWED;
+	struct instar_probe_info info;
+	char why[256];
+
+	(void)state;
+	cur_head = sparse_head;
+	cur_before = three_sparse;
+	probe_text(three_sparse, &info);
+	assert_true(info.vmdk_split_ok);
+	assert_true(info.vmdk_split.sparse);
+	assert_int_equal(info.vmdk_split.count, 3);
+	assert_int_equal(info.vmdk_split.ext[0], S2G / 2);
+	assert_int_equal(info.virtual_size, 5ull << 30);
+	/* a FLAT line, or a name off the rule: not a sparse split */
+	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 FLAT \"d-s002.vmdk\" 0\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 SPARSE \"d-s003.vmdk\"\n", &info);
+	assert_false(info.vmdk_split_ok);
+	/* honest: 5G -> 8G appends 2G + 1G; 5G -> 1G drops two */
+	assert_int_equal(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
+				     "RW 4194304 SPARSE \"d-s002.vmdk\"\n"
+				     "RW 4194304 SPARSE \"d-s003.vmdk\"\n"
+				     "RW 4194304 SPARSE \"d-s004.vmdk\"\n"
+				     "RW 2097152 SPARSE \"d-s005.vmdk\"\n",
+				     8ull << 30, 0, why, sizeof(why)),
+			 0);
+	assert_int_equal(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n", 1ull << 30, shrink, why,
+				     sizeof(why)),
+			 0);
+	/* the right size in other extents: an old one grown */
+	refused(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
+			    "RW 4194304 SPARSE \"d-s002.vmdk\"\n"
+			    "RW 4194304 SPARSE \"d-s003.vmdk\"\n"
+			    "RW 2097152 SPARSE \"d-s004.vmdk\"\n"
+			    "RW 4194304 SPARSE \"d-s005.vmdk\"\n",
+			    8ull << 30, 0, why, sizeof(why)),
+		why, "the staged descriptor has 5 extents");
+	/* a shrink inside an extent: no layout */
+	refused(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
+			    "RW 2097152 SPARSE \"d-s002.vmdk\"\n",
+			    2ull << 30, shrink, why, sizeof(why)),
+		why, "no twoGbMaxExtent split layout");
+	/* a flat text staged for a sparse image */
+	cur_head = desc_head;
+	refused(verify_text("RW 2097152 FLAT \"d-f001.vmdk\" 0\n", 1ull << 30, shrink, why,
+			    sizeof(why)),
+		why, "names other backing or data files");
+	cur_before = three;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,7 +453,13 @@ int main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_probe),
 	    cmocka_unit_test(test_verify),
+	    cmocka_unit_test(test_sparse_rule),
+	    cmocka_unit_test(test_sparse_extent),
+	    cmocka_unit_test(test_sparse_probe_verify),
 	};
+
+	cur_head = desc_head;
+	cur_before = three;
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
