@@ -183,6 +183,7 @@ refuse() {
 		fail "refuse $name: resized"
 	fi
 	err=$(cat "$T/meta/err")
+	LAST_ERR=$err
 	case "$err" in *"$want"*) ;; *) fail "refuse $name: $err" ;; esac
 	snap >"$T/meta/after"
 	diff "$T/meta/before" "$T/meta/after" >&2 || fail "refuse $name: files changed"
@@ -197,6 +198,12 @@ refuse "header and line disagree" "$T/x" \
 # an extent that is not a vmdk at all
 edit 's/x/x/' && truncate -s 1G "$T/x/d-s002.vmdk.raw" && mv "$T/x/d-s002.vmdk.raw" "$T/x/d-s002.vmdk"
 refuse "a raw extent" "$T/x" "is not a sparse extent" d.vmdk $((5 * G))
+# a missing extent: qemu-img's open message, word for word
+edit 's/x/x/' && rm "$T/x/d-s002.vmdk"
+refuse "missing extent" "$T/x" "Could not open 'd.vmdk': Could not open 'd-s002.vmdk': No such file or directory" \
+	d.vmdk $((5 * G))
+q=$(cd "$T/x" && "$QI" resize -f vmdk d.vmdk $((5 * G)) 2>&1) && fail "qemu-img resized it"
+[ "${q#qemu-img: }" = "${LAST_ERR#instar: }" ] || fail "missing extent: qemu-img says $q"
 # a file where a new extent would go
 edit 's/x/x/' && echo keep >"$T/x/d-s003.vmdk"
 refuse "existing new extent" "$T/x" "Could not create 'd-s003.vmdk': File exists" \
