@@ -322,18 +322,25 @@ static int vmdk_extent_line(const uint8_t *d, size_t n, size_t ls, struct vmdk_e
 }
 
 /* Whether extent idx (1-based) e follows the split rule after the first
- * extent first: FLAT at offset 0 (kind 'f') or SPARSE (kind 's'), named as
- * the rule names it. */
+ * extent first: FLAT at offset 0 (kind 'f'), named -f001, -f002, ...; or
+ * SPARSE (kind 's'), named as the first with a number of its own
+ * (*ret_num; the rule wants them increasing). */
 static bool vmdk_split_line(char kind, const struct vmdk_ext_line *first,
-			    const struct vmdk_ext_line *e, uint32_t idx)
+			    const struct vmdk_ext_line *e, uint32_t idx, uint32_t *ret_num)
 {
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	int64_t num;
 	int n;
 
-	if (kind == 'f' &&
-	    (e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset || e->offset))
-		return false;
-	if (kind == 's' && (e->type_len != 6 || !bytes_eq(e->type, "SPARSE", 6)))
+	if (kind == 's') {
+		if (e->type_len != 6 || !bytes_eq(e->type, "SPARSE", 6))
+			return false;
+		num = instar_vmdk_sparse_num(first->name, first->name_len, e->name, e->name_len);
+		*ret_num = (uint32_t)num;
+		return num > 0;
+	}
+	if (kind != 'f' || e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset ||
+	    e->offset)
 		return false;
 	n = instar_vmdk_split_name(kind, first->name, first->name_len, idx, name, sizeof(name));
 	return n > 0 && (size_t)n == e->name_len && bytes_eq(e->name, name, (size_t)n);
@@ -392,7 +399,7 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 			if (extents > INSTAR_VMDK_SPLIT_MAX_EXTENTS ||
 			    (kind == 'f' && extents > 1 && sp->ext[extents - 2] != flat.sectors) ||
 			    e.sectors > INSTAR_VMDK_SPLIT_SECTORS ||
-			    !vmdk_split_line(kind, &flat, &e, extents))
+			    !vmdk_split_line(kind, &flat, &e, extents, &sp->num[extents - 1]))
 				split = false;
 			else
 				sp->ext[extents - 1] = (uint32_t)e.sectors;

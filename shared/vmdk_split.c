@@ -14,7 +14,8 @@ int instar_vmdk_split_valid(const struct instar_vmdk_split *s)
 	if (!s->sparse)
 		return 0;
 	for (uint32_t i = 0; i < s->count; i++) {
-		if (s->ext[i] == 0 || s->ext[i] > INSTAR_VMDK_SPLIT_SECTORS)
+		if (s->ext[i] == 0 || s->ext[i] > INSTAR_VMDK_SPLIT_SECTORS || s->num[i] == 0 ||
+		    s->num[i] > INSTAR_VMDK_SPLIT_NUM_MAX || (i && s->num[i] <= s->num[i - 1]))
 			return -1;
 		if (s->ext[i] > largest)
 			largest = s->ext[i];
@@ -41,28 +42,44 @@ int instar_vmdk_split_sparse(struct instar_vmdk_split *s, uint32_t n)
 	return instar_vmdk_split_valid(s);
 }
 
-/* Sparse: every extent kept, new ones appended (grow), or whole extents
- * dropped (shrink). */
+/* Sparse: every extent kept, new ones appended (grow); whole extents
+ * dropped, and the one the new end cuts replaced by a copy under the next
+ * number (shrink). */
 static int split_resize_sparse(const struct instar_vmdk_split *old, uint64_t new_sectors,
 			       struct instar_vmdk_split *ret)
 {
 	uint64_t sum = 0, add;
-	uint32_t n = 0;
+	uint32_t n = 0, next = old->num[old->count - 1];
 
 	while (n < old->count && sum < new_sectors)
 		sum += old->ext[n++];
-	if (sum > new_sectors)
-		return INSTAR_VMDK_SPLIT_NOT_AT_EXTENT;
-	add = new_sectors - sum; /* past the old end: n == old->count */
+	for (uint32_t i = 0; i < n; i++) {
+		ret->ext[i] = old->ext[i];
+		ret->num[i] = old->num[i];
+	}
+	if (sum > new_sectors) { /* the new end cuts extent n */
+		ret->ext[n - 1] = (uint32_t)(old->ext[n - 1] - (sum - new_sectors));
+		ret->num[n - 1] = ++next;
+	}
+	add = sum < new_sectors ? new_sectors - sum : 0; /* past the old end */
 	if (add && (add - 1) / old->split + 1 > INSTAR_VMDK_SPLIT_MAX_EXTENTS - n)
 		return -1;
-	for (uint32_t i = 0; i < n; i++)
-		ret->ext[i] = old->ext[i];
 	for (; add; n++) {
 		ret->ext[n] = (uint32_t)(add < old->split ? add : old->split);
+		ret->num[n] = ++next;
 		add -= ret->ext[n];
 	}
 	return instar_vmdk_split_sparse(ret, n);
+}
+
+uint32_t instar_vmdk_split_cut(const struct instar_vmdk_split *old,
+			       const struct instar_vmdk_split *ret)
+{
+	uint32_t k = ret->count;
+
+	if (!old->sparse || !ret->sparse || k > old->count || old->num[k - 1] == ret->num[k - 1])
+		return 0;
+	return k;
 }
 
 int instar_vmdk_split_resize(const struct instar_vmdk_split *old, uint64_t new_sectors,
@@ -108,7 +125,7 @@ bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct inst
 	    a->last != b->last)
 		return false;
 	for (uint32_t i = 1; a->sparse && i <= a->count; i++)
-		if (a->ext[i - 1] != b->ext[i - 1])
+		if (a->ext[i - 1] != b->ext[i - 1] || a->num[i - 1] != b->num[i - 1])
 			return false;
 	return true;
 }
@@ -192,6 +209,93 @@ int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, ui
 	while (digits)
 		out[n++] = num[--digits];
 	for (size_t i = at + 5; i < first_len; i++)
+		out[n++] = (char)first[i];
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* The last "-s" of first followed by a digit: where its digits start (the
+ * prefix is what comes before "-s"), and where they end (the suffix). */
+static int sparse_split_name(const uint8_t *first, size_t len, size_t *ret_at, size_t *ret_end)
+{
+	size_t at = (size_t)-1, end;
+
+	for (size_t i = 0; i + 2 < len; i++)
+		if (first[i] == '-' && first[i + 1] == 's' && first[i + 2] >= '0' &&
+		    first[i + 2] <= '9')
+			at = i + 2;
+	if (at == (size_t)-1)
+		return -1;
+	for (end = at; end < len && first[end] >= '0' && first[end] <= '9';)
+		end++;
+	*ret_at = at;
+	*ret_end = end;
+	return 0;
+}
+
+/* The number the digits d[0..n) stand for when "%03d" prints them so (no
+ * other leading zeros), up to INSTAR_VMDK_SPLIT_NUM_MAX; else -1. */
+static int64_t sparse_digits(const uint8_t *d, size_t n)
+{
+	int64_t v = 0;
+
+	if (n < 3 || n > 5 || (n > 3 && d[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] < '0' || d[i] > '9')
+			return -1;
+		v = v * 10 + (d[i] - '0');
+	}
+	return v >= 1 && v <= INSTAR_VMDK_SPLIT_NUM_MAX ? v : -1;
+}
+
+int64_t instar_vmdk_sparse_num(const uint8_t *first, size_t first_len, const uint8_t *name,
+			       size_t len)
+{
+	size_t at, end, suf, i;
+
+	if (sparse_split_name(first, first_len, &at, &end) ||
+	    sparse_digits(first + at, end - at) < 0)
+		return -1;
+	suf = first_len - end;
+	if (len < at + suf + 3)
+		return -1;
+	for (i = 0; i < at; i++)
+		if (name[i] != first[i])
+			return -1;
+	for (i = 0; i < suf; i++)
+		if (name[len - suf + i] != first[end + i])
+			return -1;
+	return sparse_digits(name + at, len - suf - at);
+}
+
+int instar_vmdk_split_ext_name(const struct instar_vmdk_split *s, const uint8_t *first,
+			       size_t first_len, uint32_t idx, char *out, size_t cap)
+{
+	size_t at, end, n = 0, digits = 0;
+	char num[11];
+	uint32_t v;
+
+	if (!s->sparse)
+		return instar_vmdk_split_name('f', first, first_len, idx, out, cap);
+	if (idx == 0 || idx > s->count || sparse_split_name(first, first_len, &at, &end) ||
+	    sparse_digits(first + at, end - at) < 0)
+		return -1;
+	v = s->num[idx - 1];
+	do {
+		num[digits++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (digits < 3)
+		num[digits++] = '0';
+	if (at + digits + (first_len - end) + 1 > cap ||
+	    at + digits + (first_len - end) > INSTAR_VMDK_SPLIT_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < at; i++)
+		out[n++] = (char)first[i];
+	while (digits)
+		out[n++] = num[--digits];
+	for (size_t i = end; i < first_len; i++)
 		out[n++] = (char)first[i];
 	out[n] = '\0';
 	return (int)n;

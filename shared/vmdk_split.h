@@ -16,11 +16,15 @@
  *
  * A sparse split (twoGbMaxExtentSparse, docs/formats.md §2.3b) is a list of
  * hosted sparse extents PREFIX-s001.vmdk, ... whose sizes qemu takes from
- * each extent's own header, so no extent is ever resized: a grow keeps
+ * each extent's own header, so no extent kept is ever changed: a grow keeps
  * every extent and appends new ones of split sectors (the largest extent
  * when there are several, else 2 GiB), the last holding the rest; a shrink
- * drops whole extents and only ends where an extent ends. Its layout is
- * the list ext[] (sectors of each extent); split and last are as above. */
+ * drops whole extents, and one that ends inside an extent replaces that
+ * extent with a copy under the next free number (the host copies the file
+ * and sets the copy's capacity). Its layout is the list ext[] (sectors of
+ * each extent) and num[] (the number in each file's name, -s%03d: strictly
+ * increasing, 1..INSTAR_VMDK_SPLIT_NUM_MAX; qemu's and VMware's are 1, 2,
+ * ...); split and last are as above. */
 #ifndef INSTAR_VMDK_SPLIT_H
 #define INSTAR_VMDK_SPLIT_H
 
@@ -31,6 +35,7 @@
 #define INSTAR_VMDK_SPLIT_SECTORS 4194304ull /* qemu's extent: 2 GiB */
 #define INSTAR_VMDK_SPLIT_MAX_EXTENTS 1024u  /* 2 TiB of 2 GiB extents */
 #define INSTAR_VMDK_SPLIT_NAME_MAX 511u	     /* qemu's longest extent name */
+#define INSTAR_VMDK_SPLIT_NUM_MAX 99999u     /* the largest number in a name */
 
 struct instar_vmdk_split {
 	uint64_t split; /* flat: sectors of every extent but the last;
@@ -40,21 +45,21 @@ struct instar_vmdk_split {
 	bool sparse;	/* twoGbMaxExtentSparse: ext[] is the layout */
 	uint32_t ext[INSTAR_VMDK_SPLIT_MAX_EXTENTS]; /* sparse: each extent's
 							sectors, 1..2 GiB */
+	uint32_t num[INSTAR_VMDK_SPLIT_MAX_EXTENTS]; /* sparse: each file's
+							number */
 };
 
 /* 0 when s is a split the rule accepts, else -1. */
 int instar_vmdk_split_valid(const struct instar_vmdk_split *s);
 
-/* Makes s the sparse split of its first n extents, whose sizes s->ext
- * holds: 0, or -1 when they are not one the rule accepts. */
+/* Makes s the sparse split of its first n extents, whose sizes and numbers
+ * s->ext and s->num hold: 0, or -1 when they are not one the rule accepts. */
 int instar_vmdk_split_sparse(struct instar_vmdk_split *s, uint32_t n);
-
-#define INSTAR_VMDK_SPLIT_NOT_AT_EXTENT (-2)
 
 /* The split of an image of new_sectors sectors that was old: 0, or -1 when
  * old is not valid, new_sectors is 0 or needs more than
- * INSTAR_VMDK_SPLIT_MAX_EXTENTS extents; INSTAR_VMDK_SPLIT_NOT_AT_EXTENT for
- * a sparse shrink that does not end where an extent ends. */
+ * INSTAR_VMDK_SPLIT_MAX_EXTENTS extents (or, sparse, a number past
+ * INSTAR_VMDK_SPLIT_NUM_MAX). */
 int instar_vmdk_split_resize(const struct instar_vmdk_split *old, uint64_t new_sectors,
 			     struct instar_vmdk_split *ret);
 
@@ -63,6 +68,12 @@ uint64_t instar_vmdk_split_extent_sectors(const struct instar_vmdk_split *s, uin
 
 /* Sectors of the whole disk s describes. */
 uint64_t instar_vmdk_split_total(const struct instar_vmdk_split *s);
+
+/* A sparse shrink that ends inside an extent: the index (1-based) of the
+ * extent of ret that is a copy of old's extent of the same index with fewer
+ * sectors (its number differs), else 0. */
+uint32_t instar_vmdk_split_cut(const struct instar_vmdk_split *old,
+			       const struct instar_vmdk_split *ret);
 
 /* Whether a and b are the same layout. */
 bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct instar_vmdk_split *b);
@@ -75,6 +86,19 @@ bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct inst
  * name would not fit (or be over INSTAR_VMDK_SPLIT_NAME_MAX). */
 int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
 			   char *out, size_t cap);
+
+/* Sparse names: the number in name (len bytes) when it is first's name
+ * with another number (first: PREFIX-sDIGITS SUFFIX, its last "-s" followed
+ * by digits; the digits as "%03d" prints them, the suffix not starting with
+ * a digit), else -1. With name == first: first's own number. */
+int64_t instar_vmdk_sparse_num(const uint8_t *first, size_t first_len, const uint8_t *name,
+			       size_t len);
+
+/* The name of extent idx (1-based) of s: flat, instar_vmdk_split_name('f',
+ * ...); sparse, first's name with s->num[idx - 1]. Writes it and a NUL to
+ * out (cap bytes): its length, or -1 (as instar_vmdk_split_name). */
+int instar_vmdk_split_ext_name(const struct instar_vmdk_split *s, const uint8_t *first,
+			       size_t first_len, uint32_t idx, char *out, size_t cap);
 
 /* A new hosted sparse extent of a sparse split, as qemu 7.2's
  * vmdk_init_extent writes one (docs/formats.md §2.3b): the header sector,

@@ -7,18 +7,38 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "cli.h"
 #include "raw.h"
 #include "split.h"
 #include "verify.h"
 
-static int split_name(const struct vmm_split *s, uint32_t idx, char *out, size_t cap)
+/* The name of extent idx of layout l (the old one, or s->want), named after
+ * the old first extent's name. */
+static int layout_name(const struct vmm_split *s, const struct instar_vmdk_split *l, uint32_t idx,
+		       char *out, size_t cap)
 {
-	return instar_vmdk_split_name(s->info->vmdk_split.sparse ? 's' : 'f',
-				      s->info->data_file_name, s->info->data_file_len, idx, out,
-				      cap) < 0
+	if (!l->sparse)
+		return instar_vmdk_split_name('f', s->info->data_file_name, s->info->data_file_len,
+					      idx, out, cap) < 0
+			   ? -ENAMETOOLONG
+			   : 0;
+	return instar_vmdk_split_ext_name(l, s->info->data_file_name, s->info->data_file_len, idx,
+					  out, cap) < 0
 		   ? -ENAMETOOLONG
 		   : 0;
+}
+
+/* Old extent idx's name. */
+static int split_name(const struct vmm_split *s, uint32_t idx, char *out, size_t cap)
+{
+	return layout_name(s, &s->info->vmdk_split, idx, out, cap);
+}
+
+/* New extent idx's name. */
+static int want_name(const struct vmm_split *s, uint32_t idx, char *out, size_t cap)
+{
+	return layout_name(s, &s->want, idx, out, cap);
 }
 
 /* The directory the extents lie in, synced: new or removed entries last. */
@@ -53,13 +73,22 @@ void vmm_split_undo(struct vmm_split *s)
 {
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1], err[1200];
 
-	if (!s->target || !s->grow)
+	if (!s->target)
+		return;
+	if (s->copied) { /* a shrink's copy of the extent at the cut */
+		s->copied = false;
+		if (want_name(s, s->want.count, name, sizeof(name)) ||
+		    vmm_ext_unlink(s->pol, name, &s->copy_id, err, sizeof(err)) < 0)
+			cli_warn("could not remove the new extent file: %s", err);
+		split_sync_dir(s);
+	}
+	if (!s->grow)
 		return;
 	if (s->fd >= 0 && (ftruncate(s->fd, s->fd_len) < 0 || fdatasync(s->fd) < 0))
 		cli_warn("could not restore the length of the last extent file: %s",
 			 strerror(errno));
 	for (uint32_t i = 0; i < s->nids; i++) {
-		if (split_name(s, s->info->vmdk_split.count + 1 + i, name, sizeof(name)) ||
+		if (want_name(s, s->info->vmdk_split.count + 1 + i, name, sizeof(name)) ||
 		    vmm_ext_unlink(s->pol, name, &s->ids[i], err, sizeof(err)) < 0)
 			cli_warn("could not remove the new extent file: %s", err);
 	}
@@ -112,7 +141,7 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 	/* every new name is free before anything changes (creating each with
 	 * O_EXCL below still refuses one that appears meanwhile) */
 	for (uint32_t i = old->count + 1; i <= s->want.count; i++) {
-		r = split_name(s, i, name, sizeof(name));
+		r = want_name(s, i, name, sizeof(name));
 		if (r)
 			snprintf(err, errlen, "Could not create extent %u: name too long", i);
 		else
@@ -146,7 +175,7 @@ static int split_grow(struct vmm_split *s, uint32_t prealloc, int *ret_errno, ch
 	for (uint32_t i = old->count + 1; i <= s->want.count; i++) {
 		int fd;
 
-		if (split_name(s, i, name, sizeof(name))) {
+		if (want_name(s, i, name, sizeof(name))) {
 			r = -ENAMETOOLONG;
 			snprintf(err, errlen, "Could not create extent %u: name too long", i);
 			goto fail;
@@ -177,12 +206,107 @@ fail:
 	return -1;
 }
 
-static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
+/* Copies len bytes at off of src to dst: copy_file_range, or by hand
+ * where the file system has none. 0 or a negative errno. */
+static int copy_range(int src, int dst, off_t off, off_t len)
+{
+	static char buf[1 << 20];
+
+	while (len > 0) {
+		off_t in = off, out = off;
+		ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)len, 0);
+
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+			n = pread(src, buf, len < (off_t)sizeof(buf) ? (size_t)len : sizeof(buf),
+				  off);
+			if (n > 0 && pwrite(dst, buf, (size_t)n, off) != n)
+				n = -1;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* A sparse shrink that ends inside extent idx: a copy of it under its new
+ * name (created O_EXCL), whose header's capacity is the new size; the old
+ * file stays until the commit drops it. Its data and holes are copied as
+ * they are: a grain past the new capacity is never read again (an extent
+ * is never grown). 0, or -1 with err, *ret_errno (nothing left behind). */
+static int split_copy(struct vmm_split *s, int src, uint32_t idx, int *ret_errno, char *err,
+		      size_t errlen)
 {
 	const struct instar_vmdk_split *old = &s->info->vmdk_split;
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	uint8_t h[512], cap[8];
 	struct stat st;
-	int r;
+	off_t size, off = 0;
+	int dst, r = 0;
+
+	/* the header the probe read (split_check_sparse): a hosted sparse
+	 * extent with its grain directory named in it (a stream's footer
+	 * would hold a second capacity) */
+	if (fstat(src, &st) < 0 || pread(src, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    memcmp(h, "KDMV", 4) != 0 || get_le64(h + 56) == UINT64_MAX ||
+	    get_le64(h + 12) != instar_vmdk_split_extent_sectors(old, idx)) {
+		snprintf(err, errlen,
+			 "vmdk twoGbMaxExtentSparse: a shrink inside extent %u needs a sparse "
+			 "extent whose header holds its grain directory",
+			 idx);
+		*ret_errno = ENOTSUP;
+		return -1;
+	}
+	size = st.st_size;
+	if (want_name(s, idx, name, sizeof(name))) {
+		snprintf(err, errlen, "Could not create extent %u: name too long", idx);
+		*ret_errno = ENAMETOOLONG;
+		return -1;
+	}
+	dst = vmm_ext_extent_open(s->pol, s->image_fd, name, true, &s->copy_id, err, errlen);
+	if (dst < 0) {
+		*ret_errno = -dst;
+		return -1;
+	}
+	s->copied = true; /* from here on undo removes it */
+	while (r == 0 && off < size) {
+		off_t d = lseek(src, off, SEEK_DATA), e;
+
+		if (d < 0)
+			break; /* no data past off */
+		e = lseek(src, d, SEEK_HOLE);
+		if (e < 0)
+			e = size;
+		r = copy_range(src, dst, d, e - d);
+		off = e;
+	}
+	put_le64(cap, instar_vmdk_split_extent_sectors(&s->want, idx));
+	if (r == 0 &&
+	    (ftruncate(dst, size) < 0 ||
+	     pwrite(dst, cap, sizeof(cap), 12) != (ssize_t)sizeof(cap) || fdatasync(dst) < 0))
+		r = errno ? -errno : -EIO;
+	close(dst);
+	if (r < 0) {
+		snprintf(err, errlen, "Could not copy extent '%s': %s", name, strerror(-r));
+		*ret_errno = -r;
+		vmm_split_undo(s);
+		return -1;
+	}
+	split_sync_dir(s);
+	return 0;
+}
+
+static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
+{
+	const struct instar_vmdk_split *old = &s->info->vmdk_split;
+	uint32_t cut = instar_vmdk_split_cut(old, &s->want);
+	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+	struct stat st;
+	int r, src = -1;
 
 	s->ids = calloc(old->count - s->want.count + 1, sizeof(*s->ids));
 	if (!s->ids) {
@@ -190,29 +314,40 @@ static int split_shrink(struct vmm_split *s, int *ret_errno, char *err, size_t e
 		*ret_errno = ENOMEM;
 		return -1;
 	}
-	/* the extent at the cut, and every one dropped: checked now, before
+	/* the extents dropped (sparse: with the one at the cut, which a copy
+	 * replaces), and flat's extent at the cut: checked now, before
 	 * anything changes */
-	for (uint32_t i = s->want.count + (old->sparse ? 1 : 0); i <= old->count; i++) {
+	s->drop_from = cut ? cut : s->want.count + 1;
+	for (uint32_t i = old->sparse ? s->drop_from : s->want.count; i <= old->count; i++) {
 		if (split_name(s, i, name, sizeof(name))) {
 			snprintf(err, errlen, "Could not open extent %u: name too long", i);
 			*ret_errno = ENAMETOOLONG;
-			return -1;
+			r = -1;
+			goto out;
 		}
 		r = vmm_ext_extent_open(s->pol, s->image_fd, name, false, &st, err, errlen);
 		if (r < 0) {
 			*ret_errno = -r;
-			return -1;
+			r = -1;
+			goto out;
 		}
 		if (i == s->want.count && !old->sparse) {
 			s->fd = r;
 			s->fd_len = st.st_size;
-		} else {
-			close(r);
-			s->ids[s->nids++] = st;
+			continue;
 		}
+		if (i == cut)
+			src = r;
+		else
+			close(r);
+		s->ids[s->nids++] = st;
 	}
 	s->target = true;
-	return 0;
+	r = cut ? split_copy(s, src, cut, ret_errno, err, errlen) : 0;
+out:
+	if (src >= 0)
+		close(src);
+	return r;
 }
 
 /* A sparse split's size is what each extent's header says (qemu reads
@@ -272,6 +407,7 @@ int vmm_split_prepare(struct vmm_split *s, uint64_t new_size, uint32_t prealloc,
 	s->nids = 0;
 	s->ids = NULL;
 	s->target = false;
+	s->copied = false;
 	if (old->sparse && split_check_sparse(s, ret_errno, err, errlen) < 0)
 		return -1;
 	if (vmm_verify_split_target(s->info, new_size, prealloc, &s->want) < 0 ||
@@ -285,15 +421,19 @@ int vmm_split_prepare(struct vmm_split *s, uint64_t new_size, uint32_t prealloc,
 bool vmm_split_committed(const struct vmm_split *s, int fd)
 {
 	struct instar_probe_info *info = malloc(sizeof(*info));
+	char first[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
 	struct stat st;
 	bool ok;
 
 	if (!info)
 		return false;
-	ok = fstat(fd, &st) == 0 && cli_probe_fd(fd, (uint64_t)st.st_size, info) == 0 &&
-	     info->vmdk_split_ok && instar_vmdk_split_same(&info->vmdk_split, &s->want) &&
-	     info->data_file_len == s->info->data_file_len &&
-	     memcmp(info->data_file_name, s->info->data_file_name, info->data_file_len) == 0;
+	/* the new first extent's name (a sparse shrink inside the first extent
+	 * names its copy) */
+	ok = want_name(s, 1, first, sizeof(first)) == 0 && fstat(fd, &st) == 0 &&
+	     cli_probe_fd(fd, (uint64_t)st.st_size, info) == 0 && info->vmdk_split_ok &&
+	     instar_vmdk_split_same(&info->vmdk_split, &s->want) &&
+	     info->data_file_len == strlen(first) &&
+	     memcmp(info->data_file_name, first, info->data_file_len) == 0;
 	free(info);
 	return ok;
 }
@@ -313,7 +453,7 @@ int vmm_split_finish(struct vmm_split *s, char *err, size_t errlen)
 		return -1;
 	}
 	for (uint32_t i = 0; i < s->nids; i++) {
-		r = split_name(s, s->want.count + 1 + i, name, sizeof(name));
+		r = split_name(s, s->drop_from + i, name, sizeof(name));
 		if (!r)
 			r = vmm_ext_unlink(s->pol, name, &s->ids[i], err, errlen);
 		if (r < 0) {

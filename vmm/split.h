@@ -37,6 +37,9 @@ struct vmm_split {
 	off_t fd_len;  /* its length before */
 	uint32_t nids; /* grow: files created; shrink: dropped files checked */
 	struct stat *ids;
+	uint32_t drop_from; /* shrink: the old index of the first dropped file */
+	bool copied;	    /* sparse shrink inside an extent: its copy exists */
+	struct stat copy_id;
 };
 
 /* Before the guest: for a sparse split, checks that every extent is a

@@ -76,15 +76,19 @@ uint64_t vmm_verify_prealloc_allowance(const struct instar_resize_config *cfg)
 	return extra;
 }
 
+/* The names a and b give; a sparse split's first extent name is left to
+ * check_split (a shrink inside the first extent renames it). */
 static bool names_equal(const struct instar_probe_info *a, const struct instar_probe_info *b)
 {
+	bool sparse = a->vmdk_split_ok && a->vmdk_split.sparse;
+
 	return a->has_backing == b->has_backing && a->names_known == b->names_known &&
 	       a->data_file == b->data_file && a->data_file_raw == b->data_file_raw &&
 	       a->backing_len == b->backing_len && a->backing_fmt_len == b->backing_fmt_len &&
-	       a->data_file_len == b->data_file_len &&
+	       (sparse || a->data_file_len == b->data_file_len) &&
 	       memcmp(a->backing, b->backing, a->backing_len) == 0 &&
 	       memcmp(a->backing_fmt, b->backing_fmt, a->backing_fmt_len) == 0 &&
-	       memcmp(a->data_file_name, b->data_file_name, a->data_file_len) == 0;
+	       (sparse || memcmp(a->data_file_name, b->data_file_name, a->data_file_len) == 0);
 }
 
 int vmm_verify_split_target(const struct instar_probe_info *before, uint64_t new_size,
@@ -115,6 +119,16 @@ static int check_split(const struct instar_resize_config *cfg,
 	if (vmm_verify_split_target(before, new_size, cfg->prealloc, &want) < 0)
 		return refuse(why, whylen, "no twoGbMaxExtent split layout holds %llu bytes",
 			      (unsigned long long)new_size);
+	if (want.sparse) { /* the first name: the rule's (names_equal left it) */
+		char first[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
+		int n = instar_vmdk_split_ext_name(&want, before->data_file_name,
+						   before->data_file_len, 1, first, sizeof(first));
+
+		if (n < 0 || (uint32_t)n != after->data_file_len ||
+		    memcmp(first, after->data_file_name, (size_t)n) != 0)
+			return refuse(why, whylen,
+				      "the staged header names other backing or data files");
+	}
 	if (!instar_vmdk_split_same(&want, &after->vmdk_split))
 		return refuse(why, whylen,
 			      "the staged descriptor has %u extents (last %llu sectors), the host "

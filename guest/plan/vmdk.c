@@ -50,8 +50,7 @@
  *   open failures (INSTAR_RESULT_OPEN; docs/qemu.md §3.8).
  * - Split descriptor files (twoGbMaxExtentFlat, twoGbMaxExtentSparse):
  *   one write of the new text (the extent lines by the split rule,
- *   cylinders, CID); a twoGbMaxExtentSparse shrink only to where an extent
- *   ends (UNSUPPORTED_SHRINK), with no preallocation.
+ *   cylinders, CID); twoGbMaxExtentSparse with no preallocation.
  * - Refused: other descriptor files (several extents, a FLAT offset other
  *   than 0, RDONLY/NOACCESS extents, split ones off the rule, over 64 KiB),
  *   sparse extents without a descriptor of their own, streams with the GD
@@ -955,8 +954,8 @@ static void vmdk_put_split(const struct vmdk *v, struct vmdk_str *o)
 	bool sparse = v->split_new.sparse;
 
 	for (uint32_t i = 1; i <= v->split_new.count; i++) {
-		if (instar_vmdk_split_name(sparse ? 's' : 'f', (const uint8_t *)v->split_first,
-					   v->split_first_len, i, name, sizeof(name)) < 0) {
+		if (instar_vmdk_split_ext_name(&v->split_new, (const uint8_t *)v->split_first,
+					       v->split_first_len, i, name, sizeof(name)) < 0) {
 			o->over = true; /* checked before: cannot happen */
 			return;
 		}
@@ -1984,8 +1983,9 @@ static int vmdk_plan_flat(struct vmdk *v, const struct plan_opts *o)
  * Flat: every extent "RW N FLAT \"name\" 0", named and sized by the split
  * rule (shared/vmdk_split.h): the extents but the last have the split size,
  * the names follow the first one's -f001. Sparse: every extent "RW N
- * SPARSE \"name\"", named after the first one's -s001, each at most 2 GiB;
- * a grow appends extents, a shrink drops whole ones (qemu reads each
+ * SPARSE \"name\"", named as the first one with increasing numbers, each
+ * at most 2 GiB; a grow appends extents, a shrink drops whole ones and
+ * names the host's shorter copy of the one it ends in (qemu reads each
  * extent's size from its own header: docs/formats.md §2.3b). The plan
  * writes the new text in one write: the extent lines the rule gives for
  * the new size, the geometry's cylinders and a new CID. The host creates,
@@ -2034,17 +2034,32 @@ static int vmdk_split_extents(struct vmdk *v, char kind, struct instar_vmdk_spli
 						  "vmdk twoGbMaxExtentFlat extent ", count - 1,
 						  " is not as long as the first");
 			}
-			n = instar_vmdk_split_name(kind, (const uint8_t *)v->split_first,
-						   v->split_first_len, count, want, sizeof(want));
-			if (n < 0 || (size_t)n != name_end - name ||
-			    plan_memcmp(d + name, want, (size_t)n) != 0)
+			if (kind == 's') {
+				int64_t num = instar_vmdk_sparse_num(
+				    (const uint8_t *)v->split_first, v->split_first_len,
+				    (const uint8_t *)d + name, name_end - name);
+
+				n = num > 0 && (count == 1 || (uint64_t)num > ret->num[count - 2])
+					? 0
+					: -1;
+				ret->num[count - 1] = (uint32_t)num;
+			} else {
+				n = instar_vmdk_split_name(kind, (const uint8_t *)v->split_first,
+							   v->split_first_len, count, want,
+							   sizeof(want));
+				if (n >= 0 && ((size_t)n != name_end - name ||
+					       plan_memcmp(d + name, want, (size_t)n) != 0))
+					n = -1;
+			}
+			if (n < 0)
 				return vmdk_failu(
 				    v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
 				    kind == 's' ? "vmdk twoGbMaxExtentSparse extent "
 						: "vmdk twoGbMaxExtentFlat extent ",
 				    count,
 				    kind == 's'
-					? " is not named NAME-s001.vmdk, NAME-s002.vmdk, ..."
+					? " is not named as the first with a higher number "
+					  "(NAME-s001.vmdk, NAME-s002.vmdk, ...)"
 					: " is not named NAME-f001.vmdk, NAME-f002.vmdk, ...");
 			if (sec > INSTAR_VMDK_SPLIT_SECTORS)
 				return vmdk_failu(v, INSTAR_ERR_UNSUPPORTED_SUBFORMAT,
@@ -2102,14 +2117,12 @@ static int vmdk_plan_split(struct vmdk *v, const struct plan_opts *o, char kind)
 		return vmdk_fail(v, INSTAR_ERR_PREALLOCATION_UNSUPPORTED,
 				 "vmdk: preallocation is not supported");
 	r = instar_vmdk_split_resize(&old, new_cap, &v->split_new);
-	if (r == INSTAR_VMDK_SPLIT_NOT_AT_EXTENT)
-		return vmdk_fail(v, INSTAR_ERR_UNSUPPORTED_SHRINK,
-				 "vmdk twoGbMaxExtentSparse: a shrink must end where an extent "
-				 "ends (qemu reads each extent's size from its own header)");
+	if (r && kind == 's')
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk twoGbMaxExtentSparse: more than ",
+				  INSTAR_VMDK_SPLIT_MAX_EXTENTS,
+				  " extents, or an extent number over 99999, are not supported");
 	if (r)
-		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE,
-				  kind == 's' ? "vmdk twoGbMaxExtentSparse: more than "
-					      : "vmdk twoGbMaxExtentFlat: more than ",
+		return vmdk_failu(v, INSTAR_ERR_TOO_LARGE, "vmdk twoGbMaxExtentFlat: more than ",
 				  INSTAR_VMDK_SPLIT_MAX_EXTENTS, " extents are not supported");
 	v->split = true;
 	return vmdk_desc_rewrite(v, sectors, new_cap,

@@ -301,6 +301,11 @@ def make_cases():
             # of zeros at each point): slow
             C.append(Case("vmdk-split%s-%s" % (short, nm), "vmdk", setup, args, tgt, extents=pre,
                           slow=short == "flat"))
+    # a twoGbMaxExtentSparse shrink inside an extent: a copy of it replaces it
+    setup = [qc + ["-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", "img", str(5 * GiB)]]
+    setup += std_writes(5 * GiB, "vmdk", [(0x66, 2 * GiB - 32 * KiB, 64 * KiB), (0x67, 3 * GiB - 64 * KiB, 128 * KiB)])
+    C.append(Case("vmdk-splitsparse-shrinkcut", "vmdk", setup, ["--shrink"], 3 * GiB - 512 * KiB,
+                  extents="img-s"))
     # vpc (the new size is rounded to CHS; the uninjected run tells it)
     simple("vpc-dynamic-grow", "vpc", "", 64 * MiB, [], 256 * MiB)
     simple("vpc-dynamic-shrink", "vpc", "", 64 * MiB, ["--shrink"], 32 * MiB)

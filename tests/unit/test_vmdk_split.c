@@ -307,6 +307,8 @@ static void test_sparse_rule(void **state)
 	/* qemu-img's 3G: 2G + 1G; a grow appends, the 1G extent stays */
 	old.ext[0] = S2G;
 	old.ext[1] = S2G / 2;
+	old.num[0] = 1;
+	old.num[1] = 2;
 	assert_int_equal(instar_vmdk_split_sparse(&old, 2), 0);
 	assert_true(old.sparse);
 	assert_int_equal(old.split, S2G);
@@ -319,21 +321,44 @@ static void test_sparse_rule(void **state)
 	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 4), S2G / 2 + 8);
 	assert_int_equal(instar_vmdk_split_extent_sectors(&r, 5), 0);
 	assert_int_equal(instar_vmdk_split_total(&r), 3 * S2G + 8);
-	/* a shrink ends where an extent ends, or is refused */
+	assert_int_equal(r.num[2], 3);
+	assert_int_equal(r.num[3], 4);
+	assert_int_equal(instar_vmdk_split_cut(&old, &r), 0);
+	/* a shrink to where an extent ends drops the rest */
 	assert_int_equal(instar_vmdk_split_resize(&r, 3 * S2G / 2, &old), 0);
 	assert_int_equal(old.count, 2);
+	assert_int_equal(old.num[1], 2);
+	assert_int_equal(instar_vmdk_split_cut(&r, &old), 0);
 	assert_int_equal(instar_vmdk_split_resize(&r, S2G, &old), 0);
 	assert_int_equal(old.count, 1);
 	assert_int_equal(old.split, S2G);
-	assert_int_equal(instar_vmdk_split_resize(&r, S2G - 1, &old),
-			 INSTAR_VMDK_SPLIT_NOT_AT_EXTENT);
-	assert_int_equal(instar_vmdk_split_resize(&r, 2 * S2G, &old),
-			 INSTAR_VMDK_SPLIT_NOT_AT_EXTENT);
+	/* one inside an extent: that extent becomes a copy under the next
+	 * number (after 4, the highest), shorter */
+	assert_int_equal(instar_vmdk_split_resize(&r, S2G - 1, &old), 0);
+	assert_int_equal(old.count, 1);
+	assert_int_equal(old.ext[0], S2G - 1);
+	assert_int_equal(old.num[0], 5);
+	assert_int_equal(instar_vmdk_split_cut(&r, &old), 1);
+	assert_int_equal(instar_vmdk_split_resize(&r, 2 * S2G, &old), 0);
+	assert_int_equal(old.count, 3);
+	assert_int_equal(old.ext[2], S2G / 2);
+	assert_int_equal(old.num[1], 2);
+	assert_int_equal(old.num[2], 5);
+	assert_int_equal(instar_vmdk_split_cut(&r, &old), 3);
 	assert_int_equal(instar_vmdk_split_resize(&r, 0, &old), -1);
+	/* numbers end at 99999 */
+	r.num[3] = INSTAR_VMDK_SPLIT_NUM_MAX;
+	assert_int_equal(instar_vmdk_split_valid(&r), 0);
+	assert_int_equal(instar_vmdk_split_resize(&r, 2 * S2G, &old), -1);
+	assert_int_equal(instar_vmdk_split_resize(&r, 4 * S2G, &old), -1);
+	r.num[3] = 3;
+	assert_int_equal(instar_vmdk_split_valid(&r), -1); /* not increasing */
 	/* VMware's extents (2047 MiB) set the split of what is appended */
 	old = (struct instar_vmdk_split){0};
 	old.ext[0] = 4192256;
 	old.ext[1] = 100;
+	old.num[0] = 1;
+	old.num[1] = 2;
 	assert_int_equal(instar_vmdk_split_sparse(&old, 2), 0);
 	assert_int_equal(old.split, 4192256);
 	assert_int_equal(instar_vmdk_split_resize(&old, 4192356ull + 4192256 + 1, &r), 0);
@@ -350,18 +375,54 @@ static void test_sparse_rule(void **state)
 	assert_int_equal(instar_vmdk_split_sparse(&old, 2), -1);
 	old.ext[1] = S2G + 1;
 	assert_int_equal(instar_vmdk_split_sparse(&old, 2), -1);
-	/* names: -s001 */
-	{
-		char out[64];
+}
 
-		assert_int_equal(instar_vmdk_split_name('s', (const uint8_t *)"d-s001.vmdk", 11, 12,
-							out, sizeof(out)),
-				 11);
-		assert_string_equal(out, "d-s012.vmdk");
-		assert_int_equal(instar_vmdk_split_name('s', (const uint8_t *)"d-f001.vmdk", 11, 2,
-							out, sizeof(out)),
-				 -1);
-	}
+static int64_t snum(const char *first, const char *name)
+{
+	return instar_vmdk_sparse_num((const uint8_t *)first, strlen(first), (const uint8_t *)name,
+				      strlen(name));
+}
+
+static void test_sparse_names(void **state)
+{
+	struct instar_vmdk_split l = {0};
+	char out[64];
+
+	(void)state;
+	assert_int_equal(snum("d-s001.vmdk", "d-s001.vmdk"), 1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s012.vmdk"), 12);
+	assert_int_equal(snum("d-s004.vmdk", "d-s1000.vmdk"), 1000);
+	assert_int_equal(snum("d-s001.vmdk", "d-s99999.vmdk"), 99999);
+	assert_int_equal(snum("a-s001-s007", "a-s001-s008"), 8); /* the last -s */
+	assert_int_equal(snum("sub/x-s001.vmdk", "sub/x-s002.vmdk"), 2);
+	/* off the rule: another prefix or suffix, %03d's digits, 0, too big */
+	assert_int_equal(snum("d-s001.vmdk", "e-s002.vmdk"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s002.vmd"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s02.vmdk"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s0002.vmdk"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s000.vmdk"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-s100000.vmdk"), -1);
+	assert_int_equal(snum("d-s001.vmdk", "d-sx01.vmdk"), -1);
+	assert_int_equal(snum("d-f001.vmdk", "d-f002.vmdk"), -1);
+	assert_int_equal(snum("d-s01.vmdk", "d-s002.vmdk"), -1);
+	/* names of a layout, after the first's */
+	l.sparse = true;
+	l.count = 2;
+	l.num[0] = 3;
+	l.num[1] = 1234;
+	assert_int_equal(
+	    instar_vmdk_split_ext_name(&l, (const uint8_t *)"d-s001.vmdk", 11, 1, out, sizeof(out)),
+	    11);
+	assert_string_equal(out, "d-s003.vmdk");
+	assert_int_equal(
+	    instar_vmdk_split_ext_name(&l, (const uint8_t *)"d-s001.vmdk", 11, 2, out, sizeof(out)),
+	    12);
+	assert_string_equal(out, "d-s1234.vmdk");
+	assert_int_equal(
+	    instar_vmdk_split_ext_name(&l, (const uint8_t *)"d-s001.vmdk", 11, 3, out, sizeof(out)),
+	    -1);
+	assert_int_equal(
+	    instar_vmdk_split_ext_name(&l, (const uint8_t *)"d-s001.vmdk", 11, 2, out, 12), -1);
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -408,12 +469,22 @@ static void test_sparse_probe_verify(void **state)
 	assert_true(info.vmdk_split.sparse);
 	assert_int_equal(info.vmdk_split.count, 3);
 	assert_int_equal(info.vmdk_split.ext[0], S2G / 2);
+	assert_int_equal(info.vmdk_split.num[2], 3);
 	assert_int_equal(info.virtual_size, 5ull << 30);
 	/* a FLAT line, or a name off the rule: not a sparse split */
 	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 FLAT \"d-s002.vmdk\" 0\n", &info);
 	assert_false(info.vmdk_split_ok);
-	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 SPARSE \"d-s003.vmdk\"\n", &info);
+	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 SPARSE \"d-s001.vmdk\"\n", &info);
 	assert_false(info.vmdk_split_ok);
+	probe_text("RW 2097152 SPARSE \"d-s002.vmdk\"\nRW 8 SPARSE \"d-s001.vmdk\"\n", &info);
+	assert_false(info.vmdk_split_ok);
+	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 SPARSE \"e-s002.vmdk\"\n", &info);
+	assert_false(info.vmdk_split_ok);
+	/* numbers with gaps (after a shrink inside an extent) */
+	probe_text("RW 2097152 SPARSE \"d-s003.vmdk\"\nRW 8 SPARSE \"d-s010.vmdk\"\n", &info);
+	assert_true(info.vmdk_split_ok);
+	assert_int_equal(info.vmdk_split.num[0], 3);
+	assert_int_equal(info.vmdk_split.num[1], 10);
 	/* honest: 5G -> 8G appends 2G + 1G; 5G -> 1G drops two */
 	assert_int_equal(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
 				     "RW 4194304 SPARSE \"d-s002.vmdk\"\n"
@@ -433,11 +504,25 @@ static void test_sparse_probe_verify(void **state)
 			    "RW 4194304 SPARSE \"d-s005.vmdk\"\n",
 			    8ull << 30, 0, why, sizeof(why)),
 		why, "the staged descriptor has 5 extents");
-	/* a shrink inside an extent: no layout */
+	/* a shrink inside an extent: its copy under the next number (4) */
+	assert_int_equal(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
+				     "RW 2097152 SPARSE \"d-s004.vmdk\"\n",
+				     2ull << 30, shrink, why, sizeof(why)),
+			 0);
 	refused(verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\n"
 			    "RW 2097152 SPARSE \"d-s002.vmdk\"\n",
 			    2ull << 30, shrink, why, sizeof(why)),
-		why, "no twoGbMaxExtent split layout");
+		why, "the staged descriptor has 2 extents");
+	/* inside the first extent: the first name changes, by the rule only */
+	assert_int_equal(
+	    verify_text("RW 1024 SPARSE \"d-s004.vmdk\"\n", 512 * 1024, shrink, why, sizeof(why)),
+	    0);
+	refused(
+	    verify_text("RW 1024 SPARSE \"d-s009.vmdk\"\n", 512 * 1024, shrink, why, sizeof(why)),
+	    why, "names other backing or data files");
+	refused(
+	    verify_text("RW 1024 SPARSE \"e-s004.vmdk\"\n", 512 * 1024, shrink, why, sizeof(why)),
+	    why, "names other backing or data files");
 	/* a flat text staged for a sparse image */
 	cur_head = desc_head;
 	refused(verify_text("RW 2097152 FLAT \"d-f001.vmdk\" 0\n", 1ull << 30, shrink, why,
@@ -449,13 +534,10 @@ static void test_sparse_probe_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_resize),
-	    cmocka_unit_test(test_names),
-	    cmocka_unit_test(test_probe),
-	    cmocka_unit_test(test_verify),
-	    cmocka_unit_test(test_sparse_rule),
-	    cmocka_unit_test(test_sparse_extent),
-	    cmocka_unit_test(test_sparse_probe_verify),
+	    cmocka_unit_test(test_resize),	  cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_probe),	  cmocka_unit_test(test_verify),
+	    cmocka_unit_test(test_sparse_rule),	  cmocka_unit_test(test_sparse_names),
+	    cmocka_unit_test(test_sparse_extent), cmocka_unit_test(test_sparse_probe_verify),
 	};
 
 	cur_head = desc_head;
