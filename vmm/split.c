@@ -261,6 +261,18 @@ static int split_copy(struct vmm_split *s, int src, uint32_t idx, int *ret_errno
 		*ret_errno = ENOTSUP;
 		return -1;
 	}
+	/* the copy's budget: what an honest extent of this size can hold (its
+	 * grains, tables and a 16th more), not whatever the file was padded
+	 * with */
+	if ((uint64_t)st.st_blocks * 512 >
+	    instar_vmdk_split_extent_sectors(old, idx) * 512 / 16 * 17 + (256ull << 20)) {
+		snprintf(err, errlen,
+			 "vmdk twoGbMaxExtentSparse: extent %u holds more data than an extent of "
+			 "its size, and instar would copy it",
+			 idx);
+		*ret_errno = ENOTSUP;
+		return -1;
+	}
 	size = st.st_size;
 	if (want_name(s, idx, name, sizeof(name))) {
 		snprintf(err, errlen, "Could not create extent %u: name too long", idx);

@@ -254,6 +254,12 @@ edit 's/x/x/' && printf '\377\377\377\377\377\377\377\377' |
 "$QI" info "$T/x/d.vmdk" >/dev/null 2>&1 && fail "qemu opens an extent with gdOffset -1 and no footer"
 refuse "an extent without its directory" "$T/x" "is not a sparse extent" --shrink d.vmdk \
 	$((2500 * M))
+# an extent padded with more data than its size holds: not copied
+edit 's/x/x/' && dd if=/dev/urandom of="$T/x/d-s002.vmdk" bs=1M count=1 seek=$((1024 + 300)) \
+	conv=notrunc status=none && fallocate -l $((1400 * M)) -o $((4 * M)) "$T/x/d-s002.vmdk"
+refuse "an extent padded with data" "$T/x" "holds more data than an extent of its size" \
+	--shrink d.vmdk $((2500 * M))
+rm -rf "$T/x"
 # preallocation: the guest's refusal, through instar
 if [ -n "$E2E" ]; then
 	refuse "preallocation (instar)" "$T/s3g" "preallocation" --preallocation=full d.vmdk \
