@@ -63,32 +63,38 @@ run flush_storm OVERLAY_LIMIT ''
 run slow_commit TIMEOUT 'commit .* more than the time left' --timeout 1
 run backing_write GUEST_MISBEHAVED 'tried to write to read-only backing device 1'
 
-# A vmdk twoGbMaxExtentFlat descriptor grown from 1M to 3G: the host
-# prepares d-f001.vmdk (2G) and d-f002.vmdk (1G) by its rule; the liar
-# names evil.vmdk instead of d-f002.vmdk. Refused before the commit; the
-# descriptor is byte-identical and the extent files are as before.
+# split_liar OP SUBFORMAT SIZE NEW [ARGS]: a vmdk split descriptor of SIZE
+# resized to NEW by the liar OP, which names another file than the host's
+# rule. Refused before the commit; the descriptor is byte-identical and
+# the extent files are as before (names and lengths).
+# split_extent: twoGbMaxExtentFlat grown from 1M to 3G: the host prepares
+# d-f001.vmdk (2G) and d-f002.vmdk (1G); the liar names evil.vmdk instead.
+# split_sparse: twoGbMaxExtentSparse shrunk from 3G to 1G: the host copies
+# d-s001.vmdk to d-s003.vmdk cut to 1G; the liar names d-s002.vmdk.
 split_liar() {
-	local code msg
-	mkdir -p g-split_extent split
-	cp "$core" g-split_extent/core.bin
-	cp "$liars/liar-split_extent.bin" g-split_extent/resize.bin
-	"$qemu_img" create -q -f vmdk -o subformat=twoGbMaxExtentFlat split/d.vmdk 1M
-	# (the last extent's length changed and went back: names and lengths)
+	local op=$1 sub=$2 size=$3 new=$4 code msg
+	shift 4
+	rm -rf "g-$op" split
+	mkdir -p "g-$op" split
+	cp "$core" "g-$op/core.bin"
+	cp "$liars/liar-$op.bin" "g-$op/resize.bin"
+	"$qemu_img" create -q -f vmdk -o subformat="$sub" split/d.vmdk "$size"
 	(cd split && stat -c '%n %s' * | sort) >split.before
 	sha256sum <split/d.vmdk >split.sum
-	"$instar" resize --output=json --guest-dir g-split_extent split/d.vmdk 3G >out 2>err
-	[ "$?" = 1 ] || fail "split_extent: exit status, want 1"
+	"$instar" resize --output=json --guest-dir "g-$op" "$@" split/d.vmdk "$new" >out 2>err
+	[ "$?" = 1 ] || fail "$op: exit status, want 1"
 	code=$(python3 -c 'import json,sys; print(json.load(open("out"))["error"]["code"])' 2>/dev/null)
-	[ "$code" = GUEST_MISBEHAVED ] || fail "split_extent: error code '$code': $(cat out err)"
+	[ "$code" = GUEST_MISBEHAVED ] || fail "$op: error code '$code': $(cat out err)"
 	msg=$(python3 -c 'import json,sys; print(json.load(open("out"))["error"]["message"])' 2>/dev/null)
 	echo "$msg" | grep -Eq 'names other backing or data files|twoGbMaxExtent' ||
-		fail "split_extent: message '$msg'"
-	sha256sum <split/d.vmdk | cmp -s - split.sum || fail "split_extent: the descriptor changed"
+		fail "$op: message '$msg'"
+	sha256sum <split/d.vmdk | cmp -s - split.sum || fail "$op: the descriptor changed"
 	(cd split && stat -c '%n %s' * | sort) | diff split.before - ||
-		fail "split_extent: the extent files changed"
-	echo "ok split_extent: $code: $msg"
+		fail "$op: the extent files changed"
+	echo "ok $op: $code: $msg"
 }
-split_liar
+split_liar split_extent twoGbMaxExtentFlat 1M 3G
+split_liar split_sparse twoGbMaxExtentSparse 3G 1G --shrink
 
 [ "$fails" = 0 ] && echo "all liars refused"
 exit $((fails > 0))
