@@ -174,13 +174,40 @@ int instar_vmdk_sparse_extent(uint64_t sectors, struct instar_vmdk_sparse_extent
 	return 0;
 }
 
+/* Writes first[0..pre) (which ends in "-" and the kind letter), num as
+ * "%03d" prints it, then first[suf..first_len), and a NUL, to out (cap
+ * bytes): the name's length, or -1 when it does not fit or is over
+ * INSTAR_VMDK_SPLIT_NAME_MAX. */
+static int split_compose(const uint8_t *first, size_t first_len, size_t pre, size_t suf,
+			 uint32_t num, char *out, size_t cap)
+{
+	size_t n = 0, digits = 0;
+	char d[11];
+
+	do {
+		d[digits++] = (char)('0' + num % 10);
+		num /= 10;
+	} while (num);
+	while (digits < 3)
+		d[digits++] = '0';
+	if (pre + digits + (first_len - suf) + 1 > cap ||
+	    pre + digits + (first_len - suf) > INSTAR_VMDK_SPLIT_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < pre; i++)
+		out[n++] = (char)first[i];
+	while (digits)
+		out[n++] = d[--digits];
+	for (size_t i = suf; i < first_len; i++)
+		out[n++] = (char)first[i];
+	out[n] = '\0';
+	return (int)n;
+}
+
 int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
 			   char *out, size_t cap)
 {
 	const char pat[] = {'-', kind, '0', '0', '1', '\0'};
-	size_t at = (size_t)-1, n = 0, digits = 0;
-	char num[11];
-	uint32_t v = idx;
+	size_t at = (size_t)-1;
 
 	for (size_t i = 0; i + 5 <= first_len; i++) {
 		size_t k = 0;
@@ -192,26 +219,8 @@ int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, ui
 	}
 	if (at == (size_t)-1 || idx == 0)
 		return -1;
-	do {
-		num[digits++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (digits < 3)
-		num[digits++] = '0';
-	/* prefix, "-f", the digits, the suffix, NUL */
-	if (at + 2 + digits + (first_len - at - 5) + 1 > cap ||
-	    at + 2 + digits + (first_len - at - 5) > INSTAR_VMDK_SPLIT_NAME_MAX)
-		return -1;
-	for (size_t i = 0; i < at; i++)
-		out[n++] = (char)first[i];
-	out[n++] = '-';
-	out[n++] = kind;
-	while (digits)
-		out[n++] = num[--digits];
-	for (size_t i = at + 5; i < first_len; i++)
-		out[n++] = (char)first[i];
-	out[n] = '\0';
-	return (int)n;
+	/* the prefix with "-f", the number, the suffix after "001" */
+	return split_compose(first, first_len, at + 2, at + 5, idx, out, cap);
 }
 
 /* The last "-s" of first followed by a digit: where its digits start (the
@@ -272,31 +281,12 @@ int64_t instar_vmdk_sparse_num(const uint8_t *first, size_t first_len, const uin
 int instar_vmdk_split_ext_name(const struct instar_vmdk_split *s, const uint8_t *first,
 			       size_t first_len, uint32_t idx, char *out, size_t cap)
 {
-	size_t at, end, n = 0, digits = 0;
-	char num[11];
-	uint32_t v;
+	size_t at, end;
 
 	if (!s->sparse)
 		return instar_vmdk_split_name('f', first, first_len, idx, out, cap);
 	if (idx == 0 || idx > s->count || sparse_split_name(first, first_len, &at, &end) ||
 	    sparse_digits(first + at, end - at) < 0)
 		return -1;
-	v = s->num[idx - 1];
-	do {
-		num[digits++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (digits < 3)
-		num[digits++] = '0';
-	if (at + digits + (first_len - end) + 1 > cap ||
-	    at + digits + (first_len - end) > INSTAR_VMDK_SPLIT_NAME_MAX)
-		return -1;
-	for (size_t i = 0; i < at; i++)
-		out[n++] = (char)first[i];
-	while (digits)
-		out[n++] = num[--digits];
-	for (size_t i = end; i < first_len; i++)
-		out[n++] = (char)first[i];
-	out[n] = '\0';
-	return (int)n;
+	return split_compose(first, first_len, at, end, s->num[idx - 1], out, cap);
 }

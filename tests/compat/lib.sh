@@ -325,3 +325,29 @@ crash_run() {
 	done
 	echo "$name: crash order ok for K=0..$nops"
 }
+
+# refuse_untouched NAME DIR WANT ARGS...: `$INSTAR resize -f vmdk ARGS`, run
+# in DIR, fails with WANT in its stderr (kept in LAST_ERR), and no file under
+# $T (but $T/meta) changed its length, mtime, inode or, in DIR, contents;
+# none appeared or went.
+untouched_snap() {
+	(cd "$T" && find . -path ./meta -prune -o -print0 | sort -z |
+		xargs -0 stat -c '%n %s %Y %i')
+}
+refuse_untouched() {
+	local name=$1 dir=$2 want=$3
+	shift 3
+	mkdir -p "$T/meta"
+	untouched_snap >"$T/meta/before"
+	(cd "$dir" && find . -maxdepth 1 -type f -size -65536k -exec md5sum {} + >"$T/meta/sums")
+	if (cd "$dir" && "$INSTAR" resize -f vmdk "$@" >/dev/null 2>"$T/meta/err"); then
+		fail "$name: resized"
+	fi
+	LAST_ERR=$(cat "$T/meta/err")
+	case "$LAST_ERR" in *"$want"*) ;; *) fail "$name: $LAST_ERR" ;; esac
+	untouched_snap >"$T/meta/after"
+	diff "$T/meta/before" "$T/meta/after" >&2 || fail "$name: files changed"
+	(cd "$dir" && md5sum -c --quiet "$T/meta/sums") || fail "$name: contents changed"
+	echo "refused $name: $LAST_ERR"
+	NCHECK=$((NCHECK + 1))
+}

@@ -146,26 +146,9 @@ NCHECK=$((NCHECK + 1))
 
 # ---- the host: hostile names, before anything changes (no guest needed) ----
 # policy NAME DIR WANT ARGS...: instar resize refuses (stderr has WANT); no
-# file in DIR or beside it changed, none appeared or went.
+# file in DIR or beside it changed, none appeared or went (lib.sh).
 policy() {
-	local name=$1 dir=$2 want=$3 err
-	shift 3
-	mkdir -p "$T/meta"
-	snap >"$T/meta/before"
-	if (cd "$dir" && "$INSTAR" resize -f vmdk "$@" >/dev/null 2>"$T/meta/err"); then
-		fail "policy $name: resized"
-	fi
-	err=$(cat "$T/meta/err")
-	case "$err" in *"$want"*) ;; *) fail "policy $name: $err" ;; esac
-	snap >"$T/meta/after"
-	diff "$T/meta/before" "$T/meta/after" >&2 || fail "policy $name: files changed"
-	echo "policy $name: $err"
-	NCHECK=$((NCHECK + 1))
-}
-# every name under $T (but meta/) with its length, mtime and inode
-snap() {
-	(cd "$T" && find . -path ./meta -prune -o -print0 | sort -z |
-		xargs -0 stat -c '%n %s %Y %i')
+	refuse_untouched "policy $1" "${@:2}"
 }
 # extents outside the image's directory (every name follows the first)
 rm -rf "$T/p" "$T/q" && mkdir "$T/p" && cp -r --sparse=always "$T/s3g" "$T/q"

@@ -26,6 +26,20 @@ static inline int liar_ok(const struct instar_calltab *ct, uint64_t new_size,
 	return ct->send_result(&res, sizeof(res));
 }
 
+/* Writes text (len bytes, NUL-padded to a sector) as sector 0, flushes,
+ * and claims success for the size asked, with a 512-byte file: a lying
+ * vmdk descriptor. */
+static inline int liar_descriptor(const struct instar_calltab *ct, const char *text, size_t len)
+{
+	static uint8_t sec[512];
+
+	memset(sec, 0, sizeof(sec));
+	memcpy(sec, text, len < sizeof(sec) ? len : sizeof(sec));
+	if (ct->write_sectors(0, sec, 1) || ct->flush())
+		return -1;
+	return liar_ok(ct, testop_cfg(ct)->new_virtual_size, 512);
+}
+
 /* Sets the big-endian qcow2 size field (header byte 24) in sector 0. */
 static inline int liar_qcow2_size(const struct instar_calltab *ct, uint8_t *sec, uint64_t size)
 {

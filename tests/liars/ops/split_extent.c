@@ -5,7 +5,6 @@
  * the extent files it prepared. */
 #include "liar.h"
 
-static uint8_t sec[512];
 static const char text[] = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
 			   "parentCID=ffffffff\ncreateType=\"twoGbMaxExtentFlat\"\n"
 			   "# Extent description\n"
@@ -15,11 +14,5 @@ static const char text[] = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
 TESTOP_ENTRY;
 int _start(const struct instar_calltab *ct)
 {
-	const struct instar_resize_config *cfg = testop_cfg(ct);
-
-	memset(sec, 0, sizeof(sec));
-	memcpy(sec, text, sizeof(text) - 1);
-	if (ct->write_sectors(0, sec, 1) || ct->flush())
-		return -1;
-	return liar_ok(ct, cfg->new_virtual_size, 512);
+	return liar_descriptor(ct, text, sizeof(text) - 1);
 }
