@@ -299,10 +299,23 @@ apply_ok() {
 
 # refused WHAT ERROR PLAN-APPLY-ARGS...: plan-apply fails and names ERROR.
 refused() {
-	local what=$1 err=$2 out
+	local what=$1 err=$2
 	shift 2
-	out=$("$PA" "$@") && fail "$what succeeded"
-	case "$out" in *"$err"*) ;; *) fail "$what: $out" ;; esac
+	REFUSED_OUT=$("$PA" "$@") && fail "$what succeeded"
+	case "$REFUSED_OUT" in *"$err"*) ;; *) fail "$what: $REFUSED_OUT" ;; esac
+}
+
+# refuse_pa NAME WANT PLAN-APPLY-ARGS...: refused (above), said and counted.
+refuse_pa() {
+	refused "$@"
+	echo "refused $1: $REFUSED_OUT"
+	NCHECK=$((NCHECK + 1))
+}
+
+# edit_split EXPR [DIR]: $T/x, a copy of $T/DIR (s3g) with its descriptor
+# d.vmdk edited by sed EXPR.
+edit_split() {
+	rm -rf "$T/x" && cp -r --sparse=always "$T/${2:-s3g}" "$T/x" && sed -i "$1" "$T/x/d.vmdk"
 }
 
 # crash_run FMT EXT NAME NEW [plan-apply flags]: for every K, stop a copy of

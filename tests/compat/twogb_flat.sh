@@ -109,35 +109,23 @@ grep -q '^RW 2097152 FLAT "d-f003.vmdk" 0$' "$T/a.desc" || fail "1M -> 5G: $(cat
 diff "$T/a.desc" "$T/b.desc" || fail "1M -> 5G: not qemu-img's descriptor for 5G"
 
 # ---- refusals of the planner ----
-refuse_pa() {
-	local name=$1 want=$2 out
-	shift 2
-	out=$("$PA" "$@") && fail "$name: planned"
-	case "$out" in *"$want"*) ;; *) fail "$name: $out" ;; esac
-	echo "refused $name: $out"
-	NCHECK=$((NCHECK + 1))
-}
 refuse_pa "no --shrink" SHRINK_WITHOUT_FLAG vmdk "$T/s3g/d.vmdk" $G
 refuse_pa "size 3G+1" NOT_MULTIPLE_512 vmdk "$T/s3g/d.vmdk" $((3 * G + 1))
 refuse_pa metadata PREALLOCATION_UNSUPPORTED --prealloc metadata vmdk "$T/s3g/d.vmdk" $((4 * G))
-# edit EXPR [DIR]: a copy of DIR (s3g) in $T/x with the descriptor edited by sed
-edit() {
-	rm -rf "$T/x" && cp -r --sparse=always "$T/${2:-s3g}" "$T/x" && sed -i "$1" "$T/x/d.vmdk"
-}
-edit 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RW 2097152 FLAT "d-f002.vmdk" 2048/'
+edit_split 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RW 2097152 FLAT "d-f002.vmdk" 2048/'
 refuse_pa "offset 2048" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((4 * G))
-edit 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RW 2097152 VMFS "d-f002.vmdk"/'
+edit_split 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RW 2097152 VMFS "d-f002.vmdk"/'
 refuse_pa "a VMFS extent" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((4 * G))
-edit 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RDONLY 2097152 FLAT "d-f002.vmdk" 0/'
+edit_split 's/^RW 2097152 FLAT "d-f002.vmdk" 0/RDONLY 2097152 FLAT "d-f002.vmdk" 0/'
 refuse_pa "an RDONLY extent" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((4 * G))
-edit 's/"d-f002.vmdk"/"other.vmdk"/'
+edit_split 's/"d-f002.vmdk"/"other.vmdk"/'
 refuse_pa "a name off the rule" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((4 * G))
-edit 's/^RW 4194304 FLAT "d-f002.vmdk" 0/RW 4194000 FLAT "d-f002.vmdk" 0/' s5g
+edit_split 's/^RW 4194304 FLAT "d-f002.vmdk" 0/RW 4194000 FLAT "d-f002.vmdk" 0/' s5g
 refuse_pa "a short middle extent" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((6 * G))
-edit 's/^RW 4194304 FLAT "d-f001.vmdk" 0/RW 4194816 FLAT "d-f001.vmdk" 0/'
+edit_split 's/^RW 4194304 FLAT "d-f001.vmdk" 0/RW 4194816 FLAT "d-f001.vmdk" 0/'
 refuse_pa "a first extent over 2 GiB" UNSUPPORTED_SUBFORMAT vmdk "$T/x/d.vmdk" $((4 * G))
 # VMware's split (extents a little under 2 GiB) keeps its own size
-edit 's/^RW 4194304 FLAT "d-f001.vmdk" 0/RW 4192256 FLAT "d-f001.vmdk" 0/'
+edit_split 's/^RW 4194304 FLAT "d-f001.vmdk" 0/RW 4192256 FLAT "d-f001.vmdk" 0/'
 truncate -s $((4192256 * 512)) "$T/x/d-f001.vmdk"
 out=$("$PA" vmdk "$T/x/d.vmdk" $(((4192256 * 2 + 2097152 + 8) * 512))) || fail "VMware split: $out"
 tr -d '\0' <"$T/x/d.vmdk" | grep '^RW 4192256 FLAT "d-f002.vmdk" 0$' >/dev/null || fail "VMware split: f002"

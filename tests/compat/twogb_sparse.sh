@@ -173,24 +173,13 @@ named "$T/c" | tr '\n' ' ' | grep -q '^d-s001.vmdk 4192256 d-s002.vmdk 4192256 d
 	fail "VMware split: $(named "$T/c")"
 
 # ---- refusals of the planner ----
-refuse_pa() {
-	local name=$1 want=$2 out
-	shift 2
-	out=$("$PA" "$@") && fail "$name: planned"
-	case "$out" in *"$want"*) ;; *) fail "$name: $out" ;; esac
-	echo "refused $name: $out"
-	NCHECK=$((NCHECK + 1))
-}
 refuse_pa "no --shrink" SHRINK_WITHOUT_FLAG vmdk "$T/s3g/d.vmdk" $((2 * G))
 refuse_pa "size 3G+1" NOT_MULTIPLE_512 vmdk "$T/s3g/d.vmdk" $((3 * G + 1))
 refuse_pa falloc PREALLOCATION_UNSUPPORTED --prealloc falloc vmdk "$T/s3g/d.vmdk" $((4 * G))
-edit() {
-	rm -rf "$T/x" && cp -r --sparse=always "$T/${2:-s3g}" "$T/x" && sed -i "$1" "$T/x/d.vmdk"
-}
-edit 's/"d-s002.vmdk"/"other.vmdk"/'
+edit_split 's/"d-s002.vmdk"/"other.vmdk"/'
 refuse_pa "a name off the rule" "is not named as the first with a higher number" vmdk \
 	"$T/x/d.vmdk" $((4 * G))
-edit 's/^RW 2097152 SPARSE "d-s002.vmdk"/RW 2097152 FLAT "d-s002.vmdk" 0/'
+edit_split 's/^RW 2097152 SPARSE "d-s002.vmdk"/RW 2097152 FLAT "d-s002.vmdk" 0/'
 refuse_pa "a FLAT line" "is not RW N SPARSE" vmdk "$T/x/d.vmdk" $((4 * G))
 
 # ---- the host, before anything changes ----
@@ -198,24 +187,24 @@ refuse() {
 	refuse_untouched "$@"
 }
 # an extent whose header capacity is not its line's (qemu reads the header)
-edit 's/^RW 2097152 SPARSE "d-s002.vmdk"/RW 2097024 SPARSE "d-s002.vmdk"/'
+edit_split 's/^RW 2097152 SPARSE "d-s002.vmdk"/RW 2097024 SPARSE "d-s002.vmdk"/'
 refuse "header and line disagree" "$T/x" \
 	"extent 'd-s002.vmdk' is not a sparse extent of the 2097024 sectors" d.vmdk $((5 * G))
 # an extent that is not a vmdk at all
-edit 's/x/x/' && truncate -s 1G "$T/x/d-s002.vmdk.raw" && mv "$T/x/d-s002.vmdk.raw" "$T/x/d-s002.vmdk"
+edit_split 's/x/x/' && truncate -s 1G "$T/x/d-s002.vmdk.raw" && mv "$T/x/d-s002.vmdk.raw" "$T/x/d-s002.vmdk"
 refuse "a raw extent" "$T/x" "is not a sparse extent" d.vmdk $((5 * G))
 # a missing extent: qemu-img's open message, word for word
-edit 's/x/x/' && rm "$T/x/d-s002.vmdk"
+edit_split 's/x/x/' && rm "$T/x/d-s002.vmdk"
 refuse "missing extent" "$T/x" "Could not open 'd.vmdk': Could not open 'd-s002.vmdk': No such file or directory" \
 	d.vmdk $((5 * G))
 q=$(cd "$T/x" && "$QI" resize -f vmdk d.vmdk $((5 * G)) 2>&1) && fail "qemu-img resized it"
 [ "${q#qemu-img: }" = "${LAST_ERR#instar: }" ] || fail "missing extent: qemu-img says $q"
 # a file where a new extent would go
-edit 's/x/x/' && echo keep >"$T/x/d-s003.vmdk"
+edit_split 's/x/x/' && echo keep >"$T/x/d-s003.vmdk"
 refuse "existing new extent" "$T/x" "Could not create 'd-s003.vmdk': File exists" \
 	d.vmdk $((5 * G))
 # a symbolic link as an extent, or outside the directory
-edit 's/x/x/' && mv "$T/x/d-s002.vmdk" "$T/x/real.vmdk" && ln -s real.vmdk "$T/x/d-s002.vmdk"
+edit_split 's/x/x/' && mv "$T/x/d-s002.vmdk" "$T/x/real.vmdk" && ln -s real.vmdk "$T/x/d-s002.vmdk"
 refuse "symlink extent" "$T/x" "follows no symbolic link" d.vmdk $((5 * G))
 refuse "symlink dropped" "$T/x" "follows no symbolic link" --shrink d.vmdk $((2 * G))
 rm -rf "$T/p" "$T/q" && mkdir "$T/p" && cp -r --sparse=always "$T/s3g" "$T/q"
@@ -223,18 +212,18 @@ mv "$T/q/d.vmdk" "$T/p/d.vmdk" && sed -i 's|"d-s00|"../q/d-s00|' "$T/p/d.vmdk"
 refuse outside "$T/p" "only beneath the image's directory" d.vmdk $((5 * G))
 rm -rf "$T/p" "$T/q"
 # a file where a shrink's copy would go (left by an earlier crash)
-edit 's/x/x/' && echo keep >"$T/x/d-s003.vmdk"
+edit_split 's/x/x/' && echo keep >"$T/x/d-s003.vmdk"
 refuse "existing copy name" "$T/x" "Could not create 'd-s003.vmdk': File exists" \
 	--shrink d.vmdk $G
 # a shrink inside an extent whose header does not hold its directory (a
 # stream's footer would hold a second capacity)
-edit 's/x/x/' && printf '\377\377\377\377\377\377\377\377' |
+edit_split 's/x/x/' && printf '\377\377\377\377\377\377\377\377' |
 	dd of="$T/x/d-s002.vmdk" bs=1 seek=56 conv=notrunc status=none
 "$QI" info "$T/x/d.vmdk" >/dev/null 2>&1 && fail "qemu opens an extent with gdOffset -1 and no footer"
 refuse "an extent without its directory" "$T/x" "is not a sparse extent" --shrink d.vmdk \
 	$((2500 * M))
 # an extent padded with more data than its size holds: not copied
-edit 's/x/x/' && dd if=/dev/urandom of="$T/x/d-s002.vmdk" bs=1M count=1 seek=$((1024 + 300)) \
+edit_split 's/x/x/' && dd if=/dev/urandom of="$T/x/d-s002.vmdk" bs=1M count=1 seek=$((1024 + 300)) \
 	conv=notrunc status=none && fallocate -l $((1400 * M)) -o $((4 * M)) "$T/x/d-s002.vmdk"
 refuse "an extent padded with data" "$T/x" "holds more data than an extent of its size" \
 	--shrink d.vmdk $((2500 * M))
