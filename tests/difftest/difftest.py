@@ -90,9 +90,13 @@ def create(rng, fmt, path):
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", ",".join(opts), path, str(size)], check=True)
         return size, ",".join(opts)
     if fmt == "vmdk":
+        # (twoGbMaxExtentSparse: a descriptor and PATH-s001.vmdk, ... beside
+        # it, in the case's own directory)
+        sub = rng.choice(["monolithicSparse", "monolithicSparse", "twoGbMaxExtentSparse"])
         size = rng.choice([64 * MiB, 1 * GiB, 5 * GiB])
-        run(["qemu-img", "create", "-q", "-f", "vmdk", path, str(size)], check=True)
-        return size, "monolithicSparse"
+        run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=" + sub, path, str(size)],
+            check=True)
+        return size, sub
     if fmt == "vhd":
         sub = rng.choice(["dynamic", "fixed"])
         size = rng.choice([8 * MiB, 64 * MiB]) if sub == "fixed" else rng.choice([64 * MiB, GiB])
