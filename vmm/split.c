@@ -248,7 +248,7 @@ static int split_copy(struct vmm_split *s, int src, uint32_t idx, int *ret_errno
 	off_t size, off = 0;
 	int dst, r = 0;
 
-	/* the header the probe read (split_check_sparse): a hosted sparse
+	/* the header the probe read (split_check_extents): a hosted sparse
 	 * extent with its grain directory named in it (a stream's footer
 	 * would hold a second capacity) */
 	if (fstat(src, &st) < 0 || pread(src, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
@@ -362,10 +362,12 @@ out:
 	return r;
 }
 
-/* A sparse split's size is what each extent's header says (qemu reads
- * it there, not in the descriptor): every extent, opened under the policy,
- * must be a vmdk sparse extent qemu opens, of the size its line gives. */
-static int split_check_sparse(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
+/* Every extent opens under the policy, as qemu opens every one (a missing
+ * one gets qemu's "Could not open 'NAME': No such file or directory"). A
+ * sparse split's size is what each extent's header says (qemu reads it
+ * there, not in the descriptor): each must be a vmdk sparse extent qemu
+ * opens, of the size its line gives. */
+static int split_check_extents(struct vmm_split *s, int *ret_errno, char *err, size_t errlen)
 {
 	const struct instar_vmdk_split *old = &s->info->vmdk_split;
 	struct instar_probe_info *info = malloc(sizeof(*info));
@@ -391,10 +393,11 @@ static int split_check_sparse(struct vmm_split *s, int *ret_errno, char *err, si
 			r = -1;
 			break;
 		}
-		if (cli_probe_fd(fd, (uint64_t)st.st_size, info) < 0 ||
-		    info->format != INSTAR_FMT_VMDK || info->open_error[0] || info->has_backing ||
-		    info->vmdk_split_ok ||
-		    info->virtual_size != instar_vmdk_split_extent_sectors(old, i) * 512) {
+		if (old->sparse &&
+		    (cli_probe_fd(fd, (uint64_t)st.st_size, info) < 0 ||
+		     info->format != INSTAR_FMT_VMDK || info->open_error[0] || info->has_backing ||
+		     info->vmdk_split_ok ||
+		     info->virtual_size != instar_vmdk_split_extent_sectors(old, i) * 512)) {
 			snprintf(err, errlen,
 				 "vmdk twoGbMaxExtentSparse extent '%s' is not a sparse extent of "
 				 "the %llu sectors its descriptor line gives",
@@ -420,7 +423,7 @@ int vmm_split_prepare(struct vmm_split *s, uint64_t new_size, uint32_t prealloc,
 	s->ids = NULL;
 	s->target = false;
 	s->copied = false;
-	if (old->sparse && split_check_sparse(s, ret_errno, err, errlen) < 0)
+	if (split_check_extents(s, ret_errno, err, errlen) < 0)
 		return -1;
 	if (vmm_verify_split_target(s->info, new_size, prealloc, &s->want) < 0 ||
 	    new_size == old_size)

@@ -42,8 +42,9 @@ struct vmm_split {
 	struct stat copy_id;
 };
 
-/* Before the guest: for a sparse split, checks that every extent is a
- * sparse extent qemu opens with the size its line gives (else ENOTSUP);
+/* Before the guest: opens every extent under the policy (as qemu does) and,
+ * for a sparse split, checks that each is a sparse extent qemu opens with
+ * the size its line gives (else ENOTSUP);
  * computes the layout at new_size and, for a grow, sizes the last extent
  * (flat) and creates the new ones (undone on failure); for a shrink, opens
  * the extent at the cut (flat) and checks every dropped one. A size the

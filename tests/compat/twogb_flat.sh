@@ -172,6 +172,14 @@ if [ "$(id -u)" = 0 ]; then
 else
 	echo "note: not root: the other-owner case is left out"
 fi
+# a missing extent the resize does not change: qemu-img's open message,
+# word for word (every extent is opened first, as qemu opens them)
+cp -r --sparse=always "$T/s5g" "$T/p" && rm "$T/p/d-f002.vmdk"
+policy "missing middle" "$T/p" "Could not open 'd-f002.vmdk': No such file or directory" \
+	d.vmdk $((7 * G))
+q=$(cd "$T/p" && "$QI" resize -f vmdk d.vmdk $((7 * G)) 2>&1) && fail "qemu-img resized it"
+[ "${q#qemu-img: }" = "${LAST_ERR#instar: }" ] || fail "missing middle: qemu-img says $q"
+rm -rf "$T/p"
 # a missing dropped extent
 cp -r --sparse=always "$T/s5g" "$T/p" && rm "$T/p/d-f003.vmdk"
 policy "missing dropped" "$T/p" "Could not open 'd-f003.vmdk': No such file or directory" \
