@@ -1,8 +1,9 @@
 #!/bin/bash
 # tests/fs/names.sh — what instarfs lets an image reach and hand to its
 # child: backing files only in the source dir or backing_dirs, a data file
-# never another exposed image (nor one of another owner, even through a
-# tenant's own image on an allow_other mount), -f from a name that says the
+# or vmdk extent never another exposed image (nor one of another owner,
+# even through a tenant's own image on an allow_other mount; a split vmdk
+# with its extents in a subdirectory grows and shrinks), -f from a name that says the
 # format (a probe that disagrees: EMEDIUMTYPE), a fixed child environment,
 # and image names escaped in the log.
 . "$TESTS_FS/lib.sh"
@@ -123,6 +124,25 @@ expect_eq "$(stat -c %s "$SRC/beside.raw")" "$((4 * M))" "beside.raw length"
 (cd "$SRC" && qemu-img create -q -f qcow2 -o data_file=.hidden.raw hid.qcow2 4M)
 wr_ok hid.qcow2 +4M "hidden data file beside the image" &&
 	expect_eq "$(stat -c %s "$SRC/.hidden.raw")" "$((8 * M))" ".hidden.raw length"
+
+# A split vmdk (twoGbMaxExtentSparse): its extents follow the same rule. In
+# a subdirectory it grows (the new extent goes there) and shrinks inside an
+# extent (a copy under the next number); beside the image it is refused.
+mkdir -p "$SRC/vm"
+(cd "$SRC" && qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse split.vmdk 3G &&
+	mv split-s001.vmdk split-s002.vmdk vm/ && sed -i 's|"split-s00|"vm/split-s00|' split.vmdk)
+if wr_ok split.vmdk +1G "split vmdk, extents in a subdirectory"; then
+	expect_eq "$(ls "$SRC/vm" | tr '\n' ' ')" "split-s001.vmdk split-s002.vmdk split-s003.vmdk " \
+		"the new extent's place"
+	expect_eq "$(qemu-img info --output=json "$SRC/split.vmdk" |
+		sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p' | head -n1)" $((4 << 30)) "grown size"
+	wr_ok split.vmdk $'--shrink 1G\n' "split vmdk, shrink inside its first extent" &&
+		expect_eq "$(ls "$SRC/vm" | tr '\n' ' ')" "split-s004.vmdk " "the copy's place"
+	qemu-img check -q "$SRC/split.vmdk" || fail "split vmdk: qemu-img check"
+fi
+(cd "$SRC" && qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse near.vmdk 3G)
+expect_eq "$(wr near.vmdk +1G)" EACCES "split vmdk, extents beside the image"
+[ ! -e "$SRC/near-s003.vmdk" ] || fail "an extent was created beside the image"
 
 # -f from the name, and a probe that disagrees.
 qemu-img create -q -f qcow2 "$SRC/lies.raw" 4M
