@@ -321,29 +321,33 @@ static int vmdk_extent_line(const uint8_t *d, size_t n, size_t ls, struct vmdk_e
 	return e->has_offset ? -1 : 1;
 }
 
-/* Whether extent idx (1-based) e follows the split rule after the first
- * extent first: FLAT at offset 0 (kind 'f'), named -f001, -f002, ...; or
- * SPARSE (kind 's'), named as the first with a number of its own
- * (*ret_num; the rule wants them increasing). */
-static bool vmdk_split_line(char kind, const struct vmdk_ext_line *first,
-			    const struct vmdk_ext_line *e, uint32_t idx, uint32_t *ret_num)
+/* Whether extent idx (1-based) e follows the twoGbMaxExtentFlat rule after
+ * the first extent first: FLAT at offset 0, named -f001, -f002, ... */
+static bool vmdk_flat_split_line(const struct vmdk_ext_line *first, const struct vmdk_ext_line *e,
+				 uint32_t idx)
 {
 	char name[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
-	int64_t num;
 	int n;
 
-	if (kind == 's') {
-		if (e->type_len != 6 || !bytes_eq(e->type, "SPARSE", 6))
-			return false;
-		num = instar_vmdk_sparse_num(first->name, first->name_len, e->name, e->name_len);
-		*ret_num = (uint32_t)num;
-		return num > 0;
-	}
-	if (kind != 'f' || e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset ||
-	    e->offset)
+	if (e->type_len != 4 || !bytes_eq(e->type, "FLAT", 4) || !e->has_offset || e->offset)
 		return false;
-	n = instar_vmdk_split_name(kind, first->name, first->name_len, idx, name, sizeof(name));
+	n = instar_vmdk_split_name(first->name, first->name_len, idx, name, sizeof(name));
 	return n > 0 && (size_t)n == e->name_len && bytes_eq(e->name, name, (size_t)n);
+}
+
+/* Whether e follows the twoGbMaxExtentSparse rule after the first extent
+ * first: SPARSE, named as the first with a number of its own (*ret_num;
+ * the rule wants them increasing). */
+static bool vmdk_sparse_split_line(const struct vmdk_ext_line *first, const struct vmdk_ext_line *e,
+				   uint32_t *ret_num)
+{
+	int64_t num;
+
+	if (e->type_len != 6 || !bytes_eq(e->type, "SPARSE", 6))
+		return false;
+	num = instar_vmdk_sparse_num(first->name, first->name_len, e->name, e->name_len);
+	*ret_num = (uint32_t)num;
+	return num > 0;
 }
 
 /* Walks a descriptor text: createType="...", and for a descriptor file the
@@ -361,8 +365,9 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 	struct instar_vmdk_split *sp = &ret->vmdk_split;
 	uint64_t sectors = 0;
 	unsigned extents = 0;
-	bool bad = false, split = true;
-	char kind = 0;
+	/* whether the extents follow the flat and the sparse split rule; which
+	 * one counts is decided by createType at the end, wherever its line is */
+	bool bad = false, split_f = true, split_s = true, sparse;
 	size_t i = 0;
 
 	while (i < n && d[i]) {
@@ -391,18 +396,18 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 			sectors += e.sectors;
 			if (extents++ == 0)
 				flat = e;
-			if (!kind)
-				kind = str_eq(ret->subformat, "twoGbMaxExtentFlat")	? 'f'
-				       : str_eq(ret->subformat, "twoGbMaxExtentSparse") ? 's'
-											: 'x';
-			/* flat: the one before this one must be full */
 			if (extents > INSTAR_VMDK_SPLIT_MAX_EXTENTS ||
-			    (kind == 'f' && extents > 1 && sp->ext[extents - 2] != flat.sectors) ||
-			    e.sectors > INSTAR_VMDK_SPLIT_SECTORS ||
-			    !vmdk_split_line(kind, &flat, &e, extents, &sp->num[extents - 1]))
-				split = false;
-			else
-				sp->ext[extents - 1] = (uint32_t)e.sectors;
+			    e.sectors > INSTAR_VMDK_SPLIT_SECTORS) {
+				split_f = split_s = false;
+				break;
+			}
+			/* flat: the one before this one must be full */
+			if ((extents > 1 && sp->ext[extents - 2] != flat.sectors) ||
+			    !vmdk_flat_split_line(&flat, &e, extents))
+				split_f = false;
+			if (!vmdk_sparse_split_line(&flat, &e, &sp->num[extents - 1]))
+				split_s = false;
+			sp->ext[extents - 1] = (uint32_t)e.sectors;
 			break;
 		case -1:
 			bad = true;
@@ -415,12 +420,13 @@ static void vmdk_descriptor(const uint8_t *d, size_t n, struct instar_probe_info
 		return;
 	ret->virtual_size = sectors * SECTOR;
 	ret->names_known = true;
-	if (kind == 'f' || kind == 's') {
+	sparse = str_eq(ret->subformat, "twoGbMaxExtentSparse");
+	if (sparse || str_eq(ret->subformat, "twoGbMaxExtentFlat")) {
 		int r = -1;
 
-		if (split && kind == 's') {
+		if (sparse && split_s) {
 			r = instar_vmdk_split_sparse(sp, extents);
-		} else if (split) {
+		} else if (!sparse && split_f) {
 			sp->split = extents > 1 ? flat.sectors : INSTAR_VMDK_SPLIT_SECTORS;
 			sp->count = extents;
 			sp->last = sp->ext[extents - 1];

@@ -174,7 +174,7 @@ int instar_vmdk_sparse_extent(uint64_t sectors, struct instar_vmdk_sparse_extent
 	return 0;
 }
 
-/* Writes first[0..pre) (which ends in "-" and the kind letter), num as
+/* Writes first[0..pre) (which ends in "-f" or "-s"), num as
  * "%03d" prints it, then first[suf..first_len), and a NUL, to out (cap
  * bytes): the name's length, or -1 when it does not fit or is over
  * INSTAR_VMDK_SPLIT_NAME_MAX. */
@@ -203,10 +203,10 @@ static int split_compose(const uint8_t *first, size_t first_len, size_t pre, siz
 	return (int)n;
 }
 
-int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
-			   char *out, size_t cap)
+int instar_vmdk_split_name(const uint8_t *first, size_t first_len, uint32_t idx, char *out,
+			   size_t cap)
 {
-	const char pat[] = {'-', kind, '0', '0', '1', '\0'};
+	static const char pat[] = "-f001";
 	size_t at = (size_t)-1;
 
 	for (size_t i = 0; i + 5 <= first_len; i++) {
@@ -284,7 +284,7 @@ int instar_vmdk_split_ext_name(const struct instar_vmdk_split *s, const uint8_t 
 	size_t at, end;
 
 	if (!s->sparse)
-		return instar_vmdk_split_name('f', first, first_len, idx, out, cap);
+		return instar_vmdk_split_name(first, first_len, idx, out, cap);
 	if (idx == 0 || idx > s->count || sparse_split_name(first, first_len, &at, &end) ||
 	    sparse_digits(first + at, end - at) < 0)
 		return -1;

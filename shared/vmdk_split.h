@@ -78,14 +78,13 @@ uint32_t instar_vmdk_split_cut(const struct instar_vmdk_split *old,
 /* Whether a and b are the same layout. */
 bool instar_vmdk_split_same(const struct instar_vmdk_split *a, const struct instar_vmdk_split *b);
 
-/* The name of extent idx (1-based) when the first is called first
- * (first_len bytes): first's last "-f001" (kind 'f') or "-s001" (kind 's')
- * becomes "-f" or "-s" and idx in at least three digits (qemu's
- * "%s-f%03d%s", "%s-s%03d%s"). Writes the name and a NUL to out (cap bytes)
- * and returns its length, or -1 when first has no "-f001" ("-s001") or the
+/* The name of flat extent idx (1-based) when the first is called first
+ * (first_len bytes): first's last "-f001" becomes "-f" and idx in at least
+ * three digits (qemu's "%s-f%03d%s"). Writes the name and a NUL to out (cap
+ * bytes) and returns its length, or -1 when first has no "-f001" or the
  * name would not fit (or be over INSTAR_VMDK_SPLIT_NAME_MAX). */
-int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, uint32_t idx,
-			   char *out, size_t cap);
+int instar_vmdk_split_name(const uint8_t *first, size_t first_len, uint32_t idx, char *out,
+			   size_t cap);
 
 /* Sparse names: the number in name (len bytes) when it is first's name
  * with another number (first: PREFIX-sDIGITS SUFFIX, its last "-s" followed
@@ -94,8 +93,8 @@ int instar_vmdk_split_name(char kind, const uint8_t *first, size_t first_len, ui
 int64_t instar_vmdk_sparse_num(const uint8_t *first, size_t first_len, const uint8_t *name,
 			       size_t len);
 
-/* The name of extent idx (1-based) of s: flat, instar_vmdk_split_name('f',
- * ...); sparse, first's name with s->num[idx - 1]. Writes it and a NUL to
+/* The name of extent idx (1-based) of s: flat, instar_vmdk_split_name();
+ * sparse, first's name with s->num[idx - 1]. Writes it and a NUL to
  * out (cap bytes): its length, or -1 (as instar_vmdk_split_name). */
 int instar_vmdk_split_ext_name(const struct instar_vmdk_split *s, const uint8_t *first,
 			       size_t first_len, uint32_t idx, char *out, size_t cap);

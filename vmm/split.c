@@ -18,11 +18,6 @@
 static int layout_name(const struct vmm_split *s, const struct instar_vmdk_split *l, uint32_t idx,
 		       char *out, size_t cap)
 {
-	if (!l->sparse)
-		return instar_vmdk_split_name('f', s->info->data_file_name, s->info->data_file_len,
-					      idx, out, cap) < 0
-			   ? -ENAMETOOLONG
-			   : 0;
 	return instar_vmdk_split_ext_name(l, s->info->data_file_name, s->info->data_file_len, idx,
 					  out, cap) < 0
 		   ? -ENAMETOOLONG

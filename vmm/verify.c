@@ -114,6 +114,15 @@ static int check_split(const struct instar_resize_config *cfg,
 		return refuse(why, whylen,
 			      "the staged descriptor's extents do not follow the "
 			      "twoGbMaxExtent split rule");
+	/* a split descriptor whose extents the host has no layout for (it
+	 * prepared no extent files): no guest may resize it */
+	if (!before->vmdk_split_ok && before->format == INSTAR_FMT_VMDK &&
+	    new_size != cfg->expected_old_virtual_size &&
+	    (strcmp(before->subformat, "twoGbMaxExtentFlat") == 0 ||
+	     strcmp(before->subformat, "twoGbMaxExtentSparse") == 0))
+		return refuse(why, whylen,
+			      "the host prepared no extent files for this %s descriptor",
+			      before->subformat);
 	if (!before->vmdk_split_ok)
 		return 0;
 	if (vmm_verify_split_target(before, new_size, cfg->prealloc, &want) < 0)

@@ -2044,7 +2044,7 @@ static int vmdk_split_extents(struct vmdk *v, char kind, struct instar_vmdk_spli
 					: -1;
 				ret->num[count - 1] = (uint32_t)num;
 			} else {
-				n = instar_vmdk_split_name(kind, (const uint8_t *)v->split_first,
+				n = instar_vmdk_split_name((const uint8_t *)v->split_first,
 							   v->split_first_len, count, want,
 							   sizeof(want));
 				if (n >= 0 && ((size_t)n != name_end - name ||

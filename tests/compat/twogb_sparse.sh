@@ -97,7 +97,9 @@ check_dir() {
 	"$QI" check -q -f vmdk "$dir/d.vmdk" || fail "$name: qemu-img check"
 	mkexp "$raw" "$size" "$T/exp.raw"
 	"$QI" compare -q -f vmdk -F raw "$dir/d.vmdk" "$T/exp.raw" || fail "$name: data"
-	libyal_check vmdk "$dir/d.vmdk" "$size" "$T/exp.raw"
+	# (LIBYAL_CANNOT: libvmdk cannot read this shape at all, shown on the
+	# image before the resize)
+	[ -n "${LIBYAL_CANNOT:-}" ] || libyal_check vmdk "$dir/d.vmdk" "$size" "$T/exp.raw"
 }
 
 # sparse_case NAME DIR NEW [ARGS...]: DIR resized to NEW by plan-apply and the
@@ -155,6 +157,29 @@ cp --sparse=always "$T/s5g.raw" "$T/sc.raw" && truncate -s $((2 * G + M)) "$T/sc
 sparse_case "5G -> 2G+1M -> 5G" sc $((5 * G))
 [ "$(named "$T/c" | tr '\n' ' ')" = "d-s001.vmdk 4194304 d-s004.vmdk 2048 d-s005.vmdk 4194304 d-s006.vmdk 2095104 " ] ||
 	fail "5G -> 2G+1M -> 5G: $(named "$T/c")"
+
+# createType after the extent lines (qemu reads it anywhere): the same
+# rule, the host's files (before, the host's probe missed the split and
+# the guest's new descriptor named extents nobody had created)
+rm -rf "$T/late" && cp -r --sparse=always "$T/s3g" "$T/late"
+python3 - "$T/late/d.vmdk" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().rstrip("\0 ").split("\n")
+ct = [l for l in lines if l.startswith("createType=")]
+open(sys.argv[1], "w").write("\n".join([l for l in lines if l not in ct] + ct) + "\n")
+PY
+tail -n1 "$T/late/d.vmdk" | grep -q '^createType="twoGbMaxExtentSparse"$' || fail "late createType"
+cp "$T/s3g.raw" "$T/late.raw"
+# libvmdk 20200926 cannot open such a descriptor ("unsupported disk type"),
+# not even before a resize: its reading is left out here, and only here
+if /usr/bin/python3 -c 'import pyvmdk' 2>/dev/null; then
+	/usr/bin/python3 "$LIBYAL_READ" vmdk "$T/late/d.vmdk" $((3 * G)) "$T/late.raw" >/dev/null 2>&1 &&
+		fail "libvmdk now reads a descriptor with createType last: drop LIBYAL_CANNOT"
+fi
+LIBYAL_CANNOT=1
+sparse_case "createType last: 3G -> 5G" late $((5 * G))
+sparse_case "createType last: 3G -> 1G" late $G --shrink
+LIBYAL_CANNOT=
 
 # VMware's split (extents of 2047 MiB) keeps its size for what is appended
 rm -rf "$T/vw" && mkdir "$T/vw"

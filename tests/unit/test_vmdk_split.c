@@ -75,8 +75,8 @@ static void test_resize(void **state)
 static void name_is(const char *first, uint32_t idx, const char *want)
 {
 	char out[INSTAR_VMDK_SPLIT_NAME_MAX + 1];
-	int n = instar_vmdk_split_name('f', (const uint8_t *)first, strlen(first), idx, out,
-				       sizeof(out));
+	int n =
+	    instar_vmdk_split_name((const uint8_t *)first, strlen(first), idx, out, sizeof(out));
 
 	if (!want) {
 		assert_int_equal(n, -1);
@@ -109,8 +109,7 @@ static void test_names(void **state)
 	name_is(big + 490, 2, NULL);
 	memcpy(big + 490, "-f001", 6);
 	name_is(big + 480, 2, "xxxxxxxxxx-f002");
-	assert_int_equal(instar_vmdk_split_name('f', (const uint8_t *)big + 480, 15, 2, big, 15),
-			 -1);
+	assert_int_equal(instar_vmdk_split_name((const uint8_t *)big + 480, 15, 2, big, 15), -1);
 }
 
 static const char *const desc_head = "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
@@ -528,6 +527,34 @@ static void test_sparse_probe_verify(void **state)
 	refused(verify_text("RW 2097152 FLAT \"d-f001.vmdk\" 0\n", 1ull << 30, shrink, why,
 			    sizeof(why)),
 		why, "names other backing or data files");
+	/* createType after the extent lines (qemu reads it anywhere): the same
+	 * layouts, flat and sparse */
+	cur_head = "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n";
+	probe_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 8 SPARSE \"d-s002.vmdk\"\n"
+		   "createType=\"twoGbMaxExtentSparse\"\n",
+		   &info);
+	assert_true(info.vmdk_split_ok);
+	assert_true(info.vmdk_split.sparse);
+	assert_int_equal(info.vmdk_split.num[1], 2);
+	probe_text("RW 4194304 FLAT \"d-f001.vmdk\" 0\nRW 8 FLAT \"d-f002.vmdk\" 0\n"
+		   "createType=\"twoGbMaxExtentFlat\"\n",
+		   &info);
+	assert_true(info.vmdk_split_ok);
+	assert_false(info.vmdk_split.sparse);
+	assert_int_equal(info.vmdk_split.last, 8);
+	/* a split descriptor the host has no layout for (a name off the rule):
+	 * a guest that resizes it anyway is refused, whatever it names */
+	cur_head = sparse_head;
+	cur_before = "RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 4194304 SPARSE \"x-s002.vmdk\"\n"
+		     "RW 4194304 SPARSE \"d-s003.vmdk\"\n";
+	probe_text(cur_before, &info);
+	assert_false(info.vmdk_split_ok);
+	refused(
+	    verify_text("RW 2097152 SPARSE \"d-s001.vmdk\"\nRW 4194304 SPARSE \"x-s002.vmdk\"\n"
+			"RW 4194304 SPARSE \"d-s003.vmdk\"\nRW 2097152 SPARSE \"d-s004.vmdk\"\n",
+			6ull << 30, 0, why, sizeof(why)),
+	    why, "the host prepared no extent files for this twoGbMaxExtentSparse descriptor");
+	cur_head = desc_head;
 	cur_before = three;
 }
 
